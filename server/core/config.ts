@@ -1,0 +1,92 @@
+// Core configuration, its limits and the test-only bug switches. PURE.
+
+import { assert } from "./assert.ts";
+import type { Random } from "./random.ts";
+import type { Index, NodeId } from "./types.ts";
+
+/**
+ * Deliberate bugs for proving that the simulator's checkers have teeth. All off in production;
+ * the server's config loader never sets them.
+ */
+export interface BugSwitches {
+  /** Commit an entry of an older term by counting replicas (Raft paper, Figure 8). */
+  readonly commitOldTermByCounting: boolean;
+  /** Leave the vote out of the persisted hard state (a restart forgets whom it voted for). */
+  readonly skipPersistVote: boolean;
+  /** Truncate the log after prevIndex unconditionally, even below the commit index. */
+  readonly truncateBelowCommit: boolean;
+  /** Grant votes without Raft's log up-to-date check. */
+  readonly voteWithoutLogCheck: boolean;
+}
+
+export const NO_BUGS: BugSwitches = {
+  commitOldTermByCounting: false,
+  skipPersistVote: false,
+  truncateBelowCommit: false,
+  voteWithoutLogCheck: false,
+};
+
+export interface RaftConfig {
+  readonly id: NodeId;
+  /** Followers campaign after a random timeout in [electionTimeoutTicks, 2*electionTimeoutTicks). */
+  readonly electionTimeoutTicks: number;
+  readonly heartbeatIntervalTicks: number;
+  readonly preVote: boolean;
+  /** A leader that has not heard from a quorum within an election timeout steps down. */
+  readonly checkQuorum: boolean;
+  /** AppendEntries batching: at most this many entries and (about) this many bytes per message. */
+  readonly entriesPerMessageMax: number;
+  readonly bytesPerMessageMax: number;
+  /** Pipelining: AppendEntries outstanding per follower in replicate state. */
+  readonly inflightMessagesMax: number;
+  /** Proposals refused while this many entries are appended but not committed. */
+  readonly uncommittedEntriesMax: number;
+  /** ReadIndex requests waiting for confirmation. */
+  readonly pendingReadsMax: number;
+  /** Committed entries handed out per Ready. */
+  readonly committedEntriesPerReadyMax: number;
+  /** Index the application's state machine already holds (0 if it rebuilds from the snapshot). */
+  readonly appliedIndex: Index;
+  readonly random: Random;
+  readonly bugs: BugSwitches;
+  /** Deterministic log lines (no timestamps); scenario scripts print them. */
+  readonly logger: ((line: string) => void) | null;
+}
+
+export type RaftConfigInput = Pick<RaftConfig, "id" | "random"> & Partial<Omit<RaftConfig, "id" | "random">>;
+
+export function makeRaftConfig(input: RaftConfigInput): RaftConfig {
+  const config: RaftConfig = {
+    electionTimeoutTicks: 10,
+    heartbeatIntervalTicks: 1,
+    preVote: true,
+    checkQuorum: true,
+    entriesPerMessageMax: 512,
+    bytesPerMessageMax: 1 << 20,
+    inflightMessagesMax: 64,
+    uncommittedEntriesMax: 10_000,
+    pendingReadsMax: 4096,
+    committedEntriesPerReadyMax: 4096,
+    appliedIndex: 0,
+    bugs: NO_BUGS,
+    logger: null,
+    ...input,
+  };
+  validateRaftConfig(config);
+  return config;
+}
+
+export function validateRaftConfig(c: RaftConfig): void {
+  assert(c.id.length > 0, "raft config: id must be non-empty");
+  assert(c.heartbeatIntervalTicks >= 1, "raft config: heartbeatIntervalTicks must be >= 1");
+  assert(
+    c.electionTimeoutTicks > c.heartbeatIntervalTicks,
+    "raft config: electionTimeoutTicks must exceed heartbeatIntervalTicks",
+  );
+  assert(c.entriesPerMessageMax >= 1, "raft config: entriesPerMessageMax must be >= 1");
+  assert(c.bytesPerMessageMax >= 1, "raft config: bytesPerMessageMax must be >= 1");
+  assert(c.inflightMessagesMax >= 1, "raft config: inflightMessagesMax must be >= 1");
+  assert(c.uncommittedEntriesMax >= 1, "raft config: uncommittedEntriesMax must be >= 1");
+  assert(c.pendingReadsMax >= 1, "raft config: pendingReadsMax must be >= 1");
+  assert(c.committedEntriesPerReadyMax >= 1, "raft config: committedEntriesPerReadyMax must be >= 1");
+}

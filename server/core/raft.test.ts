@@ -1,0 +1,108 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { TestCluster } from "./test_cluster.ts";
+
+const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+describe("RaftCore basics", () => {
+  it("elects exactly one leader and replicates a proposal to all", () => {
+    const c = new TestCluster(["a", "b", "c"]);
+    c.node("a").campaign();
+    c.stabilize();
+    assert.deepEqual(c.leaders(), ["a"]);
+    const r = c.node("a").propose(bytes("x"));
+    assert.ok(r.ok);
+    c.stabilize();
+    for (const id of ["a", "b", "c"]) {
+      const data = (c.applied.get(id) ?? []).filter((e) => e.data.length > 0).map((e) => new TextDecoder().decode(e.data));
+      assert.deepEqual(data, ["x"], `node ${id}`);
+    }
+  });
+
+  it("elects a leader by ticks alone", () => {
+    const c = new TestCluster(["a", "b", "c"], 7);
+    c.tickAll(40);
+    assert.equal(c.leaders().length, 1);
+  });
+
+  it("a follower refuses proposals with the leader hint", () => {
+    const c = new TestCluster(["a", "b", "c"]);
+    c.node("a").campaign();
+    c.stabilize();
+    const r = c.node("b").propose(bytes("x"));
+    assert.equal(r.ok, false);
+    if (!r.ok) {
+      assert.equal(r.reason, "notLeader");
+      assert.equal(r.leader, "a");
+    }
+  });
+
+  it("CheckQuorum: an isolated leader steps down within an election timeout", () => {
+    const c = new TestCluster(["a", "b", "c"]);
+    c.node("a").campaign();
+    c.stabilize();
+    c.isolate("a");
+    c.tickAll(25);
+    assert.notEqual(c.node("a").status().role, "leader");
+  });
+
+  it("PreVote: a rejoining isolated follower does not disturb the leader's term", () => {
+    const c = new TestCluster(["a", "b", "c"]);
+    c.node("a").campaign();
+    c.stabilize();
+    const term = c.node("a").status().term;
+    c.isolate("c");
+    c.tickAll(100);
+    c.heal();
+    c.tickAll(5);
+    assert.equal(c.node("a").status().role, "leader");
+    assert.equal(c.node("a").status().term, term);
+    assert.equal(c.node("c").status().term, term);
+  });
+
+  it("leadership transfer hands over to a caught-up follower", () => {
+    const c = new TestCluster(["a", "b", "c"]);
+    c.node("a").campaign();
+    c.stabilize();
+    assert.ok(c.node("a").transferLeadership("b").ok);
+    c.stabilize();
+    assert.deepEqual(c.leaders(), ["b"]);
+  });
+
+  it("ReadIndex confirms with a quorum and returns the commit index", () => {
+    const c = new TestCluster(["a", "b", "c"]);
+    c.node("a").campaign();
+    c.stabilize();
+    c.node("a").propose(bytes("x"));
+    c.stabilize();
+    assert.ok(c.node("a").readIndex(42).ok);
+    c.stabilize();
+    const seen = c.readStates.get("a")?.[0];
+    assert.ok(seen);
+    assert.equal(seen.context, 42);
+    assert.equal(seen.index, c.node("a").status().commit);
+  });
+
+  it("joint consensus adds a learner then promotes it to voter", () => {
+    const c = new TestCluster(["a", "b", "c"]);
+    c.node("a").campaign();
+    c.stabilize();
+    const r = c.node("a").proposeConfChange({ kind: "simple", change: { op: "addLearner", nodeId: "d", witness: false } });
+    assert.ok(r.ok, JSON.stringify(r));
+    c.stabilize();
+    assert.deepEqual(c.node("a").status().confState.learners, ["d"]);
+    const j = c.node("a").proposeConfChange({
+      kind: "enterJoint",
+      autoLeave: true,
+      changes: [
+        { op: "addVoter", nodeId: "d", witness: false },
+        { op: "removeNode", nodeId: "c", witness: false },
+      ],
+    });
+    assert.ok(j.ok, JSON.stringify(j));
+    c.stabilize();
+    const cs = c.node("a").status().confState;
+    assert.deepEqual(cs.voters, ["a", "b", "d"]);
+    assert.deepEqual(cs.votersOutgoing, []);
+  });
+});

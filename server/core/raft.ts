@@ -1,0 +1,941 @@
+// RaftCore: the pure Raft state machine (Ongaro's thesis, shaped after etcd-io/raft's RawNode).
+// PURE: no I/O, no clock, no randomness but the injected PRNG, no timers, no Promises.
+//
+// Inputs: tick(), step(message), propose(data), proposeConfChange(cc), readIndex(ctx),
+// transferLeadership(to), campaign(). Output: ready() -> Ready; the node loop persists, sends,
+// applies and then calls advance(ready) (contract in ready.ts). Roles are swapped step/tick
+// functions, so role behaviour lives in one place per role.
+
+import { assert, assertNever } from "./assert.ts";
+import {
+  allMembers,
+  allVoters,
+  applyConfChange,
+  decodeConfChange,
+  describeConfState,
+  encodeConfChange,
+  isJoint,
+  isVoter,
+  type ConfChange,
+} from "./conf_change.ts";
+import type { RaftConfig } from "./config.ts";
+import type {
+  AppendMessage,
+  AppendResponseMessage,
+  HeartbeatMessage,
+  HeartbeatResponseMessage,
+  Message,
+  SnapshotMessage,
+  VoteMessage,
+  VoteResponseMessage,
+} from "./messages.ts";
+import { Progress } from "./progress.ts";
+import { jointCommittedIndex, jointVoteResult } from "./quorum.ts";
+import { RaftLog } from "./raft_log.ts";
+import { ReadOnlyQueue } from "./read_only.ts";
+import type { ReadState, Ready, Role, SoftState } from "./ready.ts";
+import {
+  NO_NODE,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type Index,
+  type NodeId,
+  type PersistedState,
+  type Snapshot,
+  type Term,
+} from "./types.ts";
+
+export type Refusal =
+  | "notLeader"
+  | "transferring"
+  | "tooManyUncommitted"
+  | "confChangePending"
+  | "invalidConfChange"
+  | "readQueueFull"
+  | "noSuchVoter";
+
+export type ProposeResult =
+  | { readonly ok: true; readonly index: Index; readonly term: Term }
+  | { readonly ok: false; readonly reason: Refusal; readonly leader: NodeId; readonly detail: string };
+
+export type CommandResult =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly reason: Refusal; readonly leader: NodeId; readonly detail: string };
+
+export interface RaftStatus {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly term: Term;
+  readonly vote: NodeId;
+  readonly leader: NodeId;
+  readonly commit: Index;
+  readonly applied: Index;
+  readonly firstIndex: Index;
+  readonly lastIndex: Index;
+  readonly lastTerm: Term;
+  readonly confState: ConfState;
+  readonly leadTransferee: NodeId;
+}
+
+type CampaignKind = "preElection" | "election" | "transfer";
+const EMPTY = new Uint8Array(0);
+
+export class RaftCore {
+  readonly id: NodeId;
+  private readonly config: RaftConfig;
+  private readonly log: RaftLog;
+  private term: Term;
+  private vote: NodeId;
+  private leader: NodeId = NO_NODE;
+  private role: Role = "follower";
+  private confState: ConfState;
+  private progress = new Map<NodeId, Progress>();
+  private votes = new Map<NodeId, boolean>();
+  private electionElapsedTicks = 0;
+  private heartbeatElapsedTicks = 0;
+  private randomizedElectionTimeoutTicks = 0;
+  private leadTransferee: NodeId = NO_NODE;
+  /** Index of the latest config entry proposed; no new change until it is applied. */
+  private pendingConfIndex: Index = 0;
+  private readonly readOnly: ReadOnlyQueue;
+  /** Reads waiting for the leader's first commit in its term (thesis §6.4 step 1). */
+  private readsAwaitingCommit: { context: number }[] = [];
+  private msgs: Message[] = [];
+  private readStates: ReadState[] = [];
+  /** Followers with something new to send; flushed in one batch per Ready. */
+  private replicationDirty = new Set<NodeId>();
+  private commitBroadcastPending = false;
+  private lastHardState: HardState;
+  private lastSoftState: SoftState;
+  private outstanding: Ready | null = null;
+  private stepRole: (m: Message) => void = (m) => this.stepFollower(m);
+  private tickRole: () => void = () => this.tickElection();
+
+  constructor(config: RaftConfig, persisted: PersistedState) {
+    this.config = config;
+    this.id = config.id;
+    this.log = new RaftLog(persisted, config.appliedIndex, config.bugs);
+    this.term = persisted.hardState.term;
+    this.vote = persisted.hardState.vote;
+    this.lastHardState = persisted.hardState;
+    this.confState = persisted.snapshot?.metadata.confState ?? {
+      voters: [],
+      votersOutgoing: [],
+      learners: [],
+      learnersNext: [],
+      witnesses: [],
+      autoLeave: false,
+    };
+    this.readOnly = new ReadOnlyQueue(config.pendingReadsMax);
+    this.replayAppliedConfChanges();
+    this.resetProgress();
+    this.becomeFollower(this.term, NO_NODE);
+    this.lastSoftState = this.softState();
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  tick(): void {
+    this.assertNoOutstandingReady();
+    this.tickRole();
+  }
+
+  step(m: Message): void {
+    this.assertNoOutstandingReady();
+    assert(m.to === this.id, `message for ${m.to} delivered to ${this.id}`);
+    if (m.term > this.term) {
+      if (!this.onHigherTerm(m)) return;
+    } else if (m.term < this.term) {
+      this.onLowerTerm(m);
+      return;
+    }
+    if (m.kind === "vote") {
+      this.onVote(m);
+      return;
+    }
+    this.stepRole(m);
+  }
+
+  /** Forces an election (after PreVote when enabled), as etcd's Campaign does. */
+  campaign(): void {
+    this.assertNoOutstandingReady();
+    this.hup("preElection");
+  }
+
+  propose(data: Uint8Array): ProposeResult {
+    this.assertNoOutstandingReady();
+    const refusal = this.refuseProposal();
+    if (refusal) return refusal;
+    return this.appendLeaderEntry("normal", data);
+  }
+
+  proposeConfChange(cc: ConfChange): ProposeResult {
+    this.assertNoOutstandingReady();
+    const refusal = this.refuseProposal();
+    if (refusal) return refusal;
+    if (this.pendingConfIndex > this.log.applied) {
+      return this.refused("confChangePending", `config entry ${this.pendingConfIndex} not yet applied`);
+    }
+    const result = applyConfChange(this.confState, cc);
+    if (!result.ok) return this.refused("invalidConfChange", result.reason);
+    const proposed = this.appendLeaderEntry("config", encodeConfChange(cc));
+    if (proposed.ok) this.pendingConfIndex = proposed.index;
+    return proposed;
+  }
+
+  /** Registers a linearizable read; its ReadState appears in a later Ready. */
+  readIndex(context: number): CommandResult {
+    this.assertNoOutstandingReady();
+    assert(Number.isSafeInteger(context) && context > 0, "read context must be a positive integer");
+    if (this.role !== "leader") return this.refused("notLeader", "reads are served by the leader");
+    if (this.readOnly.size() + this.readsAwaitingCommit.length >= this.config.pendingReadsMax) {
+      return this.refused("readQueueFull", `${this.config.pendingReadsMax} reads pending`);
+    }
+    if (this.log.term(this.log.committed) !== this.term) {
+      this.readsAwaitingCommit.push({ context });
+      return { ok: true };
+    }
+    this.registerRead(context);
+    return { ok: true };
+  }
+
+  transferLeadership(to: NodeId): CommandResult {
+    this.assertNoOutstandingReady();
+    if (this.role !== "leader") return this.refused("notLeader", "only the leader transfers leadership");
+    if (to === this.id) return { ok: true };
+    if (!isVoter(this.confState, to)) return this.refused("noSuchVoter", `${to} is not a voter`);
+    if (this.leadTransferee === to) return { ok: true };
+    this.leadTransferee = to;
+    this.electionElapsedTicks = 0; // the transfer is abandoned after one election timeout
+    this.logLine(`${this.id} starts leadership transfer to ${to}`);
+    const pr = this.progress.get(to);
+    assert(pr !== undefined, `no progress for voter ${to}`);
+    if (pr.match === this.log.lastIndex()) this.send({ kind: "timeoutNow", to });
+    else this.replicationDirty.add(to);
+    return { ok: true };
+  }
+
+  // ---------------------------------------------------------------- Ready / advance
+
+  hasReady(): boolean {
+    if (this.outstanding) return false;
+    return (
+      this.msgs.length > 0 ||
+      this.readStates.length > 0 ||
+      this.replicationDirty.size > 0 ||
+      this.commitBroadcastPending ||
+      this.log.pendingSnapshot !== null ||
+      this.log.unstableEntries().length > 0 ||
+      this.log.nextCommittedEntries(1).length > 0 ||
+      !sameHardState(this.hardState(), this.lastHardState) ||
+      !sameSoftState(this.softState(), this.lastSoftState)
+    );
+  }
+
+  ready(): Ready {
+    this.assertNoOutstandingReady();
+    this.flushReplication();
+    const hs = this.hardState();
+    const hsChanged = !sameHardState(hs, this.lastHardState);
+    const ss = this.softState();
+    const entries = this.log.unstableEntries();
+    const committedEntries = this.log.nextCommittedEntries(this.config.committedEntriesPerReadyMax);
+    const last = committedEntries[committedEntries.length - 1];
+    if (last) this.log.acceptApplying(last.index);
+    const rd: Ready = {
+      softState: sameSoftState(ss, this.lastSoftState) ? null : ss,
+      hardState: hsChanged ? this.persistableHardState(hs) : null,
+      snapshot: this.log.pendingSnapshot,
+      entries,
+      committedEntries,
+      messages: this.msgs,
+      readStates: this.readStates,
+      mustSync:
+        entries.length > 0 ||
+        this.log.pendingSnapshot !== null ||
+        hs.term !== this.lastHardState.term ||
+        hs.vote !== this.lastHardState.vote,
+    };
+    if (hsChanged) this.lastHardState = hs;
+    this.lastSoftState = ss;
+    this.msgs = [];
+    this.readStates = [];
+    this.outstanding = rd;
+    return rd;
+  }
+
+  advance(rd: Ready): void {
+    assert(this.outstanding === rd, "advance() with a Ready that is not the outstanding one");
+    this.outstanding = null;
+    if (rd.snapshot) this.log.stableSnapshotTo(rd.snapshot);
+    const lastEntry = rd.entries[rd.entries.length - 1];
+    if (lastEntry) this.log.stableTo(lastEntry.index, lastEntry.term);
+    for (const e of rd.committedEntries) {
+      this.log.appliedTo(e.index);
+      if (e.type === "config") this.applyConfEntry(e);
+    }
+    if (this.role === "leader") this.onSelfPersisted();
+  }
+
+  /**
+   * The application took a snapshot of its state at the applied index: compact the log. The core
+   * keeps the latest snapshot to send to followers that fell behind it.
+   */
+  createSnapshot(data: Uint8Array): Snapshot {
+    this.assertNoOutstandingReady();
+    const index = this.log.applied;
+    const term = this.log.term(index);
+    assert(term !== undefined, `no term for applied index ${index}`);
+    const snapshot: Snapshot = { metadata: { index, term, confState: this.confState }, data };
+    this.log.compact(snapshot);
+    return snapshot;
+  }
+
+  // ---------------------------------------------------------------- read-only views
+
+  status(): RaftStatus {
+    return {
+      id: this.id,
+      role: this.role,
+      term: this.term,
+      vote: this.vote,
+      leader: this.leader,
+      commit: this.log.committed,
+      applied: this.log.applied,
+      firstIndex: this.log.firstIndex(),
+      lastIndex: this.log.lastIndex(),
+      lastTerm: this.log.lastTerm(),
+      confState: this.confState,
+      leadTransferee: this.leadTransferee,
+    };
+  }
+
+  /** The entry at `index` if held in memory (checkers and scenario dumps). */
+  entryAt(index: Index): Entry | undefined {
+    return this.log.entry(index);
+  }
+
+  termAt(index: Index): Term | undefined {
+    return this.log.term(index);
+  }
+
+  latestSnapshot(): Snapshot | null {
+    return this.log.snapshot;
+  }
+
+  progressOf(id: NodeId): string {
+    return this.progress.get(id)?.describe() ?? "none";
+  }
+
+  // ---------------------------------------------------------------- term handling
+
+  /** Returns false when the message must be dropped. */
+  private onHigherTerm(m: Message): boolean {
+    if (m.kind === "vote") {
+      const inLease =
+        this.config.checkQuorum &&
+        this.leader !== NO_NODE &&
+        this.electionElapsedTicks < this.config.electionTimeoutTicks;
+      if (inLease && !m.transfer) {
+        // We heard from a leader within the timeout: a disruptive candidate is ignored.
+        this.logLine(`${this.id} ignores ${m.preVote ? "pre-" : ""}vote from ${m.from}: leader lease`);
+        return false;
+      }
+      if (m.preVote) return true; // pre-votes never change anyone's term
+    }
+    if (m.kind === "voteResponse" && m.preVote && !m.reject) return true;
+    const leader = m.kind === "append" || m.kind === "heartbeat" || m.kind === "snapshot" ? m.from : NO_NODE;
+    this.becomeFollower(m.term, leader);
+    return true;
+  }
+
+  private onLowerTerm(m: Message): void {
+    const tellsStaleLeader =
+      (this.config.checkQuorum || this.config.preVote) && (m.kind === "append" || m.kind === "heartbeat");
+    if (tellsStaleLeader) {
+      // A deposed leader (or a node cut off and rejoining) learns the new term from this.
+      this.send({ kind: "appendResponse", to: m.from, index: 0, reject: false, rejectHintIndex: 0, rejectHintTerm: 0 });
+    } else if (m.kind === "vote" && m.preVote) {
+      this.send({ kind: "voteResponse", to: m.from, preVote: true, reject: true });
+    }
+    // Everything else from a stale term, responses included, is ignored.
+  }
+
+  private onVote(m: VoteMessage): void {
+    const canVote =
+      this.vote === m.from ||
+      (this.vote === NO_NODE && this.leader === NO_NODE) ||
+      (m.preVote && m.term > this.term);
+    const logOk = this.config.bugs.voteWithoutLogCheck || this.log.isUpToDate(m.lastIndex, m.lastTerm);
+    if (canVote && logOk) {
+      this.logLine(`${this.id} grants ${m.preVote ? "pre-vote" : "vote"} to ${m.from} at term ${m.term}`);
+      this.send({ kind: "voteResponse", to: m.from, term: m.term, preVote: m.preVote, reject: false });
+      if (!m.preVote) {
+        this.electionElapsedTicks = 0;
+        this.vote = m.from;
+      }
+      return;
+    }
+    this.logLine(`${this.id} rejects ${m.preVote ? "pre-vote" : "vote"} from ${m.from} at term ${m.term}`);
+    this.send({ kind: "voteResponse", to: m.from, preVote: m.preVote, reject: true });
+  }
+
+  // ---------------------------------------------------------------- roles
+
+  private becomeFollower(term: Term, leader: NodeId): void {
+    this.reset(term);
+    this.leader = leader;
+    this.role = "follower";
+    this.stepRole = (m) => this.stepFollower(m);
+    this.tickRole = () => this.tickElection();
+    this.logLine(`${this.id} became follower at term ${term}${leader ? ` (leader ${leader})` : ""}`);
+  }
+
+  private becomePreCandidate(): void {
+    assert(this.role !== "leader", "leader cannot become pre-candidate");
+    // Term and vote stay: a pre-election changes nothing durable.
+    this.votes = new Map();
+    this.leader = NO_NODE;
+    this.role = "preCandidate";
+    this.stepRole = (m) => this.stepCandidate(m);
+    this.tickRole = () => this.tickElection();
+    this.logLine(`${this.id} became pre-candidate at term ${this.term}`);
+  }
+
+  private becomeCandidate(): void {
+    assert(this.role !== "leader", "leader cannot become candidate");
+    this.reset(this.term + 1);
+    this.vote = this.id;
+    this.role = "candidate";
+    this.stepRole = (m) => this.stepCandidate(m);
+    this.tickRole = () => this.tickElection();
+    this.logLine(`${this.id} became candidate at term ${this.term}`);
+  }
+
+  private becomeLeader(): void {
+    assert(this.role === "candidate", "only a candidate becomes leader");
+    this.reset(this.term);
+    this.leader = this.id;
+    this.role = "leader";
+    this.stepRole = (m) => this.stepLeader(m);
+    this.tickRole = () => this.tickHeartbeat();
+    const self = this.progress.get(this.id);
+    assert(self !== undefined, "leader is not in its own configuration");
+    self.maybeUpdate(this.log.stableIndex);
+    self.becomeReplicate();
+    self.recentActive = true;
+    // No config change until everything before our term is applied.
+    this.pendingConfIndex = this.log.lastIndex();
+    this.logLine(`${this.id} became leader at term ${this.term}`);
+    // The no-op commits our term's first entry, which unlocks commitment of older ones (Figure 8)
+    // and ReadIndex.
+    this.appendLeaderEntry("normal", EMPTY);
+  }
+
+  private reset(term: Term): void {
+    if (term !== this.term) {
+      this.term = term;
+      this.vote = NO_NODE;
+    }
+    this.leader = NO_NODE;
+    this.electionElapsedTicks = 0;
+    this.heartbeatElapsedTicks = 0;
+    this.randomizedElectionTimeoutTicks =
+      this.config.electionTimeoutTicks + this.config.random.nextInt(this.config.electionTimeoutTicks);
+    this.leadTransferee = NO_NODE;
+    this.votes = new Map();
+    this.pendingConfIndex = 0;
+    this.replicationDirty.clear();
+    this.commitBroadcastPending = false;
+    this.readOnly.reset();
+    this.readsAwaitingCommit = [];
+    this.resetProgress();
+  }
+
+  private resetProgress(): void {
+    const next = this.log.lastIndex() + 1;
+    const fresh = new Map<NodeId, Progress>();
+    for (const id of allMembers(this.confState)) {
+      fresh.set(id, new Progress(next, this.config.inflightMessagesMax));
+    }
+    this.progress = fresh;
+  }
+
+  private promotable(): boolean {
+    return isVoter(this.confState, this.id) && this.log.pendingSnapshot === null;
+  }
+
+  // ---------------------------------------------------------------- ticks
+
+  private tickElection(): void {
+    this.electionElapsedTicks++;
+    if (this.promotable() && this.electionElapsedTicks >= this.randomizedElectionTimeoutTicks) {
+      this.electionElapsedTicks = 0;
+      this.hup("preElection");
+    }
+  }
+
+  private tickHeartbeat(): void {
+    this.heartbeatElapsedTicks++;
+    this.electionElapsedTicks++;
+    if (this.electionElapsedTicks >= this.config.electionTimeoutTicks) {
+      this.electionElapsedTicks = 0;
+      if (this.config.checkQuorum && !this.quorumActive()) {
+        this.logLine(`${this.id} steps down at term ${this.term}: no quorum heard (CheckQuorum)`);
+        this.becomeFollower(this.term, NO_NODE);
+        return;
+      }
+      if (this.leadTransferee !== NO_NODE) {
+        this.logLine(`${this.id} abandons leadership transfer to ${this.leadTransferee}`);
+        this.leadTransferee = NO_NODE;
+      }
+    }
+    if (this.heartbeatElapsedTicks >= this.config.heartbeatIntervalTicks) {
+      this.heartbeatElapsedTicks = 0;
+      this.broadcastHeartbeat(this.readOnly.lastContext());
+    }
+  }
+
+  /** CheckQuorum: did a quorum talk to us since the last round? Resets the round. */
+  private quorumActive(): boolean {
+    const result = jointVoteResult(this.confState.voters, this.confState.votersOutgoing, (id) => {
+      const pr = this.progress.get(id);
+      return id === this.id || (pr?.recentActive ?? false);
+    });
+    for (const [id, pr] of this.progress) pr.recentActive = id === this.id;
+    return result === "won";
+  }
+
+  // ---------------------------------------------------------------- elections
+
+  private hup(kind: CampaignKind): void {
+    if (this.role === "leader") return;
+    if (!this.promotable()) return;
+    if (this.hasUnappliedConfChange()) {
+      this.logLine(`${this.id} cannot campaign: a committed config change is not applied yet`);
+      return;
+    }
+    this.logLine(`${this.id} starts ${kind === "preElection" ? "pre-election" : kind} at term ${this.term}`);
+    this.startCampaign(this.config.preVote && kind === "preElection" ? "preElection" : kind);
+  }
+
+  private startCampaign(kind: CampaignKind): void {
+    const preVote = kind === "preElection";
+    if (preVote) this.becomePreCandidate();
+    else this.becomeCandidate();
+    const voteTerm = preVote ? this.term + 1 : this.term;
+    this.votes.set(this.id, true);
+    if (this.pollVotes() === "won") {
+      if (preVote) this.startCampaign("election");
+      else this.becomeLeader();
+      return;
+    }
+    for (const id of allVoters(this.confState)) {
+      if (id === this.id) continue;
+      this.send({
+        kind: "vote",
+        to: id,
+        term: voteTerm,
+        preVote,
+        transfer: kind === "transfer",
+        lastIndex: this.log.lastIndex(),
+        lastTerm: this.log.lastTerm(),
+      });
+    }
+  }
+
+  private pollVotes(): "won" | "lost" | "pending" {
+    return jointVoteResult(this.confState.voters, this.confState.votersOutgoing, (id) => this.votes.get(id));
+  }
+
+  private hasUnappliedConfChange(): boolean {
+    for (let i = this.log.applied + 1; i <= this.log.committed; i++) {
+      if (this.log.entry(i)?.type === "config") return true;
+    }
+    return false;
+  }
+
+  // ---------------------------------------------------------------- step functions
+
+  private stepFollower(m: Message): void {
+    switch (m.kind) {
+      case "append":
+        this.electionElapsedTicks = 0;
+        this.leader = m.from;
+        this.onAppend(m);
+        return;
+      case "heartbeat":
+        this.electionElapsedTicks = 0;
+        this.leader = m.from;
+        this.onHeartbeat(m);
+        return;
+      case "snapshot":
+        this.electionElapsedTicks = 0;
+        this.leader = m.from;
+        this.onSnapshot(m);
+        return;
+      case "timeoutNow":
+        this.logLine(`${this.id} received timeoutNow from ${m.from}`);
+        this.hup("transfer");
+        return;
+      case "appendResponse":
+      case "heartbeatResponse":
+      case "voteResponse":
+      case "vote":
+        return; // a follower has nothing to do with these (stale or misrouted)
+      default:
+        assertNever(m, "message");
+    }
+  }
+
+  private stepCandidate(m: Message): void {
+    switch (m.kind) {
+      case "append":
+      case "heartbeat":
+      case "snapshot":
+        // A leader exists in our term: stand down and handle it as a follower.
+        this.becomeFollower(m.term, m.from);
+        this.stepFollower(m);
+        return;
+      case "voteResponse":
+        this.onVoteResponse(m);
+        return;
+      case "timeoutNow":
+      case "appendResponse":
+      case "heartbeatResponse":
+      case "vote":
+        return;
+      default:
+        assertNever(m, "message");
+    }
+  }
+
+  private onVoteResponse(m: VoteResponseMessage): void {
+    if (m.preVote !== (this.role === "preCandidate")) return; // answer to another kind of round
+    if (!this.votes.has(m.from)) this.votes.set(m.from, !m.reject);
+    const result = this.pollVotes();
+    if (result === "won") {
+      if (this.role === "preCandidate") this.startCampaign("election");
+      else this.becomeLeader();
+    } else if (result === "lost") {
+      this.becomeFollower(this.term, NO_NODE);
+    }
+  }
+
+  private stepLeader(m: Message): void {
+    switch (m.kind) {
+      case "appendResponse":
+        this.onAppendResponse(m);
+        return;
+      case "heartbeatResponse":
+        this.onHeartbeatResponse(m);
+        return;
+      case "append":
+      case "heartbeat":
+      case "snapshot":
+        // Two leaders in one term is impossible; a message claiming it is a bug somewhere.
+        assert(false, `leader ${this.id} got ${m.kind} from ${m.from} in its own term ${m.term}`);
+        return;
+      case "timeoutNow":
+      case "voteResponse":
+      case "vote":
+        return;
+      default:
+        assertNever(m, "message");
+    }
+  }
+
+  // ---------------------------------------------------------------- follower handlers
+
+  private onAppend(m: AppendMessage): void {
+    if (m.prevIndex < this.log.committed && !this.config.bugs.truncateBelowCommit) {
+      // Everything up to our commit index already matches the leader.
+      this.send({ kind: "appendResponse", to: m.from, index: this.log.committed, reject: false, rejectHintIndex: 0, rejectHintTerm: 0 });
+      return;
+    }
+    const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.commit, m.entries);
+    if (lastNew !== undefined) {
+      this.send({ kind: "appendResponse", to: m.from, index: lastNew, reject: false, rejectHintIndex: 0, rejectHintTerm: 0 });
+      return;
+    }
+    // Reject with a hint: the largest index whose term is <= prevTerm, so the leader can skip the
+    // whole conflicting term in one round trip.
+    const hintIndex = this.log.findConflictByTerm(Math.min(m.prevIndex, this.log.lastIndex()), m.prevTerm);
+    const hintTerm = this.log.term(hintIndex) ?? 0;
+    this.logLine(`${this.id} rejects append from ${m.from} at ${m.prevTerm}/${m.prevIndex}, hint ${hintTerm}/${hintIndex}`);
+    this.send({ kind: "appendResponse", to: m.from, index: m.prevIndex, reject: true, rejectHintIndex: hintIndex, rejectHintTerm: hintTerm });
+  }
+
+  private onHeartbeat(m: HeartbeatMessage): void {
+    // The leader sends min(our match, its commit), so this never passes our matching prefix.
+    this.log.commitTo(m.commit);
+    this.send({ kind: "heartbeatResponse", to: m.from, readContext: m.readContext });
+  }
+
+  private onSnapshot(m: SnapshotMessage): void {
+    const s = m.snapshot.metadata;
+    if (s.index <= this.log.committed) {
+      this.send({ kind: "appendResponse", to: m.from, index: this.log.committed, reject: false, rejectHintIndex: 0, rejectHintTerm: 0 });
+      return;
+    }
+    if (this.log.matchTerm(s.index, s.term)) {
+      // We already hold the snapshot's last entry: just fast-forward the commit index.
+      this.log.commitTo(s.index);
+    } else {
+      this.logLine(`${this.id} restores snapshot ${s.term}/${s.index}`);
+      this.log.restore(m.snapshot);
+      this.confState = s.confState;
+      this.resetProgress();
+    }
+    this.send({ kind: "appendResponse", to: m.from, index: s.index, reject: false, rejectHintIndex: 0, rejectHintTerm: 0 });
+  }
+
+  // ---------------------------------------------------------------- leader handlers
+
+  private onAppendResponse(m: AppendResponseMessage): void {
+    const pr = this.progress.get(m.from);
+    if (!pr) return; // removed member
+    pr.recentActive = true;
+    if (m.reject) {
+      const hint = m.rejectHintTerm > 0 ? this.log.findConflictByTerm(m.rejectHintIndex, m.rejectHintTerm) : m.rejectHintIndex;
+      if (pr.maybeDecrTo(m.index, hint)) {
+        if (pr.state === "replicate") pr.becomeProbe();
+        this.replicationDirty.add(m.from);
+      }
+      return;
+    }
+    if (!pr.maybeUpdate(m.index)) return; // stale or duplicate: match never decreases
+    if (pr.state === "probe") pr.becomeReplicate();
+    else pr.inflights.freeLE(m.index);
+    if (this.maybeCommit()) this.commitBroadcastPending = true;
+    this.replicationDirty.add(m.from);
+    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
+      this.logLine(`${this.id} sends timeoutNow to ${m.from}: caught up at ${pr.match}`);
+      this.send({ kind: "timeoutNow", to: m.from });
+    }
+  }
+
+  private onHeartbeatResponse(m: HeartbeatResponseMessage): void {
+    const pr = this.progress.get(m.from);
+    if (!pr) return;
+    pr.recentActive = true;
+    pr.probeSent = false;
+    if (pr.match < this.log.lastIndex()) this.replicationDirty.add(m.from);
+    if (m.readContext === 0) return;
+    const confirmed = this.readOnly.recvAck(m.from, m.readContext, (acks) => {
+      const r = jointVoteResult(this.confState.voters, this.confState.votersOutgoing, (id) => acks.has(id));
+      return r === "won";
+    });
+    for (const rs of confirmed) this.readStates.push(rs);
+  }
+
+  /** Leader's own entries became durable: they count towards commit only now. */
+  private onSelfPersisted(): void {
+    const self = this.progress.get(this.id);
+    if (self) self.maybeUpdate(this.log.stableIndex);
+    if (this.maybeCommit()) this.commitBroadcastPending = true;
+  }
+
+  /**
+   * Raft's commit rule: an index replicated on a quorum commits only if its entry is from the
+   * current term (Figure 8). Older entries commit indirectly, with it.
+   */
+  private maybeCommit(): boolean {
+    const quorumIndex = jointCommittedIndex(this.confState.voters, this.confState.votersOutgoing, (id) =>
+      this.progress.get(id)?.match ?? 0,
+    );
+    if (!Number.isFinite(quorumIndex) || quorumIndex <= this.log.committed) return false;
+    const term = this.log.term(quorumIndex);
+    if (term !== this.term && !this.config.bugs.commitOldTermByCounting) return false;
+    this.log.commitTo(quorumIndex);
+    if (term === this.term) this.releaseReadsAwaitingCommit();
+    return true;
+  }
+
+  private releaseReadsAwaitingCommit(): void {
+    const waiting = this.readsAwaitingCommit;
+    this.readsAwaitingCommit = [];
+    for (const r of waiting) this.registerRead(r.context);
+  }
+
+  private registerRead(context: number): void {
+    if (allVoters(this.confState).length === 1 && isVoter(this.confState, this.id)) {
+      this.readStates.push({ index: this.log.committed, context });
+      return;
+    }
+    this.readOnly.add(context, this.log.committed, this.id);
+    this.broadcastHeartbeat(context);
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  private refuseProposal(): ProposeResult | null {
+    if (this.role !== "leader") return this.refused("notLeader", "proposals go to the leader");
+    if (this.leadTransferee !== NO_NODE) {
+      return this.refused("transferring", `leadership is moving to ${this.leadTransferee}`);
+    }
+    if (this.log.lastIndex() - this.log.committed >= this.config.uncommittedEntriesMax) {
+      return this.refused("tooManyUncommitted", `${this.config.uncommittedEntriesMax} entries await commit`);
+    }
+    return null;
+  }
+
+  private refused(reason: Refusal, detail: string): { ok: false; reason: Refusal; leader: NodeId; detail: string } {
+    return { ok: false, reason, leader: this.leader, detail };
+  }
+
+  private appendLeaderEntry(type: Entry["type"], data: Uint8Array): ProposeResult {
+    const entry: Entry = { term: this.term, index: this.log.lastIndex() + 1, type, data };
+    this.log.appendNew([entry]);
+    for (const id of this.progress.keys()) if (id !== this.id) this.replicationDirty.add(id);
+    return { ok: true, index: entry.index, term: entry.term };
+  }
+
+  /** Sends everything outstanding in as few messages as the limits allow (one batch per Ready). */
+  private flushReplication(): void {
+    if (this.role !== "leader") {
+      this.replicationDirty.clear();
+      this.commitBroadcastPending = false;
+      return;
+    }
+    for (const id of this.progress.keys()) {
+      if (id === this.id) continue;
+      const dirty = this.replicationDirty.has(id);
+      if (!dirty && !this.commitBroadcastPending) continue;
+      // At least one message carries a new commit index even when no entries are pending.
+      this.maybeSendAppend(id, this.commitBroadcastPending);
+      for (let sent = 0; sent < this.config.inflightMessagesMax; sent++) {
+        if (!this.maybeSendAppend(id, false)) break;
+      }
+    }
+    this.replicationDirty.clear();
+    this.commitBroadcastPending = false;
+  }
+
+  private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
+    const pr = this.progress.get(to);
+    assert(pr !== undefined, `no progress for ${to}`);
+    if (pr.isPaused()) return false;
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.log.term(prevIndex);
+    const entries =
+      prevTerm === undefined
+        ? undefined
+        : this.log.slice(pr.next, this.log.lastIndex(), this.config.entriesPerMessageMax, this.config.bytesPerMessageMax);
+    if (prevTerm === undefined || entries === undefined) return this.sendSnapshot(to, pr);
+    if (entries.length === 0 && !sendIfEmpty) return false;
+    const commit = this.log.committed;
+    this.send({ kind: "append", to, prevIndex, prevTerm, entries, commit });
+    const last = entries[entries.length - 1];
+    pr.sentEntries(last ? last.index : prevIndex, entries.length);
+    return true;
+  }
+
+  private sendSnapshot(to: NodeId, pr: Progress): boolean {
+    const snapshot = this.log.snapshot;
+    assert(snapshot !== null, `follower ${to} needs entries before the log start but no snapshot exists`);
+    this.logLine(`${this.id} sends snapshot ${snapshot.metadata.term}/${snapshot.metadata.index} to ${to}`);
+    this.send({ kind: "snapshot", to, snapshot });
+    pr.sentSnapshot(snapshot.metadata.index);
+    return true;
+  }
+
+  private broadcastHeartbeat(readContext: number): void {
+    for (const [id, pr] of this.progress) {
+      if (id === this.id) continue;
+      const commit = Math.min(pr.match, this.log.committed);
+      this.send({ kind: "heartbeat", to: id, commit, readContext });
+    }
+  }
+
+  private send(m: DistributiveOmit<Message, "from" | "term"> & { term?: Term }): void {
+    const full = { ...m, from: this.id, term: m.term ?? this.term } as Message;
+    this.msgs.push(full);
+  }
+
+  // ---------------------------------------------------------------- configuration
+
+  private applyConfEntry(e: Entry): void {
+    const cc = decodeConfChange(e.data);
+    const result = applyConfChange(this.confState, cc);
+    if (!result.ok) {
+      // Deterministic on every replica, so skipping it keeps them identical.
+      this.logLine(`${this.id} skips config entry ${e.index}: ${result.reason}`);
+      return;
+    }
+    this.confState = result.confState;
+    this.logLine(`${this.id} applies config ${e.index}: ${describeConfState(this.confState)}`);
+    this.syncProgressWithConfig();
+    if (this.role !== "leader") return;
+    if (!isVoter(this.confState, this.id)) {
+      this.logLine(`${this.id} steps down: removed from the configuration`);
+      this.becomeFollower(this.term, NO_NODE);
+      return;
+    }
+    if (this.leadTransferee !== NO_NODE && !isVoter(this.confState, this.leadTransferee)) {
+      this.leadTransferee = NO_NODE;
+    }
+    if (this.maybeCommit()) this.commitBroadcastPending = true;
+    if (isJoint(this.confState) && this.confState.autoLeave && this.pendingConfIndex <= this.log.applied) {
+      const leave = this.appendLeaderEntry("config", encodeConfChange({ kind: "leaveJoint" }));
+      if (leave.ok) this.pendingConfIndex = leave.index;
+    }
+  }
+
+  private syncProgressWithConfig(): void {
+    const members = new Set(allMembers(this.confState));
+    for (const id of [...this.progress.keys()]) if (!members.has(id)) this.progress.delete(id);
+    for (const id of members) {
+      if (!this.progress.has(id)) {
+        const pr = new Progress(this.log.lastIndex() + 1, this.config.inflightMessagesMax);
+        if (id === this.id) pr.maybeUpdate(this.log.stableIndex);
+        this.progress.set(id, pr);
+        this.replicationDirty.add(id);
+      }
+    }
+  }
+
+  /** On restart with appliedIndex beyond the snapshot, re-apply config entries up to it. */
+  private replayAppliedConfChanges(): void {
+    for (let i = this.log.snapshotIndex() + 1; i <= this.log.applied; i++) {
+      const e = this.log.entry(i);
+      if (e?.type !== "config") continue;
+      const result = applyConfChange(this.confState, decodeConfChange(e.data));
+      if (result.ok) this.confState = result.confState;
+    }
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private hardState(): HardState {
+    return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  /** The hard state a Ready hands over; the skipPersistVote bug drops the vote from it. */
+  private persistableHardState(hs: HardState): HardState {
+    return this.config.bugs.skipPersistVote ? { ...hs, vote: NO_NODE } : hs;
+  }
+
+  private softState(): SoftState {
+    return { leader: this.leader, role: this.role, term: this.term };
+  }
+
+  private assertNoOutstandingReady(): void {
+    assert(this.outstanding === null, "core input while a Ready is outstanding; call advance() first");
+  }
+
+  private logLine(line: string): void {
+    this.config.logger?.(line);
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+function sameHardState(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
+
+function sameSoftState(a: SoftState, b: SoftState): boolean {
+  return a.leader === b.leader && a.role === b.role && a.term === b.term;
+}

@@ -1,0 +1,230 @@
+// The log as the core sees it: an in-memory copy of the entries after the latest snapshot, with
+// marks for what is durable (stableIndex), committed and applied. Lock-service entries are tiny
+// and the log is compacted by snapshots, so holding it in memory keeps the core free of I/O
+// (the node loop persists what a Ready hands it). PURE.
+//
+//   snapshot.index < firstIndex() ... stableIndex ... lastIndex()
+//   applied <= applying <= committed <= lastIndex()
+
+import { assert } from "./assert.ts";
+import type { Entry, Index, PersistedState, Snapshot, Term } from "./types.ts";
+
+export interface RaftLogBugs {
+  /** Test-only: truncate after prevIndex unconditionally, even committed entries. */
+  readonly truncateBelowCommit: boolean;
+}
+
+export class RaftLog {
+  /** The snapshot the log starts after (index 0 / term 0 when none). */
+  snapshot: Snapshot | null;
+  private entries: Entry[];
+  /** Highest index durable on this node's disk. */
+  stableIndex: Index;
+  /** A snapshot received from the leader that is not yet durable. */
+  pendingSnapshot: Snapshot | null = null;
+  committed: Index;
+  /** Highest index handed to the application in a Ready (not yet acknowledged). */
+  applying: Index;
+  /** Highest index the application has applied (acknowledged by advance()). */
+  applied: Index;
+
+  constructor(state: PersistedState, appliedIndex: Index, private readonly bugs: RaftLogBugs) {
+    this.snapshot = state.snapshot;
+    this.entries = [...state.entries];
+    const snapIndex = state.snapshot?.metadata.index ?? 0;
+    const first = this.entries[0];
+    assert(first === undefined || first.index === snapIndex + 1, "log does not start after the snapshot");
+    this.stableIndex = this.lastIndex();
+    this.committed = Math.max(state.hardState.commit, snapIndex);
+    assert(this.committed <= this.lastIndex(), "hard state commit is beyond the log");
+    this.applied = Math.max(appliedIndex, snapIndex);
+    assert(this.applied <= this.committed, "applied index is beyond commit");
+    this.applying = this.applied;
+  }
+
+  snapshotIndex(): Index {
+    return this.snapshot?.metadata.index ?? 0;
+  }
+
+  firstIndex(): Index {
+    return this.snapshotIndex() + 1;
+  }
+
+  lastIndex(): Index {
+    const last = this.entries[this.entries.length - 1];
+    return last ? last.index : this.snapshotIndex();
+  }
+
+  lastTerm(): Term {
+    return this.term(this.lastIndex()) ?? 0;
+  }
+
+  /** Term of `index`, or undefined when compacted away or beyond the end. */
+  term(index: Index): Term | undefined {
+    const snapIndex = this.snapshotIndex();
+    if (index === snapIndex) return this.snapshot?.metadata.term ?? 0;
+    if (index < snapIndex || index > this.lastIndex()) return undefined;
+    return this.entries[index - snapIndex - 1]?.term;
+  }
+
+  entry(index: Index): Entry | undefined {
+    const offset = index - this.snapshotIndex() - 1;
+    return offset >= 0 ? this.entries[offset] : undefined;
+  }
+
+  matchTerm(index: Index, term: Term): boolean {
+    return this.term(index) === term;
+  }
+
+  /** Raft's election restriction: is (lastIndex, lastTerm) at least as up to date as ours? */
+  isUpToDate(lastIndex: Index, lastTerm: Term): boolean {
+    const myTerm = this.lastTerm();
+    return lastTerm > myTerm || (lastTerm === myTerm && lastIndex >= this.lastIndex());
+  }
+
+  /**
+   * Entries in [lo, hi] limited by count and bytes (at least one entry when any is in range).
+   * Undefined when lo was compacted: the caller must send a snapshot instead.
+   */
+  slice(lo: Index, hi: Index, countMax: number, bytesMax: number): Entry[] | undefined {
+    if (lo < this.firstIndex()) return undefined;
+    const out: Entry[] = [];
+    let bytes = 0;
+    for (let i = lo; i <= hi && out.length < countMax; i++) {
+      const e = this.entry(i);
+      assert(e !== undefined, `entry ${i} missing inside the log`);
+      bytes += e.data.length + 24;
+      if (out.length > 0 && bytes > bytesMax) break;
+      out.push(e);
+    }
+    return out;
+  }
+
+  /** Entries not yet durable, to be persisted by the next Ready. */
+  unstableEntries(): Entry[] {
+    const from = Math.max(this.stableIndex + 1, this.firstIndex());
+    const to = this.lastIndex();
+    return from > to ? [] : (this.slice(from, to, Infinity, Infinity) ?? []);
+  }
+
+  /** Leader append of new entries at the end. */
+  appendNew(entries: readonly Entry[]): void {
+    for (const e of entries) {
+      assert(e.index === this.lastIndex() + 1, "leader append must extend the log by one");
+      this.entries.push(e);
+    }
+  }
+
+  /** The index of the first entry that conflicts with (or extends) our log; 0 if all match. */
+  findConflict(entries: readonly Entry[]): Index {
+    for (const e of entries) {
+      if (!this.matchTerm(e.index, e.term)) return e.index;
+    }
+    return 0;
+  }
+
+  /**
+   * Follower append (AppendEntries). Returns the last index now known to match the leader, or
+   * undefined when (prevIndex, prevTerm) does not match our log.
+   */
+  maybeAppend(prevIndex: Index, prevTerm: Term, leaderCommit: Index, entries: readonly Entry[]): Index | undefined {
+    if (!this.matchTerm(prevIndex, prevTerm)) return undefined;
+    const lastNew = prevIndex + entries.length;
+    if (this.bugs.truncateBelowCommit) {
+      // Deliberately wrong (hashicorp/raft#113 shape): a stale, shorter append cuts acked entries.
+      this.truncateAfter(prevIndex);
+      for (const e of entries) this.entries.push(e);
+    } else {
+      const conflict = this.findConflict(entries);
+      if (conflict !== 0) {
+        assert(conflict > this.committed, `conflict at ${conflict} is at or below commit ${this.committed}`);
+        const first = entries[0];
+        assert(first !== undefined, "conflict without entries");
+        this.truncateAfter(conflict - 1);
+        for (const e of entries.slice(conflict - first.index)) this.entries.push(e);
+      }
+    }
+    this.commitTo(Math.min(leaderCommit, lastNew));
+    return lastNew;
+  }
+
+  private truncateAfter(index: Index): void {
+    const keep = Math.max(0, index - this.snapshotIndex());
+    this.entries.length = Math.min(this.entries.length, keep);
+    this.stableIndex = Math.min(this.stableIndex, index);
+  }
+
+  commitTo(index: Index): void {
+    if (index <= this.committed) return;
+    if (!this.bugs.truncateBelowCommit) {
+      assert(index <= this.lastIndex(), `commit ${index} beyond last index ${this.lastIndex()}`);
+    }
+    this.committed = index;
+  }
+
+  /**
+   * Finds the largest index <= `index` whose term is <= `term` (fast backtracking: the leader
+   * skips a whole conflicting term per round trip instead of one entry).
+   */
+  findConflictByTerm(index: Index, term: Term): Index {
+    let i = Math.min(index, this.lastIndex());
+    for (; i > this.snapshotIndex(); i--) {
+      const t = this.term(i);
+      if (t !== undefined && t <= term) return i;
+    }
+    return i;
+  }
+
+  /** Committed entries that are durable here and not yet handed out, up to `countMax`. */
+  nextCommittedEntries(countMax: number): Entry[] {
+    const hi = Math.min(this.committed, this.stableIndex);
+    const lo = Math.max(this.applying + 1, this.firstIndex());
+    if (lo > hi || this.pendingSnapshot !== null) return [];
+    return this.slice(lo, hi, countMax, Infinity) ?? [];
+  }
+
+  /** A snapshot from the leader replaces the whole log. */
+  restore(snapshot: Snapshot): void {
+    const idx = snapshot.metadata.index;
+    assert(idx > this.committed, "restore of a snapshot at or below commit");
+    this.snapshot = snapshot;
+    this.entries = [];
+    this.stableIndex = Math.min(this.stableIndex, idx);
+    this.pendingSnapshot = snapshot;
+    this.committed = idx;
+  }
+
+  /** A snapshot made locally by the application at an applied index: drop the covered prefix. */
+  compact(snapshot: Snapshot): void {
+    const idx = snapshot.metadata.index;
+    assert(idx <= this.applied, `compact at ${idx} beyond applied ${this.applied}`);
+    if (idx <= this.snapshotIndex()) return;
+    assert(this.term(idx) === snapshot.metadata.term, "compact snapshot term does not match the log");
+    this.entries = this.entries.slice(idx - this.snapshotIndex());
+    this.snapshot = snapshot;
+  }
+
+  /** Acknowledges persistence of everything handed out up to `index` in `term`. */
+  stableTo(index: Index, term: Term): void {
+    if (this.term(index) === term && index > this.stableIndex) this.stableIndex = index;
+  }
+
+  stableSnapshotTo(snapshot: Snapshot): void {
+    if (this.pendingSnapshot === snapshot) {
+      this.pendingSnapshot = null;
+      this.stableIndex = Math.max(this.stableIndex, snapshot.metadata.index);
+      this.applying = Math.max(this.applying, snapshot.metadata.index);
+      this.applied = Math.max(this.applied, snapshot.metadata.index);
+    }
+  }
+
+  acceptApplying(index: Index): void {
+    assert(index <= this.committed, "handing out an uncommitted entry");
+    this.applying = Math.max(this.applying, index);
+  }
+
+  appliedTo(index: Index): void {
+    assert(index <= this.applying, `applied ${index} beyond handed-out ${this.applying}`);
+    this.applied = Math.max(this.applied, index);
+  }
+}

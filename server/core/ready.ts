@@ -1,0 +1,51 @@
+// The Ready/Advance contract between the pure core and the node loop (etcd-io/raft's Ready).
+// PURE.
+//
+// The node loop, for every Ready, in this order:
+//   1. PERSIST in one durable transaction: `snapshot` (if any; it replaces the whole log), then
+//      `entries` (truncating any stored suffix from the first entry's index), then `hardState`.
+//      Nothing of step 2 may happen before this transaction is durable (fsync returned): a vote
+//      granted, an entry acknowledged or a term adopted must survive a crash before anyone hears
+//      of it.
+//   2. SEND `messages`. They may be lost, duplicated or reordered; the core copes.
+//   3. APPLY: restore the state machine from `snapshot` (if any), then apply `committedEntries`
+//      in order. Config entries are applied by the core itself in advance().
+//   4. Serve `readStates`: a read registered with context c may answer once the state machine
+//      has applied index >= readState.index.
+//   5. ADVANCE: core.advance(ready). Only then may the next Ready be taken.
+
+import type { Message } from "./messages.ts";
+import type { Entry, HardState, Index, NodeId, Snapshot, Term } from "./types.ts";
+
+export type Role = "follower" | "preCandidate" | "candidate" | "leader";
+
+/** Volatile state, reported when it changes (not persisted). */
+export interface SoftState {
+  readonly leader: NodeId;
+  readonly role: Role;
+  readonly term: Term;
+}
+
+/** A ReadIndex answer: the read with `context` is linearizable once `index` is applied. */
+export interface ReadState {
+  readonly index: Index;
+  readonly context: number;
+}
+
+export interface Ready {
+  /** Changed soft state or null. Informational; nothing to persist. */
+  readonly softState: SoftState | null;
+  /** Hard state to persist before sending, or null when unchanged. */
+  readonly hardState: HardState | null;
+  /** A snapshot from the leader to persist (before entries) and restore, or null. */
+  readonly snapshot: Snapshot | null;
+  /** Entries to persist before sending; may overwrite a stored suffix. */
+  readonly entries: readonly Entry[];
+  /** Entries to apply, all committed and already durable here. */
+  readonly committedEntries: readonly Entry[];
+  /** Messages to send AFTER the persist step is durable. */
+  readonly messages: readonly Message[];
+  readonly readStates: readonly ReadState[];
+  /** True when hardState (term/vote) or entries changed: the write must be fsynced. */
+  readonly mustSync: boolean;
+}

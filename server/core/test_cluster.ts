@@ -1,0 +1,91 @@
+// A minimal synchronous in-memory cluster for core unit tests: deliver every message at once,
+// in order, with optional drops. The simulator (server/sim) is the adversarial version.
+
+import { makeRaftConfig, type BugSwitches, NO_BUGS } from "./config.ts";
+import type { Message } from "./messages.ts";
+import { SeededRandom } from "./random.ts";
+import { RaftCore } from "./raft.ts";
+import type { ReadState } from "./ready.ts";
+import type { Entry, NodeId, PersistedState } from "./types.ts";
+
+export function bootstrapState(voters: readonly NodeId[]): PersistedState {
+  return {
+    hardState: { term: 0, vote: "", commit: 0 },
+    snapshot: {
+      metadata: {
+        index: 0,
+        term: 0,
+        confState: { voters: [...voters], votersOutgoing: [], learners: [], learnersNext: [], witnesses: [], autoLeave: false },
+      },
+      data: new Uint8Array(0),
+    },
+    entries: [],
+  };
+}
+
+export class TestCluster {
+  readonly nodes = new Map<NodeId, RaftCore>();
+  readonly applied = new Map<NodeId, Entry[]>();
+  readonly cut = new Set<string>();
+  readonly readStates = new Map<NodeId, ReadState[]>();
+
+  constructor(ids: readonly NodeId[], seed = 1, bugs: BugSwitches = NO_BUGS) {
+    const random = new SeededRandom(seed);
+    for (const id of ids) {
+      const config = makeRaftConfig({ id, random: random.fork(), bugs });
+      this.nodes.set(id, new RaftCore(config, bootstrapState(ids)));
+      this.applied.set(id, []);
+    }
+  }
+
+  node(id: NodeId): RaftCore {
+    const n = this.nodes.get(id);
+    if (!n) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  /** Processes Readys and delivers messages until nothing moves. */
+  stabilize(roundsMax = 1000): void {
+    for (let round = 0; round < roundsMax; round++) {
+      const outbox: Message[] = [];
+      for (const [id, n] of this.nodes) {
+        while (n.hasReady()) {
+          const rd = n.ready();
+          this.applied.get(id)?.push(...rd.committedEntries);
+          outbox.push(...rd.messages);
+          if (rd.readStates.length > 0) this.readStates.set(id, [...(this.readStates.get(id) ?? []), ...rd.readStates]);
+          n.advance(rd);
+        }
+      }
+      if (outbox.length === 0) return;
+      for (const m of outbox) {
+        if (this.cut.has(`${m.from}-${m.to}`)) continue;
+        this.nodes.get(m.to)?.step(m);
+      }
+    }
+    throw new Error("cluster did not stabilize");
+  }
+
+  tickAll(ticks: number): void {
+    for (let i = 0; i < ticks; i++) {
+      for (const n of this.nodes.values()) n.tick();
+      this.stabilize();
+    }
+  }
+
+  isolate(id: NodeId): void {
+    for (const other of this.nodes.keys()) {
+      if (other === id) continue;
+      this.cut.add(`${id}-${other}`);
+      this.cut.add(`${other}-${id}`);
+    }
+  }
+
+  heal(): void {
+    this.cut.clear();
+  }
+
+  leaders(): NodeId[] {
+    return [...this.nodes.values()].filter((n) => n.status().role === "leader").map((n) => n.id);
+  }
+}
