@@ -1,0 +1,57 @@
+// The narrow storage contract between the node loop and the disk (hashicorp/raft's LogStore +
+// StableStore + SnapshotStore folded into one synchronous interface, because better-sqlite3 is
+// synchronous and the Ready cycle must persist everything in one transaction).
+//
+// Failure model: every method either completes durably or throws. A throw is fatal to the node:
+// the caller must stop the process rather than continue on a possibly diverged state.
+
+import type { Entry, HardState, NodeId, PersistedState, Snapshot } from "../core/types.ts";
+
+/** Everything one Ready asks to be made durable, written in ONE transaction. */
+export interface StorageWrite {
+  /** New hard state, or null when unchanged. */
+  readonly hardState: HardState | null;
+  /**
+   * A snapshot received from the leader (InstallSnapshot), or null. It replaces the whole log:
+   * every stored entry is dropped, then `entries` (if any) are appended after it.
+   */
+  readonly snapshot: Snapshot | null;
+  /**
+   * Entries to append, contiguous. If the first index is at or below the last stored index, the
+   * stored suffix from that index on is deleted first (conflict truncation decided by the core).
+   */
+  readonly entries: readonly Entry[];
+}
+
+/** Who this data directory belongs to; written once at bootstrap, checked at every start. */
+export interface StorageIdentity {
+  readonly clusterId: string;
+  readonly nodeId: NodeId;
+}
+
+export interface RaftStorage {
+  /** Reads everything back, verifying checksums; throws StorageCorruptError on any mismatch. */
+  load(): PersistedState;
+  /** Durable (fsynced) when it returns. */
+  save(write: StorageWrite): void;
+  /**
+   * Records a snapshot the node made itself and drops entries at or below its index.
+   * Entries above the index are kept. Durable when it returns.
+   */
+  saveSnapshotAndCompact(snapshot: Snapshot): void;
+  /** null for a data directory that has never been bootstrapped. */
+  identity(): StorageIdentity | null;
+  /** Written once; throws if an identity is already stored. */
+  setIdentity(identity: StorageIdentity): void;
+  close(): void;
+}
+
+/** The store on disk does not hold what it claims (bad checksum, gap, torn row). Fatal. */
+export class StorageCorruptError extends Error {
+  override readonly name = "StorageCorruptError";
+}
+
+/** Another process holds the data directory. */
+export class StorageLockedError extends Error {
+  override readonly name = "StorageLockedError";
+}
