@@ -1,0 +1,14 @@
+// What one apply hands to the tables: the entry's index and time, the token counter and the
+// event list it fills. PURE.
+
+import type { StateEvent } from "./results.ts";
+
+export interface ApplyContext {
+  /** Raft index of the entry being applied. */
+  readonly index: number;
+  /** Leader time of the entry: max(previous, stamp), so never decreasing. */
+  readonly nowMs: number;
+  readonly events: StateEvent[];
+  /** The next cluster-wide fencing token (see id_allocator.ts). */
+  nextToken(): number;
+}

@@ -1,0 +1,206 @@
+// Commands of the lease/lock/election state machine and their wire codec. PURE.
+//
+// A log entry carries one StampedCommand: the command plus what the leader stamps on it when it
+// proposes (its leader time and its term). Encoding is JSON with a version field; decoding checks
+// every field against a schema and answers garbage with {ok:false, reason}, never a throw.
+// Range checks (TTL, name length, limits) are the machine's job: they are results a client sees.
+//
+// Client commands carry {clientId, seq} for exactly-once; system commands are proposed by the
+// leader itself (guarded timers, the timer restart on promotion, the restore epoch bump, Noop).
+
+import { COMMAND_BYTES_MAX } from "./limits.ts";
+
+export const COMMAND_CODEC_VERSION = 1;
+
+export interface SessionFields {
+  readonly clientId: string;
+  /** Per-client sequence, starting at 1; a retry reuses it. */
+  readonly seq: number;
+}
+
+export interface LeaseGrant extends SessionFields { readonly kind: "LeaseGrant"; readonly ttlMs: number }
+export interface LeaseKeepAlive extends SessionFields {
+  readonly kind: "LeaseKeepAlive";
+  readonly leaseIds: readonly number[];
+}
+export interface LeaseRevoke extends SessionFields { readonly kind: "LeaseRevoke"; readonly leaseId: number }
+export interface LockAcquire extends SessionFields {
+  readonly kind: "LockAcquire";
+  readonly name: string;
+  readonly leaseId: number;
+  /** Queue (FIFO) behind the holder instead of failing with LOCK_HELD. */
+  readonly wait: boolean;
+}
+export interface LockRelease extends SessionFields {
+  readonly kind: "LockRelease";
+  readonly name: string;
+  readonly token: number;
+}
+export interface ElectionCampaign extends SessionFields {
+  readonly kind: "ElectionCampaign";
+  readonly name: string;
+  readonly leaseId: number;
+  readonly value: string;
+}
+export interface ElectionProclaim extends SessionFields {
+  readonly kind: "ElectionProclaim";
+  readonly name: string;
+  readonly token: number;
+  readonly value: string;
+}
+export interface ElectionResign extends SessionFields {
+  readonly kind: "ElectionResign";
+  readonly name: string;
+  readonly token: number;
+}
+/** Withdraws a queued LockAcquire or ElectionCampaign (the api layer's answer to a cancel). */
+export interface WaitCancel extends SessionFields {
+  readonly kind: "WaitCancel";
+  readonly table: "lock" | "election";
+  readonly name: string;
+  readonly leaseId: number;
+}
+
+/** Applies only if the lease's renewSeq is unchanged and its deadline has passed. */
+export interface LeaseExpire {
+  readonly kind: "LeaseExpire";
+  readonly leaseId: number;
+  readonly renewSeq: number;
+}
+/** Applies only if the lock (or election) is still DELAYED by this delayId and the delay is over. */
+export interface LockDelayEnd {
+  readonly kind: "LockDelayEnd";
+  readonly table: "lock" | "election";
+  readonly name: string;
+  readonly delayId: number;
+}
+/** A new leader's first proposal: every lease and lock-delay restarts at full length. */
+export interface LeaderTimersRestart { readonly kind: "LeaderTimersRestart" }
+/** Raises the token/lease-id epoch to max(epoch + 1, epochMin); see id_allocator.ts. */
+export interface RestoreEpochBump { readonly kind: "RestoreEpochBump"; readonly epochMin: number }
+export interface Noop { readonly kind: "Noop" }
+
+export type ClientCommand =
+  | LeaseGrant
+  | LeaseKeepAlive
+  | LeaseRevoke
+  | LockAcquire
+  | LockRelease
+  | ElectionCampaign
+  | ElectionProclaim
+  | ElectionResign
+  | WaitCancel;
+export type SystemCommand = LeaseExpire | LockDelayEnd | LeaderTimersRestart | RestoreEpochBump | Noop;
+export type Command = ClientCommand | SystemCommand;
+export type CommandKind = Command["kind"];
+
+export interface StampedCommand {
+  /** The proposing leader's time, in the machine's time domain (non-decreasing; see machine.ts). */
+  readonly leaderTimeMs: number;
+  /** The proposing leader's term: timer commands only apply in a term whose timers restarted. */
+  readonly term: number;
+  readonly command: Command;
+}
+
+export type DecodeResult<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly reason: string };
+
+type FieldType = "string" | "uint" | "posUint" | "bool" | "uintList" | "table";
+interface Schema { readonly session: boolean; readonly fields: Readonly<Record<string, FieldType>> }
+
+const SCHEMAS: Readonly<Record<CommandKind, Schema>> = {
+  LeaseGrant: { session: true, fields: { ttlMs: "uint" } },
+  LeaseKeepAlive: { session: true, fields: { leaseIds: "uintList" } },
+  LeaseRevoke: { session: true, fields: { leaseId: "uint" } },
+  LockAcquire: { session: true, fields: { name: "string", leaseId: "uint", wait: "bool" } },
+  LockRelease: { session: true, fields: { name: "string", token: "uint" } },
+  ElectionCampaign: { session: true, fields: { name: "string", leaseId: "uint", value: "string" } },
+  ElectionProclaim: { session: true, fields: { name: "string", token: "uint", value: "string" } },
+  ElectionResign: { session: true, fields: { name: "string", token: "uint" } },
+  WaitCancel: { session: true, fields: { table: "table", name: "string", leaseId: "uint" } },
+  LeaseExpire: { session: false, fields: { leaseId: "uint", renewSeq: "uint" } },
+  LockDelayEnd: { session: false, fields: { table: "table", name: "string", delayId: "uint" } },
+  LeaderTimersRestart: { session: false, fields: {} },
+  RestoreEpochBump: { session: false, fields: { epochMin: "uint" } },
+  Noop: { session: false, fields: {} },
+};
+
+const SESSION_FIELDS: Readonly<Record<string, FieldType>> = { clientId: "string", seq: "posUint" };
+
+export function isClientCommand(command: Command): command is ClientCommand {
+  return SCHEMAS[command.kind].session;
+}
+
+export function encodeCommand(stamped: StampedCommand): Uint8Array {
+  const wire = {
+    v: COMMAND_CODEC_VERSION,
+    leaderTimeMs: stamped.leaderTimeMs,
+    term: stamped.term,
+    command: stamped.command,
+  };
+  return new TextEncoder().encode(JSON.stringify(wire));
+}
+
+export function decodeCommand(bytes: Uint8Array): DecodeResult<StampedCommand> {
+  if (bytes.length > COMMAND_BYTES_MAX) return fail(`entry of ${bytes.length} bytes is too large`);
+  let wire: unknown;
+  try {
+    wire = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch {
+    return fail("entry is not UTF-8 JSON");
+  }
+  if (!isRecord(wire)) return fail("entry is not an object");
+  if (wire["v"] !== COMMAND_CODEC_VERSION) return fail(`unsupported version ${String(wire["v"])}`);
+  const leaderTimeMs = wire["leaderTimeMs"];
+  const term = wire["term"];
+  if (!checkField(leaderTimeMs, "uint")) return fail("leaderTimeMs must be a safe integer >= 0");
+  if (!checkField(term, "uint")) return fail("term must be a safe integer >= 0");
+  const command = decodeBody(wire["command"]);
+  if (!command.ok) return command;
+  const value = { leaderTimeMs: leaderTimeMs as number, term: term as number, command: command.value };
+  return { ok: true, value };
+}
+
+function decodeBody(body: unknown): DecodeResult<Command> {
+  if (!isRecord(body)) return fail("command is not an object");
+  const kind = body["kind"];
+  if (typeof kind !== "string" || !Object.hasOwn(SCHEMAS, kind)) return fail("unknown command kind");
+  const schema = SCHEMAS[kind as CommandKind];
+  const fields = schema.session ? { ...SESSION_FIELDS, ...schema.fields } : schema.fields;
+  const out: Record<string, unknown> = { kind };
+  for (const [field, type] of Object.entries(fields)) {
+    const value = body[field];
+    if (!checkField(value, type)) return fail(`${kind}.${field} must be ${type}`);
+    out[field] = Array.isArray(value) ? [...(value as number[])] : value;
+  }
+  const known = Object.keys(fields).length + 1;
+  if (Object.keys(body).length !== known) return fail(`${kind} has unknown fields`);
+  // The schema checked every field of this kind, so the record has the Command's shape.
+  return { ok: true, value: out as unknown as Command };
+}
+
+function checkField(value: unknown, type: FieldType): boolean {
+  switch (type) {
+    case "string":
+      return typeof value === "string";
+    case "uint":
+      return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+    case "posUint":
+      return typeof value === "number" && Number.isSafeInteger(value) && value >= 1;
+    case "bool":
+      return typeof value === "boolean";
+    case "uintList":
+      return Array.isArray(value) && value.every((v: unknown) => checkField(v, "uint"));
+    case "table":
+      return value === "lock" || value === "election";
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function fail(reason: string): { readonly ok: false; readonly reason: string } {
+  return { ok: false, reason };
+}

@@ -1,0 +1,94 @@
+// Cluster-wide fencing tokens and lease ids. PURE.
+//
+// Layout: id = epoch * 2^32 + counter, kept a plain safe integer, so "next" is just +1 and
+// tokens compare as numbers everywhere (SDK, storage guard, JSON).
+//   - epoch:   0 .. 2^21 - 1 (EPOCH_MAX = 2,097,151); the high bits.
+//   - counter: 0 .. 2^32 - 1 per epoch (4.29e9 grants). Running past 2^32 - 1 simply carries into
+//              the next epoch: the numbers stay strictly increasing.
+//   - maximum: EPOCH_MAX * 2^32 + 2^32 - 1 = 2^53 - 1 = Number.MAX_SAFE_INTEGER.
+// Tokens (lock grants and election leaderships) share one counter; lease ids use a second counter
+// with the same layout. Both are replicated state, carried in snapshots, identical on every replica.
+//
+// Restoring from a backup must never reissue a token (or a lease id): a backup is an old image,
+// and the cluster it came from may have issued larger tokens after it was taken. A restore
+// therefore raises the epoch (bumpEpoch): every later id is >= newEpoch * 2^32, larger than
+// anything issued in an epoch below newEpoch. newEpoch = max(currentEpoch + 1, epochMin):
+//   - "+1" alone is enough when the old cluster stayed in the backup's epoch (it would need 4.29e9
+//     grants after the backup to leave it) and was not itself restored again;
+//   - epochMin covers the rest: the restore tool passes epochMin = whole hours since
+//     2025-01-01T00:00Z (its wall clock, outside this pure module). An old cluster can only reach
+//     an epoch above that hour count by granting over 4.29e9 tokens per hour (~1.2M grants/s, far
+//     beyond one Raft group), so the restored cluster starts above it. 2^21 hours is 239 years.
+// The bump happens inside the restore (LockStateMachine.restoreFromBackup) or as the replicated
+// RestoreEpochBump command: there is no operator flag to remember.
+
+import { assert } from "../core/assert.ts";
+
+export const EPOCH_SPAN = 2 ** 32;
+export const EPOCH_MAX = 2 ** 21 - 1;
+
+export interface IdCounters {
+  /** Last fencing token issued (0 = none yet). */
+  readonly lastToken: number;
+  /** Last lease id issued (0 = none yet). */
+  readonly lastLeaseId: number;
+}
+
+export function epochOf(id: number): number {
+  return Math.floor(id / EPOCH_SPAN);
+}
+
+export class IdAllocator {
+  private lastToken: number;
+  private lastLeaseId: number;
+
+  constructor(counters: IdCounters = { lastToken: 0, lastLeaseId: 0 }) {
+    assertId(counters.lastToken, "lastToken");
+    assertId(counters.lastLeaseId, "lastLeaseId");
+    this.lastToken = counters.lastToken;
+    this.lastLeaseId = counters.lastLeaseId;
+  }
+
+  nextToken(): number {
+    assert(this.lastToken < Number.MAX_SAFE_INTEGER, "fencing token space exhausted");
+    this.lastToken += 1;
+    return this.lastToken;
+  }
+
+  nextLeaseId(): number {
+    assert(this.lastLeaseId < Number.MAX_SAFE_INTEGER, "lease id space exhausted");
+    this.lastLeaseId += 1;
+    return this.lastLeaseId;
+  }
+
+  /** The epoch that the next token will carry (tokens and lease ids share it after a bump). */
+  epoch(): number {
+    return Math.max(epochOf(this.lastToken + 1), epochOf(this.lastLeaseId + 1));
+  }
+
+  /** Whether bumpEpoch(epochMin) is possible; a false answer is an expected INVALID_ARGUMENT. */
+  canBump(epochMin: number): boolean {
+    return Math.max(this.epoch() + 1, epochMin) <= EPOCH_MAX;
+  }
+
+  /** Raises both counters to the start of max(epoch + 1, epochMin); returns the new epoch. */
+  bumpEpoch(epochMin: number): number {
+    assert(Number.isSafeInteger(epochMin) && epochMin >= 0, "epochMin");
+    assert(this.canBump(epochMin), "epoch space exhausted");
+    const tokenBefore = this.lastToken;
+    const epochNew = Math.max(this.epoch() + 1, epochMin);
+    // The next id issued is epochNew * 2^32 + 1 (counter 0 is never issued after a bump).
+    this.lastToken = epochNew * EPOCH_SPAN;
+    this.lastLeaseId = epochNew * EPOCH_SPAN;
+    assert(this.lastToken > tokenBefore, "bump must raise the token counter");
+    return epochNew;
+  }
+
+  counters(): IdCounters {
+    return { lastToken: this.lastToken, lastLeaseId: this.lastLeaseId };
+  }
+}
+
+function assertId(value: number, what: string): void {
+  assert(Number.isSafeInteger(value) && value >= 0, `${what} must be a safe integer >= 0`);
+}

@@ -1,0 +1,138 @@
+// Leases: TTL grants renewed by replicated keepalives and ended by guarded Expire commands. PURE.
+//
+// A lease is live while nowMs < deadlineMs. Past its deadline it is "expiring": it still exists
+// (only a committed LeaseExpire removes it) but renewals and new acquires with it fail with
+// LEASE_EXPIRED, so a renewal can never revive a lease whose client has already given it up.
+// renewSeq counts renewals (and timer restarts); LeaseExpire carries the renewSeq the leader saw,
+// so an Expire that races with a renewal committed just before it does nothing.
+
+import { assert } from "../core/assert.ts";
+import { serverDeadlineMs } from "./limits.ts";
+import type { ValidUntil } from "./results.ts";
+
+export interface LeaseRecord {
+  readonly leaseId: number;
+  readonly clientId: string;
+  readonly ttlMs: number;
+  readonly grantedAtMs: number;
+  /** Leader time of the last grant, renewal or timer restart. */
+  readonly renewedAtMs: number;
+  readonly deadlineMs: number;
+  readonly renewSeq: number;
+}
+
+export interface DueLease {
+  readonly leaseId: number;
+  readonly renewSeq: number;
+}
+
+export class LeaseTable {
+  private readonly leases = new Map<number, LeaseRecord>();
+  private readonly countByClient = new Map<string, number>();
+
+  constructor(private readonly rho: number) {}
+
+  static restore(rho: number, records: readonly LeaseRecord[]): LeaseTable {
+    const table = new LeaseTable(rho);
+    for (const record of records) table.insert(record);
+    return table;
+  }
+
+  get size(): number {
+    return this.leases.size;
+  }
+
+  get(leaseId: number): LeaseRecord | undefined {
+    return this.leases.get(leaseId);
+  }
+
+  isLive(lease: LeaseRecord, nowMs: number): boolean {
+    return nowMs < lease.deadlineMs;
+  }
+
+  leaseCountOf(clientId: string): number {
+    return this.countByClient.get(clientId) ?? 0;
+  }
+
+  grant(options: { leaseId: number; clientId: string; ttlMs: number; nowMs: number }): LeaseRecord {
+    assert(!this.leases.has(options.leaseId), `lease ${options.leaseId} granted twice`);
+    const record: LeaseRecord = {
+      leaseId: options.leaseId,
+      clientId: options.clientId,
+      ttlMs: options.ttlMs,
+      grantedAtMs: options.nowMs,
+      renewedAtMs: options.nowMs,
+      deadlineMs: serverDeadlineMs(options.nowMs, options.ttlMs, this.rho),
+      renewSeq: 0,
+    };
+    this.insert(record);
+    return record;
+  }
+
+  /** Renews a live lease at full TTL from nowMs; the caller checked liveness. */
+  renew(leaseId: number, nowMs: number): LeaseRecord {
+    const lease = this.leases.get(leaseId);
+    assert(lease !== undefined && this.isLive(lease, nowMs), `renew of dead lease ${leaseId}`);
+    return this.restart(lease, nowMs);
+  }
+
+  remove(leaseId: number): LeaseRecord {
+    const lease = this.leases.get(leaseId);
+    assert(lease !== undefined, `remove of unknown lease ${leaseId}`);
+    this.leases.delete(leaseId);
+    const count = this.leaseCountOf(lease.clientId) - 1;
+    assert(count >= 0, "lease count per client went negative");
+    if (count === 0) this.countByClient.delete(lease.clientId);
+    else this.countByClient.set(lease.clientId, count);
+    return lease;
+  }
+
+  /** A new leader restarts every lease at full length, expiring ones included. */
+  restartAll(nowMs: number): number {
+    for (const lease of [...this.leases.values()]) this.restart(lease, nowMs);
+    return this.leases.size;
+  }
+
+  /** Leases whose deadline has passed at nowMs, in id order, at most `max`. */
+  due(nowMs: number, max: number): DueLease[] {
+    const out: DueLease[] = [];
+    for (const lease of this.leases.values()) {
+      if (out.length >= max) break;
+      if (!this.isLive(lease, nowMs)) out.push({ leaseId: lease.leaseId, renewSeq: lease.renewSeq });
+    }
+    return out;
+  }
+
+  validUntil(lease: LeaseRecord): ValidUntil {
+    return {
+      ttlMs: lease.ttlMs,
+      rho: this.rho,
+      appliedAtMs: lease.renewedAtMs,
+      serverDeadlineMs: lease.deadlineMs,
+    };
+  }
+
+  /** In grant (= id) order. */
+  records(): LeaseRecord[] {
+    return [...this.leases.values()];
+  }
+
+  private restart(lease: LeaseRecord, nowMs: number): LeaseRecord {
+    const next: LeaseRecord = {
+      ...lease,
+      renewedAtMs: nowMs,
+      deadlineMs: serverDeadlineMs(nowMs, lease.ttlMs, this.rho),
+      renewSeq: lease.renewSeq + 1,
+    };
+    // Machine time never decreases, so a restart never shortens a lease.
+    assert(next.deadlineMs >= lease.deadlineMs, `lease ${lease.leaseId} deadline would shrink`);
+    this.leases.set(lease.leaseId, next);
+    return next;
+  }
+
+  private insert(record: LeaseRecord): void {
+    assert(!this.leases.has(record.leaseId), `duplicate lease ${record.leaseId}`);
+    this.leases.set(record.leaseId, record);
+    this.countByClient.set(record.clientId, this.leaseCountOf(record.clientId) + 1);
+  }
+}

@@ -1,0 +1,134 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { stateConfig } from "./limits.ts";
+import { Driver } from "./test_kit.ts";
+
+const token = Driver.token;
+
+describe("locks", () => {
+  it("grants FIFO with strictly increasing tokens", () => {
+    const d = new Driver();
+    const leases = ["a", "b", "c", "d"].map((c) => d.grant(c));
+    const first = token(d.acquire("a", "L", leases[0]!));
+    for (const [i, c] of ["b", "c", "d"].entries()) {
+      const r = d.acquire(c, "L", leases[i + 1]!);
+      assert.ok(r.ok && r.kind === "LockAcquire" && r.status === "queued" && r.position === i + 1);
+    }
+    const holders: [number, number][] = [[leases[0]!, first]];
+    for (let i = 0; i < 3; i++) {
+      const [, current] = holders[holders.length - 1]!;
+      const r = d.client("x", { kind: "LockRelease", name: "L", token: current });
+      assert.ok(r.ok && r.kind === "LockRelease" && r.released);
+      const granted = r.events.find((e) => e.kind === "granted");
+      assert.ok(granted?.kind === "granted");
+      holders.push([granted.leaseId, granted.token]);
+    }
+    assert.deepEqual(holders.map(([l]) => l), leases, "FIFO order");
+    const tokens = holders.map(([, t]) => t);
+    for (let i = 1; i < tokens.length; i++) assert.ok(tokens[i]! > tokens[i - 1]!, "tokens increase");
+    assert.equal(d.machine.lockStatus("L").state, "HELD");
+  });
+
+  it("a non-waiting acquire of a held lock is LOCK_HELD; the holder's own acquire keeps its token", () => {
+    const d = new Driver();
+    const la = d.grant("a");
+    const lb = d.grant("b");
+    const t = token(d.acquire("a", "L", la));
+    const busy = d.acquire("b", "L", lb, false);
+    assert.ok(!busy.ok && busy.code === "LOCK_HELD");
+    assert.equal(token(d.acquire("a", "L", la)), t);
+    assert.equal(d.machine.tokens().lastToken, t);
+  });
+
+  it("an expired holder's lock is DELAYED, then goes to the next waiter", () => {
+    const d = new Driver(stateConfig({ lockDelayMs: 3_000 }));
+    const la = d.grant("a", 1_000);
+    const lb = d.grant("b", 60_000);
+    const t1 = token(d.acquire("a", "L", la));
+    d.acquire("b", "L", lb);
+    d.at(2_010);
+    const [expired] = d.fireTimers();
+    assert.ok(expired?.ok && expired.kind === "LeaseExpire" && expired.applied);
+    assert.deepEqual(d.machine.lockStatus("L").state, "DELAYED");
+    assert.equal(d.machine.lockStatus("L").delay?.untilMs, 5_010);
+    const delayId = d.machine.lockStatus("L").delay?.delayId ?? -1;
+    d.at(5_009);
+    const early = d.system({ kind: "LockDelayEnd", table: "lock", name: "L", delayId });
+    assert.ok(early.ok && early.kind === "LockDelayEnd" && !early.applied);
+    d.at(5_010);
+    assert.deepEqual(d.machine.timers(d.timeMs), [{ kind: "LockDelayEnd", table: "lock", name: "L", delayId }]);
+    const [ended] = d.fireTimers();
+    assert.ok(ended?.ok && ended.kind === "LockDelayEnd" && ended.applied);
+    const holder = d.machine.lockStatus("L").holder;
+    assert.equal(holder?.leaseId, lb);
+    assert.ok((holder?.token ?? 0) > t1);
+  });
+
+  it("no lock-delay after an explicit release or a revoke", () => {
+    const d = new Driver(stateConfig({ lockDelayMs: 3_000 }));
+    const [la, lb, lc] = [d.grant("a"), d.grant("b"), d.grant("c")];
+    const t1 = token(d.acquire("a", "L", la));
+    d.acquire("b", "L", lb);
+    d.acquire("c", "L", lc);
+    d.client("a", { kind: "LockRelease", name: "L", token: t1 });
+    assert.equal(d.machine.lockStatus("L").holder?.leaseId, lb);
+    d.client("b", { kind: "LeaseRevoke", leaseId: lb });
+    assert.equal(d.machine.lockStatus("L").holder?.leaseId, lc);
+    d.client("c", { kind: "LeaseRevoke", leaseId: lc });
+    assert.equal(d.machine.lockStatus("L").state, "FREE");
+  });
+
+  it("lockDelayMs = 0 hands an expired holder's lock on at once", () => {
+    const d = new Driver(stateConfig({ lockDelayMs: 0 }));
+    const la = d.grant("a", 1_000);
+    const lb = d.grant("b", 60_000);
+    d.acquire("a", "L", la);
+    d.acquire("b", "L", lb);
+    d.at(3_000);
+    d.fireTimers();
+    assert.equal(d.machine.lockStatus("L").holder?.leaseId, lb);
+  });
+
+  it("a release with an old token is a no-op success and never frees a newer holder", () => {
+    const d = new Driver();
+    const [la, lb] = [d.grant("a"), d.grant("b")];
+    const old = token(d.acquire("a", "L", la));
+    d.acquire("b", "L", lb);
+    d.client("a", { kind: "LockRelease", name: "L", token: old });
+    const newer = d.machine.lockStatus("L").holder?.token ?? 0;
+    const late = d.client("a", { kind: "LockRelease", name: "L", token: old });
+    assert.ok(late.ok && late.kind === "LockRelease" && !late.released);
+    assert.equal(d.machine.lockStatus("L").holder?.token, newer);
+    assert.deepEqual(d.machine.validateToken("L", newer), { current: true, table: "lock", currentToken: newer });
+    assert.deepEqual(d.machine.validateToken("L", old), { current: false, table: "lock", currentToken: newer });
+  });
+
+  it("a cancelled wait leaves the queue", () => {
+    const d = new Driver();
+    const [la, lb] = [d.grant("a"), d.grant("b")];
+    const t = token(d.acquire("a", "L", la));
+    d.acquire("b", "L", lb);
+    const r = d.client("b", { kind: "WaitCancel", table: "lock", name: "L", leaseId: lb });
+    assert.ok(r.ok && r.kind === "WaitCancel" && r.cancelled);
+    d.client("a", { kind: "LockRelease", name: "L", token: t });
+    assert.equal(d.machine.lockStatus("L").state, "FREE");
+  });
+
+  it("names, waiters and name-table limits are results, not throws", () => {
+    const d = new Driver(stateConfig({ limits: { nameBytesMax: 8, waitersPerLockMax: 1, namesMax: 2 } }));
+    const [la, lb, lc] = [d.grant("a"), d.grant("b"), d.grant("c")];
+    for (const name of ["", "123456789", "ééééé"]) {
+      const r = d.acquire("a", name, la);
+      assert.ok(!r.ok && r.code === "INVALID_ARGUMENT", JSON.stringify(name));
+    }
+    d.acquire("a", "L", la);
+    d.acquire("b", "L", lb);
+    const full = d.acquire("c", "L", lc);
+    assert.ok(!full.ok && full.code === "LIMIT_EXCEEDED");
+    d.acquire("a", "M", la);
+    const names = d.acquire("a", "N", la);
+    assert.ok(!names.ok && names.code === "LIMIT_EXCEEDED");
+    const unknown = d.acquire("a", "Z", 12345);
+    assert.ok(!unknown.ok && unknown.code === "LEASE_NOT_FOUND");
+  });
+});

@@ -1,0 +1,272 @@
+// Named mutexes with a holder, a fencing token, FIFO waiters and lock-delay. PURE.
+// Locks use it directly; elections (election_table.ts) are the same table whose holder has a value.
+//
+// States:  FREE    no record (a record is deleted when it has no holder, no delay, no waiters)
+//          HELD    holder set; waiters queue behind it
+//          DELAYED holder's lease EXPIRED; nobody gets it until LockDelayEnd(name, delayId)
+// An explicit release (or revoke, or resign) hands it to the next waiter at once; only an expiry
+// delays it (Chubby's lock-delay). Every grant takes the next cluster-wide token; a lease that
+// acquires a lock it already holds gets its existing grant back (no new token).
+
+import { assert } from "../core/assert.ts";
+import type { ApplyContext } from "./apply_context.ts";
+
+export type TableKind = "lock" | "election";
+export type MutexState = "FREE" | "HELD" | "DELAYED";
+
+export interface Holder {
+  readonly leaseId: number;
+  readonly token: number;
+  readonly value: string;
+  readonly grantedAtMs: number;
+}
+
+export interface Waiter {
+  readonly leaseId: number;
+  readonly value: string;
+}
+
+export interface Delay {
+  /** Raft index of the entry that started (or restarted) the delay: unique per name. */
+  readonly delayId: number;
+  readonly untilMs: number;
+}
+
+export interface MutexRecord {
+  readonly name: string;
+  holder: Holder | null;
+  readonly waiters: Waiter[];
+  delay: Delay | null;
+}
+
+export interface MutexStatus {
+  readonly name: string;
+  readonly state: MutexState;
+  readonly holder: Holder | null;
+  readonly waiters: readonly Waiter[];
+  readonly delay: Delay | null;
+}
+
+export type AcquireOutcome =
+  | { readonly kind: "granted"; readonly holder: Holder }
+  | { readonly kind: "queued"; readonly position: number }
+  | { readonly kind: "held" }
+  | { readonly kind: "waitersFull" }
+  | { readonly kind: "namesFull" };
+
+export interface AcquireRequest {
+  readonly name: string;
+  readonly leaseId: number;
+  readonly value: string;
+  readonly wait: boolean;
+  /** False when the name table is full: only existing names can be acquired. */
+  readonly canCreate: boolean;
+  readonly waitersMax: number;
+}
+
+export class LockTable {
+  private readonly records = new Map<string, MutexRecord>();
+  /** Names where a lease holds or waits, in the order it joined them. Rebuilt on restore. */
+  private readonly namesByLease = new Map<number, Set<string>>();
+  private readonly delayed = new Set<string>();
+
+  constructor(readonly table: TableKind) {}
+
+  static restore(table: TableKind, records: readonly MutexRecord[]): LockTable {
+    const out = new LockTable(table);
+    for (const r of records) {
+      assert(r.holder !== null || r.delay !== null, `restored record ${r.name} is FREE`);
+      assert(r.holder === null || r.delay === null, `restored record ${r.name} held and delayed`);
+      const copy: MutexRecord = { name: r.name, holder: r.holder, waiters: [...r.waiters], delay: r.delay };
+      out.records.set(r.name, copy);
+      if (copy.holder !== null) out.link(copy.holder.leaseId, r.name);
+      for (const w of copy.waiters) out.link(w.leaseId, r.name);
+      if (copy.delay !== null) out.delayed.add(r.name);
+    }
+    return out;
+  }
+
+  get size(): number {
+    return this.records.size;
+  }
+
+  has(name: string): boolean {
+    return this.records.has(name);
+  }
+
+  acquire(ctx: ApplyContext, req: AcquireRequest): AcquireOutcome {
+    const record = this.records.get(req.name);
+    if (record === undefined) {
+      if (!req.canCreate) return { kind: "namesFull" };
+      const created: MutexRecord = { name: req.name, holder: null, waiters: [], delay: null };
+      this.records.set(req.name, created);
+      return { kind: "granted", holder: this.grant(ctx, created, req) };
+    }
+    if (record.holder?.leaseId === req.leaseId) return { kind: "granted", holder: record.holder };
+    const queuedAt = record.waiters.findIndex((w) => w.leaseId === req.leaseId);
+    if (queuedAt >= 0) return { kind: "queued", position: queuedAt + 1 };
+    assert(record.holder !== null || record.delay !== null, `record ${req.name} FREE but present`);
+    if (!req.wait) return { kind: "held" };
+    if (record.waiters.length >= req.waitersMax) return { kind: "waitersFull" };
+    record.waiters.push({ leaseId: req.leaseId, value: req.value });
+    this.link(req.leaseId, req.name);
+    return { kind: "queued", position: record.waiters.length };
+  }
+
+  /** Fenced: only the current holder's token releases; any other token is a no-op (false). */
+  release(ctx: ApplyContext, name: string, token: number): boolean {
+    const record = this.records.get(name);
+    if (record === undefined || record.holder === null || record.holder.token !== token) return false;
+    this.unlink(record.holder.leaseId, name);
+    record.holder = null;
+    this.handOff(ctx, record);
+    return true;
+  }
+
+  /** Sets the holder's value (election proclaim); false unless `token` is the current grant. */
+  setValue(name: string, token: number, value: string): boolean {
+    const record = this.records.get(name);
+    if (record === undefined || record.holder === null || record.holder.token !== token) return false;
+    record.holder = { ...record.holder, value };
+    return true;
+  }
+
+  cancelWait(name: string, leaseId: number): boolean {
+    const record = this.records.get(name);
+    if (record === undefined) return false;
+    const at = record.waiters.findIndex((w) => w.leaseId === leaseId);
+    if (at < 0) return false;
+    record.waiters.splice(at, 1);
+    this.unlink(leaseId, name);
+    return true;
+  }
+
+  /**
+   * The lease is gone: it leaves every queue, and every name it holds is handed on (revoke) or
+   * DELAYED for lockDelayMs (expiry; 0 hands on at once).
+   */
+  removeLease(ctx: ApplyContext, options: { leaseId: number; expired: boolean; lockDelayMs: number }): void {
+    const names = this.namesByLease.get(options.leaseId);
+    if (names === undefined) return;
+    this.namesByLease.delete(options.leaseId);
+    // Sorted, not join order: a restored replica rebuilds this index in another order, and the
+    // order decides which hand-off takes which token.
+    for (const name of [...names].sort()) {
+      const record = this.records.get(name);
+      assert(record !== undefined, `lease index names missing record ${name}`);
+      const at = record.waiters.findIndex((w) => w.leaseId === options.leaseId);
+      if (at >= 0) record.waiters.splice(at, 1);
+      if (record.holder?.leaseId !== options.leaseId) continue;
+      record.holder = null;
+      if (options.expired && options.lockDelayMs > 0) {
+        this.startDelay(ctx, record, ctx.nowMs + options.lockDelayMs);
+      } else {
+        this.handOff(ctx, record);
+      }
+    }
+  }
+
+  /** Guarded: ends the delay only if it is still `delayId` and its time has come. */
+  endDelay(ctx: ApplyContext, name: string, delayId: number): boolean {
+    const record = this.records.get(name);
+    if (record === undefined || record.delay === null) return false;
+    if (record.delay.delayId !== delayId || ctx.nowMs < record.delay.untilMs) return false;
+    record.delay = null;
+    this.delayed.delete(name);
+    this.handOff(ctx, record);
+    return true;
+  }
+
+  /** A new leader restarts every lock-delay at full length. */
+  restartDelays(ctx: ApplyContext, lockDelayMs: number): number {
+    for (const name of this.delayed) {
+      const record = this.records.get(name);
+      assert(record !== undefined && record.delay !== null, `delayed index stale for ${name}`);
+      record.delay = { delayId: ctx.index, untilMs: ctx.nowMs + lockDelayMs };
+    }
+    return this.delayed.size;
+  }
+
+  dueDelays(nowMs: number, max: number): { readonly name: string; readonly delayId: number }[] {
+    const out: { readonly name: string; readonly delayId: number }[] = [];
+    for (const name of this.delayed) {
+      if (out.length >= max) break;
+      const delay = this.records.get(name)?.delay;
+      if (delay !== undefined && delay !== null && nowMs >= delay.untilMs) {
+        out.push({ name, delayId: delay.delayId });
+      }
+    }
+    return out;
+  }
+
+  status(name: string): MutexStatus {
+    const r = this.records.get(name);
+    if (r === undefined) return { name, state: "FREE", holder: null, waiters: [], delay: null };
+    const state: MutexState = r.holder !== null ? "HELD" : "DELAYED";
+    return { name, state, holder: r.holder, waiters: [...r.waiters], delay: r.delay };
+  }
+
+  holder(name: string): Holder | null {
+    return this.records.get(name)?.holder ?? null;
+  }
+
+  /** Names a lease holds or waits for. */
+  namesOf(leaseId: number): string[] {
+    return [...(this.namesByLease.get(leaseId) ?? [])].sort();
+  }
+
+  /** In creation order: the canonical order for snapshots. */
+  snapshotRecords(): MutexRecord[] {
+    return [...this.records.values()].map((r) => ({ ...r, waiters: [...r.waiters] }));
+  }
+
+  private grant(ctx: ApplyContext, record: MutexRecord, who: Waiter): Holder {
+    assert(record.holder === null && record.delay === null, `grant of busy ${record.name}`);
+    const token = ctx.nextToken();
+    const holder: Holder = { leaseId: who.leaseId, token, value: who.value, grantedAtMs: ctx.nowMs };
+    record.holder = holder;
+    this.link(who.leaseId, record.name);
+    ctx.events.push({
+      kind: "granted",
+      table: this.table,
+      name: record.name,
+      leaseId: holder.leaseId,
+      token: holder.token,
+      value: holder.value,
+    });
+    return holder;
+  }
+
+  /** Next waiter (FIFO) gets it with a new token; with no waiters the record goes (FREE). */
+  private handOff(ctx: ApplyContext, record: MutexRecord): void {
+    const next = record.waiters.shift();
+    if (next !== undefined) {
+      this.grant(ctx, record, next);
+      return;
+    }
+    this.records.delete(record.name);
+    ctx.events.push({ kind: "freed", table: this.table, name: record.name });
+  }
+
+  private startDelay(ctx: ApplyContext, record: MutexRecord, untilMs: number): void {
+    record.delay = { delayId: ctx.index, untilMs };
+    this.delayed.add(record.name);
+    ctx.events.push({ kind: "delayed", table: this.table, name: record.name, untilMs });
+  }
+
+  private link(leaseId: number, name: string): void {
+    let names = this.namesByLease.get(leaseId);
+    if (names === undefined) {
+      names = new Set();
+      this.namesByLease.set(leaseId, names);
+    }
+    names.add(name);
+  }
+
+  private unlink(leaseId: number, name: string): void {
+    const names = this.namesByLease.get(leaseId);
+    if (names === undefined) return;
+    names.delete(name);
+    if (names.size === 0) this.namesByLease.delete(leaseId);
+  }
+}

@@ -1,0 +1,277 @@
+// LockStateMachine: leases, locks, elections and fencing tokens, applied from the Raft log. PURE.
+//
+// apply(index, entryData) decodes one committed entry and returns an ApplyResult (expected
+// outcomes are values; a broken invariant throws AssertionError). Replicas that apply the same
+// entries reach the same state, byte for byte (stateHash).
+//
+// Time: the machine never reads a clock. Each entry carries the proposing leader's time; the
+// machine's time is max(previous, stamp). The node layer must stamp in the machine's time domain:
+// on becoming leader, take base = leaderTimeMs() after applying everything, and stamp
+// base + (local monotonic now - local monotonic at that moment). Its first proposal must be
+// LeaderTimersRestart: every lease and lock-delay then runs at full length from the new leader's
+// time, and timer commands (LeaseExpire, LockDelayEnd) of a term without that restart are no-ops.
+// timers(now) lists the guarded commands the leader should propose now.
+
+import { assert } from "../core/assert.ts";
+import type { ApplyContext } from "./apply_context.ts";
+import { applyClientCommand, applySystemCommand, type MachineTables } from "./command_handlers.ts";
+import { decodeCommand, isClientCommand, type ClientCommand, type SystemCommand } from "./commands.ts";
+import { ElectionTable, type ElectionLeader } from "./election_table.ts";
+import { fnv1a64Hex } from "./hash.ts";
+import { IdAllocator } from "./id_allocator.ts";
+import { LeaseTable } from "./lease_table.ts";
+import {
+  DEFAULT_STATE_CONFIG,
+  SESSION_SWEEP_PER_APPLY_MAX,
+  utf8ByteLength,
+  validateStateConfig,
+  type StateConfig,
+} from "./limits.ts";
+import { LockTable, type MutexStatus } from "./lock_table.ts";
+import { decodeImage, encodeImage, type MachineImage } from "./machine_snapshot.ts";
+import { errorResult, okResult, type ApplyResult, type CommandResult, type StateEvent } from "./results.ts";
+import { SessionTable } from "./session_table.ts";
+
+export interface LeaseInfo {
+  readonly leaseId: number;
+  readonly clientId: string;
+  readonly ttlMs: number;
+  readonly grantedAtMs: number;
+  readonly serverDeadlineMs: number;
+  /** Leader time left before the server deadline (0 once it passed). */
+  readonly remainingMs: number;
+  /** Past its deadline, waiting for its LeaseExpire to commit. */
+  readonly expiring: boolean;
+  readonly locks: readonly string[];
+  readonly elections: readonly string[];
+}
+
+export interface TokenCheck {
+  /** True iff `token` is the current grant of `name` and its holder's lease is live. */
+  readonly current: boolean;
+  readonly table: "lock" | "election" | null;
+  readonly currentToken: number | null;
+}
+
+/** Timer commands proposed per timers() call, at most (the rest come next tick). */
+export const TIMER_COMMANDS_MAX = 256;
+
+export class LockStateMachine {
+  private readonly s: MachineTables;
+
+  constructor(config: StateConfig = DEFAULT_STATE_CONFIG, image?: MachineImage) {
+    validateStateConfig(config);
+    const limits = { sessionsMax: config.limits.sessionsMax, sessionIdleMs: config.sessionIdleMs };
+    this.s = {
+      config,
+      ids: new IdAllocator(image?.ids),
+      leases: LeaseTable.restore(config.rho, image?.leases ?? []),
+      locks: LockTable.restore("lock", image?.locks ?? []),
+      elections: ElectionTable.restore(image?.elections ?? []),
+      sessions: SessionTable.restore(limits, { sessions: image?.sessions ?? [], idle: image?.idle ?? [] }),
+      appliedIndex: image?.appliedIndex ?? 0,
+      nowMs: image?.nowMs ?? 0,
+      timersTerm: image?.timersTerm ?? 0,
+    };
+    if (image !== undefined) this.assertRestoredInvariants();
+  }
+
+  /** Every holder and waiter names a lease that exists (pair assertion on restore). */
+  private assertRestoredInvariants(): void {
+    for (const table of [this.s.locks, this.s.elections.table]) {
+      for (const record of table.snapshotRecords()) {
+        const leaseIds = [...record.waiters.map((w) => w.leaseId), record.holder?.leaseId ?? null];
+        for (const leaseId of leaseIds) {
+          if (leaseId === null) continue;
+          assert(this.s.leases.get(leaseId) !== undefined, `${record.name} names missing lease ${leaseId}`);
+          assert(leaseId <= this.s.ids.counters().lastLeaseId, "lease id beyond the counter");
+        }
+        const token = record.holder?.token ?? 0;
+        assert(token <= this.s.ids.counters().lastToken, `${record.name} token beyond the counter`);
+      }
+    }
+  }
+
+  /** Restores a snapshot taken by snapshot() (same cluster: counters continue as they were). */
+  static restore(bytes: Uint8Array, config: StateConfig = DEFAULT_STATE_CONFIG): LockStateMachine {
+    return new LockStateMachine(config, decodeImage(bytes));
+  }
+
+  /**
+   * Restores a BACKUP to seed a new cluster: same as restore, then the token and lease-id epoch
+   * is raised to max(epoch + 1, epochMin) so no token or lease id of the old cluster is issued
+   * again (id_allocator.ts explains epochMin). Seed every member with the result's snapshot().
+   */
+  static restoreFromBackup(
+    bytes: Uint8Array,
+    options: { readonly epochMin: number; readonly config?: StateConfig },
+  ): LockStateMachine {
+    const machine = LockStateMachine.restore(bytes, options.config ?? DEFAULT_STATE_CONFIG);
+    assert(machine.s.ids.canBump(options.epochMin), `epochMin ${options.epochMin} beyond the epoch space`);
+    machine.s.ids.bumpEpoch(options.epochMin);
+    // The new cluster counts terms from scratch; its first leader's LeaderTimersRestart re-arms
+    // the timers, as on any promotion.
+    machine.s.timersTerm = 0;
+    return machine;
+  }
+
+  apply(index: number, entryData: Uint8Array): ApplyResult {
+    const appliedIndex = this.s.appliedIndex;
+    assert(Number.isSafeInteger(index) && index > appliedIndex, `apply of index ${index} after ${appliedIndex}`);
+    this.s.appliedIndex = index;
+    const events: StateEvent[] = [];
+    // Empty data: the Raft leader's own no-op (or an entry the node passes without a command).
+    if (entryData.length === 0) return { ...okResult({ kind: "Noop" }), index, replayed: false, events };
+    const decoded = decodeCommand(entryData);
+    if (!decoded.ok) {
+      return { ...errorResult("INVALID_ARGUMENT", decoded.reason), index, replayed: false, events };
+    }
+    const { leaderTimeMs, term, command } = decoded.value;
+    this.s.nowMs = Math.max(this.s.nowMs, leaderTimeMs);
+    const ids = this.s.ids;
+    const ctx: ApplyContext = { index, nowMs: this.s.nowMs, events, nextToken: () => ids.nextToken() };
+    this.s.sessions.sweep(ctx.nowMs, SESSION_SWEEP_PER_APPLY_MAX);
+    if (!isClientCommand(command)) {
+      const result = applySystemCommand(this.s, ctx, command, term);
+      return { ...result, index, replayed: false, events };
+    }
+    const { result, replayed } = this.applyClient(ctx, command);
+    return { ...result, index, replayed, events };
+  }
+
+  private applyClient(ctx: ApplyContext, command: ClientCommand): { result: CommandResult; replayed: boolean } {
+    const { clientId, seq } = command;
+    const idBytesMax = this.s.config.limits.clientIdBytesMax;
+    if (clientId.length === 0 || utf8ByteLength(clientId) > idBytesMax) {
+      const result = errorResult("INVALID_ARGUMENT", `clientId must be 1..${idBytesMax} bytes`);
+      return { result, replayed: false };
+    }
+    const check = this.s.sessions.check(clientId, seq);
+    switch (check.kind) {
+      case "replay":
+        return { result: check.result, replayed: true };
+      case "stale": {
+        const result = errorResult("STALE_SEQUENCE", `seq ${seq} is below ${check.lastSeq}`);
+        return { result, replayed: false };
+      }
+      case "expired": {
+        const result = errorResult("SESSION_EXPIRED", `no session for ${clientId} (seq ${seq})`);
+        return { result, replayed: false };
+      }
+      case "new": {
+        const result = applyClientCommand(this.s, ctx, command);
+        const hasLeases = this.s.leases.leaseCountOf(clientId) > 0;
+        this.s.sessions.record({ clientId, seq, result, nowMs: ctx.nowMs, hasLeases });
+        return { result, replayed: false };
+      }
+    }
+  }
+
+  /** The guarded commands the leader should propose at its time nowLeaderMs. */
+  timers(nowLeaderMs: number, max: number = TIMER_COMMANDS_MAX): SystemCommand[] {
+    const nowMs = Math.max(nowLeaderMs, this.s.nowMs);
+    const out: SystemCommand[] = [];
+    for (const due of this.s.leases.due(nowMs, max)) out.push({ kind: "LeaseExpire", ...due });
+    for (const table of [this.s.locks, this.s.elections.table]) {
+      for (const due of table.dueDelays(nowMs, max - out.length)) {
+        out.push({ kind: "LockDelayEnd", table: table.table, name: due.name, delayId: due.delayId });
+      }
+    }
+    return out;
+  }
+
+  appliedIndex(): number {
+    return this.s.appliedIndex;
+  }
+
+  /** The machine's time: the largest leader stamp applied. */
+  leaderTimeMs(): number {
+    return this.s.nowMs;
+  }
+
+  timersTerm(): number {
+    return this.s.timersTerm;
+  }
+
+  /** The last token issued and the epoch of the next one. */
+  tokens(): { readonly lastToken: number; readonly lastLeaseId: number; readonly epoch: number } {
+    return { ...this.s.ids.counters(), epoch: this.s.ids.epoch() };
+  }
+
+  leaseTimeToLive(leaseId: number, nowLeaderMs: number = this.s.nowMs): LeaseInfo | null {
+    const lease = this.s.leases.get(leaseId);
+    if (lease === undefined) return null;
+    const nowMs = Math.max(nowLeaderMs, this.s.nowMs);
+    return {
+      leaseId,
+      clientId: lease.clientId,
+      ttlMs: lease.ttlMs,
+      grantedAtMs: lease.grantedAtMs,
+      serverDeadlineMs: lease.deadlineMs,
+      remainingMs: Math.max(0, lease.deadlineMs - nowMs),
+      expiring: !this.s.leases.isLive(lease, nowMs),
+      locks: this.s.locks.namesOf(leaseId),
+      elections: this.s.elections.table.namesOf(leaseId),
+    };
+  }
+
+  leaseList(): { readonly leaseId: number; readonly clientId: string; readonly ttlMs: number }[] {
+    return this.s.leases.records().map((l) => ({ leaseId: l.leaseId, clientId: l.clientId, ttlMs: l.ttlMs }));
+  }
+
+  lockStatus(name: string): MutexStatus {
+    return this.s.locks.status(name);
+  }
+
+  electionStatus(name: string): MutexStatus {
+    return this.s.elections.status(name);
+  }
+
+  electionLeader(name: string): ElectionLeader | null {
+    return this.s.elections.leader(name);
+  }
+
+  /**
+   * CheckSequencer (Chubby): is `token` the current grant of lock (or election) `name`? Tokens are
+   * unique cluster-wide, so one name space serves both tables. A holder whose lease is past its
+   * deadline is not current: its client has already stopped trusting it. Serve after ReadIndex.
+   */
+  validateToken(name: string, token: number): TokenCheck {
+    let other: TokenCheck = { current: false, table: null, currentToken: null };
+    for (const table of [this.s.locks, this.s.elections.table]) {
+      const holder = table.holder(name);
+      if (holder === null) continue;
+      if (holder.token === token) {
+        const lease = this.s.leases.get(holder.leaseId);
+        assert(lease !== undefined, `holder of ${name} has no lease`);
+        return { current: this.s.leases.isLive(lease, this.s.nowMs), table: table.table, currentToken: token };
+      }
+      if (other.table === null) other = { current: false, table: table.table, currentToken: holder.token };
+    }
+    return other;
+  }
+
+  snapshot(): Uint8Array {
+    return encodeImage(this.image());
+  }
+
+  /** FNV-1a over the canonical snapshot: equal on replicas that applied the same entries. */
+  stateHash(): string {
+    return fnv1a64Hex(this.snapshot());
+  }
+
+  private image(): MachineImage {
+    const sessions = this.s.sessions.image();
+    return {
+      appliedIndex: this.s.appliedIndex,
+      nowMs: this.s.nowMs,
+      timersTerm: this.s.timersTerm,
+      ids: this.s.ids.counters(),
+      leases: this.s.leases.records(),
+      locks: this.s.locks.snapshotRecords(),
+      elections: this.s.elections.table.snapshotRecords(),
+      sessions: sessions.sessions,
+      idle: sessions.idle,
+    };
+  }
+}

@@ -1,0 +1,128 @@
+// The state machine's snapshot image: canonical JSON, decoded with full shape checks. PURE.
+//
+// Canonical: every table is written in its own significant order (lease ids, lock creation,
+// session activity, idle deadlines) and every record is rebuilt field by field on decode, so
+// restore(snapshot()) re-encodes to the same bytes and stateHash compares replicas.
+// A snapshot that does not decode is corruption (storage checksums it), so decode asserts.
+
+import { assert } from "../core/assert.ts";
+import type { IdCounters } from "./id_allocator.ts";
+import type { LeaseRecord } from "./lease_table.ts";
+import type { Delay, Holder, MutexRecord, Waiter } from "./lock_table.ts";
+import type { CommandResult } from "./results.ts";
+import type { IdleEntry, SessionRecord } from "./session_table.ts";
+
+export const SNAPSHOT_VERSION = 1;
+
+export interface MachineImage {
+  readonly appliedIndex: number;
+  readonly nowMs: number;
+  readonly timersTerm: number;
+  readonly ids: IdCounters;
+  readonly leases: readonly LeaseRecord[];
+  readonly locks: readonly MutexRecord[];
+  readonly elections: readonly MutexRecord[];
+  readonly sessions: readonly SessionRecord[];
+  readonly idle: readonly IdleEntry[];
+}
+
+export function encodeImage(image: MachineImage): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ v: SNAPSHOT_VERSION, ...image }));
+}
+
+export function decodeImage(bytes: Uint8Array): MachineImage {
+  const raw: unknown = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  const o = obj(raw, "snapshot");
+  assert(o["v"] === SNAPSHOT_VERSION, `unsupported snapshot version ${String(o["v"])}`);
+  const ids = obj(o["ids"], "ids");
+  return {
+    appliedIndex: uint(o, "appliedIndex"),
+    nowMs: uint(o, "nowMs"),
+    timersTerm: uint(o, "timersTerm"),
+    ids: { lastToken: uint(ids, "lastToken"), lastLeaseId: uint(ids, "lastLeaseId") },
+    leases: list(o, "leases").map(decodeLease),
+    locks: list(o, "locks").map(decodeMutex),
+    elections: list(o, "elections").map(decodeMutex),
+    sessions: list(o, "sessions").map(decodeSession),
+    idle: list(o, "idle").map((e) => {
+      const r = obj(e, "idle entry");
+      return { clientId: str(r, "clientId"), dropAtMs: uint(r, "dropAtMs") };
+    }),
+  };
+}
+
+function decodeLease(value: unknown): LeaseRecord {
+  const r = obj(value, "lease");
+  return {
+    leaseId: uint(r, "leaseId"),
+    clientId: str(r, "clientId"),
+    ttlMs: uint(r, "ttlMs"),
+    grantedAtMs: uint(r, "grantedAtMs"),
+    renewedAtMs: uint(r, "renewedAtMs"),
+    deadlineMs: uint(r, "deadlineMs"),
+    renewSeq: uint(r, "renewSeq"),
+  };
+}
+
+function decodeMutex(value: unknown): MutexRecord {
+  const r = obj(value, "mutex");
+  const holderRaw = r["holder"];
+  const delayRaw = r["delay"];
+  let holder: Holder | null = null;
+  if (holderRaw !== null) {
+    const h = obj(holderRaw, "holder");
+    holder = {
+      leaseId: uint(h, "leaseId"),
+      token: uint(h, "token"),
+      value: str(h, "value"),
+      grantedAtMs: uint(h, "grantedAtMs"),
+    };
+  }
+  let delay: Delay | null = null;
+  if (delayRaw !== null) {
+    const d = obj(delayRaw, "delay");
+    delay = { delayId: uint(d, "delayId"), untilMs: uint(d, "untilMs") };
+  }
+  const waiters: Waiter[] = list(r, "waiters").map((w) => {
+    const x = obj(w, "waiter");
+    return { leaseId: uint(x, "leaseId"), value: str(x, "value") };
+  });
+  return { name: str(r, "name"), holder, waiters, delay };
+}
+
+function decodeSession(value: unknown): SessionRecord {
+  const r = obj(value, "session");
+  const result = obj(r["result"], "session result");
+  assert(typeof result["ok"] === "boolean", "session result needs ok");
+  return {
+    clientId: str(r, "clientId"),
+    lastSeq: uint(r, "lastSeq"),
+    lastActiveMs: uint(r, "lastActiveMs"),
+    // Stored results are opaque: written by this machine and handed back verbatim on a retry.
+    result: result as unknown as CommandResult,
+  };
+}
+
+function obj(value: unknown, what: string): Record<string, unknown> {
+  assert(typeof value === "object" && value !== null && !Array.isArray(value), `${what} must be an object`);
+  return value as Record<string, unknown>;
+}
+
+function list(o: Record<string, unknown>, key: string): unknown[] {
+  const value = o[key];
+  assert(Array.isArray(value), `${key} must be an array`);
+  return value as unknown[];
+}
+
+function uint(o: Record<string, unknown>, key: string): number {
+  const value = o[key];
+  const ok = typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+  assert(ok, `${key} must be a safe integer >= 0`);
+  return value as number;
+}
+
+function str(o: Record<string, unknown>, key: string): string {
+  const value = o[key];
+  assert(typeof value === "string", `${key} must be a string`);
+  return value;
+}

@@ -1,0 +1,117 @@
+// Results and events of applying a command. PURE.
+//
+// Expected outcomes are values (style anchors 5.4): ApplyResult = {ok:true, kind, ...} |
+// {ok:false, code, message}. The api layer is the one place that maps codes to gRPC statuses.
+// A client command's CommandResult is stored in its session, and a retry gets that same value.
+
+export type ErrorCode =
+  | "LEASE_NOT_FOUND"
+  | "LEASE_EXPIRED"
+  | "NOT_HOLDER"
+  | "LOCK_HELD"
+  | "STALE_SEQUENCE"
+  | "SESSION_EXPIRED"
+  | "INVALID_ARGUMENT"
+  | "LIMIT_EXCEEDED";
+
+/**
+ * What a holder needs to know when to stop. Times are leader time (the machine's time domain).
+ * The client does not use serverDeadlineMs directly: it records t0 (its own monotonic clock)
+ * before sending the FIRST attempt and stops at t0 + ttlMs * (1 - rho) - margin, which in real
+ * time is before serverDeadlineMs = appliedAtMs + ttlMs * (1 + rho) (rounded up).
+ */
+export interface ValidUntil {
+  readonly ttlMs: number;
+  readonly rho: number;
+  readonly appliedAtMs: number;
+  readonly serverDeadlineMs: number;
+}
+
+export interface KeepAliveFailure {
+  readonly leaseId: number;
+  readonly code: "LEASE_NOT_FOUND" | "LEASE_EXPIRED";
+}
+
+export type OkBody =
+  | { readonly kind: "LeaseGrant"; readonly leaseId: number; readonly validUntil: ValidUntil }
+  | {
+      readonly kind: "LeaseKeepAlive";
+      readonly renewed: readonly { readonly leaseId: number; readonly validUntil: ValidUntil }[];
+      readonly failed: readonly KeepAliveFailure[];
+    }
+  | { readonly kind: "LeaseRevoke"; readonly leaseId: number }
+  | {
+      readonly kind: "LockAcquire";
+      readonly status: "granted";
+      readonly token: number;
+      readonly validUntil: ValidUntil;
+    }
+  | { readonly kind: "LockAcquire"; readonly status: "queued"; readonly position: number }
+  | { readonly kind: "LockRelease"; readonly released: boolean }
+  | {
+      readonly kind: "ElectionCampaign";
+      readonly status: "elected";
+      readonly token: number;
+      readonly validUntil: ValidUntil;
+    }
+  | { readonly kind: "ElectionCampaign"; readonly status: "queued"; readonly position: number }
+  | { readonly kind: "ElectionProclaim"; readonly token: number }
+  | { readonly kind: "ElectionResign"; readonly resigned: boolean }
+  | { readonly kind: "WaitCancel"; readonly cancelled: boolean }
+  | { readonly kind: "LeaseExpire"; readonly applied: boolean }
+  | { readonly kind: "LockDelayEnd"; readonly applied: boolean }
+  | { readonly kind: "LeaderTimersRestart"; readonly leases: number; readonly delays: number }
+  | { readonly kind: "RestoreEpochBump"; readonly epoch: number }
+  | { readonly kind: "Noop" };
+
+export interface CommandError {
+  readonly ok: false;
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+
+export type CommandResult = ({ readonly ok: true } & OkBody) | CommandError;
+
+/**
+ * Side effects the api layer turns into replies and streams: a queued acquire or campaign learns
+ * of its grant from these (they may come from another client's command or a timer command).
+ */
+export type StateEvent =
+  | {
+      readonly kind: "granted";
+      readonly table: "lock" | "election";
+      readonly name: string;
+      readonly leaseId: number;
+      readonly token: number;
+      readonly value: string;
+    }
+  | { readonly kind: "freed"; readonly table: "lock" | "election"; readonly name: string }
+  | {
+      readonly kind: "delayed";
+      readonly table: "lock" | "election";
+      readonly name: string;
+      readonly untilMs: number;
+    }
+  | { readonly kind: "proclaimed"; readonly name: string; readonly token: number; readonly value: string }
+  | {
+      readonly kind: "leaseGone";
+      readonly leaseId: number;
+      readonly clientId: string;
+      readonly expired: boolean;
+    };
+
+export type ApplyResult = CommandResult & {
+  /** Raft index of the entry. */
+  readonly index: number;
+  /** True when a retried (clientId, seq) got its stored result back; nothing was re-applied. */
+  readonly replayed: boolean;
+  readonly events: readonly StateEvent[];
+};
+
+export function errorResult(code: ErrorCode, message: string): CommandError {
+  return { ok: false, code, message };
+}
+
+export function okResult(body: OkBody): { readonly ok: true } & OkBody {
+  return { ok: true, ...body };
+}
