@@ -29,6 +29,11 @@ export class Inflights {
     while (n < this.lastIndexes.length && (this.lastIndexes[n] ?? Infinity) <= index) n++;
     this.lastIndexes.splice(0, n);
   }
+  /** A heartbeat answer proves the follower is alive: let one more message through, in case
+   *  an AppendEntries (or its answer) was lost while the window was full. */
+  freeFirstOne(): void {
+    this.lastIndexes.shift();
+  }
   full(): boolean {
     return this.lastIndexes.length >= this.inflightMax;
   }

@@ -106,6 +106,8 @@ export class RaftCore {
   /** Followers with something new to send; flushed in one batch per Ready. */
   private replicationDirty = new Set<NodeId>();
   private commitBroadcastPending = false;
+  /** Followers behind us that answered a heartbeat: send them an append even if empty. */
+  private catchUpProbes = new Set<NodeId>();
   private lastHardState: HardState;
   private lastSoftState: SoftState;
   private outstanding: Ready | null = null;
@@ -224,6 +226,7 @@ export class RaftCore {
       this.msgs.length > 0 ||
       this.readStates.length > 0 ||
       this.replicationDirty.size > 0 ||
+      this.catchUpProbes.size > 0 ||
       this.commitBroadcastPending ||
       this.log.pendingSnapshot !== null ||
       this.log.unstableEntries().length > 0 ||
@@ -447,6 +450,7 @@ export class RaftCore {
     this.votes = new Map();
     this.pendingConfIndex = 0;
     this.replicationDirty.clear();
+    this.catchUpProbes.clear();
     this.commitBroadcastPending = false;
     this.readOnly.reset();
     this.readsAwaitingCommit = [];
@@ -516,8 +520,11 @@ export class RaftCore {
       this.logLine(`${this.id} cannot campaign: a committed config change is not applied yet`);
       return;
     }
-    this.logLine(`${this.id} starts ${kind === "preElection" ? "pre-election" : kind} at term ${this.term}`);
-    this.startCampaign(this.config.preVote && kind === "preElection" ? "preElection" : kind);
+    // With PreVote off a "preElection" request is a plain election (the old expression passed
+    // kind through unchanged, so preVote=false still ran pre-elections; found by server/sim scripts).
+    const effective: CampaignKind = kind === "preElection" && !this.config.preVote ? "election" : kind;
+    this.logLine(`${this.id} starts ${effective === "preElection" ? "pre-election" : effective} at term ${this.term}`);
+    this.startCampaign(effective);
   }
 
   private startCampaign(kind: CampaignKind): void {
@@ -721,7 +728,10 @@ export class RaftCore {
     if (!pr) return;
     pr.recentActive = true;
     pr.probeSent = false;
-    if (pr.match < this.log.lastIndex()) this.replicationDirty.add(m.from);
+    if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirstOne();
+    // An append even without entries: if earlier ones were lost, the follower's rejection of
+    // this one sends us back to probing from its real match point.
+    if (pr.match < this.log.lastIndex()) this.catchUpProbes.add(m.from);
     if (m.readContext === 0) return;
     const confirmed = this.readOnly.recvAck(m.from, m.readContext, (acks) => {
       const r = jointVoteResult(this.confState.voters, this.confState.votersOutgoing, (id) => acks.has(id));
@@ -794,23 +804,26 @@ export class RaftCore {
 
   /** Sends everything outstanding in as few messages as the limits allow (one batch per Ready). */
   private flushReplication(): void {
-    if (this.role !== "leader") {
-      this.replicationDirty.clear();
-      this.commitBroadcastPending = false;
-      return;
+    if (this.role === "leader") {
+      for (const id of this.progress.keys()) {
+        if (id !== this.id) this.flushReplicationTo(id);
+      }
     }
-    for (const id of this.progress.keys()) {
-      if (id === this.id) continue;
-      const dirty = this.replicationDirty.has(id);
-      if (!dirty && !this.commitBroadcastPending) continue;
-      // At least one message carries a new commit index even when no entries are pending.
-      this.maybeSendAppend(id, this.commitBroadcastPending);
+    this.replicationDirty.clear();
+    this.catchUpProbes.clear();
+    this.commitBroadcastPending = false;
+  }
+
+  private flushReplicationTo(id: NodeId): void {
+    const forced = this.commitBroadcastPending || this.catchUpProbes.has(id);
+    if (forced || this.replicationDirty.has(id)) {
+      // A forced send goes out even without entries: it carries the new commit index, or
+      // provokes the rejection that restarts probing after a lost message.
+      this.maybeSendAppend(id, forced);
       for (let sent = 0; sent < this.config.inflightMessagesMax; sent++) {
         if (!this.maybeSendAppend(id, false)) break;
       }
     }
-    this.replicationDirty.clear();
-    this.commitBroadcastPending = false;
   }
 
   private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
@@ -891,7 +904,8 @@ export class RaftCore {
         const pr = new Progress(this.log.lastIndex() + 1, this.config.inflightMessagesMax);
         if (id === this.id) pr.maybeUpdate(this.log.stableIndex);
         this.progress.set(id, pr);
-        this.replicationDirty.add(id);
+        // Contact a new member at once (an empty append starts probing), not at the next proposal.
+        if (id !== this.id) this.catchUpProbes.add(id);
       }
     }
   }

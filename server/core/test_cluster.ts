@@ -1,27 +1,13 @@
 // A minimal synchronous in-memory cluster for core unit tests: deliver every message at once,
 // in order, with optional drops. The simulator (server/sim) is the adversarial version.
 
+import { bootstrapState } from "./bootstrap.ts";
 import { makeRaftConfig, type BugSwitches, NO_BUGS } from "./config.ts";
 import type { Message } from "./messages.ts";
 import { SeededRandom } from "./random.ts";
 import { RaftCore } from "./raft.ts";
 import type { ReadState } from "./ready.ts";
-import type { Entry, NodeId, PersistedState } from "./types.ts";
-
-export function bootstrapState(voters: readonly NodeId[]): PersistedState {
-  return {
-    hardState: { term: 0, vote: "", commit: 0 },
-    snapshot: {
-      metadata: {
-        index: 0,
-        term: 0,
-        confState: { voters: [...voters], votersOutgoing: [], learners: [], learnersNext: [], witnesses: [], autoLeave: false },
-      },
-      data: new Uint8Array(0),
-    },
-    entries: [],
-  };
-}
+import type { Entry, NodeId } from "./types.ts";
 
 export class TestCluster {
   readonly nodes = new Map<NodeId, RaftCore>();

@@ -47,8 +47,9 @@ export function assertEntryShape(entry: Entry): void {
 
 function assertSnapshotShape(snapshot: Snapshot): void {
   const { index, term, confState } = snapshot.metadata;
-  assert(isCount(index) && index >= 1, `snapshot index ${index} invalid`);
-  assert(isCount(term) && term >= 1, `snapshot term ${term} invalid`);
+  // Index 0 / term 0 is the bootstrap snapshot that carries a new cluster's first membership.
+  assert(isCount(index), `snapshot index ${index} invalid`);
+  assert(isCount(term) && (term >= 1 || index === 0), `snapshot term ${term} invalid at index ${index}`);
   assert(isConfState(confState), "snapshot confState invalid");
   assert(snapshot.data instanceof Uint8Array, "snapshot data is not a Uint8Array");
 }

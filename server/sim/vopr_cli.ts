@@ -1,0 +1,81 @@
+// npm run sim -- --seeds N [--from S] | --seed S [--verbose] [--bug NAME] [--time-budget-s T]
+// Runs simulator seeds, prints a summary, and for every failure the command that replays it.
+
+import { BUG_NAMES, type BugName } from "./swarm.ts";
+import { runSeed, type RunResult } from "./vopr.ts";
+
+interface CliOptions {
+  seeds: number;
+  from: number;
+  single: number | null;
+  bug: BugName | null;
+  verbose: boolean;
+  timeBudgetS: number;
+}
+
+function parseArgs(argv: readonly string[]): CliOptions {
+  const o: CliOptions = { seeds: 100, from: 1, single: null, bug: null, verbose: false, timeBudgetS: Infinity };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${arg} needs a value`);
+      return v;
+    };
+    if (arg === "--seeds") o.seeds = positiveInt(value(), "--seeds");
+    else if (arg === "--from") o.from = positiveInt(value(), "--from");
+    else if (arg === "--seed") o.single = positiveInt(value(), "--seed");
+    else if (arg === "--verbose") o.verbose = true;
+    else if (arg === "--time-budget-s") o.timeBudgetS = positiveInt(value(), "--time-budget-s");
+    else if (arg === "--bug") {
+      const b = value();
+      if (!BUG_NAMES.includes(b as BugName)) throw new Error(`--bug must be one of ${BUG_NAMES.join(", ")}`);
+      o.bug = b as BugName;
+    } else throw new Error(`unknown argument ${arg}`);
+  }
+  return o;
+}
+
+function positiveInt(s: string, what: string): number {
+  const n = Number(s);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${what} must be a non-negative integer, got ${s}`);
+  return n;
+}
+
+function replayCommand(r: RunResult, bug: BugName | null): string {
+  return `npm run sim -- --seed ${r.seed}${bug ? ` --bug ${bug}` : ""} --verbose`;
+}
+
+function printResult(r: RunResult, bug: BugName | null, verbose: boolean): void {
+  if (verbose || !r.ok) {
+    console.log(`SEED=${r.seed} ${r.ok ? "ok" : "FAILED"} trace=${r.traceHash} ${r.swarm}`);
+    console.log(`  stats ${JSON.stringify(r.stats)}`);
+  }
+  for (const v of r.violations) console.log(`  violation ${v.check} at ${v.atMs.toFixed(1)}ms: ${v.detail}`);
+  if (!r.ok) console.log(`  replay: ${replayCommand(r, bug)}`);
+}
+
+function main(): void {
+  const o = parseArgs(process.argv.slice(2));
+  const startedMs = performance.now();
+  const seeds = o.single !== null ? [o.single] : Array.from({ length: o.seeds }, (_, i) => o.from + i);
+  let failed = 0;
+  let ran = 0;
+  let events = 0;
+  for (const seed of seeds) {
+    if ((performance.now() - startedMs) / 1000 > o.timeBudgetS) break;
+    const r = runSeed({ seed, bug: o.bug });
+    ran++;
+    events += r.stats.events;
+    if (!r.ok) failed++;
+    printResult(r, o.bug, o.verbose || o.single !== null);
+  }
+  const seconds = (performance.now() - startedMs) / 1000;
+  console.log(
+    `simulator: ${ran} seeds, ${failed} with violations, ${events} events, ` +
+      `${seconds.toFixed(1)}s, ${(ran / seconds).toFixed(1)} seeds/s${o.bug ? `, bug=${o.bug}` : ""}`,
+  );
+  process.exitCode = failed > 0 ? 1 : 0;
+}
+
+main();
