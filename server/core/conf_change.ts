@@ -77,7 +77,7 @@ function applySimple(cs: ConfState, change: ConfChangeSingle): ConfChangeResult 
   }
   const out = mutate(cs);
   applyOne(out, change);
-  return finish(out, cs);
+  return finish(out);
 }
 
 function enterJoint(
@@ -93,7 +93,7 @@ function enterJoint(
   out.votersOutgoing = [...cs.voters];
   for (const change of changes) applyOne(out, change);
   out.autoLeave = autoLeave;
-  return finish(out, cs);
+  return finish(out);
 }
 
 function leaveJoint(cs: ConfState): ConfChangeResult {
@@ -103,7 +103,7 @@ function leaveJoint(cs: ConfState): ConfChangeResult {
   out.learnersNext = [];
   out.votersOutgoing = [];
   out.autoLeave = false;
-  return finish(out, cs);
+  return finish(out);
 }
 
 interface MutableConfState {
@@ -160,7 +160,7 @@ function applyOne(out: MutableConfState, change: ConfChangeSingle): void {
   }
 }
 
-function finish(out: MutableConfState, before: ConfState): ConfChangeResult {
+function finish(out: MutableConfState): ConfChangeResult {
   if (out.voters.length === 0) return { ok: false, reason: "the configuration would have no voters" };
   const members = new Set([...out.voters, ...out.votersOutgoing, ...out.learners, ...out.learnersNext]);
   out.witnesses = out.witnesses.filter((id) => members.has(id));
@@ -172,7 +172,6 @@ function finish(out: MutableConfState, before: ConfState): ConfChangeResult {
   // A witness can never be the only full (applying) voter of a half: it holds no state to serve.
   const fullIncoming = out.voters.filter((id) => !out.witnesses.includes(id));
   if (fullIncoming.length === 0) return { ok: false, reason: "the configuration would have only witness voters" };
-  void before;
   const sorted = (l: NodeId[]): NodeId[] => [...l].sort();
   return {
     ok: true,

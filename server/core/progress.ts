@@ -29,11 +29,6 @@ export class Inflights {
     while (n < this.lastIndexes.length && (this.lastIndexes[n] ?? Infinity) <= index) n++;
     this.lastIndexes.splice(0, n);
   }
-  /** A heartbeat answer proves the follower is alive: let one more message through, in case
-   *  an AppendEntries (or its answer) was lost while the window was full. */
-  freeFirstOne(): void {
-    this.lastIndexes.shift();
-  }
   full(): boolean {
     return this.lastIndexes.length >= this.inflightMax;
   }
@@ -51,6 +46,8 @@ export class Progress {
   state: ProgressState = "probe";
   /** In probe: an AppendEntries (or snapshot) is outstanding; wait for an answer or heartbeat. */
   probeSent = false;
+  /** Match as of the previous heartbeat answer: unchanged with a full window means stalled. */
+  matchAtLastHeartbeat: Index = 0;
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
   readonly inflights: Inflights;

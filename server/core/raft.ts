@@ -728,7 +728,13 @@ export class RaftCore {
     if (!pr) return;
     pr.recentActive = true;
     pr.probeSent = false;
-    if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirstOne();
+    if (pr.state === "replicate" && pr.inflights.full() && pr.match === pr.matchAtLastHeartbeat) {
+      // The window is full and nothing was acknowledged for a whole heartbeat interval: an
+      // append or its answer was probably lost. Retransmit from the follower's match point
+      // (duplicates are harmless) instead of pushing later entries it would reject.
+      pr.becomeProbe();
+    }
+    pr.matchAtLastHeartbeat = pr.match;
     // An append even without entries: if earlier ones were lost, the follower's rejection of
     // this one sends us back to probing from its real match point.
     if (pr.match < this.log.lastIndex()) this.catchUpProbes.add(m.from);
@@ -757,7 +763,10 @@ export class RaftCore {
     );
     if (!Number.isFinite(quorumIndex) || quorumIndex <= this.log.committed) return false;
     const term = this.log.term(quorumIndex);
-    if (term !== this.term && !this.config.bugs.commitOldTermByCounting) return false;
+    if (term !== this.term) {
+      if (!this.config.bugs.commitOldTermByCounting) return false;
+      this.logLine(`${this.id} BUG commits old-term entry ${term ?? 0}/${quorumIndex} by counting`);
+    }
     this.log.commitTo(quorumIndex);
     if (term === this.term) this.releaseReadsAwaitingCommit();
     return true;

@@ -48,6 +48,10 @@ export class SafetyChecker implements SimNodeObserver {
   private readonly voteOf = new Map<string, NodeId>();
   /** index -> term of the entry committed there (as first observed). */
   private readonly committedTerm = new Map<Index, Term>();
+  /** index -> term of the leader that committed it (seen on that leader). Leader completeness
+   *  binds only leaders of LATER terms: a leader of an older term can still be elected by nodes
+   *  that never heard of the newer one, and it cannot commit anything over them. */
+  private readonly commitTermOf = new Map<Index, Term>();
   /** index -> state-machine hash after applying it (as first observed). */
   private readonly appliedHash = new Map<Index, number>();
   private readonly baselines = new Map<NodeId, NodeBaseline>();
@@ -122,17 +126,18 @@ export class SafetyChecker implements SimNodeObserver {
     if (s.commit > s.lastIndex) this.fail("commit-beyond-log", `${node.id} commit ${s.commit} > last index ${s.lastIndex}`);
     b.term = s.term;
     b.commit = s.commit;
-    this.recordCommitted(node, b, s.commit);
+    this.recordCommitted(node, b, s.commit, s.role === "leader" ? s.term : 0);
     if (s.role === "leader" && b.leaderTerm !== s.term) {
       b.leaderTerm = s.term;
       this.onNewLeader(node, s.term);
     }
   }
 
-  private recordCommitted(node: SimNode, b: NodeBaseline, commit: Index): void {
+  private recordCommitted(node: SimNode, b: NodeBaseline, commit: Index, leaderTerm: Term): void {
     const core = node.core;
     if (!core) return;
     for (let i = b.checkedCommit + 1; i <= commit; i++) {
+      if (leaderTerm > 0 && !this.commitTermOf.has(i)) this.commitTermOf.set(i, leaderTerm);
       const t = core.termAt(i);
       if (t === undefined) continue; // covered by a snapshot: checked through the applied hash
       const known = this.committedTerm.get(i);
@@ -154,7 +159,8 @@ export class SafetyChecker implements SimNodeObserver {
     const first = core.status().firstIndex;
     for (let i = first; i <= this.committedMax; i++) {
       const want = this.committedTerm.get(i);
-      if (want === undefined) continue;
+      const commitTerm = this.commitTermOf.get(i);
+      if (want === undefined || commitTerm === undefined || commitTerm >= term) continue;
       const have = core.termAt(i);
       if (have !== want) {
         this.fail("leader-completeness", `${node.id} leads term ${term} without committed entry ${want}/${i} (has ${have ?? "none"})`);

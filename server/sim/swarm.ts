@@ -56,7 +56,7 @@ const pick = <T>(r: SeededRandom, xs: readonly T[]): T => {
 };
 
 export function drawSwarm(r: SeededRandom): SwarmOptions {
-  return {
+  return withLivenessBound({
     nodeCount: r.nextFloat() < 0.75 ? 3 : 5,
     tickMs: 10,
     electionTimeoutTicks: 10,
@@ -81,8 +81,21 @@ export function drawSwarm(r: SeededRandom): SwarmOptions {
     uncommittedEntriesMax: pick(r, [20, 200]),
     proposalIntervalMs: pick(r, [5, 20, 60]),
     safetyPhaseMs: 3000 + r.nextInt(3000),
-    livenessBoundMs: 8000,
-  };
+    livenessBoundMs: 0,
+  });
+}
+
+/**
+ * The liveness bound after healing: 8 s for elections and restarts, plus the time to ship a
+ * full uncommitted backlog to a follower that lags by it, one window of
+ * entriesPerMessageMax x inflightMessagesMax entries per round trip (with one retry each).
+ * A configuration of one entry per message and one in flight over a 60 ms-jitter network
+ * legitimately needs tens of seconds; the bound says so rather than hiding the case.
+ */
+export function withLivenessBound(o: SwarmOptions): SwarmOptions {
+  const windows = Math.ceil(o.uncommittedEntriesMax / (o.entriesPerMessageMax * o.inflightMessagesMax));
+  const roundTripMs = 2 * (o.delayMinMs + o.delayJitterMs);
+  return { ...o, livenessBoundMs: 8000 + windows * roundTripMs * 2 };
 }
 
 export function describeSwarm(o: SwarmOptions): string {
@@ -90,3 +103,39 @@ export function describeSwarm(o: SwarmOptions): string {
     .map(([k, v]) => `${k}=${String(v)}`)
     .join(" ");
 }
+
+/**
+ * Named swarm presets layered over the random draw. "figure8" makes the Raft paper's Figure 8
+ * schedule likely: five nodes, one entry per AppendEntries and one in flight (so a follower can
+ * ack an old-term entry before the new leader's no-op), faults aimed at leaders, and proposals
+ * that pile up on minority leaders (conflicting entries of several terms at the same index).
+ */
+export type SwarmPreset = "random" | "figure8";
+
+export const SWARM_PRESETS: Readonly<Record<SwarmPreset, Partial<SwarmOptions>>> = {
+  random: {},
+  figure8: {
+    nodeCount: 5,
+    entriesPerMessageMax: 1,
+    inflightMessagesMax: 1,
+    delayJitterMs: 20,
+    lossProbability: 0.05,
+    leaderTargetProbability: 0.9,
+    crashWeight: 3,
+    partitionWeight: 3,
+    pauseWeight: 0,
+    restartDelayMsMax: 1000,
+    nemesisIntervalMs: 150,
+    proposalIntervalMs: 5,
+    uncommittedEntriesMax: 200,
+  },
+};
+
+/** The preset under which each bug switch is measured (see README's table). */
+export const BUG_PRESET: Readonly<Record<BugName, SwarmPreset>> = {
+  commitOldTermByCounting: "figure8",
+  skipPersistVote: "random",
+  truncateBelowCommit: "random",
+  voteWithoutLogCheck: "random",
+  sendBeforePersist: "random",
+};

@@ -13,7 +13,15 @@ import { bootstrapState } from "../core/bootstrap.ts";
 import { SafetyChecker, type Violation } from "./checkers.ts";
 import { EventQueue } from "./event_queue.ts";
 import { SimNode } from "./sim_node.ts";
-import { describeSwarm, drawSwarm, type BugName, type SwarmOptions } from "./swarm.ts";
+import {
+  describeSwarm,
+  drawSwarm,
+  SWARM_PRESETS,
+  withLivenessBound,
+  type BugName,
+  type SwarmOptions,
+  type SwarmPreset,
+} from "./swarm.ts";
 
 type SimEvent =
   | { readonly kind: "tick"; readonly node: NodeId; readonly incarnation: number }
@@ -28,7 +36,9 @@ type SimEvent =
 export interface RunOptions {
   readonly seed: number;
   readonly bug: BugName | null;
-  /** Overrides applied on top of the swarm drawn from the seed. */
+  /** A named preset applied on top of the swarm drawn from the seed (default "random"). */
+  readonly preset?: SwarmPreset;
+  /** Overrides applied last. */
   readonly swarm?: Partial<SwarmOptions>;
   /** Prints every node's status each simulated second and the core's log lines (debugging). */
   readonly debug?: boolean;
@@ -45,6 +55,8 @@ export interface RunStats {
   proposalsAcked: number;
   commitIndexMax: number;
   simulatedMs: number;
+  /** Simulated time from healing until every node applied a new entry (-1: never). */
+  recoveryMs: number;
 }
 
 export interface RunResult {
@@ -92,11 +104,18 @@ class Simulation {
     proposalsAcked: 0,
     commitIndexMax: 0,
     simulatedMs: 0,
+    recoveryMs: -1,
   };
+  private healedAtMs = 0;
+  private healFloor = 0;
 
   constructor(private readonly options: RunOptions) {
     this.random = new SeededRandom(options.seed);
-    this.swarm = { ...drawSwarm(this.random), ...options.swarm };
+    this.swarm = withLivenessBound({
+      ...drawSwarm(this.random),
+      ...SWARM_PRESETS[options.preset ?? "random"],
+      ...options.swarm,
+    });
     this.checker = new SafetyChecker({ onSend: (m) => this.send(m), onApply: (n, e) => this.noteApplied(n, e) });
     const ids = ["a", "b", "c", "d", "e"].slice(0, this.swarm.nodeCount);
     const initial = bootstrapState(ids);
@@ -225,6 +244,9 @@ class Simulation {
     const before = node.core.status().role;
     node.processReadies(this.checker);
     this.checker.checkNode(node);
+    if (this.healed && this.stats.recoveryMs < 0 && this.allAppliedAbove(this.healFloor)) {
+      this.stats.recoveryMs = Math.round(this.nowMs - this.healedAtMs);
+    }
     if (node.core && node.core.status().role === "leader" && before !== "leader") this.stats.leaderElections++;
   }
 
@@ -360,6 +382,13 @@ class Simulation {
       if (!node.core) this.onRestart(node.id);
     }
     for (const node of this.nodes.values()) this.appliedAtHeal.set(node.id, node.appliedIndex);
+    this.healedAtMs = this.nowMs;
+    this.healFloor = Math.max(...this.appliedAtHeal.values(), 0);
+  }
+
+  private allAppliedAbove(floor: number): boolean {
+    for (const node of this.nodes.values()) if (node.appliedIndex <= floor) return false;
+    return true;
   }
 
   private onLivenessDeadline(): void {

@@ -1,7 +1,8 @@
-// npm run sim -- --seeds N [--from S] | --seed S [--verbose] [--bug NAME] [--time-budget-s T]
+// npm run sim -- --seeds N [--from S] | --seed S [--verbose] [--bug NAME] [--preset random|figure8]
+//                [--time-budget-s T]
 // Runs simulator seeds, prints a summary, and for every failure the command that replays it.
 
-import { BUG_NAMES, type BugName } from "./swarm.ts";
+import { BUG_NAMES, BUG_PRESET, SWARM_PRESETS, type BugName, type SwarmPreset } from "./swarm.ts";
 import { runSeed, type RunResult } from "./vopr.ts";
 
 interface CliOptions {
@@ -11,10 +12,11 @@ interface CliOptions {
   bug: BugName | null;
   verbose: boolean;
   timeBudgetS: number;
+  preset: SwarmPreset | null;
 }
 
 function parseArgs(argv: readonly string[]): CliOptions {
-  const o: CliOptions = { seeds: 100, from: 1, single: null, bug: null, verbose: false, timeBudgetS: Infinity };
+  const o: CliOptions = { seeds: 100, from: 1, single: null, bug: null, verbose: false, timeBudgetS: Infinity, preset: null };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = (): string => {
@@ -27,6 +29,11 @@ function parseArgs(argv: readonly string[]): CliOptions {
     else if (arg === "--seed") o.single = positiveInt(value(), "--seed");
     else if (arg === "--verbose") o.verbose = true;
     else if (arg === "--time-budget-s") o.timeBudgetS = positiveInt(value(), "--time-budget-s");
+    else if (arg === "--preset") {
+      const p = value();
+      if (!(p in SWARM_PRESETS)) throw new Error(`--preset must be one of ${Object.keys(SWARM_PRESETS).join(", ")}`);
+      o.preset = p as SwarmPreset;
+    }
     else if (arg === "--bug") {
       const b = value();
       if (!BUG_NAMES.includes(b as BugName)) throw new Error(`--bug must be one of ${BUG_NAMES.join(", ")}`);
@@ -42,38 +49,40 @@ function positiveInt(s: string, what: string): number {
   return n;
 }
 
-function replayCommand(r: RunResult, bug: BugName | null): string {
-  return `npm run sim -- --seed ${r.seed}${bug ? ` --bug ${bug}` : ""} --verbose`;
+function replayCommand(r: RunResult, bug: BugName | null, preset: SwarmPreset): string {
+  return `npm run sim -- --seed ${r.seed}${bug ? ` --bug ${bug}` : ""} --preset ${preset} --verbose`;
 }
 
-function printResult(r: RunResult, bug: BugName | null, verbose: boolean): void {
+function printResult(r: RunResult, bug: BugName | null, preset: SwarmPreset, verbose: boolean): void {
   if (verbose || !r.ok) {
     console.log(`SEED=${r.seed} ${r.ok ? "ok" : "FAILED"} trace=${r.traceHash} ${r.swarm}`);
     console.log(`  stats ${JSON.stringify(r.stats)}`);
   }
   for (const v of r.violations) console.log(`  violation ${v.check} at ${v.atMs.toFixed(1)}ms: ${v.detail}`);
-  if (!r.ok) console.log(`  replay: ${replayCommand(r, bug)}`);
+  if (!r.ok) console.log(`  replay: ${replayCommand(r, bug, preset)}`);
 }
 
 function main(): void {
   const o = parseArgs(process.argv.slice(2));
   const startedMs = performance.now();
   const seeds = o.single !== null ? [o.single] : Array.from({ length: o.seeds }, (_, i) => o.from + i);
+  // A bug is measured under the preset that makes it reachable unless one is named.
+  const preset: SwarmPreset = o.preset ?? (o.bug ? BUG_PRESET[o.bug] : "random");
   let failed = 0;
   let ran = 0;
   let events = 0;
   for (const seed of seeds) {
     if ((performance.now() - startedMs) / 1000 > o.timeBudgetS) break;
-    const r = runSeed({ seed, bug: o.bug });
+    const r = runSeed({ seed, bug: o.bug, preset });
     ran++;
     events += r.stats.events;
     if (!r.ok) failed++;
-    printResult(r, o.bug, o.verbose || o.single !== null);
+    printResult(r, o.bug, preset, o.verbose || o.single !== null);
   }
   const seconds = (performance.now() - startedMs) / 1000;
   console.log(
     `simulator: ${ran} seeds, ${failed} with violations, ${events} events, ` +
-      `${seconds.toFixed(1)}s, ${(ran / seconds).toFixed(1)} seeds/s${o.bug ? `, bug=${o.bug}` : ""}`,
+      `${seconds.toFixed(1)}s, ${(ran / seconds).toFixed(1)} seeds/s, preset=${preset}${o.bug ? `, bug=${o.bug}` : ""}`,
   );
   process.exitCode = failed > 0 ? 1 : 0;
 }
