@@ -1,0 +1,71 @@
+// What the gRPC api layer (server/api) needs from the node: submit a command and learn its
+// outcome, run a linearizable read, and follow state-machine events. Implemented by
+// server/node/raft_node.ts; a fake implements it in the api layer's unit tests.
+
+import type { ConfChange } from "../core/conf_change.ts";
+import type { Role } from "../core/ready.ts";
+import type { ConfState, Index, NodeId, Term } from "../core/types.ts";
+import type { ClientCommand } from "../state/commands.ts";
+import type { LockStateMachine } from "../state/machine.ts";
+import type { ApplyResult, StateEvent } from "../state/results.ts";
+
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+}
+
+/** Where to send a client that reached a follower. */
+export interface LeaderHint {
+  readonly leaderId: NodeId;
+  /** The leader's client-API address, when known. */
+  readonly leaderAddress: string | null;
+}
+
+export type SubmitOutcome =
+  /** Committed and applied; `result` is the state machine's answer (ok or an error code). */
+  | { readonly kind: "applied"; readonly result: ApplyResult }
+  /** Never proposed: this node is not the leader. Safe to retry elsewhere. */
+  | { readonly kind: "notLeader"; readonly hint: LeaderHint | null }
+  /** Never proposed: no leader, leadership moving, too many pending proposals, shutting down. */
+  | { readonly kind: "unavailable"; readonly reason: string }
+  /**
+   * Proposed, then leadership was lost (or the call was cancelled) before its fate was known.
+   * It may or may not commit: retry with the SAME (clientId, seq) and the session table answers.
+   */
+  | { readonly kind: "outcomeUnknown"; readonly reason: string };
+
+export type ReadOutcome<T> =
+  | { readonly kind: "read"; readonly value: T; readonly index: Index }
+  | { readonly kind: "notLeader"; readonly hint: LeaderHint | null }
+  | { readonly kind: "unavailable"; readonly reason: string };
+
+export interface NodeStatus {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly term: Term;
+  readonly leader: NodeId;
+  readonly commitIndex: Index;
+  readonly appliedIndex: Index;
+  readonly lastIndex: Index;
+  readonly confState: ConfState;
+}
+
+/** Events of one applied entry, delivered synchronously in log order. */
+export type EventListener = (events: readonly StateEvent[], index: Index) => void;
+
+export type AdminOutcome =
+  | { readonly kind: "ok" }
+  | { readonly kind: "notLeader"; readonly hint: LeaderHint | null }
+  | { readonly kind: "refused"; readonly reason: string };
+
+export interface NodeApi {
+  submit(command: ClientCommand, options?: CallOptions): Promise<SubmitOutcome>;
+  /** ReadIndex: the query runs on the leader's state machine once it is linearizable. */
+  read<T>(query: (machine: LockStateMachine) => T, options?: CallOptions): Promise<ReadOutcome<T>>;
+  /** Subscribe BEFORE submitting a blocking acquire so no grant event can be missed. */
+  subscribe(listener: EventListener): () => void;
+  status(): NodeStatus;
+  transferLeader(to: NodeId): AdminOutcome;
+  changeMembership(change: ConfChange): Promise<AdminOutcome>;
+  /** Client-API address of every member (for leader hints and the Members call). */
+  memberAddresses(): ReadonlyMap<NodeId, string>;
+}
