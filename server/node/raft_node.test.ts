@@ -1,0 +1,115 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { ClientCommand } from "../state/commands.ts";
+import type { StateEvent } from "../state/results.ts";
+import type { SubmitOutcome } from "./node_api.ts";
+import { NodeCluster } from "./test_node_cluster.ts";
+
+function applied(o: SubmitOutcome): Record<string, unknown> {
+  assert.equal(o.kind, "applied", JSON.stringify(o));
+  if (o.kind !== "applied") throw new Error("unreachable");
+  assert.ok(o.result.ok, JSON.stringify(o.result));
+  return o.result as unknown as Record<string, unknown>;
+}
+
+async function electedCluster(): Promise<NodeCluster> {
+  const c = new NodeCluster(["a", "b", "c"]);
+  c.advance(600);
+  assert.ok(c.leader(), "no leader elected");
+  return c;
+}
+
+describe("RaftNode", () => {
+  it("grants a lease and a lock with a token, and answers a retry with the same token", async () => {
+    const c = await electedCluster();
+    const leader = c.leader()!;
+    const lease = applied(await c.settle(leader.submit({ kind: "LeaseGrant", clientId: "x", seq: 1, ttlMs: 5000 })));
+    const leaseId = lease["leaseId"] as number;
+    const acquire: ClientCommand = { kind: "LockAcquire", clientId: "x", seq: 2, name: "db", leaseId, wait: false };
+    const first = applied(await c.settle(leader.submit(acquire)));
+    assert.equal(first["status"], "granted");
+    const retry = await c.settle(leader.submit(acquire));
+    assert.equal(retry.kind, "applied");
+    if (retry.kind === "applied") {
+      assert.equal(retry.result.replayed, true);
+      assert.equal((retry.result as unknown as Record<string, unknown>)["token"], first["token"]);
+    }
+  });
+
+  it("a follower answers notLeader with the leader's address", async () => {
+    const c = await electedCluster();
+    const leader = c.leader()!;
+    const follower = [...c.nodes.values()].find((n) => n !== leader)!;
+    const o = await c.settle(follower.submit({ kind: "LeaseGrant", clientId: "x", seq: 1, ttlMs: 5000 }));
+    assert.equal(o.kind, "notLeader");
+    if (o.kind === "notLeader") assert.equal(o.hint?.leaderId, leader.id);
+  });
+
+  it("passes a lock to the FIFO waiter with a higher token on release; reads are linearizable", async () => {
+    const c = await electedCluster();
+    const leader = c.leader()!;
+    const events: StateEvent[] = [];
+    leader.subscribe((evs) => events.push(...evs));
+    const l1 = applied(await c.settle(leader.submit({ kind: "LeaseGrant", clientId: "p", seq: 1, ttlMs: 5000 })));
+    const l2 = applied(await c.settle(leader.submit({ kind: "LeaseGrant", clientId: "q", seq: 1, ttlMs: 5000 })));
+    const a = applied(await c.settle(leader.submit({ kind: "LockAcquire", clientId: "p", seq: 2, name: "n", leaseId: l1["leaseId"] as number, wait: true })));
+    const b = applied(await c.settle(leader.submit({ kind: "LockAcquire", clientId: "q", seq: 2, name: "n", leaseId: l2["leaseId"] as number, wait: true })));
+    assert.equal(b["status"], "queued");
+    applied(await c.settle(leader.submit({ kind: "LockRelease", clientId: "p", seq: 3, name: "n", token: a["token"] as number })));
+    const grant = events.find((e) => e.kind === "granted" && e.leaseId === l2["leaseId"]);
+    assert.ok(grant && grant.kind === "granted" && grant.token > (a["token"] as number));
+    const read = await c.settle(leader.read((m) => m.lockStatus("n")));
+    assert.equal(read.kind, "read");
+    if (read.kind === "read") assert.equal(read.value.holder?.leaseId, l2["leaseId"]);
+  });
+
+  it("expires an unrenewed lease, holds the lock through lock-delay, then grants the waiter", async () => {
+    const c = await electedCluster();
+    const leader = c.leader()!;
+    const events: { e: StateEvent; atMs: number }[] = [];
+    leader.subscribe((evs) => events.push(...evs.map((e) => ({ e, atMs: c.nowMs }))));
+    const l1 = applied(await c.settle(leader.submit({ kind: "LeaseGrant", clientId: "p", seq: 1, ttlMs: 1000 })));
+    const l2 = applied(await c.settle(leader.submit({ kind: "LeaseGrant", clientId: "q", seq: 1, ttlMs: 60000 })));
+    applied(await c.settle(leader.submit({ kind: "LockAcquire", clientId: "p", seq: 2, name: "n", leaseId: l1["leaseId"] as number, wait: true })));
+    const startMs = c.nowMs;
+    applied(await c.settle(leader.submit({ kind: "LockAcquire", clientId: "q", seq: 2, name: "n", leaseId: l2["leaseId"] as number, wait: true })));
+    c.advance(3000);
+    const gone = events.find((x) => x.e.kind === "leaseGone");
+    const granted = events.find((x) => x.e.kind === "granted" && x.e.leaseId === l2["leaseId"]);
+    assert.ok(gone, "lease never expired");
+    assert.ok(granted, "waiter never granted");
+    // TTL*(1+rho) = 1010 ms, then lock-delay 1000 ms; never earlier, and within a few ticks after.
+    assert.ok(gone.atMs - startMs >= 1000, `expired after ${gone.atMs - startMs} ms`);
+    assert.ok(granted.atMs - gone.atMs >= 1000, `granted ${granted.atMs - gone.atMs} ms after expiry`);
+    assert.ok(granted.atMs - startMs <= 2000 + 200, `granted only after ${granted.atMs - startMs} ms`);
+  });
+
+  it("after the leader dies a new leader restarts every lease at full length before expiring it", async () => {
+    const c = await electedCluster();
+    const leader = c.leader()!;
+    const lease = applied(await c.settle(leader.submit({ kind: "LeaseGrant", clientId: "p", seq: 1, ttlMs: 2000 })));
+    c.advance(1500);
+    c.kill(leader.id);
+    c.advance(600);
+    const next = c.leader();
+    assert.ok(next && next.id !== leader.id, "no new leader");
+    const leaseId = lease["leaseId"] as number;
+    const ttl = await c.settle(next.read((m) => m.leaseTimeToLive(leaseId)));
+    assert.equal(ttl.kind, "read");
+    if (ttl.kind === "read") assert.ok(ttl.value && ttl.value.remainingMs > 1500, JSON.stringify(ttl.value));
+  });
+
+  it("a restarted node rebuilds its state machine from its own disk", async () => {
+    const c = await electedCluster();
+    const leader = c.leader()!;
+    const lease = applied(await c.settle(leader.submit({ kind: "LeaseGrant", clientId: "p", seq: 1, ttlMs: 60000 })));
+    applied(await c.settle(leader.submit({ kind: "LockAcquire", clientId: "p", seq: 2, name: "k", leaseId: lease["leaseId"] as number, wait: false })));
+    const follower = [...c.nodes.values()].find((n) => n !== leader)!;
+    c.advance(100);
+    c.kill(follower.id);
+    const restarted = c.start(follower.id);
+    c.advance(200);
+    assert.equal(restarted.stateMachine().stateHash(), c.leader()!.stateMachine().stateHash());
+    assert.equal(restarted.stateMachine().lockStatus("k").state, "HELD");
+  });
+});

@@ -1,0 +1,376 @@
+// RaftNode: the one I/O loop (DESIGN.md §1 server/node). It owns the pure RaftCore, the lock
+// state machine, the storage and the transport, and runs the Ready contract of
+// server/core/ready.ts: persist in ONE transaction, then send, then apply, then advance.
+//
+// It is synchronous and single-threaded: inputs (tick, receive, submit, read) change the core
+// and ask for a process() pass; the production driver coalesces those requests into one pass
+// per event-loop turn, so many concurrent proposals share one Ready, one SQLite transaction and
+// one AppendEntries. The simulator calls process() itself, which keeps runs deterministic.
+//
+// Only the leader reads a clock (LeaderClock) and stamps it on proposals; the state machine
+// never does. A new leader proposes LeaderTimersRestart before any client command, so every
+// lease and lock-delay restarts at full length before it grants anything.
+
+import { assert } from "../core/assert.ts";
+import type { ConfChange } from "../core/conf_change.ts";
+import type { Message } from "../core/messages.ts";
+import { RaftCore } from "../core/raft.ts";
+import type { RaftConfig } from "../core/config.ts";
+import type { ReadState, Ready } from "../core/ready.ts";
+import type { Entry, Index, NodeId } from "../core/types.ts";
+import { encodeCommand, type ClientCommand, type Command } from "../state/commands.ts";
+import { DEFAULT_STATE_CONFIG, type StateConfig } from "../state/limits.ts";
+import { LockStateMachine } from "../state/machine.ts";
+import type { ApplyResult } from "../state/results.ts";
+import type { RaftStorage } from "../storage/raft_storage.ts";
+import type { PeerTransport } from "../transport/peer_transport.ts";
+import { LeaderClock, type MonotonicClock } from "./leader_clock.ts";
+import type {
+  AdminOutcome,
+  CallOptions,
+  EventListener,
+  LeaderHint,
+  NodeApi,
+  NodeStatus,
+  ReadOutcome,
+  SubmitOutcome,
+} from "./node_api.ts";
+
+export interface RaftNodeOptions {
+  readonly raftConfig: RaftConfig;
+  readonly storage: RaftStorage;
+  readonly transport: PeerTransport;
+  readonly clock: MonotonicClock;
+  readonly stateConfig?: StateConfig;
+  /** Take a state-machine snapshot and compact the log after this many applied entries. */
+  readonly snapshotEveryEntries: number;
+  /** Client proposals and reads waiting for an outcome, at most. */
+  readonly pendingMax: number;
+  /** Client-API address of every member, for leader hints. */
+  readonly memberAddresses: ReadonlyMap<NodeId, string>;
+  /** Asks the driver for a process() pass soon (coalesced); the simulator passes a no-op. */
+  readonly requestProcess: () => void;
+  readonly log: (fields: Record<string, unknown>) => void;
+}
+
+type SubmitCallback = (outcome: SubmitOutcome) => void;
+
+interface PendingProposal {
+  readonly term: number;
+  readonly callback: SubmitCallback;
+}
+
+interface PendingRead {
+  readonly run: (machine: LockStateMachine | null) => void;
+  /** Set once the leader confirmed the read; it runs when applied reaches it. */
+  index: Index | null;
+}
+
+const readiesPerPassMax = 1000;
+
+export class RaftNode implements NodeApi {
+  readonly id: NodeId;
+  private readonly core: RaftCore;
+  private machine: LockStateMachine;
+  private readonly stateConfig: StateConfig;
+  private readonly leaderClock: LeaderClock;
+  private readonly proposals = new Map<Index, PendingProposal>();
+  private readonly configWaiters = new Map<Index, { term: number; callback: (o: AdminOutcome) => void }>();
+  private readonly reads = new Map<number, PendingRead>();
+  private readonly listeners = new Set<EventListener>();
+  /** Timer commands proposed and not yet applied (by log index), so each is proposed once. */
+  private readonly timersInFlight = new Map<Index, string>();
+  private readContextNext = 1;
+  private setupTerm = -1;
+  private stopped = false;
+
+  constructor(private readonly options: RaftNodeOptions) {
+    this.id = options.raftConfig.id;
+    this.stateConfig = options.stateConfig ?? DEFAULT_STATE_CONFIG;
+    this.leaderClock = new LeaderClock(options.clock);
+    const persisted = options.storage.load();
+    const snap = persisted.snapshot;
+    this.machine =
+      snap && snap.data.length > 0 ? LockStateMachine.restore(snap.data, this.stateConfig) : new LockStateMachine(this.stateConfig);
+    const appliedIndex = snap?.metadata.index ?? 0;
+    assert(this.machine.appliedIndex() <= appliedIndex, "snapshot image is ahead of its metadata");
+    this.core = new RaftCore({ ...options.raftConfig, appliedIndex }, persisted);
+    options.transport.onMessage((m) => this.receive(m));
+  }
+
+  // ------------------------------------------------------------------ inputs
+
+  tick(): void {
+    if (this.stopped) return;
+    this.core.tick();
+    this.proposeDueTimers();
+    this.options.requestProcess();
+  }
+
+  receive(message: Message): void {
+    if (this.stopped) return;
+    this.core.step(message);
+    this.options.requestProcess();
+  }
+
+  submit(command: ClientCommand, options: CallOptions = {}): Promise<SubmitOutcome> {
+    return new Promise((resolve) => this.submitWithCallback(command, options, resolve));
+  }
+
+  /** Callback form of submit (the simulator's deterministic path). */
+  submitWithCallback(command: ClientCommand, options: CallOptions, callback: SubmitCallback): void {
+    if (this.stopped) return callback({ kind: "unavailable", reason: "node is shutting down" });
+    if (options.signal?.aborted) return callback({ kind: "unavailable", reason: "cancelled before proposing" });
+    if (this.proposals.size + this.reads.size >= this.options.pendingMax) {
+      return callback({ kind: "unavailable", reason: `${this.options.pendingMax} requests pending on this node` });
+    }
+    this.ensureLeaderSetup();
+    const proposed = this.proposeCommand(command);
+    if (!proposed.ok) return callback(proposed.outcome);
+    this.proposals.set(proposed.index, { term: proposed.term, callback });
+    options.signal?.addEventListener("abort", () => this.abandonProposal(proposed.index), { once: true });
+    this.options.requestProcess();
+  }
+
+  read<T>(query: (machine: LockStateMachine) => T, options: CallOptions = {}): Promise<ReadOutcome<T>> {
+    return new Promise((resolve) => this.readWithCallback(query, options, resolve));
+  }
+
+  readWithCallback<T>(query: (m: LockStateMachine) => T, options: CallOptions, callback: (o: ReadOutcome<T>) => void): void {
+    if (this.stopped) return callback({ kind: "unavailable", reason: "node is shutting down" });
+    if (this.proposals.size + this.reads.size >= this.options.pendingMax) {
+      return callback({ kind: "unavailable", reason: `${this.options.pendingMax} requests pending on this node` });
+    }
+    const context = this.readContextNext++;
+    const refused = this.core.readIndex(context);
+    if (!refused.ok) return callback(this.notServing(refused.reason === "notLeader", refused.detail));
+    this.reads.set(context, {
+      index: null,
+      run: (machine) => {
+        if (machine === null) callback({ kind: "unavailable", reason: "leadership lost before the read was confirmed" });
+        else callback({ kind: "read", value: query(machine), index: machine.appliedIndex() });
+      },
+    });
+    options.signal?.addEventListener("abort", () => this.reads.delete(context), { once: true });
+    this.options.requestProcess();
+  }
+
+  subscribe(listener: EventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  transferLeader(to: NodeId): AdminOutcome {
+    const r = this.core.transferLeadership(to);
+    this.options.requestProcess();
+    if (r.ok) return { kind: "ok" };
+    if (r.reason === "notLeader") return { kind: "notLeader", hint: this.leaderHint() };
+    return { kind: "refused", reason: r.detail };
+  }
+
+  changeMembership(change: ConfChange): Promise<AdminOutcome> {
+    return new Promise((resolve) => {
+      const r = this.core.proposeConfChange(change);
+      if (!r.ok) {
+        resolve(r.reason === "notLeader" ? { kind: "notLeader", hint: this.leaderHint() } : { kind: "refused", reason: r.detail });
+        return;
+      }
+      this.configWaiters.set(r.index, { term: r.term, callback: resolve });
+      this.options.requestProcess();
+    });
+  }
+
+  memberAddresses(): ReadonlyMap<NodeId, string> {
+    return this.options.memberAddresses;
+  }
+
+  status(): NodeStatus {
+    const s = this.core.status();
+    return {
+      id: s.id,
+      role: s.role,
+      term: s.term,
+      leader: s.leader,
+      commitIndex: s.commit,
+      appliedIndex: s.applied,
+      lastIndex: s.lastIndex,
+      confState: s.confState,
+    };
+  }
+
+  /** For checkers and metrics: the replica's state machine (read-only use). */
+  stateMachine(): LockStateMachine {
+    return this.machine;
+  }
+
+  /** Stops taking input; pending callers learn the outcome is unknown. */
+  stop(): void {
+    this.stopped = true;
+    this.failPending("node stopped");
+  }
+
+  // ------------------------------------------------------------------ the Ready loop
+
+  /** Runs Ready cycles until the core is quiet. Storage failure throws: fatal to the process. */
+  process(): void {
+    if (this.stopped) return;
+    for (let i = 0; i < readiesPerPassMax && this.core.hasReady(); i++) {
+      this.handleReady(this.core.ready());
+      this.ensureLeaderSetup();
+    }
+  }
+
+  private handleReady(rd: Ready): void {
+    // 1. Persist: one transaction, durable before anything of this Ready leaves the node.
+    this.options.storage.save({ hardState: rd.hardState, snapshot: rd.snapshot, entries: rd.entries });
+    // 2. Send.
+    if (rd.messages.length > 0) this.options.transport.send(rd.messages);
+    // 3. Apply.
+    if (rd.snapshot) this.restoreSnapshot(rd.snapshot.data);
+    for (const e of rd.committedEntries) this.applyEntry(e);
+    if (rd.softState && rd.softState.role !== "leader") this.onNotLeader();
+    this.core.advance(rd);
+    // 4. Reads confirmed by this Ready run once applied reaches their index.
+    this.confirmReads(rd.readStates);
+    this.runConfirmedReads();
+    this.maybeSnapshot();
+  }
+
+  private applyEntry(e: Entry): void {
+    if (e.type === "config") {
+      this.resolveConfigWaiter(e);
+      return; // the core applies membership itself in advance()
+    }
+    const result = this.machine.apply(e.index, e.data);
+    this.timersInFlight.delete(e.index);
+    if (result.events.length > 0) for (const l of [...this.listeners]) l(result.events, e.index);
+    const pending = this.proposals.get(e.index);
+    if (!pending) return;
+    this.proposals.delete(e.index);
+    // A different term at our index means our entry was overwritten by another leader's.
+    pending.callback(
+      pending.term === e.term
+        ? { kind: "applied", result }
+        : { kind: "outcomeUnknown", reason: `entry ${e.index} was replaced by a later leader` },
+    );
+  }
+
+  private resolveConfigWaiter(e: Entry): void {
+    const waiter = this.configWaiters.get(e.index);
+    if (!waiter) return;
+    this.configWaiters.delete(e.index);
+    waiter.callback(waiter.term === e.term ? { kind: "ok" } : { kind: "refused", reason: "config entry was replaced" });
+  }
+
+  private restoreSnapshot(data: Uint8Array): void {
+    assert(data.length > 0, "a snapshot from the leader must carry a state machine image");
+    this.machine = LockStateMachine.restore(data, this.stateConfig);
+  }
+
+  private maybeSnapshot(): void {
+    const snapIndex = this.core.latestSnapshot()?.metadata.index ?? 0;
+    const applied = this.core.status().applied;
+    if (applied - snapIndex < this.options.snapshotEveryEntries) return;
+    if (this.machine.appliedIndex() > applied) return;
+    const snapshot = this.core.createSnapshot(this.machine.snapshot());
+    this.options.storage.saveSnapshotAndCompact(snapshot);
+  }
+
+  // ------------------------------------------------------------------ leadership
+
+  /** Once per term, before any client command: leader time starts and timers restart. */
+  private ensureLeaderSetup(): void {
+    const s = this.core.status();
+    if (s.role !== "leader" || this.setupTerm === s.term) return;
+    this.setupTerm = s.term;
+    this.leaderClock.promote(s.term, this.machine.leaderTimeMs());
+    this.timersInFlight.clear();
+    const r = this.core.propose(this.stamp({ kind: "LeaderTimersRestart" }));
+    this.options.log({ event: "leader", node: this.id, term: s.term, timersRestartProposed: r.ok });
+  }
+
+  private onNotLeader(): void {
+    this.leaderClock.demote();
+    this.setupTerm = -1;
+    this.timersInFlight.clear();
+    this.failPending("leadership changed before the outcome was known");
+  }
+
+  private failPending(reason: string): void {
+    const proposals = [...this.proposals.values()];
+    this.proposals.clear();
+    for (const p of proposals) p.callback({ kind: "outcomeUnknown", reason });
+    const reads = [...this.reads.values()];
+    this.reads.clear();
+    for (const r of reads) r.run(null);
+    const configs = [...this.configWaiters.values()];
+    this.configWaiters.clear();
+    for (const c of configs) c.callback({ kind: "refused", reason });
+  }
+
+  private proposeDueTimers(): void {
+    const s = this.core.status();
+    if (s.role !== "leader" || this.machine.timersTerm() !== s.term) return;
+    const inFlight = new Set(this.timersInFlight.values());
+    for (const command of this.machine.timers(this.leaderClock.stampMs())) {
+      const key = JSON.stringify(command);
+      if (inFlight.has(key)) continue;
+      const r = this.core.propose(this.stamp(command));
+      if (!r.ok) return;
+      this.timersInFlight.set(r.index, key);
+    }
+  }
+
+  private proposeCommand(
+    command: ClientCommand,
+  ): { ok: true; index: Index; term: number } | { ok: false; outcome: SubmitOutcome } {
+    const s = this.core.status();
+    if (s.role !== "leader" || !this.leaderClock.isLeaderOf(s.term)) {
+      return { ok: false, outcome: { kind: "notLeader", hint: this.leaderHint() } };
+    }
+    const r = this.core.propose(this.stamp(command));
+    if (r.ok) return { ok: true, index: r.index, term: r.term };
+    if (r.reason === "notLeader") return { ok: false, outcome: { kind: "notLeader", hint: this.leaderHint() } };
+    return { ok: false, outcome: { kind: "unavailable", reason: r.detail } };
+  }
+
+  private stamp(command: Command): Uint8Array {
+    return encodeCommand({ leaderTimeMs: this.leaderClock.stampMs(), term: this.core.status().term, command });
+  }
+
+  private abandonProposal(index: Index): void {
+    const pending = this.proposals.get(index);
+    if (!pending) return;
+    this.proposals.delete(index);
+    pending.callback({ kind: "outcomeUnknown", reason: "cancelled after the proposal left this node" });
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  private confirmReads(states: readonly ReadState[]): void {
+    for (const rs of states) {
+      const read = this.reads.get(rs.context);
+      if (read) read.index = rs.index;
+    }
+  }
+
+  private runConfirmedReads(): void {
+    // The core's applied index counts config entries too, which the machine skips.
+    const applied = this.core.status().applied;
+    for (const [context, read] of this.reads) {
+      if (read.index === null || applied < read.index) continue;
+      this.reads.delete(context);
+      read.run(this.machine);
+    }
+  }
+
+  private leaderHint(): LeaderHint | null {
+    const leader = this.core.status().leader;
+    if (!leader) return null;
+    return { leaderId: leader, leaderAddress: this.options.memberAddresses.get(leader) ?? null };
+  }
+
+  private notServing(notLeader: boolean, detail: string): { kind: "notLeader"; hint: LeaderHint | null } | { kind: "unavailable"; reason: string } {
+    return notLeader ? { kind: "notLeader", hint: this.leaderHint() } : { kind: "unavailable", reason: detail };
+  }
+}
