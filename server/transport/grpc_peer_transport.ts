@@ -1,0 +1,390 @@
+// PeerTransport over gRPC: one long-lived client stream per peer carrying batches of Raft
+// messages (proto/tenure/v1/peer.proto), and a RaftPeer server for the inbound side.
+//
+// Outbound, per peer (PeerLink): a bounded queue that drops and counts when full (TigerBeetle:
+// never buffer without bound for a peer that is slow or down), a writer that drains it into
+// frames of many messages, lazy connect on the first message, and reconnect with capped
+// exponential backoff and full jitter. A failed connect or a broken stream drops what is queued:
+// those messages are already stale, and Raft resends whatever still matters.
+// Inbound: every frame is checked (cluster id, addressee, full decode) before any of it reaches
+// the node; a bad frame ends the stream with a status and is counted.
+
+import { fileURLToPath } from "node:url";
+import type { PeerCertificate } from "node:tls";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import type { Message } from "../core/messages.ts";
+import type { NodeId } from "../core/types.ts";
+import { PEER_PROTO_LOADER_OPTIONS, decodeBatch, encodeBatch, estimateMessageBytes } from "./peer_codec.ts";
+import type { WirePeerBatch } from "./peer_codec.ts";
+import type { PeerAddress, PeerTransport, PeerTransportStats } from "./peer_transport.ts";
+
+/** One structured log record (an `event` name plus fields), as server/logger.ts takes it. */
+export type TransportLog = (fields: Readonly<Record<string, unknown>>) => void;
+
+export interface GrpcPeerTransportOptions {
+  readonly selfId: NodeId;
+  readonly clusterId: string;
+  /** host:port to listen on; port 0 picks a free port (see boundAddress()). */
+  readonly listenAddress: string;
+  readonly peers: readonly PeerAddress[];
+  /** Per-peer outbound queue bound; beyond it messages are dropped and counted. Default 4096. */
+  readonly queueMessagesMax?: number;
+  /** Messages per frame. Default 256. */
+  readonly batchMessagesMax?: number;
+  /** gRPC frame limit both ways; a single larger message is dropped. Default 16 MiB. */
+  readonly maxMessageBytes?: number;
+  /** Default insecure. For mTLS pass both sides (and authorizePeer to pin ids to certificates). */
+  readonly credentials?: { readonly server: grpc.ServerCredentials; readonly channel: grpc.ChannelCredentials };
+  /** Inbound check of the sender's claimed id against its TLS certificate (undefined without TLS). */
+  readonly authorizePeer?: (from: NodeId, peerCertificate: PeerCertificate | undefined) => boolean;
+  /** Reconnect delay is uniform in [0, min(max, min * 2^attempt)). Defaults 50 and 2000. */
+  readonly reconnectBackoffMsMin?: number;
+  readonly reconnectBackoffMsMax?: number;
+  /** How long one connect attempt may take. Default 2000. */
+  readonly connectTimeoutMs?: number;
+  /** Structured log sink; default one JSON line per event on stderr. */
+  readonly log?: TransportLog;
+}
+
+export interface GrpcPeerTransportStats extends PeerTransportStats {
+  readonly sentBatches: number;
+  readonly receivedBatches: number;
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+type Refusal = { readonly code: grpc.status; readonly details: string };
+
+// Resolved from this module, not the cwd, so the node can be started from anywhere.
+const PROTO_PATH = fileURLToPath(new URL("../../proto/tenure/v1/peer.proto", import.meta.url));
+const SERVICE_NAME = "tenure.v1.RaftPeer";
+/** Room for the batch header and per-field tags on top of the per-message estimates. */
+const FRAME_OVERHEAD_BYTES = 1024;
+
+function loadSendMethod(): { service: grpc.ServiceDefinition; send: grpc.MethodDefinition<WirePeerBatch, unknown> } {
+  const definition = protoLoader.loadSync(PROTO_PATH, { ...PEER_PROTO_LOADER_OPTIONS });
+  const service = definition[SERVICE_NAME];
+  const send = service !== undefined && "Send" in service ? service["Send"] : undefined;
+  if (send === undefined || !send.requestStream || send.responseStream) throw new Error(`${PROTO_PATH}: ${SERVICE_NAME}.Send must be client-streaming`);
+  return { service: service as grpc.ServiceDefinition, send: send as grpc.MethodDefinition<WirePeerBatch, unknown> };
+}
+
+function positiveInt(value: number | undefined, fallback: number, name: string): number {
+  const v = value ?? fallback;
+  if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer, got ${v}`);
+  return v;
+}
+
+/** What a PeerLink needs from its transport: settings, counters and the log. */
+interface LinkContext {
+  readonly selfId: NodeId;
+  readonly clusterId: string;
+  readonly method: grpc.MethodDefinition<WirePeerBatch, unknown>;
+  readonly credentials: grpc.ChannelCredentials;
+  readonly channelOptions: grpc.ChannelOptions;
+  readonly queueMessagesMax: number;
+  readonly batchMessagesMax: number;
+  readonly batchBytesMax: number;
+  readonly backoffMsMin: number;
+  readonly backoffMsMax: number;
+  readonly connectTimeoutMs: number;
+  readonly stats: Mutable<GrpcPeerTransportStats>;
+  readonly log: TransportLog;
+}
+
+type LinkState = "idle" | "connecting" | "open" | "backoff" | "closed";
+
+/** The outbound half towards one peer. Never holds more than queueMessagesMax messages. */
+class PeerLink {
+  private queue: { readonly message: Message; readonly bytes: number }[] = [];
+  private state: LinkState = "idle";
+  private client: grpc.Client | null = null;
+  private call: grpc.ClientWritableStream<WirePeerBatch> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private attempt = 0;
+  private openedAtMs = 0;
+  /** Last failure logged, so a peer that stays down (or keeps refusing us) logs once. */
+  private loggedReason: string | null = null;
+  private writeBlocked = false;
+  private pumpScheduled = false;
+
+  constructor(
+    readonly id: NodeId,
+    readonly address: string,
+    private readonly ctx: LinkContext,
+  ) {}
+
+  enqueue(message: Message, bytes: number): void {
+    if (this.state === "closed" || this.queue.length >= this.ctx.queueMessagesMax) {
+      this.ctx.stats.droppedMessages += 1;
+      return;
+    }
+    this.queue.push({ message, bytes });
+    if (this.state === "idle") this.connect();
+    else if (this.state === "open" && !this.pumpScheduled) {
+      // Defer to the end of this turn so every send() of one Ready shares a frame.
+      this.pumpScheduled = true;
+      setImmediate(() => this.pump());
+    }
+  }
+
+  close(): void {
+    this.dropQueue();
+    this.state = "closed";
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.teardown();
+  }
+
+  private connect(): void {
+    this.state = "connecting";
+    const client = new grpc.Client(this.address, this.ctx.credentials, this.ctx.channelOptions);
+    this.client = client;
+    const channel = client.getChannel();
+    const deadline = Date.now() + this.ctx.connectTimeoutMs;
+    // Watch the channel instead of waitForReady, which would sit out the whole deadline on a
+    // refused connection; TRANSIENT_FAILURE means this attempt has failed.
+    const check = (): void => {
+      if (this.client !== client || this.state !== "connecting") return;
+      const s = channel.getConnectivityState(true);
+      if (s === grpc.connectivityState.READY) this.openStream(client);
+      else if (s === grpc.connectivityState.TRANSIENT_FAILURE || s === grpc.connectivityState.SHUTDOWN) this.fail("unreachable");
+      else channel.watchConnectivityState(s, deadline, (err) => (err ? this.fail("connect timeout") : check()));
+    };
+    check();
+  }
+
+  private openStream(client: grpc.Client): void {
+    const { path, requestSerialize, responseDeserialize } = this.ctx.method;
+    const call = client.makeClientStreamRequest<WirePeerBatch, unknown>(path, requestSerialize, responseDeserialize, (err) => {
+      if (this.call === call) this.fail(err ? `${grpc.status[err.code] ?? err.code}: ${err.details}` : "stream ended by peer");
+    });
+    call.on("drain", () => {
+      this.writeBlocked = false;
+      this.pump();
+    });
+    call.on("error", () => {}); // errors arrive through the callback above; never crash on one
+    this.call = call;
+    this.state = "open";
+    this.openedAtMs = Date.now();
+    this.writeBlocked = false;
+    this.pump();
+  }
+
+  /** Writes frames until the queue is empty or gRPC pushes back (then waits for 'drain'). */
+  private pump(): void {
+    this.pumpScheduled = false;
+    const call = this.call;
+    if (call === null || this.state !== "open") return;
+    const header = { clusterId: this.ctx.clusterId, from: this.ctx.selfId, to: this.id };
+    while (!this.writeBlocked && this.queue.length > 0) {
+      let count = 0;
+      let bytes = 0;
+      for (const item of this.queue) {
+        if (count === this.ctx.batchMessagesMax || (count > 0 && bytes + item.bytes > this.ctx.batchBytesMax)) break;
+        count += 1;
+        bytes += item.bytes;
+      }
+      const batch = this.queue.splice(0, count).map((item) => item.message);
+      this.writeBlocked = !call.write(encodeBatch(header, batch));
+      this.ctx.stats.sentMessages += batch.length;
+      this.ctx.stats.sentBatches += 1;
+    }
+  }
+
+  private fail(reason: string): void {
+    if (this.state === "closed") return;
+    const wasOpen = this.state === "open";
+    this.dropQueue();
+    this.teardown();
+    // A stream that stayed up a while was healthy: start the backoff over. One that broke at
+    // once (a peer refusing our cluster id) keeps growing it.
+    if (wasOpen && Date.now() - this.openedAtMs > this.ctx.backoffMsMax) {
+      this.attempt = 0;
+      this.loggedReason = null;
+    }
+    if (reason !== this.loggedReason) this.ctx.log({ event: "peer_unavailable", peer: this.id, address: this.address, reason, attempt: this.attempt });
+    this.loggedReason = reason;
+    const ceilingMs = Math.min(this.ctx.backoffMsMax, this.ctx.backoffMsMin * 2 ** Math.min(this.attempt, 30));
+    this.attempt += 1;
+    this.state = "backoff";
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.state = "idle";
+      if (this.queue.length > 0) this.connect();
+    }, Math.random() * ceilingMs); // full jitter: peers that lost us together do not retry together
+  }
+
+  private dropQueue(): void {
+    this.ctx.stats.droppedMessages += this.queue.length;
+    this.queue = [];
+  }
+
+  private teardown(): void {
+    const call = this.call;
+    this.call = null;
+    call?.end();
+    this.client?.close();
+    this.client = null;
+  }
+}
+
+export class GrpcPeerTransport implements PeerTransport {
+  private readonly links = new Map<NodeId, PeerLink>();
+  private readonly counters: Mutable<GrpcPeerTransportStats> = { sentMessages: 0, droppedMessages: 0, receivedMessages: 0, rejectedBatches: 0, sentBatches: 0, receivedBatches: 0 };
+  private readonly ctx: LinkContext;
+  private handler: ((message: Message) => void) | null = null;
+  private closing: Promise<void> | null = null;
+  private bound = "";
+  private readonly server: grpc.Server;
+
+  private constructor(private readonly options: GrpcPeerTransportOptions) {
+    const maxMessageBytes = positiveInt(options.maxMessageBytes, 16 * 1024 * 1024, "maxMessageBytes");
+    const backoffMsMin = positiveInt(options.reconnectBackoffMsMin, 50, "reconnectBackoffMsMin");
+    const backoffMsMax = positiveInt(options.reconnectBackoffMsMax, 2000, "reconnectBackoffMsMax");
+    if (backoffMsMax < backoffMsMin) throw new RangeError("reconnectBackoffMsMax must be >= reconnectBackoffMsMin");
+    if (maxMessageBytes <= 2 * FRAME_OVERHEAD_BYTES) throw new RangeError(`maxMessageBytes must exceed ${2 * FRAME_OVERHEAD_BYTES}`);
+    const { service, send } = loadSendMethod();
+    this.ctx = {
+      selfId: options.selfId,
+      clusterId: options.clusterId,
+      method: send,
+      credentials: options.credentials?.channel ?? grpc.credentials.createInsecure(),
+      channelOptions: {
+        "grpc.max_send_message_length": maxMessageBytes,
+        "grpc.max_receive_message_length": maxMessageBytes,
+        // Our backoff decides when to retry; a shared subchannel would carry grpc's own state over.
+        "grpc.use_local_subchannel_pool": 1,
+        "grpc.initial_reconnect_backoff_ms": backoffMsMin,
+        "grpc.max_reconnect_backoff_ms": backoffMsMax,
+        // Notices a peer behind a silent partition (no RST) instead of writing into the void.
+        "grpc.keepalive_time_ms": 10_000,
+        "grpc.keepalive_timeout_ms": 5_000,
+        "grpc.enable_retries": 0,
+      },
+      queueMessagesMax: positiveInt(options.queueMessagesMax, 4096, "queueMessagesMax"),
+      batchMessagesMax: positiveInt(options.batchMessagesMax, 256, "batchMessagesMax"),
+      batchBytesMax: maxMessageBytes - FRAME_OVERHEAD_BYTES - 3 * options.clusterId.length,
+      backoffMsMin,
+      backoffMsMax,
+      connectTimeoutMs: positiveInt(options.connectTimeoutMs, 2000, "connectTimeoutMs"),
+      stats: this.counters,
+      log: options.log ?? ((fields) => {
+        process.stderr.write(`${JSON.stringify({ level: "warn", component: "peer_transport", node: options.selfId, ...fields })}\n`);
+      }),
+    };
+    this.server = new grpc.Server({ "grpc.max_receive_message_length": maxMessageBytes, "grpc.max_send_message_length": maxMessageBytes });
+    this.server.addService(service, {
+      Send: (call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => this.onInboundStream(call, callback),
+    });
+  }
+
+  static async start(options: GrpcPeerTransportOptions): Promise<GrpcPeerTransport> {
+    const t = new GrpcPeerTransport(options);
+    const creds = options.credentials?.server ?? grpc.ServerCredentials.createInsecure();
+    const port = await new Promise<number>((resolve, reject) => {
+      t.server.bindAsync(options.listenAddress, creds, (err, p) => (err ? reject(err) : resolve(p)));
+    });
+    t.bound = `${options.listenAddress.slice(0, options.listenAddress.lastIndexOf(":"))}:${port}`;
+    t.setPeers(options.peers);
+    return t;
+  }
+
+  /** host:port actually listened on (the real port when listenAddress had port 0). */
+  boundAddress(): string {
+    return this.bound;
+  }
+
+  send(messages: readonly Message[]): void {
+    for (const m of messages) {
+      const link = this.closing === null ? this.links.get(m.to) : undefined;
+      const bytes = estimateMessageBytes(m);
+      if (link === undefined || bytes > this.ctx.batchBytesMax) this.counters.droppedMessages += 1;
+      else link.enqueue(m, bytes);
+    }
+  }
+
+  onMessage(handler: (message: Message) => void): void {
+    this.handler = handler;
+  }
+
+  setPeers(peers: readonly PeerAddress[]): void {
+    if (this.closing !== null) return;
+    const next = new Map(peers.filter((p) => p.id !== this.options.selfId).map((p) => [p.id, p.address]));
+    for (const [id, link] of this.links) {
+      if (next.get(id) === link.address) continue;
+      link.close();
+      this.links.delete(id);
+    }
+    for (const [id, address] of next) {
+      if (!this.links.has(id)) this.links.set(id, new PeerLink(id, address, this.ctx));
+    }
+  }
+
+  stats(): GrpcPeerTransportStats {
+    return { ...this.counters };
+  }
+
+  /** Ends outbound streams and the server; resolves once the listening port is released. */
+  close(): Promise<void> {
+    if (this.closing !== null) return this.closing;
+    for (const link of this.links.values()) link.close();
+    this.links.clear();
+    this.closing = new Promise<void>((resolve) => {
+      this.server.tryShutdown(() => resolve());
+      // Peers keep their streams to us open for good, so a graceful drain would never finish.
+      this.server.forceShutdown();
+    });
+    return this.closing;
+  }
+
+  private onInboundStream(call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>): void {
+    let accepted = 0;
+    let done = false;
+    const finish = (refusal: Refusal | null): void => {
+      if (done) return;
+      done = true;
+      if (refusal === null) callback(null, { accepted_messages: String(accepted) });
+      else callback(refusal);
+    };
+    call.on("data", (raw: unknown) => {
+      if (done) return;
+      const r = this.onInboundBatch(call, raw);
+      if (typeof r === "number") accepted += r;
+      else finish(r);
+    });
+    call.on("end", () => finish(null));
+    call.on("error", () => void (done = true)); // cancelled: the peer closed or died; nobody to answer
+  }
+
+  /** Delivers one frame and returns its message count, or says why it was refused. */
+  private onInboundBatch(call: grpc.ServerReadableStream<unknown, unknown>, raw: unknown): number | Refusal {
+    if (this.closing !== null) return { code: grpc.status.UNAVAILABLE, details: "transport closing" };
+    const r = decodeBatch(raw, { clusterId: this.options.clusterId, selfId: this.options.selfId });
+    if (!r.ok) {
+      const code = r.code === "FAILED_PRECONDITION" ? grpc.status.FAILED_PRECONDITION : grpc.status.INVALID_ARGUMENT;
+      return this.refuse(call, { code, details: r.reason });
+    }
+    if (this.options.authorizePeer && !this.options.authorizePeer(r.from, call.getAuthContext().sslPeerCertificate)) {
+      return this.refuse(call, { code: grpc.status.FAILED_PRECONDITION, details: `sender identity does not match ${r.from}` });
+    }
+    this.counters.receivedBatches += 1;
+    for (const m of r.messages) {
+      this.counters.receivedMessages += 1;
+      if (this.handler === null) continue;
+      try {
+        this.handler(m);
+      } catch (err) {
+        // The node's bug must surface, but one bad handler call must not take the listener down.
+        this.ctx.log({ event: "message_handler_threw", from: m.from, kind: m.kind, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+      }
+    }
+    return r.messages.length;
+  }
+
+  private refuse(call: grpc.ServerReadableStream<unknown, unknown>, refusal: Refusal): Refusal {
+    this.counters.rejectedBatches += 1;
+    this.ctx.log({ event: "inbound_batch_rejected", peer: call.getPeer(), code: grpc.status[refusal.code] ?? refusal.code, reason: refusal.details });
+    return refusal;
+  }
+}

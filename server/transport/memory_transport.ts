@@ -1,0 +1,194 @@
+// In-process twin of GrpcPeerTransport for tests (hashicorp/raft's inmem_transport.go).
+//
+// Same contract: send() never blocks, delivery is asynchronous and at most once, a bounded queue
+// per destination drops (and counts) when full. Every message goes through peer_codec's
+// encode/decode, so tests exercise the production validation and receivers never share a byte
+// array with the sender. Links can be cut one way (cut(a, b) drops a->b only) and healed.
+//
+// Not for the deterministic simulator: it uses setImmediate, i.e. real event-loop order.
+
+import type { Message } from "../core/messages.ts";
+import type { NodeId } from "../core/types.ts";
+import { decodeMessage, encodeMessage } from "./peer_codec.ts";
+import type { PeerAddress, PeerTransport, PeerTransportStats } from "./peer_transport.ts";
+
+export interface MemoryNetworkOptions {
+  /** Per-destination queue bound of each transport (default 4096). */
+  readonly queueMessagesMax?: number;
+  /** Where a throwing message handler is reported; default stderr. */
+  readonly log?: (fields: Readonly<Record<string, unknown>>) => void;
+}
+
+export class MemoryNetwork {
+  private readonly transports = new Map<NodeId, MemoryTransport>();
+  private readonly cuts = new Set<string>();
+  private dropCount = 0;
+  readonly queueMessagesMax: number;
+  readonly log: (fields: Readonly<Record<string, unknown>>) => void;
+
+  constructor(options: MemoryNetworkOptions = {}) {
+    this.queueMessagesMax = options.queueMessagesMax ?? 4096;
+    this.log = options.log ?? ((fields) => process.stderr.write(`${JSON.stringify({ component: "memory_transport", ...fields })}\n`));
+    if (!Number.isSafeInteger(this.queueMessagesMax) || this.queueMessagesMax < 1) {
+      throw new RangeError(`queueMessagesMax must be a positive integer, got ${this.queueMessagesMax}`);
+    }
+  }
+
+  /** Creates and registers the transport of `selfId`. Ids are unique while open. */
+  transport(selfId: NodeId): MemoryTransport {
+    if (this.transports.has(selfId)) throw new Error(`transport ${selfId} already exists on this network`);
+    const t = new MemoryTransport(this, selfId);
+    this.transports.set(selfId, t);
+    return t;
+  }
+
+  /** Drops every message from `from` to `to` until healed (one way only). */
+  cut(from: NodeId, to: NodeId): void {
+    this.cuts.add(linkKey(from, to));
+  }
+
+  /** Heals one link, or every link when called without arguments. */
+  heal(from?: NodeId, to?: NodeId): void {
+    if (from === undefined || to === undefined) this.cuts.clear();
+    else this.cuts.delete(linkKey(from, to));
+  }
+
+  isCut(from: NodeId, to: NodeId): boolean {
+    return this.cuts.has(linkKey(from, to));
+  }
+
+  /** Messages lost on the network (cut links, closed receivers), not counting full queues. */
+  drops(): number {
+    return this.dropCount;
+  }
+
+  /** @internal */
+  countDrop(): void {
+    this.dropCount += 1;
+  }
+
+  /** @internal */
+  lookup(id: NodeId): MemoryTransport | undefined {
+    return this.transports.get(id);
+  }
+
+  /** @internal */
+  unregister(t: MemoryTransport): void {
+    if (this.transports.get(t.selfId) === t) this.transports.delete(t.selfId);
+  }
+}
+
+function linkKey(from: NodeId, to: NodeId): string {
+  return JSON.stringify([from, to]);
+}
+
+export class MemoryTransport implements PeerTransport {
+  private handler: ((message: Message) => void) | null = null;
+  /** null: every transport on the network is reachable; otherwise only these ids. */
+  private peers: Set<NodeId> | null = null;
+  private readonly queues = new Map<NodeId, Message[]>();
+  private flushScheduled = false;
+  private closed = false;
+  private sent = 0;
+  private dropped = 0;
+  private received = 0;
+  private rejected = 0;
+
+  /** Use MemoryNetwork.transport(). */
+  constructor(
+    private readonly network: MemoryNetwork,
+    readonly selfId: NodeId,
+  ) {}
+
+  send(messages: readonly Message[]): void {
+    for (const m of messages) {
+      const queue = this.queueFor(m.to);
+      if (this.closed || queue === undefined || queue.length >= this.network.queueMessagesMax) {
+        this.dropped += 1;
+        continue;
+      }
+      queue.push(m);
+    }
+    if (!this.flushScheduled && !this.closed) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  onMessage(handler: (message: Message) => void): void {
+    this.handler = handler;
+  }
+
+  setPeers(peers: readonly PeerAddress[]): void {
+    this.peers = new Set(peers.map((p) => p.id));
+    for (const id of [...this.queues.keys()]) {
+      if (this.peers.has(id)) continue;
+      this.dropped += this.queues.get(id)?.length ?? 0;
+      this.queues.delete(id);
+    }
+  }
+
+  stats(): PeerTransportStats {
+    return { sentMessages: this.sent, droppedMessages: this.dropped, receivedMessages: this.received, rejectedBatches: this.rejected };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const q of this.queues.values()) this.dropped += q.length;
+    this.queues.clear();
+    this.network.unregister(this);
+  }
+
+  private queueFor(to: NodeId): Message[] | undefined {
+    if (to === this.selfId) return undefined;
+    // Before setPeers, every transport registered on the network counts as a known peer.
+    if (this.peers === null ? this.network.lookup(to) === undefined : !this.peers.has(to)) return undefined;
+    let q = this.queues.get(to);
+    if (q === undefined) {
+      q = [];
+      this.queues.set(to, q);
+    }
+    return q;
+  }
+
+  /** One "frame" per destination per turn of the event loop, as the gRPC writer batches. */
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.closed) return;
+    for (const [to, queue] of this.queues) {
+      if (queue.length === 0) continue;
+      const batch = queue.splice(0, queue.length);
+      this.sent += batch.length;
+      const dest = this.network.lookup(to);
+      if (dest === undefined || this.network.isCut(this.selfId, to)) {
+        for (let i = 0; i < batch.length; i++) this.network.countDrop();
+        continue;
+      }
+      dest.deliver(batch.map(encodeMessage));
+    }
+  }
+
+  /** @internal Inbound side: validates like the gRPC server, then hands over one by one. */
+  deliver(wire: readonly unknown[]): void {
+    if (this.closed) return;
+    const decoded: Message[] = [];
+    for (const w of wire) {
+      const r = decodeMessage(w);
+      if (!r.ok || r.value.to !== this.selfId) {
+        this.rejected += 1;
+        return;
+      }
+      decoded.push(r.value);
+    }
+    for (const m of decoded) {
+      this.received += 1;
+      if (this.handler === null) continue;
+      try {
+        this.handler(m);
+      } catch (err) {
+        this.network.log({ event: "message_handler_threw", node: this.selfId, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+      }
+    }
+  }
+}
