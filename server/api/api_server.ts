@@ -1,0 +1,127 @@
+// The client-API gRPC server: loads the tenure.v1 protos, wires the four services to a NodeApi,
+// and bounds message sizes.
+//
+//   const api = await startApiServer({ node, stateConfig, listenAddress: "0.0.0.0:7000" });
+//   ... api.boundAddress() ... await api.close();
+
+import * as grpc from "@grpc/grpc-js";
+import type { ServiceDefinition } from "@grpc/proto-loader";
+import type { NodeApi } from "../node/node_api.ts";
+import { DEFAULT_STATE_CONFIG, validateStateConfig, type StateConfig } from "../state/limits.ts";
+import { clusterService } from "./cluster_service.ts";
+import { electionService } from "./election_service.ts";
+import type { ServiceDeps } from "./handler_kit.ts";
+import { leaseService } from "./lease_service.ts";
+import { lockService } from "./lock_service.ts";
+import { serviceDefinition, type ServiceName } from "./protos.ts";
+import { tolerantDeserializer } from "./validate.ts";
+
+/** Far above the largest valid request (a KeepAlive of 1024 ids, a 4 KiB value). */
+export const MAX_MESSAGE_BYTES_DEFAULT = 256 * 1024;
+export const OBSERVE_BUFFER_MAX_DEFAULT = 1_024;
+export const KEEPALIVE_PENDING_MAX_DEFAULT = 64;
+
+export interface ApiServerOptions {
+  readonly node: NodeApi;
+  /** Must be the config the state machine runs with: limits and rho come from it. */
+  readonly stateConfig?: StateConfig;
+  readonly maxMessageBytes?: number;
+  readonly observeBufferMax?: number;
+  readonly keepAlivePendingMax?: number;
+}
+
+export function createApiServer(options: ApiServerOptions): grpc.Server {
+  const config = options.stateConfig ?? DEFAULT_STATE_CONFIG;
+  validateStateConfig(config);
+  const maxMessageBytes = options.maxMessageBytes ?? MAX_MESSAGE_BYTES_DEFAULT;
+  if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes < 1024) {
+    throw new Error(`maxMessageBytes must be an integer >= 1024, got ${maxMessageBytes}`);
+  }
+  const deps: ServiceDeps = {
+    node: options.node,
+    config,
+    observeBufferMax: positive(options.observeBufferMax ?? OBSERVE_BUFFER_MAX_DEFAULT, "observeBufferMax"),
+    keepAlivePendingMax: positive(options.keepAlivePendingMax ?? KEEPALIVE_PENDING_MAX_DEFAULT, "keepAlivePendingMax"),
+  };
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": maxMessageBytes,
+    "grpc.max_send_message_length": 4 * maxMessageBytes,
+  });
+  const services: readonly [ServiceName, grpc.UntypedServiceImplementation][] = [
+    ["Lease", leaseService(deps)],
+    ["Lock", lockService(deps)],
+    ["Election", electionService(deps)],
+    ["Cluster", clusterService(deps)],
+  ];
+  for (const [name, implementation] of services) {
+    server.addService(tolerant(serviceDefinition(name)), implementation);
+  }
+  return server;
+}
+
+export interface ApiServerHandle {
+  readonly server: grpc.Server;
+  readonly port: number;
+  /** host:port actually bound (the port resolved when 0 was asked for). */
+  boundAddress(): string;
+  /** Graceful shutdown, forced after graceMs. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export interface StartApiServerOptions extends ApiServerOptions {
+  /** host:port; port 0 picks a free one. */
+  readonly listenAddress: string;
+  /** Plaintext unless given (TLS credentials come with the security work). */
+  readonly credentials?: grpc.ServerCredentials;
+}
+
+/** createApiServer, then bind and serve. */
+export function startApiServer(options: StartApiServerOptions): Promise<ApiServerHandle> {
+  const server = createApiServer(options);
+  const credentials = options.credentials ?? grpc.ServerCredentials.createInsecure();
+  return new Promise((resolve, reject) => {
+    server.bindAsync(options.listenAddress, credentials, (error, port) => {
+      if (error !== null) {
+        server.forceShutdown();
+        reject(error);
+        return;
+      }
+      const host = options.listenAddress.slice(0, options.listenAddress.lastIndexOf(":"));
+      resolve({
+        server,
+        port,
+        boundAddress: () => `${host}:${port}`,
+        close: (graceMs = 1_000) => shutdown(server, graceMs),
+      });
+    });
+  });
+}
+
+function shutdown(server: grpc.Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+}
+
+/** The same service with request deserializers that never throw (see validate.ts). */
+function tolerant(definition: ServiceDefinition): grpc.ServiceDefinition {
+  const out: Record<string, ServiceDefinition[string]> = {};
+  for (const [method, def] of Object.entries(definition)) {
+    const descriptor: { name?: unknown } = def.requestType.type;
+    const typeName = typeof descriptor.name === "string" ? descriptor.name : `${method} request`;
+    out[method] = { ...def, requestDeserialize: tolerantDeserializer(typeName, def.requestDeserialize) };
+  }
+  return out as grpc.ServiceDefinition;
+}
+
+function positive(value: number, what: string): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${what} must be a positive integer, got ${value}`);
+  return value;
+}

@@ -1,0 +1,144 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import * as grpc from "@grpc/grpc-js";
+import { TestApi, assertError } from "./api_test_kit.ts";
+
+describe("status mapping and request validation over gRPC", () => {
+  let api: TestApi;
+  before(async () => {
+    api = await TestApi.start();
+  });
+  after(async () => {
+    await api.close();
+  });
+
+  const grant = (clientId: string, seq: number | string, ttlMs: number | string = 1_000) =>
+    api.unary("Lease", "Grant", { clientId, seq, ttlMs });
+
+  it("a follower answers UNAVAILABLE with the leader hint; no leader gives NO_LEADER", async () => {
+    api.node.mode = { kind: "notLeader", hint: { leaderId: "b", leaderAddress: null } };
+    try {
+      const hinted = assertError(await grant("f", 1), grpc.status.UNAVAILABLE, "NOT_LEADER");
+      assert.equal(hinted.detail?.leaderId, "b");
+      assert.equal(hinted.detail?.leaderAddress, "127.0.0.1:7002");
+      const read = assertError(await api.unary("Lock", "Status", { name: "x" }), grpc.status.UNAVAILABLE, "NOT_LEADER");
+      assert.equal(read.detail?.leaderAddress, "127.0.0.1:7002");
+      api.node.mode = { kind: "notLeader", hint: null };
+      assertError(await grant("f", 1), grpc.status.UNAVAILABLE, "NO_LEADER");
+      api.node.mode = { kind: "unavailable", reason: "too many pending proposals" };
+      const busy = assertError(await grant("f", 1), grpc.status.UNAVAILABLE, "NO_LEADER");
+      assert.match(busy.details, /too many pending proposals/);
+    } finally {
+      api.node.mode = { kind: "leader" };
+    }
+  });
+
+  it("outcomeUnknown maps to UNAVAILABLE/OUTCOME_UNKNOWN and a same-seq retry gets the same lease", async () => {
+    api.node.mode = { kind: "outcomeUnknown", applies: true };
+    const lost = assertError(await grant("u", 1), grpc.status.UNAVAILABLE, "OUTCOME_UNKNOWN");
+    assert.match(lost.details, /retry with the same seq/);
+    api.node.mode = { kind: "leader" };
+    const retried = await api.ok("Lease", "Grant", { clientId: "u", seq: 1, ttlMs: 1_000 });
+    assert.equal(retried["replayed"], true);
+    const granted = api.node.submitted.filter((c) => c.clientId === "u");
+    assert.equal(granted.length, 2, "the command was proposed twice but applied once");
+    assert.equal(api.node.machine.leaseList().filter((l) => l.clientId === "u").length, 1);
+  });
+
+  it("state machine errors map to their codes", async () => {
+    assertError(await api.unary("Lease", "Revoke", { clientId: "m", seq: 1, leaseId: 424242 }), grpc.status.NOT_FOUND, "LEASE_NOT_FOUND");
+    await api.ok("Lease", "Grant", { clientId: "m", seq: 2, ttlMs: 1_000 });
+    assertError(await grant("m", 1), grpc.status.FAILED_PRECONDITION, "STALE_SEQUENCE");
+    assertError(await grant("never-seen", 7), grpc.status.FAILED_PRECONDITION, "SESSION_EXPIRED");
+    // The same seq reused for another command is refused, not answered with the wrong result.
+    const reused = assertError(
+      await api.unary("Lease", "Revoke", { clientId: "m", seq: 2, leaseId: 1 }),
+      grpc.status.FAILED_PRECONDITION,
+      "STALE_SEQUENCE",
+    );
+    assert.match(reused.details, /already used for a LeaseGrant/);
+  });
+
+  it("malformed requests get INVALID_ARGUMENT with a precise message, and the server keeps serving", async () => {
+    const cases: [string, string, object, RegExp][] = [
+      ["Lease", "Grant", {}, /^client_id must be 1\.\.128 bytes, got 0$/],
+      ["Lease", "Grant", { clientId: "ok", ttlMs: 1_000 }, /^seq must be 1\.\.9007199254740991, got 0$/],
+      ["Lease", "Grant", { clientId: "ok", seq: "18446744073709551615", ttlMs: 1_000 }, /^seq must be 1\.\.\d+, got 18446744073709551615$/],
+      ["Lease", "Grant", { clientId: "ok", seq: 1, ttlMs: 10 }, /^ttl_ms must be 500\.\.3600000, got 10$/],
+      ["Lease", "Grant", { clientId: "has space", seq: 1, ttlMs: 1_000 }, /^client_id must be visible ASCII/],
+      ["Lock", "Acquire", { clientId: "ok", seq: 1, name: "n".repeat(300), leaseId: 1 }, /^name must be 1\.\.256 bytes, got 300$/],
+      ["Lock", "Acquire", { clientId: "ok", seq: 1, name: "a\nb", leaseId: 1 }, /^name must not contain control characters, found U\+000A at 1$/],
+      ["Lock", "Acquire", { clientId: "ok", seq: 1, name: "n", leaseId: 0 }, /^lease_id must be 1\.\.\d+, got 0$/],
+      ["Lock", "Acquire", { clientId: "ok", seq: 1, name: "n", leaseId: 1, wait: true, timeoutMs: 3_600_001 }, /^timeout_ms must be 0\.\.3600000/],
+      ["Election", "Campaign", { clientId: "ok", seq: 1, name: "e", leaseId: 1, value: "v".repeat(4_097) }, /^value must be at most 4096 bytes, got 4097$/],
+      ["Lease", "TimeToLive", { leaseId: "-1" }, /^lease_id must be 1\.\.\d+, got 18446744073709551615$/], // -1 wraps on the wire
+      ["Cluster", "ReplaceMember", { oldNodeId: "a", newNodeId: "a" }, /both "a"/],
+      ["Cluster", "TransferLeader", { toNodeId: "bad id!" }, /^to_node_id must be 1\.\.64 characters/],
+    ];
+    for (const [service, method, request, message] of cases) {
+      const reply = await api.unary(service as "Lease", method, request);
+      const error = assertError(reply, grpc.status.INVALID_ARGUMENT, "INVALID_ARGUMENT");
+      assert.match(error.details, message, `${service}.${method} ${JSON.stringify(request).slice(0, 80)}`);
+    }
+    // Bytes that are not protobuf at all (field 2, a varint cut off in the middle).
+    const garbage = assertError(
+      await api.unaryRaw("Lease", "Grant", Buffer.from([0x10, 0xff])),
+      grpc.status.INVALID_ARGUMENT,
+      "INVALID_ARGUMENT",
+    );
+    assert.match(garbage.details, /^request is not a valid LeaseGrantRequest/);
+    assert.equal(api.node.submitted.filter((c) => c.clientId === "ok").length, 0, "nothing reached the node");
+    await api.ok("Lease", "Grant", { clientId: "after", seq: 1, ttlMs: 1_000 });
+  });
+
+  it("an oversized message is refused by the transport, and the server keeps serving", async () => {
+    const reply = await api.unary("Lease", "Grant", { clientId: "big", seq: 1, ttlMs: 1_000, extra: "x" }, {});
+    assert.equal(reply.ok, true);
+    const huge = await api.unary("Lock", "Status", { name: "x".repeat(300 * 1024) });
+    assert.ok(!huge.ok && huge.code === grpc.status.RESOURCE_EXHAUSTED);
+    await api.ok("Lock", "Status", { name: "x" });
+  });
+
+  it("an exception inside a handler gives INTERNAL and the server survives", async () => {
+    const stderrWrite = process.stderr.write;
+    const lines: string[] = [];
+    process.stderr.write = ((chunk: string | Uint8Array): boolean => {
+      lines.push(String(chunk));
+      return true;
+    }) as typeof process.stderr.write;
+    try {
+      api.node.throwNext = new Error("boom");
+      const reply = assertError(await grant("i", 1), grpc.status.INTERNAL, "INTERNAL");
+      assert.match(reply.details, /internal error in Lease\.Grant/);
+    } finally {
+      process.stderr.write = stderrWrite;
+    }
+    const logged = JSON.parse(lines.join("").trim()) as Record<string, unknown>;
+    assert.equal(logged["rpc"], "Lease.Grant");
+    assert.equal(logged["error"], "boom");
+    await api.ok("Lease", "Grant", { clientId: "i", seq: 1, ttlMs: 1_000 });
+  });
+
+  it("Cluster: status, members, idempotent membership steps, transfer", async () => {
+    const status = await api.ok("Cluster", "Status", {});
+    assert.equal(status["role"], "leader");
+    assert.deepEqual((status["confState"] as Record<string, unknown>)["voters"], ["a", "b", "c"]);
+    const members = (await api.ok("Cluster", "Members", {}))["members"] as Record<string, unknown>[];
+    assert.deepEqual(members.map((m) => [m["id"], m["role"], m["isLeader"]]), [
+      ["a", "MEMBER_ROLE_VOTER", true],
+      ["b", "MEMBER_ROLE_VOTER", false],
+      ["c", "MEMBER_ROLE_VOTER", false],
+    ]);
+    const replaced = await api.ok("Cluster", "ReplaceMember", { oldNodeId: "c", newNodeId: "w", witness: true });
+    assert.equal(replaced["alreadyDone"], false);
+    const cs = replaced["confState"] as Record<string, unknown>;
+    assert.deepEqual(cs["voters"], ["a", "b", "w"]);
+    assert.deepEqual(cs["witnesses"], ["w"]);
+    const again = await api.ok("Cluster", "ReplaceMember", { oldNodeId: "c", newNodeId: "w", witness: true });
+    assert.equal(again["alreadyDone"], true);
+    assert.equal((await api.ok("Cluster", "RemoveMember", { nodeId: "zz" }))["alreadyDone"], true);
+    await api.ok("Cluster", "TransferLeader", { toNodeId: "b" });
+    assert.deepEqual(api.node.transfers, ["b"]);
+    assertError(await api.unary("Cluster", "TransferLeader", { toNodeId: "q" }), grpc.status.FAILED_PRECONDITION, "REFUSED");
+  });
+});

@@ -1,0 +1,238 @@
+// Blocking Acquire and Campaign: submit, and if queued wait for the grant.
+//
+// Order matters: subscribe to node events BEFORE submitting, so a grant applied right after the
+// queued entry cannot be missed (events arrive synchronously, in log order; only those with an
+// index above the queued entry's count). On timeout or cancel, the wait is withdrawn with
+// WaitCancel(clientId, seq + 1) (the contract in errors.proto), then we check whether the grant
+// won the race: if so it is returned, otherwise DEADLINE_EXCEEDED/CANCELLED, and no waiter is
+// left behind. If the withdrawal cannot be confirmed the answer is OUTCOME_UNKNOWN.
+
+import type { ElectionCampaign, LockAcquire, WaitCancel } from "../state/commands.ts";
+import type { StateEvent } from "../state/results.ts";
+import {
+  encodeValidUntil,
+  readOk,
+  submitOk,
+  type CallContext,
+  type ServiceDeps,
+  type ValidUntilMessage,
+} from "./handler_kit.ts";
+import { ApiError, errorFromOutcome } from "./status_map.ts";
+
+/** Time kept back from the call's deadline to withdraw the wait and still answer in time. */
+export const WITHDRAW_MARGIN_MS = 100;
+/** setTimeout's largest delay. */
+const TIMER_MS_MAX = 2_147_483_647;
+/** Matching events kept per wait (grants of one name to one lease, and that lease's end). */
+const WATCH_EVENTS_MAX = 64;
+
+export interface Grant {
+  readonly leaseId: number;
+  readonly token: number;
+  readonly value: string;
+  readonly validUntil: ValidUntilMessage | null;
+  readonly replayed: boolean;
+}
+
+export interface BlockingRequest {
+  readonly table: "lock" | "election";
+  readonly command: LockAcquire | ElectionCampaign;
+  /** 0: no timeout of its own (the call's deadline, a cancel or the lease's end stop it). */
+  readonly timeoutMs: number;
+}
+
+type WatchEnd =
+  | { readonly kind: "granted"; readonly token: number; readonly value: string }
+  | { readonly kind: "leaseGone"; readonly expired: boolean }
+  | { readonly kind: "timeout" }
+  | { readonly kind: "cancelled" };
+
+/** Collects the grant (or the end) of one lease's wait for one name. */
+class GrantWatch {
+  private readonly seen: { readonly index: number; readonly end: WatchEnd }[] = [];
+  private wake: (() => void) | null = null;
+
+  constructor(private readonly request: BlockingRequest) {}
+
+  readonly listener = (events: readonly StateEvent[], index: number): void => {
+    for (const event of events) {
+      const end = this.match(event);
+      if (end !== null && this.seen.length < WATCH_EVENTS_MAX) this.seen.push({ index, end });
+    }
+    this.wake?.();
+  };
+
+  private match(event: StateEvent): WatchEnd | null {
+    const { name, leaseId } = this.request.command;
+    if (event.kind === "leaseGone" && event.leaseId === leaseId) return { kind: "leaseGone", expired: event.expired };
+    const ours = event.kind === "granted" && event.table === this.request.table;
+    if (!ours || event.name !== name || event.leaseId !== leaseId) return null;
+    return { kind: "granted", token: event.token, value: event.value };
+  }
+
+  first(afterIndex: number): WatchEnd | null {
+    return this.seen.find((s) => s.index > afterIndex)?.end ?? null;
+  }
+
+  wait(afterIndex: number, signal: AbortSignal, untilMs: number | null): Promise<WatchEnd> {
+    const found = this.first(afterIndex);
+    if (found !== null) return Promise.resolve(found);
+    if (signal.aborted) return Promise.resolve({ kind: "cancelled" });
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (end: WatchEnd): void => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", onAbort);
+        this.wake = null;
+        resolve(end);
+      };
+      const onAbort = (): void => done({ kind: "cancelled" });
+      signal.addEventListener("abort", onAbort, { once: true });
+      if (untilMs !== null) {
+        const delayMs = Math.min(TIMER_MS_MAX, Math.max(0, untilMs - Date.now()));
+        timer = setTimeout(() => done({ kind: "timeout" }), delayMs);
+      }
+      this.wake = () => {
+        const end = this.first(afterIndex);
+        if (end !== null) done(end);
+      };
+    });
+  }
+}
+
+function waitUntilMs(ctx: CallContext, timeoutMs: number, startMs: number): number | null {
+  const limits: number[] = [];
+  if (timeoutMs > 0) limits.push(startMs + timeoutMs);
+  if (ctx.deadlineAtMs !== null) limits.push(ctx.deadlineAtMs - WITHDRAW_MARGIN_MS);
+  return limits.length === 0 ? null : Math.min(...limits);
+}
+
+export async function acquireBlocking(deps: ServiceDeps, ctx: CallContext, request: BlockingRequest): Promise<Grant> {
+  const startMs = Date.now();
+  const watch = new GrantWatch(request);
+  const unsubscribe = deps.node.subscribe(watch.listener);
+  try {
+    const { command } = request;
+    const applied = await submitOk(deps, command, command.kind);
+    const body = applied.body;
+    if (body.status !== "queued") {
+      const validUntil = encodeValidUntil(body.validUntil);
+      const replayed = applied.replayed;
+      return { leaseId: command.leaseId, token: body.token, value: valueOf(command), validUntil, replayed };
+    }
+    let afterIndex = applied.index;
+    if (applied.replayed) {
+      // A retry of a queued call: the grant may have been applied before we subscribed.
+      const state = await waitState(deps, request);
+      if (state.holder !== null) return grantOf(deps, request, state.holder, true);
+      afterIndex = state.index;
+    }
+    const end = await watch.wait(afterIndex, ctx.signal, waitUntilMs(ctx, request.timeoutMs, startMs));
+    if (end.kind === "granted") return grantOf(deps, request, end, applied.replayed);
+    if (end.kind === "leaseGone") throw leaseGoneError(request, end.expired);
+    return await withdraw(deps, { request, watch, afterIndex, why: end.kind });
+  } finally {
+    unsubscribe();
+  }
+}
+
+function valueOf(command: LockAcquire | ElectionCampaign): string {
+  return command.kind === "ElectionCampaign" ? command.value : "";
+}
+
+/** For a replayed queued call: already granted, still waiting, or the wait is gone. */
+async function waitState(
+  deps: ServiceDeps,
+  request: BlockingRequest,
+): Promise<{ holder: { token: number; value: string } | null; index: number }> {
+  const { name, leaseId } = request.command;
+  const { value, index } = await readOk(deps, (m) => ({
+    status: request.table === "lock" ? m.lockStatus(name) : m.electionStatus(name),
+    leaseExists: m.leaseTimeToLive(leaseId) !== null,
+  }));
+  const holder = value.status.holder;
+  if (holder !== null && holder.leaseId === leaseId) return { holder, index };
+  if (value.status.waiters.some((w) => w.leaseId === leaseId)) return { holder: null, index };
+  if (!value.leaseExists) throw leaseGoneError(request, false);
+  throw new ApiError(
+    "WAIT_CANCELLED",
+    `the wait of lease ${leaseId} for ${name} (seq ${request.command.seq}) has already ended without a grant; ` +
+      "use a new seq",
+  );
+}
+
+async function grantOf(
+  deps: ServiceDeps,
+  request: BlockingRequest,
+  holder: { readonly token: number; readonly value: string },
+  replayed: boolean,
+): Promise<Grant> {
+  const leaseId = request.command.leaseId;
+  const validUntil = await leaseValidity(deps, leaseId);
+  return { leaseId, token: holder.token, value: holder.value, validUntil, replayed };
+}
+
+/** The holding lease's current validity, best effort (null if the read fails). */
+async function leaseValidity(deps: ServiceDeps, leaseId: number): Promise<ValidUntilMessage | null> {
+  try {
+    const { value: info } = await readOk(deps, (m) => m.leaseTimeToLive(leaseId));
+    if (info === null) return null;
+    const rho = deps.config.rho;
+    // serverDeadlineMs = renewedAt + ttl + ceil(ttl * rho) (limits.ts), so this is the renewal time.
+    const appliedAtMs = info.serverDeadlineMs - info.ttlMs - Math.ceil(info.ttlMs * rho);
+    return { ttlMs: info.ttlMs, rho, appliedAtMs, serverDeadlineMs: info.serverDeadlineMs };
+  } catch {
+    return null;
+  }
+}
+
+function leaseGoneError(request: BlockingRequest, expired: boolean): ApiError {
+  const { leaseId, name } = request.command;
+  return expired
+    ? new ApiError("LEASE_EXPIRED", `lease ${leaseId} expired while waiting for ${name}`)
+    : new ApiError("LEASE_NOT_FOUND", `lease ${leaseId} is gone (revoked) while waiting for ${name}`);
+}
+
+async function withdraw(
+  deps: ServiceDeps,
+  w: { request: BlockingRequest; watch: GrantWatch; afterIndex: number; why: "timeout" | "cancelled" },
+): Promise<Grant> {
+  const { table, command } = w.request;
+  const cancel: WaitCancel = {
+    kind: "WaitCancel",
+    clientId: command.clientId,
+    seq: command.seq + 1,
+    table,
+    name: command.name,
+    leaseId: command.leaseId,
+  };
+  const outcome = await deps.node.submit(cancel);
+  const unknown = (cause: string, hint?: ApiError): ApiError =>
+    new ApiError(
+      "OUTCOME_UNKNOWN",
+      `could not withdraw the wait of lease ${command.leaseId} for ${command.name} (${cause}); it may still be ` +
+        "queued or granted: check Status/Leader for the lease, or revoke it",
+      hint === undefined ? {} : { leaderId: hint.detail.leaderId, leaderAddress: hint.detail.leaderAddress },
+    );
+  if (outcome.kind !== "applied") {
+    const error = errorFromOutcome(outcome, deps.node);
+    throw unknown(error.message, error);
+  }
+  const r = outcome.result;
+  if (!r.ok) throw unknown(`seq ${cancel.seq}: ${r.code} ${r.message}`);
+  if (r.kind !== "WaitCancel") throw unknown(`seq ${cancel.seq} was already used for a ${r.kind}`);
+  if (!r.cancelled) {
+    // Nothing to withdraw: the wait had ended. Events are in log order, so a grant (or the
+    // lease's end) before the WaitCancel is in the watch by now; the read double-checks.
+    const end = w.watch.first(w.afterIndex);
+    if (end?.kind === "granted") return grantOf(deps, w.request, end, false);
+    if (end?.kind === "leaseGone") throw leaseGoneError(w.request, end.expired);
+    const state = await waitState(deps, w.request).catch(() => null);
+    if (state?.holder) return grantOf(deps, w.request, state.holder, false);
+  }
+  if (w.why === "cancelled") {
+    throw new ApiError("CANCELLED", `${command.name}: the call was cancelled; the wait was withdrawn`);
+  }
+  const waited = w.request.timeoutMs > 0 ? `within ${w.request.timeoutMs} ms` : "before the call's deadline";
+  throw new ApiError("TIMEOUT", `${command.name} was not granted ${waited}; the wait was withdrawn`);
+}
