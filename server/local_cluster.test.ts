@@ -1,70 +1,80 @@
-// `npm start`'s local cluster as a real child process on real SQLite files: it elects a leader
-// and commits, a second run resumes the same log and term from disk, and a member whose data
-// was wiped is refused rather than allowed back under its old id.
+// `npm start` as a user runs it: the launcher starts three tenured processes, clients can take
+// a lock, Ctrl-C (SIGINT) stops every voter cleanly, and a second start resumes the same
+// cluster with its locks and token counter.
 
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { after, describe, it } from "node:test";
+import { TestClient } from "./itest/test_client.ts";
 
-const script = new URL("./local_cluster.ts", import.meta.url).pathname;
+const launcher = new URL("./local_cluster.ts", import.meta.url).pathname;
 const dataDir = mkdtempSync(join(tmpdir(), "tenure-local-"));
-after(() => rmSync(dataDir, { recursive: true, force: true }));
+const basePort = 30000 + Math.floor(Math.random() * 20000);
+const endpoints = [1, 2, 3].map((i) => `127.0.0.1:${basePort + i}`);
+let running: ChildProcess | null = null;
 
-interface NodeStatus {
-  id: string;
-  role: string;
-  term: number;
-  commit: number;
+after(() => {
+  if (running && running.exitCode === null) running.kill("SIGKILL");
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+type Obj = Record<string, unknown>;
+
+function launch(): Promise<{ child: ChildProcess; output: string[] }> {
+  const child = spawn(process.execPath, ["--import", "tsx", launcher, "--data-dir", dataDir, "--base-port", String(basePort)], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  running = child;
+  const output: string[] = [];
+  return new Promise((resolve, reject) => {
+    let started = 0;
+    const timer = setTimeout(() => reject(new Error(`cluster did not start: ${output.slice(-6).join(" | ")}`)), 40_000);
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      output.push(line);
+      if (line.includes('"event":"started"') && ++started === 3) {
+        clearTimeout(timer);
+        resolve({ child, output });
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`launcher exited with ${code}: ${output.slice(-6).join(" | ")}`)));
+  });
 }
 
-function run(durationMs: number): { code: number | null; lines: Record<string, unknown>[]; stderr: string } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", script, "--data-dir", dataDir, "--duration-ms", String(durationMs)], {
-    encoding: "utf8",
-    timeout: 60_000,
-  });
-  const lines = r.stdout
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-  return { code: r.status, lines, stderr: r.stderr };
+async function stopWithCtrlC(child: ChildProcess): Promise<number | null> {
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  child.kill("SIGINT");
+  return exited;
 }
 
-function lastStatus(lines: Record<string, unknown>[]): NodeStatus[] {
-  const statuses = lines.filter((l) => l["event"] === "status");
-  const last = statuses[statuses.length - 1];
-  assert.ok(last, "no status line printed");
-  return last["nodes"] as NodeStatus[];
-}
+describe("npm start", { timeout: 120_000 }, () => {
+  let token = "";
 
-describe("npm start local cluster", () => {
-  let firstCommit = 0;
-  let firstTerm = 0;
-
-  it("elects one leader and commits entries on all three voters", () => {
-    const r = run(2500);
-    assert.equal(r.code, 0, r.stderr);
-    const nodes = lastStatus(r.lines);
-    assert.equal(nodes.filter((n) => n.role === "leader").length, 1);
-    firstCommit = Math.min(...nodes.map((n) => n.commit));
-    firstTerm = Math.max(...nodes.map((n) => n.term));
-    assert.ok(firstCommit >= 5, `commit only ${firstCommit}`);
+  it("starts three voters, prints the endpoints, serves a lock, and stops on Ctrl-C", async () => {
+    const { child, output } = await launch();
+    assert.ok(output.some((l) => l.includes(endpoints.join(","))), "endpoints not printed");
+    const c = new TestClient(endpoints);
+    const g = await c.call<Obj>("Lease", "Grant", { clientId: "demo", seq: 1, ttlMs: 3_600_000 }, 20_000);
+    assert.ok(g.ok, g.ok ? "" : g.details);
+    const a = await c.call<Obj>("Lock", "Acquire", { clientId: "demo", seq: 3, name: "demo", leaseId: g.value["leaseId"], wait: false });
+    assert.ok(a.ok, a.ok ? "" : a.details);
+    token = String(a.value["token"]);
+    c.close();
+    assert.equal(await stopWithCtrlC(child), 0);
+    assert.equal(output.filter((l) => l.includes('"event":"stopped"')).length, 3, "not every voter stopped cleanly");
   });
 
-  it("resumes from disk: the log continues and the term never goes back", () => {
-    const r = run(2000);
-    assert.equal(r.code, 0, r.stderr);
-    const nodes = lastStatus(r.lines);
-    assert.ok(Math.min(...nodes.map((n) => n.commit)) > firstCommit);
-    assert.ok(Math.min(...nodes.map((n) => n.term)) >= firstTerm);
-  });
-
-  it("refuses to start when one member's data directory was wiped", () => {
-    rmSync(join(dataDir, "b"), { recursive: true, force: true });
-    const r = run(1000);
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /data for b is missing/);
+  it("a second start resumes the cluster with its lock and token counter", async () => {
+    const { child, output } = await launch();
+    assert.ok(output.some((l) => l.includes("resumed")));
+    const c = new TestClient(endpoints);
+    const s = await c.call<Obj>("Lock", "Status", { name: "demo" }, 20_000);
+    assert.ok(s.ok, s.ok ? "" : s.details);
+    assert.equal(String((s.value["holder"] as Obj)["token"]), token);
+    c.close();
+    assert.equal(await stopWithCtrlC(child), 0);
   });
 });

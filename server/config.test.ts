@@ -1,0 +1,41 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { ConfigError, loadConfig } from "./config.ts";
+
+const members = "a=127.0.0.1:7101/127.0.0.1:7001,b=127.0.0.1:7102/127.0.0.1:7002";
+const base = ["--id", "a", "--cluster-id", "c1", "--data-dir", "/tmp/x", "--peer-listen", "127.0.0.1:7101", "--client-listen", "127.0.0.1:7001", "--members", members];
+
+describe("config", () => {
+  it("reads flags with defaults", () => {
+    const c = loadConfig(base, {});
+    assert.equal(c.id, "a");
+    assert.equal(c.members.length, 2);
+    assert.equal(c.members[1]?.clientAddress, "127.0.0.1:7002");
+    assert.equal(c.bootstrap, false);
+    assert.equal(c.rho, 0.01);
+  });
+
+  it("flags override env, env overrides the YAML file", () => {
+    const dir = mkdtempSync(join(tmpdir(), "tenure-config-"));
+    const file = join(dir, "tenure.yaml");
+    writeFileSync(file, `lockDelayMs: 1000\ntickMs: 20\nrho: 0.02\nmembers:\n  - {id: a, peerAddress: "127.0.0.1:7101", clientAddress: "127.0.0.1:7001"}\n`);
+    const argv = ["--config", file, "--id", "a", "--cluster-id", "c1", "--data-dir", "/d", "--peer-listen", "127.0.0.1:1", "--client-listen", "127.0.0.1:2", "--tick-ms", "30"];
+    const c = loadConfig(argv, { TENURE_TICK_MS: "25", TENURE_LOCK_DELAY_MS: "2000" });
+    assert.equal(c.tickMs, 30);
+    assert.equal(c.lockDelayMs, 2000);
+    assert.equal(c.rho, 0.02);
+    assert.equal(c.members.length, 1);
+  });
+
+  it("rejects bad values with a message naming the field", () => {
+    assert.throws(() => loadConfig([...base, "--tick-ms", "-5"], {}), (e: unknown) => e instanceof ConfigError && /tickMs must be an integer/.test(e.message));
+    assert.throws(() => loadConfig([...base, "--rho", "0.9"], {}), /rho must be a number/);
+    assert.throws(() => loadConfig([...base, "--members", "b=127.0.0.1:1/127.0.0.1:2"], {}), /must include this node's id/);
+    assert.throws(() => loadConfig([...base, "--members", "nonsense"], {}), /must look like id=peerHost:port/);
+    assert.throws(() => loadConfig(["--id"], {}), /needs a value/);
+    assert.throws(() => loadConfig([...base, "--heartbeat-interval-ticks", "20"], {}), /heartbeatIntervalTicks must be smaller/);
+  });
+});

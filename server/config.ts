@@ -1,0 +1,186 @@
+// tenured's configuration: defaults, then a YAML file (--config), then environment variables
+// (TENURE_*), then flags; later sources win. Every value is validated with a message that names
+// the source and says what was wrong. The test-only bug switches are not configurable here.
+
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+
+export interface MemberConfig {
+  readonly id: string;
+  /** host:port of the member's peer (Raft) listener. */
+  readonly peerAddress: string;
+  /** host:port of the member's client API listener. */
+  readonly clientAddress: string;
+}
+
+export interface ServerConfig {
+  readonly id: string;
+  readonly clusterId: string;
+  readonly dataDir: string;
+  readonly peerListen: string;
+  readonly clientListen: string;
+  /** Every member of the initial cluster, this node included. */
+  readonly members: readonly MemberConfig[];
+  /** Create a brand-new cluster from `members` if the data directory is empty. */
+  readonly bootstrap: boolean;
+  readonly tickMs: number;
+  readonly electionTimeoutTicks: number;
+  readonly heartbeatIntervalTicks: number;
+  readonly snapshotEveryEntries: number;
+  /** Clock-rate error bound (DESIGN.md §3). Must be equal on every member. */
+  readonly rho: number;
+  readonly lockDelayMs: number;
+  readonly pendingRequestsMax: number;
+  readonly maxMessageBytes: number;
+}
+
+const DEFAULTS: Omit<ServerConfig, "id" | "clusterId" | "dataDir" | "peerListen" | "clientListen" | "members"> = {
+  bootstrap: false,
+  tickMs: 50,
+  electionTimeoutTicks: 10,
+  heartbeatIntervalTicks: 2,
+  snapshotEveryEntries: 10_000,
+  rho: 0.01,
+  lockDelayMs: 5_000,
+  pendingRequestsMax: 10_000,
+  maxMessageBytes: 4 * 1024 * 1024,
+};
+
+type Raw = Record<string, unknown>;
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+/** Flag names are kebab-case (--data-dir), env names TENURE_ + SNAKE (TENURE_DATA_DIR). */
+export function loadConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): ServerConfig {
+  const flags = parseFlags(argv);
+  const file = typeof flags["config"] === "string" ? readYaml(flags["config"]) : {};
+  const merged: Raw = { ...DEFAULTS, ...file, ...fromEnv(env), ...flags };
+  delete merged["config"];
+  return validate(merged);
+}
+
+function parseFlags(argv: readonly string[]): Raw {
+  const out: Raw = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? "";
+    if (!arg.startsWith("--")) throw new ConfigError(`unexpected argument "${arg}": flags look like --name value`);
+    const [rawName, inline] = arg.slice(2).split("=", 2);
+    const key = camel(rawName ?? "");
+    if (key === "bootstrap" && inline === undefined) {
+      out[key] = true;
+      continue;
+    }
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new ConfigError(`flag --${rawName} needs a value`);
+    out[key] = value;
+  }
+  return out;
+}
+
+function fromEnv(env: Readonly<Record<string, string | undefined>>): Raw {
+  const out: Raw = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith("TENURE_") || value === undefined) continue;
+    out[camel(name.slice("TENURE_".length).toLowerCase().replaceAll("_", "-"))] = value;
+  }
+  return out;
+}
+
+function readYaml(path: string): Raw {
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(readFileSync(path, "utf8"));
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== "object" || Array.isArray(parsed)) throw new ConfigError(`${path}: the top level must be a mapping`);
+  return parsed as Raw;
+}
+
+const camel = (kebab: string): string => kebab.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+function validate(raw: Raw): ServerConfig {
+  const members = parseMembers(raw["members"]);
+  const config: ServerConfig = {
+    id: str(raw, "id", /^[a-z0-9][a-z0-9_-]{0,62}$/),
+    clusterId: str(raw, "clusterId", /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/),
+    dataDir: str(raw, "dataDir", /.+/),
+    peerListen: str(raw, "peerListen", HOST_PORT),
+    clientListen: str(raw, "clientListen", HOST_PORT),
+    members,
+    bootstrap: bool(raw, "bootstrap"),
+    tickMs: int(raw, "tickMs", 1, 10_000),
+    electionTimeoutTicks: int(raw, "electionTimeoutTicks", 2, 10_000),
+    heartbeatIntervalTicks: int(raw, "heartbeatIntervalTicks", 1, 10_000),
+    snapshotEveryEntries: int(raw, "snapshotEveryEntries", 10, 10_000_000),
+    rho: num(raw, "rho", 0, 0.5),
+    lockDelayMs: int(raw, "lockDelayMs", 0, 60_000),
+    pendingRequestsMax: int(raw, "pendingRequestsMax", 1, 1_000_000),
+    maxMessageBytes: int(raw, "maxMessageBytes", 64 * 1024, 256 * 1024 * 1024),
+  };
+  if (config.heartbeatIntervalTicks >= config.electionTimeoutTicks) {
+    throw new ConfigError("heartbeatIntervalTicks must be smaller than electionTimeoutTicks");
+  }
+  if (!members.some((m) => m.id === config.id)) throw new ConfigError(`members must include this node's id "${config.id}"`);
+  if (new Set(members.map((m) => m.id)).size !== members.length) throw new ConfigError("members has a duplicate id");
+  return config;
+}
+
+const HOST_PORT = /^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/;
+
+/** members: a YAML list of {id, peerAddress, clientAddress}, or "id=peer/client,id=peer/client". */
+function parseMembers(value: unknown): MemberConfig[] {
+  if (value === undefined) throw new ConfigError("members is required (flag --members a=127.0.0.1:7101/127.0.0.1:7001,...)");
+  const list = typeof value === "string" ? value.split(",").map(parseMemberString) : value;
+  if (!Array.isArray(list) || list.length === 0) throw new ConfigError("members must be a non-empty list");
+  return list.map((m, i) => {
+    if (typeof m !== "object" || m === null) throw new ConfigError(`members[${i}] must be a mapping`);
+    const r = m as Raw;
+    return {
+      id: str(r, "id", /^[a-z0-9][a-z0-9_-]{0,62}$/, `members[${i}].id`),
+      peerAddress: str(r, "peerAddress", HOST_PORT, `members[${i}].peerAddress`),
+      clientAddress: str(r, "clientAddress", HOST_PORT, `members[${i}].clientAddress`),
+    };
+  });
+}
+
+function parseMemberString(s: string): Raw {
+  const m = /^([^=]+)=([^/]+)\/(.+)$/.exec(s.trim());
+  if (!m) throw new ConfigError(`member "${s}" must look like id=peerHost:port/clientHost:port`);
+  return { id: m[1], peerAddress: m[2], clientAddress: m[3] };
+}
+
+function str(raw: Raw, key: string, pattern: RegExp, label = key): string {
+  const v = raw[key];
+  if (typeof v !== "string" || !pattern.test(v)) {
+    throw new ConfigError(`${label} must match ${pattern.source}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function bool(raw: Raw, key: string): boolean {
+  const v = raw[key];
+  if (typeof v === "boolean") return v;
+  if (v === "true" || v === "1") return true;
+  if (v === "false" || v === "0") return false;
+  throw new ConfigError(`${key} must be true or false, got ${JSON.stringify(v)}`);
+}
+
+function num(raw: Raw, key: string, min: number, maxExclusive: number): number {
+  const v = typeof raw[key] === "string" ? Number(raw[key]) : raw[key];
+  if (typeof v !== "number" || !Number.isFinite(v) || v < min || v >= maxExclusive) {
+    throw new ConfigError(`${key} must be a number in [${min}, ${maxExclusive}), got ${JSON.stringify(raw[key])}`);
+  }
+  return v;
+}
+
+function int(raw: Raw, key: string, min: number, max: number): number {
+  const v = typeof raw[key] === "string" ? Number(raw[key]) : raw[key];
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min || v > max) {
+    throw new ConfigError(`${key} must be an integer in [${min}, ${max}], got ${JSON.stringify(raw[key])}`);
+  }
+  return v;
+}

@@ -1,0 +1,111 @@
+// tenured: one Tenure voter. Wires config, SQLite storage, the gRPC peer transport, the node
+// loop and the client API; logs structured JSON lines; shuts down gracefully on SIGINT/SIGTERM.
+//
+//   node --import tsx server/main.ts --id a --cluster-id c1 --data-dir data/a \
+//     --peer-listen 127.0.0.1:7101 --client-listen 127.0.0.1:7001 \
+//     --members a=127.0.0.1:7101/127.0.0.1:7001,b=...,c=... [--bootstrap] [--config tenure.yaml]
+
+import { performance } from "node:perf_hooks";
+import { randomInt } from "node:crypto";
+import { makeRaftConfig } from "./core/config.ts";
+import { SeededRandom } from "./core/random.ts";
+import { ConfigError, loadConfig, type ServerConfig } from "./config.ts";
+import { RaftNode } from "./node/raft_node.ts";
+import { ProcessScheduler } from "./node/process_scheduler.ts";
+import { stateConfig } from "./state/limits.ts";
+import { SqliteStorage } from "./storage/sqlite_storage.ts";
+import { GrpcPeerTransport } from "./transport/grpc_peer_transport.ts";
+import { startApiServer, type ApiServerHandle } from "./api/api_server.ts";
+import { openStorage } from "./data_dir.ts";
+import { log } from "./logger.ts";
+
+interface Running {
+  readonly node: RaftNode;
+  readonly api: ApiServerHandle;
+  readonly transport: GrpcPeerTransport;
+  readonly storage: SqliteStorage;
+  readonly ticker: NodeJS.Timeout;
+}
+
+async function start(config: ServerConfig): Promise<Running> {
+  const storage = openStorage(config);
+  const peers = config.members.filter((m) => m.id !== config.id).map((m) => ({ id: m.id, address: m.peerAddress }));
+  const transport = await GrpcPeerTransport.start({
+    selfId: config.id,
+    clusterId: config.clusterId,
+    listenAddress: config.peerListen,
+    peers,
+    maxMessageBytes: config.maxMessageBytes,
+    log: (fields: Record<string, unknown>) => log({ component: "transport", ...fields }),
+  });
+  const scheduler = new ProcessScheduler();
+  const machineConfig = stateConfig({ rho: config.rho, lockDelayMs: config.lockDelayMs });
+  const node = new RaftNode({
+    raftConfig: makeRaftConfig({
+      id: config.id,
+      random: new SeededRandom(randomInt(2 ** 31)),
+      electionTimeoutTicks: config.electionTimeoutTicks,
+      heartbeatIntervalTicks: config.heartbeatIntervalTicks,
+    }),
+    storage,
+    transport,
+    clock: { monotonicMs: () => performance.now() },
+    stateConfig: machineConfig,
+    snapshotEveryEntries: config.snapshotEveryEntries,
+    pendingMax: config.pendingRequestsMax,
+    memberAddresses: new Map(config.members.map((m) => [m.id, m.clientAddress])),
+    requestProcess: () => scheduler.request(),
+    log: (fields) => log({ component: "node", ...fields }),
+  });
+  scheduler.bind(() => node.process());
+  const api = await startApiServer({
+    node,
+    stateConfig: machineConfig,
+    listenAddress: config.clientListen,
+    maxMessageBytes: config.maxMessageBytes,
+  });
+  const ticker = setInterval(() => node.tick(), config.tickMs);
+  return { node, api, transport, storage, ticker };
+}
+
+async function stop(r: Running, why: string): Promise<void> {
+  log({ event: "stopping", why });
+  clearInterval(r.ticker);
+  await r.api.close();
+  r.node.stop();
+  await r.transport.close();
+  r.storage.close();
+  log({ event: "stopped", why });
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.argv.slice(2), process.env);
+  process.on("uncaughtException", (err) => {
+    // Storage failure and broken invariants are fatal: stop rather than serve diverged state.
+    log({ event: "fatal", error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+    process.exit(1);
+  });
+  const running = await start(config);
+  log({
+    event: "started",
+    id: config.id,
+    clusterId: config.clusterId,
+    clientAddress: running.api.boundAddress(),
+    peerAddress: running.transport.boundAddress(),
+    dataDir: config.dataDir,
+  });
+  let stopping = false;
+  const onSignal = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    void stop(running, signal).then(() => process.exit(0));
+  };
+  process.on("SIGINT", () => onSignal("SIGINT"));
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+}
+
+main().catch((err: unknown) => {
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`${JSON.stringify({ event: "fatal", error: message })}\n`);
+  process.exit(err instanceof ConfigError ? 2 : 1);
+});
