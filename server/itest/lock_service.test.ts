@@ -155,8 +155,11 @@ describe("lock service on three tenured processes", { timeout: 240_000 }, () => 
   });
 
   it("kill -9 of the leader under load: a new leader within two election timeouts, no acknowledged grant lost, tokens increasing, no lease expired early", async () => {
-    const longLease = await grant(c, "survivor", 3000);
-    const survivorGrantMs = Date.now();
+    // A lease nobody renews, holding a lock: the failover must not end it before its TTL.
+    const survivorTtlMs = 3000;
+    const survivorSentMs = Date.now();
+    const longLease = await grant(c, "survivor", survivorTtlMs);
+    const survivorToken = ok(await acquire(c, "survivor", "survivor-lock", longLease, false), "survivor lock")["token"];
     const workers = 4;
     const acked: { name: string; token: number }[] = [];
     let stop = false;
@@ -199,9 +202,13 @@ describe("lock service on three tenured processes", { timeout: 240_000 }, () => 
       for (let i = 1; i < tokens.length; i++) assert.ok((tokens[i] ?? 0) > (tokens[i - 1] ?? 0), `worker ${w} tokens ${tokens.join(",")}`);
       assert.ok(tokens.length > 0, `worker ${w} got no grant`);
     }
-    const ttl = ok(await c.call<Obj>("Lease", "TimeToLive", { leaseId: longLease }), "survivor lease");
-    const ageMs = Date.now() - survivorGrantMs;
-    assert.ok(ageMs < 3000 || Number(ttl["remainingMs"]) > 0, "lease reported expired before its TTL");
+    // Until the holder's own conservative deadline (TTL*(1-rho) from before it sent the grant,
+    // minus a margin for this check's own round trip) the lock must still be its.
+    const checkAtMs = survivorSentMs + survivorTtlMs * (1 - RHO) - 300;
+    assert.ok(Date.now() < checkAtMs, "the failover took too long to check the survivor inside its TTL");
+    const held = await lockStatus(c, "survivor-lock");
+    assert.equal(String((held["holder"] as Obj)["token"]), String(survivorToken), "lease expired early across the failover");
+    ok(await c.call<Obj>("Lease", "TimeToLive", { leaseId: longLease }), "survivor lease");
     await cluster.startMember(leader, { bootstrap: false });
     console.log(`failover: new leader ${newLeader} ${failoverMs} ms after kill -9 of ${leader}; ${acked.length} grants acknowledged`);
   });
