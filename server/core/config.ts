@@ -17,6 +17,8 @@ export interface BugSwitches {
   readonly truncateBelowCommit: boolean;
   /** Grant votes without Raft's log up-to-date check. */
   readonly voteWithoutLogCheck: boolean;
+  /** A witness truncates at its commit index instead of the floor the leader sends (W3). */
+  readonly truncateWitnessAtCommit: boolean;
 }
 
 export const NO_BUGS: BugSwitches = {
@@ -24,6 +26,7 @@ export const NO_BUGS: BugSwitches = {
   skipPersistVote: false,
   truncateBelowCommit: false,
   voteWithoutLogCheck: false,
+  truncateWitnessAtCommit: false,
 };
 
 export interface RaftConfig {

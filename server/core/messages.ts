@@ -18,6 +18,11 @@ export interface AppendMessage extends MessageBase {
   readonly prevTerm: Term;
   readonly entries: readonly Entry[];
   readonly commit: Index;
+  /**
+   * To a witness only (0 otherwise): the highest index it may truncate its log up to,
+   * min(commit, lowest match of every non-witness member) — rule W3.
+   */
+  readonly witnessFloor: Index;
 }
 
 /**
@@ -38,6 +43,8 @@ export interface HeartbeatMessage extends MessageBase {
   readonly kind: "heartbeat";
   readonly commit: Index;
   readonly readContext: number;
+  /** As AppendMessage.witnessFloor. */
+  readonly witnessFloor: Index;
 }
 
 export interface HeartbeatResponseMessage extends MessageBase {
@@ -92,14 +99,16 @@ export function describeMessage(m: Message): string {
   switch (m.kind) {
     case "append": {
       const ents = m.entries.map((e) => `${e.term}/${e.index}${e.type === "config" ? "c" : ""}`);
-      return `${head} prev=${m.prevTerm}/${m.prevIndex} commit=${m.commit} entries=[${ents.join(" ")}]`;
+      const floor = m.witnessFloor > 0 ? ` floor=${m.witnessFloor}` : "";
+      return `${head} prev=${m.prevTerm}/${m.prevIndex} commit=${m.commit}${floor} entries=[${ents.join(" ")}]`;
     }
     case "appendResponse":
       return m.reject
         ? `${head} reject index=${m.index} hint=${m.rejectHintTerm}/${m.rejectHintIndex}`
         : `${head} index=${m.index}`;
     case "heartbeat":
-      return `${head} commit=${m.commit}${m.readContext ? ` read=${m.readContext}` : ""}`;
+      const floor = m.witnessFloor > 0 ? ` floor=${m.witnessFloor}` : "";
+      return `${head} commit=${m.commit}${floor}${m.readContext ? ` read=${m.readContext}` : ""}`;
     case "heartbeatResponse":
       return `${head}${m.readContext ? ` read=${m.readContext}` : ""}`;
     case "vote":

@@ -16,6 +16,7 @@ import {
   encodeConfChange,
   isJoint,
   isVoter,
+  isWitness,
   type ConfChange,
 } from "./conf_change.ts";
 import type { RaftConfig } from "./config.ts";
@@ -53,7 +54,8 @@ export type Refusal =
   | "confChangePending"
   | "invalidConfChange"
   | "readQueueFull"
-  | "noSuchVoter";
+  | "noSuchVoter"
+  | "witness";
 
 export type ProposeResult =
   | { readonly ok: true; readonly index: Index; readonly term: Term }
@@ -108,6 +110,12 @@ export class RaftCore {
   private commitBroadcastPending = false;
   /** Followers behind us that answered a heartbeat: send them an append even if empty. */
   private catchUpProbes = new Set<NodeId>();
+  /** Witness only: the highest truncation floor a current-term leader sent (rule W3). */
+  private witnessFloorReceived: Index = 0;
+  /** Witness only: ticks spent as leader this term, capped by witnessLeaderMaxTicks (W5). */
+  private witnessLeaderTicks = 0;
+  /** Applied membership changes with their index, so a compaction marker gets the right one. */
+  private confHistory: { index: Index; confState: ConfState }[] = [];
   private lastHardState: HardState;
   private lastSoftState: SoftState;
   private outstanding: Ready | null = null;
@@ -191,6 +199,7 @@ export class RaftCore {
     this.assertNoOutstandingReady();
     assert(Number.isSafeInteger(context) && context > 0, "read context must be a positive integer");
     if (this.role !== "leader") return this.refused("notLeader", "reads are served by the leader");
+    if (this.isSelfWitness()) return this.refused("witness", "a witness serves no reads (rule W2)");
     if (this.readOnly.size() + this.readsAwaitingCommit.length >= this.config.pendingReadsMax) {
       return this.refused("readQueueFull", `${this.config.pendingReadsMax} reads pending`);
     }
@@ -207,6 +216,7 @@ export class RaftCore {
     if (this.role !== "leader") return this.refused("notLeader", "only the leader transfers leadership");
     if (to === this.id) return { ok: true };
     if (!isVoter(this.confState, to)) return this.refused("noSuchVoter", `${to} is not a voter`);
+    if (isWitness(this.confState, to)) return this.refused("witness", `${to} is a witness; leadership never moves to one (W6)`);
     if (this.leadTransferee === to) return { ok: true };
     this.leadTransferee = to;
     this.electionElapsedTicks = 0; // the transfer is abandoned after one election timeout
@@ -292,7 +302,36 @@ export class RaftCore {
     assert(term !== undefined, `no term for applied index ${index}`);
     const snapshot: Snapshot = { metadata: { index, term, confState: this.confState }, data };
     this.log.compact(snapshot);
+    this.confHistory = this.confHistory.filter((h) => h.index > index);
     return snapshot;
+  }
+
+  /**
+   * Witness only (W3): truncate the log up to the floor the leader sent, never past what this
+   * node has handed out, with a metadata-only marker snapshot. Returns the marker to persist
+   * (storage.saveSnapshotAndCompact), or null when there is nothing to truncate. A witness never
+   * truncates by a snapshot of its own state: it has none.
+   */
+  compactWitnessLog(): Snapshot | null {
+    this.assertNoOutstandingReady();
+    if (!this.isSelfWitness()) return null;
+    const floor = this.config.bugs.truncateWitnessAtCommit ? this.log.committed : this.witnessFloorReceived;
+    const index = Math.min(floor, this.log.applied);
+    if (index <= this.log.snapshotIndex()) return null;
+    const term = this.log.term(index);
+    assert(term !== undefined, `no term for witness floor ${index}`);
+    const marker: Snapshot = { metadata: { index, term, confState: this.confStateAt(index) }, data: new Uint8Array(0) };
+    this.log.compact(marker);
+    this.confHistory = this.confHistory.filter((h) => h.index > index);
+    this.logLine(`${this.id} (witness) truncates its log up to ${index}`);
+    return marker;
+  }
+
+  /** Membership as of `index` (which must be applied). */
+  private confStateAt(index: Index): ConfState {
+    let cs = this.log.snapshot?.metadata.confState ?? this.confState;
+    for (const h of this.confHistory) if (h.index <= index) cs = h.confState;
+    return cs;
   }
 
   // ---------------------------------------------------------------- read-only views
@@ -370,7 +409,7 @@ export class RaftCore {
       this.vote === m.from ||
       (this.vote === NO_NODE && this.leader === NO_NODE) ||
       (m.preVote && m.term > this.term);
-    const logOk = this.config.bugs.voteWithoutLogCheck || this.log.isUpToDate(m.lastIndex, m.lastTerm);
+    const logOk = this.config.bugs.voteWithoutLogCheck || this.candidateLogOk(m);
     if (canVote && logOk) {
       this.logLine(`${this.id} grants ${m.preVote ? "pre-vote" : "vote"} to ${m.from} at term ${m.term}`);
       this.send({ kind: "voteResponse", to: m.from, term: m.term, preVote: m.preVote, reject: false });
@@ -382,6 +421,21 @@ export class RaftCore {
     }
     this.logLine(`${this.id} rejects ${m.preVote ? "pre-vote" : "vote"} from ${m.from} at term ${m.term}`);
     this.send({ kind: "voteResponse", to: m.from, preVote: m.preVote, reject: true });
+  }
+
+  /**
+   * Raft's up-to-date check; a full voter grants a witness candidate only a STRICTLY newer log
+   * (W4), so whenever a full voter can win, one does.
+   */
+  private candidateLogOk(m: VoteMessage): boolean {
+    if (!this.log.isUpToDate(m.lastIndex, m.lastTerm)) return false;
+    if (!isWitness(this.confState, m.from) || this.isSelfWitness()) return true;
+    const myTerm = this.log.lastTerm();
+    return m.lastTerm > myTerm || (m.lastTerm === myTerm && m.lastIndex > this.log.lastIndex());
+  }
+
+  private isSelfWitness(): boolean {
+    return isWitness(this.confState, this.id);
   }
 
   // ---------------------------------------------------------------- roles
@@ -430,6 +484,7 @@ export class RaftCore {
     self.recentActive = true;
     // No config change until everything before our term is applied.
     this.pendingConfIndex = this.log.lastIndex();
+    this.witnessLeaderTicks = 0;
     this.logLine(`${this.id} became leader at term ${this.term}`);
     // The no-op commits our term's first entry, which unlocks commitment of older ones (Figure 8)
     // and ReadIndex.
@@ -444,8 +499,9 @@ export class RaftCore {
     this.leader = NO_NODE;
     this.electionElapsedTicks = 0;
     this.heartbeatElapsedTicks = 0;
-    this.randomizedElectionTimeoutTicks =
-      this.config.electionTimeoutTicks + this.config.random.nextInt(this.config.electionTimeoutTicks);
+    // A witness waits twice as long (W4): a full voter should win whenever it can.
+    const timeoutTicks = this.config.electionTimeoutTicks * (this.isSelfWitness() ? 2 : 1);
+    this.randomizedElectionTimeoutTicks = timeoutTicks + this.config.random.nextInt(timeoutTicks);
     this.leadTransferee = NO_NODE;
     this.votes = new Map();
     this.pendingConfIndex = 0;
@@ -483,6 +539,11 @@ export class RaftCore {
   private tickHeartbeat(): void {
     this.heartbeatElapsedTicks++;
     this.electionElapsedTicks++;
+    if (this.isSelfWitness() && ++this.witnessLeaderTicks >= this.witnessLeaderMaxTicks()) {
+      this.logLine(`${this.id} steps down: witness leadership cap of ${this.witnessLeaderMaxTicks()} ticks reached`);
+      this.becomeFollower(this.term, NO_NODE);
+      return;
+    }
     if (this.electionElapsedTicks >= this.config.electionTimeoutTicks) {
       this.electionElapsedTicks = 0;
       if (this.config.checkQuorum && !this.quorumActive()) {
@@ -499,6 +560,11 @@ export class RaftCore {
       this.heartbeatElapsedTicks = 0;
       this.broadcastHeartbeat(this.readOnly.lastContext());
     }
+  }
+
+  /** W5: a witness leads only to hand over; about two election timeouts bound it. */
+  private witnessLeaderMaxTicks(): number {
+    return 2 * this.config.electionTimeoutTicks;
   }
 
   /** CheckQuorum: did a quorum talk to us since the last round? Resets the round. */
@@ -663,6 +729,7 @@ export class RaftCore {
     }
     const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.commit, m.entries);
     if (lastNew !== undefined) {
+      this.noteWitnessFloor(m.witnessFloor);
       this.send({ kind: "appendResponse", to: m.from, index: lastNew, reject: false, rejectHintIndex: 0, rejectHintTerm: 0 });
       return;
     }
@@ -677,6 +744,7 @@ export class RaftCore {
   private onHeartbeat(m: HeartbeatMessage): void {
     // The leader sends min(our match, its commit), so this never passes our matching prefix.
     this.log.commitTo(m.commit);
+    this.noteWitnessFloor(m.witnessFloor);
     this.send({ kind: "heartbeatResponse", to: m.from, readContext: m.readContext });
   }
 
@@ -693,6 +761,7 @@ export class RaftCore {
       this.logLine(`${this.id} restores snapshot ${s.term}/${s.index}`);
       this.log.restore(m.snapshot);
       this.confState = s.confState;
+      this.confHistory = [];
       this.resetProgress();
     }
     this.send({ kind: "appendResponse", to: m.from, index: s.index, reject: false, rejectHintIndex: 0, rejectHintTerm: 0 });
@@ -721,6 +790,30 @@ export class RaftCore {
       this.logLine(`${this.id} sends timeoutNow to ${m.from}: caught up at ${pr.match}`);
       this.send({ kind: "timeoutNow", to: m.from });
     }
+    this.maybeWitnessHandover(m.from, pr);
+  }
+
+  /** W5: a witness leader hands leadership to the first full voter that holds its whole log. */
+  private maybeWitnessHandover(to: NodeId, pr: Progress): void {
+    if (!this.isSelfWitness() || isWitness(this.confState, to) || !isVoter(this.confState, to)) return;
+    if (pr.match !== this.log.lastIndex()) return;
+    this.logLine(`${this.id} (witness) hands over to ${to}: caught up at ${pr.match}`);
+    this.send({ kind: "timeoutNow", to });
+  }
+
+  /** W3: min(commit, lowest match of every non-witness member), sent to witnesses only. */
+  private witnessFloorFor(to: NodeId): Index {
+    if (!isWitness(this.confState, to)) return 0;
+    let floor = this.log.committed;
+    for (const [id, pr] of this.progress) {
+      if (isWitness(this.confState, id)) continue;
+      floor = Math.min(floor, id === this.id ? this.log.stableIndex : pr.match);
+    }
+    return floor;
+  }
+
+  private noteWitnessFloor(floor: Index): void {
+    if (this.isSelfWitness() && floor > this.witnessFloorReceived) this.witnessFloorReceived = floor;
   }
 
   private onHeartbeatResponse(m: HeartbeatResponseMessage): void {
@@ -728,6 +821,7 @@ export class RaftCore {
     if (!pr) return;
     pr.recentActive = true;
     pr.probeSent = false;
+    this.maybeWitnessHandover(m.from, pr);
     if (pr.state === "replicate" && pr.inflights.full() && pr.match === pr.matchAtLastHeartbeat) {
       // The window is full and nothing was acknowledged for a whole heartbeat interval: an
       // append or its answer was probably lost. Retransmit from the follower's match point
@@ -791,6 +885,7 @@ export class RaftCore {
 
   private refuseProposal(): ProposeResult | null {
     if (this.role !== "leader") return this.refused("notLeader", "proposals go to the leader");
+    if (this.isSelfWitness()) return this.refused("witness", "a witness leader accepts no proposals (W5)");
     if (this.leadTransferee !== NO_NODE) {
       return this.refused("transferring", `leadership is moving to ${this.leadTransferee}`);
     }
@@ -848,13 +943,18 @@ export class RaftCore {
     if (prevTerm === undefined || entries === undefined) return this.sendSnapshot(to, pr);
     if (entries.length === 0 && !sendIfEmpty) return false;
     const commit = this.log.committed;
-    this.send({ kind: "append", to, prevIndex, prevTerm, entries, commit });
+    this.send({ kind: "append", to, prevIndex, prevTerm, entries, commit, witnessFloor: this.witnessFloorFor(to) });
     const last = entries[entries.length - 1];
     pr.sentEntries(last ? last.index : prevIndex, entries.length);
     return true;
   }
 
   private sendSnapshot(to: NodeId, pr: Progress): boolean {
+    if (this.isSelfWitness()) {
+      // W5: a witness holds no state to send; the follower must be caught up by a full voter.
+      this.logLine(`${this.id} cannot catch up ${to}: it needs entries below the witness's log start`);
+      return false;
+    }
     const snapshot = this.log.snapshot;
     assert(snapshot !== null, `follower ${to} needs entries before the log start but no snapshot exists`);
     this.logLine(`${this.id} sends snapshot ${snapshot.metadata.term}/${snapshot.metadata.index} to ${to}`);
@@ -867,7 +967,7 @@ export class RaftCore {
     for (const [id, pr] of this.progress) {
       if (id === this.id) continue;
       const commit = Math.min(pr.match, this.log.committed);
-      this.send({ kind: "heartbeat", to: id, commit, readContext });
+      this.send({ kind: "heartbeat", to: id, commit, readContext, witnessFloor: this.witnessFloorFor(id) });
     }
   }
 
@@ -887,6 +987,7 @@ export class RaftCore {
       return;
     }
     this.confState = result.confState;
+    this.confHistory.push({ index: e.index, confState: result.confState });
     this.logLine(`${this.id} applies config ${e.index}: ${describeConfState(this.confState)}`);
     this.syncProgressWithConfig();
     if (this.role !== "leader") return;
@@ -925,7 +1026,10 @@ export class RaftCore {
       const e = this.log.entry(i);
       if (e?.type !== "config") continue;
       const result = applyConfChange(this.confState, decodeConfChange(e.data));
-      if (result.ok) this.confState = result.confState;
+      if (result.ok) {
+        this.confState = result.confState;
+        this.confHistory.push({ index: i, confState: result.confState });
+      }
     }
   }
 

@@ -14,12 +14,14 @@ export class TestCluster {
   readonly applied = new Map<NodeId, Entry[]>();
   readonly cut = new Set<string>();
   readonly readStates = new Map<NodeId, ReadState[]>();
+  /** term -> leader, as observed after every Ready (scenario assertions). */
+  readonly leaderOfTerm = new Map<number, NodeId>();
 
-  constructor(ids: readonly NodeId[], seed = 1, bugs: BugSwitches = NO_BUGS) {
+  constructor(ids: readonly NodeId[], seed = 1, bugs: BugSwitches = NO_BUGS, witnesses: readonly NodeId[] = []) {
     const random = new SeededRandom(seed);
     for (const id of ids) {
       const config = makeRaftConfig({ id, random: random.fork(), bugs });
-      this.nodes.set(id, new RaftCore(config, bootstrapState(ids)));
+      this.nodes.set(id, new RaftCore(config, bootstrapState(ids, witnesses)));
       this.applied.set(id, []);
     }
   }
@@ -42,6 +44,8 @@ export class TestCluster {
           if (rd.readStates.length > 0) this.readStates.set(id, [...(this.readStates.get(id) ?? []), ...rd.readStates]);
           n.advance(rd);
         }
+        const st = n.status();
+        if (st.role === "leader") this.leaderOfTerm.set(st.term, id);
       }
       if (outbox.length === 0) return;
       for (const m of outbox) {

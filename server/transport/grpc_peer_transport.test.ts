@@ -20,12 +20,12 @@ function everyKind(from: NodeId, to: NodeId): Message[] {
   const head = { from, to, term: 3 };
   const confState = { voters: ["a", "b", "c"], votersOutgoing: [], learners: [], learnersNext: [], witnesses: [], autoLeave: false };
   return [
-    { ...head, kind: "append", prevIndex: 4, prevTerm: 2, commit: 4, entries: [
+    { ...head, kind: "append", prevIndex: 4, prevTerm: 2, commit: 4, witnessFloor: 0, entries: [
       { term: 3, index: 5, type: "normal", data: new Uint8Array([1, 2, 3]) },
       { term: 3, index: 6, type: "config", data: new TextEncoder().encode('{"kind":"leaveJoint"}') },
     ] },
     { ...head, kind: "appendResponse", index: 6, reject: true, rejectHintIndex: 2, rejectHintTerm: 1 },
-    { ...head, kind: "heartbeat", commit: 6, readContext: 9 },
+    { ...head, kind: "heartbeat", commit: 6, readContext: 9, witnessFloor: 5 },
     { ...head, kind: "heartbeatResponse", readContext: 9 },
     { ...head, kind: "vote", preVote: true, transfer: false, lastIndex: 6, lastTerm: 3 },
     { ...head, kind: "voteResponse", preVote: false, reject: true },
@@ -34,7 +34,7 @@ function everyKind(from: NodeId, to: NodeId): Message[] {
   ];
 }
 
-const heartbeat = (from: NodeId, to: NodeId, commit: number): Message => ({ kind: "heartbeat", from, to, term: 1, commit, readContext: 0 });
+const heartbeat = (from: NodeId, to: NodeId, commit: number): Message => ({ kind: "heartbeat", from, to, term: 1, commit, readContext: 0, witnessFloor: 0 });
 
 async function waitFor(what: string, predicate: () => boolean, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -12,17 +12,17 @@ const bytes = (...b: number[]): Uint8Array => new Uint8Array(b);
 /** One message of every kind, with edge values (0, max safe, empty and binary data). */
 const everyKind: readonly Message[] = [
   {
-    kind: "append", from: "a", to: "b", term: 7, prevIndex: 10, prevTerm: 6, commit: 9,
+    kind: "append", from: "a", to: "b", term: 7, prevIndex: 10, prevTerm: 6, commit: 9, witnessFloor: 8,
     entries: [
       { term: 6, index: 11, type: "normal", data: bytes() },
       { term: 7, index: 12, type: "normal", data: bytes(0, 255, 1, 128) },
       { term: 7, index: 13, type: "config", data: encodeConfChange({ kind: "simple", change: { op: "addLearner", nodeId: "w", witness: true } }) },
     ],
   },
-  { kind: "append", from: "a", to: "b", term: 1, prevIndex: 0, prevTerm: 0, commit: 0, entries: [] },
+  { kind: "append", from: "a", to: "b", term: 1, prevIndex: 0, prevTerm: 0, commit: 0, witnessFloor: 0, entries: [] },
   { kind: "appendResponse", from: "b", to: "a", term: 7, index: 13, reject: false, rejectHintIndex: 0, rejectHintTerm: 0 },
   { kind: "appendResponse", from: "b", to: "a", term: 7, index: 40, reject: true, rejectHintIndex: 31, rejectHintTerm: 5 },
-  { kind: "heartbeat", from: "a", to: "c", term: 7, commit: 13, readContext: Number.MAX_SAFE_INTEGER },
+  { kind: "heartbeat", from: "a", to: "c", term: 7, commit: 13, readContext: Number.MAX_SAFE_INTEGER, witnessFloor: 12 },
   { kind: "heartbeatResponse", from: "c", to: "a", term: 7, readContext: 0 },
   { kind: "vote", from: "c", to: "a", term: 8, preVote: true, transfer: false, lastIndex: 13, lastTerm: 7 },
   { kind: "vote", from: "c", to: "b", term: 9, preVote: false, transfer: true, lastIndex: 13, lastTerm: 7 },

@@ -50,9 +50,9 @@ export interface WireRaftMessage {
   from: string;
   to: string;
   term: string;
-  append?: { prev_index: string; prev_term: string; entries: WireEntry[]; commit: string };
+  append?: { prev_index: string; prev_term: string; entries: WireEntry[]; commit: string; witness_floor: string };
   append_response?: { index: string; reject: boolean; reject_hint_index: string; reject_hint_term: string };
-  heartbeat?: { commit: string; read_context: string };
+  heartbeat?: { commit: string; read_context: string; witness_floor: string };
   heartbeat_response?: { read_context: string };
   vote?: { pre_vote: boolean; transfer: boolean; last_index: string; last_term: string };
   vote_response?: { pre_vote: boolean; reject: boolean };
@@ -96,11 +96,11 @@ export function encodeMessage(m: Message): WireRaftMessage {
   const head = { from: m.from, to: m.to, term: u64(m.term) };
   switch (m.kind) {
     case "append":
-      return { ...head, append: { prev_index: u64(m.prevIndex), prev_term: u64(m.prevTerm), entries: m.entries.map(encodeEntry), commit: u64(m.commit) } };
+      return { ...head, append: { prev_index: u64(m.prevIndex), prev_term: u64(m.prevTerm), entries: m.entries.map(encodeEntry), commit: u64(m.commit), witness_floor: u64(m.witnessFloor) } };
     case "appendResponse":
       return { ...head, append_response: { index: u64(m.index), reject: m.reject, reject_hint_index: u64(m.rejectHintIndex), reject_hint_term: u64(m.rejectHintTerm) } };
     case "heartbeat":
-      return { ...head, heartbeat: { commit: u64(m.commit), read_context: u64(m.readContext) } };
+      return { ...head, heartbeat: { commit: u64(m.commit), read_context: u64(m.readContext), witness_floor: u64(m.witnessFloor) } };
     case "heartbeatResponse":
       return { ...head, heartbeat_response: { read_context: u64(m.readContext) } };
     case "vote":
@@ -263,7 +263,8 @@ function decodeMessageOrThrow(raw: unknown): Message {
       const entries = readList(b, "entries", kind).map((e, i) => decodeEntry(e, `append.entries[${i}]`));
       checkEntries(entries, prevIndex, prevTerm, term);
       if (!Number.isSafeInteger(prevIndex + entries.length)) fail("append runs past the largest safe index");
-      return { ...head, kind: "append", prevIndex, prevTerm, entries, commit: readU64(b, "commit", kind) };
+      const witnessFloor = readU64(b, "witness_floor", kind);
+      return { ...head, kind: "append", prevIndex, prevTerm, entries, commit: readU64(b, "commit", kind), witnessFloor };
     }
     case "append_response":
       return {
@@ -275,7 +276,13 @@ function decodeMessageOrThrow(raw: unknown): Message {
         rejectHintTerm: readU64(b, "reject_hint_term", kind),
       };
     case "heartbeat":
-      return { ...head, kind: "heartbeat", commit: readU64(b, "commit", kind), readContext: readU64(b, "read_context", kind) };
+      return {
+        ...head,
+        kind: "heartbeat",
+        commit: readU64(b, "commit", kind),
+        readContext: readU64(b, "read_context", kind),
+        witnessFloor: readU64(b, "witness_floor", kind),
+      };
     case "heartbeat_response":
       return { ...head, kind: "heartbeatResponse", readContext: readU64(b, "read_context", kind) };
     case "vote":
