@@ -19,6 +19,8 @@ export interface BugSwitches {
   readonly voteWithoutLogCheck: boolean;
   /** A witness truncates at its commit index instead of the floor the leader sends (W3). */
   readonly truncateWitnessAtCommit: boolean;
+  /** A witness keeps only entry metadata (term, index), not the data (dragonboat-style). */
+  readonly witnessMetadataOnlyLog: boolean;
 }
 
 export const NO_BUGS: BugSwitches = {
@@ -27,6 +29,7 @@ export const NO_BUGS: BugSwitches = {
   truncateBelowCommit: false,
   voteWithoutLogCheck: false,
   truncateWitnessAtCommit: false,
+  witnessMetadataOnlyLog: false,
 };
 
 export interface RaftConfig {

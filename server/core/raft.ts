@@ -434,6 +434,12 @@ export class RaftCore {
     return m.lastTerm > myTerm || (m.lastTerm === myTerm && m.lastIndex > this.log.lastIndex());
   }
 
+  /** The entries a witness keeps: all of them (W1), unless the metadata-only bug is on. */
+  private witnessStored(entries: readonly Entry[]): readonly Entry[] {
+    if (!this.config.bugs.witnessMetadataOnlyLog || !this.isSelfWitness()) return entries;
+    return entries.map((e) => (e.type === "config" ? e : { ...e, data: new Uint8Array(0) }));
+  }
+
   private isSelfWitness(): boolean {
     return isWitness(this.confState, this.id);
   }
@@ -727,7 +733,7 @@ export class RaftCore {
       this.send({ kind: "appendResponse", to: m.from, index: this.log.committed, reject: false, rejectHintIndex: 0, rejectHintTerm: 0 });
       return;
     }
-    const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.commit, m.entries);
+    const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.commit, this.witnessStored(m.entries));
     if (lastNew !== undefined) {
       this.noteWitnessFloor(m.witnessFloor);
       this.send({ kind: "appendResponse", to: m.from, index: lastNew, reject: false, rejectHintIndex: 0, rejectHintTerm: 0 });
