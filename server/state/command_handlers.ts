@@ -157,7 +157,7 @@ function acquire(
   const value = isLock ? "" : command.value;
   const bad = checkName(s, command.name) ?? checkValue(s, value);
   if (bad !== null) return bad;
-  const lease = liveLease(s, ctx, command.leaseId);
+  const lease = s.config.bugs?.grantWithoutLeaseCheck === true ? leaseIgnoringLiveness(s, ctx, command.leaseId) : liveLease(s, ctx, command.leaseId);
   if ("code" in lease) return lease;
   const request = {
     name: command.name,
@@ -206,6 +206,12 @@ function liveLease(s: MachineTables, ctx: ApplyContext, leaseId: number): LeaseR
   if (lease === undefined) return leaseNotFound(leaseId);
   if (!s.leases.isLive(lease, ctx.nowMs)) return errorResult("LEASE_EXPIRED", `lease ${leaseId} has expired`);
   return lease;
+}
+
+/** The grantWithoutLeaseCheck bug switch: any lease, even expired or missing, passes. */
+function leaseIgnoringLiveness(s: MachineTables, ctx: ApplyContext, leaseId: number): LeaseRecord {
+  const ghost = { leaseId, clientId: "", ttlMs: 0, grantedAtMs: ctx.nowMs, renewedAtMs: ctx.nowMs, deadlineMs: ctx.nowMs, renewSeq: 0 };
+  return s.leases.get(leaseId) ?? ghost;
 }
 
 function leaseNotFound(leaseId: number): CommandError {

@@ -27,6 +27,17 @@ export interface StateLimits {
   readonly sessionsMax: number;
 }
 
+/**
+ * Deliberate bugs that prove the lock simulator's checkers have teeth (server/sim/lock_sim.ts).
+ * Test-only: absent (all off) unless a simulator sets them; no config loader ever does.
+ */
+export interface StateBugSwitches {
+  /** LockAcquire skips the live-lease check: an expired or missing lease can be granted. */
+  readonly grantWithoutLeaseCheck: boolean;
+  /** A restored snapshot rebuilds the token counter from the tokens still held (rewinds it). */
+  readonly reuseTokenAfterRestore: boolean;
+}
+
 export interface StateConfig {
   /** Clock-rate error bound: the server deadline is applyTime + ttl * (1 + rho). */
   readonly rho: number;
@@ -35,6 +46,8 @@ export interface StateConfig {
   /** A client session with no leases is dropped this long after its last activity. */
   readonly sessionIdleMs: number;
   readonly limits: StateLimits;
+  /** Test-only (see StateBugSwitches); undefined in every real configuration. */
+  readonly bugs?: StateBugSwitches;
 }
 
 export const DEFAULT_STATE_LIMITS: StateLimits = {
@@ -79,7 +92,7 @@ export function validateStateConfig(config: StateConfig): void {
   assert(l.ttlMsMax <= 365 * 24 * 3_600_000, "ttlMsMax at most a year");
 }
 
-export function stateConfig(overrides: Partial<Omit<StateConfig, "limits">> & {
+export function stateConfig(overrides: Partial<Omit<StateConfig, "limits" | "bugs">> & {
   readonly limits?: Partial<StateLimits>;
 }): StateConfig {
   const config: StateConfig = {

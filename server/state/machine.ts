@@ -64,7 +64,7 @@ export class LockStateMachine {
     const limits = { sessionsMax: config.limits.sessionsMax, sessionIdleMs: config.sessionIdleMs };
     this.s = {
       config,
-      ids: new IdAllocator(image?.ids),
+      ids: new IdAllocator(image !== undefined && config.bugs?.reuseTokenAfterRestore === true ? rewoundIds(image) : image?.ids),
       leases: LeaseTable.restore(config.rho, image?.leases ?? []),
       locks: LockTable.restore("lock", image?.locks ?? []),
       elections: ElectionTable.restore(image?.elections ?? []),
@@ -274,4 +274,10 @@ export class LockStateMachine {
       idle: sessions.idle,
     };
   }
+}
+
+/** The reuseTokenAfterRestore bug switch: the token counter rebuilt from the tokens still held. */
+function rewoundIds(image: MachineImage): { lastToken: number; lastLeaseId: number } {
+  const held = [...image.locks, ...image.elections].map((r) => r.holder?.token ?? 0);
+  return { lastToken: Math.max(0, ...held), lastLeaseId: image.ids.lastLeaseId };
 }
