@@ -4,7 +4,7 @@
 
 import type { Message } from "../core/messages.ts";
 import type { Entry, Index, NodeId, Term } from "../core/types.ts";
-import type { SimNode, SimNodeObserver } from "./sim_node.ts";
+import type { SimNodeObserver } from "./sim_node.ts";
 
 export type CheckName =
   | "election-safety"
@@ -17,7 +17,31 @@ export type CheckName =
   | "applied-diverged"
   | "acked-lost"
   | "liveness"
-  | "assertion";
+  | "assertion"
+  // The lock simulation's checks (lock_checkers.ts, DESIGN.md §7.3).
+  | "token-not-increasing"
+  | "guard-accepted-stale"
+  | "exactly-once"
+  | "mutual-exclusion"
+  | "grant-without-lease";
+
+/** What checkNode reads of a node: a SimNode fits as is; the lock simulation adapts a RaftNode. */
+export interface CheckedNode {
+  readonly id: NodeId;
+  readonly incarnation: number;
+  readonly core: CheckedCore | null;
+}
+
+export interface CheckedCore {
+  status(): {
+    readonly role: string;
+    readonly term: Term;
+    readonly commit: Index;
+    readonly lastIndex: Index;
+    readonly firstIndex: Index;
+  };
+  termAt(index: Index): Term | undefined;
+}
 
 export interface Violation {
   readonly check: CheckName;
@@ -110,7 +134,7 @@ export class SafetyChecker implements SimNodeObserver {
   }
 
   /** Checks one node's visible state; call after every event that touched it. */
-  checkNode(node: SimNode): void {
+  checkNode(node: CheckedNode): void {
     const core = node.core;
     if (!core) return;
     const s = core.status();
@@ -133,7 +157,7 @@ export class SafetyChecker implements SimNodeObserver {
     }
   }
 
-  private recordCommitted(node: SimNode, b: NodeBaseline, commit: Index, leaderTerm: Term): void {
+  private recordCommitted(node: CheckedNode, b: NodeBaseline, commit: Index, leaderTerm: Term): void {
     const core = node.core;
     if (!core) return;
     for (let i = b.checkedCommit + 1; i <= commit; i++) {
@@ -148,7 +172,7 @@ export class SafetyChecker implements SimNodeObserver {
     this.committedMax = Math.max(this.committedMax, commit);
   }
 
-  private onNewLeader(node: SimNode, term: Term): void {
+  private onNewLeader(node: CheckedNode, term: Term): void {
     const prior = this.leaderOfTerm.get(term);
     if (prior !== undefined && prior !== node.id) {
       this.fail("election-safety", `${prior} and ${node.id} both led term ${term}`);

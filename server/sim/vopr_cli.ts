@@ -1,9 +1,11 @@
 // npm run sim -- --seeds N [--from S] | --seed S [--verbose] [--bug NAME] [--preset random|figure8]
 //                [--time-budget-s T]
 // Runs simulator seeds, prints a summary, and for every failure the command that replays it.
+// npm run sim -- --lock ... runs the lock-service simulation instead (lock_cli.ts).
 
 import { BUG_NAMES, BUG_PRESET, SWARM_PRESETS, type BugName, type SwarmPreset } from "./swarm.ts";
 import { runSeed, type RunResult } from "./vopr.ts";
+import { runLockCli } from "./lock_cli.ts";
 
 interface CliOptions {
   seeds: number;
@@ -63,6 +65,10 @@ function printResult(r: RunResult, bug: BugName | null, preset: SwarmPreset, ver
 }
 
 function main(): void {
+  if (process.argv.includes("--lock")) {
+    process.exitCode = runLockCli(process.argv.slice(2).filter((a) => a !== "--lock"));
+    return;
+  }
   const o = parseArgs(process.argv.slice(2));
   const startedMs = performance.now();
   const seeds = o.single !== null ? [o.single] : Array.from({ length: o.seeds }, (_, i) => o.from + i);

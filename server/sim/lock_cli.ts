@@ -1,0 +1,84 @@
+// npm run sim -- --lock --seeds N [--from S] | --seed S [--verbose] [--bug NAME]
+//                       [--break-drift-bound] [--time-budget-s T]
+// The lock simulation's command line (vopr_cli.ts hands over when it sees --lock): runs seeds,
+// prints a summary, and for every failure the command that replays it. With --break-drift-bound
+// (the negative control) overlapping beliefs are reported as observations, not failures.
+
+import { runLockSeed, type LockRunResult } from "./lock_sim.ts";
+import { LOCK_BUG_NAMES, type LockBugName } from "./lock_swarm.ts";
+
+interface LockCliOptions {
+  seeds: number;
+  from: number;
+  single: number | null;
+  bug: LockBugName | null;
+  verbose: boolean;
+  breakDriftBound: boolean;
+  timeBudgetS: number;
+}
+
+function parse(argv: readonly string[]): LockCliOptions {
+  const o: LockCliOptions = { seeds: 100, from: 1, single: null, bug: null, verbose: false, breakDriftBound: false, timeBudgetS: Infinity };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = (): number => {
+      const v = Number(argv[++i]);
+      if (!Number.isSafeInteger(v) || v < 0) throw new Error(`${arg} needs a non-negative integer`);
+      return v;
+    };
+    if (arg === "--seeds") o.seeds = value();
+    else if (arg === "--from") o.from = value();
+    else if (arg === "--seed") o.single = value();
+    else if (arg === "--time-budget-s") o.timeBudgetS = value();
+    else if (arg === "--verbose") o.verbose = true;
+    else if (arg === "--break-drift-bound") o.breakDriftBound = true;
+    else if (arg === "--bug") {
+      const b = argv[++i];
+      if (!LOCK_BUG_NAMES.includes(b as LockBugName)) throw new Error(`--bug must be one of ${LOCK_BUG_NAMES.join(", ")}`);
+      o.bug = b as LockBugName;
+    } else throw new Error(`unknown argument ${arg} (lock simulation)`);
+  }
+  return o;
+}
+
+function print(r: LockRunResult, o: LockCliOptions, verbose: boolean): void {
+  if (verbose || !r.ok) {
+    console.log(`SEED=${r.seed} ${r.ok ? "ok" : "FAILED"} trace=${r.traceHash} ${r.swarm}`);
+    console.log(`  stats ${JSON.stringify(r.stats)}`);
+  }
+  for (const v of r.violations) console.log(`  violation ${v.check} at ${v.atMs.toFixed(1)}ms: ${v.detail}`);
+  if (verbose) for (const d of r.observations.details) console.log(`  observed (expected) overlap: ${d}`);
+  if (!r.ok) {
+    const flags = `${o.bug ? ` --bug ${o.bug}` : ""}${o.breakDriftBound ? " --break-drift-bound" : ""}`;
+    console.log(`  replay: npm run sim -- --lock --seed ${r.seed}${flags} --verbose`);
+  }
+}
+
+/** Returns the process exit code. */
+export function runLockCli(argv: readonly string[]): number {
+  const o = parse(argv);
+  const startedMs = performance.now();
+  const seeds = o.single !== null ? [o.single] : Array.from({ length: o.seeds }, (_, i) => o.from + i);
+  let ran = 0;
+  let failed = 0;
+  let overlaps = 0;
+  let seedsWithOverlap = 0;
+  let staleRejected = 0;
+  for (const seed of seeds) {
+    if ((performance.now() - startedMs) / 1000 > o.timeBudgetS) break;
+    const r = runLockSeed({ seed, bug: o.bug, breakDriftBound: o.breakDriftBound });
+    ran++;
+    if (!r.ok) failed++;
+    overlaps += r.observations.overlaps;
+    if (r.observations.overlaps > 0) seedsWithOverlap++;
+    staleRejected += r.stats.guardRejected;
+    print(r, o, o.verbose || o.single !== null);
+  }
+  const seconds = (performance.now() - startedMs) / 1000;
+  console.log(
+    `lock simulator: ${ran} seeds, ${failed} with violations, ${seconds.toFixed(1)}s` +
+      `${o.bug ? `, bug=${o.bug}` : ""}; stale writes rejected by the guard: ${staleRejected}` +
+      (o.breakDriftBound ? `; negative control: ${overlaps} overlapping beliefs observed in ${seedsWithOverlap} seeds (expected)` : ""),
+  );
+  return failed > 0 ? 1 : 0;
+}
