@@ -16,6 +16,22 @@ describe("config", () => {
     assert.equal(c.members[1]?.clientAddress, "127.0.0.1:7002");
     assert.equal(c.bootstrap, false);
     assert.equal(c.rho, 0.01);
+    assert.deepEqual(c.witnesses, []);
+  });
+
+  it("reads witnesses from a flag, env or a YAML list, and checks them against members", () => {
+    const three = `${members},w=127.0.0.1:7103/127.0.0.1:7003`;
+    const withW = [...base.slice(0, -1), three];
+    assert.deepEqual(loadConfig([...withW, "--witnesses", "w"], {}).witnesses, ["w"]);
+    assert.deepEqual(loadConfig(withW, { TENURE_WITNESSES: "w" }).witnesses, ["w"]);
+    const dir = mkdtempSync(join(tmpdir(), "tenure-config-"));
+    const file = join(dir, "tenure.yaml");
+    writeFileSync(file, "witnesses:\n  - w\n");
+    assert.deepEqual(loadConfig([...withW, "--config", file], {}).witnesses, ["w"]);
+    assert.throws(() => loadConfig([...withW, "--witnesses", "x"], {}), /witness "x" is not in members/);
+    assert.throws(() => loadConfig([...withW, "--witnesses", "w,w"], {}), /duplicate/);
+    assert.throws(() => loadConfig([...withW, "--witnesses", "W!"], {}), /witnesses\[0\] must match/);
+    assert.throws(() => loadConfig([...withW, "--witnesses", "a,b,w"], {}), /at least one member must not be a witness/);
   });
 
   it("flags override env, env overrides the YAML file", () => {

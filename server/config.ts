@@ -21,6 +21,12 @@ export interface ServerConfig {
   readonly clientListen: string;
   /** Every member of the initial cluster, this node included. */
   readonly members: readonly MemberConfig[];
+  /**
+   * Ids of the members that are witnesses (DESIGN.md §4): they keep the log but never apply it
+   * or serve clients, and run as tenure-witness. Must be equal on every member: it goes into
+   * the bootstrap configuration, which every member must start from.
+   */
+  readonly witnesses: readonly string[];
   /** Create a brand-new cluster from `members` if the data directory is empty. */
   readonly bootstrap: boolean;
   readonly tickMs: number;
@@ -35,6 +41,7 @@ export interface ServerConfig {
 }
 
 const DEFAULTS: Omit<ServerConfig, "id" | "clusterId" | "dataDir" | "peerListen" | "clientListen" | "members"> = {
+  witnesses: [],
   bootstrap: false,
   tickMs: 50,
   electionTimeoutTicks: 10,
@@ -111,6 +118,7 @@ function validate(raw: Raw): ServerConfig {
     peerListen: str(raw, "peerListen", HOST_PORT),
     clientListen: str(raw, "clientListen", HOST_PORT),
     members,
+    witnesses: parseWitnesses(raw["witnesses"]),
     bootstrap: bool(raw, "bootstrap"),
     tickMs: int(raw, "tickMs", 1, 10_000),
     electionTimeoutTicks: int(raw, "electionTimeoutTicks", 2, 10_000),
@@ -126,10 +134,26 @@ function validate(raw: Raw): ServerConfig {
   }
   if (!members.some((m) => m.id === config.id)) throw new ConfigError(`members must include this node's id "${config.id}"`);
   if (new Set(members.map((m) => m.id)).size !== members.length) throw new ConfigError("members has a duplicate id");
+  for (const w of config.witnesses) {
+    if (!members.some((m) => m.id === w)) throw new ConfigError(`witness "${w}" is not in members`);
+  }
+  // A cluster of witnesses only could never apply anything or serve a client.
+  if (members.every((m) => config.witnesses.includes(m.id))) throw new ConfigError("at least one member must not be a witness");
   return config;
 }
 
+/** witnesses: a YAML list of ids, or "w" / "w1,w2" (flag, env); empty means none. */
+function parseWitnesses(value: unknown): string[] {
+  if (value === undefined || value === null || value === "") return [];
+  const list = typeof value === "string" ? value.split(",").map((s) => s.trim()) : value;
+  if (!Array.isArray(list)) throw new ConfigError("witnesses must be a list of member ids (flag --witnesses w)");
+  const ids = list.map((id, i) => str({ id }, "id", ID, `witnesses[${i}]`));
+  if (new Set(ids).size !== ids.length) throw new ConfigError("witnesses has a duplicate id");
+  return ids;
+}
+
 const HOST_PORT = /^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/;
+const ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /** members: a YAML list of {id, peerAddress, clientAddress}, or "id=peer/client,id=peer/client". */
 function parseMembers(value: unknown): MemberConfig[] {

@@ -5,8 +5,23 @@ import { ConfigError, type ServerConfig } from "./config.ts";
 import { log } from "./logger.ts";
 import { SqliteStorage } from "./storage/sqlite_storage.ts";
 
-/** Opens the data directory and makes sure it belongs to this member of this cluster. */
-export function openStorage(config: ServerConfig): SqliteStorage {
+/** Which program opens the directory: tenured runs voters, tenure-witness runs witnesses. */
+export type MemberKind = "voter" | "witness";
+
+/**
+ * Opens the data directory and makes sure it belongs to this member of this cluster, and that
+ * the program matches the member's kind in the configuration.
+ */
+export function openStorage(config: ServerConfig, kind: MemberKind = "voter"): SqliteStorage {
+  const isWitness = config.witnesses.includes(config.id);
+  // tenured on a witness id would apply and serve what a witness must not (W2); tenure-witness
+  // on a voter id would count as a full copy that no state machine holds.
+  if (isWitness && kind === "voter") {
+    throw new ConfigError(`member "${config.id}" is listed in witnesses: run it with tenure-witness (npm run witness), not tenured`);
+  }
+  if (!isWitness && kind === "witness") {
+    throw new ConfigError(`member "${config.id}" is not listed in witnesses (--witnesses ${config.id}); tenure-witness runs witnesses only`);
+  }
   const storage = SqliteStorage.open({ dataDir: config.dataDir });
   const identity = storage.identity();
   if (identity === null) {
@@ -20,8 +35,11 @@ export function openStorage(config: ServerConfig): SqliteStorage {
       );
     }
     storage.setIdentity({ clusterId: config.clusterId, nodeId: config.id });
-    storage.save({ hardState: null, snapshot: bootstrapState(config.members.map((m) => m.id)).snapshot, entries: [] });
-    log({ event: "bootstrapped", clusterId: config.clusterId, voters: config.members.map((m) => m.id) });
+    // Every member bootstraps from the same configuration (voters and witnesses), so all of
+    // them agree on who is a witness from index 0 on; later changes go through the log.
+    const voters = config.members.map((m) => m.id);
+    storage.save({ hardState: null, snapshot: bootstrapState(voters, config.witnesses).snapshot, entries: [] });
+    log({ event: "bootstrapped", clusterId: config.clusterId, voters, witnesses: config.witnesses });
     return storage;
   }
   if (identity.nodeId !== config.id || identity.clusterId !== config.clusterId) {

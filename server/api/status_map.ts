@@ -39,6 +39,8 @@ export const REASON_STATUS: Readonly<Record<ErrorReason, grpc.status>> = {
   REFUSED: Status.FAILED_PRECONDITION,
   SLOW_CONSUMER: Status.RESOURCE_EXHAUSTED,
   INTERNAL: Status.INTERNAL,
+  // Only the witness process answers it (witness/client_stub.ts); retry at the hinted leader.
+  IS_WITNESS: Status.UNAVAILABLE,
 };
 
 /** State machine error codes are a subset of the wire reasons, with the same names. */
