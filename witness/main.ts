@@ -1,0 +1,110 @@
+// tenure-witness: the witness member of a two-site Tenure cluster (DESIGN.md §4). Same flags,
+// config loader, data-directory identity check, storage and peer transport as tenured; the
+// member must be listed in --witnesses on every member. It keeps the Raft log durably, votes,
+// may lead briefly to hand over, and never applies entries or serves clients.
+//
+//   npm run witness -- --id w --cluster-id c1 --data-dir data/w \
+//     --peer-listen 127.0.0.1:7103 --client-listen 127.0.0.1:7003 \
+//     --members a=127.0.0.1:7101/127.0.0.1:7001,b=...,w=... --witnesses w [--bootstrap]
+
+import { randomInt } from "node:crypto";
+import { makeRaftConfig } from "../server/core/config.ts";
+import { SeededRandom } from "../server/core/random.ts";
+import { ConfigError, loadConfig, type ServerConfig } from "../server/config.ts";
+import { openStorage } from "../server/data_dir.ts";
+import { log } from "../server/logger.ts";
+import { ProcessScheduler } from "../server/node/process_scheduler.ts";
+import type { SqliteStorage } from "../server/storage/sqlite_storage.ts";
+import { GrpcPeerTransport } from "../server/transport/grpc_peer_transport.ts";
+import { startClientStub, type ClientStubHandle } from "./client_stub.ts";
+import { WitnessNode } from "./witness_node.ts";
+
+interface Running {
+  readonly node: WitnessNode;
+  readonly stub: ClientStubHandle;
+  readonly transport: GrpcPeerTransport;
+  readonly storage: SqliteStorage;
+  readonly ticker: NodeJS.Timeout;
+}
+
+async function start(config: ServerConfig): Promise<Running> {
+  // Refuses an empty directory without --bootstrap and a directory of another member, exactly
+  // as tenured does, and a member that is not listed as a witness.
+  const storage = openStorage(config, "witness");
+  const peers = config.members.filter((m) => m.id !== config.id).map((m) => ({ id: m.id, address: m.peerAddress }));
+  const transport = await GrpcPeerTransport.start({
+    selfId: config.id,
+    clusterId: config.clusterId,
+    listenAddress: config.peerListen,
+    peers,
+    maxMessageBytes: config.maxMessageBytes,
+    log: (fields: Record<string, unknown>) => log({ component: "transport", ...fields }),
+  });
+  const scheduler = new ProcessScheduler();
+  const node = new WitnessNode({
+    raftConfig: makeRaftConfig({
+      id: config.id,
+      random: new SeededRandom(randomInt(2 ** 31)),
+      // The core doubles it for a witness (W4); the configured value stays equal on every member.
+      electionTimeoutTicks: config.electionTimeoutTicks,
+      heartbeatIntervalTicks: config.heartbeatIntervalTicks,
+    }),
+    storage,
+    transport,
+    requestProcess: () => scheduler.request(),
+    log: (fields) => log({ component: "witness", ...fields }),
+  });
+  scheduler.bind(() => node.process());
+  const stub = await startClientStub({
+    listenAddress: config.clientListen,
+    status: () => node.status(),
+    memberAddresses: new Map(config.members.map((m) => [m.id, m.clientAddress])),
+    maxMessageBytes: config.maxMessageBytes,
+  });
+  const ticker = setInterval(() => node.tick(), config.tickMs);
+  return { node, stub, transport, storage, ticker };
+}
+
+async function stop(r: Running, why: string): Promise<void> {
+  log({ event: "stopping", why });
+  clearInterval(r.ticker);
+  await r.stub.close();
+  r.node.stop();
+  await r.transport.close();
+  r.storage.close();
+  log({ event: "stopped", why });
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.argv.slice(2), process.env);
+  process.on("uncaughtException", (err) => {
+    // Storage failure and broken invariants are fatal: a witness that acked an entry it did not
+    // keep would break W1, so stop rather than carry on.
+    log({ event: "fatal", error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+    process.exit(1);
+  });
+  const running = await start(config);
+  log({
+    event: "started",
+    id: config.id,
+    witness: true,
+    clusterId: config.clusterId,
+    clientAddress: running.stub.boundAddress(),
+    peerAddress: running.transport.boundAddress(),
+    dataDir: config.dataDir,
+  });
+  let stopping = false;
+  const onSignal = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    void stop(running, signal).then(() => process.exit(0));
+  };
+  process.on("SIGINT", () => onSignal("SIGINT"));
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+}
+
+main().catch((err: unknown) => {
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`${JSON.stringify({ event: "fatal", error: message })}\n`);
+  process.exit(err instanceof ConfigError ? 2 : 1);
+});

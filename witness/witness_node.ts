@@ -1,0 +1,125 @@
+// WitnessNode: the witness's Ready loop (DESIGN.md §4). The same pure RaftCore, RaftStorage and
+// PeerTransport as a voter's RaftNode (server/node/raft_node.ts), with the witness rules the core
+// enforces itself once the member is flagged in ConfState.witnesses. What differs here:
+//   - committed entries are NOT applied (W2): there is no state machine, only a commit index;
+//   - after every Ready the log is truncated up to the floor the leader sent (W3), never by a
+//     snapshot of its own, and the metadata-only marker is persisted;
+//   - it takes no client input at all: no submit, no read, no timers to propose.
+// It deliberately imports nothing from server/state or server/api (witness/purity.test.ts).
+
+import { RaftCore } from "../server/core/raft.ts";
+import type { RaftConfig } from "../server/core/config.ts";
+import type { Message } from "../server/core/messages.ts";
+import type { Ready, Role } from "../server/core/ready.ts";
+import type { ConfState, Index, NodeId, Term } from "../server/core/types.ts";
+import type { RaftStorage } from "../server/storage/raft_storage.ts";
+import type { PeerTransport } from "../server/transport/peer_transport.ts";
+
+export interface WitnessNodeOptions {
+  readonly raftConfig: RaftConfig;
+  readonly storage: RaftStorage;
+  readonly transport: PeerTransport;
+  /** Asks the driver for a process() pass soon (coalesced by ProcessScheduler). */
+  readonly requestProcess: () => void;
+  readonly log: (fields: Record<string, unknown>) => void;
+}
+
+/** What Cluster.Status reports for a witness. */
+export interface WitnessStatus {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly term: Term;
+  readonly leader: NodeId;
+  readonly commitIndex: Index;
+  /** Always 0: a witness applies nothing (W2). */
+  readonly appliedIndex: Index;
+  readonly lastIndex: Index;
+  /** First index still in the log; everything below was truncated at a floor (W3). */
+  readonly firstIndex: Index;
+  readonly confState: ConfState;
+}
+
+const readiesPerPassMax = 1000;
+
+export class WitnessNode {
+  readonly id: NodeId;
+  private readonly core: RaftCore;
+  private stopped = false;
+
+  constructor(private readonly options: WitnessNodeOptions) {
+    this.id = options.raftConfig.id;
+    const persisted = options.storage.load();
+    // Everything at or below the marker was committed and handed out before; there is nothing to
+    // rebuild, so the core starts "applied" at the marker (a voter's snapshot index likewise).
+    const appliedIndex = persisted.snapshot?.metadata.index ?? 0;
+    this.core = new RaftCore({ ...options.raftConfig, appliedIndex }, persisted);
+    const cs = this.core.status().confState;
+    if (!cs.witnesses.includes(this.id)) {
+      // The core applies the witness rules only to a member flagged in the configuration; run
+      // without the flag, this process would vote and lead as a full copy it does not have.
+      throw new Error(`the stored configuration does not list ${this.id} as a witness (witnesses: ${cs.witnesses.join(",") || "none"})`);
+    }
+    options.transport.onMessage((m) => this.receive(m));
+  }
+
+  tick(): void {
+    if (this.stopped) return;
+    this.core.tick();
+    this.options.requestProcess();
+  }
+
+  receive(message: Message): void {
+    if (this.stopped) return;
+    this.core.step(message);
+    this.options.requestProcess();
+  }
+
+  status(): WitnessStatus {
+    const s = this.core.status();
+    return {
+      id: s.id,
+      role: s.role,
+      term: s.term,
+      leader: s.leader,
+      commitIndex: s.commit,
+      appliedIndex: 0,
+      lastIndex: s.lastIndex,
+      firstIndex: s.firstIndex,
+      confState: s.confState,
+    };
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Runs Ready cycles until the core is quiet. Storage failure throws: fatal to the process. */
+  process(): void {
+    if (this.stopped) return;
+    for (let i = 0; i < readiesPerPassMax && this.core.hasReady(); i++) this.handleReady(this.core.ready());
+  }
+
+  private handleReady(rd: Ready): void {
+    // 1. Persist in one transaction, durable before any ack leaves (W1: a commit counted with
+    //    the witness must survive its crash).
+    this.options.storage.save({ hardState: rd.hardState, snapshot: rd.snapshot, entries: rd.entries });
+    // 2. Send.
+    if (rd.messages.length > 0) this.options.transport.send(rd.messages);
+    // 3. Nothing to apply (W2). A snapshot from a leader is kept as stored, never restored.
+    if (rd.snapshot) this.options.log({ event: "snapshotReceived", index: rd.snapshot.metadata.index });
+    if (rd.softState) this.logRole(rd.softState.role, rd.softState.term, rd.softState.leader);
+    // 4. Advance: config entries take effect inside the core here.
+    this.core.advance(rd);
+    // 5. Truncate up to the leader's floor (W3) and persist the marker that replaces the prefix.
+    const marker = this.core.compactWitnessLog();
+    if (marker) {
+      this.options.storage.saveSnapshotAndCompact(marker);
+      this.options.log({ event: "truncated", upTo: marker.metadata.index, term: marker.metadata.term });
+    }
+  }
+
+  private logRole(role: Role, term: Term, leader: NodeId): void {
+    // A witness leads only to hand over (W5); operators want to see every such term.
+    this.options.log({ event: role === "leader" ? "witnessLeader" : "role", node: this.id, role, term, leader });
+  }
+}
