@@ -1,6 +1,7 @@
 // Real tenured processes on 127.0.0.1 for integration tests: free ports, one data directory per
 // member under a temp root, kill -9, graceful stop, restart from disk. Every process started is
-// stopped by pid in stopAll().
+// stopped by pid in stopAll(). Witness members run tenure-witness (witness/main.ts), and each
+// directed peer link can be routed through its own address (a TcpProxy) to partition it.
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -10,6 +11,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 
 const mainScript = new URL("../main.ts", import.meta.url).pathname;
+const witnessScript = new URL("../../witness/main.ts", import.meta.url).pathname;
 
 export interface Member {
   readonly id: string;
@@ -23,6 +25,12 @@ export interface ClusterOptions {
   readonly electionTimeoutTicks?: number;
   readonly lockDelayMs?: number;
   readonly extraFlags?: readonly string[];
+  /** Members that run tenure-witness; every member gets --witnesses with them. */
+  readonly witnesses?: readonly string[];
+  /** Addresses chosen beforehand (ProcessCluster.allocate), e.g. to put proxies in front. */
+  readonly members?: readonly Member[];
+  /** The peer address `from` dials to reach `to` (default to.peerAddress): a per-link proxy. */
+  readonly peerRoute?: (from: string, to: Member) => string;
 }
 
 async function freePort(): Promise<number> {
@@ -43,14 +51,19 @@ export class ProcessCluster {
   readonly logs = new Map<string, string[]>();
   private constructor(readonly members: readonly Member[], private readonly options: ClusterOptions) {}
 
-  static async start(options: ClusterOptions = {}): Promise<ProcessCluster> {
-    const ids = options.ids ?? ["a", "b", "c"];
+  /** Free client and peer ports on 127.0.0.1 for each id. */
+  static async allocate(ids: readonly string[]): Promise<Member[]> {
     const members: Member[] = [];
     for (const id of ids) {
       members.push({ id, clientAddress: `127.0.0.1:${await freePort()}`, peerAddress: `127.0.0.1:${await freePort()}` });
     }
+    return members;
+  }
+
+  static async start(options: ClusterOptions = {}): Promise<ProcessCluster> {
+    const members = options.members ?? (await ProcessCluster.allocate(options.ids ?? ["a", "b", "c"]));
     const cluster = new ProcessCluster(members, options);
-    await Promise.all(ids.map((id) => cluster.startMember(id, { bootstrap: true })));
+    await Promise.all(members.map((m) => cluster.startMember(m.id, { bootstrap: true })));
     return cluster;
   }
 
@@ -72,11 +85,14 @@ export class ProcessCluster {
   startMember(id: string, opts: { bootstrap: boolean }): Promise<void> {
     const m = this.member(id);
     const o = this.options;
+    const witnesses = o.witnesses ?? [];
+    const route = (x: Member): string => (x.id === id || !o.peerRoute ? x.peerAddress : o.peerRoute(id, x));
     const args = [
-      "--import", "tsx", mainScript,
+      "--import", "tsx", witnesses.includes(id) ? witnessScript : mainScript,
       "--id", id, "--cluster-id", "itest", "--data-dir", this.dataDir(id),
       "--peer-listen", m.peerAddress, "--client-listen", m.clientAddress,
-      "--members", this.members.map((x) => `${x.id}=${x.peerAddress}/${x.clientAddress}`).join(","),
+      "--members", this.members.map((x) => `${x.id}=${route(x)}/${x.clientAddress}`).join(","),
+      ...(witnesses.length > 0 ? ["--witnesses", witnesses.join(",")] : []),
       "--tick-ms", String(o.tickMs ?? 20),
       "--election-timeout-ticks", String(o.electionTimeoutTicks ?? 10),
       "--lock-delay-ms", String(o.lockDelayMs ?? 500),

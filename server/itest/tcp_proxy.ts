@@ -1,0 +1,85 @@
+// A TCP proxy on 127.0.0.1 for partition tests between real processes: put one in front of each
+// directed peer link (A->B goes through its own proxy, B->A through another), then cut() it to
+// partition that link and heal() it to reconnect. Cutting destroys the live connections (so the
+// gRPC stream breaks at once, like a cable pulled) and refuses new ones until heal(): a refused
+// connection is accepted and destroyed immediately, so clients see a reset, not a hang.
+
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+
+export class TcpProxy {
+  private readonly sockets = new Set<Socket>();
+  private isCut = false;
+  private closed = false;
+
+  private constructor(
+    private readonly server: Server,
+    /** host:port the proxy listens on (what the client side dials). */
+    readonly address: string,
+    /** host:port everything is forwarded to. */
+    readonly target: string,
+  ) {}
+
+  /** Listens on 127.0.0.1 port 0 and forwards every connection to `target` (host:port). */
+  static start(target: string): Promise<TcpProxy> {
+    const colon = target.lastIndexOf(":");
+    const host = target.slice(0, colon);
+    const port = Number(target.slice(colon + 1));
+    return new Promise((resolve, reject) => {
+      let proxy: TcpProxy | null = null;
+      const server = createServer((client) => proxy?.accept(client, host, port));
+      server.once("error", reject);
+      server.listen(0, "127.0.0.1", () => {
+        const a = server.address();
+        const listenPort = typeof a === "object" && a ? a.port : 0;
+        proxy = new TcpProxy(server, `127.0.0.1:${listenPort}`, target);
+        resolve(proxy);
+      });
+    });
+  }
+
+  get cutNow(): boolean {
+    return this.isCut;
+  }
+
+  /** Drops every live connection and refuses new ones until heal(). */
+  cut(): void {
+    this.isCut = true;
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+  }
+
+  heal(): void {
+    this.isCut = false;
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    this.cut();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(client: Socket, host: string, port: number): void {
+    if (this.isCut || this.closed) {
+      client.destroy();
+      return;
+    }
+    const upstream = createConnection({ host, port });
+    this.sockets.add(client);
+    this.sockets.add(upstream);
+    // Either side failing or closing tears down both halves: a half-open pair would look like a
+    // link that is up but silent, which is a different fault from the one a test asked for.
+    const teardown = (): void => {
+      client.destroy();
+      upstream.destroy();
+      this.sockets.delete(client);
+      this.sockets.delete(upstream);
+    };
+    for (const s of [client, upstream]) {
+      s.setNoDelay(true);
+      s.on("error", teardown);
+      s.on("close", teardown);
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
+}
