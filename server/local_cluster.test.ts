@@ -1,6 +1,7 @@
 // `npm start` as a user runs it: the launcher starts three tenured processes, clients can take
 // a lock, Ctrl-C (SIGINT) stops every voter cleanly, and a second start resumes the same
-// cluster with its locks and token counter.
+// cluster with its locks and token counter. `npm start -- --witness` runs two voters and a
+// tenure-witness the same way.
 
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -15,6 +16,8 @@ const launcher = new URL("./local_cluster.ts", import.meta.url).pathname;
 const dataDir = mkdtempSync(join(tmpdir(), "tenure-local-"));
 const basePort = 30000 + Math.floor(Math.random() * 20000);
 const endpoints = [1, 2, 3].map((i) => `127.0.0.1:${basePort + i}`);
+// Ports far enough from the three-voter cluster's that the two never collide.
+const witnessBasePort = basePort >= 40000 ? basePort - 5000 : basePort + 5000;
 let running: ChildProcess | null = null;
 
 after(() => {
@@ -24,8 +27,8 @@ after(() => {
 
 type Obj = Record<string, unknown>;
 
-function launch(): Promise<{ child: ChildProcess; output: string[] }> {
-  const child = spawn(process.execPath, ["--import", "tsx", launcher, "--data-dir", dataDir, "--base-port", String(basePort)], {
+function launch(extra: readonly string[] = ["--data-dir", dataDir, "--base-port", String(basePort)]): Promise<{ child: ChildProcess; output: string[] }> {
+  const child = spawn(process.execPath, ["--import", "tsx", launcher, ...extra], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   running = child;
@@ -76,5 +79,27 @@ describe("npm start", { timeout: 120_000 }, () => {
     assert.equal(String((s.value["holder"] as Obj)["token"]), token);
     c.close();
     assert.equal(await stopWithCtrlC(child), 0);
+  });
+});
+
+describe("npm start -- --witness", { timeout: 90_000 }, () => {
+  it("starts voters a, b and witness w, serves a lock through a or b, and stops all three on Ctrl-C", async () => {
+    const dir = join(dataDir, "local-witness");
+    const { child, output } = await launch(["--witness", "--data-dir", dir, "--base-port", String(witnessBasePort)]);
+    const [a, b, w] = [1, 2, 3].map((i) => `127.0.0.1:${witnessBasePort + i}`);
+    assert.ok(output.some((l) => l.includes(`client endpoints: ${a},${b}`)), "a and b endpoints not printed");
+    assert.ok(output.some((l) => l.startsWith("[w]") && l.includes('"witness":true')), "w is not a tenure-witness");
+    const c = new TestClient([a ?? "", b ?? ""]);
+    const g = await c.call<Obj>("Lease", "Grant", { clientId: "wdemo", seq: 1, ttlMs: 600_000 }, 20_000);
+    assert.ok(g.ok, g.ok ? "" : g.details);
+    const l = await c.call<Obj>("Lock", "Acquire", { clientId: "wdemo", seq: 3, name: "wdemo", leaseId: g.value["leaseId"], wait: false });
+    assert.ok(l.ok, l.ok ? "" : l.details);
+    const refused = await c.callAt<Obj>(w ?? "", "Lock", "Status", { name: "wdemo" });
+    assert.ok(!refused.ok && refused.reason === "IS_WITNESS", "the witness served a client call");
+    c.close();
+    assert.equal(await stopWithCtrlC(child), 0);
+    for (const id of ["a", "b", "w"]) {
+      assert.ok(output.some((line) => line.startsWith(`[${id}]`) && line.includes('"event":"stopped"')), `${id} did not stop cleanly`);
+    }
   });
 });
