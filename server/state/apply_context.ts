@@ -11,4 +11,6 @@ export interface ApplyContext {
   readonly events: StateEvent[];
   /** The next cluster-wide fencing token (see id_allocator.ts). */
   nextToken(): number;
+  /** Whether a lease exists and is before its server deadline at nowMs. */
+  leaseLive(leaseId: number): boolean;
 }

@@ -29,6 +29,22 @@ describe("locks", () => {
     assert.equal(d.machine.lockStatus("L").state, "HELD");
   });
 
+  it("a release passes over a waiter whose lease is past its deadline but not yet expired", () => {
+    const d = new Driver();
+    const holder = d.grant("a", 60_000);
+    const stale = d.grant("b", 1_000);
+    const fresh = d.grant("c", 60_000);
+    const t = token(d.acquire("a", "L", holder));
+    d.acquire("b", "L", stale);
+    d.acquire("c", "L", fresh);
+    d.at(5_000); // b's deadline (1000 * 1.01) has passed; its LeaseExpire has not been applied
+    const r = d.client("a", { kind: "LockRelease", name: "L", token: t });
+    const granted = r.events.find((e) => e.kind === "granted");
+    assert.ok(granted?.kind === "granted");
+    assert.equal(granted.leaseId, fresh, "the lock went to a lease that had already run out");
+    assert.equal(d.machine.lockStatus("L").holder?.leaseId, fresh);
+  });
+
   it("a non-waiting acquire of a held lock is LOCK_HELD; the holder's own acquire keeps its token", () => {
     const d = new Driver();
     const la = d.grant("a");

@@ -239,8 +239,15 @@ export class LockTable {
 
   /** Next waiter (FIFO) gets it with a new token; with no waiters the record goes (FREE). */
   private handOff(ctx: ApplyContext, record: MutexRecord): void {
-    const next = record.waiters.shift();
-    if (next !== undefined) {
+    for (let next = record.waiters.shift(); next !== undefined; next = record.waiters.shift()) {
+      // A waiter whose lease is past its deadline (its expiry not yet committed) is passed over:
+      // its client no longer believes it could hold anything, and granting it would only park
+      // the lock until that expiry plus lock-delay (etcd's "lease not re-checked after the
+      // wait", found by Jepsen). Its blocked call ends with the lease's expiry.
+      if (!ctx.leaseLive(next.leaseId)) {
+        this.unlink(next.leaseId, record.name);
+        continue;
+      }
       this.grant(ctx, record, next);
       return;
     }

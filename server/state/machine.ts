@@ -129,7 +129,18 @@ export class LockStateMachine {
     const { leaderTimeMs, term, command } = decoded.value;
     this.s.nowMs = Math.max(this.s.nowMs, leaderTimeMs);
     const ids = this.s.ids;
-    const ctx: ApplyContext = { index, nowMs: this.s.nowMs, events, nextToken: () => ids.nextToken() };
+    const nowMs = this.s.nowMs;
+    const leases = this.s.leases;
+    const ctx: ApplyContext = {
+      index,
+      nowMs,
+      events,
+      nextToken: () => ids.nextToken(),
+      leaseLive: (leaseId) => {
+        const lease = leases.get(leaseId);
+        return lease !== undefined && leases.isLive(lease, nowMs);
+      },
+    };
     this.s.sessions.sweep(ctx.nowMs, SESSION_SWEEP_PER_APPLY_MAX);
     if (!isClientCommand(command)) {
       const result = applySystemCommand(this.s, ctx, command, term);
