@@ -289,6 +289,7 @@ export class RaftCore {
       if (e.type === "config") this.applyConfEntry(e);
     }
     if (this.role === "leader") this.onSelfPersisted();
+    this.maybeAutoLeave();
   }
 
   /**
@@ -1006,10 +1007,20 @@ export class RaftCore {
       this.leadTransferee = NO_NODE;
     }
     if (this.maybeCommit()) this.commitBroadcastPending = true;
-    if (isJoint(this.confState) && this.confState.autoLeave && this.pendingConfIndex <= this.log.applied) {
-      const leave = this.appendLeaderEntry("config", encodeConfChange({ kind: "leaveJoint" }));
-      if (leave.ok) this.pendingConfIndex = leave.index;
-    }
+    this.maybeAutoLeave();
+  }
+
+  /**
+   * Leaves an auto-leave joint configuration once everything before it is applied. Checked on
+   * every advance, not only when the joint entry is applied: a leader elected after that (the
+   * proposer lost, W6) must still finish the change (etcd-io/raft does the same in advance()).
+   * A witness leader proposes no config change (W5); the full voter it hands over to leaves.
+   */
+  private maybeAutoLeave(): void {
+    if (this.role !== "leader" || this.isSelfWitness()) return;
+    if (!isJoint(this.confState) || !this.confState.autoLeave || this.pendingConfIndex > this.log.applied) return;
+    const leave = this.appendLeaderEntry("config", encodeConfChange({ kind: "leaveJoint" }));
+    if (leave.ok) this.pendingConfIndex = leave.index;
   }
 
   private syncProgressWithConfig(): void {
