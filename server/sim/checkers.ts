@@ -18,6 +18,12 @@ export type CheckName =
   | "acked-lost"
   | "liveness"
   | "assertion"
+  // The witness invariants (research/witness-and-raft-safety.md §1.6; witness_checks.ts).
+  | "IW1-truncated-not-durable"
+  | "IW2-witness-applied"
+  | "IW3-witness-client-entry"
+  | "IW4-witness-cap"
+  | "IW6-witness-snapshot"
   // The lock simulation's checks (lock_checkers.ts, DESIGN.md §7.3).
   | "token-not-increasing"
   | "guard-accepted-stale"

@@ -31,7 +31,8 @@ class TrackedRandom implements Random {
   constructor(private readonly inner: SeededRandom, private readonly electionTicks: number, public timeout = electionTicks) {}
   nextInt(max: number): number {
     const v = this.inner.nextInt(max);
-    if (max === this.electionTicks) this.timeout = max + v; // only reset() draws with this bound
+    // Only reset() draws with these bounds (a witness draws from twice the range, rule W4).
+    if (max === this.electionTicks || max === 2 * this.electionTicks) this.timeout = max + v;
     return v;
   }
   nextFloat = (): number => this.inner.nextFloat();
@@ -77,7 +78,7 @@ export class InteractionEnv {
     const result = (r: { ok: true; index?: number; term?: number } | { ok: false; reason: string; detail: string }): void =>
       this.print(!r.ok ? `refused: ${r.reason} (${r.detail})` : r.index ? `proposed at ${r.term}/${r.index}` : "ok");
     switch (cmd.name) {
-      // add-nodes voters=(a b c) [learners=(d)] [index=1] [pre-vote=true] [check-quorum=true]
+      // add-nodes voters=(a b c) [learners=(d)] [witnesses=(c)] [index=1] [pre-vote=true] [check-quorum=true]
       //   [election-ticks=10] [heartbeat-ticks=1] [max-entries=1] [seed=7] [bugs=(commitOldTermByCounting)]
       // Bootstraps every listed node from a snapshot at `index` holding the configuration.
       // index>0 makes a node added later (add-node) need a snapshot, as in etcd's scripts.
@@ -128,6 +129,16 @@ export class InteractionEnv {
       }
       // restart a: a new core built from a's persisted state (its application restarts at 0).
       case "restart": return this.restart(id);
+      // compact-witness w: the witness truncates its log up to the floor its leader sent (W3)
+      // and persists the metadata-only marker.
+      case "compact-witness": {
+        const n = this.node(id);
+        const marker = this.core(n.id).compactWitnessLog();
+        if (!marker) return this.print(`${n.id} has nothing to truncate`);
+        const index = marker.metadata.index;
+        n.persisted = { ...n.persisted, snapshot: marker, entries: n.persisted.entries.filter((e) => e.index > index) };
+        return this.print(`${n.id} truncated its log through ${marker.metadata.term}/${index} (marker, ${marker.data.length} bytes of state)`);
+      }
       // compact a: the application snapshots its applied state; the log before it is dropped.
       case "compact": {
         const n = this.node(id);
@@ -170,8 +181,9 @@ export class InteractionEnv {
     };
     const voters = list(a.get("voters"));
     const learners = list(a.get("learners"));
+    const witnesses = list(a.get("witnesses")); // members flagged witness (DESIGN.md §4)
     const index = num("index", 0);
-    const confState = { voters, votersOutgoing: [], learners, learnersNext: [], witnesses: [], autoLeave: false };
+    const confState = { voters, votersOutgoing: [], learners, learnersNext: [], witnesses, autoLeave: false };
     const snapshot: Snapshot = { metadata: { index, term: index > 0 ? 1 : 0, confState }, data: enc.encode("[]") };
     for (const id of [...voters, ...learners]) {
       this.addNode(id, { hardState: { term: 0, vote: "", commit: index }, snapshot, entries: [] });
@@ -284,7 +296,10 @@ export class InteractionEnv {
   }
 
   private applyEntry(n: SimNode, e: Entry): void {
-    if (e.type === "normal" && e.data.length > 0) n.applied.push(dec.decode(e.data));
+    // A witness has no state machine (W2): the core only moves its applied index.
+    const witness = n.core?.status().confState.witnesses.includes(n.id) ?? false;
+    if (e.type === "normal" && e.data.length > 0 && !witness) n.applied.push(dec.decode(e.data));
+
     const prior = this.committedTerm.get(e.index);
     if (!prior) this.committedTerm.set(e.index, { term: e.term, by: n.id });
     else if (prior.term !== e.term) {

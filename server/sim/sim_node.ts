@@ -1,12 +1,14 @@
 // One simulated server: the production RaftCore, a simulated disk, and a tiny state machine (a
 // hash chain over applied entries) so replicas can be compared entry by entry. The Ready cycle
 // follows server/core/ready.ts exactly: persist (write + sync), send, apply, advance.
+// A witness (DESIGN.md §4) runs the same cycle without a state machine: it applies nothing (W2)
+// and after each cycle truncates its log to the leader's floor with a metadata-only marker (W3).
 
 import type { RaftConfig } from "../core/config.ts";
 import type { Message } from "../core/messages.ts";
 import { RaftCore } from "../core/raft.ts";
 import type { Ready } from "../core/ready.ts";
-import type { Entry, NodeId, PersistedState } from "../core/types.ts";
+import type { Entry, NodeId, PersistedState, Snapshot } from "../core/types.ts";
 import { SimDisk } from "./sim_disk.ts";
 
 export interface SimNodeObserver {
@@ -14,6 +16,8 @@ export interface SimNodeObserver {
   onApply(node: NodeId, entry: Entry, hashAfter: number): void;
   onRestoreSnapshot(node: NodeId, index: number, hash: number): void;
   onDiskEntries(node: NodeId, entries: readonly Entry[], nodeCommit: number): void;
+  /** A witness truncated its log up to the marker (in memory; the marker is being persisted). */
+  onWitnessTruncate?(node: NodeId, marker: Snapshot): void;
 }
 
 export interface SimNodeOptions {
@@ -24,6 +28,8 @@ export interface SimNodeOptions {
   readonly snapshotEveryEntries: number;
   /** Test-only bug: send a Ready's messages before its writes are durable. */
   readonly sendBeforePersist: boolean;
+  /** A witness member: no state machine, floor truncation instead of snapshots. */
+  readonly witness?: boolean;
 }
 
 const readiesPerStepMax = 64;
@@ -31,6 +37,7 @@ const readiesPerStepMax = 64;
 export class SimNode {
   readonly id: NodeId;
   readonly disk: SimDisk;
+  readonly witness: boolean;
   core: RaftCore | null = null;
   incarnation = 0;
   pausedUntilMs = 0;
@@ -41,6 +48,7 @@ export class SimNode {
 
   constructor(private readonly options: SimNodeOptions) {
     this.id = options.id;
+    this.witness = options.witness ?? false;
     this.disk = new SimDisk(options.initial);
   }
 
@@ -51,7 +59,8 @@ export class SimNode {
   start(): void {
     const state = this.disk.load();
     const snap = state.snapshot;
-    const restored = snap ? decodeSnapshotData(snap.data) : { index: 0, hash: 0 };
+    // A witness's snapshot is a marker (or a full leader's image it never reads): no state.
+    const restored = snap && !this.witness ? decodeSnapshotData(snap.data) : { index: 0, hash: 0 };
     this.appliedIndex = restored.index;
     this.appliedHash = restored.hash;
     this.core = new RaftCore(this.options.makeConfig(restored.index), state);
@@ -86,6 +95,13 @@ export class SimNode {
       this.disk.sync();
       for (const m of rd.messages) observer.onSend(m);
     }
+    if (this.witness) {
+      // W2: committed entries (and any snapshot a full leader sent) only move the core's
+      // pointers; nothing is applied, so nothing reaches the observer's onApply.
+      core.advance(rd);
+      this.truncateWitness(core, observer);
+      return;
+    }
     if (rd.snapshot) {
       const restored = decodeSnapshotData(rd.snapshot.data);
       this.appliedIndex = restored.index;
@@ -102,6 +118,15 @@ export class SimNode {
     }
     core.advance(rd);
     this.maybeSnapshot(core);
+  }
+
+  /** W3: truncate up to the floor the leader sent; the marker is persisted like any write. */
+  private truncateWitness(core: RaftCore, observer: SimNodeObserver): void {
+    const marker = core.compactWitnessLog();
+    if (!marker) return;
+    observer.onWitnessTruncate?.(this.id, marker);
+    this.disk.compact(marker);
+    if (!this.options.sendBeforePersist) this.disk.sync();
   }
 
   private maybeSnapshot(core: RaftCore): void {

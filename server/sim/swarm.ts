@@ -8,7 +8,9 @@ export type BugName =
   | "skipPersistVote"
   | "truncateBelowCommit"
   | "voteWithoutLogCheck"
-  | "sendBeforePersist";
+  | "sendBeforePersist"
+  | "truncateWitnessAtCommit"
+  | "witnessMetadataOnlyLog";
 
 export const BUG_NAMES: readonly BugName[] = [
   "commitOldTermByCounting",
@@ -16,7 +18,15 @@ export const BUG_NAMES: readonly BugName[] = [
   "truncateBelowCommit",
   "voteWithoutLogCheck",
   "sendBeforePersist",
+  "truncateWitnessAtCommit",
+  "witnessMetadataOnlyLog",
 ];
+
+/**
+ * "plain": nodeCount full voters. "witness": DESIGN.md §4's two sites plus a tie-breaker, site A =
+ * full voter a, site B = full voter b, site C = witness w (nodeCount is ignored).
+ */
+export type Topology = "plain" | "witness";
 
 export interface SwarmOptions {
   readonly nodeCount: number;
@@ -47,6 +57,11 @@ export interface SwarmOptions {
   readonly proposalIntervalMs: number;
   readonly safetyPhaseMs: number;
   readonly livenessBoundMs: number;
+  readonly topology: Topology;
+  /** Witness topology only: lose one whole site for good (crash, never restart; at most one). */
+  readonly siteLossWeight: number;
+  /** Witness topology only: cut the A-B link both ways while W still reaches both. */
+  readonly linkCutWeight: number;
 }
 
 const pick = <T>(r: SeededRandom, xs: readonly T[]): T => {
@@ -82,6 +97,11 @@ export function drawSwarm(r: SeededRandom): SwarmOptions {
     proposalIntervalMs: pick(r, [5, 20, 60]),
     safetyPhaseMs: 3000 + r.nextInt(3000),
     livenessBoundMs: 0,
+    // Constants, not draws: adding a field must not shift the random stream of existing seeds
+    // (the bug table in README.md is measured on them).
+    topology: "plain",
+    siteLossWeight: 0,
+    linkCutWeight: 0,
   });
 }
 
@@ -95,7 +115,22 @@ export function drawSwarm(r: SeededRandom): SwarmOptions {
 export function withLivenessBound(o: SwarmOptions): SwarmOptions {
   const windows = Math.ceil(o.uncommittedEntriesMax / (o.entriesPerMessageMax * o.inflightMessagesMax));
   const roundTripMs = 2 * (o.delayMinMs + o.delayJitterMs);
-  return { ...o, livenessBoundMs: 8000 + windows * roundTripMs * 2 };
+  return { ...o, livenessBoundMs: 8000 + windows * roundTripMs * 2 + witnessBacklogMs(o, roundTripMs) };
+}
+
+/**
+ * S3 in a random run: B may lag by everything A committed with W while B was away, and W cannot
+ * send a snapshot. W ships it in capped terms (2 election timeouts as leader, then up to 4 of
+ * waiting as a candidate with its doubled timeout, plus probe, pre-vote and vote round trips),
+ * at least one window of entriesPerMessageMax x inflightMessagesMax entries per term, minus its
+ * own no-op. The backlog is at most one proposal per proposal interval of the safety phase.
+ */
+function witnessBacklogMs(o: SwarmOptions, roundTripMs: number): number {
+  if (o.topology !== "witness") return 0;
+  const backlog = Math.ceil(o.safetyPhaseMs / o.proposalIntervalMs);
+  const perTerm = Math.max(1, o.entriesPerMessageMax * o.inflightMessagesMax - 1);
+  const termMs = (6 * o.electionTimeoutTicks * o.tickMs) / (1 - o.clockDriftMax) + 4 * roundTripMs;
+  return Math.ceil(Math.ceil(backlog / perTerm) * termMs);
 }
 
 export function describeSwarm(o: SwarmOptions): string {
@@ -110,7 +145,7 @@ export function describeSwarm(o: SwarmOptions): string {
  * ack an old-term entry before the new leader's no-op), faults aimed at leaders, and proposals
  * that pile up on minority leaders (conflicting entries of several terms at the same index).
  */
-export type SwarmPreset = "random" | "figure8";
+export type SwarmPreset = "random" | "figure8" | "witness";
 
 export const SWARM_PRESETS: Readonly<Record<SwarmPreset, Partial<SwarmOptions>>> = {
   random: {},
@@ -129,6 +164,22 @@ export const SWARM_PRESETS: Readonly<Record<SwarmPreset, Partial<SwarmOptions>>>
     proposalIntervalMs: 5,
     uncommittedEntriesMax: 200,
   },
+  // DESIGN.md §4: sites A, B, C. PreVote and CheckQuorum are part of the witness design (W4):
+  // without PreVote a lagging B's campaigns keep bumping W's term and resetting its (doubled)
+  // election timer, so W never campaigns and S3 never recovers (see README.md).
+  witness: {
+    topology: "witness",
+    nodeCount: 3,
+    preVote: true,
+    checkQuorum: true,
+    siteLossWeight: 1,
+    linkCutWeight: 2,
+    // W's leadership is capped at 2 election timeouts (200 ms here), so it ships B's backlog one
+    // window per term: with one entry per message a W term can deliver about as much as its own
+    // no-op adds. Production batches (512 per message) and has RTT << election timeout.
+    entriesPerMessageMax: 64,
+  },
+
 };
 
 /** The preset under which each bug switch is measured (see README's table). */
@@ -138,4 +189,6 @@ export const BUG_PRESET: Readonly<Record<BugName, SwarmPreset>> = {
   truncateBelowCommit: "random",
   voteWithoutLogCheck: "random",
   sendBeforePersist: "random",
+  truncateWitnessAtCommit: "witness",
+  witnessMetadataOnlyLog: "witness",
 };

@@ -10,6 +10,8 @@ import { BUG_NAMES, BUG_PRESET, type BugName } from "./swarm.ts";
 import { runSeed } from "./vopr.ts";
 
 const corpusSeeds = Number(process.env["SIM_SEEDS"] ?? 600);
+/** The witness topology's corpus (DESIGN.md §4): about 15-25 seeds a second on one core. */
+const witnessSeeds = Number(process.env["WITNESS_SIM_SEEDS"] ?? 300);
 
 /** Seeds within which each bug must be caught, starting from seed 1 (measured; see README). */
 export const BUG_CATCH_LIMITS: Readonly<Record<BugName, number>> = {
@@ -18,6 +20,8 @@ export const BUG_CATCH_LIMITS: Readonly<Record<BugName, number>> = {
   truncateBelowCommit: 20,
   voteWithoutLogCheck: 40,
   sendBeforePersist: 60,
+  truncateWitnessAtCommit: 10,
+  witnessMetadataOnlyLog: 20,
 };
 
 export function firstCaughtSeed(bug: BugName, limit: number): { seed: number; check: string } | null {
@@ -68,7 +72,40 @@ describe("simulator", () => {
     assert.deepEqual(failures, []);
   });
 
+  it(`runs ${witnessSeeds} seeds of the witness preset with no violation, losing sites and cutting A-B`, () => {
+    const failures: string[] = [];
+    let acked = 0;
+    let siteLosses = 0;
+    let linkCuts = 0;
+    let witnessTerms = 0;
+    let truncations = 0;
+    for (let seed = 1; seed <= witnessSeeds; seed++) {
+      const r = runSeed({ seed, bug: null, preset: "witness" });
+      acked += r.stats.proposalsAcked;
+      siteLosses += r.stats.siteLosses;
+      linkCuts += r.stats.linkCuts;
+      witnessTerms += r.stats.witnessTerms;
+      truncations += r.stats.witnessTruncations;
+      for (const v of r.violations) failures.push(`seed ${seed}: ${v.check}: ${v.detail} (npm run sim -- --preset witness --seed ${seed} --verbose)`);
+    }
+    assert.deepEqual(failures, []);
+    // The faults the witness exists for must actually happen: W leading (S3), W truncating.
+    assert.ok(acked > witnessSeeds * 20, `only ${acked} proposals acknowledged`);
+    assert.ok(siteLosses > witnessSeeds / 4, `only ${siteLosses} sites lost`);
+    assert.ok(linkCuts > witnessSeeds / 4, `only ${linkCuts} A-B cuts`);
+    assert.ok(witnessTerms > witnessSeeds / 4, `the witness led only ${witnessTerms} terms`);
+    assert.ok(truncations > witnessSeeds, `only ${truncations} witness truncations`);
+  });
+
+  it("replays a witness-preset seed exactly", () => {
+    const a = runSeed({ seed: 7, bug: null, preset: "witness" });
+    const b = runSeed({ seed: 7, bug: null, preset: "witness" });
+    assert.equal(a.traceHash, b.traceHash);
+    assert.deepEqual(a.stats, b.stats);
+  });
+
   for (const bug of BUG_NAMES) {
+
     it(`catches the ${bug} bug within ${BUG_CATCH_LIMITS[bug]} seeds`, () => {
       const caught = firstCaughtSeed(bug, BUG_CATCH_LIMITS[bug]);
       assert.ok(caught, `${bug} was not caught within ${BUG_CATCH_LIMITS[bug]} seeds`);

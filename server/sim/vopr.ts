@@ -3,70 +3,33 @@
 // duplication, reordering, partitions including one-way, crashes that drop unsynced writes,
 // pauses, clock-rate error); a liveness phase heals everything and requires progress within a
 // bound. Checkers run after every event. The same seed replays the same run, event for event.
+// The "witness" topology (DESIGN.md §4) adds site faults (a site lost for good, the A-B link cut
+// while W reaches both) and the witness invariants (witness_checks.ts); scripted runs (a fixed
+// fault schedule instead of the random nemesis) drive the named scenarios.
 
 import { AssertionError } from "../core/assert.ts";
 import { makeRaftConfig, NO_BUGS, type BugSwitches } from "../core/config.ts";
 import type { Message } from "../core/messages.ts";
 import { SeededRandom } from "../core/random.ts";
-import type { Entry, NodeId } from "../core/types.ts";
+import { EMPTY_PERSISTED_STATE, type Entry, type NodeId, type PersistedState, type Snapshot } from "../core/types.ts";
 import { bootstrapState } from "../core/bootstrap.ts";
-import { SafetyChecker, type Violation } from "./checkers.ts";
+import { SafetyChecker, type CheckName } from "./checkers.ts";
 import { EventQueue } from "./event_queue.ts";
-import { SimNode } from "./sim_node.ts";
+import { SimNode, type SimNodeObserver } from "./sim_node.ts";
+import { WitnessChecker } from "./witness_checks.ts";
+import { injectFault } from "./vopr_nemesis.ts";
+import { bugSwitches, newRunStats, type RunOptions, type RunResult, type RunStats, type SimEvent } from "./vopr_types.ts";
 import {
   describeSwarm,
   drawSwarm,
   SWARM_PRESETS,
   withLivenessBound,
-  type BugName,
   type SwarmOptions,
   type SwarmPreset,
 } from "./swarm.ts";
 
-type SimEvent =
-  | { readonly kind: "tick"; readonly node: NodeId; readonly incarnation: number }
-  | { readonly kind: "deliver"; readonly message: Message }
-  | { readonly kind: "nemesis" }
-  | { readonly kind: "restart"; readonly node: NodeId }
-  | { readonly kind: "unpause"; readonly node: NodeId }
-  | { readonly kind: "propose" }
-  | { readonly kind: "heal" }
-  | { readonly kind: "livenessDeadline" };
+export type { RunOptions, RunResult, RunStats, ScriptStep } from "./vopr_types.ts";
 
-export interface RunOptions {
-  readonly seed: number;
-  readonly bug: BugName | null;
-  /** A named preset applied on top of the swarm drawn from the seed (default "random"). */
-  readonly preset?: SwarmPreset;
-  /** Overrides applied last. */
-  readonly swarm?: Partial<SwarmOptions>;
-  /** Prints every node's status each simulated second and the core's log lines (debugging). */
-  readonly debug?: boolean;
-}
-
-export interface RunStats {
-  events: number;
-  messagesSent: number;
-  messagesDropped: number;
-  crashes: number;
-  partitions: number;
-  pauses: number;
-  leaderElections: number;
-  proposalsAcked: number;
-  commitIndexMax: number;
-  simulatedMs: number;
-  /** Simulated time from healing until every node applied a new entry (-1: never). */
-  recoveryMs: number;
-}
-
-export interface RunResult {
-  readonly seed: number;
-  readonly ok: boolean;
-  readonly violations: readonly Violation[];
-  readonly traceHash: string;
-  readonly stats: RunStats;
-  readonly swarm: string;
-}
 
 const eventsMax = 2_000_000;
 const queueMax = 200_000;
@@ -77,35 +40,29 @@ export function runSeed(options: RunOptions): RunResult {
   return sim.result();
 }
 
-class Simulation {
+export class Simulation {
   private readonly random: SeededRandom;
-  private readonly swarm: SwarmOptions;
+  readonly swarm: SwarmOptions;
   private readonly queue = new EventQueue<SimEvent>(queueMax);
   private readonly nodes = new Map<NodeId, SimNode>();
   private readonly clockRate = new Map<NodeId, number>();
   private readonly blocked = new Set<string>();
-  private readonly checker: SafetyChecker;
+  readonly checker: SafetyChecker;
+  private readonly witnessChecker: WitnessChecker;
+  private readonly observer: SimNodeObserver;
+  /** Sites lost for good: never restarted, not expected to make progress. */
+  readonly lost = new Set<NodeId>();
+  /** "from>to" -> snapshot messages sent (scenarios check who caught a replacement up). */
+  readonly snapshotsSent = new Map<string, number>();
   private readonly pendingAcks = new Map<string, number>();
   private readonly acked: { index: number; term: number }[] = [];
-  private nowMs = 0;
+  nowMs = 0;
   private healed = false;
   private appliedAtHeal = new Map<NodeId, number>();
   private trace = 0x811c9dc5;
   private proposalSeq = 0;
   private stopped = false;
-  readonly stats: RunStats = {
-    events: 0,
-    messagesSent: 0,
-    messagesDropped: 0,
-    crashes: 0,
-    partitions: 0,
-    pauses: 0,
-    leaderElections: 0,
-    proposalsAcked: 0,
-    commitIndexMax: 0,
-    simulatedMs: 0,
-    recoveryMs: -1,
-  };
+  readonly stats: RunStats = newRunStats();
   private healedAtMs = 0;
   private healFloor = 0;
 
@@ -117,36 +74,41 @@ class Simulation {
       ...options.swarm,
     });
     this.checker = new SafetyChecker({ onSend: (m) => this.send(m), onApply: (n, e) => this.noteApplied(n, e) });
-    const ids = ["a", "b", "c", "d", "e"].slice(0, this.swarm.nodeCount);
-    const initial = bootstrapState(ids);
-    const bugs = bugSwitches(options.bug);
-    for (const id of ids) {
-      const nodeRandom = this.random.fork();
-      const node = new SimNode({
-        id,
-        initial,
-        snapshotEveryEntries: this.swarm.snapshotEveryEntries,
-        sendBeforePersist: options.bug === "sendBeforePersist",
-        makeConfig: (appliedIndex) =>
-          makeRaftConfig({
-            id,
-            random: nodeRandom,
-            appliedIndex,
-            electionTimeoutTicks: this.swarm.electionTimeoutTicks,
-            heartbeatIntervalTicks: this.swarm.heartbeatIntervalTicks,
-            preVote: this.swarm.preVote,
-            checkQuorum: this.swarm.checkQuorum,
-            inflightMessagesMax: this.swarm.inflightMessagesMax,
-            entriesPerMessageMax: this.swarm.entriesPerMessageMax,
-            uncommittedEntriesMax: this.swarm.uncommittedEntriesMax,
-            bugs,
-            logger: options.debug ? (line) => console.log(`${this.nowMs.toFixed(1)} ${line}`) : null,
-          }),
-      });
-      this.nodes.set(id, node);
-      const drift = this.swarm.clockDriftMax;
-      this.clockRate.set(id, 1 - drift + 2 * drift * this.random.nextFloat());
-    }
+    const disabled = new Set<CheckName>(options.disabledChecks ?? []);
+    const fail = (check: CheckName, detail: string): void => {
+      if (!disabled.has(check)) this.checker.fail(check, detail);
+    };
+    this.witnessChecker = new WitnessChecker(fail, (id) => this.isWitness(id), 2 * this.swarm.electionTimeoutTicks);
+    this.observer = this.witnessChecker.observer(this.checker, (n, marker) => this.onWitnessTruncate(n, marker));
+    const witnessTopology = this.swarm.topology === "witness";
+    const ids = witnessTopology ? ["a", "b", "w"] : ["a", "b", "c", "d", "e"].slice(0, this.swarm.nodeCount);
+    const initial = witnessTopology ? bootstrapState(ids, ["w"]) : bootstrapState(ids);
+    for (const id of ids) this.makeNode(id, initial, witnessTopology && id === "w");
+  }
+
+  private makeNode(id: NodeId, initial: PersistedState, witness: boolean): SimNode {
+    const nodeRandom = this.random.fork();
+    const bugs = bugSwitches(this.options.bug);
+    const s = this.swarm;
+    const node = new SimNode({
+      id,
+      initial,
+      witness,
+      snapshotEveryEntries: s.snapshotEveryEntries,
+      sendBeforePersist: this.options.bug === "sendBeforePersist",
+      makeConfig: (appliedIndex) =>
+        makeRaftConfig({
+          ...{ id, random: nodeRandom, appliedIndex, bugs, preVote: s.preVote, checkQuorum: s.checkQuorum },
+          ...{ electionTimeoutTicks: s.electionTimeoutTicks, heartbeatIntervalTicks: s.heartbeatIntervalTicks },
+          ...{ inflightMessagesMax: s.inflightMessagesMax, entriesPerMessageMax: s.entriesPerMessageMax },
+          uncommittedEntriesMax: s.uncommittedEntriesMax,
+          logger: this.options.debug ? (line) => console.log(`${this.nowMs.toFixed(1)} ${line}`) : null,
+        }),
+    });
+    this.nodes.set(id, node);
+    const drift = s.clockDriftMax;
+    this.clockRate.set(id, 1 - drift + 2 * drift * this.random.nextFloat());
+    return node;
   }
 
   run(): void {
@@ -154,7 +116,8 @@ class Simulation {
       node.start();
       this.scheduleTick(node.id);
     }
-    this.queue.push(this.swarm.nemesisIntervalMs, { kind: "nemesis" });
+    if (this.options.nemesis !== false) this.queue.push(this.swarm.nemesisIntervalMs, { kind: "nemesis" });
+    (this.options.script ?? []).forEach((step, index) => this.queue.push(step.atMs, { kind: "script", index }));
     this.queue.push(this.swarm.proposalIntervalMs, { kind: "propose" });
     this.queue.push(this.swarm.safetyPhaseMs, { kind: "heal" });
     this.queue.push(this.swarm.safetyPhaseMs + this.swarm.livenessBoundMs, { kind: "livenessDeadline" });
@@ -170,11 +133,15 @@ class Simulation {
         if (!(err instanceof AssertionError)) throw err;
         this.checker.fail("assertion", err.message);
       }
+      this.options.afterEvent?.(this);
       if (!this.checker.ok()) this.stopped = true;
     }
     this.stats.simulatedMs = Math.round(this.nowMs);
     this.stats.commitIndexMax = this.checker.committedIndexMax();
     for (const a of this.acked) this.checker.checkAcked(a.index, a.term);
+    const ws = this.witnessChecker.stats;
+    Object.assign(this.stats, { witnessTruncations: ws.truncations, witnessTerms: ws.witnessTerms });
+    Object.assign(this.stats, { witnessLeadTicksMax: ws.witnessLeadTicksMax, witnessLeadMsMax: Math.round(ws.witnessLeadMsMax) });
   }
 
   result(): RunResult {
@@ -206,12 +173,14 @@ class Simulation {
         return this.onHeal();
       case "livenessDeadline":
         return this.onLivenessDeadline();
+      case "script":
+        return this.options.script?.[e.index]?.run(this);
     }
   }
 
   // ------------------------------------------------------------ nodes and network
 
-  private node(id: NodeId): SimNode {
+  node(id: NodeId): SimNode {
     const n = this.nodes.get(id);
     if (!n) throw new Error(`unknown node ${id}`);
     return n;
@@ -234,6 +203,8 @@ class Simulation {
       this.scheduleTick(id, node.pausedUntilMs);
       return;
     }
+    const st = node.core.status();
+    this.witnessChecker.onTick(id, st.role, st.term);
     node.core.tick();
     this.touch(node);
     this.scheduleTick(id);
@@ -242,8 +213,9 @@ class Simulation {
   private touch(node: SimNode): void {
     if (!node.core || node.pausedUntilMs > this.nowMs) return;
     const before = node.core.status().role;
-    node.processReadies(this.checker);
+    node.processReadies(this.observer);
     this.checker.checkNode(node);
+    if (node.core) this.witnessChecker.observe(node.id, node.core.status().role, node.core.status().term, this.nowMs);
     if (this.healed && this.stats.recoveryMs < 0 && this.allAppliedAbove(this.healFloor)) {
       this.stats.recoveryMs = Math.round(this.nowMs - this.healedAtMs);
     }
@@ -252,6 +224,7 @@ class Simulation {
 
   private send(m: Message): void {
     this.stats.messagesSent++;
+    if (m.kind === "snapshot") this.snapshotsSent.set(`${m.from}>${m.to}`, (this.snapshotsSent.get(`${m.from}>${m.to}`) ?? 0) + 1);
     this.mix(2, m.from + m.to, m.term);
     if (this.blocked.has(`${m.from}>${m.to}`) || this.random.nextFloat() < this.loss()) {
       this.stats.messagesDropped++;
@@ -286,7 +259,7 @@ class Simulation {
 
   private onRestart(id: NodeId): void {
     const node = this.node(id);
-    if (node.core) return;
+    if (node.core || this.lost.has(id)) return;
     this.mix(4, id, 0);
     node.start();
     this.checker.checkNode(node);
@@ -297,52 +270,101 @@ class Simulation {
 
   private onNemesis(): void {
     if (this.healed) return;
-    const s = this.swarm;
-    const total = s.crashWeight + s.partitionWeight + s.pauseWeight + s.healWeight;
-    let roll = this.random.nextFloat() * total;
-    const ids = [...this.nodes.keys()];
-    // Half the faults target the current leader: leader changes are where Raft bugs live.
-    const leader = ids.find((id) => this.node(id).core?.status().role === "leader");
-    const anyone = ids[this.random.nextInt(ids.length)] ?? "a";
-    const victim = leader !== undefined && this.random.nextFloat() < s.leaderTargetProbability ? leader : anyone;
-    if ((roll -= s.crashWeight) < 0) this.crash(victim);
-    else if ((roll -= s.partitionWeight) < 0) this.partition(ids, victim);
-    else if ((roll -= s.pauseWeight) < 0) this.pause(victim);
-    else this.blocked.clear();
-    this.queue.push(this.nowMs + s.nemesisIntervalMs * (0.5 + this.random.nextFloat()), { kind: "nemesis" });
+    injectFault(this, this.random, this.swarm);
+    this.queue.push(this.nowMs + this.swarm.nemesisIntervalMs * (0.5 + this.random.nextFloat()), { kind: "nemesis" });
   }
 
-  private crash(id: NodeId): void {
+  ids(): NodeId[] {
+    return [...this.nodes.keys()];
+  }
+
+  leaderId(): NodeId | undefined {
+    return this.ids().find((id) => this.node(id).core?.status().role === "leader");
+  }
+
+  /** Crashes a node (a site, in the witness topology); it restarts after `restartAfterMs`. */
+  crash(id: NodeId, restartAfterMs?: number): void {
     const node = this.node(id);
     if (!node.core) return;
     this.stats.crashes++;
     this.mix(5, id, 0);
     node.crash();
-    const delay = 1 + this.random.nextFloat() * this.swarm.restartDelayMsMax;
+    this.witnessChecker.observe(id, "down", 0, this.nowMs);
+    if (this.lost.has(id)) return;
+    const delay = restartAfterMs ?? 1 + this.random.nextFloat() * this.swarm.restartDelayMsMax;
     this.queue.push(this.nowMs + delay, { kind: "restart", node: id });
   }
 
-  private partition(ids: readonly NodeId[], victim: NodeId): void {
-    this.stats.partitions++;
-    this.blocked.clear();
-    const kind = this.random.nextInt(3);
-    if (kind === 0) {
-      // Two sides; every link across is cut both ways.
-      const side = new Set(ids.filter((id) => id === victim || this.random.nextFloat() < 0.4));
-      for (const a of ids) for (const b of ids) if (side.has(a) !== side.has(b)) this.blocked.add(`${a}>${b}`);
-    } else {
-      // One-way: a node can send to the others but hears nothing (or the reverse).
-      const x = victim;
-      const inbound = kind === 1;
-      for (const y of ids) if (y !== x) this.blocked.add(inbound ? `${y}>${x}` : `${x}>${y}`);
-    }
+  /** Loses a site for good: its node crashes and never restarts (at most one per random run). */
+  loseSite(id: NodeId): void {
+    if (this.lost.has(id) || (this.lost.size > 0 && this.options.nemesis !== false)) return;
+    this.lost.add(id);
+    this.stats.siteLosses++;
+    this.crash(id);
   }
 
-  private pause(id: NodeId): void {
+  /** Cuts the link between two nodes both ways; every other link stays as it is. */
+  cutLink(x: NodeId, y: NodeId): void {
+    this.stats.linkCuts++;
+    this.blocked.add(`${x}>${y}`);
+    this.blocked.add(`${y}>${x}`);
+  }
+
+  /** Restores every link (lost sites stay lost). */
+  healLinks(): void {
+    this.blocked.clear();
+  }
+
+  /** A fresh member with an empty disk (a replacement); it learns the configuration from a leader. */
+  addNode(id: NodeId, witness: boolean): SimNode {
+    const node = this.makeNode(id, EMPTY_PERSISTED_STATE, witness);
+    node.start();
+    this.scheduleTick(id);
+    return node;
+  }
+
+  /** The live leader with the highest term, if any. */
+  leader(): SimNode | null {
+    let best: SimNode | null = null;
+    for (const n of this.nodes.values()) {
+      const st = n.core?.status();
+      if (st?.role === "leader" && (!best || st.term > (best.core?.status().term ?? 0))) best = n;
+    }
+    return best;
+  }
+
+  /** Ends the run after the current event (a scripted run that has measured what it needs). */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Runs Ready cycles on a node after a scripted input (campaign, conf change). */
+
+  settle(id: NodeId): void {
+    this.touch(this.node(id));
+  }
+
+  isWitness(id: NodeId): boolean {
+    return this.nodes.get(id)?.witness ?? false;
+  }
+
+  private onWitnessTruncate(id: NodeId, marker: Snapshot): void {
+    const conf = this.node(id).core?.status().confState;
+    if (!conf) return;
+    this.witnessChecker.onTruncate(id, marker, conf, (m) => this.nodes.get(m)?.disk.load() ?? null);
+  }
+
+  partitionLinks(blocked: readonly string[]): void {
+    this.stats.partitions++;
+    this.blocked.clear();
+    for (const b of blocked) this.blocked.add(b);
+  }
+
+  /** The process stops: no ticks, no deliveries, until `ms` have passed. */
+  pause(id: NodeId, ms: number): void {
     const node = this.node(id);
     this.stats.pauses++;
-    const pauseMs = this.random.nextFloat() * 3 * this.swarm.electionTimeoutTicks * this.swarm.tickMs;
-    node.pausedUntilMs = Math.max(node.pausedUntilMs, this.nowMs + pauseMs);
+    node.pausedUntilMs = Math.max(node.pausedUntilMs, this.nowMs + ms);
     this.queue.push(node.pausedUntilMs, { kind: "unpause", node: id });
   }
 
@@ -356,6 +378,7 @@ class Simulation {
       const data = new TextEncoder().encode(`p${++this.proposalSeq}`);
       const r = core.propose(data);
       if (r.ok) this.pendingAcks.set(`${node.id}/${r.index}`, r.term);
+      if (r.ok) this.witnessChecker.onProposalAccepted(node.id, r.index);
       this.touch(node);
     }
   }
@@ -386,15 +409,24 @@ class Simulation {
     this.healFloor = Math.max(...this.appliedAtHeal.values(), 0);
   }
 
+  /**
+   * The nodes that must make progress after healing: every full member that is not lost for
+   * good. A witness applies nothing (W2); with one site lost the other two must still commit,
+   * which requires a full voter to lead (a witness leader accepts no proposals).
+   */
+  private progressing(): SimNode[] {
+    return [...this.nodes.values()].filter((n) => !n.witness && !this.lost.has(n.id));
+  }
+
   private allAppliedAbove(floor: number): boolean {
-    for (const node of this.nodes.values()) if (node.appliedIndex <= floor) return false;
+    for (const node of this.progressing()) if (node.appliedIndex <= floor) return false;
     return true;
   }
 
   private onLivenessDeadline(): void {
     const stuck: string[] = [];
     const floor = Math.max(...this.appliedAtHeal.values(), 0);
-    for (const node of this.nodes.values()) {
+    for (const node of this.progressing()) {
       if (node.appliedIndex <= floor) stuck.push(`${node.id}@${node.appliedIndex}`);
     }
     if (stuck.length > 0) {
@@ -412,9 +444,4 @@ class Simulation {
     this.trace = h >>> 0;
   }
 
-}
-
-function bugSwitches(bug: BugName | null): BugSwitches {
-  if (bug === null || bug === "sendBeforePersist") return NO_BUGS;
-  return { ...NO_BUGS, [bug]: true };
 }

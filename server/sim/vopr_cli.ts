@@ -1,4 +1,4 @@
-// npm run sim -- --seeds N [--from S] | --seed S [--verbose] [--bug NAME] [--preset random|figure8]
+// npm run sim -- --seeds N [--from S] | --seed S [--verbose] [--bug NAME] [--preset random|figure8|witness]
 //                [--time-budget-s T]
 // Runs simulator seeds, prints a summary, and for every failure the command that replays it.
 // npm run sim -- --lock ... runs the lock-service simulation instead (lock_cli.ts).
