@@ -995,6 +995,9 @@ export class RaftCore {
     }
     this.confState = result.confState;
     this.confHistory.push({ index: e.index, confState: result.confState });
+    // A new full member may hold nothing yet: forget floors computed for the old membership
+    // and wait for the leader's next one (W3).
+    this.witnessFloorReceived = 0;
     this.logLine(`${this.id} applies config ${e.index}: ${describeConfState(this.confState)}`);
     this.syncProgressWithConfig();
     if (this.role !== "leader") return;

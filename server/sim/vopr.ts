@@ -64,6 +64,7 @@ export class Simulation {
   private stopped = false;
   readonly stats: RunStats = newRunStats();
   private healedAtMs = 0;
+  private readonly ledTerm = new Map<NodeId, number>();
   private healFloor = 0;
 
   constructor(private readonly options: RunOptions) {
@@ -212,14 +213,19 @@ export class Simulation {
 
   private touch(node: SimNode): void {
     if (!node.core || node.pausedUntilMs > this.nowMs) return;
-    const before = node.core.status().role;
     node.processReadies(this.observer);
     this.checker.checkNode(node);
     if (node.core) this.witnessChecker.observe(node.id, node.core.status().role, node.core.status().term, this.nowMs);
     if (this.healed && this.stats.recoveryMs < 0 && this.allAppliedAbove(this.healFloor)) {
       this.stats.recoveryMs = Math.round(this.nowMs - this.healedAtMs);
     }
-    if (node.core && node.core.status().role === "leader" && before !== "leader") this.stats.leaderElections++;
+    const st = node.core?.status();
+    // Counted once per (node, term) in which it is seen leading; the role may change inside
+    // step() before this runs, so comparing roles around processReadies would miss it.
+    if (st && st.role === "leader" && this.ledTerm.get(node.id) !== st.term) {
+      this.ledTerm.set(node.id, st.term);
+      this.stats.leaderElections++;
+    }
   }
 
   private send(m: Message): void {
