@@ -1,0 +1,165 @@
+// TenureClient: the SDK's entry point. Owns the channels, the session pool (one client_id per
+// concurrent mutating call, errors.proto), the retry engine and the coalesced keepalive stream.
+// Every call takes { signal?, timeoutMs? }; close() aborts them all and stops renewing (leases are
+// then left to expire on the server: a closing process cannot promise a revoke arrives).
+
+import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import type { BackoffOptions, MonotonicClock, RandomSource } from "./backoff.ts";
+import { Election } from "./election.ts";
+import { TenureError } from "./errors.ts";
+import { KeepAlive } from "./keepalive.ts";
+import { Lease, safeInt, type LeaseHost } from "./lease.ts";
+import { acquireLock, withLock, type Lock, type LockOptions, type LockScope } from "./lock.ts";
+import { Rpc } from "./rpc.ts";
+import { SessionPool } from "./sessions.ts";
+import type { CallOptions } from "./signals.ts";
+import { Transport, type TlsOptions } from "./transport.ts";
+
+export interface TenureClientOptions {
+  /** Client-API addresses ("host:port") of the members; the leader is discovered. */
+  readonly endpoints: readonly string[];
+  readonly tls?: TlsOptions;
+  /** Prefix of this client's session ids (visible ASCII, at most 100 bytes). Default: random. */
+  readonly clientId?: string;
+  /** Clock-rate error bound assumed by the client (default 0.01); the larger of it and the server's is used. */
+  readonly rho?: number;
+  /** Safety margin subtracted from every client deadline (default 100 ms). */
+  readonly marginMs?: number;
+  /** How long a lease in jeopardy keeps trying to renew before it is lost (default: its TTL). */
+  readonly graceMs?: number;
+  /** Bound on one attempt of a non-blocking call (default 2000 ms). */
+  readonly attemptTimeoutMs?: number;
+  /** Whole-call deadline of non-blocking calls without timeoutMs (default 30000 ms). */
+  readonly defaultTimeoutMs?: number;
+  readonly backoff?: BackoffOptions;
+  /** Injected for tests: [0, 1) random source and monotonic clock (default Math.random, performance.now). */
+  readonly random?: RandomSource;
+  readonly clock?: MonotonicClock;
+}
+
+export interface GrantLeaseOptions {
+  readonly ttlMs: number;
+}
+
+const CLIENT_ID_RE = /^[\x21-\x7e]{1,100}$/;
+
+export class TenureClient {
+  /** @internal */ readonly rpc: Rpc;
+  /** @internal */ readonly transport: Transport;
+  /** @internal */ readonly random: RandomSource;
+  readonly clientId: string;
+  readonly #closer = new AbortController();
+  readonly #keepAlive: KeepAlive;
+  readonly #leases = new Set<Lease>();
+  readonly #leaseHost: LeaseHost;
+
+  constructor(options: TenureClientOptions) {
+    const clientId = options.clientId ?? `tenure-${randomBytes(8).toString("hex")}`;
+    if (!CLIENT_ID_RE.test(clientId)) throw new TenureError("INVALID_ARGUMENT", "clientId must be 1..100 visible ASCII characters");
+    const rho = options.rho ?? 0.01;
+    if (!(rho >= 0 && rho < 0.5)) throw new TenureError("INVALID_ARGUMENT", "rho must be in [0, 0.5)");
+    this.clientId = clientId;
+    this.random = options.random ?? Math.random;
+    this.transport = new Transport(options.endpoints, options.tls);
+    const pool = new SessionPool(clientId);
+    const attemptTimeoutMs = options.attemptTimeoutMs ?? 2_000;
+    this.rpc = new Rpc({
+      transport: this.transport,
+      pool,
+      ...(options.backoff ? { backoff: options.backoff } : {}),
+      random: this.random,
+      clock: options.clock ?? (() => performance.now()),
+      attemptTimeoutMs,
+      defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000,
+      closed: this.#closer.signal,
+    });
+    this.#keepAlive = new KeepAlive({ rpc: this.rpc, transport: this.transport, pool, random: this.random, attemptTimeoutMs, closed: this.#closer.signal });
+    this.#leaseHost = {
+      rpc: this.rpc,
+      rho,
+      marginMs: options.marginMs ?? 100,
+      graceMs: options.graceMs,
+      forget: (lease) => {
+        this.#leases.delete(lease);
+        this.#keepAlive.remove(lease);
+      },
+    };
+  }
+
+  /** @internal Aborted by close(). */
+  get closed(): AbortSignal {
+    return this.#closer.signal;
+  }
+
+  /**
+   * Grants a lease and keeps it alive until revoke(), loss or close(). Its deadline counts from
+   * the send time of the FIRST attempt of the grant (a retry may return the stored grant).
+   */
+  async grantLease(options: GrantLeaseOptions, opts: CallOptions = {}): Promise<Lease> {
+    let t0 = Number.NaN;
+    const res = await this.rpc.mutate("Lease", "Grant", { ttlMs: options.ttlMs }, { ...opts, onFirstSend: (t) => (t0 = t) });
+    const v = (res["validUntil"] ?? {}) as Record<string, unknown>;
+    const lease = new Lease(this.#leaseHost, {
+      id: safeInt(res["leaseId"], "leaseId"),
+      ttlMs: safeInt(v["ttlMs"] ?? options.ttlMs, "ttlMs"),
+      t0Ms: t0,
+      serverRho: Number(v["rho"] ?? 0),
+    });
+    if (this.#closer.signal.aborted) {
+      lease.abandon(new TenureError("CLOSED", "client closed"));
+      return lease;
+    }
+    this.#leases.add(lease);
+    this.#keepAlive.add(lease);
+    return lease;
+  }
+
+  /** Acquires `name` (waits FIFO by default). See LockOptions. */
+  lock(name: string, options: LockOptions = {}, opts: CallOptions = {}): Promise<Lock> {
+    return acquireLock(this, name, options, opts);
+  }
+
+  /** Runs fn({ token, signal }) holding `name`; releases afterwards, even when fn throws. */
+  withLock<T>(name: string, fn: (scope: LockScope) => Promise<T> | T, options: LockOptions = {}, opts: CallOptions = {}): Promise<T> {
+    return withLock(this, name, fn, options, opts);
+  }
+
+  election(name: string): Election {
+    return new Election(this, name);
+  }
+
+  /** Linearizable: is `token` the current grant of lock or election `name`, held by a live lease? */
+  async validateToken(name: string, token: number, opts: CallOptions = {}): Promise<{ current: boolean; currentToken: number }> {
+    const res = await this.rpc.read("Lock", "ValidateToken", { name, token: String(token) }, opts);
+    return { current: res["current"] === true, currentToken: safeInt(res["currentToken"] ?? 0, "currentToken") };
+  }
+
+  /** Linearizable read of a lock's holder and waiters. */
+  async lockStatus(name: string, opts: CallOptions = {}): Promise<{ state: string; holderLeaseId: number; token: number; waiterLeaseIds: number[] }> {
+    const res = await this.rpc.read("Lock", "Status", { name }, opts);
+    const holder = (res["holder"] ?? null) as Record<string, unknown> | null;
+    return {
+      state: String(res["state"] ?? ""),
+      holderLeaseId: holder ? safeInt(holder["leaseId"], "leaseId") : 0,
+      token: holder ? safeInt(holder["token"], "token") : 0,
+      waiterLeaseIds: ((res["waiterLeaseIds"] ?? []) as unknown[]).map((x) => safeInt(x, "leaseId")),
+    };
+  }
+
+  /**
+   * Aborts every call, stops renewing and aborts every lease's signal (LEASE_LOST semantics: the
+   * holder must stop). Does not revoke: revoke leases first for a prompt hand-off.
+   */
+  close(): void {
+    if (this.#closer.signal.aborted) return;
+    this.#closer.abort(new TenureError("CLOSED", "client closed"));
+    this.#keepAlive.close();
+    for (const lease of [...this.#leases]) lease.abandon(new TenureError("CLOSED", "client closed"));
+    this.transport.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,153 @@
+// One KeepAlive stream per client carrying ALL its leases (coalesced: one request, one replicated
+// command, renews every lease that is due or nearly due). Requests go one at a time on a client_id
+// of its own (the server allows one mutating request in flight per client_id). A request that is
+// not answered within its timeout, or a stream that fails, is abandoned and the stream reopened,
+// at the NOT_LEADER hint or the next endpoint, after a backoff. Retries use a new seq: renewing
+// twice is harmless (lease.proto). Safety never depends on this loop: each Lease's own deadline
+// timer aborts its signal.
+
+import type * as grpc from "@grpc/grpc-js";
+import { backoffDelayMs, type RandomSource } from "./backoff.ts";
+import { TenureError } from "./errors.ts";
+import { safeInt, type Lease } from "./lease.ts";
+import type { Rpc } from "./rpc.ts";
+import type { Session, SessionPool } from "./sessions.ts";
+import { sleep } from "./signals.ts";
+import type { Message, Transport } from "./transport.ts";
+
+const IDS_PER_REQUEST_MAX = 1024;
+
+export interface KeepAliveOptions {
+  readonly rpc: Rpc;
+  readonly transport: Transport;
+  readonly pool: SessionPool;
+  readonly random: RandomSource;
+  readonly attemptTimeoutMs: number;
+  readonly closed: AbortSignal;
+}
+
+interface Pending {
+  readonly seq: number;
+  readonly resolve: (m: Message) => void;
+  readonly reject: (e: TenureError) => void;
+}
+
+export class KeepAlive {
+  private readonly leases = new Map<number, Lease>();
+  private session: Session;
+  private stream: grpc.ClientDuplexStream<object, Message> | null = null;
+  private pending: Pending | null = null;
+  private running = false;
+  private wake: AbortController = new AbortController();
+
+  constructor(private readonly o: KeepAliveOptions) {
+    this.session = o.pool.fresh();
+  }
+
+  add(lease: Lease): void {
+    this.leases.set(lease.id, lease);
+    this.wake.abort(); // the new lease may be due before the loop's current sleep ends
+    if (!this.running) {
+      this.running = true;
+      void this.loop().finally(() => (this.running = false));
+    }
+  }
+
+  remove(lease: Lease): void {
+    this.leases.delete(lease.id);
+  }
+
+  close(): void {
+    this.wake.abort();
+    this.drop(new TenureError("CLOSED", "client closed"));
+  }
+
+  private async loop(): Promise<void> {
+    let failures = 0;
+    while (this.leases.size > 0 && !this.o.closed.aborted) {
+      const now = this.o.rpc.clock();
+      const next = Math.min(...[...this.leases.values()].map((l) => l.renewAt));
+      if (next > now) {
+        this.wake = new AbortController();
+        await sleep(next - now, AbortSignal.any([this.wake.signal, this.o.closed])).catch(() => {});
+        continue;
+      }
+      try {
+        await this.renewOnce();
+        failures = 0;
+      } catch (error) {
+        const e = TenureError.from(error);
+        this.drop(e);
+        if (e.code === "NOT_LEADER" && e.leaderHint) this.o.transport.setLeader(e.leaderHint);
+        else this.o.transport.rotate(this.o.transport.leader);
+        if (e.code === "SESSION_EXPIRED" || e.code === "STALE_SEQUENCE") this.session = this.o.pool.fresh();
+        await sleep(backoffDelayMs(failures++, this.o.random), this.o.closed).catch(() => {});
+      }
+    }
+    this.drop(new TenureError("CANCELLED", "no leases left"));
+  }
+
+  /** Sends one request renewing every live lease (most due first) and applies its answer. */
+  private async renewOnce(): Promise<void> {
+    const live = [...this.leases.values()].filter((l) => !l.ended).sort((a, b) => a.renewAt - b.renewAt);
+    const batch = live.slice(0, IDS_PER_REQUEST_MAX);
+    if (batch.length === 0) return;
+    const stream = this.open();
+    const seq = this.session.seqs.next();
+    const t0 = this.o.rpc.clock();
+    // Bound the wait well inside the shortest TTL so a silent stream is replaced in time to matter.
+    const minTtl = Math.min(...batch.map((l) => l.ttlMs));
+    const timeoutMs = Math.max(100, Math.min(this.o.attemptTimeoutMs, minTtl / 4));
+    const reply = new Promise<Message>((resolve, reject) => {
+      this.pending = { seq, resolve, reject };
+    });
+    const timer = setTimeout(() => this.pending?.reject(new TenureError("DEADLINE_EXCEEDED", `keepalive seq ${seq} unanswered after ${timeoutMs} ms`)), timeoutMs);
+    try {
+      stream.write({ clientId: this.session.clientId, seq, leaseIds: batch.map((l) => String(l.id)) });
+      const res = await reply;
+      for (const r of (res["renewed"] ?? []) as Message[]) {
+        const v = (r["validUntil"] ?? {}) as Message;
+        this.leases.get(safeInt(r["leaseId"], "leaseId"))?.renewed(t0, safeInt(v["ttlMs"], "ttlMs"), Number(v["rho"] ?? 0));
+      }
+      for (const f of (res["failed"] ?? []) as Message[]) {
+        const id = safeInt(f["leaseId"], "leaseId");
+        const reason = f["reason"] === "LEASE_EXPIRED" ? "LEASE_EXPIRED" : "LEASE_NOT_FOUND";
+        this.leases.get(id)?.failed(new TenureError(reason, `lease ${id}: ${reason}`, { reason }));
+      }
+    } finally {
+      clearTimeout(timer);
+      this.pending = null;
+    }
+  }
+
+  private open(): grpc.ClientDuplexStream<object, Message> {
+    if (this.stream) return this.stream;
+    const stream = this.o.transport.duplex(this.o.transport.leader, "Lease", "KeepAlive");
+    stream.on("data", (m: Message) => {
+      const p = this.pending;
+      if (p && safeInt(m["seq"], "seq") === p.seq) p.resolve(m);
+    });
+    const fail = (e: TenureError): void => {
+      // Events of a stream already dropped must not touch the request of its successor.
+      if (this.stream !== stream) return;
+      this.stream = null;
+      this.pending?.reject(e);
+    };
+    stream.on("error", (err: unknown) => fail(TenureError.from(err)));
+    stream.on("end", () => fail(new TenureError("UNAVAILABLE", "keepalive stream ended")));
+    this.stream = stream;
+    return stream;
+  }
+
+  /** Abandons the stream (a reply may still be in flight: its seq is simply never used again). */
+  private drop(e: TenureError): void {
+    const s = this.stream;
+    this.stream = null;
+    this.pending?.reject(e);
+    if (s) {
+      s.removeAllListeners("data");
+      s.on("error", () => {}); // the cancel below surfaces as an error event
+      s.cancel();
+    }
+  }
+}

@@ -1,0 +1,160 @@
+// The retry engine every SDK call goes through. Leader discovery: try the endpoint believed to
+// lead, follow NOT_LEADER hints at once, otherwise move to the next endpoint after a backoff with
+// full jitter. A mutating call keeps its (client_id, seq) across every retry, so the server's
+// session table answers a retry of an applied command with the stored result (errors.proto).
+// When the caller's deadline or signal ends a mutating call after a request may have reached the
+// server, the call fails with OUTCOME_UNKNOWN, never with a false "it failed".
+
+import type { ServiceName } from "../proto/tenure_protos.ts";
+import { backoffDelayMs, DEFAULT_BACKOFF, type BackoffOptions, type MonotonicClock, type RandomSource } from "./backoff.ts";
+import { TenureError } from "./errors.ts";
+import { SessionPool, type Session } from "./sessions.ts";
+import { abortError, linkSignals, sleep, type CallOptions } from "./signals.ts";
+import type { Message, Transport } from "./transport.ts";
+
+export interface RpcOptions {
+  readonly transport: Transport;
+  readonly pool: SessionPool;
+  readonly backoff?: BackoffOptions;
+  readonly random: RandomSource;
+  readonly clock: MonotonicClock;
+  /** Bound on one attempt of a non-blocking call (a hung member must not eat the whole budget). */
+  readonly attemptTimeoutMs: number;
+  /** Whole-call deadline when the caller gives no timeoutMs (blocking calls have none). */
+  readonly defaultTimeoutMs: number;
+  /** Aborted by TenureClient.close(). */
+  readonly closed: AbortSignal;
+}
+
+type Kind = "read" | "mutate" | "blocking";
+
+/** Errors that are the server's definitive answer to this exact request. */
+const definitive = new WeakSet<TenureError>();
+
+/** Hint hops allowed before a backoff (two members pointing at each other during an election). */
+const HINT_HOPS_MAX = 3;
+
+export class Rpc {
+  constructor(private readonly o: RpcOptions) {}
+
+  get clock(): MonotonicClock {
+    return this.o.clock;
+  }
+
+  /** A linearizable read (or any call that is safe to repeat as it is). */
+  async read(service: ServiceName, method: string, request: object, opts: CallOptions = {}): Promise<Message> {
+    const linked = linkSignals([opts.signal, this.o.closed], opts.timeoutMs ?? this.o.defaultTimeoutMs);
+    try {
+      return await this.invoke("read", service, method, () => request, linked.signal, this.deadline(opts.timeoutMs ?? this.o.defaultTimeoutMs));
+    } finally {
+      linked.cleanup();
+    }
+  }
+
+  /**
+   * A deduplicated command: runs on a session of its own, with one seq for all its retries.
+   * `blocking` (waiting Acquire, Campaign) reserves seq + 1 and has no per-attempt bound.
+   * `onFirstSend` gets the monotonic time just before the first attempt (a lease's t0).
+   */
+  async mutate(
+    service: ServiceName,
+    method: string,
+    fields: object,
+    opts: CallOptions & { readonly blocking?: boolean; readonly onFirstSend?: (t0Ms: number) => void } = {},
+  ): Promise<Message> {
+    const kind: Kind = opts.blocking ? "blocking" : "mutate";
+    const timeoutMs = opts.timeoutMs ?? (opts.blocking ? undefined : this.o.defaultTimeoutMs);
+    const linked = linkSignals([opts.signal, this.o.closed], timeoutMs);
+    const deadline = this.deadline(timeoutMs);
+    let session = this.o.pool.take();
+    try {
+      for (let fresh = 0; ; fresh++) {
+        const seq = session.seqs.next({ blocking: kind === "blocking" });
+        const s: Session = session;
+        let first = true;
+        const build = (): object => {
+          if (first) opts.onFirstSend?.(this.o.clock());
+          first = false;
+          return { ...fields, clientId: s.clientId, seq };
+        };
+        try {
+          const res = await this.invoke(kind, service, method, build, linked.signal, deadline);
+          this.o.pool.give(session);
+          return res;
+        } catch (error) {
+          const e = TenureError.from(error);
+          // The server forgot this client id before the command was applied: a new id is safe.
+          if (e.code === "SESSION_EXPIRED" && definitive.has(e) && fresh === 0) {
+            session = this.o.pool.fresh();
+            continue;
+          }
+          // Only a session whose request ended definitively may carry the next one.
+          if (definitive.has(e) && e.code !== "STALE_SEQUENCE" && e.code !== "SESSION_EXPIRED") this.o.pool.give(session);
+          throw e;
+        }
+      }
+    } finally {
+      linked.cleanup();
+    }
+  }
+
+  private deadline(timeoutMs: number | undefined): number {
+    return timeoutMs === undefined ? Infinity : this.o.clock() + timeoutMs;
+  }
+
+  private async invoke(kind: Kind, service: ServiceName, method: string, build: () => object, signal: AbortSignal, deadline: number): Promise<Message> {
+    const t = this.o.transport;
+    let mayHaveApplied = false; // some attempt may have reached the state machine
+    let hops = 0;
+    for (let attempt = 0; ; attempt++) {
+      if (signal.aborted) throw this.ended(kind, signal, mayHaveApplied);
+      const endpoint = t.leader;
+      const remaining = deadline - this.o.clock();
+      const attemptMs = kind === "blocking" ? remaining : Math.min(remaining, this.o.attemptTimeoutMs);
+      let e: TenureError;
+      try {
+        return await t.unary(endpoint, service, method, build(), attemptMs, signal);
+      } catch (error) {
+        e = TenureError.from(error);
+      }
+      if (signal.aborted) throw this.ended(kind, signal, mayHaveApplied || kind !== "read");
+      const fromServer = e.reason !== undefined;
+      if (e.code === "NOT_LEADER" && e.leaderHint && e.leaderHint !== endpoint && hops < HINT_HOPS_MAX) {
+        hops += 1;
+        t.setLeader(e.leaderHint);
+        continue; // never proposed: go straight to the leader
+      }
+      hops = 0;
+      const transportTimeout = e.code === "DEADLINE_EXCEEDED" && !fromServer;
+      if (!e.retryable && !transportTimeout) {
+        if (mayHaveApplied && e.code === "SESSION_EXPIRED") {
+          throw new TenureError("OUTCOME_UNKNOWN", "the session was dropped after an attempt whose outcome is unknown", { cause: e });
+        }
+        if (fromServer) definitive.add(e);
+        throw e;
+      }
+      // UNAVAILABLE without a reason (connection failure, reset) or a lost reply: the request may
+      // have been proposed; OUTCOME_UNKNOWN and INTERNAL say so explicitly.
+      if (e.code !== "NOT_LEADER" && e.code !== "NO_LEADER") mayHaveApplied = true;
+      if (e.code !== "OUTCOME_UNKNOWN") t.rotate(endpoint);
+      const wait = backoffDelayMs(attempt, this.o.random, this.o.backoff ?? DEFAULT_BACKOFF);
+      if (this.o.clock() + wait >= deadline) {
+        throw mayHaveApplied && kind !== "read"
+          ? new TenureError("OUTCOME_UNKNOWN", `deadline exceeded after ${method} may have been applied`, { cause: e })
+          : new TenureError("DEADLINE_EXCEEDED", `${method}: deadline exceeded (last error: ${e.message})`, { cause: e });
+      }
+      try {
+        await sleep(wait, signal);
+      } catch {
+        throw this.ended(kind, signal, mayHaveApplied);
+      }
+    }
+  }
+
+  /** The error for a call ended by its signal: OUTCOME_UNKNOWN if a command may have been applied. */
+  private ended(kind: Kind, signal: AbortSignal, mayHaveApplied: boolean): TenureError {
+    const reason = abortError(signal);
+    if (kind === "read" || !mayHaveApplied) return reason;
+    return new TenureError("OUTCOME_UNKNOWN", `${reason.message}; the command may have been applied`, { cause: reason });
+  }
+}

@@ -1,0 +1,116 @@
+// gRPC plumbing: one channel per endpoint (all four services share it), unary calls bound to an
+// AbortSignal and a deadline, stream openers, and the endpoint the client currently believes
+// leads. No retry logic here (client.ts owns it); every failure comes back as a TenureError.
+
+import * as grpc from "@grpc/grpc-js";
+import { tenurePackage, type ServiceName } from "../proto/tenure_protos.ts";
+import { TenureError } from "./errors.ts";
+import { abortError } from "./signals.ts";
+
+export interface TlsOptions {
+  /** PEM CA bundle that signs the servers' certificates. */
+  readonly ca: Buffer | string;
+  /** Client certificate and key for mutual TLS (both or neither). */
+  readonly cert?: Buffer | string;
+  readonly key?: Buffer | string;
+}
+
+export type Message = Record<string, unknown>;
+
+type Callback = (err: grpc.ServiceError | null, res: Message) => void;
+type UnaryFn = (req: object, meta: grpc.Metadata, opts: grpc.CallOptions, cb: Callback) => grpc.ClientUnaryCall;
+type ClientCtor = new (address: string, creds: grpc.ChannelCredentials, options: grpc.ChannelOptions) => grpc.Client;
+
+let services: Record<ServiceName, ClientCtor> | null = null;
+function serviceCtors(): Record<ServiceName, ClientCtor> {
+  services ??= (grpc.loadPackageDefinition(tenurePackage()) as unknown as { tenure: { v1: Record<ServiceName, ClientCtor> } }).tenure.v1;
+  return services;
+}
+
+const toBuffer = (v: Buffer | string): Buffer => (typeof v === "string" ? Buffer.from(v) : v);
+
+export class Transport {
+  private readonly clients = new Map<string, grpc.Client>();
+  private readonly credentials: grpc.ChannelCredentials;
+  private preferred: string;
+
+  constructor(readonly endpoints: readonly string[], tls?: TlsOptions) {
+    if (endpoints.length === 0) throw new TenureError("INVALID_ARGUMENT", "at least one endpoint is required");
+    this.preferred = endpoints[0] ?? "";
+    this.credentials = tls
+      ? grpc.credentials.createSsl(toBuffer(tls.ca), tls.key ? toBuffer(tls.key) : null, tls.cert ? toBuffer(tls.cert) : null)
+      : grpc.credentials.createInsecure();
+  }
+
+  /** The endpoint believed to lead (or the next one to try). */
+  get leader(): string {
+    return this.preferred;
+  }
+
+  /** Follow a NOT_LEADER hint; the hint may name an endpoint the caller did not list. */
+  setLeader(address: string): void {
+    if (address) this.preferred = address;
+  }
+
+  /** After a failure at `from` without a hint: move on to the next listed endpoint. */
+  rotate(from: string): void {
+    if (this.preferred !== from) return; // someone already moved on
+    const i = this.endpoints.indexOf(from);
+    this.preferred = this.endpoints[(i + 1) % this.endpoints.length] ?? from;
+  }
+
+  client(service: ServiceName, endpoint: string): grpc.Client {
+    const key = `${service}@${endpoint}`;
+    let c = this.clients.get(key);
+    if (!c) {
+      const Ctor = serviceCtors()[service];
+      // Keepalive pings find a dead peer on an idle channel; a short reconnect backoff matters
+      // more than the default 20 s when the member comes back after a failover.
+      c = new Ctor(endpoint, this.credentials, {
+        "grpc.keepalive_time_ms": 10_000,
+        "grpc.keepalive_timeout_ms": 2_000,
+        "grpc.initial_reconnect_backoff_ms": 100,
+        "grpc.max_reconnect_backoff_ms": 1_000,
+      });
+      this.clients.set(key, c);
+    }
+    return c;
+  }
+
+  /** One unary call at one endpoint, cancelled with `signal`, bounded by `timeoutMs`. */
+  unary(endpoint: string, service: ServiceName, method: string, request: object, timeoutMs: number, signal: AbortSignal): Promise<Message> {
+    const c = this.client(service, endpoint) as unknown as Record<string, UnaryFn>;
+    const fn = c[method];
+    if (!fn) return Promise.reject(new TenureError("UNIMPLEMENTED", `no method ${service}.${method}`));
+    if (signal.aborted) return Promise.reject(abortError(signal));
+    return new Promise((resolve, reject) => {
+      // grpc-js takes a wall-clock deadline; it is only used for this one short attempt.
+      const call = fn.call(c, request, new grpc.Metadata(), { deadline: Date.now() + Math.max(1, timeoutMs) }, (err, res) => {
+        signal.removeEventListener("abort", onAbort);
+        if (err) reject(TenureError.from(err));
+        else resolve(res);
+      });
+      const onAbort = (): void => call.cancel();
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  duplex(endpoint: string, service: ServiceName, method: string): grpc.ClientDuplexStream<object, Message> {
+    const c = this.client(service, endpoint) as unknown as Record<string, (opts?: grpc.CallOptions) => grpc.ClientDuplexStream<object, Message>>;
+    const open = c[method];
+    if (!open) throw new TenureError("UNIMPLEMENTED", `no method ${service}.${method}`);
+    return open.call(c, {});
+  }
+
+  serverStream(endpoint: string, service: ServiceName, method: string, request: object): grpc.ClientReadableStream<Message> {
+    const c = this.client(service, endpoint) as unknown as Record<string, (req: object, opts?: grpc.CallOptions) => grpc.ClientReadableStream<Message>>;
+    const open = c[method];
+    if (!open) throw new TenureError("UNIMPLEMENTED", `no method ${service}.${method}`);
+    return open.call(c, request, {});
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}
