@@ -39,6 +39,12 @@ export class KeepAlive {
   private pending: Pending | null = null;
   private running = false;
   private wake: AbortController = new AbortController();
+  /**
+   * The request being retried: its seq and the send time of its FIRST attempt. A retry reuses the
+   * seq until the server answers it (a new client_id must start at seq 1, and a replay of an
+   * applied renewal is only safe to date from the first send).
+   */
+  private inflight: { readonly seq: number; readonly t0: number; readonly ids: readonly string[] } | null = null;
 
   constructor(private readonly o: KeepAliveOptions) {
     this.session = o.pool.fresh();
@@ -79,7 +85,9 @@ export class KeepAlive {
         const e = TenureError.from(error);
         this.drop(e);
         if (e.code === "NOT_LEADER" && e.leaderHint) this.o.transport.setLeader(e.leaderHint);
-        else this.o.transport.rotate(this.o.transport.leader);
+        else if (e.code === "UNAVAILABLE" || e.code === "NO_LEADER" || e.code === "DEADLINE_EXCEEDED") this.o.transport.rotate(this.o.transport.leader);
+        // A definitive answer to this seq: the next request takes a new one.
+        if (e.reason !== undefined && !e.retryable) this.inflight = null;
         if (e.code === "SESSION_EXPIRED" || e.code === "STALE_SEQUENCE") this.session = this.o.pool.fresh();
         await sleep(backoffDelayMs(failures++, this.o.random), this.o.closed).catch(() => {});
       }
@@ -87,14 +95,17 @@ export class KeepAlive {
     this.drop(new TenureError("CANCELLED", "no leases left"));
   }
 
-  /** Sends one request renewing every live lease (most due first) and applies its answer. */
+  /**
+   * Sends one request renewing every live lease (most due first) and applies its answer. A retry
+   * resends the same request (same ids: a seq must always carry the same command).
+   */
   private async renewOnce(): Promise<void> {
     const live = [...this.leases.values()].filter((l) => !l.ended).sort((a, b) => a.renewAt - b.renewAt);
     const batch = live.slice(0, IDS_PER_REQUEST_MAX);
     if (batch.length === 0) return;
     const stream = this.open();
-    const seq = this.session.seqs.next();
-    const t0 = this.o.rpc.clock();
+    this.inflight ??= { seq: this.session.seqs.next(), t0: this.o.rpc.clock(), ids: batch.map((l) => String(l.id)) };
+    const { seq, t0, ids } = this.inflight;
     // Bound the wait well inside the shortest TTL so a silent stream is replaced in time to matter.
     const minTtl = Math.min(...batch.map((l) => l.ttlMs));
     const timeoutMs = Math.max(100, Math.min(this.o.attemptTimeoutMs, minTtl / 4));
@@ -103,8 +114,9 @@ export class KeepAlive {
     });
     const timer = setTimeout(() => this.pending?.reject(new TenureError("DEADLINE_EXCEEDED", `keepalive seq ${seq} unanswered after ${timeoutMs} ms`)), timeoutMs);
     try {
-      stream.write({ clientId: this.session.clientId, seq, leaseIds: batch.map((l) => String(l.id)) });
+      stream.write({ clientId: this.session.clientId, seq, leaseIds: ids });
       const res = await reply;
+      this.inflight = null;
       for (const r of (res["renewed"] ?? []) as Message[]) {
         const v = (r["validUntil"] ?? {}) as Message;
         this.leases.get(safeInt(r["leaseId"], "leaseId"))?.renewed(t0, safeInt(v["ttlMs"], "ttlMs"), Number(v["rho"] ?? 0));
