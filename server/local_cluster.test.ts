@@ -14,14 +14,23 @@ import { TestClient } from "./itest/test_client.ts";
 
 const launcher = new URL("./local_cluster.ts", import.meta.url).pathname;
 const dataDir = mkdtempSync(join(tmpdir(), "tenure-local-"));
-const basePort = 30000 + Math.floor(Math.random() * 20000);
+// Fixed ports below Linux's ephemeral range (32768+), where other tests' port-0 listeners and
+// outgoing connections live, so the launcher's base+N ports cannot collide with them.
+const basePort = 20000 + Math.floor(Math.random() * 5000);
 const endpoints = [1, 2, 3].map((i) => `127.0.0.1:${basePort + i}`);
 // Ports far enough from the three-voter cluster's that the two never collide.
-const witnessBasePort = basePort >= 40000 ? basePort - 5000 : basePort + 5000;
+const witnessBasePort = basePort + 6000;
 let running: ChildProcess | null = null;
 
-after(() => {
-  if (running && running.exitCode === null) running.kill("SIGKILL");
+after(async () => {
+  // SIGINT lets the launcher stop its tenured children; SIGKILL would orphan them.
+  if (running && running.exitCode === null) {
+    const child = running;
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    child.kill("SIGINT");
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+    if (child.exitCode === null) child.kill("SIGKILL");
+  }
   rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -35,7 +44,11 @@ function launch(extra: readonly string[] = ["--data-dir", dataDir, "--base-port"
   const output: string[] = [];
   return new Promise((resolve, reject) => {
     let started = 0;
-    const timer = setTimeout(() => reject(new Error(`cluster did not start: ${output.slice(-6).join(" | ")}`)), 40_000);
+    const timer = setTimeout(() => {
+      // Stop what did start, so the next test does not meet a half-started cluster.
+      child.kill("SIGINT");
+      reject(new Error(`cluster did not start: ${output.slice(-6).join(" | ")}`));
+    }, 40_000);
     createInterface({ input: child.stdout! }).on("line", (line) => {
       output.push(line);
       if (line.includes('"event":"started"') && ++started === 3) {
