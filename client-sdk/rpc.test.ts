@@ -1,0 +1,100 @@
+// The retry engine against a scripted transport: same seq on every retry, NOT_LEADER hints
+// followed, OUTCOME_UNKNOWN retried, and the error a caller gets when its deadline ends a call.
+
+import assert from "node:assert/strict";
+import * as grpc from "@grpc/grpc-js";
+import { describe, it } from "node:test";
+import { performance } from "node:perf_hooks";
+import { encodeErrorDetail, ERROR_DETAIL_METADATA_KEY, type ErrorReason } from "../proto/tenure_protos.ts";
+import { TenureError } from "./errors.ts";
+import { Rpc } from "./rpc.ts";
+import { SessionPool } from "./sessions.ts";
+import type { Message, Transport } from "./transport.ts";
+
+function err(code: grpc.status, reason: ErrorReason | null, leaderAddress = ""): TenureError {
+  const metadata = new grpc.Metadata();
+  if (reason) metadata.set(ERROR_DETAIL_METADATA_KEY, encodeErrorDetail({ reason, leaderId: "", leaderAddress, currentToken: 0 }));
+  return TenureError.from(Object.assign(new Error("x"), { code, details: "x", metadata }));
+}
+
+type Step = Message | TenureError;
+
+function scripted(steps: Step[]): { transport: Transport; calls: { endpoint: string; request: Message }[] } {
+  const calls: { endpoint: string; request: Message }[] = [];
+  let leader = "a";
+  const endpoints = ["a", "b", "c"];
+  const transport = {
+    endpoints,
+    get leader() {
+      return leader;
+    },
+    setLeader: (x: string) => (leader = x),
+    rotate: (from: string) => {
+      if (leader === from) leader = endpoints[(endpoints.indexOf(from) + 1) % 3] ?? "a";
+    },
+    unary: async (endpoint: string, _s: string, _m: string, request: Message) => {
+      calls.push({ endpoint, request });
+      const step = steps.shift() ?? err(grpc.status.UNAVAILABLE, null);
+      if (step instanceof TenureError) throw step;
+      return step;
+    },
+  };
+  return { transport: transport as unknown as Transport, calls };
+}
+
+function rpc(transport: Transport): Rpc {
+  return new Rpc({
+    transport,
+    pool: new SessionPool("t"),
+    backoff: { baseMs: 1, capMs: 5 },
+    random: () => 0.5,
+    clock: () => performance.now(),
+    attemptTimeoutMs: 100,
+    defaultTimeoutMs: 1000,
+    closed: new AbortController().signal,
+  });
+}
+
+describe("Rpc retries", () => {
+  it("keeps (client_id, seq) across NOT_LEADER, NO_LEADER, OUTCOME_UNKNOWN and connection failures; follows the hint", async () => {
+    const { transport, calls } = scripted([
+      err(grpc.status.UNAVAILABLE, "NOT_LEADER", "c"),
+      err(grpc.status.UNAVAILABLE, "NO_LEADER"),
+      err(grpc.status.UNAVAILABLE, "OUTCOME_UNKNOWN"),
+      err(grpc.status.UNAVAILABLE, null),
+      { leaseId: "7" },
+    ]);
+    const res = await rpc(transport).mutate("Lease", "Grant", { ttlMs: 1000 });
+    assert.equal(res["leaseId"], "7");
+    assert.equal(calls[1]?.endpoint, "c", "went straight to the hinted leader");
+    const ids = new Set(calls.map((c) => `${String(c.request["clientId"])}#${String(c.request["seq"])}`));
+    assert.deepEqual([...ids], ["t.1#1"]);
+  });
+
+  it("a blocking call reserves seq + 1 on its session; the session's next call uses seq + 2", async () => {
+    const { transport, calls } = scripted([{ token: "1" }, { released: true }]);
+    const r = rpc(transport);
+    await r.mutate("Lock", "Acquire", { name: "n" }, { blocking: true });
+    await r.mutate("Lock", "Release", { name: "n" });
+    assert.deepEqual(calls.map((c) => [c.request["clientId"], c.request["seq"]]), [["t.1", 1], ["t.1", 3]]);
+  });
+
+  it("a definitive server error is thrown at once, not retried", async () => {
+    const { transport, calls } = scripted([err(grpc.status.ABORTED, "LOCK_HELD")]);
+    await assert.rejects(rpc(transport).mutate("Lock", "Acquire", { name: "n" }), (e: unknown) => e instanceof TenureError && e.code === "LOCK_HELD");
+    assert.equal(calls.length, 1);
+  });
+
+  it("the deadline after a possibly applied attempt is OUTCOME_UNKNOWN; for a read it is DEADLINE_EXCEEDED", async () => {
+    const forever = (): Step[] => Array.from({ length: 1000 }, () => err(grpc.status.UNAVAILABLE, "OUTCOME_UNKNOWN"));
+    await assert.rejects(rpc(scripted(forever()).transport).mutate("Lease", "Grant", {}, { timeoutMs: 50 }), (e: unknown) => e instanceof TenureError && e.code === "OUTCOME_UNKNOWN");
+    const noLeader = Array.from({ length: 1000 }, () => err(grpc.status.UNAVAILABLE, "NO_LEADER"));
+    await assert.rejects(rpc(scripted(noLeader).transport).read("Lock", "Status", {}, { timeoutMs: 50 }), (e: unknown) => e instanceof TenureError && e.code === "DEADLINE_EXCEEDED");
+  });
+
+  it("SESSION_EXPIRED on a first attempt is retried once on a fresh client id starting at seq 1", async () => {
+    const { transport, calls } = scripted([err(grpc.status.FAILED_PRECONDITION, "SESSION_EXPIRED"), { leaseId: "1" }]);
+    await rpc(transport).mutate("Lease", "Grant", {});
+    assert.deepEqual(calls.map((c) => [c.request["clientId"], c.request["seq"]]), [["t.1", 1], ["t.2", 1]]);
+  });
+});
