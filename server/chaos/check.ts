@@ -1,0 +1,106 @@
+// Checks over a finished run: the history, the guard stores' audit tables, and the cluster after
+// healing. Each check returns human-readable violations; an empty list is a pass.
+
+import type { Op } from "./workload.ts";
+
+export interface FinalLock {
+  readonly name: string;
+  /** Lock status after healing (before the final probe). */
+  readonly state: string;
+  readonly token: number;
+  /** Token of a fresh acquire after healing, or an error. */
+  readonly probeToken: number | null;
+  readonly probeError?: string;
+  /** Status right after the probe acquire: its holder token. */
+  readonly probeHeldToken: number;
+  readonly probeWriteAccepted: boolean;
+}
+
+/** The guard never accepted a token below one it accepted before (per resource, acceptance order). */
+export function checkGuardAudit(name: string, accepted: readonly bigint[]): string[] {
+  const out: string[] = [];
+  let max: bigint | null = null;
+  accepted.forEach((t, i) => {
+    if (max !== null && t < max) out.push(`guard ${name}: write #${i} accepted token ${t} after ${max}`);
+    if (max === null || t > max) max = t;
+  });
+  return out;
+}
+
+/** Each guard write the history says was accepted appears in the audit, and vice versa. */
+export function checkAuditMatchesHistory(name: string, accepted: readonly bigint[], ops: readonly Op[]): string[] {
+  const acked = ops.filter((o) => o.type === "write" && o.name === name && o.outcome === "ok").length;
+  return acked === accepted.length ? [] : [`guard ${name}: ${acked} writes acknowledged but ${accepted.length} in the audit`];
+}
+
+/** No token granted twice (tokens come from one counter shared by every lock). */
+export function checkUniqueTokens(ops: readonly Op[]): string[] {
+  const seen = new Map<number, Op>();
+  const out: string[] = [];
+  for (const o of ops) {
+    if (o.type !== "acquire" || o.outcome !== "ok" || o.token === undefined) continue;
+    const prev = seen.get(o.token);
+    if (prev) out.push(`token ${o.token} granted twice: client ${prev.client} on ${prev.name} and client ${o.client} on ${o.name}`);
+    else seen.set(o.token, o);
+  }
+  return out;
+}
+
+/** For acquires A, B of one lock with A completed before B was invoked: A.token < B.token. */
+export function checkRealTimeOrder(ops: readonly Op[]): string[] {
+  const out: string[] = [];
+  const byName = new Map<string, Op[]>();
+  for (const o of ops) {
+    if (o.type !== "acquire" || o.outcome !== "ok" || o.token === undefined) continue;
+    const list = byName.get(o.name) ?? [];
+    list.push(o);
+    byName.set(o.name, list);
+  }
+  for (const [name, list] of byName) {
+    const byCmp = [...list].sort((x, y) => x.cmp - y.cmp);
+    const byInv = [...list].sort((x, y) => x.inv - y.inv);
+    // Sweep: the highest token among acquires completed before each invocation.
+    let j = 0;
+    let best: Op | null = null;
+    for (const b of byInv) {
+      while (j < byCmp.length && (byCmp[j]?.cmp ?? Infinity) < b.inv) {
+        const a = byCmp[j++];
+        if (a && (best === null || (a.token ?? 0) > (best.token ?? 0))) best = a;
+      }
+      if (best && (best.token ?? 0) >= (b.token ?? 0)) {
+        out.push(`lock ${name}: token ${b.token} (client ${b.client}) acknowledged after token ${best.token} (client ${best.client}) completed`);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * After healing: the lock never went back to an older grant, a grant whose release was
+ * acknowledged is not held, and a fresh acquire gets a token above every token acknowledged so far,
+ * is held, and its write is accepted by the guard (the cluster serves again).
+ */
+export function checkFinal(ops: readonly Op[], finals: readonly FinalLock[], guardHighest: (name: string) => bigint | null): string[] {
+  const out: string[] = [];
+  const maxAcked = Math.max(0, ...ops.filter((o) => o.type === "acquire" && o.outcome === "ok").map((o) => o.token ?? 0));
+  for (const f of finals) {
+    const mine = ops.filter((o) => o.name === f.name);
+    const acked = mine.filter((o) => o.type === "acquire" && o.outcome === "ok").map((o) => o.token ?? 0);
+    const maxHere = Math.max(0, ...acked);
+    const released = new Set(mine.filter((o) => o.type === "release" && o.outcome === "ok").map((o) => o.token ?? 0));
+    if (f.state === "held" || f.token > 0) {
+      if (f.token < maxHere) out.push(`lock ${f.name}: held with token ${f.token} after token ${maxHere} was acknowledged (grant lost)`);
+      if (released.has(f.token)) out.push(`lock ${f.name}: token ${f.token} still held after its release was acknowledged`);
+    }
+    if (f.probeToken === null) {
+      out.push(`lock ${f.name}: cluster does not serve after healing (${f.probeError ?? "no token"})`);
+      continue;
+    }
+    if (f.probeToken <= maxAcked) out.push(`lock ${f.name}: final grant token ${f.probeToken} not above acknowledged ${maxAcked}`);
+    const g = guardHighest(f.name);
+    if (g !== null && BigInt(f.probeToken) <= g) out.push(`lock ${f.name}: final token ${f.probeToken} not above guard mark ${g}`);
+    if (f.probeHeldToken !== f.probeToken) out.push(`lock ${f.name}: acknowledged final grant ${f.probeToken} not held (status ${f.probeHeldToken})`);
+    if (!f.probeWriteAccepted) out.push(`lock ${f.name}: guard rejected the final holder's write`);
+  }
+  return out;
+}

@@ -1,0 +1,140 @@
+// The workload: concurrent SDK clients that acquire one of a few locks, write through ONE
+// SqliteGuard store per lock name carrying their token, and release (or let the lease lapse:
+// lease churn). Every operation goes to the history with invocation and completion times
+// (performance.now), its outcome or error, and whether an error is ambiguous.
+
+import { createWriteStream, type WriteStream } from "node:fs";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { TenureClient, TenureError, type Lock } from "../../client-sdk/index.ts";
+import { SqliteGuard } from "../../client-sdk/guard/sqlite_guard.ts";
+import { SeededRandom } from "../core/random.ts";
+import { sleep } from "./faults.ts";
+
+export type OpType = "acquire" | "write" | "release" | "abandon";
+
+export interface Op {
+  readonly type: OpType;
+  readonly client: number;
+  readonly name: string;
+  readonly inv: number;
+  readonly cmp: number;
+  /** ok: the call succeeded (write: the guard accepted); fail: definite failure; info: ambiguous. */
+  readonly outcome: "ok" | "fail" | "info";
+  readonly token?: number;
+  readonly error?: string;
+  readonly ambiguous?: boolean;
+}
+
+const AMBIGUOUS = new Set(["OUTCOME_UNKNOWN", "DEADLINE_EXCEEDED", "CANCELLED", "UNAVAILABLE", "INTERNAL", "CLOSED"]);
+
+export class History {
+  readonly ops: Op[] = [];
+  private readonly out: WriteStream;
+  constructor(readonly path: string) {
+    this.out = createWriteStream(path);
+  }
+  add(op: Op): void {
+    this.ops.push(op);
+    this.out.write(`${JSON.stringify(op)}\n`);
+  }
+  close(): Promise<void> {
+    return new Promise((res) => this.out.end(() => res()));
+  }
+}
+
+/** One SQLite file per lock name: the guard's marks, the data, and an audit of accepted writes. */
+export class GuardStores {
+  readonly guards = new Map<string, SqliteGuard>();
+  constructor(dir: string, names: readonly string[]) {
+    for (const name of names) {
+      const g = SqliteGuard.open(join(dir, `guard-${name}.sqlite`));
+      g.db.exec("CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, token TEXT NOT NULL, client INTEGER NOT NULL, at REAL NOT NULL)");
+      this.guards.set(name, g);
+    }
+  }
+  /** Writes one audited row under `token`; true if the guard accepted it. */
+  write(name: string, token: number, client: number): { ok: boolean; error?: string } {
+    const g = this.guards.get(name);
+    if (!g) throw new Error(`no guard ${name}`);
+    const r = g.tryRun(name, token, (db) => {
+      db.prepare("INSERT INTO audit (token, client, at) VALUES (?, ?, ?)").run(String(token), client, performance.now());
+    });
+    return r.ok ? { ok: true } : { ok: false, error: r.error.message };
+  }
+  /** Accepted tokens of `name` in acceptance order (the workload's writes: client >= 0). */
+  audit(name: string): bigint[] {
+    const g = this.guards.get(name);
+    if (!g) return [];
+    return (g.db.prepare("SELECT token FROM audit WHERE client >= 0 ORDER BY seq").pluck().all() as string[]).map((t) => BigInt(t));
+  }
+  close(): void {
+    for (const g of this.guards.values()) g.close();
+  }
+}
+
+export interface WorkloadOptions {
+  readonly endpoints: readonly string[];
+  readonly clients: number;
+  readonly names: readonly string[];
+  readonly seed: number;
+  readonly ttlMs: number;
+  readonly stop: AbortSignal;
+}
+
+function errorOf(e: unknown): { error: string; ambiguous: boolean } {
+  const t = TenureError.from(e);
+  return { error: `${t.code}${t.reason ? ` ${t.reason}` : ""}`, ambiguous: AMBIGUOUS.has(t.code) };
+}
+
+async function worker(i: number, o: WorkloadOptions, h: History, stores: GuardStores, rng: SeededRandom): Promise<void> {
+  let client = new TenureClient({ endpoints: o.endpoints, clientId: `chaos-${o.seed}-${i}`, random: () => rng.nextFloat(), attemptTimeoutMs: 1000 });
+  let generation = 0;
+  try {
+    while (!o.stop.aborted) {
+      const name = o.names[rng.nextInt(o.names.length)] ?? "l0";
+      const inv = performance.now();
+      let lock: Lock;
+      try {
+        lock = await client.lock(name, { ttlMs: o.ttlMs, timeoutMs: 3000 }, { timeoutMs: 6000 });
+      } catch (e) {
+        const { error, ambiguous } = errorOf(e);
+        h.add({ type: "acquire", client: i, name, inv, cmp: performance.now(), outcome: ambiguous ? "info" : "fail", error, ambiguous });
+        await sleep(20 + rng.nextInt(80));
+        continue;
+      }
+      h.add({ type: "acquire", client: i, name, inv, cmp: performance.now(), outcome: "ok", token: lock.token });
+      await sleep(rng.nextInt(60));
+      // Safety rule 1: stop at the signal. A write after that is still fenced, and is recorded.
+      if (!lock.signal.aborted) {
+        const wInv = performance.now();
+        const w = stores.write(name, lock.token, i);
+        h.add({ type: "write", client: i, name, inv: wInv, cmp: performance.now(), outcome: w.ok ? "ok" : "fail", token: lock.token, ...(w.error ? { error: w.error } : {}) });
+      }
+      await sleep(rng.nextInt(60));
+      if (rng.nextInt(8) === 0) {
+        // Lease churn: drop the client without releasing; the server expires the lease after its TTL.
+        h.add({ type: "abandon", client: i, name, inv: performance.now(), cmp: performance.now(), outcome: "ok", token: lock.token });
+        client.close();
+        client = new TenureClient({ endpoints: o.endpoints, clientId: `chaos-${o.seed}-${i}-${++generation}`, random: () => rng.nextFloat(), attemptTimeoutMs: 1000 });
+        continue;
+      }
+      const rInv = performance.now();
+      try {
+        const released = await lock.release({ timeoutMs: 5000 });
+        h.add({ type: "release", client: i, name, inv: rInv, cmp: performance.now(), outcome: released ? "ok" : "fail", token: lock.token });
+      } catch (e) {
+        const { error, ambiguous } = errorOf(e);
+        h.add({ type: "release", client: i, name, inv: rInv, cmp: performance.now(), outcome: ambiguous ? "info" : "fail", token: lock.token, error, ambiguous });
+      }
+    }
+  } finally {
+    client.close();
+  }
+}
+
+/** Runs `clients` workers until `stop` aborts and each finishes its current cycle. */
+export async function runWorkload(o: WorkloadOptions, h: History, stores: GuardStores): Promise<void> {
+  const root = new SeededRandom(o.seed);
+  await Promise.all(Array.from({ length: o.clients }, (_, i) => worker(i, o, h, stores, root.fork())));
+}
