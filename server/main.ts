@@ -9,7 +9,8 @@ import { performance } from "node:perf_hooks";
 import { randomInt } from "node:crypto";
 import { makeRaftConfig } from "./core/config.ts";
 import { SeededRandom } from "./core/random.ts";
-import { ConfigError, loadConfig, type ServerConfig } from "./config.ts";
+import type { ServerConfig } from "./config.ts";
+import { runProcess } from "./process_main.ts";
 import { RaftNode } from "./node/raft_node.ts";
 import { ProcessScheduler } from "./node/process_scheduler.ts";
 import { stateConfig } from "./state/limits.ts";
@@ -68,44 +69,18 @@ async function start(config: ServerConfig): Promise<Running> {
   return { node, api, transport, storage, ticker };
 }
 
-async function stop(r: Running, why: string): Promise<void> {
-  log({ event: "stopping", why });
+async function stop(r: Running): Promise<void> {
   clearInterval(r.ticker);
   await r.api.close();
   r.node.stop();
   await r.transport.close();
   r.storage.close();
-  log({ event: "stopped", why });
 }
 
-async function main(): Promise<void> {
-  const config = loadConfig(process.argv.slice(2), process.env);
-  process.on("uncaughtException", (err) => {
-    // Storage failure and broken invariants are fatal: stop rather than serve diverged state.
-    log({ event: "fatal", error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
-    process.exit(1);
-  });
+runProcess(async (config) => {
   const running = await start(config);
-  log({
-    event: "started",
-    id: config.id,
-    clusterId: config.clusterId,
-    clientAddress: running.api.boundAddress(),
-    peerAddress: running.transport.boundAddress(),
-    dataDir: config.dataDir,
-  });
-  let stopping = false;
-  const onSignal = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    void stop(running, signal).then(() => process.exit(0));
+  return {
+    startedFields: { clientAddress: running.api.boundAddress(), peerAddress: running.transport.boundAddress() },
+    stop: () => stop(running),
   };
-  process.on("SIGINT", () => onSignal("SIGINT"));
-  process.on("SIGTERM", () => onSignal("SIGTERM"));
-}
-
-main().catch((err: unknown) => {
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`${JSON.stringify({ event: "fatal", error: message })}\n`);
-  process.exit(err instanceof ConfigError ? 2 : 1);
 });

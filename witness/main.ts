@@ -10,7 +10,8 @@
 import { randomInt } from "node:crypto";
 import { makeRaftConfig } from "../server/core/config.ts";
 import { SeededRandom } from "../server/core/random.ts";
-import { ConfigError, loadConfig, type ServerConfig } from "../server/config.ts";
+import type { ServerConfig } from "../server/config.ts";
+import { runProcess } from "../server/process_main.ts";
 import { openStorage } from "../server/data_dir.ts";
 import { log } from "../server/logger.ts";
 import { ProcessScheduler } from "../server/node/process_scheduler.ts";
@@ -65,46 +66,20 @@ async function start(config: ServerConfig): Promise<Running> {
   return { node, stub, transport, storage, ticker };
 }
 
-async function stop(r: Running, why: string): Promise<void> {
-  log({ event: "stopping", why });
+async function stop(r: Running): Promise<void> {
   clearInterval(r.ticker);
   await r.stub.close();
   r.node.stop();
   await r.transport.close();
   r.storage.close();
-  log({ event: "stopped", why });
 }
 
-async function main(): Promise<void> {
-  const config = loadConfig(process.argv.slice(2), process.env);
-  process.on("uncaughtException", (err) => {
-    // Storage failure and broken invariants are fatal: a witness that acked an entry it did not
-    // keep would break W1, so stop rather than carry on.
-    log({ event: "fatal", error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
-    process.exit(1);
-  });
+// An uncaught exception is fatal (runProcess): a witness that acked an entry it did not keep
+// would break W1, so it stops rather than carries on.
+runProcess(async (config) => {
   const running = await start(config);
-  log({
-    event: "started",
-    id: config.id,
-    witness: true,
-    clusterId: config.clusterId,
-    clientAddress: running.stub.boundAddress(),
-    peerAddress: running.transport.boundAddress(),
-    dataDir: config.dataDir,
-  });
-  let stopping = false;
-  const onSignal = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    void stop(running, signal).then(() => process.exit(0));
+  return {
+    startedFields: { witness: true, clientAddress: running.stub.boundAddress(), peerAddress: running.transport.boundAddress() },
+    stop: () => stop(running),
   };
-  process.on("SIGINT", () => onSignal("SIGINT"));
-  process.on("SIGTERM", () => onSignal("SIGTERM"));
-}
-
-main().catch((err: unknown) => {
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`${JSON.stringify({ event: "fatal", error: message })}\n`);
-  process.exit(err instanceof ConfigError ? 2 : 1);
 });
