@@ -2,6 +2,8 @@
 // nemesis, heal, checks, summary and report. CLI: npm run chaos -- --seconds N --seed S
 // [--topology three|witness] [--clients N] [--locks N] [--out DIR] [--endpoints a,b,c].
 
+import { checkLinearizability } from "./checker/linearizability.ts";
+import { toCheckerHistory } from "./to_checker.ts";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -137,6 +139,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     marks.set(name, audit.reduce<bigint | null>((m, t) => (m === null || t > m ? t : m), null));
   }
   violations.push(...checkUniqueTokens(ops), ...checkRealTimeOrder(ops), ...checkFinal(ops, finals, (n) => marks.get(n) ?? null));
+  // The same history against the sequential models (Porcupine-style search, per lock/resource).
+  const linearizability = checkLinearizability(toCheckerHistory(ops));
+  if (linearizability.verdict === "illegal") violations.push(linearizability.explanation);
   stores.close();
   const byType: Record<string, number> = {};
   for (const op of ops) {
@@ -149,6 +154,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     `operations: ${ops.length} (${Object.entries(byType).sort().map(([k, v]) => `${k} ${v}`).join(", ")})`,
     `faults injected: ${KINDS.map((k) => `${k} ${faults[k]}`).join(", ")}`,
     ...finals.map((f) => `final ${f.name}: status ${f.state} token ${f.token}; probe token ${f.probeToken ?? `none (${f.probeError ?? ""})`}`),
+    `linearizability: ${linearizability.verdict}${linearizability.verdict === "unknown" ? " (search budget exhausted; not a verdict)" : ""}`,
     `violations: ${violations.length}`,
     ...violations.map((v) => `  - ${v}`),
     `history: ${history.path}`,

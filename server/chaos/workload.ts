@@ -60,7 +60,7 @@ export class GuardStores {
     const r = g.tryRun(name, token, (db) => {
       db.prepare("INSERT INTO audit (token, client, at) VALUES (?, ?, ?)").run(String(token), client, performance.now());
     });
-    return r.ok ? { ok: true } : { ok: false, error: r.error.message };
+    return r.ok ? { ok: true } : { ok: false, error: r.error.code };
   }
   /** Accepted tokens of `name` in acceptance order (the workload's writes: client >= 0). */
   audit(name: string): bigint[] {
