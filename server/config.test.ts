@@ -55,3 +55,17 @@ describe("config", () => {
     assert.throws(() => loadConfig([...base, "--heartbeat-interval-ticks", "20"], {}), /heartbeatIntervalTicks must be smaller/);
   });
 });
+
+describe("deploy/config examples", () => {
+  const dir = new URL("../deploy/config/", import.meta.url).pathname;
+  it("the three-site member config parses", () => {
+    const c = loadConfig(["--config", `${dir}three-sites-a.yaml`], {});
+    assert.equal(c.members.length, 3);
+    assert.deepEqual(c.witnesses, []);
+  });
+  it("the two-sites + witness config parses and names the witness", () => {
+    const c = loadConfig(["--config", `${dir}two-sites-witness-w.yaml`], {});
+    assert.deepEqual(c.witnesses, ["w"]);
+    assert.equal(c.id, "w");
+  });
+});
