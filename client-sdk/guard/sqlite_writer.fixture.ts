@@ -14,9 +14,11 @@ while (Date.now() < startAt) await new Promise((r) => setTimeout(r, 1));
 let accepted = 0;
 let stale = 0;
 for (let i = 0; i < Number(countArg); i++) {
-  // Rising with i plus jitter: many writers overtake each other, so both outcomes are frequent,
-  // and equal tokens happen across writers.
-  const token = BigInt(i + 1 + Math.floor(Math.random() * 25));
+  // Rising with wall-clock time plus jitter, so writers that overlap overtake each other (both
+  // outcomes are frequent, equal tokens happen) and a writer that starts late on a loaded
+  // machine still gets tokens above those of one that already finished.
+  const elapsedMs = Math.max(0, Date.now() - startAt);
+  const token = BigInt(elapsedMs * 10 + 1 + Math.floor(Math.random() * 25));
   const r = guard.tryRun("counter", token, (db) => {
     db.prepare("INSERT INTO accepted (token, writer) VALUES (?, ?)").run(token.toString(), id);
     db.prepare("UPDATE data SET value = ? WHERE key = 'counter'").run(`${id}:${token}`);
