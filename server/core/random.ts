@@ -52,6 +52,13 @@ export class SeededRandom implements Random {
     return Math.floor(this.nextFloat() * maxExclusive);
   }
 
+  /** One element of a non-empty list, uniformly. */
+  pick<T>(xs: readonly T[]): T {
+    const x = xs[this.nextInt(xs.length)];
+    if (x === undefined) throw new RangeError("pick from an empty list");
+    return x;
+  }
+
   /** Derives an independent stream (e.g. one per node) so adding draws in one place does not
    *  shift every other stream. */
   fork(): SeededRandom {

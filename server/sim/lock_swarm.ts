@@ -49,55 +49,49 @@ export interface LockSwarm {
   readonly livenessBoundMs: number;
 }
 
-const pick = <T>(r: SeededRandom, xs: readonly T[]): T => {
-  const x = xs[r.nextInt(xs.length)];
-  if (x === undefined) throw new Error("pick from an empty list");
-  return x;
-};
-
 export function drawLockSwarm(r: SeededRandom): LockSwarm {
-  const ttlDrawnMs = pick(r, [500, 800, 1500]);
-  const lockDelayMs = pick(r, [0, 50, 300]);
+  const ttlDrawnMs = r.pick([500, 800, 1500]);
+  const lockDelayMs = r.pick([0, 50, 300]);
   const delayMinMs = 1 + r.nextInt(4);
-  const delayJitterMs = pick(r, [0, 5, 20, 60]);
+  const delayJitterMs = r.pick([0, 5, 20, 60]);
   const swarm: LockSwarm = {
     nodeCount: r.nextFloat() < 0.75 ? 3 : 5,
     tickMs: 10,
     electionTimeoutTicks: 10,
-    heartbeatIntervalTicks: pick(r, [1, 2, 3]),
+    heartbeatIntervalTicks: r.pick([1, 2, 3]),
     preVote: r.nextFloat() < 0.8,
     checkQuorum: r.nextFloat() < 0.8,
-    rho: pick(r, [0.01, 0.05, 0.1]),
+    rho: r.pick([0.01, 0.05, 0.1]),
     delayMinMs,
     delayJitterMs,
-    lossProbability: pick(r, [0, 0, 0.02, 0.1]),
-    duplicateProbability: pick(r, [0, 0.02, 0.1]),
-    nemesisIntervalMs: pick(r, [100, 300, 800]),
-    crashWeight: pick(r, [0, 1, 3]),
-    partitionWeight: pick(r, [0, 1, 3]),
-    pauseWeight: pick(r, [0, 1, 2]),
-    clientPauseWeight: pick(r, [0, 1, 2]),
-    healWeight: pick(r, [1, 2]),
-    leaderTargetProbability: pick(r, [0, 0.5, 0.9]),
-    restartDelayMsMax: pick(r, [20, 200, 1000]),
-    snapshotEveryEntries: pick(r, [8, 30, 200]),
-    inflightMessagesMax: pick(r, [1, 4, 64]),
-    entriesPerMessageMax: pick(r, [2, 8, 512]),
-    uncommittedEntriesMax: pick(r, [50, 1000]),
+    lossProbability: r.pick([0, 0, 0.02, 0.1]),
+    duplicateProbability: r.pick([0, 0.02, 0.1]),
+    nemesisIntervalMs: r.pick([100, 300, 800]),
+    crashWeight: r.pick([0, 1, 3]),
+    partitionWeight: r.pick([0, 1, 3]),
+    pauseWeight: r.pick([0, 1, 2]),
+    clientPauseWeight: r.pick([0, 1, 2]),
+    healWeight: r.pick([1, 2]),
+    leaderTargetProbability: r.pick([0, 0.5, 0.9]),
+    restartDelayMsMax: r.pick([20, 200, 1000]),
+    snapshotEveryEntries: r.pick([8, 30, 200]),
+    inflightMessagesMax: r.pick([1, 4, 64]),
+    entriesPerMessageMax: r.pick([2, 8, 512]),
+    uncommittedEntriesMax: r.pick([50, 1000]),
     clientCount: 2 + r.nextInt(4),
     lockCount: 1 + r.nextInt(3),
     // A lease must outlive a few serialized round trips through a slow (one in flight) leader,
     // or no client can keep one even on a healed network: that is a configuration, not a bug.
     ttlMs: Math.max(ttlDrawnMs, 25 * (delayMinMs + delayJitterMs)),
     lockDelayMs,
-    marginMs: pick(r, [1, 10, 30]),
-    writeEveryMs: pick(r, [5, 15, 40]),
-    holdMsMax: pick(r, [20, 80, 300]),
-    thinkMsMax: pick(r, [5, 30, 100]),
-    pollMs: pick(r, [10, 30]),
-    attemptTimeoutMs: pick(r, [150, 400]),
-    revokeProbability: pick(r, [0.05, 0.2]),
-    guardWriteMsMax: pick(r, [5, 30, 100]),
+    marginMs: r.pick([1, 10, 30]),
+    writeEveryMs: r.pick([5, 15, 40]),
+    holdMsMax: r.pick([20, 80, 300]),
+    thinkMsMax: r.pick([5, 30, 100]),
+    pollMs: r.pick([10, 30]),
+    attemptTimeoutMs: r.pick([150, 400]),
+    revokeProbability: r.pick([0.05, 0.2]),
+    guardWriteMsMax: r.pick([5, 30, 100]),
     safetyPhaseMs: 2000 + r.nextInt(2000),
     livenessBoundMs: 0,
   };

@@ -64,37 +64,31 @@ export interface SwarmOptions {
   readonly linkCutWeight: number;
 }
 
-const pick = <T>(r: SeededRandom, xs: readonly T[]): T => {
-  const x = xs[r.nextInt(xs.length)];
-  if (x === undefined) throw new Error("pick from an empty list");
-  return x;
-};
-
 export function drawSwarm(r: SeededRandom): SwarmOptions {
   return withLivenessBound({
     nodeCount: r.nextFloat() < 0.75 ? 3 : 5,
     tickMs: 10,
     electionTimeoutTicks: 10,
-    heartbeatIntervalTicks: pick(r, [1, 2, 3]),
+    heartbeatIntervalTicks: r.pick([1, 2, 3]),
     preVote: r.nextFloat() < 0.8,
     checkQuorum: r.nextFloat() < 0.8,
-    clockDriftMax: pick(r, [0, 0.01, 0.05, 0.1]),
+    clockDriftMax: r.pick([0, 0.01, 0.05, 0.1]),
     delayMinMs: 1 + r.nextInt(5),
-    delayJitterMs: pick(r, [0, 5, 20, 60]),
-    lossProbability: pick(r, [0, 0, 0.02, 0.1, 0.25]),
-    duplicateProbability: pick(r, [0, 0.02, 0.1]),
-    nemesisIntervalMs: pick(r, [50, 150, 400, 1000]),
-    crashWeight: pick(r, [0, 1, 3]),
-    partitionWeight: pick(r, [0, 1, 3]),
-    pauseWeight: pick(r, [0, 1, 2]),
-    healWeight: pick(r, [1, 2]),
-    leaderTargetProbability: pick(r, [0, 0.5, 0.9]),
-    restartDelayMsMax: pick(r, [20, 200, 1000]),
-    snapshotEveryEntries: pick(r, [5, 20, 100, 1000]),
-    inflightMessagesMax: pick(r, [1, 4, 64]),
-    entriesPerMessageMax: pick(r, [1, 2, 8, 512]),
-    uncommittedEntriesMax: pick(r, [20, 200]),
-    proposalIntervalMs: pick(r, [5, 20, 60]),
+    delayJitterMs: r.pick([0, 5, 20, 60]),
+    lossProbability: r.pick([0, 0, 0.02, 0.1, 0.25]),
+    duplicateProbability: r.pick([0, 0.02, 0.1]),
+    nemesisIntervalMs: r.pick([50, 150, 400, 1000]),
+    crashWeight: r.pick([0, 1, 3]),
+    partitionWeight: r.pick([0, 1, 3]),
+    pauseWeight: r.pick([0, 1, 2]),
+    healWeight: r.pick([1, 2]),
+    leaderTargetProbability: r.pick([0, 0.5, 0.9]),
+    restartDelayMsMax: r.pick([20, 200, 1000]),
+    snapshotEveryEntries: r.pick([5, 20, 100, 1000]),
+    inflightMessagesMax: r.pick([1, 4, 64]),
+    entriesPerMessageMax: r.pick([1, 2, 8, 512]),
+    uncommittedEntriesMax: r.pick([20, 200]),
+    proposalIntervalMs: r.pick([5, 20, 60]),
     safetyPhaseMs: 3000 + r.nextInt(3000),
     livenessBoundMs: 0,
     // Constants, not draws: adding a field must not shift the random stream of existing seeds
