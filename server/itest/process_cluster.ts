@@ -31,6 +31,8 @@ export interface ClusterOptions {
   readonly members?: readonly Member[];
   /** The peer address `from` dials to reach `to` (default to.peerAddress): a per-link proxy. */
   readonly peerRoute?: (from: string, to: Member) => string;
+  /** Flags for one member only (e.g. its own test clock file); `root` is the cluster's temp root. */
+  readonly perMemberFlags?: (id: string, root: string) => readonly string[];
 }
 
 async function freePort(): Promise<number> {
@@ -98,6 +100,7 @@ export class ProcessCluster {
       "--lock-delay-ms", String(o.lockDelayMs ?? 500),
       ...(opts.bootstrap ? ["--bootstrap"] : []),
       ...(o.extraFlags ?? []),
+      ...(o.perMemberFlags?.(id, this.root) ?? []),
     ];
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
     this.processes.set(id, child);

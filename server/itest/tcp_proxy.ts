@@ -3,13 +3,21 @@
 // partition that link and heal() it to reconnect. Cutting destroys the live connections (so the
 // gRPC stream breaks at once, like a cable pulled) and refuses new ones until heal(): a refused
 // connection is accepted and destroyed immediately, so clients see a reset, not a hang.
+// Two more faults for the chaos harness: setDelayMs() holds every chunk in both directions for
+// that long (order kept: a slow WAN link, not a lossy one), and resetConnections() drops the live
+// connections but accepts new ones (a flapping NAT or load balancer).
 
 import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { performance } from "node:perf_hooks";
 
 export class TcpProxy {
   private readonly sockets = new Set<Socket>();
   private isCut = false;
   private closed = false;
+  private delayMs = 0;
+  /** Bytes held by the delay, over every connection; past the limit the connection is dropped. */
+  private delayedBytes = 0;
+  static readonly DELAYED_BYTES_MAX = 64 * 1024 * 1024;
 
   private constructor(
     private readonly server: Server,
@@ -52,6 +60,22 @@ export class TcpProxy {
     this.isCut = false;
   }
 
+  /** Every chunk, both ways, is forwarded `ms` after it arrived (0: at once). */
+  setDelayMs(ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) throw new Error(`delay must be >= 0 ms, got ${ms}`);
+    this.delayMs = ms;
+  }
+
+  get delayNowMs(): number {
+    return this.delayMs;
+  }
+
+  /** Drops every live connection; new ones are still accepted (unlike cut()). */
+  resetConnections(): void {
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+  }
+
   close(): Promise<void> {
     this.closed = true;
     this.cut();
@@ -79,7 +103,33 @@ export class TcpProxy {
       s.on("error", teardown);
       s.on("close", teardown);
     }
-    client.pipe(upstream);
-    upstream.pipe(client);
+    this.forward(client, upstream, teardown);
+    this.forward(upstream, client, teardown);
+  }
+
+  /** from -> to, through the delay when one is set. Chunks keep their order: each is released no
+   *  earlier than the one before it, even when the delay is lowered meanwhile. */
+  private forward(from: Socket, to: Socket, teardown: () => void): void {
+    let releaseAfterMs = 0;
+    let pendingChunks = 0; // held by timers: a chunk arriving now must not overtake them
+    from.on("data", (chunk: Buffer) => {
+      if (this.delayMs === 0 && pendingChunks === 0) {
+        if (!to.write(chunk)) from.pause();
+        return;
+      }
+      if (this.delayedBytes + chunk.length > TcpProxy.DELAYED_BYTES_MAX) {
+        teardown();
+        return;
+      }
+      this.delayedBytes += chunk.length;
+      pendingChunks++;
+      releaseAfterMs = Math.max(releaseAfterMs, performance.now() + this.delayMs);
+      setTimeout(() => {
+        this.delayedBytes -= chunk.length;
+        pendingChunks--;
+        if (!to.destroyed) to.write(chunk);
+      }, Math.max(0, releaseAfterMs - performance.now()));
+    });
+    to.on("drain", () => from.resume());
   }
 }
