@@ -56,6 +56,46 @@ describe("config", () => {
   });
 });
 
+describe("config: test mode (test-only switches)", () => {
+  it("is off by default, with no clock file and no bugs", () => {
+    const c = loadConfig(base, {});
+    assert.equal(c.testMode, false);
+    assert.equal(c.testClockFile, null);
+    assert.deepEqual(c.testBugs, []);
+  });
+
+  it("refuses every test-only option without --test-mode, from any source", () => {
+    const needs = (flag: string) => (e: unknown) =>
+      e instanceof ConfigError && e.message === `${flag} requires --test-mode (test-only option; never use it in production)`;
+    assert.throws(() => loadConfig([...base, "--test-clock-file", "/tmp/clock.json"], {}), needs("--test-clock-file"));
+    assert.throws(() => loadConfig([...base, "--test-bugs", "stale-local-reads"], {}), needs("--test-bugs"));
+    assert.throws(() => loadConfig(base, { TENURE_TEST_BUGS: "stale-local-reads" }), needs("--test-bugs"));
+    assert.throws(() => loadConfig([...base, "--test-mode=false", "--test-bugs", ""], {}), needs("--test-bugs"));
+  });
+
+  it("refuses an unknown bug name, naming it and the known ones", () => {
+    assert.throws(
+      () => loadConfig([...base, "--test-mode", "--test-bugs", "stale-local-reads,lose-writes"], {}),
+      (e: unknown) => e instanceof ConfigError && /"lose-writes"/.test(e.message) && /grant-without-lease-check, stale-local-reads/.test(e.message),
+    );
+  });
+
+  it("parses the options with --test-mode from flags, env or YAML", () => {
+    const c = loadConfig([...base, "--test-mode", "--test-clock-file", "/tmp/a.clock.json", "--test-bugs", "stale-local-reads,grant-without-lease-check"], {});
+    assert.equal(c.testMode, true);
+    assert.equal(c.testClockFile, "/tmp/a.clock.json");
+    assert.deepEqual(c.testBugs, ["stale-local-reads", "grant-without-lease-check"]);
+    // --test-mode takes no value: the next flag is still a flag.
+    assert.equal(loadConfig(["--test-mode", ...base], {}).testMode, true);
+    assert.deepEqual(loadConfig(base, { TENURE_TEST_MODE: "1", TENURE_TEST_BUGS: "stale-local-reads" }).testBugs, ["stale-local-reads"]);
+    const dir = mkdtempSync(join(tmpdir(), "tenure-config-"));
+    const file = join(dir, "tenure.yaml");
+    writeFileSync(file, "testMode: true\ntestClockFile: /tmp/y.json\ntestBugs:\n  - grant-without-lease-check\n");
+    const y = loadConfig([...base, "--config", file], {});
+    assert.deepEqual([y.testMode, y.testClockFile, y.testBugs], [true, "/tmp/y.json", ["grant-without-lease-check"]]);
+  });
+});
+
 describe("deploy/config examples", () => {
   const dir = new URL("../deploy/config/", import.meta.url).pathname;
   it("the three-site member config parses", () => {

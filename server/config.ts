@@ -1,6 +1,8 @@
 // tenured's configuration: defaults, then a YAML file (--config), then environment variables
 // (TENURE_*), then flags; later sources win. Every value is validated with a message that names
-// the source and says what was wrong. The test-only bug switches are not configurable here.
+// the source and says what was wrong. The test-only switches (--test-clock-file, --test-bugs) are
+// off by default and refused unless --test-mode is also given, so no production config can turn
+// one on by a stray key.
 
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
@@ -38,9 +40,23 @@ export interface ServerConfig {
   readonly lockDelayMs: number;
   readonly pendingRequestsMax: number;
   readonly maxMessageBytes: number;
+  /** Test-only (the chaos harness): permits the two options below; logged loudly at start. */
+  readonly testMode: boolean;
+  /** Test-only: the JSON file of a controllable clock (server/test_clock.ts), re-read on SIGUSR2. */
+  readonly testClockFile: string | null;
+  /** Test-only: deliberately broken modes that the chaos checker must catch. */
+  readonly testBugs: readonly TestBug[];
 }
 
-const DEFAULTS: Omit<ServerConfig, "id" | "clusterId" | "dataDir" | "peerListen" | "clientListen" | "members"> = {
+/** Deliberate bugs a test-mode server can run with (see server/main.ts for what each does). */
+export const TEST_BUGS = ["grant-without-lease-check", "stale-local-reads"] as const;
+export type TestBug = (typeof TEST_BUGS)[number];
+
+type NoDefault = "id" | "clusterId" | "dataDir" | "peerListen" | "clientListen" | "members";
+// The test-only options have no default here: validate() must see whether one was given at all.
+type TestOnly = "testClockFile" | "testBugs";
+
+const DEFAULTS: Omit<ServerConfig, NoDefault | TestOnly> = {
   witnesses: [],
   bootstrap: false,
   tickMs: 50,
@@ -51,6 +67,7 @@ const DEFAULTS: Omit<ServerConfig, "id" | "clusterId" | "dataDir" | "peerListen"
   lockDelayMs: 5_000,
   pendingRequestsMax: 10_000,
   maxMessageBytes: 4 * 1024 * 1024,
+  testMode: false,
 };
 
 type Raw = Record<string, unknown>;
@@ -68,6 +85,9 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
   return validate(merged);
 }
 
+/** Flags that take no value: present means true (--bootstrap); --name=false still works. */
+const BOOLEAN_FLAGS = new Set(["bootstrap", "testMode"]);
+
 function parseFlags(argv: readonly string[]): Raw {
   const out: Raw = {};
   for (let i = 0; i < argv.length; i++) {
@@ -75,7 +95,7 @@ function parseFlags(argv: readonly string[]): Raw {
     if (!arg.startsWith("--")) throw new ConfigError(`unexpected argument "${arg}": flags look like --name value`);
     const [rawName, inline] = arg.slice(2).split("=", 2);
     const key = camel(rawName ?? "");
-    if (key === "bootstrap" && inline === undefined) {
+    if (BOOLEAN_FLAGS.has(key) && inline === undefined) {
       out[key] = true;
       continue;
     }
@@ -128,6 +148,7 @@ function validate(raw: Raw): ServerConfig {
     lockDelayMs: int(raw, "lockDelayMs", 0, 60_000),
     pendingRequestsMax: int(raw, "pendingRequestsMax", 1, 1_000_000),
     maxMessageBytes: int(raw, "maxMessageBytes", 64 * 1024, 256 * 1024 * 1024),
+    ...testOptions(raw),
   };
   if (config.heartbeatIntervalTicks >= config.electionTimeoutTicks) {
     throw new ConfigError("heartbeatIntervalTicks must be smaller than electionTimeoutTicks");
@@ -140,6 +161,35 @@ function validate(raw: Raw): ServerConfig {
   // A cluster of witnesses only could never apply anything or serve a client.
   if (members.every((m) => config.witnesses.includes(m.id))) throw new ConfigError("at least one member must not be a witness");
   return config;
+}
+
+function testOptions(raw: Raw): Pick<ServerConfig, "testMode" | "testClockFile" | "testBugs"> {
+  const testMode = bool(raw, "testMode");
+  // Refused by presence, not by value: even an empty --test-bugs in a production config is a
+  // sign that someone copied a test command line.
+  for (const [key, flag] of [["testClockFile", "--test-clock-file"], ["testBugs", "--test-bugs"]] as const) {
+    if (raw[key] !== undefined && !testMode) {
+      throw new ConfigError(`${flag} requires --test-mode (test-only option; never use it in production)`);
+    }
+  }
+  const testClockFile = raw["testClockFile"] === undefined ? null : str(raw, "testClockFile", /.+/);
+  return { testMode, testClockFile, testBugs: parseTestBugs(raw["testBugs"]) };
+}
+
+/** testBugs: a YAML list of names, or "a" / "a,b" (flag, env); duplicates count once. */
+function parseTestBugs(value: unknown): TestBug[] {
+  if (value === undefined || value === null || value === "") return [];
+  const list = typeof value === "string" ? value.split(",").map((s) => s.trim()) : value;
+  if (!Array.isArray(list)) throw new ConfigError("testBugs must be a list of names (flag --test-bugs a,b)");
+  const bugs = new Set<TestBug>();
+  for (const name of list) {
+    const known = TEST_BUGS.find((b) => b === name);
+    if (known === undefined) {
+      throw new ConfigError(`unknown test bug ${JSON.stringify(name)} in testBugs; known: ${TEST_BUGS.join(", ")}`);
+    }
+    bugs.add(known);
+  }
+  return [...bugs];
 }
 
 /** witnesses: a YAML list of ids, or "w" / "w1,w2" (flag, env); empty means none. */

@@ -4,6 +4,8 @@
 //   node --import tsx server/main.ts --id a --cluster-id c1 --data-dir data/a \
 //     --peer-listen 127.0.0.1:7101 --client-listen 127.0.0.1:7001 \
 //     --members a=127.0.0.1:7101/127.0.0.1:7001,b=...,c=... [--bootstrap] [--config tenure.yaml]
+//
+// Test-only (server/chaos): --test-mode [--test-clock-file PATH] [--test-bugs NAME,...].
 
 import { performance } from "node:perf_hooks";
 import { randomInt } from "node:crypto";
@@ -13,22 +15,31 @@ import type { ServerConfig } from "./config.ts";
 import { runProcess } from "./process_main.ts";
 import { RaftNode } from "./node/raft_node.ts";
 import { ProcessScheduler } from "./node/process_scheduler.ts";
-import { stateConfig } from "./state/limits.ts";
+import { stateConfig, type StateConfig } from "./state/limits.ts";
 import { SqliteStorage } from "./storage/sqlite_storage.ts";
 import { GrpcPeerTransport } from "./transport/grpc_peer_transport.ts";
 import { startApiServer, type ApiServerHandle } from "./api/api_server.ts";
 import { openStorage } from "./data_dir.ts";
 import { log } from "./logger.ts";
+import { startTestMode, startTicker } from "./test_clock.ts";
 
 interface Running {
   readonly node: RaftNode;
   readonly api: ApiServerHandle;
   readonly transport: GrpcPeerTransport;
   readonly storage: SqliteStorage;
-  readonly ticker: NodeJS.Timeout;
+  readonly stopTicker: () => void;
+}
+
+/** The state machine's config; with the test-only bug switch only under --test-bugs. */
+function machineConfigOf(config: ServerConfig): StateConfig {
+  const machineConfig = stateConfig({ rho: config.rho, lockDelayMs: config.lockDelayMs });
+  if (!config.testBugs.includes("grant-without-lease-check")) return machineConfig;
+  return { ...machineConfig, bugs: { grantWithoutLeaseCheck: true, reuseTokenAfterRestore: false } };
 }
 
 async function start(config: ServerConfig): Promise<Running> {
+  const testClock = startTestMode(config, log);
   const storage = openStorage(config);
   const peers = config.members.filter((m) => m.id !== config.id).map((m) => ({ id: m.id, address: m.peerAddress }));
   const transport = await GrpcPeerTransport.start({
@@ -40,7 +51,8 @@ async function start(config: ServerConfig): Promise<Running> {
     log: (fields: Record<string, unknown>) => log({ component: "transport", ...fields }),
   });
   const scheduler = new ProcessScheduler();
-  const machineConfig = stateConfig({ rho: config.rho, lockDelayMs: config.lockDelayMs });
+  // One object for the node and the API: limits, rho and bug switches must agree.
+  const machineConfig = machineConfigOf(config);
   const node = new RaftNode({
     raftConfig: makeRaftConfig({
       id: config.id,
@@ -50,13 +62,14 @@ async function start(config: ServerConfig): Promise<Running> {
     }),
     storage,
     transport,
-    clock: { monotonicMs: () => performance.now() },
+    clock: { monotonicMs: testClock === null ? () => performance.now() : () => testClock.monotonicMs() },
     stateConfig: machineConfig,
     snapshotEveryEntries: config.snapshotEveryEntries,
     pendingMax: config.pendingRequestsMax,
     memberAddresses: new Map(config.members.map((m) => [m.id, m.clientAddress])),
     requestProcess: () => scheduler.request(),
     log: (fields) => log({ component: "node", ...fields }),
+    staleLocalReads: config.testBugs.includes("stale-local-reads"),
   });
   scheduler.bind(() => node.process());
   const api = await startApiServer({
@@ -65,12 +78,12 @@ async function start(config: ServerConfig): Promise<Running> {
     listenAddress: config.clientListen,
     maxMessageBytes: config.maxMessageBytes,
   });
-  const ticker = setInterval(() => node.tick(), config.tickMs);
-  return { node, api, transport, storage, ticker };
+  const stopTicker = startTicker(testClock, config.tickMs, () => node.tick());
+  return { node, api, transport, storage, stopTicker };
 }
 
 async function stop(r: Running): Promise<void> {
-  clearInterval(r.ticker);
+  r.stopTicker();
   await r.api.close();
   r.node.stop();
   await r.transport.close();

@@ -6,6 +6,11 @@
 //   npm run witness -- --id w --cluster-id c1 --data-dir data/w \
 //     --peer-listen 127.0.0.1:7103 --client-listen 127.0.0.1:7003 \
 //     --members a=127.0.0.1:7101/127.0.0.1:7001,b=...,w=... --witnesses w [--bootstrap]
+//
+// Test-only (server/chaos): --test-mode [--test-clock-file PATH] skews this process's wall clock
+// and tick rate exactly as in tenured; --test-bugs is accepted (one flag set for the cluster) and
+// changes nothing here: both bugs live in the state machine and the read path, which a witness
+// does not have.
 
 import { randomInt } from "node:crypto";
 import { makeRaftConfig } from "../server/core/config.ts";
@@ -14,6 +19,7 @@ import type { ServerConfig } from "../server/config.ts";
 import { runProcess } from "../server/process_main.ts";
 import { openStorage } from "../server/data_dir.ts";
 import { log } from "../server/logger.ts";
+import { startTestMode, startTicker } from "../server/test_clock.ts";
 import { ProcessScheduler } from "../server/node/process_scheduler.ts";
 import type { SqliteStorage } from "../server/storage/sqlite_storage.ts";
 import { GrpcPeerTransport } from "../server/transport/grpc_peer_transport.ts";
@@ -25,10 +31,11 @@ interface Running {
   readonly stub: ClientStubHandle;
   readonly transport: GrpcPeerTransport;
   readonly storage: SqliteStorage;
-  readonly ticker: NodeJS.Timeout;
+  readonly stopTicker: () => void;
 }
 
 async function start(config: ServerConfig): Promise<Running> {
+  const testClock = startTestMode(config, log);
   // Refuses an empty directory without --bootstrap and a directory of another member, exactly
   // as tenured does, and a member that is not listed as a witness.
   const storage = openStorage(config, "witness");
@@ -62,12 +69,13 @@ async function start(config: ServerConfig): Promise<Running> {
     memberAddresses: new Map(config.members.map((m) => [m.id, m.clientAddress])),
     maxMessageBytes: config.maxMessageBytes,
   });
-  const ticker = setInterval(() => node.tick(), config.tickMs);
-  return { node, stub, transport, storage, ticker };
+  // The witness reads no clock but its ticker: a test clock's rate reaches its Raft timers here.
+  const stopTicker = startTicker(testClock, config.tickMs, () => node.tick());
+  return { node, stub, transport, storage, stopTicker };
 }
 
 async function stop(r: Running): Promise<void> {
-  clearInterval(r.ticker);
+  r.stopTicker();
   await r.stub.close();
   r.node.stop();
   await r.transport.close();

@@ -51,6 +51,13 @@ export interface RaftNodeOptions {
   /** Asks the driver for a process() pass soon (coalesced); the simulator passes a no-op. */
   readonly requestProcess: () => void;
   readonly log: (fields: Record<string, unknown>) => void;
+  /**
+   * TEST-ONLY DELIBERATE BUG (tenured --test-mode --test-bugs stale-local-reads): every read is
+   * answered at once from this member's applied state, leader or follower, with no ReadIndex and
+   * no NOT_LEADER. A lagging follower or a deposed leader then serves stale data, which the chaos
+   * harness's linearizability checker must catch. Absent (false) in every real configuration.
+   */
+  readonly staleLocalReads?: boolean;
 }
 
 type SubmitCallback = (outcome: SubmitOutcome) => void;
@@ -138,6 +145,10 @@ export class RaftNode implements NodeApi {
 
   readWithCallback<T>(query: (m: LockStateMachine) => T, options: CallOptions, callback: (o: ReadOutcome<T>) => void): void {
     if (this.stopped) return callback({ kind: "unavailable", reason: "node is shutting down" });
+    if (this.options.staleLocalReads === true) {
+      // The deliberate test-only bug (see RaftNodeOptions.staleLocalReads): skips ReadIndex.
+      return callback({ kind: "read", value: query(this.machine), index: this.machine.appliedIndex() });
+    }
     if (this.proposals.size + this.reads.size >= this.options.pendingMax) {
       return callback({ kind: "unavailable", reason: `${this.options.pendingMax} requests pending on this node` });
     }
