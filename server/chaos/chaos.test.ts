@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { checkFinal, checkGuardAudit, checkRealTimeOrder, checkUniqueTokens } from "./check.ts";
+import { checkFinal, checkGuardAudit, checkMutualExclusion, checkRealTimeOrder, checkRevokedLeaseGrants, checkUniqueTokens } from "./check.ts";
 import { runChaos } from "./run.ts";
 import type { Op } from "./workload.ts";
 
@@ -22,6 +22,25 @@ describe("chaos checks catch bad histories", () => {
     const final = { name: "x", state: "MUTEX_STATE_HELD", token: 4, probeToken: 9, probeHeldToken: 9, probeWriteAccepted: true };
     assert.equal(checkFinal([acq(0, "x", 0, 1, 4), acq(1, "x", 2, 3, 6)], [final], () => null).length, 1);
     assert.equal(checkFinal([acq(0, "x", 0, 1, 4)], [{ ...final, probeToken: null, probeError: "NO_LEADER" }], () => null).length, 1);
+  });
+});
+
+const held = (client: number, token: number, heldFrom: number, heldUntil: number): Op => ({ type: "release", client, name: "x", inv: heldUntil, cmp: heldUntil + 1, outcome: "ok", token, heldFrom, heldUntil });
+
+describe("mutual exclusion and revoked-lease checks", () => {
+  it("flag overlapping holders, also behind a long earlier hold, and stay quiet on hand-offs", () => {
+    assert.deepEqual(checkMutualExclusion([held(0, 1, 0, 10), held(1, 2, 10, 20), held(0, 3, 20, 30)]), []);
+    assert.equal(checkMutualExclusion([held(0, 1, 0, 10), held(1, 2, 9, 20)]).length, 1);
+    // The overlap is with a hold that began long before (the sweep keeps the furthest reach).
+    assert.equal(checkMutualExclusion([held(0, 1, 0, 100), held(1, 2, 10, 20), held(2, 3, 50, 60)]).length, 2);
+    // Different locks never conflict.
+    assert.deepEqual(checkMutualExclusion([held(0, 1, 0, 10), { ...held(1, 2, 5, 20), name: "y" }]), []);
+  });
+
+  it("flags any grant on a revoked lease", () => {
+    const probe = (outcome: "ok" | "fail"): Op => ({ type: "lease-acquire", client: 9, name: "x-revoked-lease", inv: 0, cmp: 1, outcome, token: 5 });
+    assert.equal(checkRevokedLeaseGrants([probe("fail"), probe("ok")]).length, 1);
+    assert.deepEqual(checkRevokedLeaseGrants([probe("fail")]), []);
   });
 });
 

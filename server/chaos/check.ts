@@ -104,3 +104,41 @@ export function checkFinal(ops: readonly Op[], finals: readonly FinalLock[], gua
   }
   return out;
 }
+
+/**
+ * Mutual exclusion in real time: two holders of one lock never believed they held it at the
+ * same instant. A holder's belief runs from its acquire's completion to the earlier of its
+ * release (or abandon) and its own lease deadline (release/abandon ops carry both ends). One
+ * clock (the harness's) timestamps every holder, so the comparison needs no drift bound; the
+ * server's side of the bound (rho) is what makes this hold.
+ */
+export function checkMutualExclusion(ops: readonly Op[]): string[] {
+  const byName = new Map<string, Op[]>();
+  for (const o of ops) {
+    if ((o.type !== "release" && o.type !== "abandon") || o.heldFrom === undefined || o.heldUntil === undefined) continue;
+    const list = byName.get(o.name) ?? [];
+    list.push(o);
+    byName.set(o.name, list);
+  }
+  const out: string[] = [];
+  for (const [name, list] of byName) {
+    const sorted = [...list].sort((x, y) => (x.heldFrom ?? 0) - (y.heldFrom ?? 0));
+    // Sweep with the interval that reaches furthest so far.
+    let reach: Op | null = null;
+    for (const b of sorted) {
+      if (reach && reach.token !== b.token && (b.heldFrom ?? 0) < (reach.heldUntil ?? 0) && (b.heldUntil ?? 0) > (b.heldFrom ?? 0)) {
+        const overlapMs = Math.min(reach.heldUntil ?? 0, b.heldUntil ?? 0) - (b.heldFrom ?? 0);
+        out.push(`lock ${name}: token ${b.token} (client ${b.client}) held from ${(b.heldFrom ?? 0).toFixed(1)} ms while token ${reach.token} (client ${reach.client}) still believed it held until ${(reach.heldUntil ?? 0).toFixed(1)} ms (${overlapMs.toFixed(1)} ms overlap)`);
+      }
+      if (reach === null || (b.heldUntil ?? 0) > (reach.heldUntil ?? 0)) reach = b;
+    }
+  }
+  return out;
+}
+
+/** The lease prober's acquires carry a lease whose revoke was acknowledged: none may be granted. */
+export function checkRevokedLeaseGrants(ops: readonly Op[]): string[] {
+  return ops
+    .filter((o) => o.type === "lease-acquire" && o.outcome === "ok")
+    .map((o) => `lock ${o.name}: granted token ${o.token} on a lease whose revoke was acknowledged (${o.error ?? ""})`);
+}

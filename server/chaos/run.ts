@@ -1,49 +1,80 @@
-// The Jepsen-style run: cluster (or an existing deployment via --endpoints), workload, seeded
-// nemesis, heal, checks, summary and report. CLI: npm run chaos -- --seconds N --seed S
-// [--topology three|witness] [--clients N] [--locks N] [--out DIR] [--endpoints a,b,c].
+// The Jepsen-style run: cluster (or an existing deployment via --endpoints), workload (lock
+// holders in the harness and in a separate client process, readers, a lease prober), a seeded
+// nemesis, heal, checks, summary and report. CLI: server/chaos/cli.ts.
 
-import { checkLinearizability } from "./checker/linearizability.ts";
-import { toCheckerHistory } from "./to_checker.ts";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { TenureClient, TenureError } from "../../client-sdk/index.ts";
 import { SeededRandom } from "../core/random.ts";
-import { checkAuditMatchesHistory, checkFinal, checkGuardAudit, checkRealTimeOrder, checkUniqueTokens, type FinalLock } from "./check.ts";
-import { ChaosCluster, sleep, type FaultKind, type Topology } from "./faults.ts";
-import { GuardStores, History, runWorkload } from "./workload.ts";
+import { checkAuditMatchesHistory, checkFinal, checkGuardAudit, checkMutualExclusion, checkRealTimeOrder, checkRevokedLeaseGrants, checkUniqueTokens, type FinalLock } from "./check.ts";
+import { checkLinearizability } from "./checker/linearizability.ts";
+import { ClientHandle } from "./client_handle.ts";
+import { ChaosCluster, MEMBER_FAULTS, sleep, type MemberFault, type Topology } from "./faults.ts";
+import { runProbes } from "./probes.ts";
+import { toCheckerHistory } from "./to_checker.ts";
+import { HttpGuardTarget } from "./http_guard.ts";
+import { GuardStores, History, runWorkload, type GuardTarget } from "./workload.ts";
 
 export interface ChaosOptions {
   readonly seconds: number;
   readonly seed: number;
   readonly topology: Topology;
+  /** Lock holders in the harness process. */
   readonly clients: number;
   readonly locks: number;
   readonly outDir: string;
+  /** Clients that read Lock.Status / ValidateToken from one member directly (default 2). */
+  readonly readers?: number;
+  /** A lock holder in its own process, paused by the nemesis (default: on when we own the cluster). */
+  readonly clientProcess?: boolean;
   /** An existing deployment: no cluster is started and no faults are injected. */
   readonly endpoints?: readonly string[];
+  /** A user's own guarded store over HTTP (examples/guarded_store.ts protocol) instead of the
+   *  harness's SQLite guards; needs locks = 1 (one guard compares one lock's tokens). */
+  readonly guardUrl?: string;
+  /** Test-only broken server modes (tenured --test-bugs), to show the checks catch them. */
+  readonly bugs?: readonly string[];
+  /** Every server clock runs this much fast for the whole run: beyond rho, out of the model. */
+  readonly clockRateOutOfModel?: number;
+  /** Fault kinds to use (default all). */
+  readonly faults?: readonly FaultKind[];
   readonly log?: (line: string) => void;
 }
+
+export type FaultKind = MemberFault | "client-pause";
+export const FAULT_KINDS: readonly FaultKind[] = [...MEMBER_FAULTS, "client-pause"];
 
 export interface ChaosResult {
   readonly operations: number;
   readonly byType: Record<string, number>;
   readonly faults: Record<FaultKind, number>;
   readonly violations: string[];
+  readonly linearizability: string;
   readonly historyPath: string;
   readonly reportPath: string;
 }
 
-const KINDS: readonly FaultKind[] = ["kill", "pause", "partition"];
+const TTL_MS = 2000;
 
-/** One fault at a time, kinds in seeded shuffled rounds (so every kind appears early), half of
- *  them on the current leader; each held 300..1500 ms, then 300..1000 ms of calm. */
-async function nemesis(c: ChaosCluster, rng: SeededRandom, stop: AbortSignal, faults: Record<FaultKind, number>, log: (l: string) => void): Promise<void> {
+interface NemesisDeps {
+  readonly cluster: ChaosCluster;
+  readonly client: ClientHandle | null;
+  readonly kinds: readonly FaultKind[];
+  readonly faults: Record<FaultKind, number>;
+  readonly log: (l: string) => void;
+}
+
+/** One fault at a time, kinds in seeded shuffled rounds (every kind appears early), half of the
+ *  member faults on the current leader; each held 300..1500 ms (a paused client 500..4500 ms, so
+ *  often past its lease), then 300..1000 ms of calm. */
+async function nemesis(d: NemesisDeps, rng: SeededRandom, stop: AbortSignal): Promise<void> {
+  const c = d.cluster;
   let round: FaultKind[] = [];
   await sleep(1000);
   while (!stop.aborted) {
     if (round.length === 0) {
-      round = [...KINDS];
+      round = [...d.kinds];
       for (let i = round.length - 1; i > 0; i--) {
         const j = rng.nextInt(i + 1);
         [round[i], round[j]] = [round[j] as FaultKind, round[i] as FaultKind];
@@ -54,16 +85,33 @@ async function nemesis(c: ChaosCluster, rng: SeededRandom, stop: AbortSignal, fa
     const randomId = c.ids[rng.nextInt(c.ids.length)] ?? "a";
     const holdMs = 300 + rng.nextInt(1200);
     const calmMs = 300 + rng.nextInt(700);
-    const target = onLeader ? ((await c.leader()) ?? randomId) : randomId;
-    log(`nemesis: ${kind} ${target}${onLeader ? " (leader)" : ""} for ${holdMs} ms`);
-    faults[kind]++;
-    await c.inject(kind, target, holdMs);
+    const faultRng = rng.fork();
+    if (kind === "client-pause") {
+      if (d.client === null) continue;
+      const pauseMs = 500 + rng.nextInt(4000);
+      const holding = await d.client.nextAcquire(3000);
+      d.log(`nemesis: client-pause for ${pauseMs} ms${holding ? " (just granted a lock)" : ""}`);
+      d.faults[kind]++;
+      try {
+        d.client.pause();
+        await sleep(pauseMs);
+      } finally {
+        d.client.resume();
+      }
+    } else {
+      // A witness-topology membership change moves the witness (removing a full voter of two
+      // would leave one full copy of the state); with three voters any member.
+      const target = kind === "membership" && c.witnesses.length > 0 ? (c.witnesses[0] ?? randomId) : onLeader ? ((await c.leader()) ?? randomId) : randomId;
+      d.log(`nemesis: ${kind} ${target}${onLeader && kind !== "membership" ? " (leader)" : ""} for ${holdMs} ms`);
+      d.faults[kind]++;
+      await c.inject(kind, target, holdMs, faultRng, d.log);
+    }
     await sleep(calmMs);
   }
 }
 
-async function finalProbe(endpoints: readonly string[], names: readonly string[], stores: GuardStores): Promise<FinalLock[]> {
-  const client = new TenureClient({ endpoints, clientId: `chaos-final-${Date.now()}` });
+async function finalProbe(endpoints: readonly string[], names: readonly string[], stores: GuardTarget, clientPrefix: string): Promise<FinalLock[]> {
+  const client = new TenureClient({ endpoints, clientId: `${clientPrefix}-final` });
   const out: FinalLock[] = [];
   try {
     for (const name of names) {
@@ -80,7 +128,7 @@ async function finalProbe(endpoints: readonly string[], names: readonly string[]
         // Abandoned leases expire after their TTL: the wait covers that.
         const lock = await client.lock(name, { ttlMs: 5000, timeoutMs: 15_000 }, { timeoutMs: 20_000 });
         const held = await client.lockStatus(name, { timeoutMs: 5000 });
-        const w = stores.write(name, lock.token, -1);
+        const w = await stores.write(name, lock.token, -1);
         await lock.release({ timeoutMs: 5000 });
         out.push({ name, state, token, probeToken: lock.token, probeHeldToken: held.token, probeWriteAccepted: w.ok });
       } catch (e) {
@@ -98,69 +146,110 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const log = o.log ?? ((l: string) => console.log(l));
   mkdirSync(o.outDir, { recursive: true });
   const names = Array.from({ length: o.locks }, (_, i) => `chaos-${o.seed}-l${i}`);
+  // Session ids unique per run: a reused seed against a long-lived deployment replays nothing.
+  const clientPrefix = `chaos-${o.seed}-${Date.now().toString(36)}`;
   const history = new History(join(o.outDir, "history.jsonl"));
-  const stores = new GuardStores(o.outDir, names);
-  const faults: Record<FaultKind, number> = { kill: 0, pause: 0, partition: 0 };
+  const add = (op: Parameters<History["add"]>[0]): void => history.add(op);
+  if (o.guardUrl !== undefined && o.locks !== 1) throw new Error("--guard-url needs --locks 1: one guard compares the tokens of one lock");
+  const local = o.guardUrl === undefined ? new GuardStores(o.outDir, names) : null;
+  const stores: GuardTarget = local ?? new HttpGuardTarget(o.guardUrl ?? "", clientPrefix);
+  const kinds = o.faults ?? FAULT_KINDS;
+  const faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
   const rng = new SeededRandom(o.seed);
-  const cluster = o.endpoints ? null : await ChaosCluster.start(o.topology);
+  const cluster = o.endpoints
+    ? null
+    : await ChaosCluster.start(o.topology, { ...(o.bugs ? { bugs: o.bugs } : {}), ...(o.clockRateOutOfModel !== undefined ? { clockRateOutOfModel: o.clockRateOutOfModel } : {}) });
   const started = performance.now();
   const violations: string[] = [];
   let finals: FinalLock[] = [];
+  let client: ClientHandle | null = null;
   try {
     const endpoints = o.endpoints ?? cluster?.clientEndpoints() ?? [];
     if (cluster && (await cluster.waitLeader(20_000)) === null) throw new Error("no leader at start");
-    log(`chaos: seed ${o.seed}, ${o.topology}, ${o.clients} clients, locks ${names.join(" ")}, ${o.seconds} s, out ${o.outDir}`);
+    log(`chaos: seed ${o.seed}, ${o.endpoints ? "external" : o.topology}, ${o.clients} clients, locks ${names.join(" ")}, ${o.seconds} s, out ${o.outDir}${o.bugs?.length ? `, TEST BUGS ${o.bugs.join(",")}` : ""}`);
     const stopWork = new AbortController();
     const stopNemesis = new AbortController();
-    const work = runWorkload({ endpoints, clients: o.clients, names, seed: rng.nextUint32(), ttlMs: 2000, stop: stopWork.signal }, history, stores);
-    const nem = cluster ? nemesis(cluster, rng.fork(), stopNemesis.signal, faults, log) : Promise.resolve();
+    const tokens = new Map<string, number[]>();
+    const record = (op: Parameters<History["add"]>[0]): void => {
+      add(op);
+      if (op.type === "acquire" && op.outcome === "ok" && op.token !== undefined) {
+        const list = tokens.get(op.name) ?? [];
+        if (list.length < 10_000) list.push(op.token);
+        tokens.set(op.name, list);
+      }
+    };
+    const workSeed = rng.nextUint32();
+    const work = runWorkload({ endpoints, clients: o.clients, names, seed: workSeed, ttlMs: TTL_MS, stop: stopWork.signal, clientPrefix }, { add: record }, stores);
+    const readers = o.readers ?? 2;
+    const probes = runProbes({ endpoints, names, readers, seed: rng.nextUint32(), clientPrefix, firstClient: 1000, tokensOf: (n) => tokens.get(n) ?? [], stop: stopWork.signal }, record);
+    if (o.clientProcess ?? cluster !== null) {
+      client = new ClientHandle({ endpoints, names, outDir: o.outDir, seed: rng.nextUint32(), clientPrefix: `${clientPrefix}-p`, firstClient: 500, clients: 1, ttlMs: TTL_MS, ...(o.guardUrl ? { guardUrl: o.guardUrl } : {}) }, record);
+    }
+    const nem = cluster ? nemesis({ cluster, client, kinds: client ? kinds : kinds.filter((k) => k !== "client-pause"), faults, log }, rng.fork(), stopNemesis.signal) : Promise.resolve();
     await sleep(o.seconds * 1000);
     stopNemesis.abort();
     await nem;
     if (cluster) {
-      await cluster.healAll();
+      const restored = await cluster.healAll(log);
       const leader = await cluster.waitLeader(20_000);
-      log(`healed; leader ${leader ?? "none"}`);
+      log(`healed; leader ${leader ?? "none"}; membership ${restored ? "restored" : "NOT restored"}`);
       if (leader === null) violations.push("no leader within 20 s after healing");
+      if (!restored) violations.push("membership not restored within 20 s after healing");
     }
     await sleep(1000); // some quiet traffic on the healed cluster
     stopWork.abort();
-    await work;
-    finals = await finalProbe(endpoints, names, stores);
+    await Promise.all([work, probes, client?.stop()]);
+    finals = await finalProbe(endpoints, names, stores, clientPrefix);
   } finally {
+    await client?.stop();
     await history.close();
     await cluster?.stop(false);
   }
   const ops = history.ops;
   const marks = new Map<string, bigint | null>();
-  for (const name of names) {
-    const audit = stores.audit(name);
-    violations.push(...checkGuardAudit(name, audit), ...checkAuditMatchesHistory(name, audit, ops));
-    marks.set(name, audit.reduce<bigint | null>((m, t) => (m === null || t > m ? t : m), null));
+  if (local) {
+    for (const name of names) {
+      const audit = local.audit(name);
+      violations.push(...checkGuardAudit(name, audit), ...checkAuditMatchesHistory(name, audit, ops));
+      marks.set(name, audit.reduce<bigint | null>((m, t) => (m === null || t > m ? t : m), null));
+    }
+  } else if (stores instanceof HttpGuardTarget) {
+    violations.push(...(await stores.checkStore()));
   }
-  violations.push(...checkUniqueTokens(ops), ...checkRealTimeOrder(ops), ...checkFinal(ops, finals, (n) => marks.get(n) ?? null));
+  violations.push(
+    ...checkUniqueTokens(ops),
+    ...checkRealTimeOrder(ops),
+    ...checkMutualExclusion(ops),
+    ...checkRevokedLeaseGrants(ops),
+    ...checkFinal(ops, finals, (n) => marks.get(n) ?? null),
+  );
   // The same history against the sequential models (Porcupine-style search, per lock/resource).
-  const linearizability = checkLinearizability(toCheckerHistory(ops));
-  if (linearizability.verdict === "illegal") violations.push(linearizability.explanation);
+  const linStarted = performance.now();
+  const lin = checkLinearizability(toCheckerHistory(ops));
+  if (lin.verdict === "illegal") violations.push(lin.explanation);
+  const linSteps = lin.partitions.reduce((n, p) => n + p.steps, 0);
   stores.close();
   const byType: Record<string, number> = {};
   for (const op of ops) {
     const k = `${op.type}:${op.outcome}`;
     byType[k] = (byType[k] ?? 0) + 1;
   }
+  const totalFaults = Object.values(faults).reduce((a, b) => a + b, 0);
   const elapsed = ((performance.now() - started) / 1000).toFixed(1);
+  const linearizability = `${lin.verdict}${lin.verdict === "unknown" ? " (search budget exhausted; not a verdict)" : ""}, ${lin.partitions.length} objects, ${linSteps} search steps, ${((performance.now() - linStarted) / 1000).toFixed(1)} s`;
   const lines = [
-    `tenure chaos run: seed ${o.seed}, topology ${o.endpoints ? `external ${o.endpoints.join(",")}` : o.topology}, ${o.clients} clients, ${o.seconds} s (${elapsed} s total)`,
+    `tenure chaos run: seed ${o.seed}, topology ${o.endpoints ? `external ${o.endpoints.join(",")}` : o.topology}, ${o.clients} clients, ${o.seconds} s (${elapsed} s total)${o.bugs?.length ? `, TEST BUGS ${o.bugs.join(",")}` : ""}${o.clockRateOutOfModel !== undefined ? `, every clock ${o.clockRateOutOfModel}x (out of model)` : ""}`,
     `operations: ${ops.length} (${Object.entries(byType).sort().map(([k, v]) => `${k} ${v}`).join(", ")})`,
-    `faults injected: ${KINDS.map((k) => `${k} ${faults[k]}`).join(", ")}`,
+    `faults injected: ${totalFaults} (${FAULT_KINDS.map((k) => `${k} ${faults[k]}`).join(", ")})`,
     ...finals.map((f) => `final ${f.name}: status ${f.state} token ${f.token}; probe token ${f.probeToken ?? `none (${f.probeError ?? ""})`}`),
-    `linearizability: ${linearizability.verdict}${linearizability.verdict === "unknown" ? " (search budget exhausted; not a verdict)" : ""}`,
+    `linearizability: ${linearizability}`,
     `violations: ${violations.length}`,
-    ...violations.map((v) => `  - ${v}`),
+    ...violations.slice(0, 200).map((v) => `  - ${v}`),
+    ...(violations.length > 200 ? [`  ... and ${violations.length - 200} more`] : []),
     `history: ${history.path}`,
   ];
   const reportPath = join(o.outDir, "report.txt");
   writeFileSync(reportPath, `${lines.join("\n")}\n`);
   for (const l of lines) log(l);
-  return { operations: ops.length, byType, faults, violations, historyPath: history.path, reportPath };
+  return { operations: ops.length, byType, faults, violations, linearizability, historyPath: history.path, reportPath };
 }

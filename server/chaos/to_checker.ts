@@ -29,8 +29,16 @@ export function toCheckerHistory(ops: readonly Op[]): CheckerHistory {
         out.push({ ...base, kind: "guard-write", input: { resource: op.name, token: op.token }, output });
         return;
       }
-      case "abandon":
-        return; // not an operation on the service: the lease simply lapses (an expiry step)
+      case "read":
+        // A read changes nothing: one that failed or timed out constrains nothing either.
+        if (op.outcome === "ok") out.push({ ...base, kind: "read-holder", input: { name: op.name }, output: { token: op.holder ?? null } });
+        return;
+      case "validate":
+        if (op.outcome === "ok" && op.token !== undefined) out.push({ ...base, kind: "validate", input: { name: op.name, token: op.token }, output: { current: op.current === true } });
+        return;
+      case "abandon": // not an operation on the service: the lease simply lapses (an expiry step)
+      case "lease-acquire": // on its own lock name, checked by checkRevokedLeaseGrants
+        return;
     }
   });
   return out;

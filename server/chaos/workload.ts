@@ -11,7 +11,7 @@ import { SqliteGuard } from "../../client-sdk/guard/sqlite_guard.ts";
 import { SeededRandom } from "../core/random.ts";
 import { sleep } from "./faults.ts";
 
-export type OpType = "acquire" | "write" | "release" | "abandon";
+export type OpType = "acquire" | "write" | "release" | "abandon" | "read" | "validate" | "lease-acquire";
 
 export interface Op {
   readonly type: OpType;
@@ -24,7 +24,22 @@ export interface Op {
   readonly token?: number;
   readonly error?: string;
   readonly ambiguous?: boolean;
+  /** release / abandon: when this holder believed it held the lock, from its acquire's
+   *  completion to the earlier of this op's invocation and its lease deadline (lock.validUntil).
+   *  Two holders of one lock must never believe at the same instant. */
+  readonly heldFrom?: number;
+  readonly heldUntil?: number;
+  /** read: the holder token Lock.Status answered (null: free or in lock-delay). */
+  readonly holder?: number | null;
+  /** validate: ValidateToken's answer. */
+  readonly current?: boolean;
+  /** read / validate: the member asked directly (no redirect). */
+  readonly endpoint?: string;
+  /** Which process ran it ("harness" unless a separate client process). */
+  readonly process?: string;
 }
+
+export type OpSink = (op: Op) => void;
 
 const AMBIGUOUS = new Set(["OUTCOME_UNKNOWN", "DEADLINE_EXCEEDED", "CANCELLED", "UNAVAILABLE", "INTERNAL", "CLOSED"]);
 
@@ -43,24 +58,43 @@ export class History {
   }
 }
 
+export interface WriteResult {
+  readonly ok: boolean;
+  readonly error?: string;
+  /** The store may or may not have applied it (a timeout, an unexpected answer). */
+  readonly ambiguous?: boolean;
+}
+
+/** Where the workload's guarded writes go: local SQLite guards (GuardStores) or a user's own
+ *  guarded store over HTTP (http_guard.ts). */
+export interface GuardTarget {
+  write(name: string, token: number, client: number): WriteResult | Promise<WriteResult>;
+  close(): void;
+}
+
 /** One SQLite file per lock name: the guard's marks, the data, and an audit of accepted writes. */
-export class GuardStores {
+export class GuardStores implements GuardTarget {
   readonly guards = new Map<string, SqliteGuard>();
   constructor(dir: string, names: readonly string[]) {
     for (const name of names) {
-      const g = SqliteGuard.open(join(dir, `guard-${name}.sqlite`));
+      const g = SqliteGuard.open(join(dir, `guard-${name}.sqlite`), { busyTimeoutMs: 10_000 });
       g.db.exec("CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, token TEXT NOT NULL, client INTEGER NOT NULL, at REAL NOT NULL)");
       this.guards.set(name, g);
     }
   }
   /** Writes one audited row under `token`; true if the guard accepted it. */
-  write(name: string, token: number, client: number): { ok: boolean; error?: string } {
+  write(name: string, token: number, client: number): WriteResult {
     const g = this.guards.get(name);
     if (!g) throw new Error(`no guard ${name}`);
-    const r = g.tryRun(name, token, (db) => {
-      db.prepare("INSERT INTO audit (token, client, at) VALUES (?, ?, ?)").run(String(token), client, performance.now());
-    });
-    return r.ok ? { ok: true } : { ok: false, error: r.error.code };
+    try {
+      const r = g.tryRun(name, token, (db) => {
+        db.prepare("INSERT INTO audit (token, client, at) VALUES (?, ?, ?)").run(String(token), client, performance.now());
+      });
+      return r.ok ? { ok: true } : { ok: false, error: r.error.code };
+    } catch (e) {
+      // SQLITE_BUSY: another process (a paused client) holds the write lock; nothing committed.
+      return { ok: false, error: `GUARD_ERROR ${e instanceof Error ? e.message : String(e)}` };
+    }
   }
   /** Accepted tokens of `name` in acceptance order (the workload's writes: client >= 0). */
   audit(name: string): bigint[] {
@@ -80,6 +114,16 @@ export interface WorkloadOptions {
   readonly seed: number;
   readonly ttlMs: number;
   readonly stop: AbortSignal;
+  /** Session ids are `<clientPrefix>-<client>[-<generation>]`: unique per run, so a reused seed
+   *  against a long-lived deployment never replays an old session's answers. */
+  readonly clientPrefix: string;
+  /** Client numbers start here (a client process gets its own range). */
+  readonly firstClient?: number;
+  /** false: write without looking at lock.signal, as a holder whose pause fell between that check
+   *  and its write would; only the guard then stands between it and the store. Default true. */
+  readonly checkSignalBeforeWrite?: boolean;
+  /** Called with the lock right after each successful acquire (the client-pause nemesis). */
+  readonly onAcquired?: (name: string, token: number) => void;
 }
 
 function errorOf(e: unknown): { error: string; ambiguous: boolean } {
@@ -87,8 +131,8 @@ function errorOf(e: unknown): { error: string; ambiguous: boolean } {
   return { error: `${t.code}${t.reason ? ` ${t.reason}` : ""}`, ambiguous: AMBIGUOUS.has(t.code) };
 }
 
-async function worker(i: number, o: WorkloadOptions, h: History, stores: GuardStores, rng: SeededRandom): Promise<void> {
-  let client = new TenureClient({ endpoints: o.endpoints, clientId: `chaos-${o.seed}-${i}`, random: () => rng.nextFloat(), attemptTimeoutMs: 1000 });
+async function worker(i: number, o: WorkloadOptions, h: { add: OpSink }, stores: GuardTarget, rng: SeededRandom): Promise<void> {
+  let client = new TenureClient({ endpoints: o.endpoints, clientId: `${o.clientPrefix}-${i}`, random: () => rng.nextFloat(), attemptTimeoutMs: 1000 });
   let generation = 0;
   try {
     while (!o.stop.aborted) {
@@ -103,29 +147,33 @@ async function worker(i: number, o: WorkloadOptions, h: History, stores: GuardSt
         await sleep(20 + rng.nextInt(80));
         continue;
       }
-      h.add({ type: "acquire", client: i, name, inv, cmp: performance.now(), outcome: "ok", token: lock.token });
+      const heldFrom = performance.now();
+      h.add({ type: "acquire", client: i, name, inv, cmp: heldFrom, outcome: "ok", token: lock.token });
+      o.onAcquired?.(name, lock.token);
       await sleep(rng.nextInt(60));
       // Safety rule 1: stop at the signal. A write after that is still fenced, and is recorded.
-      if (!lock.signal.aborted) {
+      if (o.checkSignalBeforeWrite === false || !lock.signal.aborted) {
         const wInv = performance.now();
-        const w = stores.write(name, lock.token, i);
-        h.add({ type: "write", client: i, name, inv: wInv, cmp: performance.now(), outcome: w.ok ? "ok" : "fail", token: lock.token, ...(w.error ? { error: w.error } : {}) });
+        const w = await stores.write(name, lock.token, i);
+        h.add({ type: "write", client: i, name, inv: wInv, cmp: performance.now(), outcome: w.ok ? "ok" : w.ambiguous ? "info" : "fail", token: lock.token, ...(w.error ? { error: w.error } : {}) });
       }
       await sleep(rng.nextInt(60));
       if (rng.nextInt(8) === 0) {
         // Lease churn: drop the client without releasing; the server expires the lease after its TTL.
-        h.add({ type: "abandon", client: i, name, inv: performance.now(), cmp: performance.now(), outcome: "ok", token: lock.token });
+        const at = performance.now();
+        h.add({ type: "abandon", client: i, name, inv: at, cmp: at, outcome: "ok", token: lock.token, heldFrom, heldUntil: Math.min(at, lock.validUntil) });
         client.close();
-        client = new TenureClient({ endpoints: o.endpoints, clientId: `chaos-${o.seed}-${i}-${++generation}`, random: () => rng.nextFloat(), attemptTimeoutMs: 1000 });
+        client = new TenureClient({ endpoints: o.endpoints, clientId: `${o.clientPrefix}-${i}-${++generation}`, random: () => rng.nextFloat(), attemptTimeoutMs: 1000 });
         continue;
       }
       const rInv = performance.now();
+      const held = { heldFrom, heldUntil: Math.min(rInv, lock.validUntil) };
       try {
         const released = await lock.release({ timeoutMs: 5000 });
-        h.add({ type: "release", client: i, name, inv: rInv, cmp: performance.now(), outcome: released ? "ok" : "fail", token: lock.token });
+        h.add({ type: "release", client: i, name, inv: rInv, cmp: performance.now(), outcome: released ? "ok" : "fail", token: lock.token, ...held });
       } catch (e) {
         const { error, ambiguous } = errorOf(e);
-        h.add({ type: "release", client: i, name, inv: rInv, cmp: performance.now(), outcome: ambiguous ? "info" : "fail", token: lock.token, error, ambiguous });
+        h.add({ type: "release", client: i, name, inv: rInv, cmp: performance.now(), outcome: ambiguous ? "info" : "fail", token: lock.token, error, ambiguous, ...held });
       }
     }
   } finally {
@@ -134,7 +182,8 @@ async function worker(i: number, o: WorkloadOptions, h: History, stores: GuardSt
 }
 
 /** Runs `clients` workers until `stop` aborts and each finishes its current cycle. */
-export async function runWorkload(o: WorkloadOptions, h: History, stores: GuardStores): Promise<void> {
+export async function runWorkload(o: WorkloadOptions, h: { add: OpSink }, stores: GuardTarget): Promise<void> {
   const root = new SeededRandom(o.seed);
-  await Promise.all(Array.from({ length: o.clients }, (_, i) => worker(i, o, h, stores, root.fork())));
+  const first = o.firstClient ?? 0;
+  await Promise.all(Array.from({ length: o.clients }, (_, i) => worker(first + i, o, h, stores, root.fork())));
 }

@@ -152,9 +152,11 @@ function explain<S, O extends Operation>(
 ): string {
   if (best === null) return `${object}: not linearizable`;
   const name = (i: number): string => describeOp(ops[i] as O);
-  const prefix = best.prefix.length === 0 ? "nothing" : best.prefix.map((i) => String(ops[i]?.id)).join(", ");
+  // Long histories: the count and the last few ids say enough to find the spot in the history.
+  const ids = best.prefix.map((i) => String(ops[i]?.id));
+  const prefix = ids.length === 0 ? "nothing" : ids.length <= 12 ? `[${ids.join(", ")}]` : `${ids.length} operations [..., ${ids.slice(-12).join(", ")}]`;
   return (
-    `${object}: not linearizable. Longest valid prefix linearizes [${prefix}] reaching ` +
+    `${object}: not linearizable. Longest valid prefix linearizes ${prefix} reaching ` +
     `{${best.states.map(model.describe).join(" | ")}}; then none of these can take effect next:\n` +
     best.candidates.map((i) => `    ${name(i)}`).join("\n") +
     `\n  yet ${name(best.due)} had already completed`
