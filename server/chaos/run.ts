@@ -26,7 +26,8 @@ export interface ChaosOptions {
   readonly outDir: string;
   /** Clients that read Lock.Status / ValidateToken from one member directly (default 2). */
   readonly readers?: number;
-  /** A lock holder in its own process, paused by the nemesis (default: on when we own the cluster). */
+  /** A lock holder in its own process, paused by the nemesis (default on; with --endpoints the
+   *  only fault injected). */
   readonly clientProcess?: boolean;
   /** An existing deployment: no cluster is started and no faults are injected. */
   readonly endpoints?: readonly string[];
@@ -58,7 +59,7 @@ export interface ChaosResult {
 const TTL_MS = 2000;
 
 interface NemesisDeps {
-  readonly cluster: ChaosCluster;
+  readonly cluster: ChaosCluster | null;
   readonly client: ClientHandle | null;
   readonly kinds: readonly FaultKind[];
   readonly faults: Record<FaultKind, number>;
@@ -82,7 +83,8 @@ async function nemesis(d: NemesisDeps, rng: SeededRandom, stop: AbortSignal): Pr
     }
     const kind = round.shift() as FaultKind;
     const onLeader = rng.nextInt(2) === 0;
-    const randomId = c.ids[rng.nextInt(c.ids.length)] ?? "a";
+    const ids = c?.ids ?? [];
+    const randomId = ids[rng.nextInt(Math.max(1, ids.length))] ?? "a";
     const holdMs = 300 + rng.nextInt(1200);
     const calmMs = 300 + rng.nextInt(700);
     const faultRng = rng.fork();
@@ -98,7 +100,7 @@ async function nemesis(d: NemesisDeps, rng: SeededRandom, stop: AbortSignal): Pr
       } finally {
         d.client.resume();
       }
-    } else {
+    } else if (c !== null) {
       // A witness-topology membership change moves the witness (removing a full voter of two
       // would leave one full copy of the state); with three voters any member.
       const target = kind === "membership" && c.witnesses.length > 0 ? (c.witnesses[0] ?? randomId) : onLeader ? ((await c.leader()) ?? randomId) : randomId;
@@ -182,10 +184,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const work = runWorkload({ endpoints, clients: o.clients, names, seed: workSeed, ttlMs: TTL_MS, stop: stopWork.signal, clientPrefix }, { add: record }, stores);
     const readers = o.readers ?? 2;
     const probes = runProbes({ endpoints, names, readers, seed: rng.nextUint32(), clientPrefix, firstClient: 1000, tokensOf: (n) => tokens.get(n) ?? [], stop: stopWork.signal }, record);
-    if (o.clientProcess ?? cluster !== null) {
+    if (o.clientProcess ?? true) {
       client = new ClientHandle({ endpoints, names, outDir: o.outDir, seed: rng.nextUint32(), clientPrefix: `${clientPrefix}-p`, firstClient: 500, clients: 1, ttlMs: TTL_MS, ...(o.guardUrl ? { guardUrl: o.guardUrl } : {}) }, record);
     }
-    const nem = cluster ? nemesis({ cluster, client, kinds: client ? kinds : kinds.filter((k) => k !== "client-pause"), faults, log }, rng.fork(), stopNemesis.signal) : Promise.resolve();
+    // Against an existing deployment only our own client process can be faulted (paused).
+    const usable = kinds.filter((k) => (k === "client-pause" ? client !== null : cluster !== null));
+    const nem = usable.length > 0 ? nemesis({ cluster, client, kinds: usable, faults, log }, rng.fork(), stopNemesis.signal) : Promise.resolve();
     await sleep(o.seconds * 1000);
     stopNemesis.abort();
     await nem;
