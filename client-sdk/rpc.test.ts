@@ -92,6 +92,13 @@ describe("Rpc retries", () => {
     await assert.rejects(rpc(scripted(noLeader).transport).read("Lock", "Status", {}, { timeoutMs: 50 }), (e: unknown) => e instanceof TenureError && e.code === "DEADLINE_EXCEEDED");
   });
 
+  it("STALE_SEQUENCE on a retry after an attempt that may have applied is OUTCOME_UNKNOWN; on a first attempt it is definite", async () => {
+    const retried = scripted([err(grpc.status.UNAVAILABLE, null), err(grpc.status.FAILED_PRECONDITION, "STALE_SEQUENCE")]);
+    await assert.rejects(rpc(retried.transport).mutate("Lock", "Acquire", { name: "n" }, { blocking: true }), (e: unknown) => e instanceof TenureError && e.code === "OUTCOME_UNKNOWN");
+    const first = scripted([err(grpc.status.FAILED_PRECONDITION, "STALE_SEQUENCE")]);
+    await assert.rejects(rpc(first.transport).mutate("Lock", "Acquire", { name: "n" }), (e: unknown) => e instanceof TenureError && e.code === "STALE_SEQUENCE");
+  });
+
   it("SESSION_EXPIRED on a first attempt is retried once on a fresh client id starting at seq 1", async () => {
     const { transport, calls } = scripted([err(grpc.status.FAILED_PRECONDITION, "SESSION_EXPIRED"), { leaseId: "1" }]);
     await rpc(transport).mutate("Lease", "Grant", {});

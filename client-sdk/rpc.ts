@@ -130,6 +130,13 @@ export class Rpc {
         if (mayHaveApplied && e.code === "SESSION_EXPIRED") {
           throw new TenureError("OUTCOME_UNKNOWN", "the session was dropped after an attempt whose outcome is unknown", { cause: e });
         }
+        // A retry answered STALE_SEQUENCE: the session moved past this seq (a blocking call's
+        // cancel takes seq + 1), so the stored answer of an earlier attempt that may have been
+        // applied (a grant) is gone. Found by the chaos harness: reporting it as a definite
+        // failure would hide a grant the caller never learned of.
+        if (mayHaveApplied && e.code === "STALE_SEQUENCE") {
+          throw new TenureError("OUTCOME_UNKNOWN", "a retry found the session past this request; an earlier attempt may have been applied", { cause: e });
+        }
         if (fromServer) definitive.add(e);
         throw e;
       }

@@ -2,7 +2,7 @@
 // holders in the harness and in a separate client process, readers, a lease prober), a seeded
 // nemesis, heal, checks, summary and report. CLI: server/chaos/cli.ts.
 
-import { mkdirSync, writeFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { TenureClient, TenureError } from "../../client-sdk/index.ts";
@@ -12,6 +12,8 @@ import { checkLinearizability } from "./checker/linearizability.ts";
 import { ClientHandle } from "./client_handle.ts";
 import { ChaosCluster, MEMBER_FAULTS, sleep, type MemberFault, type Topology } from "./faults.ts";
 import { runProbes } from "./probes.ts";
+import { checkElectionFinal, checkElections } from "./check_elections.ts";
+import { probeElection, runElections, type ElectionEvent, type ElectionFinal } from "./elections.ts";
 import { toCheckerHistory } from "./to_checker.ts";
 import { HttpGuardTarget } from "./http_guard.ts";
 import { GuardStores, History, runWorkload, type GuardTarget } from "./workload.ts";
@@ -38,6 +40,8 @@ export interface ChaosOptions {
   readonly bugs?: readonly string[];
   /** Every server clock runs this much fast for the whole run: beyond rho, out of the model. */
   readonly clockRateOutOfModel?: number;
+  /** Campaigners on one election (default 3; 0: no elections workload), with 2 observers. */
+  readonly campaigners?: number;
   /** Fault kinds to use (default all). */
   readonly faults?: readonly FaultKind[];
   readonly log?: (line: string) => void;
@@ -144,6 +148,28 @@ async function finalProbe(endpoints: readonly string[], names: readonly string[]
   return out;
 }
 
+/** Locks and elections draw from one token counter: no token may be granted to both. */
+function checkTokensAcrossKinds(ops: readonly { type: string; outcome: string; token?: number; name: string }[], events: readonly ElectionEvent[]): string[] {
+  const lockTokens = new Map<number, string>();
+  for (const op of ops) if (op.type === "acquire" && op.outcome === "ok" && op.token !== undefined) lockTokens.set(op.token, op.name);
+  const out: string[] = [];
+  for (const e of events) {
+    if (e.type !== "campaign" || e.outcome !== "ok" || e.token === undefined) continue;
+    const lock = lockTokens.get(e.token);
+    if (lock !== undefined) out.push(`token ${e.token} granted to lock ${lock} and to a leadership`);
+  }
+  return out;
+}
+
+function electionSummary(events: readonly ElectionEvent[]): string {
+  const counts: Record<string, number> = {};
+  for (const e of events) {
+    const k = "outcome" in e ? `${e.type}:${e.outcome}` : e.type;
+    counts[k] = (counts[k] ?? 0) + 1;
+  }
+  return `${events.length} events (${Object.entries(counts).sort().map(([k, v]) => `${k} ${v}`).join(", ")})`;
+}
+
 export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const log = o.log ?? ((l: string) => console.log(l));
   mkdirSync(o.outDir, { recursive: true });
@@ -165,6 +191,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const violations: string[] = [];
   let finals: FinalLock[] = [];
   let client: ClientHandle | null = null;
+  const electionName = `chaos-${o.seed}-leader`;
+  const electionLog = createWriteStream(join(o.outDir, "elections.jsonl"));
+  let electionEvents: ElectionEvent[] = [];
+  let electionFinal: ElectionFinal | null = null;
+  const campaigners = o.campaigners ?? 3;
   try {
     const endpoints = o.endpoints ?? cluster?.clientEndpoints() ?? [];
     if (cluster && (await cluster.waitLeader(20_000)) === null) throw new Error("no leader at start");
@@ -184,6 +215,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const work = runWorkload({ endpoints, clients: o.clients, names, seed: workSeed, ttlMs: TTL_MS, stop: stopWork.signal, clientPrefix }, { add: record }, stores);
     const readers = o.readers ?? 2;
     const probes = runProbes({ endpoints, names, readers, seed: rng.nextUint32(), clientPrefix, firstClient: 1000, tokensOf: (n) => tokens.get(n) ?? [], stop: stopWork.signal }, record);
+    const elections =
+      campaigners > 0
+        ? runElections({ endpoints, name: electionName, campaigners, observers: 2, seed: rng.nextUint32(), ttlMs: TTL_MS, stop: stopWork.signal, clientPrefix: `${clientPrefix}-e`, onEvent: (e) => electionLog.write(`${JSON.stringify(e)}\n`) })
+        : Promise.resolve([]);
     if (o.clientProcess ?? true) {
       client = new ClientHandle({ endpoints, names, outDir: o.outDir, seed: rng.nextUint32(), clientPrefix: `${clientPrefix}-p`, firstClient: 500, clients: 1, ttlMs: TTL_MS, ...(o.guardUrl ? { guardUrl: o.guardUrl } : {}) }, record);
     }
@@ -202,11 +237,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     }
     await sleep(1000); // some quiet traffic on the healed cluster
     stopWork.abort();
-    await Promise.all([work, probes, client?.stop()]);
+    [electionEvents] = await Promise.all([elections, work, probes, client?.stop()]);
     finals = await finalProbe(endpoints, names, stores, clientPrefix);
+    if (campaigners > 0) electionFinal = await probeElection({ endpoints, name: electionName, ttlMs: TTL_MS, clientId: `${clientPrefix}-efinal`, random: rng.fork() });
   } finally {
     await client?.stop();
     await history.close();
+    await new Promise<void>((res) => electionLog.end(() => res()));
     await cluster?.stop(false);
   }
   const ops = history.ops;
@@ -226,10 +263,15 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     ...checkMutualExclusion(ops),
     ...checkRevokedLeaseGrants(ops),
     ...checkFinal(ops, finals, (n) => marks.get(n) ?? null),
+    ...checkElections(electionEvents),
+    ...checkTokensAcrossKinds(ops, electionEvents),
+    ...(electionFinal ? checkElectionFinal(electionEvents, electionFinal) : []),
   );
   // The same history against the sequential models (Porcupine-style search, per lock/resource).
   const linStarted = performance.now();
-  const lin = checkLinearizability(toCheckerHistory(ops));
+  // A 30-minute run puts ~20k operations on one lock; the search is near-linear on legal
+  // histories (memoized), so a generous budget costs seconds, and "unknown" stays rare.
+  const lin = checkLinearizability(toCheckerHistory(ops), { budget: 50_000_000 });
   if (lin.verdict === "illegal") violations.push(lin.explanation);
   const linSteps = lin.partitions.reduce((n, p) => n + p.steps, 0);
   stores.close();
@@ -245,6 +287,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     `tenure chaos run: seed ${o.seed}, topology ${o.endpoints ? `external ${o.endpoints.join(",")}` : o.topology}, ${o.clients} clients, ${o.seconds} s (${elapsed} s total)${o.bugs?.length ? `, TEST BUGS ${o.bugs.join(",")}` : ""}${o.clockRateOutOfModel !== undefined ? `, every clock ${o.clockRateOutOfModel}x (out of model)` : ""}`,
     `operations: ${ops.length} (${Object.entries(byType).sort().map(([k, v]) => `${k} ${v}`).join(", ")})`,
     `faults injected: ${totalFaults} (${FAULT_KINDS.map((k) => `${k} ${faults[k]}`).join(", ")})`,
+    ...(campaigners > 0 ? [`elections: ${electionSummary(electionEvents)}; final campaign token ${electionFinal?.probeToken ?? `none (${electionFinal?.probeError ?? ""})`}`] : []),
     ...finals.map((f) => `final ${f.name}: status ${f.state} token ${f.token}; probe token ${f.probeToken ?? `none (${f.probeError ?? ""})`}`),
     `linearizability: ${linearizability}`,
     `violations: ${violations.length}`,
