@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { checkFinal, checkGuardAudit, checkMutualExclusion, checkRealTimeOrder, checkRevokedLeaseGrants, checkUniqueTokens } from "./check.ts";
+import { checkExactlyOnce, checkFinal, checkGuardAudit, checkMutualExclusion, checkRealTimeOrder, checkRevokedLeaseGrants, checkUniqueTokens } from "./check.ts";
 import { runChaos } from "./run.ts";
 import type { Op } from "./workload.ts";
 
@@ -37,6 +37,12 @@ describe("mutual exclusion and revoked-lease checks", () => {
     assert.deepEqual(checkMutualExclusion([held(0, 1, 0, 10), { ...held(1, 2, 5, 20), name: "y" }]), []);
   });
 
+  it("exactly-once: flags tokens taken by grants nobody was told of beyond the unknown outcomes", () => {
+    assert.deepEqual(checkExactlyOnce([5, 6, 8, 9], 1), [], "one gap, one ambiguous acquire");
+    assert.equal(checkExactlyOnce([5, 6, 8, 10], 1).length, 1, "two gaps, one ambiguous acquire");
+    assert.deepEqual(checkExactlyOnce([5, 6, 6, 7], 0), [], "a replayed answer (same token twice) is no gap");
+  });
+
   it("flags any grant on a revoked lease", () => {
     const probe = (outcome: "ok" | "fail"): Op => ({ type: "lease-acquire", client: 9, name: "x-revoked-lease", inv: 0, cmp: 1, outcome, token: 5 });
     assert.equal(checkRevokedLeaseGrants([probe("fail"), probe("ok")]).length, 1);
@@ -44,7 +50,7 @@ describe("mutual exclusion and revoked-lease checks", () => {
   });
 });
 
-describe("chaos run on real processes", { timeout: 90_000 }, () => {
+describe("chaos run on real processes", { timeout: 180_000 }, () => {
   it("survives kill -9, SIGSTOP and partitions with zero violations", async () => {
     const out = mkdtempSync(join(tmpdir(), "tenure-chaos-"));
     const lines: string[] = [];
@@ -54,6 +60,21 @@ describe("chaos run on real processes", { timeout: 90_000 }, () => {
       for (const k of ["kill", "pause", "partition"] as const) assert.ok(r.faults[k] >= 1, `no ${k} fault injected:\n${lines.join("\n")}`);
       assert.ok((r.byType["acquire:ok"] ?? 0) >= 10, `too few grants:\n${lines.join("\n")}`);
       assert.ok((r.byType["write:ok"] ?? 0) >= 10, `too few guarded writes:\n${lines.join("\n")}`);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it("two voters + a witness survive the same nemesis with zero violations", async () => {
+    const out = mkdtempSync(join(tmpdir(), "tenure-chaos-w-"));
+    const lines: string[] = [];
+    try {
+      const r = await runChaos({ seconds: 25, seed: 8, topology: "witness", clients: 6, locks: 3, outDir: out, log: (l) => lines.push(l) });
+      assert.deepEqual(r.violations, [], lines.join("\n"));
+      const injected = Object.values(r.faults).reduce((a, b) => a + b, 0);
+      assert.ok(injected >= 8, `only ${injected} faults:\n${lines.join("\n")}`);
+      assert.ok(r.faults.membership >= 1, `no membership change:\n${lines.join("\n")}`);
+      assert.ok((r.byType["acquire:ok"] ?? 0) >= 10, `too few grants:\n${lines.join("\n")}`);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

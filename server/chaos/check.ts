@@ -142,3 +142,26 @@ export function checkRevokedLeaseGrants(ops: readonly Op[]): string[] {
     .filter((o) => o.type === "lease-acquire" && o.outcome === "ok")
     .map((o) => `lock ${o.name}: granted token ${o.token} on a lease whose revoke was acknowledged (${o.error ?? ""})`);
 }
+
+/**
+ * Exactly-once, counted on the token counter: every grant of a lock or a leadership takes the
+ * next token of ONE cluster-wide counter, so between the lowest and the highest token clients
+ * saw, each token was either acknowledged to someone or taken by an operation whose outcome is
+ * unknown to its client (at most one token each). More unexplained tokens than such operations
+ * means some request was granted twice (a retry applied again) or granted while its client was
+ * told it failed.
+ */
+export function checkExactlyOnce(acknowledged: readonly number[], ambiguousGrantOps: number): string[] {
+  if (acknowledged.length === 0) return [];
+  const seen = new Set(acknowledged);
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const t of seen) {
+    if (t < lo) lo = t;
+    if (t > hi) hi = t;
+  }
+  const unexplained = hi - lo + 1 - seen.size;
+  return unexplained > ambiguousGrantOps
+    ? [`exactly-once: ${unexplained} tokens between ${lo} and ${hi} were taken by grants nobody was told of, but only ${ambiguousGrantOps} grant requests ended with an unknown outcome`]
+    : [];
+}

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { TenureClient, TenureError } from "../../client-sdk/index.ts";
 import { SeededRandom } from "../core/random.ts";
-import { checkAuditMatchesHistory, checkFinal, checkGuardAudit, checkMutualExclusion, checkRealTimeOrder, checkRevokedLeaseGrants, checkUniqueTokens, type FinalLock } from "./check.ts";
+import { checkAuditMatchesHistory, checkExactlyOnce, checkFinal, checkGuardAudit, checkMutualExclusion, checkRealTimeOrder, checkRevokedLeaseGrants, checkUniqueTokens, type FinalLock } from "./check.ts";
 import { checkLinearizability } from "./checker/linearizability.ts";
 import { ClientHandle } from "./client_handle.ts";
 import { ChaosCluster, MEMBER_FAULTS, sleep, type MemberFault, type Topology } from "./faults.ts";
@@ -16,7 +16,7 @@ import { checkElectionFinal, checkElections } from "./check_elections.ts";
 import { probeElection, runElections, type ElectionEvent, type ElectionFinal } from "./elections.ts";
 import { toCheckerHistory } from "./to_checker.ts";
 import { HttpGuardTarget } from "./http_guard.ts";
-import { GuardStores, History, runWorkload, type GuardTarget } from "./workload.ts";
+import { GuardStores, History, runWorkload, type GuardTarget, type Op } from "./workload.ts";
 
 export interface ChaosOptions {
   readonly seconds: number;
@@ -161,6 +161,28 @@ function checkTokensAcrossKinds(ops: readonly { type: string; outcome: string; t
   return out;
 }
 
+/** Tokens acknowledged to anyone (holders, leaders, the final probes, the lease prober) and the
+ *  number of grant requests whose outcome is unknown, for checkExactlyOnce. */
+function grantAccounting(ops: readonly Op[], events: readonly ElectionEvent[], finals: readonly FinalLock[], electionFinal: ElectionFinal | null): [number[], number] {
+  const tokens: number[] = [];
+  let ambiguous = 0;
+  for (const op of ops) {
+    if (op.type !== "acquire" && op.type !== "lease-acquire") continue;
+    if (op.outcome === "ok" && op.token !== undefined) tokens.push(op.token);
+    if (op.outcome === "info") ambiguous++;
+  }
+  for (const e of events) {
+    if (e.type !== "campaign") continue;
+    if (e.outcome === "ok" && e.token !== undefined) tokens.push(e.token);
+    if (e.outcome === "info") ambiguous++;
+  }
+  for (const f of finals) if (f.probeToken !== null) tokens.push(f.probeToken);
+  if (electionFinal?.probeToken != null) tokens.push(electionFinal.probeToken);
+  // A final probe that failed may still have been granted.
+  ambiguous += finals.filter((f) => f.probeToken === null).length + (electionFinal !== null && electionFinal.probeToken === null ? 1 : 0);
+  return [tokens, ambiguous];
+}
+
 function electionSummary(events: readonly ElectionEvent[]): string {
   const counts: Record<string, number> = {};
   for (const e of events) {
@@ -265,6 +287,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     ...checkFinal(ops, finals, (n) => marks.get(n) ?? null),
     ...checkElections(electionEvents),
     ...checkTokensAcrossKinds(ops, electionEvents),
+    ...checkExactlyOnce(...grantAccounting(ops, electionEvents, finals, electionFinal)),
     ...(electionFinal ? checkElectionFinal(electionEvents, electionFinal) : []),
   );
   // The same history against the sequential models (Porcupine-style search, per lock/resource).
