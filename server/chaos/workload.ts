@@ -72,28 +72,40 @@ export interface GuardTarget {
   close(): void;
 }
 
-/** One SQLite file per lock name: the guard's marks, the data, and an audit of accepted writes. */
+/** One SQLite file per lock name: the guard's marks, the data, and an audit of accepted writes.
+ *  better-sqlite3 waits for a lock synchronously, which would freeze this whole process (every
+ *  client and the nemesis, which is what must SIGCONT a paused writer holding that lock). So
+ *  each attempt waits at most BUSY_WAIT_MS and the retries wait asynchronously. */
 export class GuardStores implements GuardTarget {
+  static readonly BUSY_WAIT_MS = 5;
+  static readonly BUSY_RETRY_BUDGET_MS = 15_000;
   readonly guards = new Map<string, SqliteGuard>();
   constructor(dir: string, names: readonly string[]) {
     for (const name of names) {
-      const g = SqliteGuard.open(join(dir, `guard-${name}.sqlite`), { busyTimeoutMs: 10_000 });
-      g.db.exec("CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, token TEXT NOT NULL, client INTEGER NOT NULL, at REAL NOT NULL)");
+      const g = SqliteGuard.open(join(dir, `guard-${name}.sqlite`), { busyTimeoutMs: GuardStores.BUSY_WAIT_MS });
+      retryBusySync(() => g.db.exec("CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, token TEXT NOT NULL, client INTEGER NOT NULL, at REAL NOT NULL)"));
       this.guards.set(name, g);
     }
   }
-  /** Writes one audited row under `token`; true if the guard accepted it. */
-  write(name: string, token: number, client: number): WriteResult {
+  /** Writes one audited row under `token`; ok if the guard accepted it. */
+  async write(name: string, token: number, client: number): Promise<WriteResult> {
     const g = this.guards.get(name);
     if (!g) throw new Error(`no guard ${name}`);
-    try {
-      const r = g.tryRun(name, token, (db) => {
-        db.prepare("INSERT INTO audit (token, client, at) VALUES (?, ?, ?)").run(String(token), client, performance.now());
-      });
-      return r.ok ? { ok: true } : { ok: false, error: r.error.code };
-    } catch (e) {
-      // SQLITE_BUSY: another process (a paused client) holds the write lock; nothing committed.
-      return { ok: false, error: `GUARD_ERROR ${e instanceof Error ? e.message : String(e)}` };
+    const deadline = performance.now() + GuardStores.BUSY_RETRY_BUDGET_MS;
+    for (;;) {
+      try {
+        const r = g.tryRun(name, token, (db) => {
+          db.prepare("INSERT INTO audit (token, client, at) VALUES (?, ?, ?)").run(String(token), client, performance.now());
+        });
+        return r.ok ? { ok: true } : { ok: false, error: r.error.code };
+      } catch (e) {
+        // SQLITE_BUSY: another process (a paused client) holds the write lock; nothing committed.
+        if (isBusy(e) && performance.now() < deadline) {
+          await sleep(10);
+          continue;
+        }
+        return { ok: false, error: `GUARD_ERROR ${e instanceof Error ? e.message : String(e)}` };
+      }
     }
   }
   /** Accepted tokens of `name` in acceptance order (the workload's writes: client >= 0). */
@@ -104,6 +116,22 @@ export class GuardStores implements GuardTarget {
   }
   close(): void {
     for (const g of this.guards.values()) g.close();
+  }
+}
+
+function isBusy(e: unknown): boolean {
+  return typeof e === "object" && e !== null && "code" in e && (e.code === "SQLITE_BUSY" || e.code === "SQLITE_LOCKED");
+}
+
+/** Setup statements at open: a short synchronous retry is fine there (nothing else runs yet). */
+function retryBusySync(run: () => void): void {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      run();
+      return;
+    } catch (e) {
+      if (!isBusy(e) || attempt >= 500) throw e;
+    }
   }
 }
 

@@ -40,16 +40,6 @@ async function release(c: TestClient, clientId: string, name: string, token: unk
   assert.equal(r["released"], true);
 }
 
-async function leaderId(c: TestClient, budgetMs = 5000): Promise<string> {
-  const deadline = Date.now() + budgetMs;
-  while (Date.now() < deadline) {
-    const r = await c.call<Obj>("Cluster", "Status", {}, 1000);
-    if (r.ok && typeof r.value["leaderId"] === "string" && r.value["leaderId"] !== "") return r.value["leaderId"];
-    await new Promise((res) => setTimeout(res, 20));
-  }
-  throw new Error("no leader");
-}
-
 async function lockStatus(c: TestClient, name: string): Promise<Obj> {
   return ok(await c.call<Obj>("Lock", "Status", { name }), "status");
 }
@@ -62,7 +52,7 @@ describe("lock service on three tenured processes", { timeout: 240_000 }, () => 
     seqs = new Map();
     cluster = await ProcessCluster.start({ lockDelayMs: LOCK_DELAY_MS, tickMs: TICK_MS, electionTimeoutTicks: 10 });
     c = new TestClient(cluster.endpoints());
-    await leaderId(c, 15_000);
+    await c.leaderId(15_000);
   });
 
   after(async () => {
@@ -147,7 +137,7 @@ describe("lock service on three tenured processes", { timeout: 240_000 }, () => 
     const seq = nextSeq("retry");
     const request = { clientId: "retry", seq, name: "retry-lock", leaseId: lease, wait: false };
     const first = ok(await c.call<Obj>("Lock", "Acquire", request), "first attempt");
-    const leader = await leaderId(c);
+    const leader = await c.leaderId(5000);
     await cluster.kill9(leader);
     const again = ok(await c.call<Obj>("Lock", "Acquire", request, 15_000), "retry");
     assert.equal(again["token"], first["token"]);
@@ -175,7 +165,7 @@ describe("lock service on three tenured processes", { timeout: 240_000 }, () => 
     };
     const running = Array.from({ length: workers }, (_, w) => work(w));
     await new Promise((res) => setTimeout(res, 500));
-    const leader = await leaderId(c);
+    const leader = await c.leaderId(5000);
     const killedAtMs = Date.now();
     await cluster.kill9(leader);
     let newLeader = "";
@@ -221,7 +211,7 @@ describe("lock service on three tenured processes", { timeout: 240_000 }, () => 
     await Promise.all(cluster.members.map((m) => cluster.startMember(m.id, { bootstrap: false })));
     c.close();
     c = new TestClient(cluster.endpoints());
-    await leaderId(c, 15_000);
+    await c.leaderId(15_000);
     const status = await lockStatus(c, "durable-lock");
     assert.equal(String((status["holder"] as Obj)["token"]), String(held["token"]));
     ok(await c.call<Obj>("Lease", "TimeToLive", { leaseId: lease }), "lease survives restart");

@@ -83,6 +83,17 @@ export class TestClient {
     return last ?? { ok: false, code: grpc.status.DEADLINE_EXCEEDED, details: "budget spent", reason: "", leaderAddress: "", endpoint };
   }
 
+  /** The leader's id as Cluster.Status reports it, polled until `budgetMs` runs out (throws). */
+  async leaderId(budgetMs = 5000): Promise<string> {
+    const deadline = Date.now() + budgetMs;
+    while (Date.now() < deadline) {
+      const r = await this.call<Record<string, unknown>>("Cluster", "Status", {}, 1000);
+      if (r.ok && typeof r.value["leaderId"] === "string" && r.value["leaderId"] !== "") return r.value["leaderId"];
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    throw new Error("no leader");
+  }
+
   /** One renewal over a short KeepAlive stream on the preferred endpoint. */
   keepAliveOnce(clientId: string, seq: number, leaseIds: readonly string[]): Promise<Record<string, unknown> | null> {
     const c = this.client("Lease", this.preferred) as unknown as Record<string, (opts?: grpc.CallOptions) => grpc.ClientDuplexStream<object, Record<string, unknown>>>;

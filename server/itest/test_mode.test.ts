@@ -22,19 +22,9 @@ function describeResult(r: CallResult<unknown>): string {
   return r.ok ? "ok" : `${grpc.status[r.code]} ${r.reason} ${r.details}`;
 }
 
-async function leaderId(c: TestClient, budgetMs = 10_000): Promise<string> {
-  const deadline = Date.now() + budgetMs;
-  while (Date.now() < deadline) {
-    const r = await c.call<Obj>("Cluster", "Status", {}, 1000);
-    if (r.ok && typeof r.value["leaderId"] === "string" && r.value["leaderId"] !== "") return r.value["leaderId"];
-    await new Promise((res) => setTimeout(res, 20));
-  }
-  throw new Error("no leader");
-}
-
 /** A follower that already knows the leader: without the bug it must redirect, not answer. */
 async function followerAddress(cluster: ProcessCluster, c: TestClient): Promise<string> {
-  const leader = await leaderId(c);
+  const leader = await c.leaderId(10_000);
   const follower = cluster.members.find((m) => m.id !== leader);
   assert.ok(follower);
   const deadline = Date.now() + 5_000;
