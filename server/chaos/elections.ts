@@ -5,8 +5,9 @@
 
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
-import { TenureClient, TenureError, type Leadership } from "../../client-sdk/index.ts";
+import { TenureClient, type Leadership } from "../../client-sdk/index.ts";
 import { SeededRandom } from "../core/random.ts";
+import { errorOf } from "./workload.ts";
 
 export type Outcome = "ok" | "fail" | "info";
 
@@ -53,14 +54,13 @@ export interface ElectionOptions {
   readonly onEvent?: (e: ElectionEvent) => void;
 }
 
-// Same classification as workload.ts: the operation may or may not have happened.
-const AMBIGUOUS = new Set(["OUTCOME_UNKNOWN", "DEADLINE_EXCEEDED", "CANCELLED", "UNAVAILABLE", "INTERNAL", "CLOSED"]);
 /** After stop, workers get this long to finish their cycle; then every client is closed. */
 const STOP_GRACE_MS = 2_000;
 
-function errorOf(e: unknown): { error: string; outcome: Outcome } {
-  const t = TenureError.from(e);
-  return { error: `${t.code}${t.reason ? ` ${t.reason}` : ""}`, outcome: AMBIGUOUS.has(t.code) ? "info" : "fail" };
+/** The workload's classification (workload.ts errorOf), as an election outcome. */
+function electionErrorOf(e: unknown): { error: string; outcome: Outcome } {
+  const { error, ambiguous } = errorOf(e);
+  return { error, outcome: ambiguous ? "info" : "fail" };
 }
 
 /** Sleeps, but returns early (without throwing) when `signal` aborts. */
@@ -106,7 +106,7 @@ async function hold(run: Run, i: number, l: Leadership, base: string, rng: Seede
       await l.proclaim(value, { timeoutMs: 2000, signal: l.signal });
       run.add({ type: "proclaim", client: i, inv, cmp: performance.now(), outcome: "ok", token: l.token, value });
     } catch (e) {
-      run.add({ type: "proclaim", client: i, inv, cmp: performance.now(), token: l.token, value, ...errorOf(e) });
+      run.add({ type: "proclaim", client: i, inv, cmp: performance.now(), token: l.token, value, ...electionErrorOf(e) });
       // An ambiguous proclaim may still apply later, after a next one sent on another session;
       // stopping here keeps each leader's values in one known order for the observer check.
       return;
@@ -127,7 +127,7 @@ async function campaigner(run: Run, i: number, rng: SeededRandom): Promise<void>
       try {
         l = await client.election(o.name).campaign(value, { ttlMs: o.ttlMs, timeoutMs: 3000 }, { timeoutMs: 6000, signal: o.stop });
       } catch (e) {
-        run.add({ type: "campaign", client: i, inv, cmp: performance.now(), value, ...errorOf(e) });
+        run.add({ type: "campaign", client: i, inv, cmp: performance.now(), value, ...electionErrorOf(e) });
         await pause(20 + rng.nextInt(80), o.stop);
         continue;
       }
@@ -150,7 +150,7 @@ async function campaigner(run: Run, i: number, rng: SeededRandom): Promise<void>
         const ok = await resigned;
         run.add({ type: "resign", client: i, inv: rInv, cmp: performance.now(), outcome: ok ? "ok" : "fail", token: l.token, ...held });
       } catch (e) {
-        run.add({ type: "resign", client: i, inv: rInv, cmp: performance.now(), token: l.token, ...errorOf(e), ...held });
+        run.add({ type: "resign", client: i, inv: rInv, cmp: performance.now(), token: l.token, ...electionErrorOf(e), ...held });
       }
     }
   } finally {
@@ -169,7 +169,7 @@ async function observer(run: Run, i: number, rng: SeededRandom): Promise<void> {
         }
       } catch (e) {
         // Nothing is recorded for the failure itself: an observer only reports what it saw.
-        o.log?.(`elections: observer ${i}: ${errorOf(e).error}`);
+        o.log?.(`elections: observer ${i}: ${electionErrorOf(e).error}`);
       }
       await pause(50 + rng.nextInt(100), o.stop);
     }
@@ -229,7 +229,7 @@ export async function probeElection(o: { endpoints: readonly string[]; name: str
     await l.resign({ timeoutMs: 5_000 }).catch(() => false);
     return { probeToken: l.token, leaderToken: leader?.token ?? null };
   } catch (e) {
-    return { probeToken: null, probeError: errorOf(e).error, leaderToken: null };
+    return { probeToken: null, probeError: electionErrorOf(e).error, leaderToken: null };
   } finally {
     client.close();
   }

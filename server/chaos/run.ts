@@ -93,7 +93,8 @@ async function nemesis(d: NemesisDeps, rng: SeededRandom, stop: AbortSignal): Pr
     const calmMs = 300 + rng.nextInt(700);
     const faultRng = rng.fork();
     if (kind === "client-pause") {
-      if (d.client === null) continue;
+      // runChaos passes client-pause only with a client process, member faults only with a cluster.
+      if (d.client === null) throw new Error("nemesis bug: client-pause without a client process");
       const pauseMs = 500 + rng.nextInt(4000);
       const holding = await d.client.nextAcquire(3000);
       d.log(`nemesis: client-pause for ${pauseMs} ms${holding ? " (just granted a lock)" : ""}`);
@@ -104,7 +105,8 @@ async function nemesis(d: NemesisDeps, rng: SeededRandom, stop: AbortSignal): Pr
       } finally {
         d.client.resume();
       }
-    } else if (c !== null) {
+    } else {
+      if (c === null) throw new Error(`nemesis bug: ${kind} without a cluster`);
       // A witness-topology membership change moves the witness (removing a full voter of two
       // would leave one full copy of the state); with three voters any member.
       const target = kind === "membership" && c.witnesses.length > 0 ? (c.witnesses[0] ?? randomId) : onLeader ? ((await c.leader()) ?? randomId) : randomId;
@@ -149,7 +151,7 @@ async function finalProbe(endpoints: readonly string[], names: readonly string[]
 }
 
 /** Locks and elections draw from one token counter: no token may be granted to both. */
-function checkTokensAcrossKinds(ops: readonly { type: string; outcome: string; token?: number; name: string }[], events: readonly ElectionEvent[]): string[] {
+function checkTokensAcrossKinds(ops: readonly Op[], events: readonly ElectionEvent[]): string[] {
   const lockTokens = new Map<number, string>();
   for (const op of ops) if (op.type === "acquire" && op.outcome === "ok" && op.token !== undefined) lockTokens.set(op.token, op.name);
   const out: string[] = [];
@@ -199,7 +201,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   // Session ids unique per run: a reused seed against a long-lived deployment replays nothing.
   const clientPrefix = `chaos-${o.seed}-${Date.now().toString(36)}`;
   const history = new History(join(o.outDir, "history.jsonl"));
-  const add = (op: Parameters<History["add"]>[0]): void => history.add(op);
   if (o.guardUrl !== undefined && o.locks !== 1) throw new Error("--guard-url needs --locks 1: one guard compares the tokens of one lock");
   const local = o.guardUrl === undefined ? new GuardStores(o.outDir, names) : null;
   const stores: GuardTarget = local ?? new HttpGuardTarget(o.guardUrl ?? "", clientPrefix);
@@ -225,8 +226,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const stopWork = new AbortController();
     const stopNemesis = new AbortController();
     const tokens = new Map<string, number[]>();
-    const record = (op: Parameters<History["add"]>[0]): void => {
-      add(op);
+    const record = (op: Op): void => {
+      history.add(op);
       if (op.type === "acquire" && op.outcome === "ok" && op.token !== undefined) {
         const list = tokens.get(op.name) ?? [];
         if (list.length < 10_000) list.push(op.token);

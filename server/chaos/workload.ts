@@ -154,7 +154,8 @@ export interface WorkloadOptions {
   readonly onAcquired?: (name: string, token: number) => void;
 }
 
-function errorOf(e: unknown): { error: string; ambiguous: boolean } {
+/** An SDK error as the history records it; ambiguous: the operation may or may not have happened. */
+export function errorOf(e: unknown): { error: string; ambiguous: boolean } {
   const t = TenureError.from(e);
   return { error: `${t.code}${t.reason ? ` ${t.reason}` : ""}`, ambiguous: AMBIGUOUS.has(t.code) };
 }
