@@ -42,7 +42,7 @@ export interface ServerConfig {
   readonly maxMessageBytes: number;
   /** Test-only (the chaos harness): permits the two options below; logged loudly at start. */
   readonly testMode: boolean;
-  /** Test-only: the JSON file of a controllable clock (server/test_clock.ts), re-read on SIGUSR2. */
+  /** Test-only: the JSON file of a controllable clock (server/test_mode/test_clock.ts), re-read on SIGUSR2. */
   readonly testClockFile: string | null;
   /** Test-only: deliberately broken modes that the chaos checker must catch. */
   readonly testBugs: readonly TestBug[];

@@ -5,7 +5,7 @@
 //     --peer-listen 127.0.0.1:7101 --client-listen 127.0.0.1:7001 \
 //     --members a=127.0.0.1:7101/127.0.0.1:7001,b=...,c=... [--bootstrap] [--config tenure.yaml]
 //
-// Test-only (server/chaos): --test-mode [--test-clock-file PATH] [--test-bugs NAME,...].
+// Test-only (testing/chaos): --test-mode [--test-clock-file PATH] [--test-bugs NAME,...].
 
 import { performance } from "node:perf_hooks";
 import { randomInt } from "node:crypto";
@@ -21,7 +21,7 @@ import { GrpcPeerTransport } from "./transport/grpc_peer_transport.ts";
 import { startApiServer, type ApiServerHandle } from "./api/api_server.ts";
 import { openStorage } from "./data_dir.ts";
 import { log } from "./logger.ts";
-import { startTestMode, startTicker } from "./test_clock.ts";
+import { startTestMode, startTicker } from "./test_mode/test_clock.ts";
 
 interface Running {
   readonly node: RaftNode;

@@ -29,7 +29,7 @@ function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((d) => {
     const p = join(dir, d.name);
     if (d.isDirectory()) return sourceFiles(p);
-    return d.name.endsWith(".ts") && !d.name.endsWith(".test.ts") && d.name !== "test_cluster.ts" ? [p] : [];
+    return d.name.endsWith(".ts") && !d.name.endsWith(".test.ts") ? [p] : [];
   });
 }
 

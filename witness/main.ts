@@ -7,7 +7,7 @@
 //     --peer-listen 127.0.0.1:7103 --client-listen 127.0.0.1:7003 \
 //     --members a=127.0.0.1:7101/127.0.0.1:7001,b=...,w=... --witnesses w [--bootstrap]
 //
-// Test-only (server/chaos): --test-mode [--test-clock-file PATH] skews this process's wall clock
+// Test-only (testing/chaos): --test-mode [--test-clock-file PATH] skews this process's wall clock
 // and tick rate exactly as in tenured; --test-bugs is accepted (one flag set for the cluster) and
 // changes nothing here: both bugs live in the state machine and the read path, which a witness
 // does not have.
@@ -19,7 +19,7 @@ import type { ServerConfig } from "../server/config.ts";
 import { runProcess } from "../server/process_main.ts";
 import { openStorage } from "../server/data_dir.ts";
 import { log } from "../server/logger.ts";
-import { startTestMode, startTicker } from "../server/test_clock.ts";
+import { startTestMode, startTicker } from "../server/test_mode/test_clock.ts";
 import { ProcessScheduler } from "../server/node/process_scheduler.ts";
 import type { SqliteStorage } from "../server/storage/sqlite_storage.ts";
 import { GrpcPeerTransport } from "../server/transport/grpc_peer_transport.ts";

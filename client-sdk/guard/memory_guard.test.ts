@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Registry } from "prom-client";
 import { StaleFencingTokenError } from "./errors.ts";
-import { guardContract } from "./guard_contract.ts";
+import { guardContract } from "../../testing/kits/guard_contract.ts";
 import { MemoryGuard } from "./memory_guard.ts";
 
 guardContract("MemoryGuard", (registry) => {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { promisify } from "node:util";
 import Database from "better-sqlite3";
-import { guardContract } from "./guard_contract.ts";
+import { guardContract } from "../../testing/kits/guard_contract.ts";
 import { SqliteGuard } from "./sqlite_guard.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tenure-guard-"));
@@ -63,7 +63,7 @@ describe("SqliteGuard", () => {
     setup.close();
     const writers = 4;
     const perWriter = 150;
-    const script = new URL("./sqlite_writer.fixture.ts", import.meta.url).pathname;
+    const script = new URL("../../testing/kits/sqlite_writer.fixture.ts", import.meta.url).pathname;
     const startAt = String(Date.now() + 1500);
     const results = await Promise.all(
       Array.from({ length: writers }, (_, i) =>

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { TestApi, assertError, nextMessage, streamEnd, until } from "./api_test_kit.ts";
+import { TestApi, assertError, nextMessage, streamEnd, until } from "../../testing/kits/api_test_kit.ts";
 
 describe("Election service over gRPC", () => {
   let api: TestApi;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { TestApi, assertError } from "./api_test_kit.ts";
+import { TestApi, assertError } from "../../testing/kits/api_test_kit.ts";
 
 describe("status mapping and request validation over gRPC", () => {
   let api: TestApi;

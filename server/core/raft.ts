@@ -594,7 +594,7 @@ export class RaftCore {
       return;
     }
     // With PreVote off a "preElection" request is a plain election (the old expression passed
-    // kind through unchanged, so preVote=false still ran pre-elections; found by server/sim scripts).
+    // kind through unchanged, so preVote=false still ran pre-elections; found by testing/sim scripts).
     const effective: CampaignKind = kind === "preElection" && !this.config.preVote ? "election" : kind;
     this.logLine(`${this.id} starts ${effective === "preElection" ? "pre-election" : effective} at term ${this.term}`);
     this.startCampaign(effective);

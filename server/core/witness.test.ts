@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { NO_BUGS } from "./config.ts";
-import { TestCluster } from "./test_cluster.ts";
+import { TestCluster } from "../../testing/kits/raft_test_cluster.ts";
 
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import type { ClientCommand } from "../state/commands.ts";
 import type { StateEvent } from "../state/results.ts";
 import type { SubmitOutcome } from "./node_api.ts";
-import { NodeCluster } from "./test_node_cluster.ts";
+import { NodeCluster } from "../../testing/kits/node_test_cluster.ts";
 
 function applied(o: SubmitOutcome): Record<string, unknown> {
   assert.equal(o.kind, "applied", JSON.stringify(o));

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Driver } from "./test_kit.ts";
+import { Driver } from "../../testing/kits/state_test_kit.ts";
 
 const token = Driver.token;
 

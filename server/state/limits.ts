@@ -28,7 +28,7 @@ export interface StateLimits {
 }
 
 /**
- * Deliberate bugs that prove the lock simulator's checkers have teeth (server/sim/lock_sim.ts).
+ * Deliberate bugs that prove the lock simulator's checkers have teeth (testing/sim/lock_sim.ts).
  * Test-only: absent (all off) unless a simulator sets them; no config loader ever does.
  */
 export interface StateBugSwitches {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { stateConfig } from "./limits.ts";
-import { Driver } from "./test_kit.ts";
+import { Driver } from "../../testing/kits/state_test_kit.ts";
 
 const token = Driver.token;
 

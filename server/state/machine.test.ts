@@ -4,7 +4,7 @@ import { encodeCommand } from "./commands.ts";
 import { EPOCH_SPAN } from "./id_allocator.ts";
 import { stateConfig } from "./limits.ts";
 import { LockStateMachine } from "./machine.ts";
-import { Driver } from "./test_kit.ts";
+import { Driver } from "../../testing/kits/state_test_kit.ts";
 
 const CONFIG = stateConfig({ lockDelayMs: 2_000 });
 

@@ -1,6 +1,6 @@
 import { MemoryDisk, MemoryStorage } from "./memory_storage.ts";
 import type { RaftStorage } from "./raft_storage.ts";
-import { runStorageContract } from "./storage_contract.ts";
+import { runStorageContract } from "../../testing/kits/storage_contract.ts";
 
 runStorageContract("MemoryStorage", () => {
   const disk = new MemoryDisk();

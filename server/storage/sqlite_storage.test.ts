@@ -10,8 +10,8 @@ import { LOCK_FILE_NAME } from "./lock_file.ts";
 import { StorageCorruptError, StorageLockedError } from "./raft_storage.ts";
 import type { StorageWrite } from "./raft_storage.ts";
 import { DB_FILE_NAME, SqliteStorage } from "./sqlite_storage.ts";
-import { runStorageContract } from "./storage_contract.ts";
-import type { StorageCorruption, StorageHarness } from "./storage_contract.ts";
+import { runStorageContract } from "../../testing/kits/storage_contract.ts";
+import type { StorageCorruption, StorageHarness } from "../../testing/kits/storage_contract.ts";
 
 function makeDataDir(): string {
   // realpath: the store names its resolved directory in errors (tmpdir may be a symlink).

@@ -1,0 +1,118 @@
+// `npm start` as a user runs it: the launcher starts three tenured processes, clients can take
+// a lock, Ctrl-C (SIGINT) stops every voter cleanly, and a second start resumes the same
+// cluster with its locks and token counter. `npm start -- --witness` runs two voters and a
+// tenure-witness the same way.
+
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { after, describe, it } from "node:test";
+import { TestClient } from "./test_client.ts";
+
+const launcher = new URL("../../tools/local_cluster.ts", import.meta.url).pathname;
+const dataDir = mkdtempSync(join(tmpdir(), "tenure-local-"));
+// Fixed ports below Linux's ephemeral range (32768+), where other tests' port-0 listeners and
+// outgoing connections live, so the launcher's base+N ports cannot collide with them.
+const basePort = 20000 + Math.floor(Math.random() * 5000);
+const endpoints = [1, 2, 3].map((i) => `127.0.0.1:${basePort + i}`);
+// Ports far enough from the three-voter cluster's that the two never collide.
+const witnessBasePort = basePort + 6000;
+let running: ChildProcess | null = null;
+
+after(async () => {
+  // SIGINT lets the launcher stop its tenured children; SIGKILL would orphan them.
+  if (running && running.exitCode === null) {
+    const child = running;
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    child.kill("SIGINT");
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+    if (child.exitCode === null) child.kill("SIGKILL");
+  }
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+type Obj = Record<string, unknown>;
+
+function launch(extra: readonly string[] = ["--data-dir", dataDir, "--base-port", String(basePort)]): Promise<{ child: ChildProcess; output: string[] }> {
+  const child = spawn(process.execPath, ["--import", "tsx", launcher, ...extra], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  running = child;
+  const output: string[] = [];
+  return new Promise((resolve, reject) => {
+    let started = 0;
+    const timer = setTimeout(() => {
+      // Stop what did start, so the next test does not meet a half-started cluster.
+      child.kill("SIGINT");
+      reject(new Error(`cluster did not start: ${output.slice(-6).join(" | ")}`));
+    }, 40_000);
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      output.push(line);
+      if (line.includes('"event":"started"') && ++started === 3) {
+        clearTimeout(timer);
+        resolve({ child, output });
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`launcher exited with ${code}: ${output.slice(-6).join(" | ")}`)));
+  });
+}
+
+async function stopWithCtrlC(child: ChildProcess): Promise<number | null> {
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  child.kill("SIGINT");
+  return exited;
+}
+
+describe("npm start", { timeout: 120_000 }, () => {
+  let token = "";
+
+  it("starts three voters, prints the endpoints, serves a lock, and stops on Ctrl-C", async () => {
+    const { child, output } = await launch();
+    assert.ok(output.some((l) => l.includes(endpoints.join(","))), "endpoints not printed");
+    const c = new TestClient(endpoints);
+    const g = await c.call<Obj>("Lease", "Grant", { clientId: "demo", seq: 1, ttlMs: 3_600_000 }, 20_000);
+    assert.ok(g.ok, g.ok ? "" : g.details);
+    const a = await c.call<Obj>("Lock", "Acquire", { clientId: "demo", seq: 3, name: "demo", leaseId: g.value["leaseId"], wait: false });
+    assert.ok(a.ok, a.ok ? "" : a.details);
+    token = String(a.value["token"]);
+    c.close();
+    assert.equal(await stopWithCtrlC(child), 0);
+    assert.equal(output.filter((l) => l.includes('"event":"stopped"')).length, 3, "not every voter stopped cleanly");
+  });
+
+  it("a second start resumes the cluster with its lock and token counter", async () => {
+    const { child, output } = await launch();
+    assert.ok(output.some((l) => l.includes("resumed")));
+    const c = new TestClient(endpoints);
+    const s = await c.call<Obj>("Lock", "Status", { name: "demo" }, 20_000);
+    assert.ok(s.ok, s.ok ? "" : s.details);
+    assert.equal(String((s.value["holder"] as Obj)["token"]), token);
+    c.close();
+    assert.equal(await stopWithCtrlC(child), 0);
+  });
+});
+
+describe("npm start -- --witness", { timeout: 90_000 }, () => {
+  it("starts voters a, b and witness w, serves a lock through a or b, and stops all three on Ctrl-C", async () => {
+    const dir = join(dataDir, "local-witness");
+    const { child, output } = await launch(["--witness", "--data-dir", dir, "--base-port", String(witnessBasePort)]);
+    const [a, b, w] = [1, 2, 3].map((i) => `127.0.0.1:${witnessBasePort + i}`);
+    assert.ok(output.some((l) => l.includes(`client endpoints: ${a},${b}`)), "a and b endpoints not printed");
+    assert.ok(output.some((l) => l.startsWith("[w]") && l.includes('"witness":true')), "w is not a tenure-witness");
+    const c = new TestClient([a ?? "", b ?? ""]);
+    const g = await c.call<Obj>("Lease", "Grant", { clientId: "wdemo", seq: 1, ttlMs: 600_000 }, 20_000);
+    assert.ok(g.ok, g.ok ? "" : g.details);
+    const l = await c.call<Obj>("Lock", "Acquire", { clientId: "wdemo", seq: 3, name: "wdemo", leaseId: g.value["leaseId"], wait: false });
+    assert.ok(l.ok, l.ok ? "" : l.details);
+    const refused = await c.callAt<Obj>(w ?? "", "Lock", "Status", { name: "wdemo" });
+    assert.ok(!refused.ok && refused.reason === "IS_WITNESS", "the witness served a client call");
+    c.close();
+    assert.equal(await stopWithCtrlC(child), 0);
+    for (const id of ["a", "b", "w"]) {
+      assert.ok(output.some((line) => line.startsWith(`[${id}]`) && line.includes('"event":"stopped"')), `${id} did not stop cleanly`);
+    }
+  });
+});

@@ -1,0 +1,105 @@
+// Locks through the SDK on three real tenured processes: lock + release, `await using`, withLock,
+// try-lock (LOCK_HELD), FIFO waiters with strictly increasing tokens.
+
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { TenureClient, TenureError, type Lock } from "../../../client-sdk/index.ts";
+import { ProcessCluster, raftLeader, sleep } from "./helpers.ts";
+
+describe("SDK locks on three tenured processes", { timeout: 60_000 }, () => {
+  let cluster: ProcessCluster;
+  let client: TenureClient;
+
+  before(async () => {
+    cluster = await ProcessCluster.start({ lockDelayMs: 300 });
+    await raftLeader(cluster);
+    client = new TenureClient({ endpoints: cluster.endpoints(), clientId: "itest-lock" });
+  });
+
+  after(async () => {
+    client?.close();
+    await cluster?.stopAll();
+  });
+
+  it("lock, then release: the token is fenced, release is idempotent and frees the lock", async () => {
+    const lock = await client.lock("a", { ttlMs: 3000 });
+    assert.ok(lock.token > 0);
+    assert.equal(lock.signal.aborted, false);
+    assert.ok(lock.validUntil > performance.now());
+    assert.deepEqual(await client.validateToken("a", lock.token), { current: true, currentToken: lock.token });
+    assert.equal(await lock.release(), true);
+    assert.equal(await lock.release(), true, "a second release answers the first one's result");
+    assert.equal(lock.signal.aborted, true, "a released lock's signal is aborted");
+    assert.equal((await client.lockStatus("a")).state, "MUTEX_STATE_FREE");
+    assert.equal(lock.lease.state, "revoked", "the SDK-granted lease went with the lock");
+  });
+
+  it("`await using` releases at the end of the block", async () => {
+    let token = 0;
+    {
+      await using lock = await client.lock("b");
+      token = lock.token;
+      assert.equal((await client.lockStatus("b")).token, token);
+    }
+    assert.equal((await client.lockStatus("b")).state, "MUTEX_STATE_FREE");
+  });
+
+  it("withLock runs fn with the token and signal and releases afterwards, also when fn throws", async () => {
+    const r = await client.withLock("c", ({ token, signal }) => {
+      assert.equal(signal.aborted, false);
+      return token;
+    });
+    assert.ok(r > 0);
+    assert.equal((await client.lockStatus("c")).state, "MUTEX_STATE_FREE");
+    await assert.rejects(client.withLock("c", () => Promise.reject(new Error("boom"))), /boom/);
+    assert.equal((await client.lockStatus("c")).state, "MUTEX_STATE_FREE");
+  });
+
+  it("try-lock on a held lock fails with LOCK_HELD and the holder's token", async () => {
+    const lease = await client.grantLease({ ttlMs: 3000 });
+    const held = await client.lock("d", { lease });
+    const e = await client.lock("d", { wait: false }).then(
+      () => assert.fail("granted twice"),
+      (err: unknown) => err as TenureError,
+    );
+    assert.equal(e.code, "LOCK_HELD");
+    assert.equal(e.currentToken, held.token);
+    // Same lease again: the grant comes back with the same token.
+    const again = await client.lock("d", { lease });
+    assert.equal(again.token, held.token);
+    await held.release();
+    await lease.revoke();
+  });
+
+  it("waiters are served FIFO with strictly increasing tokens", async () => {
+    const holder = await client.lock("fifo");
+    const order: number[] = [];
+    const waits: Promise<Lock>[] = [];
+    for (let i = 0; i < 4; i++) {
+      waits.push(
+        client.lock("fifo").then(async (l) => {
+          order.push(i);
+          await sleep(20);
+          await l.release();
+          return l;
+        }),
+      );
+      // Let each wait reach the queue before the next one (the FIFO order is the order queued).
+      while ((await client.lockStatus("fifo")).waiterLeaseIds.length < i + 1) await sleep(10);
+    }
+    await holder.release();
+    const locks = await Promise.all(waits);
+    assert.deepEqual(order, [0, 1, 2, 3]);
+    const tokens = [holder.token, ...locks.map((l) => l.token)];
+    for (let i = 1; i < tokens.length; i++) assert.ok((tokens[i] ?? 0) > (tokens[i - 1] ?? 0), `tokens ${tokens.join(",")}`);
+  });
+
+  it("a waiting lock with a timeout ends with DEADLINE_EXCEEDED and nothing granted", async () => {
+    const holder = await client.lock("t");
+    const t = performance.now();
+    await assert.rejects(client.lock("t", { timeoutMs: 300 }), (e: unknown) => e instanceof TenureError && e.code === "DEADLINE_EXCEEDED");
+    assert.ok(performance.now() - t < 2500);
+    assert.equal((await client.lockStatus("t")).waiterLeaseIds.length, 0);
+    await holder.release();
+  });
+});

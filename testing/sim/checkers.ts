@@ -1,0 +1,213 @@
+// The simulator's oracle: it sees every node, every message and every applied entry, and checks
+// Raft's safety properties after every step (TigerBeetle's state_checker; the invariants of
+// ../shared/DESIGN.md §7.3 that concern the Raft core).
+
+import type { Message } from "../../server/core/messages.ts";
+import type { Entry, Index, NodeId, Term } from "../../server/core/types.ts";
+import type { SimNodeObserver } from "./sim_node.ts";
+
+export type CheckName =
+  | "election-safety"
+  | "double-vote"
+  | "term-regressed"
+  | "commit-regressed"
+  | "commit-beyond-log"
+  | "committed-overwritten"
+  | "leader-completeness"
+  | "applied-diverged"
+  | "acked-lost"
+  | "liveness"
+  | "assertion"
+  // The witness invariants (research/witness-and-raft-safety.md §1.6; witness_checks.ts).
+  | "IW1-truncated-not-durable"
+  | "IW2-witness-applied"
+  | "IW3-witness-client-entry"
+  | "IW4-witness-cap"
+  | "IW6-witness-snapshot"
+  // The lock simulation's checks (lock_checkers.ts, DESIGN.md §7.3).
+  | "token-not-increasing"
+  | "guard-accepted-stale"
+  | "exactly-once"
+  | "mutual-exclusion"
+  | "grant-without-lease";
+
+/** What checkNode reads of a node: a SimNode fits as is; the lock simulation adapts a RaftNode. */
+export interface CheckedNode {
+  readonly id: NodeId;
+  readonly incarnation: number;
+  readonly core: CheckedCore | null;
+}
+
+export interface CheckedCore {
+  status(): {
+    readonly role: string;
+    readonly term: Term;
+    readonly commit: Index;
+    readonly lastIndex: Index;
+    readonly firstIndex: Index;
+  };
+  termAt(index: Index): Term | undefined;
+}
+
+export interface Violation {
+  readonly check: CheckName;
+  readonly atMs: number;
+  readonly detail: string;
+}
+
+/** The simulation's own reactions to what the checker observes. */
+export interface CheckerHooks {
+  onSend(m: Message): void;
+  onApply(node: NodeId, entry: Entry): void;
+}
+
+interface NodeBaseline {
+  incarnation: number;
+  commit: Index;
+  term: Term;
+  checkedCommit: Index;
+  leaderTerm: Term;
+}
+
+export class SafetyChecker implements SimNodeObserver {
+  readonly violations: Violation[] = [];
+  nowMs = 0;
+  /** term -> the one node that led it. */
+  private readonly leaderOfTerm = new Map<Term, NodeId>();
+  /** `${voter}/${term}` -> the candidate it voted for. */
+  private readonly voteOf = new Map<string, NodeId>();
+  /** index -> term of the entry committed there (as first observed). */
+  private readonly committedTerm = new Map<Index, Term>();
+  /** index -> term of the leader that committed it (seen on that leader). Leader completeness
+   *  binds only leaders of LATER terms: a leader of an older term can still be elected by nodes
+   *  that never heard of the newer one, and it cannot commit anything over them. */
+  private readonly commitTermOf = new Map<Index, Term>();
+  /** index -> state-machine hash after applying it (as first observed). */
+  private readonly appliedHash = new Map<Index, number>();
+  private readonly baselines = new Map<NodeId, NodeBaseline>();
+  private committedMax = 0;
+
+  constructor(private readonly hooks: CheckerHooks) {}
+
+  ok(): boolean {
+    return this.violations.length === 0;
+  }
+
+  fail(check: CheckName, detail: string): void {
+    if (this.violations.length < 20) this.violations.push({ check, atMs: this.nowMs, detail });
+  }
+
+  onSend(m: Message): void {
+    if (m.kind === "voteResponse" && !m.preVote && !m.reject) {
+      const key = `${m.from}/${m.term}`;
+      const prior = this.voteOf.get(key);
+      if (prior !== undefined && prior !== m.to) {
+        this.fail("double-vote", `${m.from} voted for ${prior} and ${m.to} in term ${m.term}`);
+      }
+      this.voteOf.set(key, m.to);
+    }
+    this.hooks.onSend(m);
+  }
+
+  onApply(node: NodeId, entry: Entry, hashAfter: number): void {
+    this.expectAppliedHash(node, entry.index, hashAfter);
+    this.hooks.onApply(node, entry);
+    const committed = this.committedTerm.get(entry.index);
+    if (committed !== undefined && committed !== entry.term) {
+      this.fail("applied-diverged", `${node} applied ${entry.term}/${entry.index}, committed term is ${committed}`);
+    }
+  }
+
+  onRestoreSnapshot(node: NodeId, index: Index, hash: number): void {
+    if (index > 0) this.expectAppliedHash(node, index, hash);
+  }
+
+  /** A node may rewrite uncommitted entries, never one at or below its own commit index. */
+  onDiskEntries(node: NodeId, entries: readonly Entry[], nodeCommit: Index): void {
+    for (const e of entries) {
+      if (e.index > nodeCommit) continue;
+      const committed = this.committedTerm.get(e.index);
+      if (committed !== undefined && committed !== e.term) {
+        this.fail("committed-overwritten", `${node} writes ${e.term}/${e.index} over committed term ${committed}`);
+      }
+    }
+  }
+
+  private expectAppliedHash(node: NodeId, index: Index, hash: number): void {
+    const known = this.appliedHash.get(index);
+    if (known === undefined) this.appliedHash.set(index, hash);
+    else if (known !== hash) this.fail("applied-diverged", `${node} state at ${index} differs from another replica's`);
+  }
+
+  /** Checks one node's visible state; call after every event that touched it. */
+  checkNode(node: CheckedNode): void {
+    const core = node.core;
+    if (!core) return;
+    const s = core.status();
+    let b = this.baselines.get(node.id);
+    if (!b || b.incarnation !== node.incarnation) {
+      // A restart may lower the in-memory commit to the persisted one, but never the term.
+      if (b && s.term < b.term) this.fail("term-regressed", `${node.id} restarted at term ${s.term} after ${b.term}`);
+      b = { incarnation: node.incarnation, commit: s.commit, term: s.term, checkedCommit: Math.min(b?.checkedCommit ?? 0, s.commit), leaderTerm: b?.leaderTerm ?? 0 };
+      this.baselines.set(node.id, b);
+    }
+    if (s.term < b.term) this.fail("term-regressed", `${node.id} term ${s.term} after ${b.term}`);
+    if (s.commit < b.commit) this.fail("commit-regressed", `${node.id} commit ${s.commit} after ${b.commit}`);
+    if (s.commit > s.lastIndex) this.fail("commit-beyond-log", `${node.id} commit ${s.commit} > last index ${s.lastIndex}`);
+    b.term = s.term;
+    b.commit = s.commit;
+    this.recordCommitted(node, b, s.commit, s.role === "leader" ? s.term : 0);
+    if (s.role === "leader" && b.leaderTerm !== s.term) {
+      b.leaderTerm = s.term;
+      this.onNewLeader(node, s.term);
+    }
+  }
+
+  private recordCommitted(node: CheckedNode, b: NodeBaseline, commit: Index, leaderTerm: Term): void {
+    const core = node.core;
+    if (!core) return;
+    for (let i = b.checkedCommit + 1; i <= commit; i++) {
+      if (leaderTerm > 0 && !this.commitTermOf.has(i)) this.commitTermOf.set(i, leaderTerm);
+      const t = core.termAt(i);
+      if (t === undefined) continue; // covered by a snapshot: checked through the applied hash
+      const known = this.committedTerm.get(i);
+      if (known === undefined) this.committedTerm.set(i, t);
+      else if (known !== t) this.fail("committed-overwritten", `${node.id} has ${t}/${i} committed; committed term is ${known}`);
+    }
+    b.checkedCommit = Math.max(b.checkedCommit, commit);
+    this.committedMax = Math.max(this.committedMax, commit);
+  }
+
+  private onNewLeader(node: CheckedNode, term: Term): void {
+    const prior = this.leaderOfTerm.get(term);
+    if (prior !== undefined && prior !== node.id) {
+      this.fail("election-safety", `${prior} and ${node.id} both led term ${term}`);
+    }
+    this.leaderOfTerm.set(term, node.id);
+    const core = node.core;
+    if (!core) return;
+    const first = core.status().firstIndex;
+    for (let i = first; i <= this.committedMax; i++) {
+      const want = this.committedTerm.get(i);
+      const commitTerm = this.commitTermOf.get(i);
+      if (want === undefined || commitTerm === undefined || commitTerm >= term) continue;
+      const have = core.termAt(i);
+      if (have !== want) {
+        this.fail("leader-completeness", `${node.id} leads term ${term} without committed entry ${want}/${i} (has ${have ?? "none"})`);
+        return;
+      }
+    }
+  }
+
+  /** An entry acknowledged to a client must still be committed in the same place. */
+  checkAcked(index: Index, term: Term): void {
+    const committed = this.committedTerm.get(index);
+    if (committed !== undefined && committed !== term) {
+      this.fail("acked-lost", `acknowledged entry ${term}/${index} replaced by term ${committed}`);
+    }
+  }
+
+  committedIndexMax(): Index {
+    return this.committedMax;
+  }
+}

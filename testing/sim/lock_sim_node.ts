@@ -1,0 +1,131 @@
+// One simulated server of the lock simulation: the production RaftNode over a SimStorage, its
+// clock (rate within rho), its grant events fed to the lock checkers, and the Raft checkers' view.
+
+import { makeRaftConfig } from "../../server/core/config.ts";
+import type { Message } from "../../server/core/messages.ts";
+import type { SeededRandom } from "../../server/core/random.ts";
+import type { NodeId } from "../../server/core/types.ts";
+import { RaftNode } from "../../server/node/raft_node.ts";
+import type { ClientCommand } from "../../server/state/commands.ts";
+import type { ApplyResult } from "../../server/state/results.ts";
+import type { StateConfig } from "../../server/state/limits.ts";
+import type { PeerTransport, PeerTransportStats } from "../../server/transport/peer_transport.ts";
+import type { CheckedNode, SafetyChecker } from "./checkers.ts";
+import type { LockChecker } from "./lock_checkers.ts";
+import type { LockSwarm } from "./lock_swarm.ts";
+import type { ClientReply, ClientRequest } from "./sim_client.ts";
+import type { SimDisk } from "./sim_disk.ts";
+import { durableFirstIndex, durableTermAt, SimStorage } from "./sim_storage.ts";
+
+export interface SimLockNode {
+  readonly id: NodeId;
+  readonly disk: SimDisk;
+  readonly random: SeededRandom;
+  readonly rate: number;
+  readonly offsetMs: number;
+  raft: RaftNode | null;
+  incarnation: number;
+  pausedUntilMs: number;
+  hashedIndex: number;
+  wasLeader: boolean;
+}
+
+export interface NodeDeps {
+  readonly swarm: LockSwarm;
+  readonly stateConfig: StateConfig;
+  readonly members: readonly NodeId[];
+  readonly checker: SafetyChecker;
+  readonly locks: LockChecker;
+  nowMs(): number;
+  readonly debug: ((line: string) => void) | null;
+}
+
+/** A new process of node n, started from what its disk holds. */
+export function makeRaftNode(n: SimLockNode, deps: NodeDeps): RaftNode {
+  const s = deps.swarm;
+  const debug = deps.debug;
+  const raft = new RaftNode({
+    raftConfig: makeRaftConfig({
+      id: n.id, random: n.random, electionTimeoutTicks: s.electionTimeoutTicks, heartbeatIntervalTicks: s.heartbeatIntervalTicks,
+      preVote: s.preVote, checkQuorum: s.checkQuorum, inflightMessagesMax: s.inflightMessagesMax,
+      entriesPerMessageMax: s.entriesPerMessageMax, uncommittedEntriesMax: s.uncommittedEntriesMax,
+      logger: debug,
+    }),
+    storage: new SimStorage(n.id, n.disk, deps.checker),
+    transport: new SimTransport((m) => deps.checker.onSend(m)),
+    clock: { monotonicMs: () => n.offsetMs + n.rate * deps.nowMs() },
+    stateConfig: deps.stateConfig,
+    snapshotEveryEntries: s.snapshotEveryEntries,
+    pendingMax: 1000,
+    memberAddresses: new Map(deps.members.map((id) => [id, `sim:${id}`])),
+    requestProcess: () => {},
+    log: debug ? (f) => debug(JSON.stringify(f)) : () => {},
+  });
+  raft.subscribe((events, index) => {
+    let k = 0;
+    for (const ev of events) {
+      if (ev.kind !== "granted" || ev.table !== "lock") continue;
+      // Read the replica right after the grant's entry applied: does the lease exist?
+      const leaseExists = raft.stateMachine().leaseTimeToLive(ev.leaseId) !== null;
+      deps.locks.onGrant(n.id, index, k++, { name: ev.name, leaseId: ev.leaseId, token: ev.token }, leaseExists);
+    }
+  });
+  return raft;
+}
+
+/** The Raft checkers' view of a RaftNode: its status, and its log as made durable. */
+export function checkedView(n: SimLockNode, raft: RaftNode): CheckedNode {
+  return {
+    id: n.id,
+    incarnation: n.incarnation,
+    core: {
+      status: () => {
+        const s = raft.status();
+        return { role: s.role, term: s.term, commit: s.commitIndex, lastIndex: s.lastIndex, firstIndex: durableFirstIndex(n.disk) };
+      },
+      termAt: (i) => durableTermAt(n.disk, i),
+    },
+  };
+}
+
+export interface ServeHooks {
+  alive(): boolean;
+  reply(r: ClientReply): void;
+  /** Every applied outcome, whether or not its reply survives the network. */
+  onApplied(command: ClientCommand, result: ApplyResult, termAtSubmit: number): void;
+}
+
+/** A client request at a node: submitWithCallback / readWithCallback, answered by `hooks.reply`. */
+export function serveClient(raft: RaftNode, request: ClientRequest, hooks: ServeHooks): void {
+  if (request.kind === "read") {
+    raft.readWithCallback((m) => m.lockStatus(request.lock), {}, (outcome) => {
+      if (hooks.alive()) hooks.reply({ kind: "read", reqId: request.reqId, lock: request.lock, outcome });
+    });
+    return;
+  }
+  const command = request.command;
+  const term = raft.status().term;
+  raft.submitWithCallback(command, {}, (outcome) => {
+    if (!hooks.alive()) return;
+    if (outcome.kind === "applied") hooks.onApplied(command, outcome.result, term);
+    hooks.reply({ kind: "submit", reqId: request.reqId, seq: command.seq, outcome });
+  });
+}
+
+/** The node's PeerTransport: every message goes to the checker (votes seen on the wire), then the network. */
+class SimTransport implements PeerTransport {
+  private sent = 0;
+  constructor(private readonly onSend: (m: Message) => void) {}
+  send(messages: readonly Message[]): void {
+    for (const m of messages) {
+      this.sent++;
+      this.onSend(m);
+    }
+  }
+  onMessage(): void {} // the simulation delivers by calling RaftNode.receive itself
+  setPeers(): void {}
+  stats(): PeerTransportStats {
+    return { sentMessages: this.sent, droppedMessages: 0, receivedMessages: 0, rejectedBatches: 0 };
+  }
+  async close(): Promise<void> {}
+}

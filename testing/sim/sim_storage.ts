@@ -1,0 +1,76 @@
+// A RaftStorage over a SimDisk, so the production RaftNode runs in the simulator. The contract
+// says save() is durable when it returns, so every save is a write plus a sync; a simulated
+// crash (SimDisk.crash) drops whatever was not synced, which for a correct node is nothing.
+//
+// It also gives the simulator's Raft checkers a view of the node's log (term at an index, first
+// index) taken from what the node made durable: after a process() pass the RaftNode has persisted
+// every Ready, so this equals the core's own log without reaching into the node's private core.
+
+import type { Entry, Index, NodeId, PersistedState, Snapshot, Term } from "../../server/core/types.ts";
+import type { RaftStorage, StorageIdentity, StorageWrite } from "../../server/storage/raft_storage.ts";
+import type { SimDisk } from "./sim_disk.ts";
+
+export interface SimStorageObserver {
+  /** Entries about to be written, with the commit index persisted before this write. */
+  onDiskEntries(node: NodeId, entries: readonly Entry[], persistedCommit: Index): void;
+}
+
+export class SimStorage implements RaftStorage {
+  private identityValue: StorageIdentity | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly node: NodeId,
+    private readonly disk: SimDisk,
+    private readonly observer: SimStorageObserver | null = null,
+  ) {}
+
+  load(): PersistedState {
+    this.assertOpen();
+    return this.disk.load();
+  }
+
+  save(write: StorageWrite): void {
+    this.assertOpen();
+    if (write.entries.length > 0) this.observer?.onDiskEntries(this.node, write.entries, this.disk.load().hardState.commit);
+    this.disk.write(write);
+    this.disk.sync();
+  }
+
+  saveSnapshotAndCompact(snapshot: Snapshot): void {
+    this.assertOpen();
+    this.disk.compact(snapshot);
+    this.disk.sync();
+  }
+
+  identity(): StorageIdentity | null {
+    return this.identityValue;
+  }
+
+  setIdentity(identity: StorageIdentity): void {
+    if (this.identityValue !== null) throw new Error("identity already set; written only once");
+    this.identityValue = identity;
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error(`sim storage of ${this.node} used after close()`);
+  }
+}
+
+/** The durable log of a disk, as the Raft checkers read it (RaftCore.termAt semantics). */
+export function durableTermAt(disk: SimDisk, index: Index): Term | undefined {
+  const state = disk.load();
+  const snap = state.snapshot?.metadata;
+  if (snap && index === snap.index) return snap.term;
+  const base = snap?.index ?? 0;
+  if (index === 0 && base === 0) return 0;
+  return state.entries[index - base - 1]?.term;
+}
+
+export function durableFirstIndex(disk: SimDisk): Index {
+  return (disk.load().snapshot?.metadata.index ?? 0) + 1;
+}

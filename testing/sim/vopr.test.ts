@@ -1,0 +1,114 @@
+// The simulator in CI: a seed corpus that must stay clean, a determinism check, and the proof
+// that the checkers have teeth (every test-only bug switch is caught within a stated number of
+// seeds; the table lives in testing/sim/README.md).
+//
+// SIM_SEEDS (default 600) sets how many seeds the corpus runs; `npm run sim` runs more.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { BUG_NAMES, BUG_PRESET, type BugName } from "./swarm.ts";
+import { runSeed } from "./vopr.ts";
+
+const corpusSeeds = Number(process.env["SIM_SEEDS"] ?? 600);
+/** The witness topology's corpus (DESIGN.md §4): about 15-25 seeds a second on one core. */
+const witnessSeeds = Number(process.env["WITNESS_SIM_SEEDS"] ?? 300);
+
+/** Seeds within which each bug must be caught, starting from seed 1 (measured; see README). */
+export const BUG_CATCH_LIMITS: Readonly<Record<BugName, number>> = {
+  commitOldTermByCounting: 200,
+  skipPersistVote: 200,
+  truncateBelowCommit: 20,
+  voteWithoutLogCheck: 40,
+  sendBeforePersist: 60,
+  truncateWitnessAtCommit: 10,
+  witnessMetadataOnlyLog: 20,
+};
+
+export function firstCaughtSeed(bug: BugName, limit: number): { seed: number; check: string } | null {
+  for (let seed = 1; seed <= limit; seed++) {
+    const r = runSeed({ seed, bug, preset: BUG_PRESET[bug] });
+    const v = r.violations[0];
+    if (v) return { seed, check: v.check };
+  }
+  return null;
+}
+
+describe("simulator", () => {
+  it("replays a seed exactly (same trace hash and stats)", () => {
+    for (const seed of [3, 11]) {
+      const a = runSeed({ seed, bug: null });
+      const b = runSeed({ seed, bug: null });
+      assert.equal(a.traceHash, b.traceHash);
+      assert.deepEqual(a.stats, b.stats);
+    }
+    assert.notEqual(runSeed({ seed: 3, bug: null }).traceHash, runSeed({ seed: 4, bug: null }).traceHash);
+  });
+
+  it(`runs ${corpusSeeds} seeds with no violation and makes progress`, () => {
+    const failures: string[] = [];
+    let acked = 0;
+    let crashes = 0;
+    let partitions = 0;
+    for (let seed = 1; seed <= corpusSeeds; seed++) {
+      const r = runSeed({ seed, bug: null });
+      acked += r.stats.proposalsAcked;
+      crashes += r.stats.crashes;
+      partitions += r.stats.partitions;
+      for (const v of r.violations) failures.push(`seed ${seed}: ${v.check}: ${v.detail} (npm run sim -- --seed ${seed} --verbose)`);
+    }
+    assert.deepEqual(failures, []);
+    // The corpus must actually exercise faults and commit work, or it proves nothing.
+    assert.ok(acked > corpusSeeds * 20, `only ${acked} proposals acknowledged`);
+    assert.ok(crashes > corpusSeeds / 4, `only ${crashes} crashes injected`);
+    assert.ok(partitions > corpusSeeds / 4, `only ${partitions} partitions injected`);
+  });
+
+  it("runs 60 seeds of the figure8 preset with no violation", () => {
+    const failures: string[] = [];
+    for (let seed = 1; seed <= 60; seed++) {
+      const r = runSeed({ seed, bug: null, preset: "figure8" });
+      for (const v of r.violations) failures.push(`seed ${seed}: ${v.check}: ${v.detail}`);
+    }
+    assert.deepEqual(failures, []);
+  });
+
+  it(`runs ${witnessSeeds} seeds of the witness preset with no violation, losing sites and cutting A-B`, () => {
+    const failures: string[] = [];
+    let acked = 0;
+    let siteLosses = 0;
+    let linkCuts = 0;
+    let witnessTerms = 0;
+    let truncations = 0;
+    for (let seed = 1; seed <= witnessSeeds; seed++) {
+      const r = runSeed({ seed, bug: null, preset: "witness" });
+      acked += r.stats.proposalsAcked;
+      siteLosses += r.stats.siteLosses;
+      linkCuts += r.stats.linkCuts;
+      witnessTerms += r.stats.witnessTerms;
+      truncations += r.stats.witnessTruncations;
+      for (const v of r.violations) failures.push(`seed ${seed}: ${v.check}: ${v.detail} (npm run sim -- --preset witness --seed ${seed} --verbose)`);
+    }
+    assert.deepEqual(failures, []);
+    // The faults the witness exists for must actually happen: W leading (S3), W truncating.
+    assert.ok(acked > witnessSeeds * 20, `only ${acked} proposals acknowledged`);
+    assert.ok(siteLosses > witnessSeeds / 4, `only ${siteLosses} sites lost`);
+    assert.ok(linkCuts > witnessSeeds / 4, `only ${linkCuts} A-B cuts`);
+    assert.ok(witnessTerms > witnessSeeds / 4, `the witness led only ${witnessTerms} terms`);
+    assert.ok(truncations > witnessSeeds, `only ${truncations} witness truncations`);
+  });
+
+  it("replays a witness-preset seed exactly", () => {
+    const a = runSeed({ seed: 7, bug: null, preset: "witness" });
+    const b = runSeed({ seed: 7, bug: null, preset: "witness" });
+    assert.equal(a.traceHash, b.traceHash);
+    assert.deepEqual(a.stats, b.stats);
+  });
+
+  for (const bug of BUG_NAMES) {
+
+    it(`catches the ${bug} bug within ${BUG_CATCH_LIMITS[bug]} seeds`, () => {
+      const caught = firstCaughtSeed(bug, BUG_CATCH_LIMITS[bug]);
+      assert.ok(caught, `${bug} was not caught within ${BUG_CATCH_LIMITS[bug]} seeds`);
+    });
+  }
+});

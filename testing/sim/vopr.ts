@@ -1,0 +1,453 @@
+// The deterministic simulator (after TigerBeetle's VOPR): production RaftCores over a simulated
+// network, disks and clocks, driven by one seed. A safety phase injects faults (loss,
+// duplication, reordering, partitions including one-way, crashes that drop unsynced writes,
+// pauses, clock-rate error); a liveness phase heals everything and requires progress within a
+// bound. Checkers run after every event. The same seed replays the same run, event for event.
+// The "witness" topology (DESIGN.md §4) adds site faults (a site lost for good, the A-B link cut
+// while W reaches both) and the witness invariants (witness_checks.ts); scripted runs (a fixed
+// fault schedule instead of the random nemesis) drive the named scenarios.
+
+import { AssertionError } from "../../server/core/assert.ts";
+import { makeRaftConfig, NO_BUGS, type BugSwitches } from "../../server/core/config.ts";
+import type { Message } from "../../server/core/messages.ts";
+import { SeededRandom } from "../../server/core/random.ts";
+import { EMPTY_PERSISTED_STATE, type Entry, type NodeId, type PersistedState, type Snapshot } from "../../server/core/types.ts";
+import { bootstrapState } from "../../server/core/bootstrap.ts";
+import { SafetyChecker, type CheckName } from "./checkers.ts";
+import { EventQueue } from "./event_queue.ts";
+import { SimNode, type SimNodeObserver } from "./sim_node.ts";
+import { WitnessChecker } from "./witness_checks.ts";
+import { injectFault } from "./vopr_nemesis.ts";
+import { bugSwitches, newRunStats, type RunOptions, type RunResult, type RunStats, type SimEvent } from "./vopr_types.ts";
+import {
+  describeSwarm,
+  drawSwarm,
+  SWARM_PRESETS,
+  withLivenessBound,
+  type SwarmOptions,
+  type SwarmPreset,
+} from "./swarm.ts";
+
+export type { RunOptions, RunResult, RunStats, ScriptStep } from "./vopr_types.ts";
+
+
+const eventsMax = 2_000_000;
+const queueMax = 200_000;
+
+export function runSeed(options: RunOptions): RunResult {
+  const sim = new Simulation(options);
+  sim.run();
+  return sim.result();
+}
+
+export class Simulation {
+  private readonly random: SeededRandom;
+  readonly swarm: SwarmOptions;
+  private readonly queue = new EventQueue<SimEvent>(queueMax);
+  private readonly nodes = new Map<NodeId, SimNode>();
+  private readonly clockRate = new Map<NodeId, number>();
+  private readonly blocked = new Set<string>();
+  readonly checker: SafetyChecker;
+  private readonly witnessChecker: WitnessChecker;
+  private readonly observer: SimNodeObserver;
+  /** Sites lost for good: never restarted, not expected to make progress. */
+  readonly lost = new Set<NodeId>();
+  /** "from>to" -> snapshot messages sent (scenarios check who caught a replacement up). */
+  readonly snapshotsSent = new Map<string, number>();
+  private readonly pendingAcks = new Map<string, number>();
+  private readonly acked: { index: number; term: number }[] = [];
+  nowMs = 0;
+  private healed = false;
+  private appliedAtHeal = new Map<NodeId, number>();
+  private trace = 0x811c9dc5;
+  private proposalSeq = 0;
+  private stopped = false;
+  readonly stats: RunStats = newRunStats();
+  private healedAtMs = 0;
+  private readonly ledTerm = new Map<NodeId, number>();
+  private healFloor = 0;
+
+  constructor(private readonly options: RunOptions) {
+    this.random = new SeededRandom(options.seed);
+    this.swarm = withLivenessBound({
+      ...drawSwarm(this.random),
+      ...SWARM_PRESETS[options.preset ?? "random"],
+      ...options.swarm,
+    });
+    this.checker = new SafetyChecker({ onSend: (m) => this.send(m), onApply: (n, e) => this.noteApplied(n, e) });
+    const disabled = new Set<CheckName>(options.disabledChecks ?? []);
+    const fail = (check: CheckName, detail: string): void => {
+      if (!disabled.has(check)) this.checker.fail(check, detail);
+    };
+    this.witnessChecker = new WitnessChecker(fail, (id) => this.isWitness(id), 2 * this.swarm.electionTimeoutTicks);
+    this.observer = this.witnessChecker.observer(this.checker, (n, marker) => this.onWitnessTruncate(n, marker));
+    const witnessTopology = this.swarm.topology === "witness";
+    const ids = witnessTopology ? ["a", "b", "w"] : ["a", "b", "c", "d", "e"].slice(0, this.swarm.nodeCount);
+    const initial = witnessTopology ? bootstrapState(ids, ["w"]) : bootstrapState(ids);
+    for (const id of ids) this.makeNode(id, initial, witnessTopology && id === "w");
+  }
+
+  private makeNode(id: NodeId, initial: PersistedState, witness: boolean): SimNode {
+    const nodeRandom = this.random.fork();
+    const bugs = bugSwitches(this.options.bug);
+    const s = this.swarm;
+    const node = new SimNode({
+      id,
+      initial,
+      witness,
+      snapshotEveryEntries: s.snapshotEveryEntries,
+      sendBeforePersist: this.options.bug === "sendBeforePersist",
+      makeConfig: (appliedIndex) =>
+        makeRaftConfig({
+          ...{ id, random: nodeRandom, appliedIndex, bugs, preVote: s.preVote, checkQuorum: s.checkQuorum },
+          ...{ electionTimeoutTicks: s.electionTimeoutTicks, heartbeatIntervalTicks: s.heartbeatIntervalTicks },
+          ...{ inflightMessagesMax: s.inflightMessagesMax, entriesPerMessageMax: s.entriesPerMessageMax },
+          uncommittedEntriesMax: s.uncommittedEntriesMax,
+          logger: this.options.debug ? (line) => console.log(`${this.nowMs.toFixed(1)} ${line}`) : null,
+        }),
+    });
+    this.nodes.set(id, node);
+    const drift = s.clockDriftMax;
+    this.clockRate.set(id, 1 - drift + 2 * drift * this.random.nextFloat());
+    return node;
+  }
+
+  run(): void {
+    for (const node of this.nodes.values()) {
+      node.start();
+      this.scheduleTick(node.id);
+    }
+    if (this.options.nemesis !== false) this.queue.push(this.swarm.nemesisIntervalMs, { kind: "nemesis" });
+    (this.options.script ?? []).forEach((step, index) => this.queue.push(step.atMs, { kind: "script", index }));
+    this.queue.push(this.swarm.proposalIntervalMs, { kind: "propose" });
+    this.queue.push(this.swarm.safetyPhaseMs, { kind: "heal" });
+    this.queue.push(this.swarm.safetyPhaseMs + this.swarm.livenessBoundMs, { kind: "livenessDeadline" });
+    while (!this.stopped && this.stats.events < eventsMax) {
+      const next = this.queue.pop();
+      if (!next) break;
+      this.nowMs = next.atMs;
+      this.checker.nowMs = next.atMs;
+      this.stats.events++;
+      try {
+        this.handle(next.event);
+      } catch (err) {
+        if (!(err instanceof AssertionError)) throw err;
+        this.checker.fail("assertion", err.message);
+      }
+      this.options.afterEvent?.(this);
+      if (!this.checker.ok()) this.stopped = true;
+    }
+    this.stats.simulatedMs = Math.round(this.nowMs);
+    this.stats.commitIndexMax = this.checker.committedIndexMax();
+    for (const a of this.acked) this.checker.checkAcked(a.index, a.term);
+    const ws = this.witnessChecker.stats;
+    Object.assign(this.stats, { witnessTruncations: ws.truncations, witnessTerms: ws.witnessTerms });
+    Object.assign(this.stats, { witnessLeadTicksMax: ws.witnessLeadTicksMax, witnessLeadMsMax: Math.round(ws.witnessLeadMsMax) });
+  }
+
+  result(): RunResult {
+    return {
+      seed: this.options.seed,
+      ok: this.checker.ok(),
+      violations: this.checker.violations,
+      traceHash: (this.trace >>> 0).toString(16).padStart(8, "0"),
+      stats: this.stats,
+      swarm: describeSwarm(this.swarm),
+    };
+  }
+
+  private handle(e: SimEvent): void {
+    switch (e.kind) {
+      case "tick":
+        return this.onTick(e.node, e.incarnation);
+      case "deliver":
+        return this.onDeliver(e.message);
+      case "nemesis":
+        return this.onNemesis();
+      case "restart":
+        return this.onRestart(e.node);
+      case "unpause":
+        return this.touch(this.node(e.node));
+      case "propose":
+        return this.onPropose();
+      case "heal":
+        return this.onHeal();
+      case "livenessDeadline":
+        return this.onLivenessDeadline();
+      case "script":
+        return this.options.script?.[e.index]?.run(this);
+    }
+  }
+
+  // ------------------------------------------------------------ nodes and network
+
+  node(id: NodeId): SimNode {
+    const n = this.nodes.get(id);
+    if (!n) throw new Error(`unknown node ${id}`);
+    return n;
+  }
+
+  private scheduleTick(id: NodeId, atMs?: number): void {
+    const rate = this.clockRate.get(id) ?? 1;
+    const incarnation = this.node(id).incarnation;
+    this.queue.push(atMs ?? this.nowMs + this.swarm.tickMs / rate, { kind: "tick", node: id, incarnation });
+  }
+
+  private onTick(id: NodeId, incarnation: number): void {
+    const node = this.node(id);
+    // A tick of a crashed process, or of an earlier life of it, is gone: each restart starts
+    // exactly one new tick chain.
+    if (!node.core || node.incarnation !== incarnation) return;
+    this.mix(1, id, 0);
+    if (node.pausedUntilMs > this.nowMs) {
+      // A paused process does not tick; its clock resumes where it stopped.
+      this.scheduleTick(id, node.pausedUntilMs);
+      return;
+    }
+    const st = node.core.status();
+    this.witnessChecker.onTick(id, st.role, st.term);
+    node.core.tick();
+    this.touch(node);
+    this.scheduleTick(id);
+  }
+
+  private touch(node: SimNode): void {
+    if (!node.core || node.pausedUntilMs > this.nowMs) return;
+    node.processReadies(this.observer);
+    this.checker.checkNode(node);
+    if (node.core) this.witnessChecker.observe(node.id, node.core.status().role, node.core.status().term, this.nowMs);
+    if (this.healed && this.stats.recoveryMs < 0 && this.allAppliedAbove(this.healFloor)) {
+      this.stats.recoveryMs = Math.round(this.nowMs - this.healedAtMs);
+    }
+    const st = node.core?.status();
+    // Counted once per (node, term) in which it is seen leading; the role may change inside
+    // step() before this runs, so comparing roles around processReadies would miss it.
+    if (st && st.role === "leader" && this.ledTerm.get(node.id) !== st.term) {
+      this.ledTerm.set(node.id, st.term);
+      this.stats.leaderElections++;
+    }
+  }
+
+  private send(m: Message): void {
+    this.stats.messagesSent++;
+    if (m.kind === "snapshot") this.snapshotsSent.set(`${m.from}>${m.to}`, (this.snapshotsSent.get(`${m.from}>${m.to}`) ?? 0) + 1);
+    this.mix(2, m.from + m.to, m.term);
+    if (this.blocked.has(`${m.from}>${m.to}`) || this.random.nextFloat() < this.loss()) {
+      this.stats.messagesDropped++;
+      return;
+    }
+    const copies = this.random.nextFloat() < this.duplication() ? 2 : 1;
+    for (let i = 0; i < copies; i++) {
+      const delayMs = this.swarm.delayMinMs + this.random.nextFloat() * this.swarm.delayJitterMs;
+      this.queue.push(this.nowMs + delayMs, { kind: "deliver", message: m });
+    }
+  }
+
+  private loss(): number {
+    return this.healed ? 0 : this.swarm.lossProbability;
+  }
+
+  private duplication(): number {
+    return this.healed ? 0 : this.swarm.duplicateProbability;
+  }
+
+  private onDeliver(m: Message): void {
+    const node = this.node(m.to);
+    if (!node.core) return; // the process is down: the packet is lost
+    if (node.pausedUntilMs > this.nowMs) {
+      this.queue.push(node.pausedUntilMs + this.random.nextFloat(), { kind: "deliver", message: m });
+      return;
+    }
+    this.mix(3, m.to, m.term);
+    node.core.step(m);
+    this.touch(node);
+  }
+
+  private onRestart(id: NodeId): void {
+    const node = this.node(id);
+    if (node.core || this.lost.has(id)) return;
+    this.mix(4, id, 0);
+    node.start();
+    this.checker.checkNode(node);
+    this.scheduleTick(id);
+  }
+
+  // ------------------------------------------------------------ faults
+
+  private onNemesis(): void {
+    if (this.healed) return;
+    injectFault(this, this.random, this.swarm);
+    this.queue.push(this.nowMs + this.swarm.nemesisIntervalMs * (0.5 + this.random.nextFloat()), { kind: "nemesis" });
+  }
+
+  ids(): NodeId[] {
+    return [...this.nodes.keys()];
+  }
+
+  leaderId(): NodeId | undefined {
+    return this.ids().find((id) => this.node(id).core?.status().role === "leader");
+  }
+
+  /** Crashes a node (a site, in the witness topology); it restarts after `restartAfterMs`. */
+  crash(id: NodeId, restartAfterMs?: number): void {
+    const node = this.node(id);
+    if (!node.core) return;
+    this.stats.crashes++;
+    this.mix(5, id, 0);
+    node.crash();
+    this.witnessChecker.observe(id, "down", 0, this.nowMs);
+    if (this.lost.has(id)) return;
+    const delay = restartAfterMs ?? 1 + this.random.nextFloat() * this.swarm.restartDelayMsMax;
+    this.queue.push(this.nowMs + delay, { kind: "restart", node: id });
+  }
+
+  /** Loses a site for good: its node crashes and never restarts (at most one per random run). */
+  loseSite(id: NodeId): void {
+    if (this.lost.has(id) || (this.lost.size > 0 && this.options.nemesis !== false)) return;
+    this.lost.add(id);
+    this.stats.siteLosses++;
+    this.crash(id);
+  }
+
+  /** Cuts the link between two nodes both ways; every other link stays as it is. */
+  cutLink(x: NodeId, y: NodeId): void {
+    this.stats.linkCuts++;
+    this.blocked.add(`${x}>${y}`);
+    this.blocked.add(`${y}>${x}`);
+  }
+
+  /** Restores every link (lost sites stay lost). */
+  healLinks(): void {
+    this.blocked.clear();
+  }
+
+  /** A fresh member with an empty disk (a replacement); it learns the configuration from a leader. */
+  addNode(id: NodeId, witness: boolean): SimNode {
+    const node = this.makeNode(id, EMPTY_PERSISTED_STATE, witness);
+    node.start();
+    this.scheduleTick(id);
+    return node;
+  }
+
+  /** The live leader with the highest term, if any. */
+  leader(): SimNode | null {
+    let best: SimNode | null = null;
+    for (const n of this.nodes.values()) {
+      const st = n.core?.status();
+      if (st?.role === "leader" && (!best || st.term > (best.core?.status().term ?? 0))) best = n;
+    }
+    return best;
+  }
+
+  /** Ends the run after the current event (a scripted run that has measured what it needs). */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Runs Ready cycles on a node after a scripted input (campaign, conf change). */
+
+  settle(id: NodeId): void {
+    this.touch(this.node(id));
+  }
+
+  isWitness(id: NodeId): boolean {
+    return this.nodes.get(id)?.witness ?? false;
+  }
+
+  private onWitnessTruncate(id: NodeId, marker: Snapshot): void {
+    const conf = this.node(id).core?.status().confState;
+    if (!conf) return;
+    this.witnessChecker.onTruncate(id, marker, conf, (m) => this.nodes.get(m)?.disk.load() ?? null);
+  }
+
+  partitionLinks(blocked: readonly string[]): void {
+    this.stats.partitions++;
+    this.blocked.clear();
+    for (const b of blocked) this.blocked.add(b);
+  }
+
+  /** The process stops: no ticks, no deliveries, until `ms` have passed. */
+  pause(id: NodeId, ms: number): void {
+    const node = this.node(id);
+    this.stats.pauses++;
+    node.pausedUntilMs = Math.max(node.pausedUntilMs, this.nowMs + ms);
+    this.queue.push(node.pausedUntilMs, { kind: "unpause", node: id });
+  }
+
+  // ------------------------------------------------------------ workload
+
+  private onPropose(): void {
+    this.queue.push(this.nowMs + this.swarm.proposalIntervalMs, { kind: "propose" });
+    for (const node of this.nodes.values()) {
+      const core = node.core;
+      if (!core || node.pausedUntilMs > this.nowMs || core.status().role !== "leader") continue;
+      const data = new TextEncoder().encode(`p${++this.proposalSeq}`);
+      const r = core.propose(data);
+      if (r.ok) this.pendingAcks.set(`${node.id}/${r.index}`, r.term);
+      if (r.ok) this.witnessChecker.onProposalAccepted(node.id, r.index);
+      this.touch(node);
+    }
+  }
+
+  /** Called through the checker for every applied entry: acknowledges our proposals. */
+  private noteApplied(node: NodeId, e: Entry): void {
+    const key = `${node}/${e.index}`;
+    const term = this.pendingAcks.get(key);
+    if (term === undefined) return;
+    this.pendingAcks.delete(key);
+    if (term === e.term) {
+      this.stats.proposalsAcked++;
+      this.acked.push({ index: e.index, term });
+    }
+  }
+
+  // ------------------------------------------------------------ liveness
+
+  private onHeal(): void {
+    this.healed = true;
+    this.blocked.clear();
+    for (const node of this.nodes.values()) {
+      node.pausedUntilMs = 0;
+      if (!node.core) this.onRestart(node.id);
+    }
+    for (const node of this.nodes.values()) this.appliedAtHeal.set(node.id, node.appliedIndex);
+    this.healedAtMs = this.nowMs;
+    this.healFloor = Math.max(...this.appliedAtHeal.values(), 0);
+  }
+
+  /**
+   * The nodes that must make progress after healing: every full member that is not lost for
+   * good. A witness applies nothing (W2); with one site lost the other two must still commit,
+   * which requires a full voter to lead (a witness leader accepts no proposals).
+   */
+  private progressing(): SimNode[] {
+    return [...this.nodes.values()].filter((n) => !n.witness && !this.lost.has(n.id));
+  }
+
+  private allAppliedAbove(floor: number): boolean {
+    for (const node of this.progressing()) if (node.appliedIndex <= floor) return false;
+    return true;
+  }
+
+  private onLivenessDeadline(): void {
+    const stuck: string[] = [];
+    const floor = Math.max(...this.appliedAtHeal.values(), 0);
+    for (const node of this.progressing()) {
+      if (node.appliedIndex <= floor) stuck.push(`${node.id}@${node.appliedIndex}`);
+    }
+    if (stuck.length > 0) {
+      this.checker.fail("liveness", `no new entry applied within ${this.swarm.livenessBoundMs}ms of healing (above ${floor}): ${stuck.join(" ")}`);
+    }
+    this.stopped = true;
+  }
+
+  private mix(kind: number, who: string, n: number): void {
+    let h = this.trace ^ kind;
+    h = Math.imul(h, 0x01000193);
+    for (let i = 0; i < who.length; i++) h = Math.imul(h ^ who.charCodeAt(i), 0x01000193);
+    h = Math.imul(h ^ (n & 0xffff), 0x01000193);
+    h = Math.imul(h ^ (Math.floor(this.nowMs * 1000) & 0xffffffff), 0x01000193);
+    this.trace = h >>> 0;
+  }
+
+}
