@@ -1,8 +1,13 @@
 // The process lifecycle shared by tenured and tenure-witness: load the config, treat an uncaught
-// exception as fatal (storage failure and broken invariants must stop the process rather than
-// let it serve diverged state), log "started", and shut down gracefully on SIGINT/SIGTERM.
+// exception or an unhandled rejection as fatal (storage failure and broken invariants must stop
+// the process rather than let it serve diverged state; server/fatal.ts writes the one line and
+// exits), log "started", and shut down gracefully on SIGINT/SIGTERM.
+//
+// Exit codes: 0 after a signal, 2 for a bad configuration, 1 for any other failure to start,
+// FATAL_EXIT_CODE (70) when a running member stops itself.
 
 import { ConfigError, loadConfig, type ServerConfig } from "./config.ts";
+import { fatal } from "./fatal.ts";
 import { log } from "./logger.ts";
 
 export interface RunningService {
@@ -13,19 +18,19 @@ export interface RunningService {
 }
 
 export function runProcess(start: (config: ServerConfig) => Promise<RunningService>): void {
+  // Installed before anything starts: a timer or stream callback may throw during startup too.
+  // Whatever reaches these handlers was caught by nobody, so its state is unknown: fatal for
+  // every error, not just isFatal() ones.
+  process.on("uncaughtException", (err) => fatal(err, "uncaught exception"));
+  process.on("unhandledRejection", (reason) => fatal(reason, "unhandled promise rejection"));
   main(start).catch((err: unknown) => {
-    const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`${JSON.stringify({ event: "fatal", error: message })}\n`);
-    process.exit(err instanceof ConfigError ? 2 : 1);
+    const configError = err instanceof ConfigError;
+    fatal(err, "startup", { exitCode: configError ? 2 : 1, withStack: !configError });
   });
 }
 
 async function main(start: (config: ServerConfig) => Promise<RunningService>): Promise<void> {
   const config = loadConfig(process.argv.slice(2), process.env);
-  process.on("uncaughtException", (err) => {
-    log({ event: "fatal", error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
-    process.exit(1);
-  });
   const running = await start(config);
   log({ event: "started", id: config.id, clusterId: config.clusterId, dataDir: config.dataDir, ...running.startedFields });
   let stopping = false;

@@ -6,6 +6,10 @@
 //
 // The services come from the same proto loader as server/api (proto/tenure_protos.ts), so a new
 // method added to a proto is refused here automatically, never left unimplemented.
+//
+// A throw while answering (reading the witness's status) is handled as server/api handles one:
+// an invariant violation stops the process (server/fatal.ts), anything else is INTERNAL and
+// logged. Left to grpc-js it would become UNKNOWN without a word.
 
 import * as grpc from "@grpc/grpc-js";
 import type { MethodDefinition } from "@grpc/proto-loader";
@@ -16,6 +20,7 @@ import {
   serviceDefinition,
   type ServiceName,
 } from "../proto/tenure_protos.ts";
+import { fatal, isFatal } from "../server/fatal.ts";
 import type { WitnessStatus } from "./witness_node.ts";
 
 export interface ClientStubOptions {
@@ -69,6 +74,28 @@ export function statusResponse(s: WitnessStatus, addresses: ReadonlyMap<string, 
 
 type AnyHandler = grpc.UntypedHandleCall;
 
+/** The answer to an exception nobody expected; stops the process first if it is fatal. */
+function unexpected(rpc: string, error: unknown): grpc.StatusObject {
+  if (isFatal(error)) fatal(error, `client call ${rpc}`);
+  else {
+    const described = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    process.stderr.write(`${JSON.stringify({ timeMs: Date.now(), level: "error", component: "witness_client_stub", rpc, error: described })}\n`);
+  }
+  const metadata = new grpc.Metadata();
+  metadata.set(ERROR_DETAIL_METADATA_KEY, encodeErrorDetail({ reason: "INTERNAL", leaderId: "", leaderAddress: "", currentToken: 0 }));
+  metadata.set(ERROR_REASON_METADATA_KEY, "INTERNAL");
+  return { code: grpc.status.INTERNAL, details: `internal error in ${rpc} (logged on the witness)`, metadata };
+}
+
+/** make(), or the answer to its throw. */
+function guarded<T>(rpc: string, make: () => T): { readonly value: T } | { readonly failure: grpc.StatusObject } {
+  try {
+    return { value: make() };
+  } catch (error) {
+    return { failure: unexpected(rpc, error) };
+  }
+}
+
 function refusingHandler(def: MethodDefinition<object, object>, refuse: () => grpc.StatusObject): AnyHandler {
   if (def.responseStream) {
     // Server and bidi streams: end at once with the refusal; nothing was started.
@@ -98,8 +125,15 @@ export function createClientStub(options: ClientStubOptions): grpc.Server {
       const rpc = `${name}.${method}`;
       implementation[method] =
         rpc === "Cluster.Status"
-          ? (_call: unknown, callback: grpc.sendUnaryData<object>) => callback(null, statusResponse(options.status(), addresses))
-          : refusingHandler(def, () => witnessRefusal(options.status(), addresses, rpc));
+          ? (_call: unknown, callback: grpc.sendUnaryData<object>) => {
+              const r = guarded(rpc, () => statusResponse(options.status(), addresses));
+              if ("value" in r) callback(null, r.value);
+              else callback(r.failure);
+            }
+          : refusingHandler(def, () => {
+              const r = guarded(rpc, () => witnessRefusal(options.status(), addresses, rpc));
+              return "value" in r ? r.value : r.failure;
+            });
     }
     server.addService(service as grpc.ServiceDefinition, implementation);
   }

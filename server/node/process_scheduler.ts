@@ -2,6 +2,8 @@
 // proposal, message and tick that arrives in the same turn shares one Ready, hence one SQLite
 // transaction and one AppendEntries per follower (group commit).
 
+import { runOrFatal } from "../fatal.ts";
+
 export class ProcessScheduler {
   private pass: (() => void) | null = null;
   private scheduled = false;
@@ -21,9 +23,10 @@ export class ProcessScheduler {
   private schedule(): void {
     setImmediate(() => {
       this.scheduled = false;
-      // A throw here (storage failure, assertion) is fatal by design: it reaches the process's
-      // uncaught-exception handler, which logs and exits rather than serve diverged state.
-      this.pass?.();
+      // Any throw here is fatal, not only isFatal() ones: a storage failure (raft_storage.ts:
+      // every write completes or throws) or a throw between persist and advance leaves the Ready
+      // half done, and the node must not serve from a state it cannot name.
+      runOrFatal("node process pass", () => this.pass?.());
     });
   }
 }

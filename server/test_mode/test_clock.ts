@@ -12,6 +12,7 @@
 import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import type { ServerConfig } from "../config.ts";
+import { runOrFatal } from "../fatal.ts";
 
 export interface TestClockSettings {
   /** Added to the real wall clock; any sign. */
@@ -185,7 +186,9 @@ export function startTestMode(config: ServerConfig, log: Log): TestClock | null 
  * the election and heartbeat timers too. Returns the stop function.
  */
 export function startTicker(testClock: TestClock | null, tickMs: number, onTick: () => void): () => void {
-  if (testClock !== null) return testClock.startTicker(tickMs, onTick);
-  const timer = setInterval(onTick, tickMs);
+  // A tick runs the core and proposes timers: any throw leaves that state unknown, so it is fatal.
+  const tick = (): void => runOrFatal("raft tick", onTick);
+  if (testClock !== null) return testClock.startTicker(tickMs, tick);
+  const timer = setInterval(tick, tickMs);
   return () => clearInterval(timer);
 }

@@ -15,6 +15,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import type { Message } from "../core/messages.ts";
 import type { NodeId } from "../core/types.ts";
+import { fatal, isFatal } from "../fatal.ts";
 import { PEER_PROTO_LOADER_OPTIONS, decodeBatch, encodeBatch, estimateMessageBytes } from "./peer_codec.ts";
 import type { WirePeerBatch } from "./peer_codec.ts";
 import type { PeerAddress, PeerTransport, PeerTransportStats } from "./peer_transport.ts";
@@ -375,8 +376,10 @@ export class GrpcPeerTransport implements PeerTransport {
       try {
         this.handler(m);
       } catch (err) {
-        // The node's bug must surface, but one bad handler call must not take the listener down.
-        this.ctx.log({ event: "message_handler_threw", from: m.from, kind: m.kind, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+        // A broken invariant (an assertion in core.step) stops the process: server/fatal.ts.
+        // Any other throw is the handler's bug: logged, and the listener keeps serving.
+        if (isFatal(err)) fatal(err, `peer message from ${m.from} (${m.kind})`);
+        else this.ctx.log({ event: "message_handler_threw", from: m.from, kind: m.kind, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
       }
     }
     return r.messages.length;

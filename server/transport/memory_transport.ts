@@ -7,15 +7,17 @@
 //
 // Not for the deterministic simulator: it uses setImmediate, i.e. real event-loop order.
 
+import { performance } from "node:perf_hooks";
 import type { Message } from "../core/messages.ts";
 import type { NodeId } from "../core/types.ts";
+import { fatal, isFatal } from "../fatal.ts";
 import { decodeMessage, encodeMessage } from "./peer_codec.ts";
 import type { PeerAddress, PeerTransport, PeerTransportStats } from "./peer_transport.ts";
 
 export interface MemoryNetworkOptions {
   /** Per-destination queue bound of each transport (default 4096). */
   readonly queueMessagesMax?: number;
-  /** Where a throwing message handler is reported; default stderr. */
+  /** Where a throwing message handler and rejected messages are reported; default stderr. */
   readonly log?: (fields: Readonly<Record<string, unknown>>) => void;
 }
 
@@ -78,6 +80,9 @@ export class MemoryNetwork {
   }
 }
 
+/** A sender that keeps sending garbage must not flood the log. */
+const REJECT_LOG_INTERVAL_MS = 1_000;
+
 function linkKey(from: NodeId, to: NodeId): string {
   return JSON.stringify([from, to]);
 }
@@ -93,6 +98,8 @@ export class MemoryTransport implements PeerTransport {
   private dropped = 0;
   private received = 0;
   private rejected = 0;
+  private rejectLoggedAtMs = -Infinity;
+  private rejectsUnlogged = 0;
 
   /** Use MemoryNetwork.transport(). */
   constructor(
@@ -169,6 +176,18 @@ export class MemoryTransport implements PeerTransport {
     }
   }
 
+  /** At most one line per REJECT_LOG_INTERVAL_MS, with the count of those left out. */
+  private logRejected(reason: string): void {
+    const nowMs = performance.now();
+    if (nowMs - this.rejectLoggedAtMs < REJECT_LOG_INTERVAL_MS) {
+      this.rejectsUnlogged += 1;
+      return;
+    }
+    this.network.log({ event: "inbound_batch_rejected", node: this.selfId, reason, rejectedSinceLastLine: this.rejectsUnlogged });
+    this.rejectLoggedAtMs = nowMs;
+    this.rejectsUnlogged = 0;
+  }
+
   /** @internal Inbound side: validates like the gRPC server, then hands over one by one. */
   deliver(wire: readonly unknown[]): void {
     if (this.closed) return;
@@ -176,7 +195,9 @@ export class MemoryTransport implements PeerTransport {
     for (const w of wire) {
       const r = decodeMessage(w);
       if (!r.ok || r.value.to !== this.selfId) {
+        // The sender's fault, not an invariant of this process: dropped, counted and logged.
         this.rejected += 1;
+        this.logRejected(r.ok ? `addressed to ${r.value.to}` : r.reason);
         return;
       }
       decoded.push(r.value);
@@ -187,7 +208,9 @@ export class MemoryTransport implements PeerTransport {
       try {
         this.handler(m);
       } catch (err) {
-        this.network.log({ event: "message_handler_threw", node: this.selfId, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+        // As in GrpcPeerTransport: a broken invariant stops the process, other throws are logged.
+        if (isFatal(err)) fatal(err, `peer message from ${m.from} (${m.kind})`);
+        else this.network.log({ event: "message_handler_threw", node: this.selfId, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
       }
     }
   }
