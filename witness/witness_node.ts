@@ -1,17 +1,19 @@
-// WitnessNode: the witness's Ready loop (DESIGN.md §4). The same pure RaftCore, RaftStorage and
-// PeerTransport as a voter's RaftNode (server/node/raft_node.ts), with the witness rules the core
-// enforces itself once the member is flagged in ConfState.witnesses. What differs here:
+// WitnessNode: the witness process's node (DESIGN.md §4). The same pure RaftCore, RaftStorage,
+// PeerTransport and Ready loop (server/node/ready_loop.ts) as a voter's RaftNode, with the
+// witness rules the core enforces itself once the member is flagged in ConfState.witnesses.
+// What differs is the applier, WitnessApplier (the simulator runs the same one):
 //   - committed entries are NOT applied (W2): there is no state machine, only a commit index;
 //   - after every Ready the log is truncated up to the floor the leader sent (W3), never by a
 //     snapshot of its own, and the metadata-only marker is persisted;
-//   - it takes no client input at all: no submit, no read, no timers to propose.
+// and the node takes no client input at all: no submit, no read, no timers to propose.
 // It deliberately imports nothing from server/state or server/api (witness/purity.test.ts).
 
 import { RaftCore } from "../server/core/raft.ts";
 import type { RaftConfig } from "../server/core/config.ts";
 import type { Message } from "../server/core/messages.ts";
-import type { Ready, Role } from "../server/core/ready.ts";
-import type { ConfState, Index, NodeId, Term } from "../server/core/types.ts";
+import type { Ready, Role, SoftState } from "../server/core/ready.ts";
+import type { ConfState, Index, NodeId, Snapshot, Term } from "../server/core/types.ts";
+import { ReadyLoop, type ReadyApplier } from "../server/node/ready_loop.ts";
 import type { RaftStorage } from "../server/storage/raft_storage.ts";
 import type { PeerTransport } from "../server/transport/peer_transport.ts";
 
@@ -44,6 +46,7 @@ const readiesPerPassMax = 1000;
 export class WitnessNode {
   readonly id: NodeId;
   private readonly core: RaftCore;
+  private readonly loop: ReadyLoop;
   private stopped = false;
 
   constructor(private readonly options: WitnessNodeOptions) {
@@ -59,6 +62,13 @@ export class WitnessNode {
       // without the flag, this process would vote and lead as a full copy it does not have.
       throw new Error(`the stored configuration does not list ${this.id} as a witness (witnesses: ${cs.witnesses.join(",") || "none"})`);
     }
+    this.loop = new ReadyLoop({
+      core: this.core,
+      storage: options.storage,
+      transport: options.transport,
+      applier: new WitnessApplier(this.id, this.core, options.log),
+      readiesPerPassMax,
+    });
     options.transport.onMessage((m) => this.receive(m));
   }
 
@@ -96,30 +106,42 @@ export class WitnessNode {
   /** Runs Ready cycles until the core is quiet. Storage failure throws: fatal to the process. */
   process(): void {
     if (this.stopped) return;
-    for (let i = 0; i < readiesPerPassMax && this.core.hasReady(); i++) this.handleReady(this.core.ready());
+    this.loop.process();
+  }
+}
+
+/**
+ * The witness's part of the Ready loop (W1-W3): everything is persisted by the loop before any
+ * ack leaves (W1: a commit counted with the witness must survive its crash); nothing is applied
+ * (W2); after each advance the log is truncated up to the leader's floor and the metadata-only
+ * marker that replaces the prefix is persisted (W3). The simulator runs this same class.
+ */
+export class WitnessApplier implements ReadyApplier {
+  constructor(
+    private readonly id: NodeId,
+    private readonly core: Pick<RaftCore, "compactWitnessLog">,
+    private readonly log: (fields: Record<string, unknown>) => void,
+  ) {}
+
+  /** A snapshot from a leader is kept as stored, never restored: there is nothing to restore. */
+  restoreSnapshot(snapshot: Snapshot): void {
+    this.log({ event: "snapshotReceived", index: snapshot.metadata.index });
   }
 
-  private handleReady(rd: Ready): void {
-    // 1. Persist in one transaction, durable before any ack leaves (W1: a commit counted with
-    //    the witness must survive its crash).
-    this.options.storage.save({ hardState: rd.hardState, snapshot: rd.snapshot, entries: rd.entries });
-    // 2. Send.
-    if (rd.messages.length > 0) this.options.transport.send(rd.messages);
-    // 3. Nothing to apply (W2). A snapshot from a leader is kept as stored, never restored.
-    if (rd.snapshot) this.options.log({ event: "snapshotReceived", index: rd.snapshot.metadata.index });
-    if (rd.softState) this.logRole(rd.softState.role, rd.softState.term, rd.softState.leader);
-    // 4. Advance: config entries take effect inside the core here.
-    this.core.advance(rd);
-    // 5. Truncate up to the leader's floor (W3) and persist the marker that replaces the prefix.
-    const marker = this.core.compactWitnessLog();
-    if (marker) {
-      this.options.storage.saveSnapshotAndCompact(marker);
-      this.options.log({ event: "truncated", upTo: marker.metadata.index, term: marker.metadata.term });
-    }
-  }
+  /** W2: nothing to apply; config entries take effect inside the core at advance(). */
+  applyEntry(): void {}
 
-  private logRole(role: Role, term: Term, leader: NodeId): void {
+  softStateChanged(soft: SoftState): void {
     // A witness leads only to hand over (W5); operators want to see every such term.
-    this.options.log({ event: role === "leader" ? "witnessLeader" : "role", node: this.id, role, term, leader });
+    const { role, term, leader } = soft;
+    this.log({ event: role === "leader" ? "witnessLeader" : "role", node: this.id, role, term, leader });
+  }
+
+  /** W3: truncate up to the leader's floor, never past what this node handed out. */
+  afterAdvance(_rd: Ready, compact: (snapshot: Snapshot) => void): void {
+    const marker = this.core.compactWitnessLog();
+    if (!marker) return;
+    compact(marker);
+    this.log({ event: "truncated", upTo: marker.metadata.index, term: marker.metadata.term });
   }
 }

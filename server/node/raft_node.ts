@@ -1,6 +1,8 @@
-// RaftNode: the one I/O loop (DESIGN.md §1 server/node). It owns the pure RaftCore, the lock
-// state machine, the storage and the transport, and runs the Ready contract of
-// server/core/ready.ts: persist in ONE transaction, then send, then apply, then advance.
+// RaftNode: a voter (DESIGN.md §1 server/node). It owns the pure RaftCore, the lock state
+// machine, the storage and the transport; the shared ReadyLoop (ready_loop.ts) runs the Ready
+// contract of server/core/ready.ts (persist in ONE transaction, send, apply, advance) with this
+// node's applier: committed entries go to the LockStateMachine, and after each advance the node
+// serves confirmed reads, takes its periodic snapshot and sets up a new term's leadership.
 //
 // It is synchronous and single-threaded: inputs (tick, receive, submit, read) change the core
 // and ask for a process() pass; the production driver coalesces those requests into one pass
@@ -16,8 +18,8 @@ import type { ConfChange } from "../core/conf_change.ts";
 import type { Message } from "../core/messages.ts";
 import { RaftCore } from "../core/raft.ts";
 import type { RaftConfig } from "../core/config.ts";
-import type { ReadState, Ready } from "../core/ready.ts";
-import type { Entry, Index, NodeId } from "../core/types.ts";
+import type { ReadState, Ready, SoftState } from "../core/ready.ts";
+import type { Entry, Index, NodeId, Snapshot } from "../core/types.ts";
 import { encodeCommand, type ClientCommand, type Command } from "../state/commands.ts";
 import { DEFAULT_STATE_CONFIG, type StateConfig } from "../state/limits.ts";
 import { LockStateMachine } from "../state/machine.ts";
@@ -25,6 +27,7 @@ import type { ApplyResult } from "../state/results.ts";
 import type { RaftStorage } from "../storage/raft_storage.ts";
 import type { PeerTransport } from "../transport/peer_transport.ts";
 import { LeaderClock, type MonotonicClock } from "./leader_clock.ts";
+import { ReadyLoop } from "./ready_loop.ts";
 import type {
   AdminOutcome,
   CallOptions,
@@ -78,6 +81,7 @@ const readiesPerPassMax = 1000;
 export class RaftNode implements NodeApi {
   readonly id: NodeId;
   private readonly core: RaftCore;
+  private readonly loop: ReadyLoop;
   private machine: LockStateMachine;
   private readonly stateConfig: StateConfig;
   private readonly leaderClock: LeaderClock;
@@ -102,6 +106,18 @@ export class RaftNode implements NodeApi {
     const appliedIndex = snap?.metadata.index ?? 0;
     assert(this.machine.appliedIndex() <= appliedIndex, "snapshot image is ahead of its metadata");
     this.core = new RaftCore({ ...options.raftConfig, appliedIndex }, persisted);
+    this.loop = new ReadyLoop({
+      core: this.core,
+      storage: options.storage,
+      transport: options.transport,
+      readiesPerPassMax,
+      applier: {
+        restoreSnapshot: (snapshot) => this.restoreSnapshot(snapshot.data),
+        applyEntry: (entry) => this.applyEntry(entry),
+        softStateChanged: (soft) => this.softStateChanged(soft),
+        afterAdvance: (rd, compact) => this.afterAdvance(rd, compact),
+      },
+    });
     options.transport.onMessage((m) => this.receive(m));
   }
 
@@ -220,31 +236,24 @@ export class RaftNode implements NodeApi {
     this.failPending("node stopped");
   }
 
-  // ------------------------------------------------------------------ the Ready loop
+  // ------------------------------------------------------------------ the Ready loop's applier
 
   /** Runs Ready cycles until the core is quiet. Storage failure throws: fatal to the process. */
   process(): void {
     if (this.stopped) return;
-    for (let i = 0; i < readiesPerPassMax && this.core.hasReady(); i++) {
-      this.handleReady(this.core.ready());
-      this.ensureLeaderSetup();
-    }
+    this.loop.process();
   }
 
-  private handleReady(rd: Ready): void {
-    // 1. Persist: one transaction, durable before anything of this Ready leaves the node.
-    this.options.storage.save({ hardState: rd.hardState, snapshot: rd.snapshot, entries: rd.entries });
-    // 2. Send.
-    if (rd.messages.length > 0) this.options.transport.send(rd.messages);
-    // 3. Apply.
-    if (rd.snapshot) this.restoreSnapshot(rd.snapshot.data);
-    for (const e of rd.committedEntries) this.applyEntry(e);
-    if (rd.softState && rd.softState.role !== "leader") this.onNotLeader();
-    this.core.advance(rd);
-    // 4. Reads confirmed by this Ready run once applied reaches their index.
+  private softStateChanged(soft: SoftState): void {
+    if (soft.role !== "leader") this.onNotLeader();
+  }
+
+  private afterAdvance(rd: Ready, compact: (snapshot: Snapshot) => void): void {
+    // Reads confirmed by this Ready run once applied reaches their index.
     this.confirmReads(rd.readStates);
     this.runConfirmedReads();
-    this.maybeSnapshot();
+    this.maybeSnapshot(compact);
+    this.ensureLeaderSetup();
   }
 
   private applyEntry(e: Entry): void {
@@ -278,13 +287,12 @@ export class RaftNode implements NodeApi {
     this.machine = LockStateMachine.restore(data, this.stateConfig);
   }
 
-  private maybeSnapshot(): void {
+  private maybeSnapshot(compact: (snapshot: Snapshot) => void): void {
     const snapIndex = this.core.latestSnapshot()?.metadata.index ?? 0;
     const applied = this.core.status().applied;
     if (applied - snapIndex < this.options.snapshotEveryEntries) return;
     if (this.machine.appliedIndex() > applied) return;
-    const snapshot = this.core.createSnapshot(this.machine.snapshot());
-    this.options.storage.saveSnapshotAndCompact(snapshot);
+    compact(this.core.createSnapshot(this.machine.snapshot()));
   }
 
   // ------------------------------------------------------------------ leadership

@@ -1,20 +1,26 @@
-// One simulated server: the production RaftCore, a simulated disk, and a tiny state machine (a
-// hash chain over applied entries) so replicas can be compared entry by entry. The Ready cycle
-// follows server/core/ready.ts exactly: persist (write + sync), send, apply, advance.
-// A witness (DESIGN.md §4) runs the same cycle without a state machine: it applies nothing (W2)
-// and after each cycle truncates its log to the leader's floor with a metadata-only marker (W3).
+// One simulated server: the production RaftCore driven by the production Ready loop
+// (server/node/ready_loop.ts) over a simulated disk (SimStorage over SimDisk), with one of two
+// appliers: a voter's tiny state machine (a hash chain over applied entries, so replicas can be
+// compared entry by entry, plus periodic snapshots), or a witness's production WitnessApplier
+// (witness/witness_node.ts: applies nothing, W2; truncates to the leader's floor with a
+// metadata-only marker after each cycle, W3). So the witness simulation runs the witness's own
+// production loop and applier, not a copy of them.
 
 import type { RaftConfig } from "../../server/core/config.ts";
 import type { Message } from "../../server/core/messages.ts";
 import { RaftCore } from "../../server/core/raft.ts";
 import type { Ready } from "../../server/core/ready.ts";
 import type { Entry, NodeId, PersistedState, Snapshot } from "../../server/core/types.ts";
+import { ReadyLoop, type ReadyApplier } from "../../server/node/ready_loop.ts";
+import { WitnessApplier } from "../../witness/witness_node.ts";
 import { SimDisk } from "./sim_disk.ts";
+import { SimStorage } from "./sim_storage.ts";
 
 export interface SimNodeObserver {
   onSend(m: Message): void;
   onApply(node: NodeId, entry: Entry, hashAfter: number): void;
   onRestoreSnapshot(node: NodeId, index: number, hash: number): void;
+  /** Entries about to be written, with the commit index the disk held before this write. */
   onDiskEntries(node: NodeId, entries: readonly Entry[], nodeCommit: number): void;
   /** A witness truncated its log up to the marker (in memory; the marker is being persisted). */
   onWitnessTruncate?(node: NodeId, marker: Snapshot): void;
@@ -26,10 +32,13 @@ export interface SimNodeOptions {
   readonly makeConfig: (appliedIndex: number) => RaftConfig;
   /** Take a snapshot and compact once this many entries were applied since the last one. */
   readonly snapshotEveryEntries: number;
-  /** Test-only bug: send a Ready's messages before its writes are durable. */
+  /** The Ready loop's test-only bug (ReadyLoopOptions.testOnlyBugSendBeforePersist). */
   readonly sendBeforePersist: boolean;
   /** A witness member: no state machine, floor truncation instead of snapshots. */
   readonly witness?: boolean;
+  readonly observer: SimNodeObserver;
+  /** The witness applier's log lines (debug runs), or null. */
+  readonly log?: ((fields: Record<string, unknown>) => void) | null;
 }
 
 const readiesPerStepMax = 64;
@@ -41,10 +50,8 @@ export class SimNode {
   core: RaftCore | null = null;
   incarnation = 0;
   pausedUntilMs = 0;
-  appliedIndex = 0;
-  appliedHash = 0;
-  /** Commit index as of the end of the previous Ready cycle (what entries must not overwrite). */
-  private commitBefore = 0;
+  private loop: ReadyLoop | null = null;
+  private machine: HashChainApplier | null = null;
 
   constructor(private readonly options: SimNodeOptions) {
     this.id = options.id;
@@ -52,90 +59,98 @@ export class SimNode {
     this.disk = new SimDisk(options.initial);
   }
 
+  /** The voter's applied index and hash (0 for a witness, which applies nothing). */
+  get appliedIndex(): number {
+    return this.machine?.index ?? 0;
+  }
+
+  get appliedHash(): number {
+    return this.machine?.hash ?? 0;
+  }
+
   isUp(): boolean {
     return this.core !== null;
   }
 
   start(): void {
-    const state = this.disk.load();
-    const snap = state.snapshot;
+    const o = this.options;
+    const observer = o.observer;
+    const onDiskEntries = (node: NodeId, entries: readonly Entry[], commit: number): void => observer.onDiskEntries(node, entries, commit);
+    // Only a witness's compactions are truncations at the floor; a voter's are its snapshots.
+    const onCompact = (node: NodeId, marker: Snapshot): void => observer.onWitnessTruncate?.(node, marker);
+    const storage = new SimStorage(this.id, this.disk, this.witness ? { onDiskEntries, onCompact } : { onDiskEntries });
+    const state = storage.load();
     // A witness's snapshot is a marker (or a full leader's image it never reads): no state.
-    const restored = snap && !this.witness ? decodeSnapshotData(snap.data) : { index: 0, hash: 0 };
-    this.appliedIndex = restored.index;
-    this.appliedHash = restored.hash;
-    this.core = new RaftCore(this.options.makeConfig(restored.index), state);
-    this.commitBefore = this.core.status().commit;
+    const restored = state.snapshot && !this.witness ? decodeSnapshotData(state.snapshot.data) : { index: 0, hash: 0 };
+    const core = new RaftCore(o.makeConfig(restored.index), state);
+    let applier: ReadyApplier;
+    if (this.witness) {
+      this.machine = null;
+      applier = new WitnessApplier(this.id, core, o.log ?? (() => {}));
+    } else {
+      this.machine = new HashChainApplier(this.id, core, restored, o.snapshotEveryEntries, observer);
+      applier = this.machine;
+    }
+    this.loop = new ReadyLoop({
+      core,
+      storage,
+      transport: { send: (messages) => messages.forEach((m) => observer.onSend(m)) },
+      applier,
+      readiesPerPassMax: readiesPerStepMax,
+      testOnlyBugSendBeforePersist: o.sendBeforePersist,
+    });
+    this.core = core;
     this.incarnation++;
   }
 
+  /** Power loss: the disk drops what was not synced, the process (and its loop) is gone. */
   crash(): void {
     this.disk.crash();
     this.core = null;
+    this.loop = null;
   }
 
   /** Runs Ready cycles until the core is quiet (bounded). */
-  processReadies(observer: SimNodeObserver): void {
-    const core = this.core;
-    if (!core) return;
-    if (this.options.sendBeforePersist) this.disk.sync(); // the bug syncs one cycle late
-    for (let i = 0; i < readiesPerStepMax && core.hasReady(); i++) {
-      this.handleReady(core, core.ready(), observer);
-      this.commitBefore = core.status().commit;
-    }
+  processReadies(): void {
+    this.loop?.process();
+  }
+}
+
+/** The voter's stand-in state machine: a hash chain over applied entries, snapshotted now and then. */
+class HashChainApplier implements ReadyApplier {
+  index: number;
+  hash: number;
+
+  constructor(
+    private readonly id: NodeId,
+    private readonly core: RaftCore,
+    restored: { index: number; hash: number },
+    private readonly snapshotEveryEntries: number,
+    private readonly observer: SimNodeObserver,
+  ) {
+    this.index = restored.index;
+    this.hash = restored.hash;
   }
 
-  private handleReady(core: RaftCore, rd: Ready, observer: SimNodeObserver): void {
-    const write = { hardState: rd.hardState, snapshot: rd.snapshot, entries: rd.entries };
-    if (rd.entries.length > 0) observer.onDiskEntries(this.id, rd.entries, this.commitBefore);
-    if (this.options.sendBeforePersist) {
-      for (const m of rd.messages) observer.onSend(m);
-      this.disk.write(write);
-    } else {
-      this.disk.write(write);
-      this.disk.sync();
-      for (const m of rd.messages) observer.onSend(m);
-    }
-    if (this.witness) {
-      // W2: committed entries (and any snapshot a full leader sent) only move the core's
-      // pointers; nothing is applied, so nothing reaches the observer's onApply.
-      core.advance(rd);
-      this.truncateWitness(core, observer);
-      return;
-    }
-    if (rd.snapshot) {
-      const restored = decodeSnapshotData(rd.snapshot.data);
-      this.appliedIndex = restored.index;
-      this.appliedHash = restored.hash;
-      observer.onRestoreSnapshot(this.id, restored.index, restored.hash);
-    }
-    for (const e of rd.committedEntries) {
-      if (e.index !== this.appliedIndex + 1) {
-        throw new Error(`${this.id} applies ${e.index} after ${this.appliedIndex}`);
-      }
-      this.appliedHash = chainHash(this.appliedHash, e);
-      this.appliedIndex = e.index;
-      observer.onApply(this.id, e, this.appliedHash);
-    }
-    core.advance(rd);
-    this.maybeSnapshot(core);
+  restoreSnapshot(snapshot: Snapshot): void {
+    const restored = decodeSnapshotData(snapshot.data);
+    this.index = restored.index;
+    this.hash = restored.hash;
+    this.observer.onRestoreSnapshot(this.id, restored.index, restored.hash);
   }
 
-  /** W3: truncate up to the floor the leader sent; the marker is persisted like any write. */
-  private truncateWitness(core: RaftCore, observer: SimNodeObserver): void {
-    const marker = core.compactWitnessLog();
-    if (!marker) return;
-    observer.onWitnessTruncate?.(this.id, marker);
-    this.disk.compact(marker);
-    if (!this.options.sendBeforePersist) this.disk.sync();
+  applyEntry(e: Entry): void {
+    if (e.index !== this.index + 1) throw new Error(`${this.id} applies ${e.index} after ${this.index}`);
+    this.hash = chainHash(this.hash, e);
+    this.index = e.index;
+    this.observer.onApply(this.id, e, this.hash);
   }
 
-  private maybeSnapshot(core: RaftCore): void {
-    const snapIndex = core.latestSnapshot()?.metadata.index ?? 0;
-    if (this.appliedIndex - snapIndex < this.options.snapshotEveryEntries) return;
-    if (core.status().applied !== this.appliedIndex) return;
-    const snapshot = core.createSnapshot(encodeSnapshotData(this.appliedIndex, this.appliedHash));
-    this.disk.compact(snapshot);
-    if (!this.options.sendBeforePersist) this.disk.sync();
+  afterAdvance(_rd: Ready, compact: (snapshot: Snapshot) => void): void {
+    const snapIndex = this.core.latestSnapshot()?.metadata.index ?? 0;
+    if (this.index - snapIndex < this.snapshotEveryEntries) return;
+    if (this.core.status().applied !== this.index) return;
+    compact(this.core.createSnapshot(encodeSnapshotData(this.index, this.hash)));
   }
 }
 

@@ -1,4 +1,6 @@
-// A RaftStorage over a SimDisk, so the production RaftNode runs in the simulator. The contract
+// A RaftStorage over a SimDisk, so the production Ready loop (server/node/ready_loop.ts) runs in
+// the simulator: under RaftNode in the lock simulation, under SimNode in the Raft simulator and the
+// witness simulation, and under the scenario scripts' runner. The contract
 // says save() is durable when it returns, so every save is a write plus a sync; a simulated
 // crash (SimDisk.crash) drops whatever was not synced, which for a correct node is nothing.
 //
@@ -13,6 +15,8 @@ import type { SimDisk } from "./sim_disk.ts";
 export interface SimStorageObserver {
   /** Entries about to be written, with the commit index persisted before this write. */
   onDiskEntries(node: NodeId, entries: readonly Entry[], persistedCommit: Index): void;
+  /** A snapshot or witness marker about to be recorded (the log below it is dropped). */
+  onCompact?(node: NodeId, snapshot: Snapshot): void;
 }
 
 export class SimStorage implements RaftStorage {
@@ -39,6 +43,7 @@ export class SimStorage implements RaftStorage {
 
   saveSnapshotAndCompact(snapshot: Snapshot): void {
     this.assertOpen();
+    this.observer?.onCompact?.(this.node, snapshot);
     this.disk.compact(snapshot);
     this.disk.sync();
   }

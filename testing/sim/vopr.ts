@@ -97,6 +97,8 @@ export class Simulation {
       witness,
       snapshotEveryEntries: s.snapshotEveryEntries,
       sendBeforePersist: this.options.bug === "sendBeforePersist",
+      observer: this.observer,
+      log: this.options.debug ? (f) => console.log(`${this.nowMs.toFixed(1)} ${JSON.stringify(f)}`) : null,
       makeConfig: (appliedIndex) =>
         makeRaftConfig({
           ...{ id, random: nodeRandom, appliedIndex, bugs, preVote: s.preVote, checkQuorum: s.checkQuorum },
@@ -213,7 +215,7 @@ export class Simulation {
 
   private touch(node: SimNode): void {
     if (!node.core || node.pausedUntilMs > this.nowMs) return;
-    node.processReadies(this.observer);
+    node.processReadies();
     this.checker.checkNode(node);
     if (node.core) this.witnessChecker.observe(node.id, node.core.status().role, node.core.status().term, this.nowMs);
     if (this.healed && this.stats.recoveryMs < 0 && this.allAppliedAbove(this.healFloor)) {

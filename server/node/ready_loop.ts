@@ -1,0 +1,145 @@
+// ReadyLoop: the ONE implementation of the Ready contract of server/core/ready.ts (DESIGN.md §1
+// "one Ready loop drives every role"). A voter's RaftNode, the witness's WitnessNode, the Raft
+// simulator's SimNode and the scenario-script runner all hand it their core, storage, message
+// sink and a role-specific applier, and none of them takes a Ready itself
+// (ready_loop.test.ts fails if a second copy appears). For every Ready, in this order:
+//
+//   1. PERSIST: snapshot, entries and hard state in ONE storage.save(), durable when it returns;
+//   2. SEND the messages (they may promise what step 1 made durable: a vote, an ack);
+//   3. APPLY: applier.restoreSnapshot(snapshot), then applier.applyEntry(e) for each committed
+//      entry in order, then applier.softStateChanged(s) if the soft state changed;
+//   4. ADVANCE: core.advance(rd) (config entries take effect inside the core here);
+//   5. the role's after-advance step, applier.afterAdvance(rd, compact): the voter serves
+//      confirmed reads and takes periodic snapshots, the witness truncates at the floor (W3).
+//      `compact` records a snapshot and drops the log below it (storage.saveSnapshotAndCompact).
+//
+// Synchronous and deterministic: no clock, no randomness, no timers, no Promises, so the
+// simulator drives the production loop step by step. It imports nothing of server/state (the
+// witness uses it and must never reach the state machine; witness/purity.test.ts).
+// A storage throw propagates: it is fatal to the process (raft_storage.ts), the caller stops.
+
+import { assert } from "../core/assert.ts";
+import type { Message } from "../core/messages.ts";
+import type { Ready, SoftState } from "../core/ready.ts";
+import type { Entry, Snapshot } from "../core/types.ts";
+import type { RaftStorage, StorageWrite } from "../storage/raft_storage.ts";
+
+/** What the loop needs of the core (RaftCore fits). */
+export interface ReadySource {
+  hasReady(): boolean;
+  ready(): Ready;
+  advance(rd: Ready): void;
+}
+
+/** Where a Ready's messages go once its write is durable (PeerTransport fits). */
+export interface MessageSink {
+  send(messages: readonly Message[]): void;
+}
+
+/** The durable half of the loop: one save per Ready, plus the role's own compactions. */
+export type ReadyStorage = Pick<RaftStorage, "save" | "saveSnapshotAndCompact">;
+
+/** What a role does with what the Ready hands over. Every call comes after the persist step. */
+export interface ReadyApplier {
+  /** The leader's snapshot of this Ready (already durable): replace the state with its image. */
+  restoreSnapshot(snapshot: Snapshot): void;
+  /** One committed entry (already durable), in index order; config entries included. */
+  applyEntry(entry: Entry): void;
+  /** The soft state changed in this Ready; called after the entries, before advance. */
+  softStateChanged?(softState: SoftState): void;
+  /**
+   * After core.advance(rd): the role's own step. `compact` records `snapshot` durably and drops
+   * the log at and below its index (a voter's state-machine snapshot, a witness's marker).
+   */
+  afterAdvance(rd: Ready, compact: (snapshot: Snapshot) => void): void;
+}
+
+export interface ReadyLoopOptions {
+  readonly core: ReadySource;
+  readonly storage: ReadyStorage;
+  readonly transport: MessageSink;
+  readonly applier: ReadyApplier;
+  /** Readies handled by one process() pass at most (the next pass picks up the rest). */
+  readonly readiesPerPassMax: number;
+  /** Sees each Ready as it is taken, before step 1 (the scenario scripts print it). */
+  readonly onReady?: (rd: Ready) => void;
+  /**
+   * TEST-ONLY DELIBERATE BUG (the simulator's `sendBeforePersist` switch, testing/sim): each
+   * Ready's messages are sent BEFORE its write, and the write (and any compaction after it) is
+   * made durable only at the start of the next pass. A crash between the two passes loses the
+   * vote, term or entries those messages promised, which the simulator's checkers must catch.
+   * Absent (false) in every real configuration.
+   */
+  readonly testOnlyBugSendBeforePersist?: boolean;
+}
+
+/** A durable step the deliberate bug holds back until the next pass. */
+type HeldWrite = { readonly kind: "save"; readonly write: StorageWrite } | { readonly kind: "compact"; readonly snapshot: Snapshot };
+
+export class ReadyLoop {
+  private readonly compact = (snapshot: Snapshot): void => this.persistCompaction(snapshot);
+  /** Only under testOnlyBugSendBeforePersist: writes whose messages already left. */
+  private held: HeldWrite[] = [];
+
+  constructor(private readonly options: ReadyLoopOptions) {
+    assert(options.readiesPerPassMax > 0, "readiesPerPassMax must be positive");
+  }
+
+  /** Runs Ready cycles until the core is quiet or the pass bound is reached; returns how many. */
+  process(): number {
+    this.releaseHeldWrites();
+    const core = this.options.core;
+    let handled = 0;
+    while (handled < this.options.readiesPerPassMax && core.hasReady()) {
+      this.handle(core.ready());
+      handled++;
+    }
+    return handled;
+  }
+
+  /** Runs exactly one Ready cycle if the core has one (the scenario scripts' process-ready). */
+  processOne(): boolean {
+    this.releaseHeldWrites();
+    if (!this.options.core.hasReady()) return false;
+    this.handle(this.options.core.ready());
+    return true;
+  }
+
+  private handle(rd: Ready): void {
+    const { storage, transport, applier, core } = this.options;
+    this.options.onReady?.(rd);
+    const write: StorageWrite = { hardState: rd.hardState, snapshot: rd.snapshot, entries: rd.entries };
+    if (this.options.testOnlyBugSendBeforePersist === true) {
+      // The deliberate bug: see ReadyLoopOptions.testOnlyBugSendBeforePersist.
+      if (rd.messages.length > 0) transport.send(rd.messages);
+      this.held.push({ kind: "save", write });
+    } else {
+      // 1. Persist: one transaction, durable before anything of this Ready leaves the node.
+      storage.save(write);
+      // 2. Send.
+      if (rd.messages.length > 0) transport.send(rd.messages);
+    }
+    // 3. Apply.
+    if (rd.snapshot) applier.restoreSnapshot(rd.snapshot);
+    for (const e of rd.committedEntries) applier.applyEntry(e);
+    if (rd.softState) applier.softStateChanged?.(rd.softState);
+    // 4. Advance; 5. the role's own step.
+    core.advance(rd);
+    applier.afterAdvance(rd, this.compact);
+  }
+
+  private persistCompaction(snapshot: Snapshot): void {
+    if (this.options.testOnlyBugSendBeforePersist === true) this.held.push({ kind: "compact", snapshot });
+    else this.options.storage.saveSnapshotAndCompact(snapshot);
+  }
+
+  private releaseHeldWrites(): void {
+    if (this.held.length === 0) return;
+    const held = this.held;
+    this.held = [];
+    for (const h of held) {
+      if (h.kind === "save") this.options.storage.save(h.write);
+      else this.options.storage.saveSnapshotAndCompact(h.snapshot);
+    }
+  }
+}
