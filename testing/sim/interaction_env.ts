@@ -1,10 +1,12 @@
 // Command interpreter for the data-driven Raft scripts (etcd-io/raft's rafttest/interaction_env*).
-// It drives real RaftCore instances; messages wait in one in-memory queue until a command
-// delivers or drops them, so a script fixes the exact schedule. Each node "persists" what its
-// Readys hand over (hard state, snapshot, entries with suffix truncation) and restarts from that
-// alone, so crash/restart shows exactly what durability buys. A safety checker watches every step
-// and prints "SAFETY VIOLATION" lines (two leaders in one term; an index committed with two
-// different terms), so a script of a deliberate bug shows the damage in its expected output.
+// It drives real RaftCore instances through the production Ready loop (server/node/ready_loop.ts),
+// one Ready per process-ready; messages wait in one in-memory queue until a command delivers or
+// drops them, so a script fixes the exact schedule. Each node persists what its Readys hand over
+// on a simulated disk (SimStorage over SimDisk: hard state, snapshot, entries with suffix
+// truncation) and restarts from that alone, so crash/restart shows exactly what durability buys.
+// A safety checker watches every step and prints "SAFETY VIOLATION" lines (two leaders in one
+// term; an index committed with two different terms), so a script of a deliberate bug shows the
+// damage in its expected output.
 
 import { AssertionError } from "../../server/core/assert.ts";
 import { decodeConfChange, describeConfState, type ConfChange, type ConfChangeSingle } from "../../server/core/conf_change.ts";
@@ -14,7 +16,10 @@ import { SeededRandom, type Random } from "../../server/core/random.ts";
 import { RaftCore } from "../../server/core/raft.ts";
 import type { Ready } from "../../server/core/ready.ts";
 import { EMPTY_PERSISTED_STATE, type Entry, type NodeId, type PersistedState, type Snapshot } from "../../server/core/types.ts";
+import { ReadyLoop } from "../../server/node/ready_loop.ts";
 import type { ArgValue, TestCommand } from "./datadriven.ts";
+import { SimDisk } from "./sim_disk.ts";
+import { SimStorage } from "./sim_storage.ts";
 
 interface NodeOptions {
   electionTicks: number;
@@ -43,7 +48,11 @@ interface SimNode {
   readonly options: NodeOptions;
   readonly random: TrackedRandom;
   core: RaftCore | null; // null while crashed
-  persisted: PersistedState;
+  /** The Ready loop of the running core (null while crashed). */
+  loop: ReadyLoop | null;
+  readonly disk: SimDisk;
+  /** The disk as the running process sees it (every save is synced). */
+  storage: SimStorage;
   /** The toy state machine: data of applied normal entries (restored from snapshot data). */
   applied: string[];
 }
@@ -121,7 +130,10 @@ export class InteractionEnv {
       // crash a: the process dies; only what process-ready persisted survives. Messages queued
       // for it, and any sent to it while it is down, are lost.
       case "crash": {
-        this.node(id).core = null;
+        const n = this.node(id);
+        n.core = null;
+        n.loop = null;
+        n.storage.close();
         this.print(`${id} crashed`);
         for (const m of this.queue.filter((q) => q.to === id)) this.print(`dropped (${id} is down): ${describeMessage(m)}`);
         this.queue = this.queue.filter((q) => q.to !== id);
@@ -135,17 +147,15 @@ export class InteractionEnv {
         const n = this.node(id);
         const marker = this.core(n.id).compactWitnessLog();
         if (!marker) return this.print(`${n.id} has nothing to truncate`);
-        const index = marker.metadata.index;
-        n.persisted = { ...n.persisted, snapshot: marker, entries: n.persisted.entries.filter((e) => e.index > index) };
-        return this.print(`${n.id} truncated its log through ${marker.metadata.term}/${index} (marker, ${marker.data.length} bytes of state)`);
+        n.storage.saveSnapshotAndCompact(marker);
+        return this.print(`${n.id} truncated its log through ${marker.metadata.term}/${marker.metadata.index} (marker, ${marker.data.length} bytes of state)`);
       }
       // compact a: the application snapshots its applied state; the log before it is dropped.
       case "compact": {
         const n = this.node(id);
         const snap = this.core(n.id).createSnapshot(enc.encode(JSON.stringify(n.applied)));
-        const index = snap.metadata.index;
-        n.persisted = { ...n.persisted, snapshot: snap, entries: n.persisted.entries.filter((e) => e.index > index) };
-        return this.print(`${n.id} compacted the log through ${snap.metadata.term}/${index}`);
+        n.storage.saveSnapshotAndCompact(snap);
+        return this.print(`${n.id} compacted the log through ${snap.metadata.term}/${snap.metadata.index}`);
       }
       // status a: one node in detail, with the leader's view of each follower's progress.
       case "status": return this.status(id);
@@ -194,7 +204,8 @@ export class InteractionEnv {
     if (this.nodes.has(id)) throw new Error(`node ${id} exists`);
     const options = this.defaults;
     const random = new TrackedRandom(this.rootRandom.fork(), options.electionTicks);
-    const n: SimNode = { id, options, random, core: null, persisted, applied: [] };
+    const disk = new SimDisk(persisted);
+    const n: SimNode = { id, options, random, core: null, loop: null, disk, storage: new SimStorage(id, disk), applied: [] };
     this.nodes.set(id, n);
     this.startCore(n);
   }
@@ -214,9 +225,25 @@ export class InteractionEnv {
       ...{ electionTimeoutTicks: o.electionTicks, heartbeatIntervalTicks: o.heartbeatTicks, entriesPerMessageMax: o.maxEntries },
       logger: (line) => this.print(line),
     });
-    // The application rebuilds from the snapshot; the core re-hands every later committed entry.
-    n.applied = n.persisted.snapshot ? parseApplied(n.persisted.snapshot.data) : [];
-    n.core = new RaftCore(config, n.persisted);
+    // A new process opens the disk afresh; the application rebuilds from the snapshot and the
+    // core re-hands every later committed entry.
+    n.storage = new SimStorage(n.id, n.disk);
+    const persisted = n.storage.load();
+    n.applied = persisted.snapshot ? parseApplied(persisted.snapshot.data) : [];
+    const core = new RaftCore(config, persisted);
+    n.core = core;
+    n.loop = new ReadyLoop({
+      core,
+      storage: n.storage,
+      transport: { send: (messages) => this.enqueue(messages) },
+      applier: {
+        restoreSnapshot: (snapshot) => (n.applied = parseApplied(snapshot.data)),
+        applyEntry: (e) => this.applyEntry(n, e),
+        afterAdvance: () => {}, // compaction and witness truncation are script commands
+      },
+      readiesPerPassMax: 1,
+      onReady: (rd) => this.printReady(rd),
+    });
   }
 
 
@@ -239,7 +266,7 @@ export class InteractionEnv {
 
   private processReady(id: NodeId, verbose: boolean): boolean {
     const n = this.node(id);
-    if (!n.core) {
+    if (!n.core || !n.loop) {
       if (verbose) this.print(`> ${id} is down`);
       return false;
     }
@@ -249,19 +276,18 @@ export class InteractionEnv {
     }
     this.print(`> ${id} handling Ready`);
     this.indent = "  ";
-    const rd = n.core.ready();
-    this.printReady(rd);
-    this.persist(n, rd);
-    for (const e of rd.committedEntries) this.applyEntry(n, e);
-    for (const m of rd.messages) {
+    n.loop.processOne(); // prints the Ready (onReady), persists, sends, applies, advances
+    this.indent = "";
+    this.check();
+    return true;
+  }
+
+  private enqueue(messages: readonly Message[]): void {
+    for (const m of messages) {
       // A message to a process that is down is lost, not delivered after it restarts.
       if (this.nodes.get(m.to)?.core) this.queue.push(m);
       else this.print(`dropped (${m.to} is down): ${describeMessage(m)}`);
     }
-    n.core.advance(rd);
-    this.indent = "";
-    this.check();
-    return true;
   }
 
   private printReady(rd: Ready): void {
@@ -279,20 +305,6 @@ export class InteractionEnv {
     section("CommittedEntries", rd.committedEntries.map(describeEntry));
     section("Messages", rd.messages.map(describeMessage));
     section("ReadStates", rd.readStates.map((r) => `ctx=${r.context} index=${r.index}`));
-  }
-
-  /** The durable write the Ready contract asks for: snapshot, then entries, then hard state. */
-  private persist(n: SimNode, rd: Ready): void {
-    let { hardState, snapshot, entries } = n.persisted;
-    if (rd.snapshot) {
-      snapshot = rd.snapshot;
-      entries = [];
-      n.applied = parseApplied(rd.snapshot.data);
-    }
-    const first = rd.entries[0];
-    if (first) entries = [...entries.filter((e) => e.index < first.index), ...rd.entries];
-    if (rd.hardState) hardState = rd.hardState;
-    n.persisted = { hardState, snapshot, entries };
   }
 
   private applyEntry(n: SimNode, e: Entry): void {
@@ -395,9 +407,10 @@ export class InteractionEnv {
     const n = this.node(id);
     if (!n.core) {
       this.print(`${id} is down; on disk:`);
-      const snap = n.persisted.snapshot;
+      const persisted = n.disk.load();
+      const snap = persisted.snapshot;
       if (snap) this.print(`snapshot ${snap.metadata.term}/${snap.metadata.index}`);
-      for (const e of n.persisted.entries) this.print(describeEntry(e));
+      for (const e of persisted.entries) this.print(describeEntry(e));
       return;
     }
     const s = n.core.status();
