@@ -1,6 +1,6 @@
 // Plumbing shared by the service handlers: the grpc-js adapters (call -> AbortSignal, errors ->
-// status via status_map.ts, no exception escapes), and submit/read helpers that turn node
-// outcomes into values or ApiErrors.
+// status via status_map.ts, no exception escapes; an invariant violation stops the process
+// there), and submit/read helpers that turn node outcomes into values or ApiErrors.
 
 import type * as grpc from "@grpc/grpc-js";
 import type { NodeApi } from "../node/node_api.ts";
@@ -43,7 +43,10 @@ export function callContext(rpc: string, call: ServerCallLike): CallContext {
 
 export type UnaryImpl = (request: unknown, ctx: CallContext) => Promise<object>;
 
-/** A unary handler whose failures (expected or not) always become a status, never a crash. */
+/**
+ * A unary handler whose failures become a status: ApiError its own, any other exception INTERNAL,
+ * except an invariant violation (server/fatal.ts isFatal), which stops the process instead.
+ */
 export function unary(rpc: string, impl: UnaryImpl): grpc.handleUnaryCall<unknown, object> {
   return (call, callback) => {
     let ctx: CallContext;

@@ -1,6 +1,7 @@
 // tenure.v1.Lock: Acquire (optionally blocking), Release (fenced), Status, ValidateToken.
 
 import type * as grpc from "@grpc/grpc-js";
+import { isFatal } from "../fatal.ts";
 import type { MutexStatus } from "../state/lock_table.ts";
 import { readOk, submitOk, unary, type ServiceDeps } from "./handler_kit.ts";
 import { ApiError } from "./status_map.ts";
@@ -65,7 +66,8 @@ export async function currentToken(deps: ServiceDeps, table: "lock" | "election"
   try {
     const { value } = await readOk(deps, (m) => (table === "lock" ? m.lockStatus(name) : m.electionStatus(name)));
     return value.holder?.token ?? 0;
-  } catch {
+  } catch (error) {
+    if (isFatal(error)) throw error; // a broken invariant is not "unknown": it stops the process
     return 0;
   }
 }

@@ -1,10 +1,17 @@
 // The one place where internal outcomes become gRPC statuses (see README.md for the table).
 //
-// Handlers throw ApiError for expected failures; anything else that escapes a handler is a bug:
-// it is logged as one JSON line on stderr and answered with INTERNAL, and the server carries on.
+// Handlers throw ApiError for expected failures. Anything else that escapes a handler is a bug,
+// and which kind decides what happens:
+//   - an invariant violation (isFatal: AssertionError, StorageCorruptError) stops the process
+//     through server/fatal.ts: the node's state is broken, so no answer from it can be trusted;
+//   - any other exception is answered with INTERNAL, logged as one JSON line on stderr, and the
+//     server carries on. etcd panics here instead; we don't, because a handler only parses,
+//     submits commands and reads the machine: a TypeError in an encoder has not touched
+//     replicated state, while a broken invariant in the core or the machine throws AssertionError.
 // Every error carries an ErrorDetail in trailing metadata (`tenure-error-bin`).
 
 import * as grpc from "@grpc/grpc-js";
+import { fatal, isFatal } from "../fatal.ts";
 import type { LeaderHint, NodeApi, ReadOutcome, SubmitOutcome } from "../node/node_api.ts";
 import type { ErrorCode } from "../state/results.ts";
 import {
@@ -130,12 +137,17 @@ export function toStatusObject(error: unknown, rpc: string): grpc.StatusObject {
 }
 
 function internalError(error: unknown, rpc: string): ApiError {
+  // logError stops the process on an invariant violation; INTERNAL is then seen only in tests.
   logError("unexpected exception in handler", rpc, error);
   return new ApiError("INTERNAL", `internal error in ${rpc} (logged on the server)`);
 }
 
-/** One JSON line on stderr; never throws. */
+/** One JSON line on stderr; never throws. An invariant violation goes to fatal() instead. */
 export function logError(msg: string, rpc: string, error: unknown): void {
+  if (isFatal(error)) {
+    fatal(error, `client call ${rpc}`);
+    return;
+  }
   try {
     const line = {
       timeMs: Date.now(),

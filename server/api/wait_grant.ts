@@ -7,6 +7,7 @@
 // won the race: if so it is returned, otherwise DEADLINE_EXCEEDED/CANCELLED, and no waiter is
 // left behind. If the withdrawal cannot be confirmed the answer is OUTCOME_UNKNOWN.
 
+import { isFatal } from "../fatal.ts";
 import type { ElectionCampaign, LockAcquire, WaitCancel } from "../state/commands.ts";
 import type { StateEvent } from "../state/results.ts";
 import {
@@ -181,7 +182,8 @@ async function leaseValidity(deps: ServiceDeps, leaseId: number): Promise<ValidU
     // serverDeadlineMs = renewedAt + ttl + ceil(ttl * rho) (limits.ts), so this is the renewal time.
     const appliedAtMs = info.serverDeadlineMs - info.ttlMs - Math.ceil(info.ttlMs * rho);
     return { ttlMs: info.ttlMs, rho, appliedAtMs, serverDeadlineMs: info.serverDeadlineMs };
-  } catch {
+  } catch (error) {
+    if (isFatal(error)) throw error; // best effort covers a failed read, not a broken invariant
     return null;
   }
 }
@@ -227,7 +229,10 @@ async function withdraw(
     const end = w.watch.first(w.afterIndex);
     if (end?.kind === "granted") return grantOf(deps, w.request, end, false);
     if (end?.kind === "leaseGone") throw leaseGoneError(w.request, end.expired);
-    const state = await waitState(deps, w.request).catch(() => null);
+    const state = await waitState(deps, w.request).catch((error: unknown) => {
+      if (isFatal(error)) throw error;
+      return null;
+    });
     if (state?.holder) return grantOf(deps, w.request, state.holder, false);
   }
   if (w.why === "cancelled") {
