@@ -4,7 +4,8 @@
 // Inputs: tick(), step(message), propose(data), proposeConfChange(cc), readIndex(ctx),
 // transferLeadership(to), campaign(). Output: ready() -> Ready; the node loop persists, sends,
 // applies and then calls advance(ready) (contract in ready.ts). Roles are swapped step/tick
-// functions, so role behaviour lives in one place per role.
+// functions, so role behaviour lives in one place per role. A witness (DESIGN.md §4) behaves like a
+// full voter except where a rule of witness_rules.ts is called; each call is marked with its rule.
 
 import { assert, assertNever } from "./assert.ts";
 import {
@@ -46,6 +47,22 @@ import {
   type Snapshot,
   type Term,
 } from "./types.ts";
+import {
+  electionTimeoutTicks,
+  entriesToStore,
+  floorAfterMembershipChange,
+  grantsWitnessCandidate,
+  handsOverTo,
+  leavesJointConfig,
+  proposalRefusal,
+  raisedFloor,
+  readRefusal,
+  sendsSnapshots,
+  transferRefusal,
+  truncationFloorFor,
+  truncationIndex,
+  witnessLeaderMaxTicks,
+} from "./witness_rules.ts";
 
 export type Refusal =
   | "notLeader"
@@ -199,7 +216,8 @@ export class RaftCore {
     this.assertNoOutstandingReady();
     assert(Number.isSafeInteger(context) && context > 0, "read context must be a positive integer");
     if (this.role !== "leader") return this.refused("notLeader", "reads are served by the leader");
-    if (this.isSelfWitness()) return this.refused("witness", "a witness serves no reads (rule W2)");
+    const witnessRefusal = readRefusal(this.confState, this.id); // W2
+    if (witnessRefusal) return this.refused("witness", witnessRefusal);
     if (this.readOnly.size() + this.readsAwaitingCommit.length >= this.config.pendingReadsMax) {
       return this.refused("readQueueFull", `${this.config.pendingReadsMax} reads pending`);
     }
@@ -216,7 +234,8 @@ export class RaftCore {
     if (this.role !== "leader") return this.refused("notLeader", "only the leader transfers leadership");
     if (to === this.id) return { ok: true };
     if (!isVoter(this.confState, to)) return this.refused("noSuchVoter", `${to} is not a voter`);
-    if (isWitness(this.confState, to)) return this.refused("witness", `${to} is a witness; leadership never moves to one (W6)`);
+    const witnessRefusal = transferRefusal(this.confState, to); // W5
+    if (witnessRefusal) return this.refused("witness", witnessRefusal);
     if (this.leadTransferee === to) return { ok: true };
     this.leadTransferee = to;
     this.electionElapsedTicks = 0; // the transfer is abandoned after one election timeout
@@ -308,17 +327,24 @@ export class RaftCore {
   }
 
   /**
-   * Witness only (W3): truncate the log up to the floor the leader sent, never past what this
-   * node has handed out, with a metadata-only marker snapshot. Returns the marker to persist
-   * (storage.saveSnapshotAndCompact), or null when there is nothing to truncate. A witness never
-   * truncates by a snapshot of its own state: it has none.
+   * Witness only (W3, witness_rules.truncationIndex): truncate the log up to the floor the leader
+   * sent with a metadata-only marker snapshot. Returns the marker to persist
+   * (storage.saveSnapshotAndCompact), or null when there is nothing to truncate.
    */
   compactWitnessLog(): Snapshot | null {
     this.assertNoOutstandingReady();
-    if (!this.isSelfWitness()) return null;
-    const floor = this.config.bugs.truncateWitnessAtCommit ? this.log.committed : this.witnessFloorReceived;
-    const index = Math.min(floor, this.log.applied);
-    if (index <= this.log.snapshotIndex()) return null;
+    const index = truncationIndex(
+      this.confState,
+      this.id,
+      {
+        floorReceived: this.witnessFloorReceived,
+        committed: this.log.committed,
+        applied: this.log.applied,
+        snapshotIndex: this.log.snapshotIndex(),
+      },
+      this.config.bugs.truncateWitnessAtCommit,
+    );
+    if (index === null) return null;
     const term = this.log.term(index);
     assert(term !== undefined, `no term for witness floor ${index}`);
     const marker: Snapshot = { metadata: { index, term, confState: this.confStateAt(index) }, data: new Uint8Array(0) };
@@ -424,21 +450,11 @@ export class RaftCore {
     this.send({ kind: "voteResponse", to: m.from, preVote: m.preVote, reject: true });
   }
 
-  /**
-   * Raft's up-to-date check; a full voter grants a witness candidate only a STRICTLY newer log
-   * (W4), so whenever a full voter can win, one does.
-   */
+  /** Raft's up-to-date check, and W4's stricter one for a witness candidate. */
   private candidateLogOk(m: VoteMessage): boolean {
     if (!this.log.isUpToDate(m.lastIndex, m.lastTerm)) return false;
-    if (!isWitness(this.confState, m.from) || this.isSelfWitness()) return true;
-    const myTerm = this.log.lastTerm();
-    return m.lastTerm > myTerm || (m.lastTerm === myTerm && m.lastIndex > this.log.lastIndex());
-  }
-
-  /** The entries a witness keeps: all of them (W1), unless the metadata-only bug is on. */
-  private witnessStored(entries: readonly Entry[]): readonly Entry[] {
-    if (!this.config.bugs.witnessMetadataOnlyLog || !this.isSelfWitness()) return entries;
-    return entries.map((e) => (e.type === "config" ? e : { ...e, data: new Uint8Array(0) }));
+    const own = { lastIndex: this.log.lastIndex(), lastTerm: this.log.lastTerm() };
+    return grantsWitnessCandidate(this.confState, this.id, m, own);
   }
 
   private isSelfWitness(): boolean {
@@ -506,8 +522,7 @@ export class RaftCore {
     this.leader = NO_NODE;
     this.electionElapsedTicks = 0;
     this.heartbeatElapsedTicks = 0;
-    // A witness waits twice as long (W4): a full voter should win whenever it can.
-    const timeoutTicks = this.config.electionTimeoutTicks * (this.isSelfWitness() ? 2 : 1);
+    const timeoutTicks = electionTimeoutTicks(this.confState, this.id, this.config.electionTimeoutTicks); // W4
     this.randomizedElectionTimeoutTicks = timeoutTicks + this.config.random.nextInt(timeoutTicks);
     this.leadTransferee = NO_NODE;
     this.votes = new Map();
@@ -546,8 +561,9 @@ export class RaftCore {
   private tickHeartbeat(): void {
     this.heartbeatElapsedTicks++;
     this.electionElapsedTicks++;
-    if (this.isSelfWitness() && ++this.witnessLeaderTicks >= this.witnessLeaderMaxTicks()) {
-      this.logLine(`${this.id} steps down: witness leadership cap of ${this.witnessLeaderMaxTicks()} ticks reached`);
+    const capTicks = witnessLeaderMaxTicks(this.config.electionTimeoutTicks); // W5
+    if (this.isSelfWitness() && ++this.witnessLeaderTicks >= capTicks) {
+      this.logLine(`${this.id} steps down: witness leadership cap of ${capTicks} ticks reached`);
       this.becomeFollower(this.term, NO_NODE);
       return;
     }
@@ -567,11 +583,6 @@ export class RaftCore {
       this.heartbeatElapsedTicks = 0;
       this.broadcastHeartbeat(this.readOnly.lastContext());
     }
-  }
-
-  /** W5: a witness leads only to hand over; about two election timeouts bound it. */
-  private witnessLeaderMaxTicks(): number {
-    return 2 * this.config.electionTimeoutTicks;
   }
 
   /** CheckQuorum: did a quorum talk to us since the last round? Resets the round. */
@@ -734,7 +745,8 @@ export class RaftCore {
       this.send({ kind: "appendResponse", to: m.from, index: this.log.committed, reject: false, rejectHintIndex: 0, rejectHintTerm: 0 });
       return;
     }
-    const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.commit, this.witnessStored(m.entries));
+    const entries = entriesToStore(this.confState, this.id, m.entries, this.config.bugs.witnessMetadataOnlyLog); // W1
+    const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.commit, entries);
     if (lastNew !== undefined) {
       this.noteWitnessFloor(m.witnessFloor);
       this.send({ kind: "appendResponse", to: m.from, index: lastNew, reject: false, rejectHintIndex: 0, rejectHintTerm: 0 });
@@ -802,25 +814,20 @@ export class RaftCore {
 
   /** W5: a witness leader hands leadership to the first full voter that holds its whole log. */
   private maybeWitnessHandover(to: NodeId, pr: Progress): void {
-    if (!this.isSelfWitness() || isWitness(this.confState, to) || !isVoter(this.confState, to)) return;
-    if (pr.match !== this.log.lastIndex()) return;
+    if (!handsOverTo(this.confState, this.id, to, pr.match, this.log.lastIndex())) return;
     this.logLine(`${this.id} (witness) hands over to ${to}: caught up at ${pr.match}`);
     this.send({ kind: "timeoutNow", to });
   }
 
-  /** W3: min(commit, lowest match of every non-witness member), sent to witnesses only. */
+  /** W3: the truncation floor for `to` (0 unless `to` is a witness). */
   private witnessFloorFor(to: NodeId): Index {
-    if (!isWitness(this.confState, to)) return 0;
-    let floor = this.log.committed;
-    for (const [id, pr] of this.progress) {
-      if (isWitness(this.confState, id)) continue;
-      floor = Math.min(floor, id === this.id ? this.log.stableIndex : pr.match);
-    }
-    return floor;
+    const leader = { id: this.id, committed: this.log.committed, stableIndex: this.log.stableIndex };
+    return truncationFloorFor(this.confState, to, leader, this.progress);
   }
 
+  /** W3: a witness keeps the highest floor a current-term leader sent. */
   private noteWitnessFloor(floor: Index): void {
-    if (this.isSelfWitness() && floor > this.witnessFloorReceived) this.witnessFloorReceived = floor;
+    this.witnessFloorReceived = raisedFloor(this.confState, this.id, this.witnessFloorReceived, floor);
   }
 
   private onHeartbeatResponse(m: HeartbeatResponseMessage): void {
@@ -892,7 +899,8 @@ export class RaftCore {
 
   private refuseProposal(): ProposeResult | null {
     if (this.role !== "leader") return this.refused("notLeader", "proposals go to the leader");
-    if (this.isSelfWitness()) return this.refused("witness", "a witness leader accepts no proposals (W5)");
+    const witnessRefusal = proposalRefusal(this.confState, this.id); // W5
+    if (witnessRefusal) return this.refused("witness", witnessRefusal);
     if (this.leadTransferee !== NO_NODE) {
       return this.refused("transferring", `leadership is moving to ${this.leadTransferee}`);
     }
@@ -957,8 +965,8 @@ export class RaftCore {
   }
 
   private sendSnapshot(to: NodeId, pr: Progress): boolean {
-    if (this.isSelfWitness()) {
-      // W5: a witness holds no state to send; the follower must be caught up by a full voter.
+    if (!sendsSnapshots(this.confState, this.id)) {
+      // W5: the follower must be caught up by a full voter.
       this.logLine(`${this.id} cannot catch up ${to}: it needs entries below the witness's log start`);
       return false;
     }
@@ -995,9 +1003,7 @@ export class RaftCore {
     }
     this.confState = result.confState;
     this.confHistory.push({ index: e.index, confState: result.confState });
-    // A new full member may hold nothing yet: forget floors computed for the old membership
-    // and wait for the leader's next one (W3).
-    this.witnessFloorReceived = 0;
+    this.witnessFloorReceived = floorAfterMembershipChange(); // W3
     this.logLine(`${this.id} applies config ${e.index}: ${describeConfState(this.confState)}`);
     this.syncProgressWithConfig();
     if (this.role !== "leader") return;
@@ -1020,7 +1026,7 @@ export class RaftCore {
    * A witness leader proposes no config change (W5); the full voter it hands over to leaves.
    */
   private maybeAutoLeave(): void {
-    if (this.role !== "leader" || this.isSelfWitness()) return;
+    if (this.role !== "leader" || !leavesJointConfig(this.confState, this.id)) return;
     if (!isJoint(this.confState) || !this.confState.autoLeave || this.pendingConfIndex > this.log.applied) return;
     const leave = this.appendLeaderEntry("config", encodeConfChange({ kind: "leaveJoint" }));
     if (leave.ok) this.pendingConfIndex = leave.index;
