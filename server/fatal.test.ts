@@ -5,10 +5,10 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { after, afterEach, beforeEach, describe, it } from "node:test";
+import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { tenurePackage, type ServiceName } from "../proto/tenure_protos.ts";
-import { startClientStub } from "../witness/client_stub.ts";
+import { startClientStub, type ClientStubHandle } from "../witness/client_stub.ts";
 import type { WitnessStatus } from "../witness/witness_node.ts";
 import { ConfigError } from "./config.ts";
 import { AssertionError } from "./core/assert.ts";
@@ -215,11 +215,14 @@ describe("witness client stub", () => {
   const status = (): WitnessStatus => {
     throw failure;
   };
-  const stub = startClientStub({ listenAddress: "127.0.0.1:0", status, memberAddresses: new Map() });
-  after(async () => (await stub).close(0));
+  let stub: ClientStubHandle;
+  before(async () => {
+    stub = await startClientStub({ listenAddress: "127.0.0.1:0", status, memberAddresses: new Map() });
+  });
+  after(() => stub.close(0));
 
   async function callStatus(service: ServiceName, method: string): Promise<grpc.ServiceError> {
-    const client = new loaded.tenure.v1[service]((await stub).boundAddress(), grpc.credentials.createInsecure());
+    const client = new loaded.tenure.v1[service](stub.boundAddress(), grpc.credentials.createInsecure());
     const c = client as unknown as Record<string, (req: object, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null) => void) => void>;
     try {
       return await new Promise((resolve, reject) =>
