@@ -1,0 +1,221 @@
+// The Ready loop (ready_loop.ts): (1) it runs the contract of server/core/ready.ts in order,
+// persist -> send -> apply -> advance -> the role's step, bounded per pass, and its test-only bug
+// really does send before persisting; (2) it is the ONLY Ready loop: no other file under server/,
+// witness/, testing/ or tools/ takes a Ready from a core or advances one (DESIGN.md §1 "one Ready
+// loop drives every role"), so a fifth copy cannot grow back unnoticed.
+
+import assert from "node:assert/strict";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import type { Message } from "../core/messages.ts";
+import type { Ready } from "../core/ready.ts";
+import type { Entry, Snapshot } from "../core/types.ts";
+import type { StorageWrite } from "../storage/raft_storage.ts";
+import { ReadyLoop, type ReadyLoopOptions } from "./ready_loop.ts";
+
+// ------------------------------------------------------------------ the order
+
+const entry = (index: number): Entry => ({ term: 1, index, type: "normal", data: new Uint8Array([index]) });
+const snapshotAt = (index: number): Snapshot => ({
+  metadata: { index, term: 1, confState: { voters: ["a"], votersOutgoing: [], learners: [], learnersNext: [], witnesses: [], autoLeave: false } },
+  data: new Uint8Array(0),
+});
+const heartbeat: Message = { kind: "heartbeat", from: "a", to: "b", term: 1, commit: 0, readContext: 0, witnessFloor: 0 };
+
+function readyWith(n: number, parts: Partial<Ready> = {}): Ready {
+  return {
+    softState: null,
+    hardState: { term: 1, vote: "a", commit: n },
+    snapshot: null,
+    entries: [entry(n)],
+    committedEntries: [],
+    messages: [heartbeat],
+    readStates: [],
+    mustSync: true,
+    ...parts,
+  };
+}
+
+/** Records every call of the loop on its core, storage, transport and applier, in order. */
+function recordingLoop(readies: Ready[], extra: Partial<ReadyLoopOptions> = {}): { loop: ReadyLoop; log: string[] } {
+  const log: string[] = [];
+  const queue = [...readies];
+  let outstanding: Ready | null = null;
+  const loop = new ReadyLoop({
+    core: {
+      hasReady: () => outstanding === null && queue.length > 0,
+      ready: () => {
+        const rd = queue.shift();
+        assert.ok(rd && outstanding === null, "ready() with nothing to take or a Ready outstanding");
+        outstanding = rd;
+        log.push(`ready ${rd.hardState?.commit}`);
+        return rd;
+      },
+      advance: (rd) => {
+        assert.equal(rd, outstanding, "advance() of a Ready that is not outstanding");
+        outstanding = null;
+        log.push(`advance ${rd.hardState?.commit}`);
+      },
+    },
+    storage: {
+      save: (w: StorageWrite) => log.push(`save hs=${w.hardState?.commit} entries=${w.entries.map((e) => e.index).join(",")}${w.snapshot ? ` snap=${w.snapshot.metadata.index}` : ""}`),
+      saveSnapshotAndCompact: (s) => log.push(`compact ${s.metadata.index}`),
+    },
+    transport: { send: (ms) => log.push(`send ${ms.length}`) },
+    applier: {
+      restoreSnapshot: (s) => log.push(`restore ${s.metadata.index}`),
+      applyEntry: (e) => log.push(`apply ${e.index}`),
+      softStateChanged: (s) => log.push(`soft ${s.role}`),
+      afterAdvance: (rd, compact) => {
+        log.push(`after ${rd.hardState?.commit}`);
+        if (rd.committedEntries.length > 0) compact(snapshotAt(rd.committedEntries.length));
+      },
+    },
+    readiesPerPassMax: 100,
+    ...extra,
+  });
+  return { loop, log };
+}
+
+describe("ReadyLoop", () => {
+  it("persists in one save, then sends, then applies, then advances, then runs the role's step", () => {
+    const rd = readyWith(7, {
+      softState: { role: "follower", term: 1, leader: "b" },
+      snapshot: snapshotAt(3),
+      committedEntries: [entry(4), entry(5)],
+    });
+    const { loop, log } = recordingLoop([rd]);
+    assert.equal(loop.process(), 1);
+    assert.deepEqual(log, [
+      "ready 7",
+      "save hs=7 entries=7 snap=3",
+      "send 1",
+      "restore 3",
+      "apply 4",
+      "apply 5",
+      "soft follower",
+      "advance 7",
+      "after 7",
+      "compact 2",
+    ]);
+  });
+
+  it("sends nothing for a Ready without messages, and a storage throw stops the cycle before any send", () => {
+    const quiet = recordingLoop([readyWith(1, { messages: [] })]);
+    quiet.loop.process();
+    assert.deepEqual(quiet.log, ["ready 1", "save hs=1 entries=1", "advance 1", "after 1"]);
+
+    const { loop, log } = recordingLoop([readyWith(2)], {
+      storage: { save: () => { throw new Error("disk gone"); }, saveSnapshotAndCompact: () => {} },
+    });
+    assert.throws(() => loop.process(), /disk gone/);
+    assert.deepEqual(log, ["ready 2"], "nothing was sent, applied or advanced");
+  });
+
+  it("handles at most readiesPerPassMax Readies per pass; processOne handles one", () => {
+    const { loop, log } = recordingLoop([readyWith(1), readyWith(2), readyWith(3)], { readiesPerPassMax: 2 });
+    assert.equal(loop.process(), 2);
+    assert.equal(loop.processOne(), true);
+    assert.equal(loop.processOne(), false);
+    assert.deepEqual(log.filter((l) => l.startsWith("ready")), ["ready 1", "ready 2", "ready 3"]);
+  });
+
+  it("the test-only bug sends first and makes the write durable only at the next pass", () => {
+    const rd = readyWith(5, { committedEntries: [entry(5)] });
+    const { loop, log } = recordingLoop([rd], { testOnlyBugSendBeforePersist: true });
+    loop.process();
+    assert.deepEqual(log, ["ready 5", "send 1", "apply 5", "advance 5", "after 5"], "nothing durable yet");
+    loop.process(); // a crash before this pass would have lost what the messages promised
+    assert.deepEqual(log.slice(5), ["save hs=5 entries=5", "compact 1"]);
+  });
+});
+
+// ------------------------------------------------------------------ no second copy
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const scannedDirs = ["server", "witness", "testing", "tools"];
+/** The one place allowed to take a Ready from a core and advance it. */
+const loopFiles = ["server/node/ready_loop.ts"];
+
+function sources(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true }).flatMap((d) => {
+    const p = join(dir, d.name);
+    if (d.isDirectory()) return d.name === "node_modules" ? [] : sources(p);
+    return d.name.endsWith(".ts") ? [p] : [];
+  });
+}
+
+/**
+ * Comments and string literals blanked (newlines kept), so prose and messages do not count. The
+ * pattern spells quotes and backticks as \x22 \x27 \x60 so that this file scans cleanly too.
+ */
+const commentOrString = /\/\*[\s\S]*?\*\/|\/\/[^\n]*|\x60(?:\\[\s\S]|[^\x60\\])*\x60|\x22(?:\\.|[^\x22\\\n])*\x22|\x27(?:\\.|[^\x27\\\n])*\x27/g;
+
+function code(source: string): string {
+  return source.replace(commentOrString, (m) => m.replace(/[^\n]/g, " "));
+}
+
+/**
+ * Call sites of a Ready cycle in one file: `x.ready()` (the only way to take a Ready from a core)
+ * and `x.advance(rd)` where `rd` is declared a Ready in the file (`rd: Ready`, or assigned from
+ * a `.ready()` call). A clock's `advance(600)` or `advance(TICK_MS)` is not a Ready.
+ */
+export function readyCallSites(source: string): string[] {
+  const c = code(source);
+  const line = (at: number): number => c.slice(0, at).split("\n").length;
+  const hits: string[] = [];
+  for (const m of c.matchAll(/\.\s*ready\s*\(\s*\)/g)) hits.push(`${line(m.index)}: takes a Ready (.ready())`);
+  for (const m of c.matchAll(/\.\s*advance\s*\(\s*([A-Za-z_$][\w$]*)\s*\)/g)) {
+    const name = (m[1] ?? "").replace(/\$/g, "\\$");
+    const typed = new RegExp(`\\b${name}\\s*\\??\\s*:\\s*(?:Readonly<)?Ready\\b`).test(c);
+    const taken = new RegExp(`\\b${name}\\s*=[^;\\n]*\\.\\s*ready\\s*\\(\\s*\\)`).test(c);
+    if (typed || taken) hits.push(`${line(m.index)}: advances a Ready (.advance(${name}))`);
+  }
+  return hits;
+}
+
+function copies(files: readonly string[], read: (f: string) => string): string[] {
+  const problems: string[] = [];
+  for (const file of files) {
+    const rel = relative(repoRoot, file);
+    if (loopFiles.includes(rel)) continue;
+    for (const hit of readyCallSites(read(file))) problems.push(`${rel}:${hit}`);
+  }
+  return problems;
+}
+
+describe("one Ready loop", () => {
+  it("no file but ready_loop.ts takes a Ready from a core or advances one", () => {
+    const files = scannedDirs.flatMap((d) => sources(join(repoRoot, d)));
+    const names = files.map((f) => relative(repoRoot, f));
+    for (const user of ["server/node/raft_node.ts", "witness/witness_node.ts", "testing/sim/sim_node.ts", "testing/sim/interaction_env.ts"]) {
+      assert.ok(names.includes(user), `${user} not found: the scan looks in the wrong place`);
+    }
+    const read = (f: string): string => readFileSync(f, "utf8");
+    assert.ok(readyCallSites(read(join(repoRoot, loopFiles[0] ?? ""))).length >= 2, "the rule finds nothing even in the loop itself");
+    assert.deepEqual(copies(files, read), []);
+  });
+
+  it("the rule catches a copied loop, and not a clock, a comment or a message", () => {
+    const fake = join(repoRoot, "witness/fake_loop.ts");
+    const source = [
+      "// a comment may say core.ready() and core.advance(rd)",
+      'const why = "advance() with a Ready that is not the outstanding one; call .ready() first";',
+      "clock.advance(TICK_MS); c.advance(600);",
+      "function pass(core: RaftCore): void {",
+      "  const rd = core.ready();",
+      "  storage.save(rd); transport.send(rd.messages);",
+      "  core.advance(rd);",
+      "}",
+      "function again(ready: Ready): void { this.core.advance(ready); }",
+    ].join("\n");
+    assert.deepEqual(copies([fake], () => source), [
+      "witness/fake_loop.ts:5: takes a Ready (.ready())",
+      "witness/fake_loop.ts:7: advances a Ready (.advance(rd))",
+      "witness/fake_loop.ts:9: advances a Ready (.advance(ready))",
+    ]);
+  });
+});
