@@ -1,8 +1,10 @@
-// WitnessNode's Ready loop on the in-memory store: it keeps full entries durably (W1), acks only
-// after persisting, applies nothing (W2), truncates only up to the leader's floor with a
-// metadata-only marker (W3), and restarts from that marker.
+// WitnessNode on the shared Ready loop and the in-memory store: it keeps full entries durably
+// (W1), acks only after persisting, applies nothing (W2), truncates only up to the leader's floor
+// with a metadata-only marker (W3), and restarts from that marker. Its WitnessApplier is the one
+// the simulator's witness runs.
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { bootstrapState } from "../server/core/bootstrap.ts";
 import { makeRaftConfig } from "../server/core/config.ts";
@@ -11,7 +13,8 @@ import { SeededRandom } from "../server/core/random.ts";
 import type { Entry, NodeId } from "../server/core/types.ts";
 import { MemoryDisk, MemoryStorage } from "../server/storage/memory_storage.ts";
 import type { PeerAddress, PeerTransport, PeerTransportStats } from "../server/transport/peer_transport.ts";
-import { WitnessNode } from "./witness_node.ts";
+import type { Snapshot } from "../server/core/types.ts";
+import { WitnessApplier, WitnessNode } from "./witness_node.ts";
 
 class RecordingTransport implements PeerTransport {
   readonly sent: Message[] = [];
@@ -93,5 +96,25 @@ describe("WitnessNode", () => {
 
   it("refuses to run on a member the stored configuration does not list as a witness", () => {
     assert.throws(() => open(new MemoryDisk(), []), /does not list w as a witness/);
+  });
+
+  it("WitnessApplier applies nothing and persists the floor marker after advance; the simulator runs it", () => {
+    const confState = bootstrapState(["a", "b", "w"], ["w"]).snapshot?.metadata.confState;
+    assert.ok(confState);
+    const marker: Snapshot = { metadata: { index: 3, term: 1, confState }, data: new Uint8Array(0) };
+    const markers: (Snapshot | null)[] = [marker, null]; // the floor moves once
+    const logged: unknown[] = [];
+    const applier = new WitnessApplier("w", { compactWitnessLog: () => markers.shift() ?? null }, (f) => logged.push(f["event"]));
+    applier.applyEntry();
+    applier.softStateChanged({ role: "leader", term: 2, leader: "w" });
+    const compacted: Snapshot[] = [];
+    const rd = { softState: null, hardState: null, snapshot: null, entries: [], committedEntries: [], messages: [], readStates: [], mustSync: false };
+    applier.afterAdvance(rd, (s) => compacted.push(s));
+    applier.afterAdvance(rd, (s) => compacted.push(s));
+    assert.deepEqual(compacted, [marker]);
+    assert.deepEqual(logged, ["witnessLeader", "truncated"]);
+    // The witness simulation must run this class, not a copy of the witness rules.
+    const simNode = readFileSync(new URL("../testing/sim/sim_node.ts", import.meta.url), "utf8");
+    assert.match(simNode, /import \{ WitnessApplier \} from "\.\.\/\.\.\/witness\/witness_node\.ts"/);
   });
 });
