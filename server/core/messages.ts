@@ -106,9 +106,10 @@ export function describeMessage(m: Message): string {
       return m.reject
         ? `${head} reject index=${m.index} hint=${m.rejectHintTerm}/${m.rejectHintIndex}`
         : `${head} index=${m.index}`;
-    case "heartbeat":
+    case "heartbeat": {
       const floor = m.witnessFloor > 0 ? ` floor=${m.witnessFloor}` : "";
       return `${head} commit=${m.commit}${floor}${m.readContext ? ` read=${m.readContext}` : ""}`;
+    }
     case "heartbeatResponse":
       return `${head}${m.readContext ? ` read=${m.readContext}` : ""}`;
     case "vote":

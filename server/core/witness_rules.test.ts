@@ -33,7 +33,11 @@ describe("witness rules", () => {
     assert.equal(entriesToStore(cs, "w", entries, false), entries);
     assert.equal(entriesToStore(cs, "a", entries, true), entries);
     const stripped = entriesToStore(cs, "w", entries, true);
-    assert.deepEqual(stripped.map((e) => e.data.length), [0, 1], "config entries keep their payload");
+    assert.deepEqual(
+      stripped.map((e) => e.data.length),
+      [0, 1],
+      "config entries keep their payload",
+    );
   });
 
   it("W2/W5: a witness refuses reads and proposals; nobody transfers to it", () => {

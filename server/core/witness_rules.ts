@@ -24,12 +24,7 @@ import type { ConfState, Entry, Index, NodeId, Term } from "./types.ts";
  * simulator bug keeps only terms and indexes (the metadata-only witness DESIGN.md rejects), so the
  * checkers can show that such a witness loses committed data.
  */
-export function entriesToStore(
-  cs: ConfState,
-  self: NodeId,
-  entries: readonly Entry[],
-  metadataOnlyBug: boolean,
-): readonly Entry[] {
+export function entriesToStore(cs: ConfState, self: NodeId, entries: readonly Entry[], metadataOnlyBug: boolean): readonly Entry[] {
   if (!metadataOnlyBug || !isWitness(cs, self)) return entries;
   return entries.map((e) => (e.type === "config" ? e : { ...e, data: new Uint8Array(0) }));
 }
