@@ -5,7 +5,7 @@
 // (the negative control) overlapping beliefs are reported as observations, not failures.
 
 import { runLockSeed, type LockRunResult } from "./lock_sim.ts";
-import { LOCK_BUG_NAMES, type LockBugName } from "./lock_swarm.ts";
+import { LOCK_BUG_NAMES, type LockBugName } from "./swarm.ts";
 
 interface LockCliOptions {
   seeds: number;

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { CheckName } from "./checkers.ts";
 import { runLockSeed, type LockRunOptions } from "./lock_sim.ts";
-import type { LockBugName } from "./lock_swarm.ts";
+import type { LockBugName } from "./swarm.ts";
 
 const corpusSeeds = Number(process.env["LOCK_SIM_SEEDS"] ?? 300);
 

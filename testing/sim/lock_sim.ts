@@ -21,9 +21,9 @@ import { EventQueue } from "./event_queue.ts";
 import { LockChecker } from "./lock_checkers.ts";
 import { checkedView, makeRaftNode, serveClient, type SimLockNode } from "./lock_sim_node.ts";
 import type { LockEvent, LockRunOptions, LockRunResult, LockRunStats } from "./lock_sim_types.ts";
-import { BROKEN_BOUND, describeLockSwarm, drawLockSwarm, withLockLivenessBound, type LockSwarm } from "./lock_swarm.ts";
+import { BROKEN_BOUND, describeSwarm, drawLockSwarm, withLockLivenessBound, type LockSwarm } from "./swarm.ts";
 import { SimClient, type ClientRequest } from "./sim_client.ts";
-import { drawFault } from "./lock_nemesis.ts";
+import { drawFault } from "./nemesis.ts";
 import { SimDisk } from "./sim_disk.ts";
 import { SimGuard, type GuardWrite } from "./sim_guard.ts";
 
@@ -172,7 +172,7 @@ class LockSimulation {
       observations: { overlaps: this.locks.overlapsObserved, details: this.locks.observations },
       traceHash: (this.trace >>> 0).toString(16).padStart(8, "0"),
       stats: this.stats,
-      swarm: describeLockSwarm(this.swarm) + (this.options.breakDriftBound ? " breakDriftBound=true" : ""),
+      swarm: describeSwarm(this.swarm) + (this.options.breakDriftBound ? " breakDriftBound=true" : ""),
     };
   }
 
@@ -380,6 +380,11 @@ class LockSimulation {
         break;
       case "heal":
         this.blocked.clear();
+        break;
+      case "siteLoss":
+      case "linkCut":
+        // Weighted 0 here: site faults belong to the witness topology of vopr.ts.
+        throw new Error(`the lock simulation drew a ${fault.kind}`);
     }
     this.queue.push(this.nowMs + this.swarm.nemesisIntervalMs * (0.5 + this.net.nextFloat()), { kind: "nemesis" });
   }

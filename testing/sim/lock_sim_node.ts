@@ -12,7 +12,7 @@ import type { StateConfig } from "../../server/state/limits.ts";
 import type { PeerTransport, PeerTransportStats } from "../../server/transport/peer_transport.ts";
 import type { CheckedNode, SafetyChecker } from "./checkers.ts";
 import type { LockChecker } from "./lock_checkers.ts";
-import type { LockSwarm } from "./lock_swarm.ts";
+import type { LockSwarm } from "./swarm.ts";
 import type { ClientReply, ClientRequest } from "./sim_client.ts";
 import type { SimDisk } from "./sim_disk.ts";
 import { durableFirstIndex, durableTermAt, SimStorage } from "./sim_storage.ts";

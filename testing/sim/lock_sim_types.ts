@@ -3,7 +3,7 @@
 import type { Message } from "../../server/core/messages.ts";
 import type { NodeId } from "../../server/core/types.ts";
 import type { Violation } from "./checkers.ts";
-import type { LockBugName, LockSwarm } from "./lock_swarm.ts";
+import type { LockBugName, LockSwarm } from "./swarm.ts";
 import type { ClientReply, ClientRequest, ClientTimer } from "./sim_client.ts";
 import type { GuardOutcome, GuardWrite } from "./sim_guard.ts";
 

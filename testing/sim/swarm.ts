@@ -1,8 +1,16 @@
-// Swarm testing: the fault rates themselves are drawn from the seed, so different seeds explore
-// different regions (a calm network with many crashes, a lossy one with none, ...).
+// Swarm testing for both simulations: the fault rates themselves are drawn from the seed, so
+// different seeds explore different regions (a calm network with many crashes, a lossy one with
+// none, ...). The Raft simulator (vopr.ts) draws SwarmOptions, the lock simulation (lock_sim.ts)
+// draws LockSwarm; both extend ClusterSwarm (the cluster, network and fault fields they share),
+// and the one nemesis (nemesis.ts) reads the fault weights of either. Each simulation keeps its
+// own draw function because the ORDER of the draws is part of every seed's identity (the bug
+// tables in README.md are measured on it): merging the draws would renumber every seed.
 
 import type { SeededRandom } from "../../server/core/random.ts";
 
+// ------------------------------------------------------------------ bug switches
+
+/** The Raft simulator's bug switches (the core's BugSwitches, plus the Ready loop's). */
 export type BugName =
   | "commitOldTermByCounting"
   | "skipPersistVote"
@@ -22,21 +30,21 @@ export const BUG_NAMES: readonly BugName[] = [
   "witnessMetadataOnlyLog",
 ];
 
-/**
- * "plain": nodeCount full voters. "witness": DESIGN.md §4's two sites plus a tie-breaker, site A =
- * full voter a, site B = full voter b, site C = witness w (nodeCount is ignored).
- */
-export type Topology = "plain" | "witness";
+/** The lock simulation's bug switches (StateConfig.bugs, and the guard's). */
+export type LockBugName = "grantWithoutLeaseCheck" | "reuseTokenAfterRestore" | "guardCheckNotAtomic";
 
-export interface SwarmOptions {
+export const LOCK_BUG_NAMES: readonly LockBugName[] = ["grantWithoutLeaseCheck", "reuseTokenAfterRestore", "guardCheckNotAtomic"];
+
+// ------------------------------------------------------------------ what both simulations draw
+
+/** The cluster, the network and the faults, drawn by both simulations. */
+export interface ClusterSwarm {
   readonly nodeCount: number;
   readonly tickMs: number;
   readonly electionTimeoutTicks: number;
   readonly heartbeatIntervalTicks: number;
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
-  /** Each node's clock runs at a rate in [1 - drift, 1 + drift]. */
-  readonly clockDriftMax: number;
   readonly delayMinMs: number;
   readonly delayJitterMs: number;
   readonly lossProbability: number;
@@ -54,9 +62,39 @@ export interface SwarmOptions {
   readonly entriesPerMessageMax: number;
   /** A leader cut off from its quorum stops accepting proposals after this many. */
   readonly uncommittedEntriesMax: number;
-  readonly proposalIntervalMs: number;
   readonly safetyPhaseMs: number;
   readonly livenessBoundMs: number;
+}
+
+/** What the nemesis (nemesis.ts) reads: the shared weights plus those only one simulation has. */
+export type FaultWeights = Pick<
+  ClusterSwarm,
+  "crashWeight" | "partitionWeight" | "pauseWeight" | "healWeight" | "leaderTargetProbability" | "electionTimeoutTicks" | "tickMs"
+> &
+  Partial<Pick<LockSwarm, "clientPauseWeight" | "ttlMs"> & Pick<SwarmOptions, "siteLossWeight" | "linkCutWeight">>;
+
+/** After healing, both simulations allow this much for elections and restarts first. */
+const electionsAndRestartsMs = 8000;
+
+/** One line of `key=value` pairs (printed with --verbose and in every result). */
+export function describeSwarm(o: ClusterSwarm): string {
+  return Object.entries(o)
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join(" ");
+}
+
+// ------------------------------------------------------------------ the Raft simulator (vopr.ts)
+
+/**
+ * "plain": nodeCount full voters. "witness": DESIGN.md §4's two sites plus a tie-breaker, site A =
+ * full voter a, site B = full voter b, site C = witness w (nodeCount is ignored).
+ */
+export type Topology = "plain" | "witness";
+
+export interface SwarmOptions extends ClusterSwarm {
+  /** Each node's clock runs at a rate in [1 - drift, 1 + drift]. */
+  readonly clockDriftMax: number;
+  readonly proposalIntervalMs: number;
   readonly topology: Topology;
   /** Witness topology only: lose one whole site for good (crash, never restart; at most one). */
   readonly siteLossWeight: number;
@@ -109,7 +147,7 @@ export function drawSwarm(r: SeededRandom): SwarmOptions {
 export function withLivenessBound(o: SwarmOptions): SwarmOptions {
   const windows = Math.ceil(o.uncommittedEntriesMax / (o.entriesPerMessageMax * o.inflightMessagesMax));
   const roundTripMs = 2 * (o.delayMinMs + o.delayJitterMs);
-  return { ...o, livenessBoundMs: 8000 + windows * roundTripMs * 2 + witnessBacklogMs(o, roundTripMs) };
+  return { ...o, livenessBoundMs: electionsAndRestartsMs + windows * roundTripMs * 2 + witnessBacklogMs(o, roundTripMs) };
 }
 
 /**
@@ -125,12 +163,6 @@ function witnessBacklogMs(o: SwarmOptions, roundTripMs: number): number {
   const perTerm = Math.max(1, o.entriesPerMessageMax * o.inflightMessagesMax - 1);
   const termMs = (6 * o.electionTimeoutTicks * o.tickMs) / (1 - o.clockDriftMax) + 4 * roundTripMs;
   return Math.ceil(Math.ceil(backlog / perTerm) * termMs);
-}
-
-export function describeSwarm(o: SwarmOptions): string {
-  return Object.entries(o)
-    .map(([k, v]) => `${k}=${String(v)}`)
-    .join(" ");
 }
 
 /**
@@ -173,7 +205,6 @@ export const SWARM_PRESETS: Readonly<Record<SwarmPreset, Partial<SwarmOptions>>>
     // no-op adds. Production batches (512 per message) and has RTT << election timeout.
     entriesPerMessageMax: 64,
   },
-
 };
 
 /** The preset under which each bug switch is measured (see README's table). */
@@ -186,3 +217,93 @@ export const BUG_PRESET: Readonly<Record<BugName, SwarmPreset>> = {
   truncateWitnessAtCommit: "witness",
   witnessMetadataOnlyLog: "witness",
 };
+
+// ------------------------------------------------------------------ the lock simulation (lock_sim.ts)
+
+/** The lock simulation also draws its cluster's clients, leases, locks and guard. */
+export interface LockSwarm extends ClusterSwarm {
+  /** Clock-rate error bound of servers and clients (the state machine's rho). */
+  readonly rho: number;
+  readonly clientPauseWeight: number;
+  readonly clientCount: number;
+  readonly lockCount: number;
+  readonly ttlMs: number;
+  readonly lockDelayMs: number;
+  readonly marginMs: number;
+  readonly writeEveryMs: number;
+  readonly holdMsMax: number;
+  readonly thinkMsMax: number;
+  readonly pollMs: number;
+  readonly attemptTimeoutMs: number;
+  readonly revokeProbability: number;
+  /** The guarded store's transaction time, drawn per write in [0, max]. */
+  readonly guardWriteMsMax: number;
+}
+
+export function drawLockSwarm(r: SeededRandom): LockSwarm {
+  const ttlDrawnMs = r.pick([500, 800, 1500]);
+  const lockDelayMs = r.pick([0, 50, 300]);
+  const delayMinMs = 1 + r.nextInt(4);
+  const delayJitterMs = r.pick([0, 5, 20, 60]);
+  const swarm: LockSwarm = {
+    nodeCount: r.nextFloat() < 0.75 ? 3 : 5,
+    tickMs: 10,
+    electionTimeoutTicks: 10,
+    heartbeatIntervalTicks: r.pick([1, 2, 3]),
+    preVote: r.nextFloat() < 0.8,
+    checkQuorum: r.nextFloat() < 0.8,
+    rho: r.pick([0.01, 0.05, 0.1]),
+    delayMinMs,
+    delayJitterMs,
+    lossProbability: r.pick([0, 0, 0.02, 0.1]),
+    duplicateProbability: r.pick([0, 0.02, 0.1]),
+    nemesisIntervalMs: r.pick([100, 300, 800]),
+    crashWeight: r.pick([0, 1, 3]),
+    partitionWeight: r.pick([0, 1, 3]),
+    pauseWeight: r.pick([0, 1, 2]),
+    clientPauseWeight: r.pick([0, 1, 2]),
+    healWeight: r.pick([1, 2]),
+    leaderTargetProbability: r.pick([0, 0.5, 0.9]),
+    restartDelayMsMax: r.pick([20, 200, 1000]),
+    snapshotEveryEntries: r.pick([8, 30, 200]),
+    inflightMessagesMax: r.pick([1, 4, 64]),
+    entriesPerMessageMax: r.pick([2, 8, 512]),
+    uncommittedEntriesMax: r.pick([50, 1000]),
+    clientCount: 2 + r.nextInt(4),
+    lockCount: 1 + r.nextInt(3),
+    // A lease must outlive a few serialized round trips through a slow (one in flight) leader,
+    // or no client can keep one even on a healed network: that is a configuration, not a bug.
+    ttlMs: Math.max(ttlDrawnMs, 25 * (delayMinMs + delayJitterMs)),
+    lockDelayMs,
+    marginMs: r.pick([1, 10, 30]),
+    writeEveryMs: r.pick([5, 15, 40]),
+    holdMsMax: r.pick([20, 80, 300]),
+    thinkMsMax: r.pick([5, 30, 100]),
+    pollMs: r.pick([10, 30]),
+    attemptTimeoutMs: r.pick([150, 400]),
+    revokeProbability: r.pick([0.05, 0.2]),
+    guardWriteMsMax: r.pick([5, 30, 100]),
+    safetyPhaseMs: 2000 + r.nextInt(2000),
+    livenessBoundMs: 0,
+  };
+  return withLockLivenessBound(swarm);
+}
+
+/**
+ * After healing: elections and restarts (8 s, as in the Raft simulator), then a lock held by a
+ * lease whose holder is gone frees only after a new leader restarts its timers at full length
+ * (ttl(1+rho)) plus lock-delay; every client may wait behind the others on each lock.
+ */
+export function withLockLivenessBound(o: LockSwarm): LockSwarm {
+  const freeMs = o.ttlMs * (1 + o.rho) + o.lockDelayMs;
+  return { ...o, livenessBoundMs: electionsAndRestartsMs + 2 * freeMs + o.clientCount * (o.holdMsMax + o.ttlMs) };
+}
+
+/** The negative control: client clocks and pauses break the bound the lease protocol needs. */
+export const BROKEN_BOUND = {
+  /** Probability that a client's clock runs slower than 1 - rho allows (factor of (1 - rho)). */
+  slowClientProbability: 0.5,
+  slowFactors: [0.3, 0.5, 0.7] as const,
+  /** Probability, per guarded write, that the client pauses right after its check, unaware. */
+  unawarePauseProbability: 0.02,
+} as const;

@@ -17,18 +17,43 @@ import { SafetyChecker, type CheckName } from "./checkers.ts";
 import { EventQueue } from "./event_queue.ts";
 import { SimNode, type SimNodeObserver } from "./sim_node.ts";
 import { WitnessChecker } from "./witness_checks.ts";
-import { injectFault } from "./vopr_nemesis.ts";
-import { bugSwitches, newRunStats, type RunOptions, type RunResult, type RunStats, type SimEvent } from "./vopr_types.ts";
+import { drawFault, type Fault } from "./nemesis.ts";
+import { bugSwitches, newRunStats, type RunResult, type RunStats, type SimEvent } from "./vopr_types.ts";
 import {
   describeSwarm,
   drawSwarm,
   SWARM_PRESETS,
   withLivenessBound,
+  type BugName,
   type SwarmOptions,
   type SwarmPreset,
 } from "./swarm.ts";
 
-export type { RunOptions, RunResult, RunStats, ScriptStep } from "./vopr_types.ts";
+export type { RunResult, RunStats } from "./vopr_types.ts";
+
+/** One step of a scripted fault schedule: `run` acts on the simulation at `atMs`. */
+export interface ScriptStep {
+  readonly atMs: number;
+  readonly run: (sim: Simulation) => void;
+}
+
+export interface RunOptions {
+  readonly seed: number;
+  readonly bug: BugName | null;
+  /** A named preset applied on top of the swarm drawn from the seed (default "random"). */
+  readonly preset?: SwarmPreset;
+  /** Overrides applied last. */
+  readonly swarm?: Partial<SwarmOptions>;
+  /** Prints every node's status each simulated second and the core's log lines (debugging). */
+  readonly debug?: boolean;
+  /** false: no random faults (scripted runs inject their own through `script`). */
+  readonly nemesis?: boolean;
+  readonly script?: readonly ScriptStep[];
+  /** Called after every event (scripted runs measure recovery with it). */
+  readonly afterEvent?: (sim: Simulation) => void;
+  /** Checks whose violations are not recorded (to show what else a bug breaks). */
+  readonly disabledChecks?: readonly CheckName[];
+}
 
 
 const eventsMax = 2_000_000;
@@ -278,8 +303,28 @@ export class Simulation {
 
   private onNemesis(): void {
     if (this.healed) return;
-    injectFault(this, this.random, this.swarm);
+    this.inject(drawFault(this.random, this.swarm, { nodes: this.ids(), clients: [], leader: this.leaderId() }));
     this.queue.push(this.nowMs + this.swarm.nemesisIntervalMs * (0.5 + this.random.nextFloat()), { kind: "nemesis" });
+  }
+
+  private inject(fault: Fault): void {
+    switch (fault.kind) {
+      case "crash":
+        return this.crash(fault.node);
+      case "partition":
+        return this.partitionLinks(fault.links);
+      case "pause":
+        return this.pause(fault.node, fault.ms);
+      case "siteLoss":
+        return this.loseSite(fault.node);
+      case "linkCut":
+        return this.cutLink(fault.x, fault.y);
+      case "heal":
+        return this.healLinks();
+      case "clientPause":
+        // Weighted 0 here: the Raft simulation has no clients of its own.
+        throw new Error("the Raft simulation drew a client pause");
+    }
   }
 
   ids(): NodeId[] {

@@ -1,11 +1,11 @@
-// The simulator's run options, statistics and event types (vopr.ts runs them).
+// The Raft simulator's events, statistics and results (vopr.ts runs them; its run options and
+// script steps live in vopr.ts, beside the Simulation they act on, so nothing here imports it).
 
 import { NO_BUGS, type BugSwitches } from "../../server/core/config.ts";
 import type { Message } from "../../server/core/messages.ts";
 import type { NodeId } from "../../server/core/types.ts";
-import type { CheckName, Violation } from "./checkers.ts";
-import type { BugName, SwarmOptions, SwarmPreset } from "./swarm.ts";
-import type { Simulation } from "./vopr.ts";
+import type { Violation } from "./checkers.ts";
+import type { BugName } from "./swarm.ts";
 
 export type SimEvent =
   | { readonly kind: "tick"; readonly node: NodeId; readonly incarnation: number }
@@ -17,30 +17,6 @@ export type SimEvent =
   | { readonly kind: "heal" }
   | { readonly kind: "livenessDeadline" }
   | { readonly kind: "script"; readonly index: number };
-
-/** One step of a scripted fault schedule: `run` acts on the simulation at `atMs`. */
-export interface ScriptStep {
-  readonly atMs: number;
-  readonly run: (sim: Simulation) => void;
-}
-
-export interface RunOptions {
-  readonly seed: number;
-  readonly bug: BugName | null;
-  /** A named preset applied on top of the swarm drawn from the seed (default "random"). */
-  readonly preset?: SwarmPreset;
-  /** Overrides applied last. */
-  readonly swarm?: Partial<SwarmOptions>;
-  /** Prints every node's status each simulated second and the core's log lines (debugging). */
-  readonly debug?: boolean;
-  /** false: no random faults (scripted runs inject their own through `script`). */
-  readonly nemesis?: boolean;
-  readonly script?: readonly ScriptStep[];
-  /** Called after every event (scripted runs measure recovery with it). */
-  readonly afterEvent?: (sim: Simulation) => void;
-  /** Checks whose violations are not recorded (to show what else a bug breaks). */
-  readonly disabledChecks?: readonly CheckName[];
-}
 
 export interface RunStats {
   events: number;
