@@ -23,7 +23,6 @@ import type { Entry, Index, NodeId, Snapshot } from "../core/types.ts";
 import { encodeCommand, type ClientCommand, type Command } from "../state/commands.ts";
 import { DEFAULT_STATE_CONFIG, type StateConfig } from "../state/limits.ts";
 import { LockStateMachine } from "../state/machine.ts";
-import type { ApplyResult } from "../state/results.ts";
 import type { RaftStorage } from "../storage/raft_storage.ts";
 import type { PeerTransport } from "../transport/peer_transport.ts";
 import { LeaderClock, type MonotonicClock } from "./leader_clock.ts";

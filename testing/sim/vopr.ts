@@ -8,7 +8,7 @@
 // fault schedule instead of the random nemesis) drive the named scenarios.
 
 import { AssertionError } from "../../server/core/assert.ts";
-import { makeRaftConfig, NO_BUGS, type BugSwitches } from "../../server/core/config.ts";
+import { makeRaftConfig } from "../../server/core/config.ts";
 import type { Message } from "../../server/core/messages.ts";
 import { SeededRandom } from "../../server/core/random.ts";
 import { EMPTY_PERSISTED_STATE, type Entry, type NodeId, type PersistedState, type Snapshot } from "../../server/core/types.ts";
