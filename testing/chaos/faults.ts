@@ -11,7 +11,7 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { ProcessCluster, type Member } from "../itest/process_cluster.ts";
+import { ProcessCluster } from "../itest/process_cluster.ts";
 import { TcpProxy } from "../itest/tcp_proxy.ts";
 import { TestClient } from "../itest/test_client.ts";
 import type { SeededRandom } from "../../server/core/random.ts";
@@ -60,27 +60,29 @@ export class ChaosCluster {
     const ids = topology === "witness" ? ["a", "b", "w"] : ["a", "b", "c"];
     const witnesses = topology === "witness" ? ["w"] : [];
     const rho = o.rho ?? 0.05;
-    const members: Member[] = await ProcessCluster.allocate(ids);
     const proxies = new Map<string, TcpProxy>();
+    const cluster = await ProcessCluster.create({
+      ids,
+      witnesses,
+      peerRoute: (from, to) => proxies.get(`${from}->${to.id}`)?.address ?? to.peerAddress,
+      tickMs: o.tickMs ?? 20,
+      electionTimeoutTicks: 10,
+      extraFlags: ["--test-mode", "--rho", String(rho), ...(o.bugs && o.bugs.length > 0 ? ["--test-bugs", o.bugs.join(",")] : [])],
+      perMemberFlags: (id, root) => {
+        const file = join(root, `${id}.clock.json`);
+        if (!existsSync(file)) writeFileSync(file, JSON.stringify({ wallOffsetMs: 0, monotonicRate: o.clockRateOutOfModel ?? 1 }));
+        return ["--test-clock-file", file];
+      },
+    });
     try {
+      // Each directed link's proxy goes straight to the member's own peer port (no second hop).
       for (const from of ids) {
-        for (const to of members) if (to.id !== from) proxies.set(`${from}->${to.id}`, await TcpProxy.start(to.peerAddress));
+        for (const to of ids) if (to !== from) proxies.set(`${from}->${to}`, await TcpProxy.start(() => cluster.peerTarget(to)));
       }
-      const cluster = await ProcessCluster.start({
-        members,
-        witnesses,
-        peerRoute: (from, to) => proxies.get(`${from}->${to.id}`)?.address ?? to.peerAddress,
-        tickMs: o.tickMs ?? 20,
-        electionTimeoutTicks: 10,
-        extraFlags: ["--test-mode", "--rho", String(rho), ...(o.bugs && o.bugs.length > 0 ? ["--test-bugs", o.bugs.join(",")] : [])],
-        perMemberFlags: (id, root) => {
-          const file = join(root, `${id}.clock.json`);
-          if (!existsSync(file)) writeFileSync(file, JSON.stringify({ wallOffsetMs: 0, monotonicRate: o.clockRateOutOfModel ?? 1 }));
-          return ["--test-clock-file", file];
-        },
-      });
+      await cluster.startAll();
       return new ChaosCluster(cluster, ids, witnesses, proxies, rho, o.clockRateOutOfModel ?? 1);
     } catch (e) {
+      await cluster.stopAll();
       await Promise.all([...proxies.values()].map((p) => p.close()));
       throw e;
     }

@@ -1,20 +1,36 @@
-// Real tenured processes on 127.0.0.1 for integration tests: free ports, one data directory per
-// member under a temp root, kill -9, graceful stop, restart from disk. Every process started is
-// stopped by pid in stopAll(). Witness members run tenure-witness (witness/main.ts), and each
-// directed peer link can be routed through its own address (a TcpProxy) to partition it.
+// Real tenured processes on 127.0.0.1 for integration tests: one data directory per member under
+// a temp root, kill -9, graceful stop, restart from disk. Every process started is stopped by pid
+// in stopAll(). Witness members run tenure-witness (witness/main.ts), and each directed peer link
+// can be routed through its own address (a TcpProxy) to partition it.
+//
+// Ports without a race: no port number is ever picked, released and handed on. Each member gets
+// two TcpProxy listeners (client and peer) bound to port 0 and held for the cluster's life; their
+// addresses are the member's addresses in every --members list, in endpoints() and in leader
+// hints, and they stay the same across restarts. The member process itself listens on
+// 127.0.0.1:0 for both and reports what it bound in its {"event":"started"} line; the two
+// proxies forward there. A connection that arrives while the member starts waits for that line;
+// one that arrives while it is down is refused (accepted and closed at once).
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { TcpProxy } from "./tcp_proxy.ts";
 
 const mainScript = new URL("../../server/main.ts", import.meta.url).pathname;
 const witnessScript = new URL("../../witness/main.ts", import.meta.url).pathname;
 
 export interface Member {
   readonly id: string;
+  /** The member's client address for the cluster's life (a proxy to its current process). */
+  readonly clientAddress: string;
+  /** The member's peer address for the cluster's life (a proxy to its current process). */
+  readonly peerAddress: string;
+}
+
+/** What a running member process bound itself (port 0), from its "started" line. */
+export interface BoundAddresses {
   readonly clientAddress: string;
   readonly peerAddress: string;
 }
@@ -27,46 +43,89 @@ export interface ClusterOptions {
   readonly extraFlags?: readonly string[];
   /** Members that run tenure-witness; every member gets --witnesses with them. */
   readonly witnesses?: readonly string[];
-  /** Addresses chosen beforehand (ProcessCluster.allocate), e.g. to put proxies in front. */
-  readonly members?: readonly Member[];
-  /** The peer address `from` dials to reach `to` (default to.peerAddress): a per-link proxy. */
+  /** The peer address `from` dials to reach `to` (default to.peerAddress): a per-link proxy
+   *  whose target is `cluster.peerTarget(to.id)` (see ProcessCluster.create). */
   readonly peerRoute?: (from: string, to: Member) => string;
   /** Flags for one member only (e.g. its own test clock file); `root` is the cluster's temp root. */
   readonly perMemberFlags?: (id: string, root: string) => readonly string[];
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const address = s.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
+const START_TIMEOUT_MS = 30_000;
+
+/** Where a member's traffic goes now: its bound addresses, a start in progress, or down. */
+type MemberState = { readonly kind: "up"; readonly bound: BoundAddresses } | { readonly kind: "starting"; readonly started: Promise<BoundAddresses | null> } | { readonly kind: "down" };
 
 export class ProcessCluster {
   readonly root = mkdtempSync(join(tmpdir(), "tenure-itest-"));
   readonly processes = new Map<string, ChildProcess>();
   readonly logs = new Map<string, string[]>();
-  private constructor(readonly members: readonly Member[], private readonly options: ClusterOptions) {}
+  private readonly states = new Map<string, MemberState>();
 
-  /** Free client and peer ports on 127.0.0.1 for each id. */
-  static async allocate(ids: readonly string[]): Promise<Member[]> {
+  private constructor(
+    readonly members: readonly Member[],
+    private readonly fronts: readonly TcpProxy[],
+    private readonly options: ClusterOptions,
+  ) {}
+
+  /** Binds every member's client and peer proxies (port 0, held until stopAll) and starts no
+   *  process: put per-link proxies in front (peerRoute, targets from peerTarget()), then
+   *  startAll(). */
+  static async create(options: ClusterOptions = {}): Promise<ProcessCluster> {
+    const ids = options.ids ?? ["a", "b", "c"];
+    let cluster: ProcessCluster | null = null;
+    const fronts: TcpProxy[] = [];
     const members: Member[] = [];
-    for (const id of ids) {
-      members.push({ id, clientAddress: `127.0.0.1:${await freePort()}`, peerAddress: `127.0.0.1:${await freePort()}` });
+    try {
+      for (const id of ids) {
+        const client = await TcpProxy.start(() => cluster?.target(id, "clientAddress") ?? null);
+        fronts.push(client);
+        const peer = await TcpProxy.start(() => cluster?.target(id, "peerAddress") ?? null);
+        fronts.push(peer);
+        members.push({ id, clientAddress: client.address, peerAddress: peer.address });
+      }
+    } catch (e) {
+      await Promise.all(fronts.map((f) => f.close()));
+      throw e;
     }
-    return members;
+    cluster = new ProcessCluster(members, fronts, options);
+    return cluster;
   }
 
+  /** create(), then every member bootstraps; resolves once all have logged "started". */
   static async start(options: ClusterOptions = {}): Promise<ProcessCluster> {
-    const members = options.members ?? (await ProcessCluster.allocate(options.ids ?? ["a", "b", "c"]));
-    const cluster = new ProcessCluster(members, options);
-    await Promise.all(members.map((m) => cluster.startMember(m.id, { bootstrap: true })));
+    const cluster = await ProcessCluster.create(options);
+    try {
+      await cluster.startAll();
+    } catch (e) {
+      await cluster.stopAll();
+      throw e;
+    }
     return cluster;
+  }
+
+  /** Bootstraps every member (the first start of a new cluster). */
+  async startAll(): Promise<void> {
+    await Promise.all(this.members.map((m) => this.startMember(m.id, { bootstrap: true })));
+  }
+
+  /** Target for a proxy in front of `id`'s peer port (a partitionable link): what the member's
+   *  current process bound, waiting while it starts, null while it is down. */
+  peerTarget(id: string): string | null | Promise<string | null> {
+    return this.target(id, "peerAddress");
+  }
+
+  /** The running process's own listeners (no proxy), or null while it is down or starting. For
+   *  probes that measure; tests use the member's addresses, which outlive restarts. */
+  bound(id: string): BoundAddresses | null {
+    const s = this.states.get(id);
+    return s?.kind === "up" ? s.bound : null;
+  }
+
+  private target(id: string, which: keyof BoundAddresses): string | null | Promise<string | null> {
+    const s = this.states.get(id) ?? { kind: "down" };
+    if (s.kind === "up") return s.bound[which];
+    if (s.kind === "starting") return s.started.then((b) => b?.[which] ?? null);
+    return null;
   }
 
   endpoints(): string[] {
@@ -85,14 +144,14 @@ export class ProcessCluster {
 
   /** Starts a member and resolves once it logs "started" (rejects if it exits first). */
   startMember(id: string, opts: { bootstrap: boolean }): Promise<void> {
-    const m = this.member(id);
+    this.member(id); // throws for an unknown id
     const o = this.options;
     const witnesses = o.witnesses ?? [];
     const route = (x: Member): string => (x.id === id || !o.peerRoute ? x.peerAddress : o.peerRoute(id, x));
     const args = [
       "--import", "tsx", witnesses.includes(id) ? witnessScript : mainScript,
       "--id", id, "--cluster-id", "itest", "--data-dir", this.dataDir(id),
-      "--peer-listen", m.peerAddress, "--client-listen", m.clientAddress,
+      "--peer-listen", "127.0.0.1:0", "--client-listen", "127.0.0.1:0",
       "--members", this.members.map((x) => `${x.id}=${route(x)}/${x.clientAddress}`).join(","),
       ...(witnesses.length > 0 ? ["--witnesses", witnesses.join(",")] : []),
       "--tick-ms", String(o.tickMs ?? 20),
@@ -106,21 +165,34 @@ export class ProcessCluster {
     this.processes.set(id, child);
     const lines: string[] = [];
     this.logs.set(id, lines);
+    let settle: (b: BoundAddresses | null) => void = () => undefined;
+    const started = new Promise<BoundAddresses | null>((resolve) => (settle = resolve));
+    this.states.set(id, { kind: "starting", started });
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${id} did not start: ${lines.slice(-5).join(" | ")}`)), 30_000);
+      const fail = (why: string): void => {
+        clearTimeout(timer);
+        settle(null);
+        reject(new Error(`${id} ${why}: ${lines.slice(-5).join(" | ")}`));
+      };
+      const timer = setTimeout(() => fail("did not start"), START_TIMEOUT_MS);
       for (const stream of [child.stdout, child.stderr]) {
         createInterface({ input: stream }).on("line", (line) => {
           if (lines.length < 5000) lines.push(line);
-          if (line.includes('"event":"started"')) {
-            clearTimeout(timer);
-            resolve();
-          }
+          if (!line.includes('"event":"started"')) return;
+          const bound = boundOf(line);
+          if (bound === null) return fail(`logged "started" without its addresses`);
+          clearTimeout(timer);
+          if (this.processes.get(id) === child) this.states.set(id, { kind: "up", bound });
+          settle(bound);
+          resolve();
         });
       }
       child.once("exit", (code) => {
-        clearTimeout(timer);
-        if (this.processes.get(id) === child) this.processes.delete(id);
-        reject(new Error(`${id} exited with ${code}: ${lines.slice(-5).join(" | ")}`));
+        if (this.processes.get(id) === child) {
+          this.processes.delete(id);
+          this.states.set(id, { kind: "down" });
+        }
+        fail(`exited with ${code}`);
       });
     });
   }
@@ -145,6 +217,19 @@ export class ProcessCluster {
 
   async stopAll(options: { removeData: boolean } = { removeData: true }): Promise<void> {
     await Promise.all([...this.processes.keys()].map((id) => this.stop(id)));
+    await Promise.all(this.fronts.map((f) => f.close()));
     if (options.removeData) rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+/** The bound addresses in a {"event":"started"} line, or null if it lacks them. */
+function boundOf(line: string): BoundAddresses | null {
+  try {
+    const o = JSON.parse(line.slice(line.indexOf("{"))) as Record<string, unknown>;
+    const client = o["clientAddress"];
+    const peer = o["peerAddress"];
+    return typeof client === "string" && typeof peer === "string" ? { clientAddress: client, peerAddress: peer } : null;
+  } catch {
+    return null;
   }
 }

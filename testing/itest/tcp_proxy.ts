@@ -6,9 +6,17 @@
 // Two more faults for the chaos harness: setDelayMs() holds every chunk in both directions for
 // that long (order kept: a slow WAN link, not a lossy one), and resetConnections() drops the live
 // connections but accepts new ones (a flapping NAT or load balancer).
+// The target may be a function, asked at every new connection: ProcessCluster keeps one proxy
+// per member port for the cluster's life (the address every other member and client dials) and
+// points it at whatever port the member's current process bound (port 0 at every start), so no
+// port number is ever chosen, freed and reused. A function may return a promise (a member still
+// starting: the connection waits, its bytes held) or null (the member is down: refused).
 
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { performance } from "node:perf_hooks";
+
+/** Where a proxy forwards: host:port, or asked per connection (null: refuse it). */
+export type ProxyTarget = string | (() => string | null | Promise<string | null>);
 
 export class TcpProxy {
   private readonly sockets = new Set<Socket>();
@@ -23,18 +31,18 @@ export class TcpProxy {
     private readonly server: Server,
     /** host:port the proxy listens on (what the client side dials). */
     readonly address: string,
-    /** host:port everything is forwarded to. */
-    readonly target: string,
+    private readonly target: ProxyTarget,
   ) {}
 
-  /** Listens on 127.0.0.1 port 0 and forwards every connection to `target` (host:port). */
-  static start(target: string): Promise<TcpProxy> {
-    const colon = target.lastIndexOf(":");
-    const host = target.slice(0, colon);
-    const port = Number(target.slice(colon + 1));
+  /** Listens on 127.0.0.1 port 0 (kept until close()) and forwards every connection to
+   *  `target`: a host:port, or a function asked at each new connection (see the header). */
+  static start(target: ProxyTarget): Promise<TcpProxy> {
     return new Promise((resolve, reject) => {
       let proxy: TcpProxy | null = null;
-      const server = createServer((client) => proxy?.accept(client, host, port));
+      const server = createServer((client) => {
+        if (proxy) void proxy.accept(client);
+        else client.destroy();
+      });
       server.once("error", reject);
       server.listen(0, "127.0.0.1", () => {
         const a = server.address();
@@ -82,12 +90,28 @@ export class TcpProxy {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
-  private accept(client: Socket, host: string, port: number): void {
+  private async accept(client: Socket): Promise<void> {
     if (this.isCut || this.closed) {
       client.destroy();
       return;
     }
-    const upstream = createConnection({ host, port });
+    let target: string | null;
+    if (typeof this.target === "string") {
+      target = this.target;
+    } else {
+      // Held while the function decides (a member still starting); its bytes wait in the socket.
+      client.pause();
+      client.on("error", () => client.destroy());
+      this.sockets.add(client);
+      target = await this.target();
+      this.sockets.delete(client);
+    }
+    if (target === null || this.isCut || this.closed || client.destroyed) {
+      client.destroy();
+      return;
+    }
+    const colon = target.lastIndexOf(":");
+    const upstream = createConnection({ host: target.slice(0, colon), port: Number(target.slice(colon + 1)) });
     this.sockets.add(client);
     this.sockets.add(upstream);
     // Either side failing or closing tears down both halves: a half-open pair would look like a
@@ -105,6 +129,7 @@ export class TcpProxy {
     }
     this.forward(client, upstream, teardown);
     this.forward(upstream, client, teardown);
+    client.resume();
   }
 
   /** from -> to, through the delay when one is set. Chunks keep their order: each is released no

@@ -88,17 +88,18 @@ describe("S3 on real processes: A commits with W while B lags, A dies, B takes o
   };
 
   before(async () => {
-    members = await ProcessCluster.allocate(ids);
-    for (const from of ids) {
-      for (const to of members) if (to.id !== from) proxies.set(`${from}->${to.id}`, await TcpProxy.start(to.peerAddress));
-    }
-    cluster = await ProcessCluster.start({
-      members,
+    cluster = await ProcessCluster.create({
+      ids,
       witnesses: ["w"],
       peerRoute: (from, to) => link(from, to.id).address,
       tickMs: TICK_MS,
       electionTimeoutTicks: ELECTION_TICKS,
     });
+    members = [...cluster.members];
+    for (const from of ids) {
+      for (const to of ids) if (to !== from) proxies.set(`${from}->${to}`, await TcpProxy.start(() => cluster.peerTarget(to)));
+    }
+    await cluster.startAll();
     c = new TestClient([at("a"), at("b")]);
   });
 
