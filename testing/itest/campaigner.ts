@@ -1,5 +1,6 @@
 // A campaigner as its own process, so a test can kill -9 it: grants a lease, keeps it alive,
-// campaigns, prints {"event":"elected",...} once leader, then keeps renewing until killed.
+// campaigns (printing {"event":"campaigning",...} as it sends the Campaign), prints
+// {"event":"elected",...} once leader, then keeps renewing until killed.
 //
 //   node --import tsx testing/itest/campaigner.ts <endpoints,comma,separated> <clientId> <election> <value> <ttlMs>
 
@@ -19,6 +20,7 @@ async function main(): Promise<void> {
   const renew = setInterval(() => void keepAlive(c, clientId, () => seq++, leaseId), Math.floor(ttlMs / 4));
   const campaignSeq = seq;
   seq += 2; // a waiting campaign reserves seq + 1
+  process.stdout.write(`${JSON.stringify({ event: "campaigning", clientId, leaseId: String(leaseId) })}\n`);
   const r = await c.call<Obj>("Election", "Campaign", { clientId, seq: campaignSeq, name, leaseId, value }, 600_000);
   if (!r.ok) throw new Error(`campaign failed: ${r.details}`);
   const leader = r.value["leader"] as Obj;

@@ -8,22 +8,34 @@ import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { ProcessCluster } from "./process_cluster.ts";
 import { TestClient } from "./test_client.ts";
+import { until } from "./wait.ts";
 
 const campaignerScript = new URL("./campaigner.ts", import.meta.url).pathname;
 type Obj = Record<string, unknown>;
 
-function startCampaigner(endpoints: string[], clientId: string, value: string): { child: ChildProcess; elected: Promise<Obj> } {
+interface Campaigner {
+  readonly child: ChildProcess;
+  /** Its lease is granted and its Campaign sent (it waits there while another leads). */
+  readonly campaigning: Promise<Obj>;
+  readonly elected: Promise<Obj>;
+}
+
+function startCampaigner(endpoints: string[], clientId: string, value: string): Campaigner {
   const child = spawn(process.execPath, ["--import", "tsx", campaignerScript, endpoints.join(","), clientId, "leader", value, "1000"], {
     stdio: ["ignore", "pipe", "pipe"],
   });
-  const elected = new Promise<Obj>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on("line", (line) => {
-      if (line.includes('"elected"')) resolve(JSON.parse(line) as Obj);
+  const lines = createInterface({ input: child.stdout! });
+  const event = (name: string): Promise<Obj> => {
+    const p = new Promise<Obj>((resolve, reject) => {
+      lines.on("line", (line) => {
+        if (line.includes(`"${name}"`)) resolve(JSON.parse(line) as Obj);
+      });
+      child.once("exit", (code) => reject(new Error(`campaigner ${clientId} exited with ${code} before "${name}"`)));
     });
-    child.once("exit", (code) => reject(new Error(`campaigner ${clientId} exited with ${code}`)));
-  });
-  elected.catch(() => {});
-  return { child, elected };
+    p.catch(() => {});
+    return p;
+  };
+  return { child, campaigning: event("campaigning"), elected: event("elected") };
 }
 
 describe("election across a campaigner's death", { timeout: 120_000 }, () => {
@@ -41,27 +53,30 @@ describe("election across a campaigner's death", { timeout: 120_000 }, () => {
 
   it("the survivor is elected with a higher token and Observe yields both leaders in order", async () => {
     const c = new TestClient(cluster.endpoints());
-    let leaderAddress = "";
-    for (let t = 0; t < 300 && !leaderAddress; t++) {
+    const leaderAddress = await until("a Raft leader", 15_000, async () => {
       const r = await c.call<Obj>("Cluster", "Status", {}, 1000);
-      if (r.ok && r.value["leaderAddress"]) leaderAddress = String(r.value["leaderAddress"]);
-      else await new Promise((res) => setTimeout(res, 50));
-    }
+      return r.ok && r.value["leaderAddress"] ? String(r.value["leaderAddress"]) : null;
+    });
     const seen: Obj[] = [];
     // Observe is served by the Raft leader (its events are linearizable).
     const stopObserving = c.observe(leaderAddress, "leader", (m) => seen.push(m));
+    const leaderValues = (): unknown[] => seen.filter((m) => m["hasLeader"]).map((m) => (m["leader"] as Obj)["value"]);
     const first = startCampaigner(cluster.endpoints(), "camp-1", "one");
     children.push(first.child);
     const firstElected = await first.elected;
     const second = startCampaigner(cluster.endpoints(), "camp-2", "two");
     children.push(second.child);
-    await new Promise((res) => setTimeout(res, 500));
+    const secondLease = String((await second.campaigning)["leaseId"]);
+    await until("the second campaign to queue behind the first", 10_000, async () => {
+      const r = await c.call<Obj>("Lease", "TimeToLive", { leaseId: secondLease }, 1000);
+      return r.ok && ((r.value["elections"] as string[] | undefined) ?? []).includes("leader");
+    });
     first.child.kill("SIGKILL");
     const secondElected = await second.elected;
     assert.ok(BigInt(String(secondElected["token"])) > BigInt(String(firstElected["token"])));
-    await new Promise((res) => setTimeout(res, 300));
+    await until("the observer to see the second leader", 10_000, () => leaderValues().includes("two"));
     stopObserving();
-    const values = seen.filter((m) => m["hasLeader"]).map((m) => (m["leader"] as Obj)["value"]);
+    const values = leaderValues();
     const firstOne = values.indexOf("one");
     const firstTwo = values.indexOf("two");
     assert.ok(firstOne >= 0 && firstTwo > firstOne, `observed ${JSON.stringify(values)}`);

@@ -5,7 +5,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { TenureClient, type LeaderInfo } from "../../../client-sdk/index.ts";
-import { ProcessCluster, raftLeader, sleep } from "./helpers.ts";
+import { ProcessCluster, raftLeader } from "./helpers.ts";
+import { TestClient } from "../test_client.ts";
+import { until } from "../wait.ts";
 
 describe("SDK elections on three tenured processes", { timeout: 60_000 }, () => {
   let cluster: ProcessCluster;
@@ -39,24 +41,31 @@ describe("SDK elections on three tenured processes", { timeout: 60_000 }, () => 
     const leaseA = await a.grantLease({ ttlMs: 2000 });
     const first = await a.election("e").campaign("one", { lease: leaseA });
     assert.equal((await b.election("e").leader())?.value, "one");
-    const secondP = b.election("e").campaign("two", { ttlMs: 2000 });
-    await sleep(300); // b is queued behind a
+    const leaseB = await b.grantLease({ ttlMs: 2000 });
+    const secondP = b.election("e").campaign("two", { lease: leaseB });
+    const status = new TestClient(cluster.endpoints());
+    try {
+      await until("b to queue behind a", 10_000, async () => {
+        const r = await status.call<Record<string, unknown>>("Lease", "TimeToLive", { leaseId: String(leaseB.id) }, 1000);
+        return r.ok && ((r.value["elections"] as string[] | undefined) ?? []).includes("e");
+      });
+    } finally {
+      status.close();
+    }
     await leaseA.revoke();
     assert.equal(first.signal.aborted, true, "revoking the lease aborts the leadership's signal at once");
     const second = await secondP;
     assert.ok(second.token > first.token, `${second.token} > ${first.token}`);
     assert.equal(second.signal.aborted, false);
 
-    const until = Date.now() + 5000;
-    while (!seen.some((l) => l?.token === second.token) && Date.now() < until) await sleep(20);
+    await until("the observer to see b lead", 10_000, () => seen.some((l) => l?.token === second.token));
     const leaders = seen.filter((l): l is LeaderInfo => l !== null);
     assert.deepEqual(leaders.map((l) => [l.token, l.value]), [[first.token, "one"], [second.token, "two"]]);
 
     // Raft failover: observe reconnects to the new leader and still sees the next change.
     await cluster.kill9(await raftLeader(cluster));
     await second.proclaim("two-bis", { timeoutMs: 10_000 });
-    const until2 = Date.now() + 10_000;
-    while (!seen.some((l) => l?.value === "two-bis") && Date.now() < until2) await sleep(50);
+    await until("the observer to see the proclaimed value after the failover", 20_000, () => seen.some((l) => l?.value === "two-bis"));
     assert.ok(seen.some((l) => l?.value === "two-bis" && l.token === second.token), `seen ${JSON.stringify(seen)}`);
     assert.equal(second.signal.aborted, false, "the leadership survived the Raft failover");
 

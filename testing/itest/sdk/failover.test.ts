@@ -7,6 +7,9 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { TenureClient, TenureError } from "../../../client-sdk/index.ts";
 import { ProcessCluster, raftLeader, sleep } from "./helpers.ts";
+import { until } from "../wait.ts";
+
+const TTL_MS = 2000;
 
 describe("SDK across Raft leader failures", { timeout: 60_000 }, () => {
   let cluster: ProcessCluster;
@@ -25,14 +28,18 @@ describe("SDK across Raft leader failures", { timeout: 60_000 }, () => {
   it("a lease and its lock survive kill -9 of the Raft leader: the signal never aborts, the token stays current", async () => {
     const client = new TenureClient({ endpoints: cluster.endpoints(), clientId: "survivor" });
     clients.push(client);
-    const lease = await client.grantLease({ ttlMs: 2000 });
+    const lease = await client.grantLease({ ttlMs: TTL_MS });
     const lock = await client.lock("kept", { lease });
     const events: string[] = [];
     lease.on("jeopardy", () => events.push("jeopardy"));
     lease.on("lost", () => events.push("lost"));
     const leader = await raftLeader(cluster);
+    const killedAt = performance.now();
     await cluster.kill9(leader);
-    await sleep(5000); // 2.5 TTLs: several renewals must have gone to the new leader
+    // Renewals through the new leader must carry the lease past the deadline it had when the old
+    // leader died (< kill + TTL) without a jeopardy: wait for a deadline that only a renewal sent
+    // more than a TTL after the kill can give (expiresAt ~ its send time + TTL).
+    await until("renewals through the new leader to carry the lease a TTL past the kill", 30_000, () => lease.expiresAt > killedAt + 2 * TTL_MS || events.length > 0);
     assert.deepEqual(events, []);
     assert.equal(lease.signal.aborted, false);
     assert.equal(lock.signal.aborted, false);
@@ -69,10 +76,11 @@ describe("SDK across Raft leader failures", { timeout: 60_000 }, () => {
         }
       })();
     });
-    await sleep(1500);
+    await until("the storm to get grants", 30_000, () => grants.length >= 10);
     const leader = await raftLeader(cluster);
     await cluster.kill9(leader);
-    await sleep(3000);
+    const atKill = grants.length;
+    await until("the storm to get grants from the new leader", 30_000, () => grants.length >= atKill + 20);
     stop = true;
     await Promise.all(workers);
 

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { ProcessCluster } from "../process_cluster.ts";
+import { until } from "../wait.ts";
 
 const workerScript = new URL("../../../examples/leader_worker.ts", import.meta.url).pathname;
 type Event = Record<string, unknown>;
@@ -33,12 +34,16 @@ describe("examples/leader_worker.ts", { timeout: 90_000 }, () => {
       createInterface({ input: child.stdout! }).on("line", (line) => events.push({ worker: i, e: JSON.parse(line) as Event }));
     }
     const waitFor = async (pred: () => boolean, what: string): Promise<void> => {
-      for (let t = 0; t < 600 && !pred(); t++) await new Promise((r) => setTimeout(r, 50));
-      assert.ok(pred(), `${what}; saw ${JSON.stringify(events.slice(-8))}`);
+      await until(what, 30_000, pred, 50).catch(() => assert.fail(`${what}; saw ${JSON.stringify(events.slice(-8))}`));
     };
     const leading = (): { worker: number; e: Event }[] => events.filter((x) => x.e["event"] === "leading");
+    const count = (worker: number, event: string): number => events.filter((x) => x.worker === worker && x.e["event"] === event).length;
     await waitFor(() => leading().length === 1 && events.some((x) => x.e["event"] === "work"), "no worker led");
-    await new Promise((r) => setTimeout(r, 1000));
+    // Both campaign, and the leader works on for two more rounds while the other waits: a
+    // second leader in that window would show.
+    const leader = leading()[0]!.worker;
+    const roundsSoFar = count(leader, "work");
+    await waitFor(() => count(1 - leader, "campaigning") > 0 && count(leader, "work") >= roundsSoFar + 2, "the other worker never campaigned");
     assert.equal(leading().length, 1, "two workers led at once");
     const first = leading()[0]!;
     workers[first.worker]!.kill("SIGKILL");

@@ -5,7 +5,14 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { TenureClient } from "../../../client-sdk/index.ts";
-import { ProcessCluster, raftLeader, sleep } from "./helpers.ts";
+import { ProcessCluster, raftLeader } from "./helpers.ts";
+import { until } from "../wait.ts";
+
+const TTL_MS = 1500;
+const GRACE_MS = 1000;
+/** How late the abort may come after expiresAt: the lease's own timer on a loaded machine (the
+ *  event loop of this test process also forwards the cluster's traffic). Measured: a few ms. */
+const TIMER_SLACK_MS = 500;
 
 describe("SDK cut off from every voter", { timeout: 60_000 }, () => {
   let cluster: ProcessCluster;
@@ -14,7 +21,7 @@ describe("SDK cut off from every voter", { timeout: 60_000 }, () => {
   before(async () => {
     cluster = await ProcessCluster.start({ lockDelayMs: 300 });
     await raftLeader(cluster);
-    client = new TenureClient({ endpoints: cluster.endpoints(), clientId: "cutoff", graceMs: 1000 });
+    client = new TenureClient({ endpoints: cluster.endpoints(), clientId: "cutoff", graceMs: GRACE_MS });
   });
 
   after(async () => {
@@ -22,10 +29,11 @@ describe("SDK cut off from every voter", { timeout: 60_000 }, () => {
     await cluster?.stopAll();
   });
 
-  it("signal aborts by expiresAt (+50 ms) while every process is stopped; nothing depends on the stream closing", async (t) => {
-    const lease = await client.grantLease({ ttlMs: 1500 });
+  it("signal aborts at expiresAt while every process is stopped; nothing depends on the stream closing", async (t) => {
+    const lease = await client.grantLease({ ttlMs: TTL_MS });
     const lock = await client.lock("cut", { lease });
-    await sleep(700); // at least one renewal went through
+    const firstDeadline = lease.expiresAt;
+    await until("a renewal to go through", 10_000, () => lease.expiresAt > firstDeadline);
     assert.equal(lease.signal.aborted, false);
 
     const abortedAt = new Promise<{ at: number; expiresAt: number }>((resolve) => {
@@ -38,11 +46,14 @@ describe("SDK cut off from every voter", { timeout: 60_000 }, () => {
       for (const pid of pids) process.kill(pid, "SIGSTOP");
       const { at, expiresAt } = await abortedAt;
       t.diagnostic(`abort ${(at - expiresAt).toFixed(1)} ms from expiresAt, ${(at - stoppedAt).toFixed(0)} ms after SIGSTOP`);
-      assert.ok(at <= expiresAt + 50, `aborted ${(at - expiresAt).toFixed(1)} ms after expiresAt`);
-      assert.ok(at - stoppedAt <= 1500, `aborted ${(at - stoppedAt).toFixed(0)} ms after the stop (ttl 1500)`);
+      // From its own timer at the deadline: not early, and well before the grace runs out (the
+      // tight figure, a few ms, is printed above).
+      assert.ok(at >= expiresAt - 1, `aborted ${(expiresAt - at).toFixed(1)} ms before expiresAt`);
+      assert.ok(at <= expiresAt + TIMER_SLACK_MS, `aborted ${(at - expiresAt).toFixed(1)} ms after expiresAt`);
+      assert.ok(at - stoppedAt <= TTL_MS + TIMER_SLACK_MS, `aborted ${(at - stoppedAt).toFixed(0)} ms after the stop (ttl ${TTL_MS})`);
       assert.equal(lease.signal.aborted, true);
       assert.equal(lease.state, "jeopardy");
-      const lost = await lease.lost; // grace of 1000 ms without an answer
+      const lost = await lease.lost; // grace without an answer
       assert.equal(lost.code, "LEASE_LOST");
       assert.equal(lease.state, "lost");
     } finally {
