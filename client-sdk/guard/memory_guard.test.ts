@@ -48,8 +48,10 @@ describe("MemoryGuard.runAsync", () => {
   it("refuses a synchronous run while a runAsync holds the resource", async () => {
     const guard = new MemoryGuard(undefined, { registry: new Registry() });
     let release!: () => void;
-    const pending = guard.runAsync("r", 1n, () => new Promise<void>((r) => (release = r)));
-    await sleep(1);
+    let writing!: () => void;
+    const started = new Promise<void>((r) => (writing = r));
+    const pending = guard.runAsync("r", 1n, () => new Promise<void>((r) => ((release = r), writing())));
+    await started; // the write is running: the resource is held
     assert.throws(() => guard.run("r", 2n, () => undefined), /runAsync in progress/);
     release();
     await pending;
