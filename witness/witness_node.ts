@@ -8,6 +8,7 @@
 // and the node takes no client input at all: no submit, no read, no timers to propose.
 // It deliberately imports nothing from server/state or server/api (witness/purity.test.ts).
 
+import { asInvariantViolation } from "../server/core/assert.ts";
 import { RaftCore } from "../server/core/raft.ts";
 import type { RaftConfig } from "../server/core/config.ts";
 import type { Message } from "../server/core/messages.ts";
@@ -80,7 +81,11 @@ export class WitnessNode {
 
   receive(message: Message): void {
     if (this.stopped) return;
-    this.core.step(message);
+    try {
+      this.core.step(message);
+    } catch (err) {
+      throw asInvariantViolation(err, `core.step(${message.kind} from ${message.from})`);
+    }
     this.options.requestProcess();
   }
 

@@ -19,3 +19,14 @@ export function assertSafeInteger(value: number, what: string): void {
     throw new AssertionError(`${what} must be a non-negative safe integer, got ${value}`);
   }
 }
+
+/**
+ * The pure core throws only through assert(); anything else it throws (a TypeError, a
+ * RangeError) is a bug that may have left it half-updated, so the node loop treats it as a
+ * broken invariant too: the process must stop rather than go on serving (server/fatal.ts).
+ */
+export function asInvariantViolation(error: unknown, what: string): AssertionError {
+  if (error instanceof AssertionError) return error;
+  const described = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return new AssertionError(`${what} threw ${described}`, { cause: error });
+}

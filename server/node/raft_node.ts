@@ -13,7 +13,7 @@
 // never does. A new leader proposes LeaderTimersRestart before any client command, so every
 // lease and lock-delay restarts at full length before it grants anything.
 
-import { assert } from "../core/assert.ts";
+import { asInvariantViolation, assert } from "../core/assert.ts";
 import type { ConfChange } from "../core/conf_change.ts";
 import type { Message } from "../core/messages.ts";
 import { RaftCore } from "../core/raft.ts";
@@ -131,7 +131,11 @@ export class RaftNode implements NodeApi {
 
   receive(message: Message): void {
     if (this.stopped) return;
-    this.core.step(message);
+    try {
+      this.core.step(message);
+    } catch (err) {
+      throw asInvariantViolation(err, `core.step(${message.kind} from ${message.from})`);
+    }
     this.options.requestProcess();
   }
 
