@@ -1,4 +1,7 @@
 // Core configuration, its limits and the test-only bug switches. PURE.
+//
+// The batch limits here are one side of relations asserted at startup by server/limits.ts
+// (assertLimits): a full-size entry fits an append batch, and the largest batch fits a peer frame.
 
 import { assert } from "./assert.ts";
 import type { Random } from "./random.ts";
@@ -31,6 +34,23 @@ export const NO_BUGS: BugSwitches = {
   truncateWitnessAtCommit: false,
   witnessMetadataOnlyLog: false,
 };
+
+/**
+ * The largest data of one log entry (an encoded state-machine command or conf change) the
+ * cluster is sized for. The state machine refuses a larger command (COMMAND_BYTES_MAX is this
+ * value), and server/limits.ts asserts that an entry this large fits an append batch and a frame.
+ */
+export const ENTRY_DATA_BYTES_MAX = 64 * 1024;
+
+/** Defaults of the RaftConfig limits (makeRaftConfig); server/limits.ts relates them to frames. */
+export const RAFT_LIMITS_DEFAULT = {
+  entriesPerMessageMax: 512,
+  bytesPerMessageMax: 1 << 20,
+  inflightMessagesMax: 64,
+  uncommittedEntriesMax: 10_000,
+  pendingReadsMax: 4096,
+  committedEntriesPerReadyMax: 4096,
+} as const;
 
 export interface RaftConfig {
   readonly id: NodeId;
@@ -67,12 +87,7 @@ export function makeRaftConfig(input: RaftConfigInput): RaftConfig {
     heartbeatIntervalTicks: 1,
     preVote: true,
     checkQuorum: true,
-    entriesPerMessageMax: 512,
-    bytesPerMessageMax: 1 << 20,
-    inflightMessagesMax: 64,
-    uncommittedEntriesMax: 10_000,
-    pendingReadsMax: 4096,
-    committedEntriesPerReadyMax: 4096,
+    ...RAFT_LIMITS_DEFAULT,
     appliedIndex: 0,
     bugs: NO_BUGS,
     logger: null,
