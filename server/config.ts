@@ -6,6 +6,12 @@
 
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
+import {
+  CLIENT_MESSAGE_BYTES_MAX_DEFAULT,
+  PEER_MESSAGE_BYTES_MAX_DEFAULT,
+  SNAPSHOT_BYTES_MAX_DEFAULT,
+  SNAPSHOT_CHUNK_BYTES_DEFAULT,
+} from "./limits.ts";
 
 export interface MemberConfig {
   readonly id: string;
@@ -39,7 +45,16 @@ export interface ServerConfig {
   readonly rho: number;
   readonly lockDelayMs: number;
   readonly pendingRequestsMax: number;
-  readonly maxMessageBytes: number;
+  /**
+   * Frame and snapshot limits (server/limits.ts, which asserts at startup how they relate to each
+   * other and to the Raft and state limits). The client frame bounds a request to the client API;
+   * the peer frame bounds one PeerBatch or one snapshot chunk, both ways.
+   */
+  readonly clientMessageBytesMax: number;
+  readonly peerMessageBytesMax: number;
+  /** The largest snapshot this member sends or accepts; must be equal on every member. */
+  readonly snapshotBytesMax: number;
+  readonly snapshotChunkBytes: number;
   /** Test-only (the chaos harness): permits the two options below; logged loudly at start. */
   readonly testMode: boolean;
   /** Test-only: the JSON file of a controllable clock (server/test_mode/test_clock.ts), re-read on SIGUSR2. */
@@ -66,7 +81,10 @@ const DEFAULTS: Omit<ServerConfig, NoDefault | TestOnly> = {
   rho: 0.01,
   lockDelayMs: 5_000,
   pendingRequestsMax: 10_000,
-  maxMessageBytes: 4 * 1024 * 1024,
+  clientMessageBytesMax: CLIENT_MESSAGE_BYTES_MAX_DEFAULT,
+  peerMessageBytesMax: PEER_MESSAGE_BYTES_MAX_DEFAULT,
+  snapshotBytesMax: SNAPSHOT_BYTES_MAX_DEFAULT,
+  snapshotChunkBytes: SNAPSHOT_CHUNK_BYTES_DEFAULT,
   testMode: false,
 };
 
@@ -147,7 +165,11 @@ function validate(raw: Raw): ServerConfig {
     rho: num(raw, "rho", 0, 0.5),
     lockDelayMs: int(raw, "lockDelayMs", 0, 60_000),
     pendingRequestsMax: int(raw, "pendingRequestsMax", 1, 1_000_000),
-    maxMessageBytes: int(raw, "maxMessageBytes", 64 * 1024, 256 * 1024 * 1024),
+    // Plain ranges here; assertLimits (server/limits.ts) checks that the values fit together.
+    clientMessageBytesMax: int(raw, "clientMessageBytesMax", 4 * 1024, 256 * 1024 * 1024),
+    peerMessageBytesMax: int(raw, "peerMessageBytesMax", 64 * 1024, 256 * 1024 * 1024),
+    snapshotBytesMax: int(raw, "snapshotBytesMax", 1024, 1_000_000_000),
+    snapshotChunkBytes: int(raw, "snapshotChunkBytes", 1024, 256 * 1024 * 1024),
     ...testOptions(raw),
   };
   if (config.heartbeatIntervalTicks >= config.electionTimeoutTicks) {

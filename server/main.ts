@@ -15,7 +15,8 @@ import type { ServerConfig } from "./config.ts";
 import { runProcess } from "./process_main.ts";
 import { RaftNode } from "./node/raft_node.ts";
 import { ProcessScheduler } from "./node/process_scheduler.ts";
-import { stateConfig, type StateConfig } from "./state/limits.ts";
+import { stateConfig, stateSizes, type StateConfig } from "./state/limits.ts";
+import { assertLimitsAtStart } from "./limits.ts";
 import { SqliteStorage } from "./storage/sqlite_storage.ts";
 import { GrpcPeerTransport } from "./transport/grpc_peer_transport.ts";
 import { startApiServer, type ApiServerHandle } from "./api/api_server.ts";
@@ -39,6 +40,15 @@ function machineConfigOf(config: ServerConfig): StateConfig {
 }
 
 async function start(config: ServerConfig): Promise<Running> {
+  // One object for the node and the API: limits, rho and bug switches must agree.
+  const machineConfig = machineConfigOf(config);
+  const raftConfig = makeRaftConfig({
+    id: config.id,
+    random: new SeededRandom(randomInt(2 ** 31)),
+    electionTimeoutTicks: config.electionTimeoutTicks,
+    heartbeatIntervalTicks: config.heartbeatIntervalTicks,
+  });
+  assertLimitsAtStart({ frames: config, raft: raftConfig, state: stateSizes(machineConfig.limits) }, log);
   const testClock = startTestMode(config, log);
   const storage = openStorage(config);
   const peers = config.members.filter((m) => m.id !== config.id).map((m) => ({ id: m.id, address: m.peerAddress }));
@@ -47,19 +57,12 @@ async function start(config: ServerConfig): Promise<Running> {
     clusterId: config.clusterId,
     listenAddress: config.peerListen,
     peers,
-    maxMessageBytes: config.maxMessageBytes,
+    messageBytesMax: config.peerMessageBytesMax,
     log: (fields: Record<string, unknown>) => log({ component: "transport", ...fields }),
   });
   const scheduler = new ProcessScheduler();
-  // One object for the node and the API: limits, rho and bug switches must agree.
-  const machineConfig = machineConfigOf(config);
   const node = new RaftNode({
-    raftConfig: makeRaftConfig({
-      id: config.id,
-      random: new SeededRandom(randomInt(2 ** 31)),
-      electionTimeoutTicks: config.electionTimeoutTicks,
-      heartbeatIntervalTicks: config.heartbeatIntervalTicks,
-    }),
+    raftConfig,
     storage,
     transport,
     clock: { monotonicMs: testClock === null ? () => performance.now() : () => testClock.monotonicMs() },
@@ -76,7 +79,7 @@ async function start(config: ServerConfig): Promise<Running> {
     node,
     stateConfig: machineConfig,
     listenAddress: config.clientListen,
-    maxMessageBytes: config.maxMessageBytes,
+    messageBytesMax: config.clientMessageBytesMax,
   });
   const stopTicker = startTicker(testClock, config.tickMs, () => node.tick());
   return { node, api, transport, storage, stopTicker };

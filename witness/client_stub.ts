@@ -21,6 +21,7 @@ import {
   type ServiceName,
 } from "../proto/tenure_protos.ts";
 import { fatal, isFatal } from "../server/fatal.ts";
+import { CLIENT_MESSAGE_BYTES_MAX_DEFAULT, CLIENT_RESPONSE_FRAME_FACTOR } from "../server/limits.ts";
 import type { WitnessStatus } from "./witness_node.ts";
 
 export interface ClientStubOptions {
@@ -30,7 +31,8 @@ export interface ClientStubOptions {
   readonly status: () => WitnessStatus;
   /** Client-API address of every member, for the leader hint. */
   readonly memberAddresses: ReadonlyMap<string, string>;
-  readonly maxMessageBytes?: number;
+  /** The receive frame, as server/api's (default CLIENT_MESSAGE_BYTES_MAX_DEFAULT). */
+  readonly messageBytesMax?: number;
 }
 
 export interface ClientStubHandle {
@@ -108,10 +110,10 @@ function refusingHandler(def: MethodDefinition<object, object>, refuse: () => gr
 }
 
 export function createClientStub(options: ClientStubOptions): grpc.Server {
-  const maxMessageBytes = options.maxMessageBytes ?? 256 * 1024;
+  const messageBytesMax = options.messageBytesMax ?? CLIENT_MESSAGE_BYTES_MAX_DEFAULT;
   const server = new grpc.Server({
-    "grpc.max_receive_message_length": maxMessageBytes,
-    "grpc.max_send_message_length": 4 * maxMessageBytes,
+    "grpc.max_receive_message_length": messageBytesMax,
+    "grpc.max_send_message_length": CLIENT_RESPONSE_FRAME_FACTOR * messageBytesMax,
   });
   const addresses = options.memberAddresses;
   for (const name of SERVICES) {

@@ -23,6 +23,7 @@ import { startTestMode, startTicker } from "../server/test_mode/test_clock.ts";
 import { ProcessScheduler } from "../server/node/process_scheduler.ts";
 import type { SqliteStorage } from "../server/storage/sqlite_storage.ts";
 import { GrpcPeerTransport } from "../server/transport/grpc_peer_transport.ts";
+import { assertLimitsAtStart } from "../server/limits.ts";
 import { startClientStub, type ClientStubHandle } from "./client_stub.ts";
 import { WitnessNode } from "./witness_node.ts";
 
@@ -35,6 +36,15 @@ interface Running {
 }
 
 async function start(config: ServerConfig): Promise<Running> {
+  const raftConfig = makeRaftConfig({
+    id: config.id,
+    random: new SeededRandom(randomInt(2 ** 31)),
+    // The core doubles it for a witness (W4); the configured value stays equal on every member.
+    electionTimeoutTicks: config.electionTimeoutTicks,
+    heartbeatIntervalTicks: config.heartbeatIntervalTicks,
+  });
+  // No state machine here (state: null): the frame, batch and snapshot relations still hold.
+  assertLimitsAtStart({ frames: config, raft: raftConfig, state: null }, log);
   const testClock = startTestMode(config, log);
   // Refuses an empty directory without --bootstrap and a directory of another member, exactly
   // as tenured does, and a member that is not listed as a witness.
@@ -45,18 +55,12 @@ async function start(config: ServerConfig): Promise<Running> {
     clusterId: config.clusterId,
     listenAddress: config.peerListen,
     peers,
-    maxMessageBytes: config.maxMessageBytes,
+    messageBytesMax: config.peerMessageBytesMax,
     log: (fields: Record<string, unknown>) => log({ component: "transport", ...fields }),
   });
   const scheduler = new ProcessScheduler();
   const node = new WitnessNode({
-    raftConfig: makeRaftConfig({
-      id: config.id,
-      random: new SeededRandom(randomInt(2 ** 31)),
-      // The core doubles it for a witness (W4); the configured value stays equal on every member.
-      electionTimeoutTicks: config.electionTimeoutTicks,
-      heartbeatIntervalTicks: config.heartbeatIntervalTicks,
-    }),
+    raftConfig,
     storage,
     transport,
     requestProcess: () => scheduler.request(),
@@ -67,7 +71,7 @@ async function start(config: ServerConfig): Promise<Running> {
     listenAddress: config.clientListen,
     status: () => node.status(),
     memberAddresses: new Map(config.members.map((m) => [m.id, m.clientAddress])),
-    maxMessageBytes: config.maxMessageBytes,
+    messageBytesMax: config.clientMessageBytesMax,
   });
   // The witness reads no clock but its ticker: a test clock's rate reaches its Raft timers here.
   const stopTicker = startTicker(testClock, config.tickMs, () => node.tick());

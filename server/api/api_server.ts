@@ -6,6 +6,7 @@
 
 import * as grpc from "@grpc/grpc-js";
 import type { ServiceDefinition } from "@grpc/proto-loader";
+import { CLIENT_MESSAGE_BYTES_MAX_DEFAULT, CLIENT_RESPONSE_FRAME_FACTOR } from "../limits.ts";
 import type { NodeApi } from "../node/node_api.ts";
 import { DEFAULT_STATE_CONFIG, validateStateConfig, type StateConfig } from "../state/limits.ts";
 import { clusterService } from "./cluster_service.ts";
@@ -16,8 +17,6 @@ import { lockService } from "./lock_service.ts";
 import { serviceDefinition, type ServiceName } from "./protos.ts";
 import { tolerantDeserializer } from "./validate.ts";
 
-/** Far above the largest valid request (a KeepAlive of 1024 ids, a 4 KiB value). */
-export const MAX_MESSAGE_BYTES_DEFAULT = 256 * 1024;
 export const OBSERVE_BUFFER_MAX_DEFAULT = 1_024;
 export const KEEPALIVE_PENDING_MAX_DEFAULT = 64;
 
@@ -25,7 +24,12 @@ export interface ApiServerOptions {
   readonly node: NodeApi;
   /** Must be the config the state machine runs with: limits and rho come from it. */
   readonly stateConfig?: StateConfig;
-  readonly maxMessageBytes?: number;
+  /**
+   * The receive frame; responses may be CLIENT_RESPONSE_FRAME_FACTOR times larger. Default
+   * CLIENT_MESSAGE_BYTES_MAX_DEFAULT, which server/limits.ts asserts is above the largest valid
+   * request (a KeepAlive of keepAliveLeaseIdsMax ids, a Campaign with a full name and value).
+   */
+  readonly messageBytesMax?: number;
   readonly observeBufferMax?: number;
   readonly keepAlivePendingMax?: number;
 }
@@ -33,9 +37,9 @@ export interface ApiServerOptions {
 export function createApiServer(options: ApiServerOptions): grpc.Server {
   const config = options.stateConfig ?? DEFAULT_STATE_CONFIG;
   validateStateConfig(config);
-  const maxMessageBytes = options.maxMessageBytes ?? MAX_MESSAGE_BYTES_DEFAULT;
-  if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes < 1024) {
-    throw new Error(`maxMessageBytes must be an integer >= 1024, got ${maxMessageBytes}`);
+  const messageBytesMax = options.messageBytesMax ?? CLIENT_MESSAGE_BYTES_MAX_DEFAULT;
+  if (!Number.isSafeInteger(messageBytesMax) || messageBytesMax < 1024) {
+    throw new Error(`messageBytesMax must be an integer >= 1024, got ${messageBytesMax}`);
   }
   const deps: ServiceDeps = {
     node: options.node,
@@ -44,8 +48,8 @@ export function createApiServer(options: ApiServerOptions): grpc.Server {
     keepAlivePendingMax: positive(options.keepAlivePendingMax ?? KEEPALIVE_PENDING_MAX_DEFAULT, "keepAlivePendingMax"),
   };
   const server = new grpc.Server({
-    "grpc.max_receive_message_length": maxMessageBytes,
-    "grpc.max_send_message_length": 4 * maxMessageBytes,
+    "grpc.max_receive_message_length": messageBytesMax,
+    "grpc.max_send_message_length": CLIENT_RESPONSE_FRAME_FACTOR * messageBytesMax,
   });
   const services: readonly [ServiceName, grpc.UntypedServiceImplementation][] = [
     ["Lease", leaseService(deps)],

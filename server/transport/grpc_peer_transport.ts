@@ -19,6 +19,7 @@ import { fatal, isFatal } from "../fatal.ts";
 import { PEER_PROTO_LOADER_OPTIONS, decodeBatch, encodeBatch, estimateMessageBytes } from "./peer_codec.ts";
 import type { WirePeerBatch } from "./peer_codec.ts";
 import type { PeerAddress, PeerTransport, PeerTransportStats } from "./peer_transport.ts";
+import { PEER_FRAME_OVERHEAD_BYTES, PEER_MESSAGE_BYTES_MAX_DEFAULT, peerBatchBytesMax } from "../limits.ts";
 
 /** One structured log record (an `event` name plus fields), as server/logger.ts takes it. */
 export type TransportLog = (fields: Readonly<Record<string, unknown>>) => void;
@@ -33,8 +34,8 @@ export interface GrpcPeerTransportOptions {
   readonly queueMessagesMax?: number;
   /** Messages per frame. Default 256. */
   readonly batchMessagesMax?: number;
-  /** gRPC frame limit both ways; a single larger message is dropped. Default 16 MiB. */
-  readonly maxMessageBytes?: number;
+  /** gRPC frame limit both ways; a single larger message is dropped. Default 4 MiB. */
+  readonly messageBytesMax?: number;
   /** Default insecure. For mTLS pass both sides (and authorizePeer to pin ids to certificates). */
   readonly credentials?: { readonly server: grpc.ServerCredentials; readonly channel: grpc.ChannelCredentials };
   /** Inbound check of the sender's claimed id against its TLS certificate (undefined without TLS). */
@@ -59,9 +60,6 @@ type Refusal = { readonly code: grpc.status; readonly details: string };
 // Resolved from this module, not the cwd, so the node can be started from anywhere.
 const PROTO_PATH = fileURLToPath(new URL("../../proto/tenure/v1/peer.proto", import.meta.url));
 const SERVICE_NAME = "tenure.v1.RaftPeer";
-/** Room for the batch header and per-field tags on top of the per-message estimates. */
-const FRAME_OVERHEAD_BYTES = 1024;
-
 function loadSendMethod(): { service: grpc.ServiceDefinition; send: grpc.MethodDefinition<WirePeerBatch, unknown> } {
   const definition = protoLoader.loadSync(PROTO_PATH, { ...PEER_PROTO_LOADER_OPTIONS });
   const service = definition[SERVICE_NAME];
@@ -240,11 +238,11 @@ export class GrpcPeerTransport implements PeerTransport {
   private readonly server: grpc.Server;
 
   private constructor(private readonly options: GrpcPeerTransportOptions) {
-    const maxMessageBytes = positiveInt(options.maxMessageBytes, 16 * 1024 * 1024, "maxMessageBytes");
+    const messageBytesMax = positiveInt(options.messageBytesMax, PEER_MESSAGE_BYTES_MAX_DEFAULT, "messageBytesMax");
     const backoffMsMin = positiveInt(options.reconnectBackoffMsMin, 50, "reconnectBackoffMsMin");
     const backoffMsMax = positiveInt(options.reconnectBackoffMsMax, 2000, "reconnectBackoffMsMax");
     if (backoffMsMax < backoffMsMin) throw new RangeError("reconnectBackoffMsMax must be >= reconnectBackoffMsMin");
-    if (maxMessageBytes <= 2 * FRAME_OVERHEAD_BYTES) throw new RangeError(`maxMessageBytes must exceed ${2 * FRAME_OVERHEAD_BYTES}`);
+    if (messageBytesMax <= 2 * PEER_FRAME_OVERHEAD_BYTES) throw new RangeError(`messageBytesMax must exceed ${2 * PEER_FRAME_OVERHEAD_BYTES}`);
     const { service, send } = loadSendMethod();
     this.ctx = {
       selfId: options.selfId,
@@ -252,8 +250,8 @@ export class GrpcPeerTransport implements PeerTransport {
       method: send,
       credentials: options.credentials?.channel ?? grpc.credentials.createInsecure(),
       channelOptions: {
-        "grpc.max_send_message_length": maxMessageBytes,
-        "grpc.max_receive_message_length": maxMessageBytes,
+        "grpc.max_send_message_length": messageBytesMax,
+        "grpc.max_receive_message_length": messageBytesMax,
         // Our backoff decides when to retry; a shared subchannel would carry grpc's own state over.
         "grpc.use_local_subchannel_pool": 1,
         "grpc.initial_reconnect_backoff_ms": backoffMsMin,
@@ -265,7 +263,7 @@ export class GrpcPeerTransport implements PeerTransport {
       },
       queueMessagesMax: positiveInt(options.queueMessagesMax, 4096, "queueMessagesMax"),
       batchMessagesMax: positiveInt(options.batchMessagesMax, 256, "batchMessagesMax"),
-      batchBytesMax: maxMessageBytes - FRAME_OVERHEAD_BYTES - 3 * options.clusterId.length,
+      batchBytesMax: peerBatchBytesMax(messageBytesMax, options.clusterId.length),
       backoffMsMin,
       backoffMsMax,
       connectTimeoutMs: positiveInt(options.connectTimeoutMs, 2000, "connectTimeoutMs"),
@@ -274,7 +272,7 @@ export class GrpcPeerTransport implements PeerTransport {
         process.stderr.write(`${JSON.stringify({ level: "warn", component: "peer_transport", node: options.selfId, ...fields })}\n`);
       }),
     };
-    this.server = new grpc.Server({ "grpc.max_receive_message_length": maxMessageBytes, "grpc.max_send_message_length": maxMessageBytes });
+    this.server = new grpc.Server({ "grpc.max_receive_message_length": messageBytesMax, "grpc.max_send_message_length": messageBytesMax });
     this.server.addService(service, {
       Send: (call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => this.onInboundStream(call, callback),
     });

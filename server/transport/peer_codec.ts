@@ -11,6 +11,9 @@
 
 import type { Entry, EntryType, NodeId, Snapshot, ConfState } from "../core/types.ts";
 import type { Message } from "../core/messages.ts";
+import { NODE_ID_LENGTH_MAX, PEER_ENTRY_OVERHEAD_BYTES, PEER_MESSAGE_OVERHEAD_BYTES } from "../limits.ts";
+
+export { NODE_ID_LENGTH_MAX };
 
 export const PEER_PROTO_LOADER_OPTIONS = {
   keepCase: true,
@@ -19,9 +22,6 @@ export const PEER_PROTO_LOADER_OPTIONS = {
   defaults: true,
   oneofs: true,
 } as const;
-
-/** Node ids are short operator-chosen names; the cap keeps a hostile frame from bloating logs. */
-export const NODE_ID_LENGTH_MAX = 64;
 
 export type WireEntryType = "ENTRY_TYPE_UNSPECIFIED" | "ENTRY_TYPE_NORMAL" | "ENTRY_TYPE_CONFIG";
 
@@ -124,10 +124,11 @@ export function encodeBatch(header: { clusterId: string; from: NodeId; to: NodeI
 /**
  * Upper bound of a message's encoded size, used to cut batches below the gRPC frame limit
  * without encoding twice. Over-estimates on purpose (varints are counted at their widest).
+ * server/limits.ts sizes the largest append batch with the same constants.
  */
 export function estimateMessageBytes(m: Message): number {
-  const fixed = 96 + m.from.length * 3 + m.to.length * 3;
-  if (m.kind === "append") return m.entries.reduce((sum, e) => sum + 40 + e.data.byteLength, fixed);
+  const fixed = PEER_MESSAGE_OVERHEAD_BYTES + m.from.length * 3 + m.to.length * 3;
+  if (m.kind === "append") return m.entries.reduce((sum, e) => sum + PEER_ENTRY_OVERHEAD_BYTES + e.data.byteLength, fixed);
   if (m.kind !== "snapshot") return fixed;
   const cs = m.snapshot.metadata.confState;
   const ids = [...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext, ...cs.witnesses];
