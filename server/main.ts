@@ -58,6 +58,8 @@ async function start(config: ServerConfig): Promise<Running> {
     listenAddress: config.peerListen,
     peers,
     messageBytesMax: config.peerMessageBytesMax,
+    snapshotBytesMax: config.snapshotBytesMax,
+    snapshotChunkBytes: config.snapshotChunkBytes,
     log: (fields: Record<string, unknown>) => log({ component: "transport", ...fields }),
   });
   const scheduler = new ProcessScheduler();

@@ -8,18 +8,31 @@
 // those messages are already stale, and Raft resends whatever still matters.
 // Inbound: every frame is checked (cluster id, addressee, full decode) before any of it reaches
 // the node; a bad frame ends the stream with a status and is counted.
+// Snapshots travel apart, on their own InstallSnapshot stream of chunks (snapshot_stream.ts), so
+// a state larger than a frame still reaches a lagging follower and heartbeats never wait behind
+// it. Whatever is dropped for its size is counted and logged (rate-limited), never silently.
 
 import { fileURLToPath } from "node:url";
 import type { PeerCertificate } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import type { Message } from "../core/messages.ts";
+import type { Message, SnapshotMessage } from "../core/messages.ts";
 import type { NodeId } from "../core/types.ts";
 import { fatal, isFatal } from "../fatal.ts";
 import { PEER_PROTO_LOADER_OPTIONS, decodeBatch, encodeBatch, estimateMessageBytes } from "./peer_codec.ts";
 import type { WirePeerBatch } from "./peer_codec.ts";
 import type { PeerAddress, PeerTransport, PeerTransportStats } from "./peer_transport.ts";
-import { PEER_FRAME_OVERHEAD_BYTES, PEER_MESSAGE_BYTES_MAX_DEFAULT, peerBatchBytesMax } from "../limits.ts";
+import {
+  PEER_FRAME_OVERHEAD_BYTES,
+  PEER_MESSAGE_BYTES_MAX_DEFAULT,
+  SNAPSHOT_BYTES_MAX_DEFAULT,
+  SNAPSHOT_CHUNK_BYTES_DEFAULT,
+  SNAPSHOT_CHUNK_TIMEOUT_MS,
+  SNAPSHOT_RESEND_INTERVAL_MS,
+  peerBatchBytesMax,
+} from "../limits.ts";
+import { LogLimiter } from "./log_limiter.ts";
+import { SnapshotReceiver, SnapshotSender, type InstallMethod } from "./snapshot_stream.ts";
 
 /** One structured log record (an `event` name plus fields), as server/logger.ts takes it. */
 export type TransportLog = (fields: Readonly<Record<string, unknown>>) => void;
@@ -34,8 +47,18 @@ export interface GrpcPeerTransportOptions {
   readonly queueMessagesMax?: number;
   /** Messages per frame. Default 256. */
   readonly batchMessagesMax?: number;
-  /** gRPC frame limit both ways; a single larger message is dropped. Default 4 MiB. */
+  /** gRPC frame limit both ways; a single larger message is dropped and logged. Default 4 MiB. */
   readonly messageBytesMax?: number;
+  /** Data bytes per InstallSnapshot chunk (at most the frame). Default 1 MiB. */
+  readonly snapshotChunkBytes?: number;
+  /** A larger snapshot is neither sent nor accepted (dropped and logged). Default 256 MiB. */
+  readonly snapshotBytesMax?: number;
+  /** An inbound transfer with no chunk for this long is dropped. Default 10000. */
+  readonly snapshotChunkTimeoutMs?: number;
+  /** The same snapshot is not sent again to a peer this soon after a complete transfer. Default 5000. */
+  readonly snapshotResendIntervalMs?: number;
+  /** Lines about drops and refusals go out at most once per interval per kind. Default 10000. */
+  readonly dropLogIntervalMs?: number;
   /** Default insecure. For mTLS pass both sides (and authorizePeer to pin ids to certificates). */
   readonly credentials?: { readonly server: grpc.ServerCredentials; readonly channel: grpc.ChannelCredentials };
   /** Inbound check of the sender's claimed id against its TLS certificate (undefined without TLS). */
@@ -52,6 +75,17 @@ export interface GrpcPeerTransportOptions {
 export interface GrpcPeerTransportStats extends PeerTransportStats {
   readonly sentBatches: number;
   readonly receivedBatches: number;
+  /** Messages (snapshots included) dropped at send() for their size; also in droppedMessages. */
+  readonly oversizeDrops: number;
+  /** Complete InstallSnapshot transfers, out and in. */
+  readonly snapshotsSent: number;
+  readonly snapshotsReceived: number;
+  /** Requests for a snapshot already in flight (or just sent) to that peer: not sent again. */
+  readonly snapshotsCoalesced: number;
+  /** Inbound transfers refused (also in rejectedBatches). */
+  readonly snapshotsRefused: number;
+  /** Inbound transfers being reassembled right now (at most one per peer). */
+  readonly snapshotsInbound: number;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -60,12 +94,19 @@ type Refusal = { readonly code: grpc.status; readonly details: string };
 // Resolved from this module, not the cwd, so the node can be started from anywhere.
 const PROTO_PATH = fileURLToPath(new URL("../../proto/tenure/v1/peer.proto", import.meta.url));
 const SERVICE_NAME = "tenure.v1.RaftPeer";
-function loadSendMethod(): { service: grpc.ServiceDefinition; send: grpc.MethodDefinition<WirePeerBatch, unknown> } {
+function loadMethods(): { service: grpc.ServiceDefinition; send: grpc.MethodDefinition<WirePeerBatch, unknown>; install: InstallMethod } {
   const definition = protoLoader.loadSync(PROTO_PATH, { ...PEER_PROTO_LOADER_OPTIONS });
   const service = definition[SERVICE_NAME];
-  const send = service !== undefined && "Send" in service ? service["Send"] : undefined;
-  if (send === undefined || !send.requestStream || send.responseStream) throw new Error(`${PROTO_PATH}: ${SERVICE_NAME}.Send must be client-streaming`);
-  return { service: service as grpc.ServiceDefinition, send: send as grpc.MethodDefinition<WirePeerBatch, unknown> };
+  const method = (name: string): grpc.MethodDefinition<unknown, unknown> => {
+    const m = service !== undefined && name in service ? (service as Record<string, protoLoader.MethodDefinition<object, object>>)[name] : undefined;
+    if (m === undefined || !m.requestStream || m.responseStream) throw new Error(`${PROTO_PATH}: ${SERVICE_NAME}.${name} must be client-streaming`);
+    return m as grpc.MethodDefinition<unknown, unknown>;
+  };
+  return {
+    service: service as grpc.ServiceDefinition,
+    send: method("Send") as grpc.MethodDefinition<WirePeerBatch, unknown>,
+    install: method("InstallSnapshot") as InstallMethod,
+  };
 }
 
 function positiveInt(value: number | undefined, fallback: number, name: string): number {
@@ -87,13 +128,22 @@ interface LinkContext {
   readonly backoffMsMin: number;
   readonly backoffMsMax: number;
   readonly connectTimeoutMs: number;
-  readonly stats: Mutable<GrpcPeerTransportStats>;
+  readonly stats: Mutable<Omit<GrpcPeerTransportStats, "snapshotsInbound">>;
   readonly log: TransportLog;
+  readonly snapshots: {
+    readonly method: InstallMethod;
+    readonly chunkBytes: number;
+    readonly resendIntervalMs: number;
+    readonly limiter: LogLimiter;
+  };
 }
 
 type LinkState = "idle" | "connecting" | "open" | "backoff" | "closed";
 
-/** The outbound half towards one peer. Never holds more than queueMessagesMax messages. */
+/**
+ * The outbound half towards one peer. Never holds more than queueMessagesMax messages, plus one
+ * snapshot transfer in flight and one waiting (SnapshotSender).
+ */
 class PeerLink {
   private queue: { readonly message: Message; readonly bytes: number }[] = [];
   private state: LinkState = "idle";
@@ -107,11 +157,26 @@ class PeerLink {
   private writeBlocked = false;
   private pumpScheduled = false;
 
+  private readonly snapshots: SnapshotSender;
+
   constructor(
     readonly id: NodeId,
     readonly address: string,
     private readonly ctx: LinkContext,
-  ) {}
+  ) {
+    const { method, chunkBytes, resendIntervalMs, limiter } = ctx.snapshots;
+    this.snapshots = new SnapshotSender(id, { clusterId: ctx.clusterId, method, chunkBytes, resendIntervalMs, limiter, stats: ctx.stats, log: ctx.log });
+  }
+
+  /** A snapshot goes on its own InstallSnapshot stream over this link's connection. */
+  enqueueSnapshot(message: SnapshotMessage): void {
+    if (this.state === "closed") {
+      this.ctx.stats.droppedMessages += 1;
+      return;
+    }
+    this.snapshots.offer(message, this.state === "open" ? this.client : null);
+    if (this.state === "idle") this.connect();
+  }
 
   enqueue(message: Message, bytes: number): void {
     if (this.state === "closed" || this.queue.length >= this.ctx.queueMessagesMax) {
@@ -129,6 +194,7 @@ class PeerLink {
 
   close(): void {
     this.dropQueue();
+    this.snapshots.drop();
     this.state = "closed";
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
@@ -168,6 +234,7 @@ class PeerLink {
     this.openedAtMs = Date.now();
     this.writeBlocked = false;
     this.pump();
+    this.snapshots.onOpen(client);
   }
 
   /** Writes frames until the queue is empty or gRPC pushes back (then waits for 'drain'). */
@@ -195,6 +262,7 @@ class PeerLink {
     if (this.state === "closed") return;
     const wasOpen = this.state === "open";
     this.dropQueue();
+    this.snapshots.drop();
     this.teardown();
     // A stream that stayed up a while was healthy: start the backoff over. One that broke at
     // once (a peer refusing our cluster id) keeps growing it.
@@ -210,7 +278,7 @@ class PeerLink {
     this.timer = setTimeout(() => {
       this.timer = null;
       this.state = "idle";
-      if (this.queue.length > 0) this.connect();
+      if (this.queue.length > 0 || this.snapshots.hasWaiting()) this.connect();
     }, Math.random() * ceilingMs); // full jitter: peers that lost us together do not retry together
   }
 
@@ -230,8 +298,13 @@ class PeerLink {
 
 export class GrpcPeerTransport implements PeerTransport {
   private readonly links = new Map<NodeId, PeerLink>();
-  private readonly counters: Mutable<GrpcPeerTransportStats> = { sentMessages: 0, droppedMessages: 0, receivedMessages: 0, rejectedBatches: 0, sentBatches: 0, receivedBatches: 0 };
+  private readonly counters: Mutable<Omit<GrpcPeerTransportStats, "snapshotsInbound">> = {
+    sentMessages: 0, droppedMessages: 0, receivedMessages: 0, rejectedBatches: 0, sentBatches: 0, receivedBatches: 0,
+    oversizeDrops: 0, snapshotsSent: 0, snapshotsReceived: 0, snapshotsCoalesced: 0, snapshotsRefused: 0,
+  };
   private readonly ctx: LinkContext;
+  private readonly snapshotBytesMax: number;
+  private readonly receiver: SnapshotReceiver;
   private handler: ((message: Message) => void) | null = null;
   private closing: Promise<void> | null = null;
   private bound = "";
@@ -239,19 +312,50 @@ export class GrpcPeerTransport implements PeerTransport {
 
   private constructor(private readonly options: GrpcPeerTransportOptions) {
     const messageBytesMax = positiveInt(options.messageBytesMax, PEER_MESSAGE_BYTES_MAX_DEFAULT, "messageBytesMax");
+    if (messageBytesMax <= 2 * PEER_FRAME_OVERHEAD_BYTES) throw new RangeError(`messageBytesMax must exceed ${2 * PEER_FRAME_OVERHEAD_BYTES}`);
+    this.snapshotBytesMax = positiveInt(options.snapshotBytesMax, SNAPSHOT_BYTES_MAX_DEFAULT, "snapshotBytesMax");
+    const log = options.log ?? ((fields) => {
+      process.stderr.write(`${JSON.stringify({ level: "warn", component: "peer_transport", node: options.selfId, ...fields })}\n`);
+    });
+    const limiter = new LogLimiter(log, positiveInt(options.dropLogIntervalMs, 10_000, "dropLogIntervalMs"));
+    const { service, send, install } = loadMethods();
+    this.ctx = this.linkContext(options, { messageBytesMax, send, install, log, limiter });
+    this.receiver = new SnapshotReceiver({
+      clusterId: options.clusterId,
+      selfId: options.selfId,
+      snapshotBytesMax: this.snapshotBytesMax,
+      chunkTimeoutMs: positiveInt(options.snapshotChunkTimeoutMs, SNAPSHOT_CHUNK_TIMEOUT_MS, "snapshotChunkTimeoutMs"),
+      stats: this.counters,
+      limiter,
+      log,
+      closing: () => this.closing !== null,
+      authorize: (call, from) => !this.options.authorizePeer || this.options.authorizePeer(from, call.getAuthContext().sslPeerCertificate),
+      deliver: (call, message) => this.deliverSnapshot(call, message),
+    });
+    this.server = new grpc.Server({ "grpc.max_receive_message_length": messageBytesMax, "grpc.max_send_message_length": messageBytesMax });
+    this.server.addService(service, {
+      Send: (call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => this.onInboundStream(call, callback),
+      InstallSnapshot: (call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => this.receiver.handle(call, callback),
+    });
+  }
+
+  private linkContext(
+    options: GrpcPeerTransportOptions,
+    x: { messageBytesMax: number; send: LinkContext["method"]; install: InstallMethod; log: TransportLog; limiter: LogLimiter },
+  ): LinkContext {
     const backoffMsMin = positiveInt(options.reconnectBackoffMsMin, 50, "reconnectBackoffMsMin");
     const backoffMsMax = positiveInt(options.reconnectBackoffMsMax, 2000, "reconnectBackoffMsMax");
     if (backoffMsMax < backoffMsMin) throw new RangeError("reconnectBackoffMsMax must be >= reconnectBackoffMsMin");
-    if (messageBytesMax <= 2 * PEER_FRAME_OVERHEAD_BYTES) throw new RangeError(`messageBytesMax must exceed ${2 * PEER_FRAME_OVERHEAD_BYTES}`);
-    const { service, send } = loadSendMethod();
-    this.ctx = {
+    const chunkBytes = positiveInt(options.snapshotChunkBytes, SNAPSHOT_CHUNK_BYTES_DEFAULT, "snapshotChunkBytes");
+    if (chunkBytes > x.messageBytesMax - PEER_FRAME_OVERHEAD_BYTES) throw new RangeError(`snapshotChunkBytes ${chunkBytes} does not fit messageBytesMax ${x.messageBytesMax}`);
+    return {
       selfId: options.selfId,
       clusterId: options.clusterId,
-      method: send,
+      method: x.send,
       credentials: options.credentials?.channel ?? grpc.credentials.createInsecure(),
       channelOptions: {
-        "grpc.max_send_message_length": messageBytesMax,
-        "grpc.max_receive_message_length": messageBytesMax,
+        "grpc.max_send_message_length": x.messageBytesMax,
+        "grpc.max_receive_message_length": x.messageBytesMax,
         // Our backoff decides when to retry; a shared subchannel would carry grpc's own state over.
         "grpc.use_local_subchannel_pool": 1,
         "grpc.initial_reconnect_backoff_ms": backoffMsMin,
@@ -263,19 +367,19 @@ export class GrpcPeerTransport implements PeerTransport {
       },
       queueMessagesMax: positiveInt(options.queueMessagesMax, 4096, "queueMessagesMax"),
       batchMessagesMax: positiveInt(options.batchMessagesMax, 256, "batchMessagesMax"),
-      batchBytesMax: peerBatchBytesMax(messageBytesMax, options.clusterId.length),
+      batchBytesMax: peerBatchBytesMax(x.messageBytesMax, options.clusterId.length),
       backoffMsMin,
       backoffMsMax,
       connectTimeoutMs: positiveInt(options.connectTimeoutMs, 2000, "connectTimeoutMs"),
       stats: this.counters,
-      log: options.log ?? ((fields) => {
-        process.stderr.write(`${JSON.stringify({ level: "warn", component: "peer_transport", node: options.selfId, ...fields })}\n`);
-      }),
+      log: x.log,
+      snapshots: {
+        method: x.install,
+        chunkBytes,
+        resendIntervalMs: positiveInt(options.snapshotResendIntervalMs, SNAPSHOT_RESEND_INTERVAL_MS, "snapshotResendIntervalMs"),
+        limiter: x.limiter,
+      },
     };
-    this.server = new grpc.Server({ "grpc.max_receive_message_length": messageBytesMax, "grpc.max_send_message_length": messageBytesMax });
-    this.server.addService(service, {
-      Send: (call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => this.onInboundStream(call, callback),
-    });
   }
 
   static async start(options: GrpcPeerTransportOptions): Promise<GrpcPeerTransport> {
@@ -297,10 +401,36 @@ export class GrpcPeerTransport implements PeerTransport {
   send(messages: readonly Message[]): void {
     for (const m of messages) {
       const link = this.closing === null ? this.links.get(m.to) : undefined;
-      const bytes = estimateMessageBytes(m);
-      if (link === undefined || bytes > this.ctx.batchBytesMax) this.counters.droppedMessages += 1;
+      if (link === undefined) {
+        this.counters.droppedMessages += 1;
+        continue;
+      }
+      // A snapshot's image goes in chunks; only its header must fit a frame.
+      const snapshot = m.kind === "snapshot" ? m : null;
+      const bytes = estimateMessageBytes(snapshot === null ? m : withoutImage(snapshot));
+      if (bytes > this.ctx.batchBytesMax) this.dropOversize(m, bytes, { limit: "messageBytesMax", limitBytes: this.ctx.batchBytesMax });
+      else if (snapshot !== null && snapshot.snapshot.data.byteLength > this.snapshotBytesMax) {
+        this.dropOversize(m, snapshot.snapshot.data.byteLength, { limit: "snapshotBytesMax", limitBytes: this.snapshotBytesMax });
+      } else if (snapshot !== null) link.enqueueSnapshot(snapshot);
       else link.enqueue(m, bytes);
     }
+  }
+
+  /** Counted and logged (at most once per interval per peer and kind): a size drop is never silent. */
+  private dropOversize(m: Message, bytes: number, why: { limit: string; limitBytes: number }): void {
+    this.counters.droppedMessages += 1;
+    this.counters.oversizeDrops += 1;
+    const index = m.kind === "snapshot" ? m.snapshot.metadata.index : undefined;
+    this.ctx.snapshots.limiter.maybeLog(`message_too_large:${m.to}:${m.kind}`, {
+      event: "message_dropped_too_large", peer: m.to, kind: m.kind, index, bytes, limit: why.limit, limitBytes: why.limitBytes,
+    });
+  }
+
+  /** A reassembled snapshot, through the same checks and delivery as a batch on Send. */
+  private deliverSnapshot(call: grpc.ServerReadableStream<unknown, unknown>, message: Message): Refusal | null {
+    const batch = encodeBatch({ clusterId: this.options.clusterId, from: message.from, to: this.options.selfId }, [message]);
+    const r = this.onInboundBatch(call, batch);
+    return typeof r === "number" ? null : r;
   }
 
   onMessage(handler: (message: Message) => void): void {
@@ -321,7 +451,7 @@ export class GrpcPeerTransport implements PeerTransport {
   }
 
   stats(): GrpcPeerTransportStats {
-    return { ...this.counters };
+    return { ...this.counters, snapshotsInbound: this.receiver.inboundCount() };
   }
 
   /** Ends outbound streams and the server; resolves once the listening port is released. */
@@ -329,6 +459,7 @@ export class GrpcPeerTransport implements PeerTransport {
     if (this.closing !== null) return this.closing;
     for (const link of this.links.values()) link.close();
     this.links.clear();
+    this.receiver.closeAll();
     this.closing = new Promise<void>((resolve) => {
       this.server.tryShutdown(() => resolve());
       // Peers keep their streams to us open for good, so a graceful drain would never finish.
@@ -388,4 +519,9 @@ export class GrpcPeerTransport implements PeerTransport {
     this.ctx.log({ event: "inbound_batch_rejected", peer: call.getPeer(), code: grpc.status[refusal.code] ?? refusal.code, reason: refusal.details });
     return refusal;
   }
+}
+
+/** The message without its image: what the header of its transfer carries. */
+function withoutImage(m: SnapshotMessage): SnapshotMessage {
+  return { ...m, snapshot: { metadata: m.snapshot.metadata, data: new Uint8Array(0) } };
 }

@@ -4,6 +4,10 @@
 // per destination drops (and counts) when full. Every message goes through peer_codec's
 // encode/decode, so tests exercise the production validation and receivers never share a byte
 // array with the sender. Links can be cut one way (cut(a, b) drops a->b only) and healed.
+// Sizes as on gRPC: a message whose estimate exceeds the frame, or a snapshot above
+// snapshotBytesMax, is dropped, counted and logged (rate-limited); a snapshot is split into chunks
+// and reassembled by the receiver with the same checks (snapshot_chunks.ts), then delivered apart
+// from the other messages of its turn, as its own stream would be.
 //
 // Not for the deterministic simulator: it uses setImmediate, i.e. real event-loop order.
 
@@ -11,12 +15,23 @@ import { performance } from "node:perf_hooks";
 import type { Message } from "../core/messages.ts";
 import type { NodeId } from "../core/types.ts";
 import { fatal, isFatal } from "../fatal.ts";
-import { decodeMessage, encodeMessage } from "./peer_codec.ts";
+import { decodeMessage, encodeMessage, estimateMessageBytes } from "./peer_codec.ts";
 import type { PeerAddress, PeerTransport, PeerTransportStats } from "./peer_transport.ts";
+import { PEER_MESSAGE_BYTES_MAX_DEFAULT, SNAPSHOT_BYTES_MAX_DEFAULT, SNAPSHOT_CHUNK_BYTES_DEFAULT, peerBatchBytesMax } from "../limits.ts";
+import { LogLimiter } from "./log_limiter.ts";
+import { reassemble, snapshotChunks, type WireSnapshotChunk } from "./snapshot_chunks.ts";
+
+/** The cluster id written into snapshot headers on this network (nothing else checks one). */
+const MEMORY_CLUSTER_ID = "memory";
 
 export interface MemoryNetworkOptions {
   /** Per-destination queue bound of each transport (default 4096). */
   readonly queueMessagesMax?: number;
+  /** The frame limit, as GrpcPeerTransportOptions.messageBytesMax (default 4 MiB). */
+  readonly messageBytesMax?: number;
+  /** As GrpcPeerTransportOptions (defaults 256 MiB and 1 MiB). */
+  readonly snapshotBytesMax?: number;
+  readonly snapshotChunkBytes?: number;
   /** Where a throwing message handler and rejected messages are reported; default stderr. */
   readonly log?: (fields: Readonly<Record<string, unknown>>) => void;
 }
@@ -27,6 +42,11 @@ export class MemoryNetwork {
   private dropCount = 0;
   readonly queueMessagesMax: number;
   readonly log: (fields: Readonly<Record<string, unknown>>) => void;
+  readonly batchBytesMax: number;
+  readonly snapshotBytesMax: number;
+  readonly snapshotChunkBytes: number;
+  /** Size drops and snapshot refusals: at most one line per 10 s per kind, as on gRPC. */
+  readonly limiter: LogLimiter;
 
   constructor(options: MemoryNetworkOptions = {}) {
     this.queueMessagesMax = options.queueMessagesMax ?? 4096;
@@ -34,6 +54,13 @@ export class MemoryNetwork {
     if (!Number.isSafeInteger(this.queueMessagesMax) || this.queueMessagesMax < 1) {
       throw new RangeError(`queueMessagesMax must be a positive integer, got ${this.queueMessagesMax}`);
     }
+    this.batchBytesMax = peerBatchBytesMax(options.messageBytesMax ?? PEER_MESSAGE_BYTES_MAX_DEFAULT, MEMORY_CLUSTER_ID.length);
+    this.snapshotBytesMax = options.snapshotBytesMax ?? SNAPSHOT_BYTES_MAX_DEFAULT;
+    this.snapshotChunkBytes = options.snapshotChunkBytes ?? SNAPSHOT_CHUNK_BYTES_DEFAULT;
+    for (const [name, v] of [["messageBytesMax", this.batchBytesMax], ["snapshotBytesMax", this.snapshotBytesMax], ["snapshotChunkBytes", this.snapshotChunkBytes]] as const) {
+      if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${name} is too small or not an integer`);
+    }
+    this.limiter = new LogLimiter(this.log);
   }
 
   /** Creates and registers the transport of `selfId`. Ids are unique while open. */
@@ -114,6 +141,7 @@ export class MemoryTransport implements PeerTransport {
         this.dropped += 1;
         continue;
       }
+      if (this.tooLarge(m)) continue;
       queue.push(m);
     }
     if (!this.flushScheduled && !this.closed) {
@@ -159,6 +187,23 @@ export class MemoryTransport implements PeerTransport {
     return q;
   }
 
+  /** The size checks of GrpcPeerTransport.send: true (dropped, counted, logged) when too large. */
+  private tooLarge(m: Message): boolean {
+    const snapshot = m.kind === "snapshot" ? m : null;
+    const header = snapshot === null ? m : { ...snapshot, snapshot: { metadata: snapshot.snapshot.metadata, data: new Uint8Array(0) } };
+    const bytes = estimateMessageBytes(header);
+    const net = this.network;
+    let why: { limit: string; limitBytes: number; bytes: number } | null = null;
+    if (bytes > net.batchBytesMax) why = { limit: "messageBytesMax", limitBytes: net.batchBytesMax, bytes };
+    else if (snapshot !== null && snapshot.snapshot.data.byteLength > net.snapshotBytesMax) {
+      why = { limit: "snapshotBytesMax", limitBytes: net.snapshotBytesMax, bytes: snapshot.snapshot.data.byteLength };
+    }
+    if (why === null) return false;
+    this.dropped += 1;
+    net.limiter.maybeLog(`message_too_large:${this.selfId}:${m.to}:${m.kind}`, { event: "message_dropped_too_large", node: this.selfId, peer: m.to, kind: m.kind, ...why });
+    return true;
+  }
+
   /** One "frame" per destination per turn of the event loop, as the gRPC writer batches. */
   private flush(): void {
     this.flushScheduled = false;
@@ -172,8 +217,27 @@ export class MemoryTransport implements PeerTransport {
         for (let i = 0; i < batch.length; i++) this.network.countDrop();
         continue;
       }
-      dest.deliver(batch.map(encodeMessage));
+      const others = batch.filter((m) => m.kind !== "snapshot");
+      if (others.length > 0) dest.deliver(others.map(encodeMessage));
+      for (const m of batch) {
+        if (m.kind === "snapshot") dest.deliverSnapshot(snapshotChunks(MEMORY_CLUSTER_ID, m, this.network.snapshotChunkBytes));
+      }
     }
+  }
+
+  /**
+   * @internal Inbound InstallSnapshot: the chunks of one transfer, reassembled with the checks of
+   * the gRPC receiver, then delivered as one message like any other.
+   */
+  deliverSnapshot(chunks: readonly WireSnapshotChunk[]): void {
+    if (this.closed) return;
+    const r = reassemble(chunks, { clusterId: MEMORY_CLUSTER_ID, selfId: this.selfId, snapshotBytesMax: this.network.snapshotBytesMax });
+    if (!r.ok) {
+      this.rejected += 1;
+      this.network.limiter.maybeLog(`snapshot_refused:${this.selfId}:${r.code}`, { event: "snapshot_refused", node: this.selfId, code: r.code, reason: r.reason });
+      return;
+    }
+    this.deliver([encodeMessage(r.message)]);
   }
 
   /** At most one line per REJECT_LOG_INTERVAL_MS, with the count of those left out. */
