@@ -219,12 +219,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   let electionEvents: ElectionEvent[] = [];
   let electionFinal: ElectionFinal | null = null;
   const campaigners = o.campaigners ?? 3;
+  const stopWork = new AbortController();
+  const stopNemesis = new AbortController();
   try {
     const endpoints = o.endpoints ?? cluster?.clientEndpoints() ?? [];
     if (cluster && (await cluster.waitLeader(20_000)) === null) throw new Error("no leader at start");
     log(`chaos: seed ${o.seed}, ${o.endpoints ? "external" : o.topology}, ${o.clients} clients, locks ${names.join(" ")}, ${o.seconds} s, out ${o.outDir}${o.bugs?.length ? `, TEST BUGS ${o.bugs.join(",")}` : ""}`);
-    const stopWork = new AbortController();
-    const stopNemesis = new AbortController();
     const tokens = new Map<string, number[]>();
     const record = (op: Op): void => {
       history.add(op);
@@ -248,6 +248,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     // Against an existing deployment only our own client process can be faulted (paused).
     const usable = kinds.filter((k) => (k === "client-pause" ? client !== null : cluster !== null));
     const nem = usable.length > 0 ? nemesis({ cluster, client, kinds: usable, faults, log }, rng.fork(), stopNemesis.signal) : Promise.resolve();
+    nem.catch(() => undefined); // a fault that throws fails the run at `await nem`, not as an unhandled rejection
     await sleep(o.seconds * 1000);
     stopNemesis.abort();
     await nem;
@@ -264,6 +265,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     finals = await finalProbe(endpoints, names, stores, clientPrefix);
     if (campaigners > 0) electionFinal = await probeElection({ endpoints, name: electionName, ttlMs: TTL_MS, clientId: `${clientPrefix}-efinal`, random: rng.fork() });
   } finally {
+    // Also when a fault or the heal threw: nothing of the workload may outlive the run.
+    stopNemesis.abort();
+    stopWork.abort();
     await client?.stop();
     await history.close();
     await new Promise<void>((res) => electionLog.end(() => res()));
