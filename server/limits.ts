@@ -38,6 +38,12 @@ export const PEER_MESSAGE_BYTES_MAX_DEFAULT = 4 * MiB;
 export const SNAPSHOT_CHUNK_BYTES_DEFAULT = 1 * MiB;
 /** The largest snapshot a member sends or reassembles; a larger one is refused and logged. */
 export const SNAPSHOT_BYTES_MAX_DEFAULT = 256 * MiB;
+/**
+ * Inbound transfers a member reassembles at once, from different senders (a sender's newer transfer
+ * replaces its own): the leader's, and perhaps a deposed leader's that has not noticed yet. With
+ * one image buffer each, inbound snapshots hold at most this times snapshotBytesMax.
+ */
+export const SNAPSHOT_INBOUND_TRANSFERS_MAX = 2;
 /** A receiver drops a partial snapshot when no chunk arrives for this long. */
 export const SNAPSHOT_CHUNK_TIMEOUT_MS = 10_000;
 /** A transfer's deadline: this much, plus its size at SNAPSHOT_SEND_BYTES_PER_SECOND_MIN. */

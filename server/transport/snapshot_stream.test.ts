@@ -8,10 +8,11 @@ import { describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import type { Message, SnapshotMessage } from "../core/messages.ts";
+import { SNAPSHOT_INBOUND_TRANSFERS_MAX } from "../limits.ts";
 import { GrpcPeerTransport, type GrpcPeerTransportOptions } from "./grpc_peer_transport.ts";
 import { MemoryNetwork } from "./memory_transport.ts";
 import { PEER_PROTO_LOADER_OPTIONS } from "./peer_codec.ts";
-import { snapshotChunks, type WireSnapshotChunk } from "./snapshot_chunks.ts";
+import { snapshotChunks, snapshotHeaderChunk, type WireSnapshotChunk } from "./snapshot_chunks.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -191,6 +192,41 @@ describe("InstallSnapshot receiver, driven by a raw gRPC client", () => {
         ["INVALID_ARGUMENT", "INVALID_ARGUMENT", "DATA_LOSS", "DEADLINE_EXCEEDED", "ABORTED"],
       );
       assert.equal(p.b.stats().rejectedBatches, 5);
+    } finally {
+      client.close();
+      await p.close();
+    }
+  });
+});
+
+describe("InstallSnapshot receiver bounds", () => {
+  const definition = protoLoader.loadSync(fileURLToPath(new URL("../../proto/tenure/v1/peer.proto", import.meta.url)), {
+    ...PEER_PROTO_LOADER_OPTIONS,
+  });
+  const install = (definition["tenure.v1.RaftPeer"] as Record<string, protoLoader.MethodDefinition<WireSnapshotChunk, object>>)[
+    "InstallSnapshot"
+  ];
+
+  it(`reassembles at most ${SNAPSHOT_INBOUND_TRANSFERS_MAX} transfers at once; one more is RESOURCE_EXHAUSTED`, async () => {
+    assert.ok(install);
+    const p = await pair();
+    const client = new grpc.Client(p.b.boundAddress(), grpc.credentials.createInsecure());
+    const calls: grpc.ClientWritableStream<WireSnapshotChunk>[] = [];
+    try {
+      const open = (from: string): Promise<number> =>
+        new Promise((resolve) => {
+          const call = client.makeClientStreamRequest(install.path, install.requestSerialize, install.responseDeserialize, (err) =>
+            resolve(err ? err.code : grpc.status.OK),
+          );
+          calls.push(call);
+          call.write(snapshotHeaderChunk("k1", snapshot(10, 90, from)));
+        });
+      const held = ["x", "y"].slice(0, SNAPSHOT_INBOUND_TRANSFERS_MAX).map(open);
+      await waitFor("the held transfers", () => p.b.stats().snapshotsInbound === SNAPSHOT_INBOUND_TRANSFERS_MAX);
+      assert.equal(await open("z"), grpc.status.RESOURCE_EXHAUSTED);
+      for (const call of calls) call.cancel();
+      await Promise.all(held);
+      await waitFor("the held transfers to be dropped", () => p.b.stats().snapshotsInbound === 0);
     } finally {
       client.close();
       await p.close();

@@ -9,15 +9,16 @@
 // written as gRPC drains them, so the sender buffers a bounded number of chunks, never the image
 // twice. A transfer has a deadline proportional to its size (server/limits.ts).
 //
-// Receiver: one transfer per sending peer (a newer one aborts an unfinished one), a chunk timeout,
-// and every refusal counted and logged (rate-limited). A complete snapshot goes to the node
-// through the transport's usual inbound path, exactly as an InstallSnapshot message on Send would.
+// Receiver: one transfer per sending peer (a newer one aborts an unfinished one), at most
+// SNAPSHOT_INBOUND_TRANSFERS_MAX at once in all, a chunk timeout, and every refusal counted and
+// logged (rate-limited). A complete snapshot goes to the node through the transport's usual
+// inbound path, exactly as an InstallSnapshot message on Send would.
 
 import { performance } from "node:perf_hooks";
 import * as grpc from "@grpc/grpc-js";
 import type { Message, SnapshotMessage } from "../core/messages.ts";
 import type { NodeId } from "../core/types.ts";
-import { snapshotSendTimeoutMs } from "../limits.ts";
+import { SNAPSHOT_INBOUND_TRANSFERS_MAX, snapshotSendTimeoutMs } from "../limits.ts";
 import type { LogLimiter, TransportLog } from "./log_limiter.ts";
 import {
   SnapshotAssembly,
@@ -292,6 +293,9 @@ export class SnapshotReceiver {
     const from = r.assembly.from;
     if (!this.ctx.authorize(call, from))
       return { code: grpc.status.FAILED_PRECONDITION, details: `sender identity does not match ${from}` };
+    if (!this.inflight.has(from) && this.inflight.size >= SNAPSHOT_INBOUND_TRANSFERS_MAX) {
+      return { code: grpc.status.RESOURCE_EXHAUSTED, details: `${this.inflight.size} snapshot transfers from other peers are in progress` };
+    }
     this.inflight.get(from)?.({ code: grpc.status.ABORTED, details: "replaced by a newer snapshot transfer from the same peer" });
     this.inflight.set(from, abort);
     return r.assembly;
