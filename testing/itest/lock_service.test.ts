@@ -175,29 +175,36 @@ describe("lock service on three tenured processes", { timeout: 240_000 }, () => 
       }
     };
     const running = Array.from({ length: workers }, (_, w) => work(w));
-    const grantsOf = (w: number): number => acked.filter((a) => a.name === `load-${w}`).length;
-    await until("every worker to get a grant", 20_000, () => Array.from({ length: workers }, (_, w) => grantsOf(w)).every((n) => n > 0));
-    const leader = await c.leaderId(5000);
-    const killedAtMs = Date.now();
-    await cluster.kill9(leader);
-    const newLeader = await until("a new leader", FAILOVER_BOUND_MS + 5000, async () => {
-      const statuses = await Promise.all(
-        cluster.members.filter((m) => m.id !== leader).map((m) => c.callAt<Obj>(m.clientAddress, "Cluster", "Status", {}, 500)),
-      );
-      const l = statuses.find((s) => s.ok && s.value["role"] === "leader");
-      return l && l.ok ? String(l.value["nodeId"]) : null;
-    }, 10);
-    const failoverMs = Date.now() - killedAtMs;
-    assert.notEqual(newLeader, leader, "no new leader");
-    // Followers wait a randomized [1, 2) election timeouts after the last heartbeat, then run a
-    // pre-vote and a vote round: about 2 election timeouts when the machine is idle. The bound
-    // here only says "it recovers"; the figure is printed below.
-    assert.ok(failoverMs <= FAILOVER_BOUND_MS, `failover took ${failoverMs} ms`);
-    // Some grants through the new leader before the workers stop.
-    const ackedAtFailover = acked.length;
-    await until("grants through the new leader", 20_000, () => acked.length >= ackedAtFailover + workers);
-    stop = true;
-    await Promise.all(running);
+    let leader = "";
+    let newLeader = "";
+    let failoverMs = 0;
+    try {
+      const grantsOf = (w: number): number => acked.filter((a) => a.name === `load-${w}`).length;
+      await until("every worker to get a grant", 20_000, () => Array.from({ length: workers }, (_, w) => grantsOf(w)).every((n) => n > 0));
+      leader = await c.leaderId(5000);
+      const killedAtMs = Date.now();
+      await cluster.kill9(leader);
+      newLeader = await until("a new leader", FAILOVER_BOUND_MS + 5000, async () => {
+        const statuses = await Promise.all(
+          cluster.members.filter((m) => m.id !== leader).map((m) => c.callAt<Obj>(m.clientAddress, "Cluster", "Status", {}, 500)),
+        );
+        const l = statuses.find((s) => s.ok && s.value["role"] === "leader");
+        return l && l.ok ? String(l.value["nodeId"]) : null;
+      }, 10);
+      failoverMs = Date.now() - killedAtMs;
+      assert.notEqual(newLeader, leader, "no new leader");
+      // Followers wait a randomized [1, 2) election timeouts after the last heartbeat, then run a
+      // pre-vote and a vote round: about 2 election timeouts when the machine is idle. The bound
+      // here only says "it recovers"; the figure is printed below.
+      assert.ok(failoverMs <= FAILOVER_BOUND_MS, `failover took ${failoverMs} ms`);
+      // Some grants through the new leader before the workers stop.
+      const ackedAtFailover = acked.length;
+      await until("grants through the new leader", 20_000, () => acked.length >= ackedAtFailover + workers);
+    } finally {
+      stop = true;
+      await Promise.all(running);
+      if (leader !== "") await cluster.startMember(leader, { bootstrap: false });
+    }
     for (let w = 0; w < workers; w++) {
       const tokens = acked.filter((a) => a.name === `load-${w}`).map((a) => a.token);
       for (let i = 1; i < tokens.length; i++) assert.ok((tokens[i] ?? 0) > (tokens[i - 1] ?? 0), `worker ${w} tokens ${tokens.join(",")}`);
@@ -210,7 +217,6 @@ describe("lock service on three tenured processes", { timeout: 240_000 }, () => 
     const held = await lockStatus(c, "survivor-lock");
     assert.equal(String((held["holder"] as Obj)["token"]), String(survivorToken), "lease expired early across the failover");
     ok(await c.call<Obj>("Lease", "TimeToLive", { leaseId: longLease }), "survivor lease");
-    await cluster.startMember(leader, { bootstrap: false });
     console.log(`failover: new leader ${newLeader} ${failoverMs} ms after kill -9 of ${leader}; ${acked.length} grants acknowledged`);
   });
 

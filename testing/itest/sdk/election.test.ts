@@ -41,7 +41,8 @@ describe("SDK elections on three tenured processes", { timeout: 60_000 }, () => 
     const leaseA = await a.grantLease({ ttlMs: 2000 });
     const first = await a.election("e").campaign("one", { lease: leaseA });
     assert.equal((await b.election("e").leader())?.value, "one");
-    const leaseB = await b.grantLease({ ttlMs: 2000 });
+    // Long enough to outlive the Raft failover below on a loaded machine with margin.
+    const leaseB = await b.grantLease({ ttlMs: 6000 });
     const secondP = b.election("e").campaign("two", { lease: leaseB });
     const status = new TestClient(cluster.endpoints());
     try {

@@ -9,7 +9,9 @@ import { TenureClient, TenureError } from "../../../client-sdk/index.ts";
 import { ProcessCluster, raftLeader, sleep } from "./helpers.ts";
 import { until } from "../wait.ts";
 
-const TTL_MS = 2000;
+/** Long enough that a failover on a loaded machine fits inside it with margin: the test proves
+ *  the lease survives one, not how fast it is (lock_service.test.ts prints that figure). */
+const TTL_MS = 6000;
 
 describe("SDK across Raft leader failures", { timeout: 60_000 }, () => {
   let cluster: ProcessCluster;
@@ -34,21 +36,24 @@ describe("SDK across Raft leader failures", { timeout: 60_000 }, () => {
     lease.on("jeopardy", () => events.push("jeopardy"));
     lease.on("lost", () => events.push("lost"));
     const leader = await raftLeader(cluster);
-    const killedAt = performance.now();
     await cluster.kill9(leader);
-    // Renewals through the new leader must carry the lease past the deadline it had when the old
-    // leader died (< kill + TTL) without a jeopardy: wait for a deadline that only a renewal sent
-    // more than a TTL after the kill can give (expiresAt ~ its send time + TTL).
-    await until("renewals through the new leader to carry the lease a TTL past the kill", 30_000, () => lease.expiresAt > killedAt + 2 * TTL_MS || events.length > 0);
-    assert.deepEqual(events, []);
-    assert.equal(lease.signal.aborted, false);
-    assert.equal(lock.signal.aborted, false);
-    assert.equal(lease.state, "active");
-    assert.ok(lock.validUntil > performance.now());
-    assert.deepEqual(await client.validateToken("kept", lock.token), { current: true, currentToken: lock.token });
-    assert.equal(await lock.release(), true);
-    await lease.revoke();
-    await cluster.startMember(leader, { bootstrap: false });
+    try {
+      // The deadline the lease had when the old leader died: only renewals through the new
+      // leader can carry it past that point without a jeopardy.
+      const deadlineAtKill = lease.expiresAt;
+      await until("the lease's deadline at the kill to pass", 2 * TTL_MS, () => performance.now() > deadlineAtKill + 100 || events.length > 0);
+      assert.deepEqual(events, []);
+      assert.ok(lease.expiresAt > deadlineAtKill, "never renewed after the kill");
+      assert.equal(lease.signal.aborted, false);
+      assert.equal(lock.signal.aborted, false);
+      assert.equal(lease.state, "active");
+      assert.ok(lock.validUntil > performance.now());
+      assert.deepEqual(await client.validateToken("kept", lock.token), { current: true, currentToken: lock.token });
+      assert.equal(await lock.release(), true);
+      await lease.revoke();
+    } finally {
+      await cluster.startMember(leader, { bootstrap: false });
+    }
   });
 
   it("a retry storm during a leader kill never grants a lock twice", async () => {
@@ -76,13 +81,18 @@ describe("SDK across Raft leader failures", { timeout: 60_000 }, () => {
         }
       })();
     });
-    await until("the storm to get grants", 30_000, () => grants.length >= 10);
-    const leader = await raftLeader(cluster);
-    await cluster.kill9(leader);
-    const atKill = grants.length;
-    await until("the storm to get grants from the new leader", 30_000, () => grants.length >= atKill + 20);
-    stop = true;
-    await Promise.all(workers);
+    let leader = "";
+    try {
+      await until("the storm to get grants", 30_000, () => grants.length >= 10);
+      leader = await raftLeader(cluster);
+      await cluster.kill9(leader);
+      const atKill = grants.length;
+      await until("the storm to get grants from the new leader", 30_000, () => grants.length >= atKill + 20);
+    } finally {
+      stop = true;
+      await Promise.all(workers);
+      if (leader !== "") await cluster.startMember(leader, { bootstrap: false });
+    }
 
     assert.ok(grants.length > 20, `only ${grants.length} grants (errors: ${errors.join(",")})`);
     const tokens = grants.map((g) => g.token);
@@ -97,6 +107,5 @@ describe("SDK across Raft leader failures", { timeout: 60_000 }, () => {
         assert.ok(cur.acquiredAt >= prev.releaseAt, `${name}: overlapping holders ${prev.token} and ${cur.token}`);
       }
     }
-    await cluster.startMember(leader, { bootstrap: false });
   });
 });

@@ -8,7 +8,7 @@ import { TenureClient } from "../../../client-sdk/index.ts";
 import { ProcessCluster, raftLeader } from "./helpers.ts";
 import { until } from "../wait.ts";
 
-const TTL_MS = 1500;
+const TTL_MS = 3000;
 const GRACE_MS = 1000;
 /** How late the abort may come after expiresAt: the lease's own timer on a loaded machine (the
  *  event loop of this test process also forwards the cluster's traffic). Measured: a few ms. */

@@ -16,7 +16,9 @@ import { SqliteGuard } from "../../../client-sdk/guard/sqlite_guard.ts";
 import { TenureClient } from "../../../client-sdk/index.ts";
 
 const holderScript = new URL("./paused_holder_process.ts", import.meta.url).pathname;
-const TTL_MS = 1500;
+// Long enough that A's first write lands well inside its lease on a loaded machine; B then waits
+// out the rest of it (plus lock-delay) while A is frozen.
+const TTL_MS = 4000;
 const LOCK_DELAY_MS = 500;
 type Event = Record<string, unknown>;
 
