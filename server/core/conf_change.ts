@@ -90,10 +90,33 @@ function enterJoint(
   const ids = new Set(changes.map((c) => c.nodeId));
   if (ids.size !== changes.length) return { ok: false, reason: "a node appears twice in one change" };
   const out = mutate(cs);
-  out.votersOutgoing = [...cs.voters];
+  // The deliberate bug (testOnlyBugSkipJointConsensus): no outgoing half, the new set at once.
+  if (!bugSkipJointConsensus) out.votersOutgoing = [...cs.voters];
   for (const change of changes) applyOne(out, change);
-  out.autoLeave = autoLeave;
+  out.autoLeave = autoLeave && !bugSkipJointConsensus;
   return finish(out);
+}
+
+let bugSkipJointConsensus = false;
+
+/**
+ * TEST-ONLY DELIBERATE BUG (the simulator's `skipJointConsensus` switch, testing/sim): while `run`
+ * runs, enterJoint does not enter a joint configuration but switches straight to the new voter
+ * set, so once the entry is applied only the NEW configuration's majority counts (commit,
+ * elections, CheckQuorum, ReadIndex) and the old one is never asked. Replacing a voter then lets
+ * two disjoint majorities decide apart ({b,c} of the old {a,b,c} and {a,d} of the new {a,b,d}).
+ * This module is pure and takes no RaftConfig, so the switch is module state scoped to `run`
+ * (restored when it returns or throws) rather than a BugSwitches field; nothing outside testing/
+ * calls it, and every real configuration runs with it off.
+ */
+export function testOnlyBugSkipJointConsensus<T>(run: () => T): T {
+  const before = bugSkipJointConsensus;
+  bugSkipJointConsensus = true;
+  try {
+    return run();
+  } finally {
+    bugSkipJointConsensus = before;
+  }
 }
 
 function leaveJoint(cs: ConfState): ConfChangeResult {

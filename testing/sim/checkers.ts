@@ -2,8 +2,9 @@
 // Raft's safety properties after every step (TigerBeetle's state_checker; the invariants of
 // ../shared/DESIGN.md §7.3 that concern the Raft core).
 
+import { allMembers, applyConfChange, decodeConfChange } from "../../server/core/conf_change.ts";
 import type { Message } from "../../server/core/messages.ts";
-import type { Entry, Index, NodeId, Term } from "../../server/core/types.ts";
+import type { ConfState, Entry, Index, NodeId, Term } from "../../server/core/types.ts";
 import type { SimNodeObserver } from "./sim_node.ts";
 
 export type CheckName =
@@ -16,6 +17,7 @@ export type CheckName =
   | "leader-completeness"
   | "applied-diverged"
   | "acked-lost"
+  | "conf-quorums-disjoint"
   | "liveness"
   | "assertion"
   // The witness invariants (research/witness-and-raft-safety.md §1.6; witness_checks.ts).
@@ -59,6 +61,8 @@ export interface Violation {
 export interface CheckerHooks {
   onSend(m: Message): void;
   onApply(node: NodeId, entry: Entry): void;
+  /** The configuration a node's core is in now (before the config entry being applied takes effect). */
+  confOf?(node: NodeId): ConfState | null;
 }
 
 interface NodeBaseline {
@@ -72,6 +76,8 @@ interface NodeBaseline {
 export class SafetyChecker implements SimNodeObserver {
   readonly violations: Violation[] = [];
   nowMs = 0;
+  /** Checks whose violations are not recorded (a run that shows what else a bug breaks). */
+  disabledChecks: ReadonlySet<CheckName> = new Set();
   /** term -> the one node that led it. */
   private readonly leaderOfTerm = new Map<Term, NodeId>();
   /** `${voter}/${term}` -> the candidate it voted for. */
@@ -86,6 +92,10 @@ export class SafetyChecker implements SimNodeObserver {
   private readonly appliedHash = new Map<Index, number>();
   private readonly baselines = new Map<NodeId, NodeBaseline>();
   private committedMax = 0;
+  /** Per node: the core's configuration object at its last config entry, and what that entry made of it. */
+  private readonly confChained = new Map<NodeId, { core: ConfState; after: ConfState }>();
+  /** Config entry indexes already checked (every replica applies the same entry there). */
+  private readonly confChecked = new Set<Index>();
 
   constructor(private readonly hooks: CheckerHooks) {}
 
@@ -94,6 +104,7 @@ export class SafetyChecker implements SimNodeObserver {
   }
 
   fail(check: CheckName, detail: string): void {
+    if (this.disabledChecks.has(check)) return;
     if (this.violations.length < 20) this.violations.push({ check, atMs: this.nowMs, detail });
   }
 
@@ -110,6 +121,7 @@ export class SafetyChecker implements SimNodeObserver {
   }
 
   onApply(node: NodeId, entry: Entry, hashAfter: number): void {
+    if (entry.type === "config") this.onConfApplied(node, entry);
     this.expectAppliedHash(node, entry.index, hashAfter);
     this.hooks.onApply(node, entry);
     const committed = this.committedTerm.get(entry.index);
@@ -120,6 +132,29 @@ export class SafetyChecker implements SimNodeObserver {
 
   onRestoreSnapshot(node: NodeId, index: Index, hash: number): void {
     if (index > 0) this.expectAppliedHash(node, index, hash);
+  }
+
+  /**
+   * conf-quorums-disjoint: a configuration change must leave no two disjoint quorums of the
+   * configuration before and the one after (joint consensus: C_old -> C_old,new -> C_new, each
+   * step sharing a whole half), or the old and the new majority could decide apart. The change's
+   * result is computed with the core's own applyConfChange from the configuration the node is in;
+   * config entries of one Ready are applied before the core advances, so they are chained.
+   */
+  private onConfApplied(node: NodeId, e: Entry): void {
+    const core = this.hooks.confOf?.(node);
+    if (!core) return;
+    const chained = this.confChained.get(node);
+    const before = chained && chained.core === core ? chained.after : core;
+    const r = applyConfChange(before, decodeConfChange(e.data));
+    if (!r.ok) return; // the core skips it too
+    this.confChained.set(node, { core, after: r.confState });
+    if (this.confChecked.has(e.index)) return;
+    this.confChecked.add(e.index);
+    const split = disjointQuorums(before, r.confState);
+    if (split) {
+      this.fail("conf-quorums-disjoint", `config entry ${e.term}/${e.index} on ${node}: ${describeHalves(before)} -> ${describeHalves(r.confState)}; quorums ${split[0]} and ${split[1]} are disjoint`);
+    }
   }
 
   /** A node may rewrite uncommitted entries, never one at or below its own commit index. */
@@ -210,4 +245,29 @@ export class SafetyChecker implements SimNodeObserver {
   committedIndexMax(): Index {
     return this.committedMax;
   }
+}
+
+/** The voter halves of a configuration: incoming, and outgoing while joint. */
+function halves(cs: ConfState): (readonly NodeId[])[] {
+  return cs.votersOutgoing.length > 0 ? [cs.voters, cs.votersOutgoing] : [cs.voters];
+}
+
+function describeHalves(cs: ConfState): string {
+  return halves(cs).map((h) => `(${h.join(" ")})`).join("&&");
+}
+
+function isQuorum(cs: ConfState, set: ReadonlySet<NodeId>): boolean {
+  return halves(cs).every((h) => h.length === 0 || 2 * h.filter((id) => set.has(id)).length > h.length);
+}
+
+/** Two disjoint sets, a quorum of `a` and one of `b`, if such exist (exhaustive: at most 2^10 sets). */
+export function disjointQuorums(a: ConfState, b: ConfState): [string, string] | null {
+  const ids = [...new Set([...allMembers(a), ...allMembers(b)])];
+  if (ids.length > 16) throw new Error("too many members to check quorum intersection exhaustively");
+  for (let mask = 0; mask < 1 << ids.length; mask++) {
+    const inA = new Set(ids.filter((_, i) => (mask & (1 << i)) !== 0));
+    const rest = new Set(ids.filter((id) => !inA.has(id)));
+    if (isQuorum(a, inA) && isQuorum(b, rest)) return [`{${[...inA].join(",")}}`, `{${[...rest].join(",")}}`];
+  }
+  return null;
 }

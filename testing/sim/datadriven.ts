@@ -135,15 +135,26 @@ function normalize(output: string): string {
   return trimmed === "" ? "ok" : trimmed;
 }
 
+export interface DataDrivenOptions {
+  /**
+   * false: run every command but compare no output (and never rewrite): only what the handler
+   * itself checks (assertion commands) can fail the script. Used to show that a script's
+   * assertions catch a change of behaviour that a rewrite of its expected output would accept.
+   */
+  readonly compareOutput?: boolean;
+}
+
 /**
  * Runs every stanza of `file` through `handler` (in order: later stanzas see earlier state).
  * Throws at the first mismatch, since later outputs usually depend on it. Under REWRITE=1 the
- * file's expected outputs are replaced by the actual ones.
+ * file's expected outputs are replaced by the actual ones. A handler's exception is rethrown
+ * with the file and line, the original as its `cause`.
  */
-export function runDataDriven(file: string, handler: (cmd: TestCommand) => string): void {
+export function runDataDriven(file: string, handler: (cmd: TestCommand) => string, options: DataDrivenOptions = {}): void {
   const text = readFileSync(file, "utf8");
   const stanzas = parseStanzas(text, file);
-  const rewrite = process.env["REWRITE"] === "1";
+  const compare = options.compareOutput !== false;
+  const rewrite = compare && process.env["REWRITE"] === "1";
   const actuals: string[] = [];
   for (const s of stanzas) {
     let actual: string;
@@ -151,13 +162,13 @@ export function runDataDriven(file: string, handler: (cmd: TestCommand) => strin
       actual = normalize(handler(s.command));
     } catch (err) {
       const msg = err instanceof Error ? (err.stack ?? err.message) : String(err);
-      throw new Error(`${file}:${s.command.line}: ${s.command.raw}\ncommand threw: ${msg}`);
+      throw new Error(`${file}:${s.command.line}: ${s.command.raw}\ncommand threw: ${msg}`, { cause: err });
     }
     if (actual.split("\n").some((l) => l.trim() === "")) {
       throw new Error(`${file}:${s.command.line}: output contains a blank line, which would end the stanza`);
     }
     actuals.push(actual);
-    if (!rewrite && actual !== s.expected) {
+    if (compare && !rewrite && actual !== s.expected) {
       throw new Error(
         `${file}:${s.command.line}: output of "${s.command.raw}" differs (- expected, + actual):\n` +
           lineDiff(s.expected, actual) +

@@ -7,16 +7,37 @@
 // A safety checker watches every step and prints "SAFETY VIOLATION" lines (two leaders in one
 // term; an index committed with two different terms), so a script of a deliberate bug shows the
 // damage in its expected output.
+//
+// Golden output alone proves little: a rewrite (REWRITE=1) accepts whatever the code does now.
+// So every script also ASSERTS the property it exists for, with assert-* commands (below) that
+// fail the script whatever its expected output says, and the runner checks properties after
+// every step, silently (they print nothing, so golden outputs are unchanged): election safety
+// and applied-term agreement (the printed checks), committed entries agree across nodes, a
+// node's term never decreases, a new leader holds every entry committed in an earlier term, a
+// ReadState never reads below what was committed when the read was asked, a witness never sends
+// a snapshot, and a configuration change never leaves two disjoint quorums of the configuration
+// before and after it (joint consensus). A failed assertion or property throws
+// ScriptAssertionError, except in *_bug scripts (EnvOptions.expectViolations), whose violations
+// are recorded for assert-safety-violated. EnvOptions.mutation runs a script against a
+// deliberately changed behaviour (scenarios.test.ts shows each script's assertions catch one).
 
 import { AssertionError } from "../../server/core/assert.ts";
-import { decodeConfChange, describeConfState, type ConfChange, type ConfChangeSingle } from "../../server/core/conf_change.ts";
+import {
+  applyConfChange,
+  decodeConfChange,
+  describeConfState,
+  testOnlyBugSkipJointConsensus,
+  type ConfChange,
+  type ConfChangeSingle,
+} from "../../server/core/conf_change.ts";
 import { makeRaftConfig, NO_BUGS, type BugSwitches } from "../../server/core/config.ts";
 import { describeMessage, type Message } from "../../server/core/messages.ts";
 import { SeededRandom, type Random } from "../../server/core/random.ts";
 import { RaftCore } from "../../server/core/raft.ts";
 import type { Ready } from "../../server/core/ready.ts";
-import { EMPTY_PERSISTED_STATE, type Entry, type NodeId, type PersistedState, type Snapshot } from "../../server/core/types.ts";
+import { EMPTY_PERSISTED_STATE, type ConfState, type Entry, type NodeId, type PersistedState, type Snapshot } from "../../server/core/types.ts";
 import { ReadyLoop } from "../../server/node/ready_loop.ts";
+import { disjointQuorums } from "./checkers.ts";
 import type { ArgValue, TestCommand } from "./datadriven.ts";
 import { SimDisk } from "./sim_disk.ts";
 import { SimStorage } from "./sim_storage.ts";
@@ -30,6 +51,36 @@ interface NodeOptions {
   bugs: BugSwitches;
 }
 const DEFAULTS: NodeOptions = { electionTicks: 10, heartbeatTicks: 1, maxEntries: 512, preVote: false, checkQuorum: false, bugs: NO_BUGS };
+
+/** A script's assertion or a checked property failed (never a golden-output mismatch). */
+export class ScriptAssertionError extends Error {
+  override readonly name = "ScriptAssertionError";
+}
+
+/**
+ * A deliberate change of behaviour (test-only) that leaves every output well-formed, for showing
+ * that a script's assertions catch it (scenarios.test.ts). Each field is one mutation.
+ */
+export interface Mutation {
+  /** Bug switches turned on for every node (server/core/config.ts), or "none" to turn off a script's own. */
+  readonly bugs?: readonly (keyof BugSwitches)[] | "none";
+  /** conf_change.ts testOnlyBugSkipJointConsensus: enterJoint switches straight to the new voters. */
+  readonly skipJointConsensus?: boolean;
+  /** add-nodes settings forced over the script's own (e.g. CheckQuorum or PreVote off). */
+  readonly overrides?: Partial<Pick<NodeOptions, "preVote" | "checkQuorum">>;
+  /** A leader answers read-index at once from its commit index, without the quorum round (a lease read with no lease). */
+  readonly staleReads?: boolean;
+  /** The application ignores a snapshot's image on restore (keeps its own state). */
+  readonly ignoreSnapshotImage?: boolean;
+  /** Vote requests lose their transfer mark on the wire (a TimeoutNow campaign looks disruptive). */
+  readonly stripTransferFlag?: boolean;
+}
+
+export interface EnvOptions {
+  /** A *_bug script: violations are recorded (and printed, as before), never thrown. */
+  readonly expectViolations?: boolean;
+  readonly mutation?: Mutation;
+}
 
 /** Records the election timeout the core drew, so tick-election can tick exactly that long. */
 class TrackedRandom implements Random {
@@ -72,20 +123,48 @@ export class InteractionEnv {
   private readonly leaderOfTerm = new Map<number, NodeId>();
   private readonly committedTerm = new Map<number, { term: number; by: NodeId }>();
   private readonly violations = new Set<string>();
+  // Silent property state (see the header): committed index -> term (and the leader term that
+  // committed it), per-node commit watermark and highest term, ReadStates and read floors.
+  private readonly committedAt = new Map<number, { term: number; by: NodeId }>();
+  private readonly commitTermOf = new Map<number, number>();
+  private readonly commitSeen = new Map<NodeId, number>();
+  private readonly termSeen = new Map<NodeId, number>();
+  private readonly ledTerm = new Map<NodeId, number>();
+  private termMax = 0;
+  private readonly readStates = new Map<string, number>();
+  private readonly readFloor = new Map<string, number>();
+  private readonly snapshotsRestored = new Map<NodeId, number[]>();
+  private readonly confChained = new Map<NodeId, { core: ConfState; after: ConfState }>();
+  /** Every configuration each node applied from a config entry, in order. */
+  private readonly confsApplied = new Map<NodeId, ConfState[]>();
+  private readonly propertyViolations: string[] = [];
+  private lastResult = "none";
+  private line = 0;
+
+  constructor(private readonly envOptions: EnvOptions = {}) {}
 
   handle(cmd: TestCommand): string {
     this.out = [];
     this.indent = "";
-    this.dispatch(cmd);
+    this.line = cmd.line;
+    if (this.envOptions.mutation?.skipJointConsensus) testOnlyBugSkipJointConsensus(() => this.dispatch(cmd));
+    else this.dispatch(cmd);
     this.check();
     return this.out.join("\n");
+  }
+
+  /** Every violation recorded so far (printed safety violations and silent properties). */
+  recordedViolations(): readonly string[] {
+    return [...this.violations, ...this.propertyViolations];
   }
 
   private dispatch(cmd: TestCommand): void {
     const p = cmd.positional;
     const id = p[0] ?? ""; // the node most commands act on; node() rejects ""
-    const result = (r: { ok: true; index?: number; term?: number } | { ok: false; reason: string; detail: string }): void =>
+    const result = (r: { ok: true; index?: number; term?: number } | { ok: false; reason: string; detail: string }): void => {
+      this.lastResult = r.ok ? "ok" : `refused=${r.reason}`;
       this.print(!r.ok ? `refused: ${r.reason} (${r.detail})` : r.index ? `proposed at ${r.term}/${r.index}` : "ok");
+    };
     switch (cmd.name) {
       // add-nodes voters=(a b c) [learners=(d)] [witnesses=(c)] [index=1] [pre-vote=true] [check-quorum=true]
       //   [election-ticks=10] [heartbeat-ticks=1] [max-entries=1] [seed=7] [bugs=(commitOldTermByCounting)]
@@ -112,7 +191,7 @@ export class InteractionEnv {
       // transfer-leader a b: leader a hands leadership to b.
       case "transfer-leader": return result(this.core(id).transferLeadership(p[1] ?? ""));
       // read-index a ctx=7: registers a linearizable read; its ReadState shows in a later Ready.
-      case "read-index": return result(this.core(id).readIndex(Number(str(cmd.args.get("ctx") ?? "1"))));
+      case "read-index": return this.readIndex(id, Number(str(cmd.args.get("ctx") ?? "1")), result);
       // process-ready [a b ...]: take, print, persist, apply and advance one Ready per node.
       case "process-ready":
         for (const id of this.ids(p)) this.processReady(id, true);
@@ -168,6 +247,7 @@ export class InteractionEnv {
       // applied a: the data a's state machine has applied.
       case "applied": return this.print(`${id} applied [${this.node(id).applied.join(" ")}]`);
       default:
+        if (cmd.name.startsWith("assert-")) return this.assertion(cmd);
         throw new Error(`unknown command ${cmd.name}`);
     }
   }
@@ -183,11 +263,15 @@ export class InteractionEnv {
       if (!(b in bugs)) throw new Error(`unknown bug switch ${b}`);
       bugs[b] = true;
     }
+    const mutation = this.envOptions.mutation;
+    if (mutation?.bugs === "none") Object.assign(bugs, NO_BUGS);
+    else for (const b of mutation?.bugs ?? []) bugs[b] = true;
     this.rootRandom = new SeededRandom(num("seed", 1));
     this.defaults = {
       ...{ electionTicks: num("election-ticks", D.electionTicks), heartbeatTicks: num("heartbeat-ticks", D.heartbeatTicks) },
       ...{ preVote: bool("pre-vote", D.preVote), checkQuorum: bool("check-quorum", D.checkQuorum), maxEntries: num("max-entries", D.maxEntries) },
       bugs: bugs as unknown as BugSwitches,
+      ...mutation?.overrides,
     };
     const voters = list(a.get("voters"));
     const learners = list(a.get("learners"));
@@ -237,12 +321,18 @@ export class InteractionEnv {
       storage: n.storage,
       transport: { send: (messages) => this.enqueue(messages) },
       applier: {
-        restoreSnapshot: (snapshot) => (n.applied = parseApplied(snapshot.data)),
+        restoreSnapshot: (snapshot) => {
+          this.snapshotsRestored.set(n.id, [...(this.snapshotsRestored.get(n.id) ?? []), snapshot.metadata.index]);
+          if (!this.envOptions.mutation?.ignoreSnapshotImage) n.applied = parseApplied(snapshot.data);
+        },
         applyEntry: (e) => this.applyEntry(n, e),
         afterAdvance: () => {}, // compaction and witness truncation are script commands
       },
       readiesPerPassMax: 1,
-      onReady: (rd) => this.printReady(rd),
+      onReady: (rd) => {
+        this.printReady(rd);
+        for (const r of rd.readStates) this.noteReadState(n.id, r.context, r.index);
+      },
     });
   }
 
@@ -284,6 +374,9 @@ export class InteractionEnv {
 
   private enqueue(messages: readonly Message[]): void {
     for (const m of messages) {
+      if (m.kind === "snapshot" && this.nodes.get(m.from)?.core?.status().confState.witnesses.includes(m.from)) {
+        this.property(`witness ${m.from} sends a snapshot to ${m.to} (IW6)`);
+      }
       // A message to a process that is down is lost, not delivered after it restarts.
       if (this.nodes.get(m.to)?.core) this.queue.push(m);
       else this.print(`dropped (${m.to} is down): ${describeMessage(m)}`);
@@ -308,6 +401,7 @@ export class InteractionEnv {
   }
 
   private applyEntry(n: SimNode, e: Entry): void {
+    if (e.type === "config") this.checkConfChange(n, e);
     // A witness has no state machine (W2): the core only moves its applied index.
     const witness = n.core?.status().confState.witnesses.includes(n.id) ?? false;
     if (e.type === "normal" && e.data.length > 0 && !witness) n.applied.push(dec.decode(e.data));
@@ -336,7 +430,8 @@ export class InteractionEnv {
     }
   }
 
-  private deliverOne(m: Message): void {
+  private deliverOne(delivered: Message): void {
+    const m = delivered.kind === "vote" && delivered.transfer && this.envOptions.mutation?.stripTransferFlag ? { ...delivered, transfer: false } : delivered;
     const target = this.nodes.get(m.to);
     if (this.cuts.has(`${m.from}>${m.to}`)) return this.print(`dropped (cut): ${describeMessage(m)}`);
     if (!target?.core) return this.print(`dropped (${m.to} is down): ${describeMessage(m)}`);
@@ -432,12 +527,245 @@ export class InteractionEnv {
       if (prior === undefined) this.leaderOfTerm.set(s.term, n.id);
       else if (prior !== n.id) this.violation(`two leaders in term ${s.term}: ${prior} and ${n.id}`);
     }
+    this.checkProperties();
   }
 
   private violation(what: string): void {
     if (this.violations.has(what)) return;
     this.violations.add(what);
     this.print(`SAFETY VIOLATION: ${what}`);
+    if (!this.envOptions.expectViolations) throw new ScriptAssertionError(`line ${this.line}: safety violation: ${what}`);
+  }
+
+  // ------------------------------------------------------------------ silent properties
+
+  /** A property that failed: thrown (the script fails), or recorded in a *_bug script. */
+  private property(what: string): void {
+    if (this.propertyViolations.includes(what)) return;
+    this.propertyViolations.push(what);
+    if (!this.envOptions.expectViolations) throw new ScriptAssertionError(`line ${this.line}: property violated: ${what}`);
+  }
+
+  private checkProperties(): void {
+    for (const n of this.nodes.values()) {
+      const core = n.core;
+      if (!core) continue;
+      const s = core.status();
+      // Terms are persisted: they never go back, not even across a crash and restart.
+      const termBefore = this.termSeen.get(n.id) ?? 0;
+      if (s.term < termBefore) this.property(`${n.id}'s term went from ${termBefore} back to ${s.term}`);
+      this.termSeen.set(n.id, Math.max(termBefore, s.term));
+      this.termMax = Math.max(this.termMax, s.term);
+      // Committed entries agree everywhere (checked on the commit index, before anything applies).
+      const from = Math.max(this.commitSeen.get(n.id) ?? 0, s.firstIndex - 1);
+      for (let i = from + 1; i <= s.commit; i++) {
+        const t = core.termAt(i);
+        if (t === undefined) continue;
+        if (s.role === "leader" && !this.commitTermOf.has(i)) this.commitTermOf.set(i, s.term);
+        const known = this.committedAt.get(i);
+        if (!known) this.committedAt.set(i, { term: t, by: n.id });
+        else if (known.term !== t) this.property(`index ${i} committed with term ${t} on ${n.id}, with term ${known.term} on ${known.by}`);
+      }
+      this.commitSeen.set(n.id, Math.max(this.commitSeen.get(n.id) ?? 0, s.commit));
+      // Leader completeness: a new leader holds every entry committed in an earlier term.
+      if (s.role === "leader" && this.ledTerm.get(n.id) !== s.term) {
+        this.ledTerm.set(n.id, s.term);
+        for (const [i, c] of this.committedAt) {
+          if (i < s.firstIndex || (this.commitTermOf.get(i) ?? s.term) >= s.term) continue;
+          if (core.termAt(i) !== c.term) this.property(`${n.id} leads term ${s.term} without committed entry ${c.term}/${i}`);
+        }
+      }
+    }
+  }
+
+  /** read-index: the read must not see less than what any node had committed when it was asked. */
+  private readIndex(id: NodeId, ctx: number, result: (r: { ok: true } | { ok: false; reason: string; detail: string }) => void): void {
+    const core = this.core(id);
+    const floor = Math.max(0, ...[...this.nodes.values()].map((n) => n.core?.status().commit ?? 0));
+    this.readFloor.set(`${id}/${ctx}`, floor);
+    const r = core.readIndex(ctx);
+    result(r);
+    if (r.ok && this.envOptions.mutation?.staleReads && core.status().role === "leader") {
+      this.noteReadState(id, ctx, core.status().commit); // the mutation: answered at once, no quorum round
+    }
+  }
+
+  private noteReadState(node: NodeId, ctx: number, index: number): void {
+    const key = `${node}/${ctx}`;
+    if (!this.readStates.has(key)) this.readStates.set(key, index);
+    const floor = this.readFloor.get(key) ?? 0;
+    if (index < floor) this.property(`${node}'s read ctx=${ctx} at index ${index} misses index ${floor}, committed before it was asked`);
+  }
+
+  /**
+   * A configuration change may not leave two disjoint quorums of the configuration before and
+   * after it (joint consensus). Config entries of one Ready are applied before the core
+   * advances, so they are chained from the core's configuration.
+   */
+  private checkConfChange(n: SimNode, e: Entry): void {
+    const core = n.core?.status().confState;
+    if (!core) return;
+    const chained = this.confChained.get(n.id);
+    const before = chained && chained.core === core ? chained.after : core;
+    const r = applyConfChange(before, decodeConfChange(e.data));
+    if (!r.ok) return;
+    this.confChained.set(n.id, { core, after: r.confState });
+    this.confsApplied.set(n.id, [...(this.confsApplied.get(n.id) ?? []), r.confState]);
+    const split = disjointQuorums(before, r.confState);
+    if (split) {
+      this.property(`${n.id} applies ${e.term}/${e.index}: ${describeConfState(before)} -> ${describeConfState(r.confState)} leaves disjoint quorums ${split[0]} and ${split[1]}`);
+    }
+  }
+
+  // ------------------------------------------------------------------ assertions
+
+  /** assert-* commands: print one "ok: ..." line, or throw ScriptAssertionError. */
+  private assertion(cmd: TestCommand): void {
+    const p = cmd.positional;
+    const a = cmd.args;
+    const num = (k: string): number => {
+      const v = Number(str(a.get(k)));
+      if (!a.has(k) || !Number.isSafeInteger(v)) throw new Error(`line ${cmd.line}: ${cmd.name} needs ${k}=N`);
+      return v;
+    };
+    const fail = (what: string): never => {
+      throw new ScriptAssertionError(`line ${cmd.line}: assertion failed: ${cmd.raw}: ${what}`);
+    };
+    const ok = (what: string): void => this.print(`ok: ${what}`);
+    const ids = (): NodeId[] => (p.length > 0 ? [...p] : [...this.nodes.keys()]);
+    switch (cmd.name) {
+      // assert-leader a [term=N]: a leads (in term N).
+      case "assert-leader": {
+        const s = this.node(p[0] ?? "").core?.status();
+        if (s?.role !== "leader") fail(`${p[0]} is ${s ? `${s.role} at term ${s.term}` : "down"}`);
+        if (a.has("term") && s?.term !== num("term")) fail(`${p[0]} leads term ${s?.term}`);
+        return ok(`${p[0]} leads term ${s?.term}`);
+      }
+      // assert-role a follower|preCandidate|candidate|leader|down [term=N] [leader=x]
+      case "assert-role": {
+        const [id = "", role = ""] = p;
+        const s = this.node(id).core?.status();
+        const actual = s ? s.role : "down";
+        if (actual !== role) fail(`${id} is ${actual}${s ? ` at term ${s.term}` : ""}`);
+        if (s && a.has("term") && s.term !== num("term")) fail(`${id} is at term ${s.term}`);
+        if (s && a.has("leader") && s.leader !== str(a.get("leader"))) fail(`${id} follows ${s.leader || "none"}`);
+        return ok(`${id} is ${role}${s ? ` at term ${s.term}` : ""}${a.has("leader") ? ` following ${str(a.get("leader"))}` : ""}`);
+      }
+      // assert-committed [a b ...] index=N [term=T]: each (live) node's commit covers N, with term T there.
+      case "assert-committed": {
+        const index = num("index");
+        for (const id of ids()) {
+          const core = this.core(id);
+          const s = core.status();
+          if (s.commit < index) fail(`${id}'s commit is ${s.commit}`);
+          if (a.has("term") && index >= s.firstIndex && core.termAt(index) !== num("term")) fail(`${id} holds ${core.termAt(index) ?? "nothing"} at ${index}`);
+        }
+        return ok(`${ids().join(" ")} committed ${a.has("term") ? `${num("term")}/` : ""}${index}`);
+      }
+      // assert-not-committed [a b ...] index=N: no listed node (a down one: on disk) has commit >= N.
+      case "assert-not-committed": {
+        const index = num("index");
+        for (const id of ids()) {
+          const n = this.node(id);
+          const commit = n.core?.status().commit ?? n.disk.load().hardState.commit;
+          if (commit >= index) fail(`${id}'s commit is ${commit}`);
+        }
+        return ok(p.length > 0 ? `index ${index} not committed on ${p.join(" ")}` : `no node committed index ${index}`);
+      }
+      // assert-log a index=N term=T [data=x]: a's log holds T/N (with data x, or "no-op").
+      case "assert-log": {
+        const id = p[0] ?? "";
+        const index = num("index");
+        const e = this.core(id).entryAt(index);
+        if (!e || e.term !== num("term")) fail(`${id} holds ${e ? `${e.term}/${index}` : "nothing"} at ${index}`);
+        if (e && a.has("data")) {
+          const want = str(a.get("data"));
+          const have = e.type === "config" ? "conf" : e.data.length === 0 ? "no-op" : dec.decode(e.data);
+          if (have !== want) fail(`${id}'s entry ${index} is ${have}`);
+        }
+        return ok(`${id} holds ${num("term")}/${index}${a.has("data") ? ` ${str(a.get("data"))}` : ""}`);
+      }
+      // assert-first a index=N: a's log starts at N (a witness truncated exactly below it).
+      case "assert-first": {
+        const first = this.core(p[0] ?? "").status().firstIndex;
+        if (first !== num("index")) fail(`${p[0]}'s log starts at ${first}`);
+        return ok(`${p[0]}'s log starts at ${first}`);
+      }
+      // assert-applied a data=(x y): exactly what a's state machine applied.
+      case "assert-applied": {
+        const id = p[0] ?? "";
+        const want = list(a.get("data")).join(" ");
+        const have = this.node(id).applied.join(" ");
+        if (have !== want) fail(`${id} applied [${have}]`);
+        return ok(`${id} applied [${have}]`);
+      }
+      // assert-read a ctx=N index=I | assert-read a ctx=N none: a's ReadState for ctx (or none yet).
+      case "assert-read": {
+        const id = p[0] ?? "";
+        const ctx = num("ctx");
+        const have = this.readStates.get(`${id}/${ctx}`);
+        if (p.includes("none")) {
+          if (have !== undefined) fail(`${id} answered ctx=${ctx} at index ${have}`);
+          return ok(`${id} has not answered read ctx=${ctx}`);
+        }
+        if (have !== num("index")) fail(have === undefined ? `${id} has not answered ctx=${ctx}` : `${id} answered at index ${have}`);
+        return ok(`${id} answered read ctx=${ctx} at index ${have}`);
+      }
+      // assert-conf [a b ...] voters=(...) [outgoing=(...)] [learners=(...)] [witnesses=(...)]
+      case "assert-conf": {
+        const want = (k: string): string => list(a.get(k)).sort().join(" ");
+        for (const id of ids()) {
+          const cs = this.core(id).status().confState;
+          const parts: [string, readonly string[]][] = [["voters", cs.voters], ["outgoing", cs.votersOutgoing], ["learners", cs.learners], ["witnesses", cs.witnesses]];
+          for (const [k, have] of parts) if ([...have].sort().join(" ") !== want(k)) fail(`${id} has ${describeConfState(cs)}`);
+        }
+        return ok(`${ids().join(" ")} in ${describeConfState(this.core(ids()[0] ?? "").status().confState)}`);
+      }
+      // assert-conf-applied [a b ...] voters=(...) [outgoing=(...)] ...: each node applied that
+      // configuration at some point (e.g. the joint one a stabilize went through).
+      case "assert-conf-applied": {
+        const want = (k: string): string => list(a.get(k)).sort().join(" ");
+        const same = (cs: ConfState): boolean =>
+          ([["voters", cs.voters], ["outgoing", cs.votersOutgoing], ["learners", cs.learners], ["witnesses", cs.witnesses]] as const).every(
+            ([k, have]) => [...have].sort().join(" ") === want(k),
+          );
+        let shown = "";
+        for (const id of ids()) {
+          const seen = this.confsApplied.get(id) ?? [];
+          const hit = seen.find(same);
+          if (!hit) fail(`${id} applied ${seen.map(describeConfState).join(", ") || "no configuration"}`);
+          shown = hit ? describeConfState(hit) : shown;
+        }
+        return ok(`${ids().join(" ")} applied ${shown}`);
+      }
+      // assert-term-max N: no node was ever at a term above N.
+      case "assert-term-max": {
+        const max = Number(p[0]);
+        if (this.termMax > max) fail(`a node reached term ${this.termMax}`);
+        return ok(`no term above ${max} (highest ${this.termMax})`);
+      }
+      // assert-snapshot a index=N: a restored a snapshot at N (from its Ready).
+      case "assert-snapshot": {
+        const id = p[0] ?? "";
+        const got = this.snapshotsRestored.get(id) ?? [];
+        if (!got.includes(num("index"))) fail(`${id} restored ${got.length > 0 ? `snapshots at ${got.join(" ")}` : "no snapshot"}`);
+        return ok(`${id} restored the snapshot at ${num("index")}`);
+      }
+      // assert-last-result ok | refused=REASON: the last propose / conf change / transfer / read-index.
+      case "assert-last-result": {
+        const want = p.includes("ok") ? "ok" : `refused=${str(a.get("refused"))}`;
+        if (this.lastResult !== want) fail(`it was ${this.lastResult}`);
+        return ok(want === "ok" ? "accepted" : `refused (${str(a.get("refused"))})`);
+      }
+      // assert-safety-violated (only meaningful in a *_bug script): the bug was caught.
+      case "assert-safety-violated": {
+        const n = this.recordedViolations().length;
+        if (n === 0) fail("no safety violation or failed property was recorded");
+        return ok("the checkers caught the bug");
+      }
+      default:
+        throw new Error(`unknown command ${cmd.name}`);
+    }
   }
 
 
