@@ -32,6 +32,8 @@ export interface FaultTargets {
   readonly nodes: readonly NodeId[];
   readonly clients: readonly string[];
   readonly leader: NodeId | undefined;
+  /** Witness topology: the full voters of sites A and B now (default a and b; membership churn replaces them). */
+  readonly sites?: readonly [NodeId, NodeId];
 }
 
 export function drawFault(r: SeededRandom, s: FaultWeights, who: FaultTargets): Fault {
@@ -50,7 +52,7 @@ export function drawFault(r: SeededRandom, s: FaultWeights, who: FaultTargets): 
     return { kind: "clientPause", client, ms: r.nextFloat() * 1.5 * (s.ttlMs ?? 0) };
   }
   if ((roll -= siteLossWeight) < 0) return { kind: "siteLoss", node: victim };
-  if ((roll -= linkCutWeight) < 0) return { kind: "linkCut", x: "a", y: "b" };
+  if ((roll -= linkCutWeight) < 0) return { kind: "linkCut", x: who.sites?.[0] ?? "a", y: who.sites?.[1] ?? "b" };
   return { kind: "heal" };
 }
 

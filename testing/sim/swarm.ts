@@ -7,6 +7,7 @@
 // tables in README.md are measured on it): merging the draws would renumber every seed.
 
 import type { SeededRandom } from "../../server/core/random.ts";
+import type { MembershipOptions } from "./membership_nemesis.ts";
 
 // ------------------------------------------------------------------ bug switches
 
@@ -18,7 +19,9 @@ export type BugName =
   | "voteWithoutLogCheck"
   | "sendBeforePersist"
   | "truncateWitnessAtCommit"
-  | "witnessMetadataOnlyLog";
+  | "witnessMetadataOnlyLog"
+  /** conf_change.ts testOnlyBugSkipJointConsensus: enterJoint switches straight to the new voters. */
+  | "skipJointConsensus";
 
 export const BUG_NAMES: readonly BugName[] = [
   "commitOldTermByCounting",
@@ -28,6 +31,7 @@ export const BUG_NAMES: readonly BugName[] = [
   "sendBeforePersist",
   "truncateWitnessAtCommit",
   "witnessMetadataOnlyLog",
+  "skipJointConsensus",
 ];
 
 /** The lock simulation's bug switches (StateConfig.bugs, and the guard's). */
@@ -37,8 +41,12 @@ export const LOCK_BUG_NAMES: readonly LockBugName[] = ["grantWithoutLeaseCheck",
 
 // ------------------------------------------------------------------ what both simulations draw
 
-/** The cluster, the network and the faults, drawn by both simulations. */
-export interface ClusterSwarm {
+/**
+ * The cluster, the network and the faults, drawn by both simulations. The membership churn's
+ * fields (MembershipOptions) are drawn from the churn's own stream (membership_nemesis.ts), not
+ * by drawSwarm / drawLockSwarm, which hold them at 0 (no churn).
+ */
+export interface ClusterSwarm extends MembershipOptions {
   readonly nodeCount: number;
   readonly tickMs: number;
   readonly electionTimeoutTicks: number;
@@ -134,6 +142,8 @@ export function drawSwarm(r: SeededRandom): SwarmOptions {
     topology: "plain",
     siteLossWeight: 0,
     linkCutWeight: 0,
+    churnIntervalMs: 0,
+    retireDelayMsMax: 0,
   });
 }
 
@@ -171,7 +181,7 @@ function witnessBacklogMs(o: SwarmOptions, roundTripMs: number): number {
  * ack an old-term entry before the new leader's no-op), faults aimed at leaders, and proposals
  * that pile up on minority leaders (conflicting entries of several terms at the same index).
  */
-export type SwarmPreset = "random" | "figure8" | "witness";
+export type SwarmPreset = "random" | "figure8" | "witness" | "membership";
 
 export const SWARM_PRESETS: Readonly<Record<SwarmPreset, Partial<SwarmOptions>>> = {
   random: {},
@@ -189,6 +199,8 @@ export const SWARM_PRESETS: Readonly<Record<SwarmPreset, Partial<SwarmOptions>>>
     nemesisIntervalMs: 150,
     proposalIntervalMs: 5,
     uncommittedEntriesMax: 200,
+    // The Figure 8 schedule is about terms, not membership; its bug row is measured without churn.
+    churnIntervalMs: 0,
   },
   // DESIGN.md §4: sites A, B, C. PreVote and CheckQuorum are part of the witness design (W4):
   // without PreVote a lagging B's campaigns keep bumping W's term and resetting its (doubled)
@@ -205,6 +217,21 @@ export const SWARM_PRESETS: Readonly<Record<SwarmPreset, Partial<SwarmOptions>>>
     // no-op adds. Production batches (512 per message) and has RTT << election timeout.
     entriesPerMessageMax: 64,
   },
+  // Membership churn on every seed, often, with removed members left running for up to 2 s and
+  // neither PreVote nor CheckQuorum (so a removed member that missed its removal can still win
+  // votes), under frequent partitions: where a membership bug does its damage (README's harm row
+  // for skipJointConsensus).
+  membership: {
+    nodeCount: 3,
+    preVote: false,
+    checkQuorum: false,
+    partitionWeight: 3,
+    crashWeight: 1,
+    pauseWeight: 1,
+    nemesisIntervalMs: 150,
+    churnIntervalMs: 150,
+    retireDelayMsMax: 2000,
+  },
 };
 
 /** The preset under which each bug switch is measured (see README's table). */
@@ -216,6 +243,7 @@ export const BUG_PRESET: Readonly<Record<BugName, SwarmPreset>> = {
   sendBeforePersist: "random",
   truncateWitnessAtCommit: "witness",
   witnessMetadataOnlyLog: "witness",
+  skipJointConsensus: "random",
 };
 
 // ------------------------------------------------------------------ the lock simulation (lock_sim.ts)
@@ -285,6 +313,8 @@ export function drawLockSwarm(r: SeededRandom): LockSwarm {
     guardWriteMsMax: r.pick([5, 30, 100]),
     safetyPhaseMs: 2000 + r.nextInt(2000),
     livenessBoundMs: 0,
+    churnIntervalMs: 0,
+    retireDelayMsMax: 0,
   };
   return withLockLivenessBound(swarm);
 }

@@ -18,6 +18,8 @@ import { EventQueue } from "./event_queue.ts";
 import { SimNode, type SimNodeObserver } from "./sim_node.ts";
 import { WitnessChecker } from "./witness_checks.ts";
 import { drawFault, type Fault } from "./nemesis.ts";
+import { drawMembership, MembershipNemesis, membershipRandom, type MembershipHost } from "./membership_nemesis.ts";
+import { testOnlyBugSkipJointConsensus } from "../../server/core/conf_change.ts";
 import { bugSwitches, newRunStats, type RunResult, type RunStats, type SimEvent } from "./vopr_types.ts";
 import {
   describeSwarm,
@@ -53,6 +55,13 @@ export interface RunOptions {
   readonly afterEvent?: (sim: Simulation) => void;
   /** Checks whose violations are not recorded (to show what else a bug breaks). */
   readonly disabledChecks?: readonly CheckName[];
+  /**
+   * What a member added by the membership churn starts from: "bootstrap" (default) the cluster's
+   * bootstrap state, as every member does (server/data_dir.ts), later changes coming from the log
+   * or a snapshot; "empty" an empty disk, which exposes the open core issue in README.md
+   * ("A new member caught up from index 1").
+   */
+  readonly freshMembers?: "bootstrap" | "empty";
 }
 
 
@@ -91,16 +100,26 @@ export class Simulation {
   private healedAtMs = 0;
   private readonly ledTerm = new Map<NodeId, number>();
   private healFloor = 0;
+  /** Membership churn (membership_nemesis.ts), on its own random stream. */
+  readonly membership: MembershipNemesis;
 
   constructor(private readonly options: RunOptions) {
     this.random = new SeededRandom(options.seed);
+    const churnRandom = membershipRandom(options.seed, 0x766f7072);
     this.swarm = withLivenessBound({
       ...drawSwarm(this.random),
+      ...drawMembership(churnRandom),
       ...SWARM_PRESETS[options.preset ?? "random"],
       ...options.swarm,
+      ...(options.nemesis === false ? { churnIntervalMs: 0 } : {}),
     });
-    this.checker = new SafetyChecker({ onSend: (m) => this.send(m), onApply: (n, e) => this.noteApplied(n, e) });
+    this.checker = new SafetyChecker({
+      onSend: (m) => this.send(m),
+      onApply: (n, e) => this.noteApplied(n, e),
+      confOf: (n) => this.nodes.get(n)?.core?.status().confState ?? null,
+    });
     const disabled = new Set<CheckName>(options.disabledChecks ?? []);
+    this.checker.disabledChecks = disabled;
     const fail = (check: CheckName, detail: string): void => {
       if (!disabled.has(check)) this.checker.fail(check, detail);
     };
@@ -110,10 +129,16 @@ export class Simulation {
     const ids = witnessTopology ? ["a", "b", "w"] : ["a", "b", "c", "d", "e"].slice(0, this.swarm.nodeCount);
     const initial = witnessTopology ? bootstrapState(ids, ["w"]) : bootstrapState(ids);
     for (const id of ids) this.makeNode(id, initial, witnessTopology && id === "w");
+    const initialConf = initial.snapshot?.metadata.confState;
+    if (!initialConf) throw new Error("bootstrap state without a configuration");
+    const fresh = options.freshMembers === "empty" ? EMPTY_PERSISTED_STATE : initial;
+    const host = this.membershipHost(fresh);
+    this.membership = new MembershipNemesis(host, churnRandom, this.swarm, this.swarm.topology, initialConf, (id) => this.isWitness(id));
   }
 
-  private makeNode(id: NodeId, initial: PersistedState, witness: boolean): SimNode {
-    const nodeRandom = this.random.fork();
+  /** `random` draws the node's own stream and clock rate (a churn-added node: the churn's stream). */
+  private makeNode(id: NodeId, initial: PersistedState, witness: boolean, random: SeededRandom = this.random): SimNode {
+    const nodeRandom = random.fork();
     const bugs = bugSwitches(this.options.bug);
     const s = this.swarm;
     const node = new SimNode({
@@ -135,11 +160,16 @@ export class Simulation {
     });
     this.nodes.set(id, node);
     const drift = s.clockDriftMax;
-    this.clockRate.set(id, 1 - drift + 2 * drift * this.random.nextFloat());
+    this.clockRate.set(id, 1 - drift + 2 * drift * random.nextFloat());
     return node;
   }
 
   run(): void {
+    if (this.options.bug === "skipJointConsensus") testOnlyBugSkipJointConsensus(() => this.runEvents());
+    else this.runEvents();
+  }
+
+  private runEvents(): void {
     for (const node of this.nodes.values()) {
       node.start();
       this.scheduleTick(node.id);
@@ -157,6 +187,7 @@ export class Simulation {
       this.stats.events++;
       try {
         this.handle(next.event);
+        this.membership.poll(this.nowMs);
       } catch (err) {
         if (!(err instanceof AssertionError)) throw err;
         this.checker.fail("assertion", err.message);
@@ -170,6 +201,7 @@ export class Simulation {
     const ws = this.witnessChecker.stats;
     Object.assign(this.stats, { witnessTruncations: ws.truncations, witnessTerms: ws.witnessTerms });
     Object.assign(this.stats, { witnessLeadTicksMax: ws.witnessLeadTicksMax, witnessLeadMsMax: Math.round(ws.witnessLeadMsMax) });
+    Object.assign(this.stats, this.membership.stats);
   }
 
   result(): RunResult {
@@ -292,7 +324,7 @@ export class Simulation {
 
   private onRestart(id: NodeId): void {
     const node = this.node(id);
-    if (node.core || this.lost.has(id)) return;
+    if (node.core || this.lost.has(id) || this.membership.isRetired(id)) return;
     this.mix(4, id, 0);
     node.start();
     this.checker.checkNode(node);
@@ -303,7 +335,9 @@ export class Simulation {
 
   private onNemesis(): void {
     if (this.healed) return;
-    this.inject(drawFault(this.random, this.swarm, { nodes: this.ids(), clients: [], leader: this.leaderId() }));
+    const nodes = this.ids().filter((id) => !this.membership.isRetired(id));
+    const sites = [this.membership.siteVoter("A"), this.membership.siteVoter("B")] as const;
+    this.inject(drawFault(this.random, this.swarm, { nodes, clients: [], leader: this.leaderId(), sites }));
     this.queue.push(this.nowMs + this.swarm.nemesisIntervalMs * (0.5 + this.random.nextFloat()), { kind: "nemesis" });
   }
 
@@ -451,6 +485,7 @@ export class Simulation {
   // ------------------------------------------------------------ liveness
 
   private onHeal(): void {
+    this.membership.onHeal(this.nowMs);
     this.healed = true;
     this.blocked.clear();
     for (const node of this.nodes.values()) {
@@ -463,12 +498,50 @@ export class Simulation {
   }
 
   /**
-   * The nodes that must make progress after healing: every full member that is not lost for
-   * good. A witness applies nothing (W2); with one site lost the other two must still commit,
-   * which requires a full voter to lead (a witness leader accepts no proposals).
+   * The nodes that must make progress after healing: every full member of the configuration in
+   * force that is not lost for good (removed and retired members owe nothing). A witness applies
+   * nothing (W2); with one site lost the other two must still commit, which requires a full voter
+   * to lead (a witness leader accepts no proposals).
    */
   private progressing(): SimNode[] {
-    return [...this.nodes.values()].filter((n) => !n.witness && !this.lost.has(n.id));
+    const m = this.membership;
+    return [...this.nodes.values()].filter((n) => !n.witness && !this.lost.has(n.id) && m.isMember(n.id) && !m.isRetired(n.id));
+  }
+
+  /** What the membership churn sees of and does to this simulation. */
+  private membershipHost(freshState: PersistedState): MembershipHost {
+    return {
+      views: () =>
+        [...this.nodes.values()]
+          .filter((n) => !this.membership.isRetired(n.id))
+          .map((n) => {
+            const st = n.core?.status();
+            if (!st) return null;
+            const { role, term, commit, applied, lastIndex, confState } = st;
+            return { id: n.id, up: n.pausedUntilMs <= this.nowMs, role, term, commit, applied, lastIndex, confState };
+          }),
+      propose: (leader, cc) => {
+        const node = this.node(leader);
+        const r = node.core?.proposeConfChange(cc);
+        this.mix(6, leader, r?.ok ? r.index : 0);
+        this.touch(node);
+        return r === undefined ? "down" : r.ok ? null : r.reason;
+      },
+      startMember: (id, witness, random) => {
+        const node = this.makeNode(id, freshState, witness, random);
+        this.mix(7, id, 0);
+        node.start();
+        this.checker.checkNode(node);
+        this.scheduleTick(id);
+      },
+      retire: (id) => {
+        const node = this.node(id);
+        this.mix(8, id, 0);
+        if (!node.core) return;
+        node.crash();
+        this.witnessChecker.observe(id, "down", 0, this.nowMs);
+      },
+    };
   }
 
   private allAppliedAbove(floor: number): boolean {
