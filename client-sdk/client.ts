@@ -14,7 +14,8 @@ import { acquireLock, withLock, type Lock, type LockOptions, type LockScope } fr
 import { Rpc } from "./rpc.ts";
 import { SessionPool } from "./sessions.ts";
 import type { CallOptions } from "./signals.ts";
-import { Transport, type TlsOptions } from "./transport.ts";
+import { SYSTEM_TIMERS, type Timers } from "./timers.ts";
+import { GrpcWire, Transport, type TlsOptions, type Wire } from "./transport.ts";
 
 export interface TenureClientOptions {
   /** Client-API addresses ("host:port") of the members; the leader is discovered. */
@@ -42,6 +43,25 @@ export interface GrantLeaseOptions {
   readonly ttlMs: number;
 }
 
+/**
+ * @internal The SDK's environment below its own logic, for the deterministic lock simulation
+ * (testing/sim/sdk_client.ts); not exported by index.ts and not part of TenureClientOptions. With
+ * `timers` on the simulated clock (options.clock) and a `wire` over the simulated network, every
+ * line of lease, keepalive, lock, retry and session code runs as in production. Defaults: the
+ * global timers and grpc-js.
+ */
+export interface ClientRuntime {
+  readonly timers?: Timers;
+  readonly wire?: Wire;
+  /**
+   * TEST-ONLY DELIBERATE BUG, off unless set here: take a lease's t0 when the answer to its grant
+   * or renewal ARRIVES instead of before its first attempt is sent (DESIGN.md §3 "Client view"),
+   * so expiresAt is late by the round trip, a lost attempt's timeout and any pause in between.
+   * Exists only to prove the lock simulation catches it (testing/sim/README.md, bug table).
+   */
+  readonly testOnlyBugLeaseStartAfterReply?: boolean;
+}
+
 const CLIENT_ID_RE = /^[\x21-\x7e]{1,100}$/;
 
 export class TenureClient {
@@ -53,15 +73,17 @@ export class TenureClient {
   readonly #keepAlive: KeepAlive;
   readonly #leases = new Set<Lease>();
   readonly #leaseHost: LeaseHost;
+  readonly #leaseStartAfterReply: boolean;
 
-  constructor(options: TenureClientOptions) {
+  constructor(options: TenureClientOptions, /** @internal */ runtime: ClientRuntime = {}) {
     const clientId = options.clientId ?? `tenure-${randomBytes(8).toString("hex")}`;
     if (!CLIENT_ID_RE.test(clientId)) throw new TenureError("INVALID_ARGUMENT", "clientId must be 1..100 visible ASCII characters");
     const rho = options.rho ?? 0.01;
     if (!(rho >= 0 && rho < 0.5)) throw new TenureError("INVALID_ARGUMENT", "rho must be in [0, 0.5)");
     this.clientId = clientId;
     this.random = options.random ?? Math.random;
-    this.transport = new Transport(options.endpoints, options.tls);
+    this.#leaseStartAfterReply = runtime.testOnlyBugLeaseStartAfterReply === true;
+    this.transport = new Transport(options.endpoints, runtime.wire ?? new GrpcWire(options.tls));
     const pool = new SessionPool(clientId);
     const attemptTimeoutMs = options.attemptTimeoutMs ?? 2_000;
     this.rpc = new Rpc({
@@ -70,11 +92,20 @@ export class TenureClient {
       ...(options.backoff ? { backoff: options.backoff } : {}),
       random: this.random,
       clock: options.clock ?? (() => performance.now()),
+      timers: runtime.timers ?? SYSTEM_TIMERS,
       attemptTimeoutMs,
       defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000,
       closed: this.#closer.signal,
     });
-    this.#keepAlive = new KeepAlive({ rpc: this.rpc, transport: this.transport, pool, random: this.random, attemptTimeoutMs, closed: this.#closer.signal });
+    this.#keepAlive = new KeepAlive({
+      rpc: this.rpc,
+      transport: this.transport,
+      pool,
+      random: this.random,
+      attemptTimeoutMs,
+      closed: this.#closer.signal,
+      testOnlyBugLeaseStartAfterReply: this.#leaseStartAfterReply,
+    });
     this.#leaseHost = {
       rpc: this.rpc,
       rho,
@@ -99,6 +130,7 @@ export class TenureClient {
   async grantLease(options: GrantLeaseOptions, opts: CallOptions = {}): Promise<Lease> {
     let t0 = Number.NaN;
     const res = await this.rpc.mutate("Lease", "Grant", { ttlMs: options.ttlMs }, { ...opts, onFirstSend: (t) => (t0 = t) });
+    if (this.#leaseStartAfterReply) t0 = this.rpc.clock(); // the deliberate bug (ClientRuntime)
     const v = (res["validUntil"] ?? {}) as Record<string, unknown>;
     const lease = new Lease(this.#leaseHost, {
       id: safeInt(res["leaseId"], "leaseId"),

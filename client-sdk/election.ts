@@ -121,7 +121,8 @@ export class Election {
    * aborts, `timeoutMs` passes or the client closes (then the iteration just ends).
    */
   async *observe(opts: CallOptions = {}): AsyncGenerator<LeaderInfo | null, void, undefined> {
-    const linked = linkSignals([opts.signal, this.host.closed], opts.timeoutMs);
+    const timers = this.host.rpc.timers;
+    const linked = linkSignals([opts.signal, this.host.closed], opts.timeoutMs, timers);
     const t = this.host.transport;
     let last: string | undefined;
     try {
@@ -152,7 +153,7 @@ export class Election {
           linked.signal.removeEventListener("abort", onAbort);
           stream.cancel();
         }
-        await sleep(backoffDelayMs(failures++, this.host.random), linked.signal).catch(() => {});
+        await sleep(backoffDelayMs(failures++, this.host.random), linked.signal, timers).catch(() => {});
       }
     } finally {
       linked.cleanup();

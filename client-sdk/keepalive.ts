@@ -6,14 +6,13 @@
 // twice is harmless (lease.proto). Safety never depends on this loop: each Lease's own deadline
 // timer aborts its signal.
 
-import type * as grpc from "@grpc/grpc-js";
 import { backoffDelayMs, type RandomSource } from "./backoff.ts";
 import { TenureError } from "./errors.ts";
 import { safeInt, type Lease } from "./lease.ts";
 import type { Rpc } from "./rpc.ts";
 import type { Session, SessionPool } from "./sessions.ts";
 import { sleep } from "./signals.ts";
-import type { Message, Transport } from "./transport.ts";
+import type { DuplexStream, Message, Transport } from "./transport.ts";
 
 const IDS_PER_REQUEST_MAX = 1024;
 
@@ -24,6 +23,11 @@ export interface KeepAliveOptions {
   readonly random: RandomSource;
   readonly attemptTimeoutMs: number;
   readonly closed: AbortSignal;
+  /**
+   * TEST-ONLY DELIBERATE BUG (client.ts ClientRuntime): date a renewal from the arrival of its
+   * answer instead of the send of its first attempt. Never set outside the lock simulation.
+   */
+  readonly testOnlyBugLeaseStartAfterReply?: boolean;
 }
 
 interface Pending {
@@ -35,7 +39,7 @@ interface Pending {
 export class KeepAlive {
   private readonly leases = new Map<number, Lease>();
   private session: Session;
-  private stream: grpc.ClientDuplexStream<object, Message> | null = null;
+  private stream: DuplexStream | null = null;
   private pending: Pending | null = null;
   private running = false;
   private wake: AbortController = new AbortController();
@@ -75,7 +79,7 @@ export class KeepAlive {
       const next = Math.min(...[...this.leases.values()].map((l) => l.renewAt));
       if (next > now) {
         this.wake = new AbortController();
-        await sleep(next - now, AbortSignal.any([this.wake.signal, this.o.closed])).catch(() => {});
+        await sleep(next - now, AbortSignal.any([this.wake.signal, this.o.closed]), this.o.rpc.timers).catch(() => {});
         continue;
       }
       try {
@@ -89,7 +93,7 @@ export class KeepAlive {
         // A definitive answer to this seq: the next request takes a new one.
         if (e.reason !== undefined && !e.retryable) this.inflight = null;
         if (e.code === "SESSION_EXPIRED" || e.code === "STALE_SEQUENCE") this.session = this.o.pool.fresh();
-        await sleep(backoffDelayMs(failures++, this.o.random), this.o.closed).catch(() => {});
+        await sleep(backoffDelayMs(failures++, this.o.random), this.o.closed, this.o.rpc.timers).catch(() => {});
       }
     }
     this.drop(new TenureError("CANCELLED", "no leases left"));
@@ -112,14 +116,18 @@ export class KeepAlive {
     const reply = new Promise<Message>((resolve, reject) => {
       this.pending = { seq, resolve, reject };
     });
-    const timer = setTimeout(() => this.pending?.reject(new TenureError("DEADLINE_EXCEEDED", `keepalive seq ${seq} unanswered after ${timeoutMs} ms`)), timeoutMs);
+    const timers = this.o.rpc.timers;
+    const timer = timers.setTimeout(() => this.pending?.reject(new TenureError("DEADLINE_EXCEEDED", `keepalive seq ${seq} unanswered after ${timeoutMs} ms`)), timeoutMs);
     try {
       stream.write({ clientId: this.session.clientId, seq, leaseIds: ids });
       const res = await reply;
       this.inflight = null;
+      // The deliberate bug dates the renewal from now, AFTER the round trip: too late by up to the
+      // reply's delay, a lost attempt's timeout and a pause while the answer waited.
+      const from = this.o.testOnlyBugLeaseStartAfterReply === true ? this.o.rpc.clock() : t0;
       for (const r of (res["renewed"] ?? []) as Message[]) {
         const v = (r["validUntil"] ?? {}) as Message;
-        this.leases.get(safeInt(r["leaseId"], "leaseId"))?.renewed(t0, safeInt(v["ttlMs"], "ttlMs"), Number(v["rho"] ?? 0));
+        this.leases.get(safeInt(r["leaseId"], "leaseId"))?.renewed(from, safeInt(v["ttlMs"], "ttlMs"), Number(v["rho"] ?? 0));
       }
       for (const f of (res["failed"] ?? []) as Message[]) {
         const id = safeInt(f["leaseId"], "leaseId");
@@ -127,12 +135,12 @@ export class KeepAlive {
         this.leases.get(id)?.failed(new TenureError(reason, `lease ${id}: ${reason}`, { reason }));
       }
     } finally {
-      clearTimeout(timer);
+      timers.clearTimeout(timer);
       this.pending = null;
     }
   }
 
-  private open(): grpc.ClientDuplexStream<object, Message> {
+  private open(): DuplexStream {
     if (this.stream) return this.stream;
     const stream = this.o.transport.duplex(this.o.transport.leader, "Lease", "KeepAlive");
     stream.on("data", (m: Message) => {

@@ -7,6 +7,7 @@ import { describe, it, type TestContext } from "node:test";
 import { TenureError } from "./errors.ts";
 import { Lease, type LeaseHost } from "./lease.ts";
 import type { Rpc } from "./rpc.ts";
+import { SYSTEM_TIMERS } from "./timers.ts";
 
 /** A host whose monotonic clock and timers are both simulated (node:test mock timers): time
  *  moves only through advance(), one millisecond at a time so every timer sees the clock of the
@@ -16,7 +17,7 @@ function fakeTime(t: TestContext, graceMs: number): LeaseHost & { forgotten: Lea
   let nowMs = 1000;
   const forgotten: Lease[] = [];
   return {
-    rpc: { clock: () => nowMs } as unknown as Rpc,
+    rpc: { clock: () => nowMs, timers: SYSTEM_TIMERS } as unknown as Rpc,
     rho: 0.01,
     marginMs: 10,
     graceMs,

@@ -15,6 +15,7 @@
 import { TenureError } from "./errors.ts";
 import type { Rpc } from "./rpc.ts";
 import type { CallOptions } from "./signals.ts";
+import type { TimerHandle } from "./timers.ts";
 import { clientDeadlineMs, renewAtMs } from "./validity.ts";
 
 export type LeaseState = "active" | "jeopardy" | "lost" | "revoked";
@@ -22,6 +23,7 @@ export type LeaseEvent = "jeopardy" | "renewed" | "lost";
 
 /** What a lease needs from its client (kept narrow so tests can drive a lease by hand). */
 export interface LeaseHost {
+  /** Its clock and timers are the lease's (rpc.clock, rpc.timers). */
   readonly rpc: Rpc;
   readonly rho: number;
   readonly marginMs: number;
@@ -37,8 +39,8 @@ export class Lease {
   #expiresAt: number;
   #lastRenewT0: number;
   #controller = new AbortController();
-  #timer: NodeJS.Timeout | undefined;
-  #graceTimer: NodeJS.Timeout | undefined;
+  #timer: TimerHandle | undefined;
+  #graceTimer: TimerHandle | undefined;
   #listeners = new Map<LeaseEvent, Set<(e: TenureError | undefined) => void>>();
   #resolveLost!: (e: TenureError) => void;
   /** Resolves (never rejects) once the lease is lost or revoked, with the reason. */
@@ -60,7 +62,7 @@ export class Lease {
     return this.#state;
   }
 
-  /** Monotonic ms (performance.now() time base) until which the holder may act. */
+  /** Monotonic ms (the client's clock: performance.now() by default) until which the holder may act. */
   get expiresAt(): number {
     return this.#expiresAt;
   }
@@ -112,7 +114,7 @@ export class Lease {
     this.#expiresAt = deadline;
     if (this.#state === "jeopardy") {
       if (this.host.rpc.clock() >= deadline) return; // a late reply that cannot help
-      clearTimeout(this.#graceTimer);
+      this.host.rpc.timers.clearTimeout(this.#graceTimer);
       this.#state = "active";
       this.#controller = new AbortController();
       this.emit("renewed", undefined);
@@ -136,9 +138,10 @@ export class Lease {
   }
 
   private arm(): void {
-    clearTimeout(this.#timer);
+    const timers = this.host.rpc.timers;
+    timers.clearTimeout(this.#timer);
     const delay = Math.max(0, this.#expiresAt - this.host.rpc.clock());
-    this.#timer = setTimeout(() => this.onDeadline(), delay);
+    this.#timer = timers.setTimeout(() => this.onDeadline(), delay);
   }
 
   private onDeadline(): void {
@@ -152,15 +155,15 @@ export class Lease {
     // Keep renewing for the grace period: the server holds the lease at least ttl * (1 + rho)
     // after its last renewal, so a renewal may still land.
     const graceMs = this.host.graceMs ?? this.ttlMs;
-    this.#graceTimer = setTimeout(() => {
+    this.#graceTimer = this.host.rpc.timers.setTimeout(() => {
       if (this.#state === "jeopardy") this.end("lost", new TenureError("LEASE_LOST", `lease ${this.id} lost: no renewal within ${graceMs} ms of grace`));
     }, graceMs);
   }
 
   private end(state: "lost" | "revoked", error: TenureError): void {
     this.#state = state;
-    clearTimeout(this.#timer);
-    clearTimeout(this.#graceTimer);
+    this.host.rpc.timers.clearTimeout(this.#timer);
+    this.host.rpc.timers.clearTimeout(this.#graceTimer);
     this.#controller.abort(error);
     this.host.forget(this);
     this.#resolveLost(error);

@@ -49,7 +49,7 @@ export class Lock {
     return this.#controller.signal;
   }
 
-  /** Monotonic ms (performance.now() time base) until which the lock is safe to use. */
+  /** Monotonic ms (the client's clock: performance.now() by default) until which the lock is safe to use. */
   get validUntil(): number {
     return this.lease.expiresAt;
   }

@@ -9,6 +9,7 @@ import { encodeErrorDetail, ERROR_DETAIL_METADATA_KEY, type ErrorReason } from "
 import { TenureError } from "./errors.ts";
 import { Rpc } from "./rpc.ts";
 import { SessionPool } from "./sessions.ts";
+import { SYSTEM_TIMERS } from "./timers.ts";
 import type { Message, Transport } from "./transport.ts";
 
 function err(code: grpc.status, reason: ErrorReason | null, leaderAddress = ""): TenureError {
@@ -49,6 +50,7 @@ function rpc(transport: Transport): Rpc {
     backoff: { baseMs: 1, capMs: 5 },
     random: () => 0.5,
     clock: () => performance.now(),
+    timers: SYSTEM_TIMERS,
     attemptTimeoutMs: 100,
     defaultTimeoutMs: 1000,
     closed: new AbortController().signal,

@@ -10,6 +10,7 @@ import { backoffDelayMs, DEFAULT_BACKOFF, type BackoffOptions, type MonotonicClo
 import { TenureError } from "./errors.ts";
 import { SessionPool, type Session } from "./sessions.ts";
 import { abortError, linkSignals, sleep, type CallOptions } from "./signals.ts";
+import type { Timers } from "./timers.ts";
 import type { Message, Transport } from "./transport.ts";
 
 export interface RpcOptions {
@@ -18,6 +19,8 @@ export interface RpcOptions {
   readonly backoff?: BackoffOptions;
   readonly random: RandomSource;
   readonly clock: MonotonicClock;
+  /** Every wait of the SDK (deadlines, backoff, lease timers) is set on these, on `clock`'s time base. */
+  readonly timers: Timers;
   /** Bound on one attempt of a non-blocking call (a hung member must not eat the whole budget). */
   readonly attemptTimeoutMs: number;
   /** Whole-call deadline when the caller gives no timeoutMs (blocking calls have none). */
@@ -41,9 +44,13 @@ export class Rpc {
     return this.o.clock;
   }
 
+  get timers(): Timers {
+    return this.o.timers;
+  }
+
   /** A linearizable read (or any call that is safe to repeat as it is). */
   async read(service: ServiceName, method: string, request: object, opts: CallOptions = {}): Promise<Message> {
-    const linked = linkSignals([opts.signal, this.o.closed], opts.timeoutMs ?? this.o.defaultTimeoutMs);
+    const linked = linkSignals([opts.signal, this.o.closed], opts.timeoutMs ?? this.o.defaultTimeoutMs, this.o.timers);
     try {
       return await this.invoke("read", service, method, () => request, linked.signal, this.deadline(opts.timeoutMs ?? this.o.defaultTimeoutMs));
     } finally {
@@ -64,7 +71,7 @@ export class Rpc {
   ): Promise<Message> {
     const kind: Kind = opts.blocking ? "blocking" : "mutate";
     const timeoutMs = opts.timeoutMs ?? (opts.blocking ? undefined : this.o.defaultTimeoutMs);
-    const linked = linkSignals([opts.signal, this.o.closed], timeoutMs);
+    const linked = linkSignals([opts.signal, this.o.closed], timeoutMs, this.o.timers);
     const deadline = this.deadline(timeoutMs);
     let session = this.o.pool.take();
     try {
@@ -151,7 +158,7 @@ export class Rpc {
           : new TenureError("DEADLINE_EXCEEDED", `${method}: deadline exceeded (last error: ${e.message})`, { cause: e });
       }
       try {
-        await sleep(wait, signal);
+        await sleep(wait, signal, this.o.timers);
       } catch {
         throw this.ended(kind, signal, mayHaveApplied);
       }

@@ -1,7 +1,10 @@
 // AbortSignal plumbing (connect-es protocol/signals.ts): every SDK call links the caller's signal,
 // its timeoutMs and the client's own close signal into one signal, and always cleans up its timer.
+// Timers come from the caller (the client's Timers, timers.ts): the SDK never reaches for the
+// global ones itself, so a client on simulated time waits on simulated time only.
 
 import { TenureError } from "./errors.ts";
+import type { TimerHandle, Timers } from "./timers.ts";
 
 export interface CallOptions {
   readonly signal?: AbortSignal;
@@ -15,7 +18,9 @@ export interface LinkedSignal {
 }
 
 /** One signal aborted by any input signal or after timeoutMs (reason: a DEADLINE_EXCEEDED error). */
-export function linkSignals(signals: readonly (AbortSignal | undefined)[], timeoutMs?: number): LinkedSignal {
+export function linkSignals(signals: readonly (AbortSignal | undefined)[]): LinkedSignal;
+export function linkSignals(signals: readonly (AbortSignal | undefined)[], timeoutMs: number | undefined, timers: Timers): LinkedSignal;
+export function linkSignals(signals: readonly (AbortSignal | undefined)[], timeoutMs?: number, timers?: Timers): LinkedSignal {
   const controller = new AbortController();
   const listeners: (() => void)[] = [];
   const abort = (reason: unknown): void => {
@@ -31,14 +36,17 @@ export function linkSignals(signals: readonly (AbortSignal | undefined)[], timeo
     s.addEventListener("abort", on, { once: true });
     listeners.push(() => s.removeEventListener("abort", on));
   }
-  let timer: NodeJS.Timeout | undefined;
-  if (timeoutMs !== undefined && !controller.signal.aborted) {
-    timer = setTimeout(() => abort(new TenureError("DEADLINE_EXCEEDED", `deadline of ${timeoutMs} ms exceeded`)), Math.max(0, timeoutMs));
+  let timer: TimerHandle | undefined;
+  if (timeoutMs !== undefined && timers !== undefined && !controller.signal.aborted) {
+    timer = timers.setTimeout(
+      () => abort(new TenureError("DEADLINE_EXCEEDED", `deadline of ${timeoutMs} ms exceeded`)),
+      Math.max(0, timeoutMs),
+    );
   }
   return {
     signal: controller.signal,
     cleanup: () => {
-      if (timer) clearTimeout(timer);
+      if (timer !== undefined) timers?.clearTimeout(timer);
       for (const remove of listeners) remove();
     },
   };
@@ -51,15 +59,15 @@ export function abortError(signal: AbortSignal): TenureError {
   return new TenureError("CANCELLED", "the call was cancelled", { cause: r });
 }
 
-/** Waits ms, or rejects with abortError(signal) as soon as the signal aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Waits ms on `timers`, or rejects with abortError(signal) as soon as the signal aborts. */
+export function sleep(ms: number, signal: AbortSignal | undefined, timers: Timers): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(abortError(signal));
     const onAbort = (): void => {
-      clearTimeout(timer);
+      timers.clearTimeout(timer);
       reject(abortError(signal as AbortSignal));
     };
-    const timer = setTimeout(() => {
+    const timer = timers.setTimeout(() => {
       signal?.removeEventListener("abort", onAbort);
       resolve();
     }, ms);

@@ -1,6 +1,10 @@
-// gRPC plumbing: one channel per endpoint (all four services share it), unary calls bound to an
-// AbortSignal and a deadline, stream openers, and the endpoint the client currently believes
-// leads. No retry logic here (client.ts owns it); every failure comes back as a TenureError.
+// The client's transport: the endpoint it currently believes leads (Transport), over a Wire that
+// does the I/O. The production wire is grpc-js (GrpcWire): one channel per endpoint (all four
+// services share it), unary calls bound to an AbortSignal and a deadline, stream openers. The
+// deterministic lock simulation substitutes a wire over its simulated network
+// (testing/sim/sdk_client.ts), so everything above the wire (leader discovery, retries, sessions,
+// keepalive, leases) is the SDK's own code there too. No retry logic here (rpc.ts owns it); every
+// failure comes back as a TenureError.
 
 import * as grpc from "@grpc/grpc-js";
 import { tenurePackage, type ServiceName } from "../proto/tenure_protos.ts";
@@ -29,17 +33,44 @@ function serviceCtors(): Record<ServiceName, ClientCtor> {
 
 const toBuffer = (v: Buffer | string): Buffer => (typeof v === "string" ? Buffer.from(v) : v);
 
+/** The client side of Lease.KeepAlive as the SDK uses it (a grpc-js ClientDuplexStream is one). */
+export interface DuplexStream {
+  write(message: object): unknown;
+  on(event: "data", listener: (message: Message) => void): unknown;
+  on(event: "error", listener: (error: unknown) => void): unknown;
+  on(event: "end", listener: () => void): unknown;
+  removeAllListeners(event: "data"): unknown;
+  cancel(): void;
+}
+
+/** The client side of a server stream (Election.Observe); a grpc-js ClientReadableStream is one. */
+export interface ServerStream extends AsyncIterable<Message> {
+  cancel(): void;
+}
+
+/**
+ * The I/O under the SDK: one attempt of one call at one endpoint, and the stream openers. A
+ * failure is a TenureError (unary rejects with one; a stream emits "error" with anything
+ * TenureError.from understands).
+ */
+export interface Wire {
+  /** One unary call at one endpoint, cancelled with `signal`, bounded by `timeoutMs` (on the client's clock). */
+  unary(endpoint: string, service: ServiceName, method: string, request: object, timeoutMs: number, signal: AbortSignal): Promise<Message>;
+  duplex(endpoint: string, service: ServiceName, method: string): DuplexStream;
+  serverStream(endpoint: string, service: ServiceName, method: string, request: object): ServerStream;
+  close(): void;
+}
+
+/** Which endpoint to try next: the one believed to lead, NOT_LEADER hints, rotation on failure. */
 export class Transport {
-  private readonly clients = new Map<string, grpc.Client>();
-  private readonly credentials: grpc.ChannelCredentials;
   private preferred: string;
 
-  constructor(readonly endpoints: readonly string[], tls?: TlsOptions) {
+  constructor(
+    readonly endpoints: readonly string[],
+    private readonly wire: Wire,
+  ) {
     if (endpoints.length === 0) throw new TenureError("INVALID_ARGUMENT", "at least one endpoint is required");
     this.preferred = endpoints[0] ?? "";
-    this.credentials = tls
-      ? grpc.credentials.createSsl(toBuffer(tls.ca), tls.key ? toBuffer(tls.key) : null, tls.cert ? toBuffer(tls.cert) : null)
-      : grpc.credentials.createInsecure();
   }
 
   /** The endpoint believed to lead (or the next one to try). */
@@ -57,6 +88,34 @@ export class Transport {
     if (this.preferred !== from) return; // someone already moved on
     const i = this.endpoints.indexOf(from);
     this.preferred = this.endpoints[(i + 1) % this.endpoints.length] ?? from;
+  }
+
+  unary(endpoint: string, service: ServiceName, method: string, request: object, timeoutMs: number, signal: AbortSignal): Promise<Message> {
+    return this.wire.unary(endpoint, service, method, request, timeoutMs, signal);
+  }
+
+  duplex(endpoint: string, service: ServiceName, method: string): DuplexStream {
+    return this.wire.duplex(endpoint, service, method);
+  }
+
+  serverStream(endpoint: string, service: ServiceName, method: string, request: object): ServerStream {
+    return this.wire.serverStream(endpoint, service, method, request);
+  }
+
+  close(): void {
+    this.wire.close();
+  }
+}
+
+/** The production wire: grpc-js channels, one per endpoint and service. */
+export class GrpcWire implements Wire {
+  private readonly clients = new Map<string, grpc.Client>();
+  private readonly credentials: grpc.ChannelCredentials;
+
+  constructor(tls?: TlsOptions) {
+    this.credentials = tls
+      ? grpc.credentials.createSsl(toBuffer(tls.ca), tls.key ? toBuffer(tls.key) : null, tls.cert ? toBuffer(tls.cert) : null)
+      : grpc.credentials.createInsecure();
   }
 
   client(service: ServiceName, endpoint: string): grpc.Client {
