@@ -4,14 +4,18 @@
 // LEASE_EXPIRED) and the limits (LIMIT_EXCEEDED) before touching state, so a rejected command
 // changes nothing. System commands are guarded: a timer command that no longer matches the state
 // (renewed lease, restarted delay, timers not yet restarted in this term) applies as a no-op.
+//
+// A LIMIT_EXCEEDED message names the limit and its value ("lease table is full: leasesMax =
+// 100000"). No stored message repeats a name, value or client id (ERROR_MESSAGE_BYTES_MAX): the
+// session table keeps it for retries, once per client.
 
-import { assertNever } from "../core/assert.ts";
+import { assert, assertNever } from "../core/assert.ts";
 import type { ApplyContext } from "./apply_context.ts";
 import type { ClientCommand, SystemCommand } from "./commands.ts";
 import type { ElectionTable } from "./election_table.ts";
 import type { IdAllocator } from "./id_allocator.ts";
 import type { LeaseRecord, LeaseTable } from "./lease_table.ts";
-import { utf8ByteLength, type StateConfig } from "./limits.ts";
+import { utf8ByteLength, type StateConfig, type StateLimits } from "./limits.ts";
 import type { AcquireOutcome, LockTable } from "./lock_table.ts";
 import {
   errorResult,
@@ -43,7 +47,7 @@ export function applyClientCommand(s: MachineTables, ctx: ApplyContext, command:
     case "LeaseGrant":
       return leaseGrant(s, ctx, command.clientId, command.ttlMs);
     case "LeaseKeepAlive":
-      return leaseKeepAlive(s, ctx, command.leaseIds);
+      return leaseKeepAlive(s, ctx, command.clientId, command.leaseIds);
     case "LeaseRevoke": {
       if (s.leases.get(command.leaseId) === undefined) return leaseNotFound(command.leaseId);
       removeLease(s, ctx, command.leaseId, false);
@@ -57,9 +61,13 @@ export function applyClientCommand(s: MachineTables, ctx: ApplyContext, command:
     case "ElectionProclaim": {
       const bad = checkValue(s, command.value);
       if (bad !== null) return bad;
-      if (!s.elections.proclaim(ctx, command.name, command.token, command.value)) {
-        return errorResult("NOT_HOLDER", `token ${command.token} is not the leadership of ${command.name}`);
+      if (s.elections.leader(command.name)?.token !== command.token) {
+        return errorResult("NOT_HOLDER", `token ${command.token} is not the current leadership`);
       }
+      const growth = s.elections.table.valueBytesDelta(command.name, command.value);
+      if (growth > valueBytesRoom(s)) return valuesFull(s.config.limits, growth);
+      const proclaimed = s.elections.proclaim(ctx, command.name, command.token, command.value);
+      assert(proclaimed, `proclaim of ${command.name} by its leader failed`);
       return okResult({ kind: "ElectionProclaim", token: command.token });
     }
     case "ElectionResign": {
@@ -124,22 +132,29 @@ function leaseGrant(s: MachineTables, ctx: ApplyContext, clientId: string, ttlMs
     return errorResult("INVALID_ARGUMENT", `ttlMs ${ttlMs} outside [${limits.ttlMsMin}, ${limits.ttlMsMax}]`);
   }
   if (s.leases.leaseCountOf(clientId) >= limits.leasesPerClientMax) {
-    return errorResult("LIMIT_EXCEEDED", `client holds ${limits.leasesPerClientMax} leases`);
+    return limitExceeded("this client holds as many leases as allowed", "leasesPerClientMax", limits.leasesPerClientMax);
   }
-  if (s.leases.size >= limits.leasesMax) return errorResult("LIMIT_EXCEEDED", "lease table is full");
+  if (s.leases.size >= limits.leasesMax) return limitExceeded("lease table is full", "leasesMax", limits.leasesMax);
   const lease = s.leases.grant({ leaseId: s.ids.nextLeaseId(), clientId, ttlMs, nowMs: ctx.nowMs });
   return okResult({ kind: "LeaseGrant", leaseId: lease.leaseId, validUntil: s.leases.validUntil(lease) });
 }
 
-/** One entry renews many leases; each id succeeds or fails on its own. */
-function leaseKeepAlive(s: MachineTables, ctx: ApplyContext, leaseIds: readonly number[]): CommandResult {
+/**
+ * One entry renews many leases; each id succeeds or fails on its own. Its answer lists every
+ * distinct id and is stored for retries, so room is made for it first (keepAliveLeaseIdsStoredMax):
+ * a renewal is never refused for what other sessions store.
+ */
+function leaseKeepAlive(s: MachineTables, ctx: ApplyContext, clientId: string, leaseIds: readonly number[]): CommandResult {
+  const limits = s.config.limits;
   if (leaseIds.length === 0) return errorResult("INVALID_ARGUMENT", "no lease ids");
-  if (leaseIds.length > s.config.limits.keepAliveLeaseIdsMax) {
-    return errorResult("LIMIT_EXCEEDED", `more than ${s.config.limits.keepAliveLeaseIdsMax} lease ids`);
+  if (leaseIds.length > limits.keepAliveLeaseIdsMax) {
+    return limitExceeded("too many lease ids in one KeepAlive", "keepAliveLeaseIdsMax", limits.keepAliveLeaseIdsMax);
   }
+  const distinct = new Set(leaseIds);
+  s.sessions.makeRoomForKeepAlive(clientId, distinct.size, limits.keepAliveLeaseIdsStoredMax);
   const renewed: { leaseId: number; validUntil: ValidUntil }[] = [];
   const failed: KeepAliveFailure[] = [];
-  for (const leaseId of new Set(leaseIds)) {
+  for (const leaseId of distinct) {
     const lease = s.leases.get(leaseId);
     if (lease === undefined) failed.push({ leaseId, code: "LEASE_NOT_FOUND" });
     else if (!s.leases.isLive(lease, ctx.nowMs)) failed.push({ leaseId, code: "LEASE_EXPIRED" });
@@ -159,12 +174,15 @@ function acquire(
   if (bad !== null) return bad;
   const lease = s.config.bugs?.grantWithoutLeaseCheck === true ? leaseIgnoringLiveness(s, ctx, command.leaseId) : liveLease(s, ctx, command.leaseId);
   if ("code" in lease) return lease;
+  const limits = s.config.limits;
   const request = {
     name: command.name,
     leaseId: command.leaseId,
     value,
-    canCreate: s.locks.size + s.elections.table.size < s.config.limits.namesMax,
-    waitersMax: s.config.limits.waitersPerLockMax,
+    canCreate: s.locks.size + s.elections.table.size < limits.namesMax,
+    waitersMax: limits.waitersPerLockMax,
+    canQueue: s.locks.usage().waiters + s.elections.table.usage().waiters < limits.waitersMax,
+    valueBytesRoom: valueBytesRoom(s),
   };
   const outcome: AcquireOutcome = isLock
     ? s.locks.acquire(ctx, { ...request, wait: command.wait })
@@ -181,11 +199,16 @@ function acquire(
         ? okResult({ kind: "LockAcquire", status: "queued", position: outcome.position })
         : okResult({ kind: "ElectionCampaign", status: "queued", position: outcome.position });
     case "held":
-      return errorResult("LOCK_HELD", `${command.name} is held or in lock-delay`);
+      // Only a try-lock answers "held": a campaign always waits.
+      return errorResult("LOCK_HELD", "the lock is held or in lock-delay");
     case "waitersFull":
-      return errorResult("LIMIT_EXCEEDED", `${command.name} has ${request.waitersMax} waiters`);
+      return limitExceeded("this name has as many waiters as allowed", "waitersPerLockMax", limits.waitersPerLockMax);
+    case "waitersTotalFull":
+      return limitExceeded("all locks and elections have as many waiters as allowed", "waitersMax", limits.waitersMax);
+    case "valuesFull":
+      return valuesFull(limits, outcome.valueBytes);
     case "namesFull":
-      return errorResult("LIMIT_EXCEEDED", "name table is full");
+      return limitExceeded("name table is full", "namesMax", limits.namesMax);
     default:
       return assertNever(outcome, "acquire outcome");
   }
@@ -216,6 +239,25 @@ function leaseIgnoringLiveness(s: MachineTables, ctx: ApplyContext, leaseId: num
 
 function leaseNotFound(leaseId: number): CommandError {
   return errorResult("LEASE_NOT_FOUND", `lease ${leaseId} not found`);
+}
+
+/** A refusal by a limit: what is full, then the limit by name and its value. */
+function limitExceeded(what: string, limit: keyof StateLimits, value: number): CommandError {
+  return errorResult("LIMIT_EXCEEDED", `${what}: ${limit} = ${value}`);
+}
+
+/**
+ * What is left of valueBytesTotalMax (locks' values are empty: they count 0). Never negative,
+ * even for an image restored under a smaller limit: then only shrinking changes pass.
+ */
+function valueBytesRoom(s: MachineTables): number {
+  const used = s.locks.usage().valueBytes + s.elections.table.usage().valueBytes;
+  return Math.max(0, s.config.limits.valueBytesTotalMax - used);
+}
+
+function valuesFull(limits: StateLimits, valueBytes: number): CommandError {
+  const what = `election values are at their total (this one needs ${valueBytes} stored bytes)`;
+  return limitExceeded(what, "valueBytesTotalMax", limits.valueBytesTotalMax);
 }
 
 function checkName(s: MachineTables, name: string): CommandError | null {

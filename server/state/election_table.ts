@@ -10,6 +10,7 @@ import type { ApplyContext } from "./apply_context.ts";
 import {
   LockTable,
   type AcquireOutcome,
+  type AcquireRequest,
   type Holder,
   type MutexRecord,
   type MutexStatus,
@@ -29,14 +30,14 @@ export class ElectionTable {
     return new ElectionTable(LockTable.restore("election", records));
   }
 
-  campaign(
-    ctx: ApplyContext,
-    req: { name: string; leaseId: number; value: string; canCreate: boolean; waitersMax: number },
-  ): AcquireOutcome {
+  campaign(ctx: ApplyContext, req: Omit<AcquireRequest, "wait">): AcquireOutcome {
     return this.table.acquire(ctx, { ...req, wait: true });
   }
 
-  /** True if `token` is the current leadership; the value is then replaced. */
+  /**
+   * True if `token` is the current leadership; the value is then replaced. The caller checked the
+   * value against valueBytesTotalMax (table.valueBytesDelta).
+   */
   proclaim(ctx: ApplyContext, name: string, token: number, value: string): boolean {
     if (!this.table.setValue(name, token, value)) return false;
     ctx.events.push({ kind: "proclaimed", name, token, value });

@@ -1,9 +1,29 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { stateConfig } from "./limits.ts";
+import type { ApplyContext } from "./apply_context.ts";
+import { stateConfig, valueStoredBytes } from "./limits.ts";
+import { LockTable, type MutexRecord } from "./lock_table.ts";
+import { decodeImage } from "./machine_snapshot.ts";
 import { Driver } from "../../testing/kits/state_test_kit.ts";
 
 const token = Driver.token;
+
+/** The replicated tables without what every applied entry changes (index, time, sessions). */
+function tables(d: Driver): unknown {
+  const { leases, locks, elections, ids } = decodeImage(d.machine.snapshot());
+  return { leases, locks, elections, ids };
+}
+
+/** What usage() must say, recounted from the records. */
+function recount(records: readonly MutexRecord[]): { waiters: number; valueBytes: number } {
+  let waiters = 0;
+  let valueBytes = 0;
+  for (const r of records) {
+    waiters += r.waiters.length;
+    valueBytes += r.waiters.reduce((sum, w) => sum + valueStoredBytes(w.value), valueStoredBytes(r.holder?.value ?? ""));
+  }
+  return { waiters, valueBytes };
+}
 
 describe("locks", () => {
   it("grants FIFO with strictly increasing tokens", () => {
@@ -146,5 +166,95 @@ describe("locks", () => {
     assert.ok(!names.ok && names.code === "LIMIT_EXCEEDED");
     const unknown = d.acquire("a", "Z", 12345);
     assert.ok(!unknown.ok && unknown.code === "LEASE_NOT_FOUND");
+  });
+
+  it("waitersMax bounds the waiters of all locks and elections together; a refused wait changes nothing", () => {
+    const d = new Driver(stateConfig({ limits: { waitersPerLockMax: 2, waitersMax: 3 } }));
+    const [la, lb, lc, ld] = ["a", "b", "c", "d"].map((c) => d.grant(c)) as [number, number, number, number];
+    d.acquire("a", "L1", la);
+    d.acquire("a", "L2", la);
+    d.client("a", { kind: "ElectionCampaign", name: "E", leaseId: la, value: "a" });
+    d.acquire("b", "L1", lb);
+    d.acquire("c", "L2", lc);
+    d.client("d", { kind: "ElectionCampaign", name: "E", leaseId: ld, value: "d" }); // 3 waiters in all
+    const before = tables(d);
+    const refused = d.acquire("b", "L2", lb); // b's seq 3
+    const retried = d.send("b", 3, { kind: "LockAcquire", name: "L2", leaseId: lb, wait: true });
+    assert.equal(retried.replayed, true);
+    for (const r of [refused, retried, d.client("b", { kind: "ElectionCampaign", name: "E", leaseId: lb, value: "b" })]) {
+      assert.ok(!r.ok && r.code === "LIMIT_EXCEEDED", JSON.stringify(r));
+      assert.equal(r.message, "all locks and elections have as many waiters as allowed: waitersMax = 3");
+      assert.deepEqual(r.events, []);
+    }
+    assert.deepEqual(tables(d), before, "state unchanged");
+    // Grants, try-locks and waiters already queued are not new waits: they still pass.
+    assert.ok(d.acquire("b", "L3", lb).ok);
+    const busy = d.acquire("c", "L1", lc, false);
+    assert.ok(!busy.ok && busy.code === "LOCK_HELD");
+    const still = d.acquire("b", "L1", lb);
+    assert.ok(still.ok && still.kind === "LockAcquire" && still.status === "queued" && still.position === 1);
+    // A wait that ends (cancel) frees its place.
+    d.client("c", { kind: "WaitCancel", table: "lock", name: "L2", leaseId: lc });
+    const queued = d.acquire("b", "L2", lb);
+    assert.ok(queued.ok && queued.kind === "LockAcquire" && queued.status === "queued");
+  });
+
+  it("usage() follows every change of holders and waiters, and restore recounts it", () => {
+    let index = 0;
+    let token = 0;
+    const live = new Set<number>([1, 2, 3, 4, 5, 6, 7, 8]);
+    const ctx = (): ApplyContext => ({ index: ++index, nowMs: index, events: [], nextToken: () => ++token, leaseLive: (l) => live.has(l) });
+    let seed = 42; // xorshift32: the same walk on every run
+    const next = (n: number): number => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    const table = new LockTable("election");
+    const values = ["", "v", '"q"', "\u0001\u0002", "é€😀"];
+    const room = { canCreate: true, waitersMax: 3, canQueue: true, valueBytesRoom: Number.MAX_SAFE_INTEGER };
+    const seen = { waiters: 0, valueBytes: 0 };
+    for (let step = 0; step < 2_000; step++) {
+      const name = `N${next(4)}`;
+      const leaseId = 1 + next(8);
+      const value = values[next(values.length)] ?? "";
+      const holder = table.holder(name);
+      switch (next(10)) {
+        case 0:
+        case 1:
+        case 7:
+        case 8:
+        case 9:
+          table.acquire(ctx(), { name, leaseId, value, wait: true, ...room });
+          break;
+        case 2:
+          if (holder !== null) table.release(ctx(), name, holder.token);
+          break;
+        case 3:
+          table.cancelWait(name, leaseId);
+          break;
+        case 4:
+          if (holder !== null) table.setValue(name, holder.token, value);
+          break;
+        case 5: {
+          // Leases die and come back: waiters behind a dead lease are passed over at hand-off.
+          if (live.has(leaseId)) live.delete(leaseId);
+          else live.add(leaseId);
+          break;
+        }
+        case 6: {
+          table.removeLease(ctx(), { leaseId, expired: next(2) === 0, lockDelayMs: next(2) });
+          for (const r of table.snapshotRecords()) if (r.delay !== null) table.endDelay(ctx(), r.name, r.delay.delayId);
+          break;
+        }
+      }
+      const records = table.snapshotRecords();
+      assert.deepEqual(table.usage(), recount(records), `step ${step}`);
+      seen.waiters = Math.max(seen.waiters, table.usage().waiters);
+      seen.valueBytes = Math.max(seen.valueBytes, table.usage().valueBytes);
+      assert.deepEqual(LockTable.restore("election", records).usage(), table.usage());
+    }
+    assert.ok(seen.waiters >= 8 && seen.valueBytes > 50, `the walk reaches busy tables: ${JSON.stringify(seen)}`);
   });
 });

@@ -7,9 +7,15 @@
 // An explicit release (or revoke, or resign) hands it to the next waiter at once; only an expiry
 // delays it (Chubby's lock-delay). Every grant takes the next cluster-wide token; a lease that
 // acquires a lock it already holds gets its existing grant back (no new token).
+//
+// The table counts what the aggregate limits bound (usage()): its waiters, and the stored bytes of
+// the values its holders and waiters carry (valueStoredBytes; always 0 for locks, whose value is
+// empty). Every change of a holder or a waiter goes through setHolder / addWaiter / takeWaiter,
+// which keep the counts; restore recounts them.
 
 import { assert } from "../core/assert.ts";
 import type { ApplyContext } from "./apply_context.ts";
+import { valueStoredBytes } from "./limits.ts";
 
 export type TableKind = "lock" | "election";
 export type MutexState = "FREE" | "HELD" | "DELAYED";
@@ -52,7 +58,18 @@ export type AcquireOutcome =
   | { readonly kind: "queued"; readonly position: number }
   | { readonly kind: "held" }
   | { readonly kind: "waitersFull" }
+  /** Every lock and election together already has waitersMax waiters. */
+  | { readonly kind: "waitersTotalFull" }
+  /** The value's stored bytes do not fit what is left of valueBytesTotalMax. */
+  | { readonly kind: "valuesFull"; readonly valueBytes: number }
   | { readonly kind: "namesFull" };
+
+/** What the aggregate limits count, per table. */
+export interface TableUsage {
+  readonly waiters: number;
+  /** Stored bytes (valueStoredBytes) of every holder's and waiter's value. */
+  readonly valueBytes: number;
+}
 
 export interface AcquireRequest {
   readonly name: string;
@@ -61,7 +78,12 @@ export interface AcquireRequest {
   readonly wait: boolean;
   /** False when the name table is full: only existing names can be acquired. */
   readonly canCreate: boolean;
+  /** waitersPerLockMax: waiters of this one name. */
   readonly waitersMax: number;
+  /** False when every table together is at waitersMax: nobody may start waiting. */
+  readonly canQueue: boolean;
+  /** What is left of valueBytesTotalMax, over every table. */
+  readonly valueBytesRoom: number;
 }
 
 export class LockTable {
@@ -69,6 +91,8 @@ export class LockTable {
   /** Names where a lease holds or waits, in the order it joined them. Rebuilt on restore. */
   private readonly namesByLease = new Map<number, Set<string>>();
   private readonly delayed = new Set<string>();
+  private waiterCount = 0;
+  private valueBytes = 0;
 
   constructor(readonly table: TableKind) {}
 
@@ -77,10 +101,11 @@ export class LockTable {
     for (const r of records) {
       assert(r.holder !== null || r.delay !== null, `restored record ${r.name} is FREE`);
       assert(r.holder === null || r.delay === null, `restored record ${r.name} held and delayed`);
-      const copy: MutexRecord = { name: r.name, holder: r.holder, waiters: [...r.waiters], delay: r.delay };
+      assert(!out.records.has(r.name), `restored record ${r.name} twice`);
+      const copy: MutexRecord = { name: r.name, holder: null, waiters: [], delay: r.delay };
       out.records.set(r.name, copy);
-      if (copy.holder !== null) out.link(copy.holder.leaseId, r.name);
-      for (const w of copy.waiters) out.link(w.leaseId, r.name);
+      if (r.holder !== null) out.setHolder(copy, r.holder);
+      for (const w of r.waiters) out.addWaiter(copy, w);
       if (copy.delay !== null) out.delayed.add(r.name);
     }
     return out;
@@ -90,14 +115,21 @@ export class LockTable {
     return this.records.size;
   }
 
+  usage(): TableUsage {
+    return { waiters: this.waiterCount, valueBytes: this.valueBytes };
+  }
+
   has(name: string): boolean {
     return this.records.has(name);
   }
 
   acquire(ctx: ApplyContext, req: AcquireRequest): AcquireOutcome {
+    // Every refusal comes before the first change: a refused acquire leaves the table as it was.
+    const valueBytes = valueStoredBytes(req.value);
     const record = this.records.get(req.name);
     if (record === undefined) {
       if (!req.canCreate) return { kind: "namesFull" };
+      if (valueBytes > req.valueBytesRoom) return { kind: "valuesFull", valueBytes };
       const created: MutexRecord = { name: req.name, holder: null, waiters: [], delay: null };
       this.records.set(req.name, created);
       return { kind: "granted", holder: this.grant(ctx, created, req) };
@@ -108,8 +140,9 @@ export class LockTable {
     assert(record.holder !== null || record.delay !== null, `record ${req.name} FREE but present`);
     if (!req.wait) return { kind: "held" };
     if (record.waiters.length >= req.waitersMax) return { kind: "waitersFull" };
-    record.waiters.push({ leaseId: req.leaseId, value: req.value });
-    this.link(req.leaseId, req.name);
+    if (!req.canQueue) return { kind: "waitersTotalFull" };
+    if (valueBytes > req.valueBytesRoom) return { kind: "valuesFull", valueBytes };
+    this.addWaiter(record, { leaseId: req.leaseId, value: req.value });
     return { kind: "queued", position: record.waiters.length };
   }
 
@@ -117,18 +150,26 @@ export class LockTable {
   release(ctx: ApplyContext, name: string, token: number): boolean {
     const record = this.records.get(name);
     if (record === undefined || record.holder === null || record.holder.token !== token) return false;
-    this.unlink(record.holder.leaseId, name);
-    record.holder = null;
+    this.setHolder(record, null);
     this.handOff(ctx, record);
     return true;
   }
 
-  /** Sets the holder's value (election proclaim); false unless `token` is the current grant. */
+  /**
+   * Sets the holder's value (election proclaim); false unless `token` is the current grant. The
+   * caller checked that the new value fits valueBytesTotalMax (valueBytesDelta).
+   */
   setValue(name: string, token: number, value: string): boolean {
     const record = this.records.get(name);
     if (record === undefined || record.holder === null || record.holder.token !== token) return false;
-    record.holder = { ...record.holder, value };
+    this.setHolder(record, { ...record.holder, value });
     return true;
+  }
+
+  /** How much the stored value bytes grow if the holder of `name` gets `value` (0 if no holder). */
+  valueBytesDelta(name: string, value: string): number {
+    const holder = this.records.get(name)?.holder ?? null;
+    return holder === null ? 0 : valueStoredBytes(value) - valueStoredBytes(holder.value);
   }
 
   cancelWait(name: string, leaseId: number): boolean {
@@ -136,8 +177,7 @@ export class LockTable {
     if (record === undefined) return false;
     const at = record.waiters.findIndex((w) => w.leaseId === leaseId);
     if (at < 0) return false;
-    record.waiters.splice(at, 1);
-    this.unlink(leaseId, name);
+    this.takeWaiter(record, at);
     return true;
   }
 
@@ -155,9 +195,9 @@ export class LockTable {
       const record = this.records.get(name);
       assert(record !== undefined, `lease index names missing record ${name}`);
       const at = record.waiters.findIndex((w) => w.leaseId === options.leaseId);
-      if (at >= 0) record.waiters.splice(at, 1);
+      if (at >= 0) this.takeWaiter(record, at);
       if (record.holder?.leaseId !== options.leaseId) continue;
-      record.holder = null;
+      this.setHolder(record, null);
       if (options.expired && options.lockDelayMs > 0) {
         this.startDelay(ctx, record, ctx.nowMs + options.lockDelayMs);
       } else {
@@ -224,8 +264,7 @@ export class LockTable {
     assert(record.holder === null && record.delay === null, `grant of busy ${record.name}`);
     const token = ctx.nextToken();
     const holder: Holder = { leaseId: who.leaseId, token, value: who.value, grantedAtMs: ctx.nowMs };
-    record.holder = holder;
-    this.link(who.leaseId, record.name);
+    this.setHolder(record, holder);
     ctx.events.push({
       kind: "granted",
       table: this.table,
@@ -239,15 +278,13 @@ export class LockTable {
 
   /** Next waiter (FIFO) gets it with a new token; with no waiters the record goes (FREE). */
   private handOff(ctx: ApplyContext, record: MutexRecord): void {
-    for (let next = record.waiters.shift(); next !== undefined; next = record.waiters.shift()) {
+    while (record.waiters.length > 0) {
+      const next = this.takeWaiter(record, 0);
       // A waiter whose lease is past its deadline (its expiry not yet committed) is passed over:
       // its client no longer believes it could hold anything, and granting it would only park
       // the lock until that expiry plus lock-delay (etcd's "lease not re-checked after the
       // wait", found by Jepsen). Its blocked call ends with the lease's expiry.
-      if (!ctx.leaseLive(next.leaseId)) {
-        this.unlink(next.leaseId, record.name);
-        continue;
-      }
+      if (!ctx.leaseLive(next.leaseId)) continue;
       this.grant(ctx, record, next);
       return;
     }
@@ -259,6 +296,40 @@ export class LockTable {
     record.delay = { delayId: ctx.index, untilMs };
     this.delayed.add(record.name);
     ctx.events.push({ kind: "delayed", table: this.table, name: record.name, untilMs });
+  }
+
+  /** The one way a holder changes: keeps the lease index and the value bytes. */
+  private setHolder(record: MutexRecord, holder: Holder | null): void {
+    const previous = record.holder;
+    if (previous !== null) {
+      this.valueBytes -= valueStoredBytes(previous.value);
+      if (holder?.leaseId !== previous.leaseId) this.unlink(previous.leaseId, record.name);
+    }
+    record.holder = holder;
+    if (holder !== null) {
+      this.valueBytes += valueStoredBytes(holder.value);
+      this.link(holder.leaseId, record.name);
+    }
+    assert(this.valueBytes >= 0, "value bytes went negative");
+  }
+
+  private addWaiter(record: MutexRecord, waiter: Waiter): void {
+    assert(record.waiters.every((w) => w.leaseId !== waiter.leaseId), `lease ${waiter.leaseId} waits twice on ${record.name}`);
+    record.waiters.push(waiter);
+    this.waiterCount += 1;
+    this.valueBytes += valueStoredBytes(waiter.value);
+    this.link(waiter.leaseId, record.name);
+  }
+
+  /** Removes the waiter at `at` (it leaves the lease index too) and returns it. */
+  private takeWaiter(record: MutexRecord, at: number): Waiter {
+    const [waiter] = record.waiters.splice(at, 1);
+    assert(waiter !== undefined, `no waiter ${at} on ${record.name}`);
+    this.waiterCount -= 1;
+    this.valueBytes -= valueStoredBytes(waiter.value);
+    this.unlink(waiter.leaseId, record.name);
+    assert(this.waiterCount >= 0 && this.valueBytes >= 0, "waiter counts went negative");
+    return waiter;
   }
 
   private link(leaseId: number, name: string): void {

@@ -1,7 +1,20 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { stateConfig } from "./limits.ts";
+import { decodeImage } from "./machine_snapshot.ts";
+import { LockStateMachine } from "./machine.ts";
+import { storedKeepAliveIds } from "./session_table.ts";
 import { Driver } from "../../testing/kits/state_test_kit.ts";
+
+/** Lease ids in the stored KeepAlive answers, per client, from the snapshot. */
+function storedIds(d: Driver): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of decodeImage(d.machine.snapshot()).sessions) {
+    const ids = storedKeepAliveIds(s.result);
+    if (ids > 0) out[s.clientId] = ids;
+  }
+  return out;
+}
 
 describe("exactly-once sessions", () => {
   it("a retried acquire returns the same token and grants nothing twice", () => {
@@ -70,5 +83,34 @@ describe("exactly-once sessions", () => {
     assert.ok(d.send("a", 2, { kind: "LeaseKeepAlive", leaseIds: [1] }).replayed);
     const b = d.send("b", 2, { kind: "LeaseGrant", ttlMs: 1_000 });
     assert.ok(!b.ok && b.code === "SESSION_EXPIRED");
+  });
+
+  it("keepAliveLeaseIdsStoredMax: a KeepAlive evicts the least recently active other answers until its own fits", () => {
+    const config = stateConfig({ limits: { keepAliveLeaseIdsMax: 4, keepAliveLeaseIdsStoredMax: 6 } });
+    const d = new Driver(config);
+    const [l1, l2, l3, l4] = [d.grant("a"), d.grant("a"), d.grant("a"), d.grant("a")];
+    d.client("k1", { kind: "LeaseKeepAlive", leaseIds: [l1] });
+    d.client("k1", { kind: "LeaseKeepAlive", leaseIds: [l1, l2, l3] }); // seq 2: 3 ids
+    d.client("k2", { kind: "LeaseKeepAlive", leaseIds: [l4, 999, l4] }); // 2 distinct ids, one failed
+    d.client("g", { kind: "LeaseGrant", ttlMs: 10_000 }); // not a KeepAlive answer: never counted
+    assert.deepEqual(storedIds(d), { k1: 3, k2: 2 });
+    const r = d.client("k3", { kind: "LeaseKeepAlive", leaseIds: [l1, l2] }); // 5 + 2 > 6: k1 goes
+    assert.ok(r.ok && r.kind === "LeaseKeepAlive" && r.renewed.length === 2, "the renewal itself is never refused");
+    assert.deepEqual(storedIds(d), { k2: 2, k3: 2 });
+    const evicted = d.send("k1", 2, { kind: "LeaseKeepAlive", leaseIds: [l1, l2, l3] });
+    assert.ok(!evicted.ok && evicted.code === "SESSION_EXPIRED", "k1's answer is gone, and with it its session");
+    assert.equal(d.send("k2", 1, { kind: "LeaseKeepAlive", leaseIds: [l4, 999, l4] }).replayed, true);
+    assert.equal(d.send("g", 1, { kind: "LeaseGrant", ttlMs: 10_000 }).replayed, true);
+    // A client replacing its own answer makes room with it first: 4 - 2 + 4 = 6 evicts nobody.
+    d.client("k2", { kind: "LeaseKeepAlive", leaseIds: [l1, l2, l3, l4] });
+    assert.deepEqual(storedIds(d), { k3: 2, k2: 4 });
+    // A replica restored from a snapshot evicts the same sessions.
+    const twin = new Driver(config, LockStateMachine.restore(d.machine.snapshot(), config));
+    for (const driver of [d, twin]) driver.send("k3", 2, { kind: "LeaseKeepAlive", leaseIds: [l1, l2, l3, l4] });
+    assert.deepEqual(storedIds(d), { k3: 4 });
+    assert.equal(twin.machine.stateHash(), d.machine.stateHash());
+    // A later command that is not a KeepAlive releases the client's share.
+    d.send("k3", 3, { kind: "LeaseRevoke", leaseId: 12_345 });
+    assert.deepEqual(storedIds(d), {});
   });
 });

@@ -17,8 +17,16 @@
 //     SESSION_SWEEP_PER_APPLY_MAX of them.
 //   - a global max: a new client beyond sessionsMax evicts the least recently active session
 //     (`sessions` is kept in activity order: touched entries move to the end).
+//   - what a session stores is bounded too: an error's message by ERROR_MESSAGE_BYTES_MAX
+//     (asserted), every other result by its shape, except a KeepAlive answer, which lists each of
+//     up to keepAliveLeaseIdsMax ids. Those ids are counted over all sessions (`keepAliveIds`, in
+//     activity order) and kept within keepAliveLeaseIdsStoredMax by makeRoomForKeepAlive: before
+//     a KeepAlive applies, the least recently active other sessions holding such answers are
+//     evicted until its answer fits, as sessionsMax evicts. So sessions x stored result is
+//     bounded (limits.ts stateImageBytesAtMaxima).
 
 import { assert } from "../core/assert.ts";
+import { ERROR_MESSAGE_BYTES_MAX, utf8ByteLength } from "./limits.ts";
 import type { CommandResult } from "./results.ts";
 
 export interface SessionRecord {
@@ -39,9 +47,17 @@ export type SessionCheck =
   | { readonly kind: "stale"; readonly lastSeq: number }
   | { readonly kind: "expired" };
 
+/** Lease ids a stored result lists: a KeepAlive answer's renewed and failed ids; else 0. */
+export function storedKeepAliveIds(result: CommandResult): number {
+  return result.ok && result.kind === "LeaseKeepAlive" ? result.renewed.length + result.failed.length : 0;
+}
+
 export class SessionTable {
   private readonly sessions = new Map<string, SessionRecord>();
   private readonly idle = new Map<string, number>();
+  /** Sessions whose stored result lists lease ids, with their count, in activity order. */
+  private readonly keepAliveIds = new Map<string, number>();
+  private keepAliveIdsTotal = 0;
 
   constructor(private readonly options: { readonly sessionsMax: number; readonly sessionIdleMs: number }) {}
 
@@ -50,7 +66,11 @@ export class SessionTable {
     image: { readonly sessions: readonly SessionRecord[]; readonly idle: readonly IdleEntry[] },
   ): SessionTable {
     const table = new SessionTable(options);
-    for (const s of image.sessions) table.sessions.set(s.clientId, s);
+    for (const s of image.sessions) {
+      assert(!table.sessions.has(s.clientId), `session ${s.clientId} restored twice`);
+      table.sessions.set(s.clientId, s);
+      table.countKeepAliveIds(s);
+    }
     for (const e of image.idle) {
       assert(table.sessions.has(e.clientId), `idle entry for unknown session ${e.clientId}`);
       table.idle.set(e.clientId, e.dropAtMs);
@@ -60,6 +80,11 @@ export class SessionTable {
 
   get size(): number {
     return this.sessions.size;
+  }
+
+  /** Lease ids in the stored KeepAlive answers of every session. */
+  get keepAliveIdsStored(): number {
+    return this.keepAliveIdsTotal;
   }
 
   check(clientId: string, seq: number): SessionCheck {
@@ -78,16 +103,39 @@ export class SessionTable {
     nowMs: number;
     hasLeases: boolean;
   }): void {
-    const { clientId, nowMs } = options;
+    const { clientId, nowMs, result } = options;
     const previous = this.sessions.get(clientId);
     assert(previous === undefined || options.seq > previous.lastSeq, "session seq must grow");
+    if (!result.ok) {
+      const messageBytes = utf8ByteLength(JSON.stringify(result.message)) - 2;
+      assert(messageBytes <= ERROR_MESSAGE_BYTES_MAX, `stored error message of ${messageBytes} bytes: ${result.message}`);
+    }
     if (previous === undefined && this.sessions.size >= this.options.sessionsMax) this.evictOldest();
-    this.sessions.delete(clientId);
-    const session = { clientId, lastSeq: options.seq, lastActiveMs: nowMs, result: options.result };
+    this.forget(clientId);
+    const session = { clientId, lastSeq: options.seq, lastActiveMs: nowMs, result };
     this.sessions.set(clientId, session);
-    this.idle.delete(clientId);
+    this.countKeepAliveIds(session);
     if (!options.hasLeases) this.idle.set(clientId, nowMs + this.options.sessionIdleMs);
     assert(this.sessions.size <= this.options.sessionsMax, "sessions over sessionsMax");
+  }
+
+  /**
+   * Before `clientId` stores a KeepAlive answer of `ids` lease ids: evicts the least recently
+   * active OTHER sessions holding KeepAlive answers until the total, with this answer in place of
+   * the client's own, is at most `max`. Returns how many sessions were evicted.
+   */
+  makeRoomForKeepAlive(clientId: string, ids: number, max: number): number {
+    assert(ids <= max, `a KeepAlive answer of ${ids} ids cannot fit ${max}`);
+    const own = this.keepAliveIds.get(clientId) ?? 0;
+    let evicted = 0;
+    for (const [other] of this.keepAliveIds) {
+      if (this.keepAliveIdsTotal - own + ids <= max) break;
+      if (other === clientId) continue;
+      this.forget(other);
+      evicted += 1;
+    }
+    assert(this.keepAliveIdsTotal - own + ids <= max, "no room for a KeepAlive answer after evicting");
+    return evicted;
   }
 
   /** The client's last lease is gone: its idle clock starts now. */
@@ -102,8 +150,7 @@ export class SessionTable {
     let dropped = 0;
     for (const [clientId, dropAtMs] of this.idle) {
       if (dropped >= max || dropAtMs > nowMs) break;
-      this.idle.delete(clientId);
-      this.sessions.delete(clientId);
+      this.forget(clientId);
       dropped += 1;
     }
     return dropped;
@@ -124,7 +171,24 @@ export class SessionTable {
   private evictOldest(): void {
     const oldest = this.sessions.keys().next();
     assert(oldest.done !== true, "evict from an empty session table");
-    this.sessions.delete(oldest.value);
-    this.idle.delete(oldest.value);
+    this.forget(oldest.value);
+  }
+
+  /** Drops a session from every index (a no-op for an unknown client). */
+  private forget(clientId: string): void {
+    this.sessions.delete(clientId);
+    this.idle.delete(clientId);
+    const ids = this.keepAliveIds.get(clientId);
+    if (ids === undefined) return;
+    this.keepAliveIds.delete(clientId);
+    this.keepAliveIdsTotal -= ids;
+    assert(this.keepAliveIdsTotal >= 0, "stored KeepAlive ids went negative");
+  }
+
+  private countKeepAliveIds(session: SessionRecord): void {
+    const ids = storedKeepAliveIds(session.result);
+    if (ids === 0) return;
+    this.keepAliveIds.set(session.clientId, ids);
+    this.keepAliveIdsTotal += ids;
   }
 }
