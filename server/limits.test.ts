@@ -1,5 +1,6 @@
-// server/limits.ts: the default limits fit together (with the one known gap), each relation fails
-// with a message naming both sides when one value breaks it, the config flags reach the limits, and
+// server/limits.ts: the default limits fit together, the state at its maxima included; each
+// relation fails with a message naming both sides when one value breaks it (raising any aggregate
+// state limit far enough breaks the snapshot relation); the config flags reach the limits, and
 // tenured / tenure-witness refuse to start on limits that do not fit.
 
 import assert from "node:assert/strict";
@@ -16,6 +17,7 @@ import {
   SNAPSHOT_CHUNK_BYTES_DEFAULT,
   appendMessageBytesMax,
   assertLimits,
+  snapshotBytesForState,
   assertLimitsAtStart,
   describeRelation,
   limitRelations,
@@ -43,26 +45,50 @@ function violation(l: Limits): string {
 }
 
 describe("limits", () => {
-  it("the defaults fit together; the one gap is the state image with every table at its maximum", () => {
-    const gaps = assertLimits(limits());
-    assert.equal(gaps.length, 1);
-    const text = describeRelation(gaps[0] ?? assert.fail());
-    assert.match(
-      text,
-      /^a snapshot of a state with every table at its maximum fits the snapshot limit: state image at the maxima \(leases \d+/,
-    );
-    assert.match(text, /waiters \d+ \(\d+\.\d GiB\)/);
-    assert.match(text, /must be <= snapshotBytesMax = 268435456 \(256\.0 MiB\)$/);
-    // Every other relation is asserted, and holds.
+  it("the defaults fit together, the state image with every table at its maximum included", () => {
+    assert.doesNotThrow(() => assertLimits(limits()));
     const relations = limitRelations(limits());
-    assert.equal(relations.filter((r) => !r.asserted).length, 1);
-    assert.ok(relations.filter((r) => r.asserted).every((r) => r.lhsValue <= r.rhsValue));
+    assert.ok(relations.every((r) => r.lhsValue <= r.rhsValue));
+    const image = relations.find((r) => r.what.startsWith("a snapshot of a state with every table at its maximum"));
+    assert.ok(image !== undefined);
+    const text = describeRelation(image);
+    assert.match(text, /fits the snapshot limit, with 1\/8 headroom: state image at the maxima \(leases \d+ .* \+ names \d+/);
+    for (const table of ["waiters", "values", "sessions", "stored KeepAlive ids", "idle"]) assert.match(text, new RegExp(`\\+ ${table} \\d+`));
+    assert.match(text, /must be <= snapshotBytesMax less 1\/8 = 234881024 \(224\.0 MiB\)$/);
+    // The bound is the sum of the aggregate limits, not a token figure: most of the allowance.
+    assert.ok(image.lhsValue > 0.75 * image.rhsValue, describeRelation(image));
+  });
+
+  it("raising an aggregate state limit past the snapshot allowance fails, naming the relation", () => {
+    const raised: readonly Partial<StateLimits>[] = [
+      { waitersMax: 1_000_000 },
+      { valueBytesTotalMax: 64 * MiB },
+      { keepAliveLeaseIdsStoredMax: 1_000_000 },
+      { sessionsMax: 200_000 },
+      { namesMax: 200_000 },
+      { leasesMax: 200_000 },
+      { clientIdBytesMax: 512 },
+      { nameBytesMax: 1024 },
+    ];
+    for (const patch of raised) {
+      assert.match(
+        violation(limits({}, patch)),
+        /a snapshot of a state with every table at its maximum fits the snapshot limit, with 1\/8 headroom: state image at the maxima .* must be <= snapshotBytesMax less 1\/8 = 234881024/,
+        JSON.stringify(patch),
+      );
+    }
+    // So does a snapshot limit lowered below the state at its maxima (plus headroom).
+    const total = stateSizes(DEFAULT_STATE_LIMITS).image.totalBytes;
+    assert.match(violation(limits({ snapshotBytesMax: total })), /state image at the maxima/);
+    const smallest = Math.ceil((total * 8) / 7);
+    assert.ok(snapshotBytesForState(smallest) >= total);
+    assert.doesNotThrow(() => assertLimits(limits({ snapshotBytesMax: smallest + 8 })));
   });
 
   it("a witness (no state machine) checks the frame, batch and snapshot relations only", () => {
     const relations = limitRelations(limits({}, null));
     assert.equal(relations.length, 6);
-    assert.deepEqual(assertLimits(limits({}, null)), []);
+    assert.doesNotThrow(() => assertLimits(limits({}, null)));
   });
 
   it("the defaults are the ones the config and the transports use", () => {
@@ -169,7 +195,7 @@ describe("limits", () => {
       ],
       [
         limits({ snapshotBytesMax: 32 * MiB }),
-        /a snapshot of a full lease table fits the snapshot limit: image header \+ leasesMax leases = 44400224 \(42\.3 MiB\) must be <= snapshotBytesMax = 33554432/,
+        /a snapshot of a full lease table fits the snapshot limit: image header \+ leasesMax leases = 43500224 \(41\.5 MiB\) must be <= snapshotBytesMax = 33554432/,
       ],
     ];
     for (const [l, pattern] of cases) assert.match(violation(l), pattern);
@@ -197,7 +223,7 @@ describe("limits", () => {
     assert.equal(snapshotSendTimeoutMs(256 * MiB), 10_000 + 256_000);
   });
 
-  it("assertLimitsAtStart logs each gap as a warning and throws on a violation", () => {
+  it("assertLimitsAtStart logs how much of the snapshot limit the largest state takes, and throws on a violation", () => {
     const lines: Record<string, unknown>[] = [];
     const frames = {
       clientMessageBytesMax: CLIENT_MESSAGE_BYTES_MAX_DEFAULT,
@@ -205,16 +231,26 @@ describe("limits", () => {
       snapshotChunkBytes: SNAPSHOT_CHUNK_BYTES_DEFAULT,
       snapshotBytesMax: SNAPSHOT_BYTES_MAX_DEFAULT,
     };
-    assertLimitsAtStart({ frames, raft: RAFT_LIMITS_DEFAULT, state: stateSizes(DEFAULT_STATE_LIMITS) }, (f) => void lines.push(f));
-    assert.deepEqual(
-      lines.map((l) => [l["level"], l["event"]]),
-      [["warn", "limits_gap"]],
-    );
+    const state = stateSizes(DEFAULT_STATE_LIMITS);
+    assertLimitsAtStart({ frames, raft: RAFT_LIMITS_DEFAULT, state }, (f) => void lines.push(f));
+    assert.deepEqual([...lines], [
+      {
+        level: "info",
+        event: "limits",
+        stateImageBytesAtMaxima: state.image.totalBytes,
+        snapshotBytesMax: SNAPSHOT_BYTES_MAX_DEFAULT,
+        snapshotBytesForState: 224 * MiB,
+      },
+    ]);
     assertLimitsAtStart({ frames, raft: RAFT_LIMITS_DEFAULT, state: null }, (f) => void lines.push(f));
-    assert.equal(lines.length, 1, "a witness has no gap");
+    assert.equal(lines.length, 1, "a witness has no state to report");
     assert.throws(
       () => assertLimitsAtStart({ frames: { ...frames, peerMessageBytesMax: 1 * MiB }, raft: RAFT_LIMITS_DEFAULT, state: null }, () => {}),
       LimitsError,
+    );
+    assert.throws(
+      () => assertLimitsAtStart({ frames: { ...frames, snapshotBytesMax: 128 * MiB }, raft: RAFT_LIMITS_DEFAULT, state }, () => {}),
+      /state image at the maxima/,
     );
   });
 });
