@@ -5,13 +5,13 @@
 // (the negative control) overlapping beliefs are reported as observations, not failures.
 
 import { runLockSeed, type LockRunResult } from "./lock_sim.ts";
-import { LOCK_BUG_NAMES, type LockBugName } from "./swarm.ts";
+import { LOCK_SIM_BUG_NAMES, type LockSimBugName } from "./lock_sim_types.ts";
 
 interface LockCliOptions {
   seeds: number;
   from: number;
   single: number | null;
-  bug: LockBugName | null;
+  bug: LockSimBugName | null;
   verbose: boolean;
   breakDriftBound: boolean;
   timeBudgetS: number;
@@ -34,8 +34,8 @@ function parse(argv: readonly string[]): LockCliOptions {
     else if (arg === "--break-drift-bound") o.breakDriftBound = true;
     else if (arg === "--bug") {
       const b = argv[++i];
-      if (!LOCK_BUG_NAMES.includes(b as LockBugName)) throw new Error(`--bug must be one of ${LOCK_BUG_NAMES.join(", ")}`);
-      o.bug = b as LockBugName;
+      if (!LOCK_SIM_BUG_NAMES.includes(b as LockSimBugName)) throw new Error(`--bug must be one of ${LOCK_SIM_BUG_NAMES.join(", ")}`);
+      o.bug = b as LockSimBugName;
     } else throw new Error(`unknown argument ${arg} (lock simulation)`);
   }
   return o;
@@ -54,8 +54,8 @@ function print(r: LockRunResult, o: LockCliOptions, verbose: boolean): void {
   }
 }
 
-/** Returns the process exit code. */
-export function runLockCli(argv: readonly string[]): number {
+/** Resolves to the process exit code. */
+export async function runLockCli(argv: readonly string[]): Promise<number> {
   const o = parse(argv);
   const startedMs = performance.now();
   const seeds = o.single !== null ? [o.single] : Array.from({ length: o.seeds }, (_, i) => o.from + i);
@@ -66,7 +66,7 @@ export function runLockCli(argv: readonly string[]): number {
   let staleRejected = 0;
   for (const seed of seeds) {
     if ((performance.now() - startedMs) / 1000 > o.timeBudgetS) break;
-    const r = runLockSeed({ seed, bug: o.bug, breakDriftBound: o.breakDriftBound });
+    const r = await runLockSeed({ seed, bug: o.bug, breakDriftBound: o.breakDriftBound });
     ran++;
     if (!r.ok) failed++;
     overlaps += r.observations.overlaps;

@@ -3,19 +3,19 @@
 // checkers have teeth (each bug switch caught within a stated number of seeds; the measured table
 // is in testing/sim/README.md).
 //
-// LOCK_SIM_SEEDS (default 300, about 25 s on one core) sets the corpus size;
-// `npm run sim -- --lock --seeds N` runs more.
+// LOCK_SIM_SEEDS (default 300, about 40 s of CPU: the clients run the SDK over the api
+// handlers) sets the corpus size; `npm run sim -- --lock --seeds N` runs more.
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { CheckName } from "./checkers.ts";
 import { runLockSeed, type LockRunOptions } from "./lock_sim.ts";
-import type { LockBugName } from "./swarm.ts";
+import type { LockSimBugName } from "./lock_sim_types.ts";
 
 const corpusSeeds = Number(process.env["LOCK_SIM_SEEDS"] ?? 300);
 
 interface BugCase {
-  readonly bug: LockBugName;
+  readonly bug: LockSimBugName;
   /** Seeds (from 1) within which the bug must be caught; measured first catch well below it. */
   readonly limit: number;
   readonly check: CheckName;
@@ -28,33 +28,60 @@ export const LOCK_BUG_CASES: readonly BugCase[] = [
   // The same bug with replica hashes ignored: the token log alone must catch it.
   { bug: "reuseTokenAfterRestore", limit: 40, check: "token-not-increasing", options: { compareStateHashes: false } },
   { bug: "guardCheckNotAtomic", limit: 40, check: "guard-accepted-stale" },
+  // The SDK's own lease code (client-sdk/client.ts ClientRuntime): t0 taken when the answer arrives.
+  { bug: "leaseStartAfterReply", limit: 20, check: "mutual-exclusion" },
 ];
 
-export function firstCaughtLockSeed(c: BugCase): { seed: number; check: string } | null {
+export async function firstCaughtLockSeed(c: BugCase): Promise<{ seed: number; check: string } | null> {
   for (let seed = 1; seed <= c.limit; seed++) {
-    const v = runLockSeed({ seed, bug: c.bug, ...c.options }).violations[0];
+    const v = (await runLockSeed({ seed, bug: c.bug, ...c.options })).violations[0];
     if (v) return { seed, check: v.check };
   }
   return null;
 }
 
 describe("lock simulation", () => {
-  it("replays a seed exactly (same trace hash and stats)", () => {
+  it("replays a seed exactly (same trace hash and stats)", async () => {
     for (const seed of [3, 11]) {
-      const a = runLockSeed({ seed, bug: null });
-      const b = runLockSeed({ seed, bug: null });
+      const a = await runLockSeed({ seed, bug: null });
+      const b = await runLockSeed({ seed, bug: null });
       assert.equal(a.traceHash, b.traceHash);
       assert.deepEqual(a.stats, b.stats);
       assert.deepEqual(a.violations, b.violations);
     }
-    assert.notEqual(runLockSeed({ seed: 3, bug: null }).traceHash, runLockSeed({ seed: 4, bug: null }).traceHash);
+    assert.notEqual((await runLockSeed({ seed: 3, bug: null })).traceHash, (await runLockSeed({ seed: 4, bug: null })).traceHash);
   });
 
-  it(`runs ${corpusSeeds} seeds with no violation and exercises grants, faults and the guard`, () => {
+  it("runs the SDK on simulated time only: no real timer is set during a run", async () => {
+    const real = globalThis.setTimeout;
+    let calls = 0;
+    globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => {
+      calls++;
+      return real(...args);
+    }) as typeof setTimeout;
+    try {
+      await runLockSeed({ seed: 5, bug: null });
+    } finally {
+      globalThis.setTimeout = real;
+    }
+    assert.equal(calls, 0, "the SDK, the wire or the api handlers set a real timer");
+  });
+
+  it(`runs ${corpusSeeds} seeds with no violation and exercises grants, faults and the guard`, async () => {
     const failures: string[] = [];
-    const total = { grants: 0, beliefs: 0, crashes: 0, partitions: 0, clientPauses: 0, guardAccepted: 0, guardRejected: 0, leasesLost: 0 };
+    const total = {
+      grants: 0,
+      beliefs: 0,
+      crashes: 0,
+      partitions: 0,
+      clientPauses: 0,
+      replyPauses: 0,
+      guardAccepted: 0,
+      guardRejected: 0,
+      leasesLost: 0,
+    };
     for (let seed = 1; seed <= corpusSeeds; seed++) {
-      const r = runLockSeed({ seed, bug: null });
+      const r = await runLockSeed({ seed, bug: null });
       for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += r.stats[k];
       for (const v of r.violations) failures.push(`seed ${seed}: ${v.check}: ${v.detail} (npm run sim -- --lock --seed ${seed} --verbose)`);
     }
@@ -66,18 +93,19 @@ describe("lock simulation", () => {
     assert.ok(total.crashes > corpusSeeds / 2, `only ${total.crashes} crashes`);
     assert.ok(total.partitions > corpusSeeds / 2, `only ${total.partitions} partitions`);
     assert.ok(total.clientPauses > corpusSeeds / 2, `only ${total.clientPauses} client pauses`);
+    assert.ok(total.replyPauses > corpusSeeds, `only ${total.replyPauses} pauses on a lease answer`);
     assert.ok(total.leasesLost > corpusSeeds, `only ${total.leasesLost} leases lost`);
     // Late writes of a previous holder happen even with correct clocks (reordering): fenced off.
     assert.ok(total.guardRejected > 0, "the guard never had to reject a stale write");
   });
 
-  it("negative control: with clock bounds broken, overlap is observed and the guard still rejects every stale write", () => {
+  it("negative control: with clock bounds broken, overlap is observed and the guard still rejects every stale write", async () => {
     let overlaps = 0;
     let seedsWithOverlap = 0;
     let staleRejected = 0;
     const failures: string[] = [];
     for (let seed = 1; seed <= 40; seed++) {
-      const r = runLockSeed({ seed, bug: null, breakDriftBound: true });
+      const r = await runLockSeed({ seed, bug: null, breakDriftBound: true });
       overlaps += r.observations.overlaps;
       if (r.observations.overlaps > 0) seedsWithOverlap++;
       staleRejected += r.stats.guardRejected;
@@ -92,8 +120,8 @@ describe("lock simulation", () => {
 
   for (const c of LOCK_BUG_CASES) {
     const how = c.options?.compareStateHashes === false ? " (state hashes ignored)" : "";
-    it(`catches ${c.bug}${how} with ${c.check} within ${c.limit} seeds`, () => {
-      const caught = firstCaughtLockSeed(c);
+    it(`catches ${c.bug}${how} with ${c.check} within ${c.limit} seeds`, async () => {
+      const caught = await firstCaughtLockSeed(c);
       assert.ok(caught, `${c.bug} was not caught within ${c.limit} seeds`);
       assert.equal(caught.check, c.check, `${c.bug} first caught at seed ${caught.seed} by ${caught.check}`);
     });

@@ -1,8 +1,12 @@
 // The lock-service simulation (DESIGN.md §7.3): production RaftNodes running the production
 // LockStateMachine over simulated disks (sim_storage.ts), a faulty simulated network and drifting
-// clocks, with simulated clients (sim_client.ts) that grant, renew, acquire, write through a
-// simulated storage guard (sim_guard.ts) and release. One seed replays one run exactly: nothing
-// here reads real time or Math.random.
+// clocks, with simulated clients that grant, renew, acquire, write through a simulated storage
+// guard (sim_guard.ts) and release. The clients run the production SDK (sdk_client.ts: a
+// TenureClient on the client's simulated clock and timers) over a simulated gRPC served by the
+// production api handlers (sim_client.ts). One seed replays one run exactly: nothing here reads
+// real time or Math.random. The SDK is async: after an event that ran SDK or api code, the loop
+// drains every pending promise continuation (one macrotask turn) before it takes the next event,
+// so they all run at that event's simulated instant, in the same order on every run.
 //
 // A safety phase injects the faults of vopr.ts (loss, duplication, reordering, partitions incl.
 // one-way and client isolation, crash/restart dropping unsynced writes, process pauses, leader-
@@ -19,10 +23,11 @@ import { stateConfig, type StateConfig } from "../../server/state/limits.ts";
 import { SafetyChecker } from "./checkers.ts";
 import { EventQueue } from "./event_queue.ts";
 import { LockChecker } from "./lock_checkers.ts";
-import { checkedView, makeRaftNode, serveClient, type SimLockNode } from "./lock_sim_node.ts";
+import { checkedView, makeRaftNode, type SimLockNode } from "./lock_sim_node.ts";
 import type { LockEvent, LockRunOptions, LockRunResult, LockRunStats } from "./lock_sim_types.ts";
 import { BROKEN_BOUND, describeSwarm, drawLockSwarm, withLockLivenessBound, type LockSwarm } from "./swarm.ts";
-import { SimClient, type ClientRequest } from "./sim_client.ts";
+import { SdkSimClient, type SdkClientEnv } from "./sdk_client.ts";
+import { SimWireHub, type WireEnv } from "./sim_client.ts";
 import { drawFault } from "./nemesis.ts";
 import { SimDisk } from "./sim_disk.ts";
 import { SimGuard, type GuardWrite } from "./sim_guard.ts";
@@ -32,9 +37,9 @@ export type { LockRunOptions, LockRunResult, LockRunStats } from "./lock_sim_typ
 const eventsMax = 3_000_000;
 const GUARD = "guard";
 
-export function runLockSeed(options: LockRunOptions): LockRunResult {
+export async function runLockSeed(options: LockRunOptions): Promise<LockRunResult> {
   const sim = new LockSimulation(options);
-  sim.run();
+  await sim.run();
   return sim.result();
 }
 
@@ -44,9 +49,23 @@ class LockSimulation {
   private readonly swarm: LockSwarm;
   private readonly queue = new EventQueue<LockEvent>(400_000);
   private readonly nodes = new Map<NodeId, SimLockNode>();
-  private readonly clients = new Map<string, SimClient>();
+  private readonly clients = new Map<string, SdkSimClient>();
+  private readonly wires: SimWireHub;
+  /** The last event ran SDK or api code: drain its promise continuations before the next one. */
+  private drain = false;
+  /** A non-assertion exception thrown in a continuation: rethrown by run(), as a synchronous one would be. */
+  private escaped: unknown = null;
+  /**
+   * The client pause a lease's t0 depends on (the SDK takes it before the send, so the correct
+   * SDK is safe under it): a client's process pauses just as a Lease answer (Grant, KeepAlive)
+   * arrives, for 0.5 to 2 TTL plus the lock-delay (long enough, often, for the server to expire
+   * the lease and hand its locks on), during the safety phase; aimed at lock holders as other faults
+   * are aimed at the leader (holderProbability, a fifth of it for other clients). A pause drawn by
+   * the nemesis at a random moment almost never falls between the server applying a renewal and
+   * the holder handling its answer (one network round trip). Own stream: other draws stay as they were.
+   */
+  private readonly replyPauses: { readonly random: SeededRandom; readonly holderProbability: number };
   private readonly clientPausedUntil = new Map<string, number>();
-  private readonly clientRate = new Map<string, number>();
   /** Negative control: clients whose clock runs slower than the bound allows. */
   private readonly slowClients = new Set<string>();
   private readonly blocked = new Set<string>();
@@ -63,7 +82,7 @@ class LockSimulation {
   private trace = 0x811c9dc5;
   readonly stats: LockRunStats = {
     events: 0, messagesSent: 0, messagesDropped: 0, crashes: 0, partitions: 0, pauses: 0, clientPauses: 0,
-    unawarePauses: 0, leaderElections: 0, grants: 0, beliefs: 0, guardAccepted: 0, guardRejected: 0,
+    unawarePauses: 0, replyPauses: 0, leaderElections: 0, grants: 0, beliefs: 0, guardAccepted: 0, guardRejected: 0,
     leasesLost: 0, simulatedMs: 0, recoveryMs: -1,
   };
 
@@ -80,6 +99,9 @@ class LockSimulation {
       reuseTokenAfterRestore: options.bug === "reuseTokenAfterRestore",
     };
     this.stateConfig = { ...stateConfig({ rho: s.rho, lockDelayMs: s.lockDelayMs }), bugs };
+    const replyRandom = new SeededRandom(options.seed ^ 0x1ea5e70);
+    this.replyPauses = { random: replyRandom, holderProbability: replyRandom.pick([0.2, 0.5, 0.8]) };
+    this.wires = new SimWireHub(this.wireEnv());
     const ids = ["a", "b", "c", "d", "e"].slice(0, s.nodeCount);
     const initial = bootstrapState(ids);
     for (const id of ids) {
@@ -97,14 +119,15 @@ class LockSimulation {
         rate = (1 - s.rho) * (BROKEN_BOUND.slowFactors[random.nextInt(BROKEN_BOUND.slowFactors.length)] ?? 0.5);
         this.slowClients.add(id);
       }
-      this.clientRate.set(id, rate);
       const config = {
         id, rate, offsetMs: random.nextInt(1_000_000), ttlMs: s.ttlMs, rho: s.rho, marginMs: s.marginMs,
         lockNames: ["x", "y", "z"].slice(0, s.lockCount), nodes: ids, writeEveryMs: s.writeEveryMs,
-        holdMsMax: s.holdMsMax, thinkMsMax: s.thinkMsMax, pollMs: s.pollMs, attemptTimeoutMs: s.attemptTimeoutMs,
+        holdMsMax: s.holdMsMax, thinkMsMax: s.thinkMsMax, attemptTimeoutMs: s.attemptTimeoutMs,
         revokeProbability: s.revokeProbability, staleLeaseProbe: true,
+        bugLeaseStartAfterReply: options.bug === "leaseStartAfterReply",
+        acquireTimeoutMs: options.acquireDeadline === false ? Number.POSITIVE_INFINITY : 4 * s.ttlMs,
       };
-      this.clients.set(id, new SimClient(config, this.clientEnv(), random));
+      this.clients.set(id, new SdkSimClient(config, this.clientEnv(), random));
     }
   }
 
@@ -115,14 +138,14 @@ class LockSimulation {
     return roll < 0.25 ? 1 - rho : roll < 0.5 ? 1 + rho : 1 - rho + 2 * rho * r.nextFloat();
   }
 
-  private clientEnv(): ConstructorParameters<typeof SimClient>[1] {
+  private clientEnv(): SdkClientEnv {
     return {
       checker: this.locks,
-      sendToNode: (client, node, request) => this.transmit(client, node, { kind: "toNode", node, client, request }, request.reqId),
+      nowMs: () => this.nowMs,
+      schedule: (client, trueMs, fire) => this.queue.push(this.nowMs + trueMs, { kind: "sdkTimer", client, fire }),
+      wire: (client, timers) => this.wires.wireFor(client, timers),
       sendToGuard: (client, write) => this.transmit(client, GUARD, { kind: "toGuard", write }, write.token),
-      schedule: (client, localMs, timer) => {
-        this.queue.push(this.nowMs + localMs / (this.clientRate.get(client) ?? 1), { kind: "clientTimer", client, timer });
-      },
+      fail: (error) => this.escape(error),
       unawarePauseMs: (client) => {
         if (!this.options.breakDriftBound || this.healed || this.net.nextFloat() >= BROKEN_BOUND.unawarePauseProbability) return 0;
         const s = this.swarm;
@@ -134,9 +157,55 @@ class LockSimulation {
     };
   }
 
-  run(): void {
+  /** The simulated gRPC's view of the run (sim_client.ts). */
+  private wireEnv(): WireEnv {
+    const s = this.swarm;
+    return {
+      send: (from, to, tag, deliver) => this.transmit(from, to, { kind: "wire", to, deliver }, tag),
+      after: (to, trueMs, deliver) => this.queue.push(this.nowMs + trueMs, { kind: "wire", to, deliver }),
+      oneWayDelayMs: () => s.delayMinMs + this.net.nextFloat() * s.delayJitterMs,
+      raftOf: (node) => this.nodes.get(node)?.raft ?? null,
+      process: (node) => this.process(this.node(node)),
+      onApplied: (command, result, term) => {
+        this.locks.onApplied(command.clientId, command.seq, result);
+        if (!result.replayed) this.acked.push({ index: result.index, term });
+      },
+      touched: () => {
+        this.drain = true;
+      },
+      fail: (error) => this.escape(error),
+      stateConfig: this.stateConfig,
+      brokenDetectMs: s.attemptTimeoutMs,
+      pauseOnLeaseReply: (client) => {
+        const r = this.replyPauses;
+        const p = this.clients.get(client)?.holdsLock === true ? r.holderProbability : r.holderProbability / 5;
+        if (this.healed || r.random.nextFloat() >= p) return false;
+        const until = this.nowMs + s.ttlMs * (0.5 + 1.5 * r.random.nextFloat()) + s.lockDelayMs;
+        this.clientPausedUntil.set(client, Math.max(this.clientPausedUntil.get(client) ?? 0, until));
+        this.stats.replyPauses++;
+        return true;
+      },
+    };
+  }
+
+  private escape(error: unknown): void {
+    if (error instanceof AssertionError) this.checker.fail("assertion", error.message);
+    else this.escaped ??= error;
+  }
+
+  /** Runs every continuation the last event left pending (SDK clients, api handlers) at this instant. */
+  private async settle(): Promise<void> {
+    // A macrotask boundary: Node runs the whole microtask queue, including what it adds, first.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.drain = false;
+    for (const c of this.clients.values()) c.observe();
+    if (this.escaped !== null) throw this.escaped;
+  }
+
+  async run(): Promise<void> {
     for (const n of this.nodes.values()) this.startNode(n);
     for (const c of this.clients.values()) c.start();
+    await this.settle();
     const s = this.swarm;
     this.queue.push(s.nemesisIntervalMs, { kind: "nemesis" });
     this.queue.push(s.safetyPhaseMs, { kind: "heal" }); // it starts the liveness checks
@@ -153,6 +222,7 @@ class LockSimulation {
         if (!(err instanceof AssertionError)) throw err;
         this.checker.fail("assertion", err.message);
       }
+      if (this.drain) await this.settle();
       if (!this.checker.ok()) this.stopped = true;
     }
     for (const a of this.acked) this.checker.checkAcked(a.index, a.term);
@@ -182,10 +252,9 @@ class LockSimulation {
         return this.onTick(e.node, e.incarnation);
       case "peer":
         return this.atNode(e.message.to, e, (raft) => raft.receive(e.message));
-      case "toNode":
-        return this.atNode(e.node, e, (raft, n) => this.serve(n, raft, e.client, e.request));
-      case "toClient":
-      case "clientTimer":
+      case "wire":
+        return this.atWire(e);
+      case "sdkTimer":
       case "fromGuard":
         return this.atClient(e);
       case "toGuard":
@@ -193,7 +262,8 @@ class LockSimulation {
       case "guardCommit": {
         const outcome = this.guard.commit(e.write, e.checkedOnArrival);
         this.mix(9, e.write.clientId, e.write.token);
-        return this.transmit(GUARD, e.write.clientId, { kind: "fromGuard", client: e.write.clientId, outcome }, 0);
+        this.transmit(GUARD, e.write.clientId, { kind: "fromGuard", client: e.write.clientId, outcome }, 0);
+        return;
       }
       case "nemesis":
         return this.onNemesis();
@@ -260,18 +330,6 @@ class LockSimulation {
     this.process(n);
   }
 
-  /** A client's request reached node n: the node's own API, with replies back over the network. */
-  private serve(n: SimLockNode, raft: RaftNode, client: string, request: ClientRequest): void {
-    serveClient(raft, request, {
-      alive: () => n.raft === raft, // a crashed process answers nobody; the client times out
-      reply: (r) => this.transmit(n.id, client, { kind: "toClient", client, reply: r }, r.reqId),
-      onApplied: (command, result, term) => {
-        this.locks.onApplied(command.clientId, command.seq, result);
-        if (!result.replayed) this.acked.push({ index: result.index, term });
-      },
-    });
-  }
-
 
   private process(n: SimLockNode): void {
     n.raft?.process();
@@ -302,6 +360,7 @@ class LockSimulation {
     n.raft = null; // first: callbacks fired by stop() belong to a dead process
     raft.stop();
     n.disk.crash();
+    this.wires.nodeDown(n.id); // its clients' connections reset
     this.queue.push(this.nowMs + 1 + this.net.nextFloat() * this.swarm.restartDelayMsMax, { kind: "restart", node: n.id });
   }
 
@@ -314,18 +373,34 @@ class LockSimulation {
 
   // ------------------------------------------------------------ clients, guard, network
 
-  private atClient(e: Extract<LockEvent, { kind: "toClient" | "clientTimer" | "fromGuard" }>): void {
+  /** A client's timer or guard answer; a paused client gets it when it wakes. */
+  private atClient(e: Extract<LockEvent, { kind: "sdkTimer" | "fromGuard" }>): void {
     const until = this.clientPausedUntil.get(e.client) ?? 0;
     if (until > this.nowMs) {
       this.queue.push(until, e);
       return;
     }
-    const c = this.clients.get(e.client);
-    if (!c) return;
-    c.nowTrue = this.nowMs;
-    this.mix(6, e.client, e.kind === "clientTimer" ? e.timer.kind.length : 0);
-    if (e.kind === "toClient") c.onReply(e.reply);
-    else if (e.kind === "clientTimer") c.onTimer(e.timer);
+    if (e.kind === "fromGuard") return this.mix(6, e.client, 0); // the client does not wait for it
+    if (!e.fire()) return; // cleared meanwhile
+    this.mix(6, e.client, 1);
+    this.drain = true;
+  }
+
+  /** A simulated gRPC message (sim_client.ts): a paused process gets it when it wakes. */
+  private atWire(e: Extract<LockEvent, { kind: "wire" }>): void {
+    const n = this.nodes.get(e.to);
+    if (n !== undefined && n.raft !== null && n.pausedUntilMs > this.nowMs) {
+      this.queue.push(n.pausedUntilMs + this.net.nextFloat(), e);
+      return;
+    }
+    const until = n === undefined ? (this.clientPausedUntil.get(e.to) ?? 0) : 0;
+    if (until > this.nowMs) {
+      this.queue.push(until, e);
+      return;
+    }
+    this.mix(n === undefined ? 6 : 3, e.to, 2);
+    e.deliver(); // a node that is down refuses it (sim_client.ts)
+    this.drain = true;
   }
 
   private onGuardArrival(write: GuardWrite): void {
@@ -339,17 +414,18 @@ class LockSimulation {
   }
 
   /** Every message (peer, client, guard) crosses the same faulty network. */
-  private transmit(from: string, to: string, e: LockEvent, n: number): void {
+  private transmit(from: string, to: string, e: LockEvent, n: number): boolean {
     this.stats.messagesSent++;
     this.mix(2, from + to, n);
     if (this.blocked.has(`${from}>${to}`) || (!this.healed && this.net.nextFloat() < this.swarm.lossProbability)) {
       this.stats.messagesDropped++;
-      return;
+      return false;
     }
     const copies = !this.healed && this.net.nextFloat() < this.swarm.duplicateProbability ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       this.queue.push(this.nowMs + this.swarm.delayMinMs + this.net.nextFloat() * this.swarm.delayJitterMs, e);
     }
+    return true;
   }
 
   // ------------------------------------------------------------ faults and phases

@@ -1,25 +1,45 @@
-// A simulated lock client: the SDK rules of DESIGN.md §3 and §5 on its own drifting clock.
+// The simulated gRPC between the lock simulation's clients and its nodes. The clients ARE the SDK
+// (sdk_client.ts builds a TenureClient on this wire); the nodes answer with the production api
+// handlers (server/api lease_service.ts and lock_service.ts: validation, submitOk/readOk, the
+// blocking Acquire of wait_grant.ts, the KeepAlive stream, the status mapping with its ErrorDetail
+// trailer) over the node's own RaftNode. Requests and answers go through the tenure.v1 protobuf
+// codecs, so the SDK sees exactly the shapes grpc-js hands it (uint64 as decimal strings,
+// defaults filled in), and server errors reach it as grpc-js service errors, decoded by the SDK's
+// own TenureError.from. Only the sockets are simulated.
 //
-// It grants a lease (t0 read on ITS clock BEFORE the first send; belief deadline = t0 + ttl(1-rho)
-// - margin, same clock), keeps it alive, acquires a few locks with wait=true (a queued acquire
-// learns of its grant by linearizable reads), and while it believes it holds a lock it writes to
-// the guarded store carrying the token; then it releases (belief ends BEFORE the release is sent).
-// One mutating request is in flight at a time (the session table keeps one result per client);
-// an unknown outcome, a timeout or a notLeader answer is retried with the SAME (clientId, seq),
-// following the leader hint. Past its deadline without a renewal the client drops the lease and
-// every belief, and starts over with a new lease (Chubby's jeopardy, without the grace period).
+// One call (unary or stream) is one connection: its messages cross the simulated network
+// (delay, jitter, partitions, loss) in order and at most once, as on a TCP stream. A message the
+// network loses breaks the connection: the client's call fails with UNAVAILABLE (no reason: the
+// SDK cannot know whether it was applied) and the server's call is cancelled, after
+// `brokenDetectMs` (the transport noticing a dead connection). A crashed node resets its
+// connections (UNAVAILABLE one network delay later) and refuses new ones; a paused node or client
+// gets its messages when it wakes. Server-side deadlines are not simulated (grpc-js reads the
+// wall clock there): every server call has none, so the api layer never arms a real timer.
 //
-// The simulation owns time: it converts the client's local delays to true time, defers the
-// client's events while it is paused, and carries its messages over the faulty network.
+// Also kept here: ClientRequest / ClientReply, the raw node-API request path of lock_sim_node.ts
+// (serveClient), which the SDK clients do not use.
 
-import type { SeededRandom } from "../../server/core/random.ts";
+import { EventEmitter } from "node:events";
+import * as grpc from "@grpc/grpc-js";
+import type { MethodDefinition } from "@grpc/proto-loader";
+import { TenureError } from "../../client-sdk/errors.ts";
+import { abortError } from "../../client-sdk/signals.ts";
+import type { TimerHandle, Timers } from "../../client-sdk/timers.ts";
+import type { DuplexStream, Message, ServerStream, Wire } from "../../client-sdk/transport.ts";
+import { serviceDefinition, type ServiceName } from "../../proto/tenure_protos.ts";
+import type { ServiceDeps } from "../../server/api/handler_kit.ts";
+import { leaseService } from "../../server/api/lease_service.ts";
+import { lockService } from "../../server/api/lock_service.ts";
 import type { NodeId } from "../../server/core/types.ts";
+import type { EventListener, NodeApi, ReadOutcome, SubmitOutcome } from "../../server/node/node_api.ts";
+import type { RaftNode } from "../../server/node/raft_node.ts";
 import type { ClientCommand } from "../../server/state/commands.ts";
+import type { StateConfig } from "../../server/state/limits.ts";
 import type { MutexStatus } from "../../server/state/lock_table.ts";
+import type { LockStateMachine } from "../../server/state/machine.ts";
 import type { ApplyResult } from "../../server/state/results.ts";
-import type { ReadOutcome, SubmitOutcome } from "../../server/node/node_api.ts";
-import type { LockChecker } from "./lock_checkers.ts";
-import type { GuardWrite } from "./sim_guard.ts";
+
+// ------------------------------------------------------------------ raw node requests (serveClient)
 
 export type ClientRequest =
   | { readonly kind: "submit"; readonly reqId: number; readonly command: ClientCommand }
@@ -29,349 +49,497 @@ export type ClientReply =
   | { readonly kind: "submit"; readonly reqId: number; readonly seq: number; readonly outcome: SubmitOutcome }
   | { readonly kind: "read"; readonly reqId: number; readonly lock: string; readonly outcome: ReadOutcome<MutexStatus> };
 
-export type ClientTimer =
-  | { readonly kind: "work" }
-  | { readonly kind: "keepalive"; readonly leaseId: number }
-  | { readonly kind: "deadline"; readonly leaseId: number }
-  | { readonly kind: "write"; readonly belief: number }
-  | { readonly kind: "writeAfterPause"; readonly belief: number }
-  | { readonly kind: "release"; readonly belief: number }
-  | { readonly kind: "poll"; readonly lock: string }
-  /** rotate: the attempt timed out, so try another node; otherwise a reply already chose one. */
-  | { readonly kind: "resend"; readonly reqId: number; readonly rotate: boolean };
+// ------------------------------------------------------------------ what the simulation provides
 
-export interface ClientConfig {
-  readonly id: string;
-  /** Local clock = offsetMs + rate * true time (pauses do not stop it: a GC pause is not a clock stop). */
-  readonly rate: number;
-  readonly offsetMs: number;
-  readonly ttlMs: number;
-  readonly rho: number;
-  readonly marginMs: number;
-  readonly lockNames: readonly string[];
-  readonly nodes: readonly NodeId[];
-  readonly writeEveryMs: number;
-  readonly holdMsMax: number;
-  readonly thinkMsMax: number;
-  readonly pollMs: number;
-  readonly attemptTimeoutMs: number;
-  readonly revokeProbability: number;
-  /** After a revoke, sometimes acquire with the revoked lease id (an out-of-date client). */
-  readonly staleLeaseProbe: boolean;
+/** Client-API address of node `id` (the nodes' memberAddresses, so NOT_LEADER hints name it). */
+export const endpointOf = (id: NodeId): string => `sim:${id}`;
+
+export interface WireEnv {
+  /**
+   * Carries `deliver` from `from` to `to` over the simulated network (it runs when the message
+   * arrives, later than now, and not while `to` is paused); false: the network dropped it.
+   * A duplicate may deliver twice.
+   */
+  send(from: string, to: string, tag: number, deliver: () => void): boolean;
+  /** Runs `fn` at `to` (a node or a client) after `trueMs` of simulated time, as an arrival would. */
+  after(to: string, trueMs: number, fn: () => void): void;
+  /** One network delay (true ms): how long a reset takes to reach the other end. */
+  oneWayDelayMs(): number;
+  /** The node's current process, or null while it is down. */
+  raftOf(node: NodeId): RaftNode | null;
+  /** The simulation's process pass for a node whose RaftNode got an input (process + checks). */
+  process(node: NodeId): void;
+  /** Every applied outcome a node hands a client (the exactly-once and acked checks). */
+  onApplied(command: ClientCommand, result: ApplyResult, termAtSubmit: number): void;
+  /** Promise continuations are pending: drain them before the next event. */
+  touched(): void;
+  /** An exception escaped node code while serving (an AssertionError is a violation). */
+  fail(error: unknown): void;
+  /**
+   * A Lease answer (Grant, KeepAlive) reached `client`: true if the client's process pauses right
+   * now, before handling it (it is then handled when the client wakes). The fault a lease's t0
+   * depends on: the answer is handled long after the server applied it.
+   */
+  pauseOnLeaseReply(client: string): boolean;
+  readonly stateConfig: StateConfig;
+  /** How long after a lost message each end learns its connection is broken (true ms). */
+  readonly brokenDetectMs: number;
 }
 
-export interface ClientEnv {
-  readonly checker: LockChecker;
-  sendToNode(client: string, node: NodeId, request: ClientRequest): void;
-  sendToGuard(client: string, write: GuardWrite): void;
-  schedule(client: string, localDelayMs: number, timer: ClientTimer): void;
-  /** >0: the client is paused now for that long (true ms) without noticing (negative control). */
-  unawarePauseMs(client: string): number;
+// ------------------------------------------------------------------ connections
+
+type Dir = "up" | "down"; // up: client -> node
+
+interface StatusReply {
+  readonly code: grpc.status;
+  readonly details: string;
+  readonly metadata: grpc.Metadata;
 }
 
-type Op =
-  | { readonly kind: "grant" }
-  | { readonly kind: "keepalive"; readonly leaseId: number }
-  | { readonly kind: "acquire"; readonly lock: string; readonly leaseId: number }
-  | { readonly kind: "release"; readonly lock: string; readonly token: number }
-  | { readonly kind: "revoke"; readonly leaseId: number }
-  | { readonly kind: "staleAcquire"; readonly lock: string; readonly leaseId: number };
-
-interface InFlight {
-  readonly op: Op;
-  readonly seq: number;
-  readonly command: ClientCommand;
-  readonly t0Local: number;
-  reqId: number;
-}
-
-export class SimClient {
-  private lease: { id: number; deadlineLocal: number } | null = null;
-  private holding: { lock: string; token: number; belief: number; leaseId: number } | null = null;
-  private waiting: { lock: string; leaseId: number } | null = null;
-  private inFlight: InFlight | null = null;
-  private readonly queue: Op[] = [];
-  private target: NodeId;
-  private seqNext = 1;
-  private reqNext = 1;
-  private writeNo = 0;
-  nowTrue = 0;
-  grantsReceived = 0;
-  lastGrantAtMs = -1;
-  leasesLost = 0;
+/** One call's connection: ordered, at-most-once delivery per direction; a loss breaks it. */
+class Conn {
+  broken = false;
+  /** Client side: the call ended (settled, cancelled, failed); later arrivals are ignored. */
+  clientDone = false;
+  onClientBroken: ((e: TenureError) => void) | null = null;
+  onServerCancelled: (() => void) | null = null;
+  private readonly sent = { up: 0, down: 0 };
+  private readonly next = { up: 0, down: 0 };
+  private readonly held = { up: new Map<number, () => void>(), down: new Map<number, () => void>() };
 
   constructor(
-    readonly config: ClientConfig,
-    private readonly env: ClientEnv,
-    private readonly random: SeededRandom,
+    private readonly hub: SimWireHub,
+    readonly id: number,
+    readonly client: string,
+    readonly node: NodeId,
+  ) {}
+
+  send(dir: Dir, deliver: () => void): void {
+    if (this.broken) return;
+    const seq = this.sent[dir]++;
+    const [from, to] = dir === "up" ? [this.client, this.node] : [this.node, this.client];
+    const delivered = this.hub.env.send(from, to, this.id, () => this.arrive(dir, seq, deliver));
+    if (!delivered) this.break(this.hub.env.brokenDetectMs, "connection lost (a message was dropped)");
+  }
+
+  /** Both ends learn after `afterMs`: the client's call fails, the server's is cancelled. */
+  break(afterMs: number, why: string): void {
+    if (this.broken) return;
+    this.broken = true;
+    this.hub.forget(this);
+    const env = this.hub.env;
+    env.after(this.client, afterMs, () => this.onClientBroken?.(grpcError(grpc.status.UNAVAILABLE, why)));
+    env.after(this.node, afterMs, () => this.onServerCancelled?.());
+  }
+
+  private arrive(dir: Dir, seq: number, deliver: () => void): void {
+    if (this.broken || seq < this.next[dir] || this.held[dir].has(seq)) return; // a duplicate
+    this.held[dir].set(seq, deliver);
+    for (let f = this.held[dir].get(this.next[dir]); f !== undefined; f = this.held[dir].get(this.next[dir])) {
+      this.held[dir].delete(this.next[dir]);
+      this.next[dir] += 1;
+      f();
+      if (this.broken) return;
+    }
+  }
+}
+
+/** A grpc-js client-side service error, as TenureError.from (errors.ts) decodes it. */
+function grpcError(code: grpc.status, details: string, metadata: grpc.Metadata = new grpc.Metadata()): TenureError {
+  const e = Object.assign(new Error(`${code} ${grpc.status[code]}: ${details}`), { code, details, metadata });
+  return TenureError.from(e);
+}
+
+function methodOf(service: ServiceName, method: string): MethodDefinition<object, object> | undefined {
+  const def = serviceDefinition(service)[method];
+  return def as MethodDefinition<object, object> | undefined;
+}
+
+// ------------------------------------------------------------------ the hub: both ends
+
+/** Every connection of the run; hands each client its Wire and each node its api handlers. */
+export class SimWireHub {
+  private readonly open = new Set<Conn>();
+  private readonly servers = new Map<NodeId, SimApiServer>();
+  private connNext = 1;
+
+  constructor(readonly env: WireEnv) {}
+
+  /** The SDK's Wire for `client`, whose timers are on its own simulated clock. */
+  wireFor(client: string, timers: Timers): Wire {
+    return new SimWire(this, client, timers);
+  }
+
+  connect(client: string, node: NodeId): Conn {
+    const c = new Conn(this, this.connNext++, client, node);
+    this.open.add(c);
+    return c;
+  }
+
+  forget(c: Conn): void {
+    this.open.delete(c);
+  }
+
+  /** The node crashed: its connections reset (each client learns one network delay later). */
+  nodeDown(node: NodeId): void {
+    for (const c of [...this.open]) if (c.node === node) c.break(this.env.oneWayDelayMs(), "connection reset (the member is down)");
+  }
+
+  /** The handlers of the node's current process, or null while it is down. */
+  server(node: NodeId): SimApiServer | null {
+    const raft = this.env.raftOf(node);
+    if (raft === null) return null;
+    let s = this.servers.get(node);
+    if (s?.raft !== raft) this.servers.set(node, (s = new SimApiServer(this.env, node, raft)));
+    return s;
+  }
+
+  /** A request or stream opening reached `conn.node`: a process that is down refuses it. */
+  accept(conn: Conn, run: (server: SimApiServer) => void): void {
+    const server = this.server(conn.node);
+    if (server === null) conn.break(this.env.oneWayDelayMs(), "connection refused (the member is down)");
+    else run(server);
+  }
+}
+
+// ------------------------------------------------------------------ client side: the SDK's Wire
+
+class SimWire implements Wire {
+  constructor(
+    private readonly hub: SimWireHub,
+    private readonly client: string,
+    private readonly timers: Timers,
+  ) {}
+
+  unary(endpoint: string, service: ServiceName, method: string, request: object, timeoutMs: number, signal: AbortSignal): Promise<Message> {
+    const def = methodOf(service, method);
+    if (def === undefined) return Promise.reject(new TenureError("UNIMPLEMENTED", `no method ${service}.${method}`));
+    if (signal.aborted) return Promise.reject(abortError(signal));
+    const node = nodeOf(endpoint);
+    let bytes: Buffer;
+    try {
+      bytes = def.requestSerialize(request);
+    } catch (error) {
+      return Promise.reject(grpcError(grpc.status.INTERNAL, `request serialization failed: ${String(error)}`));
+    }
+    return new Promise((resolve, reject) => {
+      const conn = this.hub.connect(this.client, node);
+      let timer: TimerHandle | undefined;
+      const finish = (settle: () => void): void => {
+        if (conn.clientDone) return;
+        conn.clientDone = true;
+        this.hub.forget(conn);
+        this.timers.clearTimeout(timer);
+        signal.removeEventListener("abort", onAbort);
+        settle();
+        this.hub.env.touched();
+      };
+      const cancel = (): void => conn.send("up", () => conn.onServerCancelled?.());
+      const onAbort = (): void => {
+        cancel();
+        finish(() => reject(grpcError(grpc.status.CANCELLED, "Cancelled on client")));
+      };
+      // grpc-js's deadline: the call fails locally and the server's call is cancelled.
+      if (Number.isFinite(timeoutMs)) {
+        timer = this.timers.setTimeout(
+          () => {
+            cancel();
+            finish(() => reject(grpcError(grpc.status.DEADLINE_EXCEEDED, "Deadline exceeded")));
+          },
+          Math.max(1, timeoutMs),
+        );
+      }
+      conn.onClientBroken = (e) => finish(() => reject(e));
+      signal.addEventListener("abort", onAbort, { once: true });
+      const settle = (r: { readonly bytes: Buffer } | StatusReply): void =>
+        finish(() =>
+          "bytes" in r ? resolve(def.responseDeserialize(r.bytes) as Message) : reject(grpcError(r.code, r.details, r.metadata)),
+        );
+      const onReply = (r: { readonly bytes: Buffer } | StatusReply): void => {
+        if (service === "Lease" && !conn.clientDone && this.hub.env.pauseOnLeaseReply(this.client))
+          this.hub.env.after(this.client, 0, () => settle(r));
+        else settle(r);
+      };
+      conn.send("up", () => this.hub.accept(conn, (server) => server.unary(conn, service, method, bytes, def, onReply)));
+    });
+  }
+
+  duplex(endpoint: string, service: ServiceName, method: string): DuplexStream {
+    const def = methodOf(service, method);
+    if (def === undefined) throw new TenureError("UNIMPLEMENTED", `no method ${service}.${method}`);
+    const conn = this.hub.connect(this.client, nodeOf(endpoint));
+    const stream = new SimClientStream(this.hub, conn, def, service === "Lease");
+    conn.send("up", () => this.hub.accept(conn, (server) => server.openStream(conn, service, method, def, stream)));
+    return stream;
+  }
+
+  serverStream(_endpoint: string, service: ServiceName, method: string): ServerStream {
+    // Election.Observe: the lock simulation runs no elections.
+    throw new TenureError("UNIMPLEMENTED", `the lock simulation serves no ${service}.${method} stream`);
+  }
+
+  close(): void {}
+}
+
+function nodeOf(endpoint: string): NodeId {
+  return endpoint.startsWith("sim:") ? endpoint.slice(4) : endpoint;
+}
+
+/** The client end of a bidirectional stream, as grpc-js's ClientDuplexStream behaves for the SDK. */
+class SimClientStream extends EventEmitter implements DuplexStream {
+  /** Set when the opening reached a live process. */
+  serverSide: { data(bytes: Buffer): void } | null = null;
+
+  constructor(
+    private readonly hub: SimWireHub,
+    private readonly conn: Conn,
+    private readonly def: MethodDefinition<object, object>,
+    /** Lease.KeepAlive: its answers may meet a pause (WireEnv.pauseOnLeaseReply). */
+    private readonly leaseReplies: boolean,
   ) {
-    this.target = config.nodes[random.nextInt(config.nodes.length)] ?? "a";
+    super();
+    conn.onClientBroken = (e) => this.fail(e);
   }
 
-  localNow(): number {
-    return this.config.offsetMs + this.config.rate * this.nowTrue;
+  write(message: object): boolean {
+    if (this.conn.clientDone) return false;
+    const bytes = this.def.requestSerialize(message);
+    this.conn.send("up", () => this.serverSide?.data(bytes));
+    return true;
   }
 
-  private toTrue(local: number): number {
-    return (local - this.config.offsetMs) / this.config.rate;
+  cancel(): void {
+    if (this.conn.clientDone) return;
+    this.done();
+    this.conn.send("up", () => this.conn.onServerCancelled?.());
   }
 
-  start(): void {
-    this.enqueue({ kind: "grant" });
-  }
-
-  // ------------------------------------------------------------------ timers
-
-  onTimer(t: ClientTimer): void {
-    switch (t.kind) {
-      case "work":
-        return this.work();
-      case "keepalive":
-        if (this.lease?.id !== t.leaseId) return;
-        if (!this.queue.some((o) => o.kind === "keepalive") && this.inFlight?.op.kind !== "keepalive") {
-          this.queue.unshift({ kind: "keepalive", leaseId: t.leaseId }); // renewals go first
-          this.pump();
-        }
-        this.env.schedule(this.config.id, this.config.ttlMs / 3, t);
-        return;
-      case "deadline":
-        if (this.lease?.id === t.leaseId && this.localNow() >= this.lease.deadlineLocal) this.leaseLost();
-        return;
-      case "write":
-        return this.write(t.belief, true);
-      case "writeAfterPause":
-        return this.write(t.belief, false);
-      case "release": {
-        const h = this.holding;
-        if (h === null || h.belief !== t.belief) return;
-        this.endBelief(this.nowTrue);
-        this.enqueue({ kind: "release", lock: h.lock, token: h.token });
-        return;
-      }
-      case "poll":
-        if (this.waiting?.lock !== t.lock || this.lease === null) return;
-        this.env.sendToNode(this.config.id, this.target, { kind: "read", reqId: this.reqNext++, lock: t.lock });
-        this.env.schedule(this.config.id, this.config.pollMs, t);
-        return;
-      case "resend":
-        if (this.inFlight?.reqId === t.reqId) {
-          if (t.rotate) this.target = this.otherNode();
-          this.send();
-        }
-        return;
-    }
-  }
-
-  private work(): void {
-    // No lease: the grant's completion schedules work; holding or waiting: the release does.
-    if (this.lease === null || this.holding !== null || this.waiting !== null) return;
-    if (this.inFlight !== null || this.queue.length > 0) return this.schedule("work", 20);
-    if (this.random.nextFloat() < this.config.revokeProbability) {
-      this.enqueue({ kind: "revoke", leaseId: this.lease.id });
+  /** From the server: a message, the stream's status (an error), or its end. */
+  received(bytes: Buffer, deferred = false): void {
+    if (this.conn.clientDone) return;
+    if (!deferred && this.leaseReplies && this.hub.env.pauseOnLeaseReply(this.conn.client)) {
+      this.hub.env.after(this.conn.client, 0, () => this.received(bytes, true)); // handled when it wakes
       return;
     }
-    const lock = this.config.lockNames[this.random.nextInt(this.config.lockNames.length)] ?? "x";
-    this.enqueue({ kind: "acquire", lock, leaseId: this.lease.id });
+    this.emit("data", this.def.responseDeserialize(bytes));
+    this.hub.env.touched();
   }
 
-  /** `check` false: the write was decided before an unnoticed pause and goes out unchecked. */
-  private write(belief: number, check: boolean): void {
-    const h = this.holding;
-    if (h === null || h.belief !== belief) return;
-    if (check) {
-      if (!this.believes()) return;
-      const pauseMs = this.env.unawarePauseMs(this.config.id);
-      if (pauseMs > 0) {
-        this.env.schedule(this.config.id, 0, { kind: "writeAfterPause", belief }); // runs when it wakes
-        return;
-      }
-    }
-    this.env.checker.actOnBelief(h.lock, h.belief);
-    this.env.sendToGuard(this.config.id, { resource: h.lock, token: h.token, clientId: this.config.id, writeNo: ++this.writeNo });
-    this.env.schedule(this.config.id, this.config.writeEveryMs, { kind: "write", belief });
+  fail(error: TenureError): void {
+    if (this.conn.clientDone) return;
+    this.done();
+    this.emit("error", error);
+    this.hub.env.touched();
   }
 
-  /** Checks the deadline on the local clock; past it, every belief ends (at the deadline). */
-  private believes(): boolean {
-    if (this.lease !== null && this.localNow() < this.lease.deadlineLocal) return true;
-    this.leaseLost();
-    return false;
+  ended(): void {
+    if (this.conn.clientDone) return;
+    this.done();
+    this.emit("end");
+    this.hub.env.touched();
   }
 
-  // ------------------------------------------------------------------ replies
+  private done(): void {
+    this.conn.clientDone = true;
+    this.hub.forget(this.conn);
+  }
+}
 
-  onReply(r: ClientReply): void {
-    if (r.kind === "read") return this.onRead(r.lock, r.outcome);
-    const f = this.inFlight;
-    if (f === null || f.seq !== r.seq) return; // a late answer to a finished request
-    const o = r.outcome;
-    if (o.kind === "applied") return this.complete(f, o.result);
-    if (r.reqId !== f.reqId) return;
-    if (o.kind === "notLeader" && o.hint !== null) this.target = o.hint.leaderId;
-    else this.target = this.otherNode();
-    this.env.schedule(this.config.id, o.kind === "unavailable" ? 30 : 10, { kind: "resend", reqId: f.reqId, rotate: false });
+// ------------------------------------------------------------------ server side: the api handlers
+
+type UnaryHandler = (call: unknown, callback: (err: StatusReply | null, res?: object) => void) => void;
+type StreamHandler = (call: unknown) => void;
+
+/** One node process's api: the production Lease and Lock services over a NodeApi of its RaftNode. */
+class SimApiServer {
+  private readonly handlers: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  private readonly api: SimNodeApi;
+
+  constructor(
+    private readonly env: WireEnv,
+    readonly node: NodeId,
+    readonly raft: RaftNode,
+  ) {
+    this.api = new SimNodeApi(env, node, raft);
+    const deps: ServiceDeps = { node: this.api, config: env.stateConfig, observeBufferMax: 1_024, keepAlivePendingMax: 64 };
+    this.handlers = { Lease: leaseService(deps), Lock: lockService(deps) };
   }
 
-  private onRead(lock: string, o: ReadOutcome<MutexStatus>): void {
-    if (o.kind === "notLeader") {
-      this.target = o.hint?.leaderId ?? this.otherNode();
+  alive(): boolean {
+    return this.env.raftOf(this.node) === this.raft;
+  }
+
+  unary(
+    conn: Conn,
+    service: ServiceName,
+    method: string,
+    bytes: Buffer,
+    def: MethodDefinition<object, object>,
+    onReply: (r: { readonly bytes: Buffer } | StatusReply) => void,
+  ): void {
+    const handler = this.handlers[service]?.[method] as UnaryHandler | undefined;
+    const answer = (r: { readonly bytes: Buffer } | StatusReply): void => {
+      if (this.alive()) conn.send("down", () => onReply(r)); // a dead process answers nobody
+    };
+    if (handler === undefined) {
+      answer({
+        code: grpc.status.UNIMPLEMENTED,
+        details: `${service}.${method} is not served in the simulation`,
+        metadata: new grpc.Metadata(),
+      });
       return;
     }
-    const w = this.waiting;
-    if (o.kind !== "read" || w === null || w.lock !== lock) return;
-    const holder = o.value.holder;
-    if (holder !== null && holder.leaseId === w.leaseId) {
-      this.waiting = null;
-      this.onGranted(lock, holder.token, w.leaseId);
-    } else if (!o.value.waiters.some((x) => x.leaseId === w.leaseId)) {
-      this.waiting = null; // our lease left the queue (it is gone): start over
-      this.schedule("work", 1);
-    }
+    const cancelled = new Set<() => void>();
+    conn.onServerCancelled = () => {
+      if (this.alive()) for (const fn of cancelled) fn();
+      this.env.touched();
+    };
+    const call = {
+      request: def.requestDeserialize(bytes),
+      on: (event: string, fn: () => void) => {
+        if (event === "cancelled") cancelled.add(fn);
+        return call;
+      },
+      getDeadline: () => Number.POSITIVE_INFINITY,
+    };
+    handler(call, (err, res) => {
+      if (err) answer({ code: err.code, details: err.details, metadata: err.metadata.clone() });
+      else answer({ bytes: def.responseSerialize(res ?? {}) });
+    });
+    this.env.touched();
   }
 
-  private complete(f: InFlight, result: ApplyResult): void {
-    this.inFlight = null;
-    const op = f.op;
-    switch (op.kind) {
-      case "grant":
-        if (result.ok && result.kind === "LeaseGrant") {
-          this.lease = { id: result.leaseId, deadlineLocal: this.deadlineFrom(f.t0Local) };
-          this.env.schedule(this.config.id, this.config.ttlMs / 3, { kind: "keepalive", leaseId: result.leaseId });
-          this.scheduleDeadline();
-          this.schedule("work", this.random.nextFloat() * this.config.thinkMsMax);
-        } else this.enqueue({ kind: "grant" });
-        break;
-      case "keepalive":
-        if (this.lease?.id !== op.leaseId) break;
-        if (result.ok && result.kind === "LeaseKeepAlive" && result.renewed.some((x) => x.leaseId === op.leaseId)) {
-          this.lease.deadlineLocal = Math.max(this.lease.deadlineLocal, this.deadlineFrom(f.t0Local));
-          const h = this.holding;
-          if (h !== null) this.env.checker.extendBelief(h.lock, h.belief, this.toTrue(this.lease.deadlineLocal));
-          this.scheduleDeadline();
-        } else this.leaseLost();
-        break;
-      case "acquire":
-        if (result.ok && result.kind === "LockAcquire") {
-          if (result.status === "granted") this.onGranted(op.lock, result.token, op.leaseId);
-          else if (this.lease?.id === op.leaseId) {
-            this.waiting = { lock: op.lock, leaseId: op.leaseId };
-            this.env.schedule(this.config.id, this.config.pollMs, { kind: "poll", lock: op.lock });
-          }
-        } else if (!result.ok && (result.code === "LEASE_EXPIRED" || result.code === "LEASE_NOT_FOUND")) {
-          if (this.lease?.id === op.leaseId) this.leaseLost();
-        } else this.schedule("work", this.config.thinkMsMax);
-        break;
-      case "revoke":
-        if (this.config.staleLeaseProbe && result.ok && this.random.nextFloat() < 0.5) {
-          const lock = this.config.lockNames[0] ?? "x";
-          this.enqueue({ kind: "staleAcquire", lock, leaseId: op.leaseId });
-        }
-        this.enqueue({ kind: "grant" });
-        break;
-      case "release":
-      case "staleAcquire":
-        this.schedule("work", this.random.nextFloat() * this.config.thinkMsMax);
-        break;
-    }
-    this.pump();
-  }
-
-  private onGranted(lock: string, token: number, leaseId: number): void {
-    this.grantsReceived++;
-    this.lastGrantAtMs = this.nowTrue;
-    if (this.lease?.id !== leaseId || !this.believes() || this.holding !== null) {
-      // Held by a lease we no longer trust (or twice): never act on it, hand it back.
-      this.enqueue({ kind: "release", lock, token });
+  openStream(conn: Conn, service: ServiceName, method: string, def: MethodDefinition<object, object>, client: SimClientStream): void {
+    const handler = this.handlers[service]?.[method] as StreamHandler | undefined;
+    if (handler === undefined) {
+      conn.send("down", () => client.fail(grpcError(grpc.status.UNIMPLEMENTED, `${service}.${method} is not served in the simulation`)));
       return;
     }
-    const lease = this.lease;
-    const belief = this.env.checker.openBelief(this.config.id, lock, token, this.toTrue(lease.deadlineLocal));
-    this.holding = { lock, token, belief, leaseId };
-    this.write(belief, true);
-    this.env.schedule(this.config.id, 1 + this.random.nextFloat() * this.config.holdMsMax, { kind: "release", belief });
+    const call = new SimServerStream(this, conn, def, client);
+    client.serverSide = {
+      data: (bytes) => {
+        if (this.alive()) call.emit("data", def.requestDeserialize(bytes));
+        this.env.touched();
+      },
+    };
+    conn.onServerCancelled = () => {
+      if (this.alive()) call.emit("cancelled");
+      this.env.touched();
+    };
+    handler(call);
+    this.env.touched();
+  }
+}
+
+/** The server end of a bidirectional stream, as the KeepAlive handler uses grpc-js's. */
+class SimServerStream extends EventEmitter {
+  constructor(
+    private readonly server: SimApiServer,
+    private readonly conn: Conn,
+    private readonly def: MethodDefinition<object, object>,
+    private readonly client: SimClientStream,
+  ) {
+    super();
   }
 
-  // ------------------------------------------------------------------ lease and beliefs
-
-  private deadlineFrom(t0Local: number): number {
-    return t0Local + this.config.ttlMs * (1 - this.config.rho) - this.config.marginMs;
+  write(message: object): boolean {
+    if (!this.server.alive()) return false;
+    const bytes = this.def.responseSerialize(message);
+    this.conn.send("down", () => this.client.received(bytes));
+    return true;
   }
 
-  private scheduleDeadline(): void {
-    const lease = this.lease;
-    if (lease === null) return;
-    this.env.schedule(this.config.id, Math.max(0, lease.deadlineLocal - this.localNow()), { kind: "deadline", leaseId: lease.id });
+  end(): void {
+    if (this.server.alive()) this.conn.send("down", () => this.client.ended());
   }
 
-  private endBelief(atTrue: number): void {
-    const h = this.holding;
-    if (h === null) return;
-    this.env.checker.closeBelief(h.lock, h.belief, atTrue);
-    this.holding = null;
+  /** grpc-js: emitting "error" with a status ends the call with that status. */
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === "error" && this.server.alive()) {
+      const s = args[0] as StatusReply;
+      const metadata = s.metadata instanceof grpc.Metadata ? s.metadata.clone() : new grpc.Metadata();
+      this.conn.send("down", () => this.client.fail(grpcError(s.code, s.details, metadata)));
+    }
+    return super.emit(event, ...args);
+  }
+}
+
+/**
+ * The NodeApi the handlers get: the node's RaftNode, driven the simulator's way (an input, then
+ * the simulation's process pass), with every applied outcome reported to the checkers. Nothing is
+ * answered once the process is gone (a crash fails its pending callbacks first). An exception
+ * from node code is handed to the simulation instead of the handler, which would turn it into an
+ * INTERNAL answer or stop the process (server/fatal.ts).
+ */
+class SimNodeApi implements NodeApi {
+  constructor(
+    private readonly env: WireEnv,
+    private readonly id: NodeId,
+    private readonly raft: RaftNode,
+  ) {}
+
+  private alive(): boolean {
+    return this.env.raftOf(this.id) === this.raft;
   }
 
-  private leaseLost(): void {
-    const lease = this.lease;
-    if (lease === null) return;
-    this.leasesLost++;
-    this.endBelief(this.toTrue(lease.deadlineLocal));
-    this.lease = null;
-    this.waiting = null;
-    // Drop queued work of the old lease; a release of a token we got stays (it frees the lock).
-    for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i]?.kind !== "release") this.queue.splice(i, 1);
-    this.enqueue({ kind: "grant" });
-  }
-
-  // ------------------------------------------------------------------ requests
-
-  private enqueue(op: Op): void {
-    this.queue.push(op);
-    this.pump();
-  }
-
-  private pump(): void {
-    if (this.inFlight !== null) return;
-    const op = this.queue.shift();
-    if (op === undefined) return;
-    const seq = this.seqNext++;
-    const command = this.commandOf(op, seq);
-    // t0 on the client's own clock, before the first attempt leaves (DESIGN.md §3 "Client view").
-    this.inFlight = { op, seq, command, t0Local: this.localNow(), reqId: 0 };
-    this.send();
-  }
-
-  private send(): void {
-    const f = this.inFlight;
-    if (f === null) return;
-    f.reqId = this.reqNext++;
-    this.env.sendToNode(this.config.id, this.target, { kind: "submit", reqId: f.reqId, command: f.command });
-    this.env.schedule(this.config.id, this.config.attemptTimeoutMs, { kind: "resend", reqId: f.reqId, rotate: true });
-  }
-
-  private commandOf(op: Op, seq: number): ClientCommand {
-    const base = { clientId: this.config.id, seq };
-    switch (op.kind) {
-      case "grant":
-        return { kind: "LeaseGrant", ...base, ttlMs: this.config.ttlMs };
-      case "keepalive":
-        return { kind: "LeaseKeepAlive", ...base, leaseIds: [op.leaseId] };
-      case "acquire":
-        return { kind: "LockAcquire", ...base, name: op.lock, leaseId: op.leaseId, wait: true };
-      case "release":
-        return { kind: "LockRelease", ...base, name: op.lock, token: op.token };
-      case "revoke":
-        return { kind: "LeaseRevoke", ...base, leaseId: op.leaseId };
-      case "staleAcquire":
-        return { kind: "LockAcquire", ...base, name: op.lock, leaseId: op.leaseId, wait: false };
+  private guarded(input: () => void): void {
+    try {
+      input();
+      this.env.process(this.id);
+    } catch (error) {
+      this.env.fail(error);
     }
   }
 
-  private schedule(kind: "work", localMs: number): void {
-    this.env.schedule(this.config.id, localMs, { kind });
+  submit(command: ClientCommand): Promise<SubmitOutcome> {
+    return new Promise((resolve) => {
+      if (!this.alive()) return;
+      this.guarded(() => {
+        const term = this.raft.status().term;
+        this.raft.submitWithCallback(command, {}, (outcome) => {
+          if (!this.alive()) return;
+          if (outcome.kind === "applied") this.env.onApplied(command, outcome.result, term);
+          this.env.touched();
+          resolve(outcome);
+        });
+      });
+    });
   }
 
-  private otherNode(): NodeId {
-    const others = this.config.nodes.filter((n) => n !== this.target);
-    return others[this.random.nextInt(others.length)] ?? this.target;
+  read<T>(query: (machine: LockStateMachine) => T): Promise<ReadOutcome<T>> {
+    return new Promise((resolve) => {
+      if (!this.alive()) return;
+      this.guarded(() =>
+        this.raft.readWithCallback(query, {}, (outcome) => {
+          if (!this.alive()) return;
+          this.env.touched();
+          resolve(outcome);
+        }),
+      );
+    });
+  }
+
+  subscribe(listener: EventListener): () => void {
+    // Events arrive during a process pass (any event's), and wake the api layer's waits.
+    return this.raft.subscribe((events, index) => {
+      listener(events, index);
+      this.env.touched();
+    });
+  }
+
+  status(): ReturnType<NodeApi["status"]> {
+    return this.raft.status();
+  }
+
+  transferLeader(to: NodeId): ReturnType<NodeApi["transferLeader"]> {
+    return this.raft.transferLeader(to);
+  }
+
+  changeMembership(change: Parameters<NodeApi["changeMembership"]>[0]): ReturnType<NodeApi["changeMembership"]> {
+    return this.raft.changeMembership(change);
+  }
+
+  memberAddresses(): ReadonlyMap<NodeId, string> {
+    return this.raft.memberAddresses();
   }
 }

@@ -66,7 +66,10 @@ function printResult(r: RunResult, bug: BugName | null, preset: SwarmPreset, ver
 
 function main(): void {
   if (process.argv.includes("--lock")) {
-    process.exitCode = runLockCli(process.argv.slice(2).filter((a) => a !== "--lock"));
+    // The lock simulation is async (its clients run the SDK's promise-based code).
+    void runLockCli(process.argv.slice(2).filter((a) => a !== "--lock")).then((code) => {
+      process.exitCode = code;
+    });
     return;
   }
   const o = parseArgs(process.argv.slice(2));
