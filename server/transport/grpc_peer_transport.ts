@@ -1,8 +1,9 @@
 // PeerTransport over gRPC: one long-lived client stream per peer carrying batches of Raft
 // messages (proto/tenure/v1/peer.proto), and a RaftPeer server for the inbound side.
 //
-// Outbound, per peer (PeerLink): a bounded queue that drops and counts when full (TigerBeetle:
-// never buffer without bound for a peer that is slow or down), a writer that drains it into
+// Outbound, per peer (PeerLink): a queue bounded in messages and in bytes that drops the newest
+// message, counts and logs (rate-limited) when full (TigerBeetle: never buffer without bound for a
+// peer that is slow or down), a writer that drains it into
 // frames of many messages, lazy connect on the first message, and reconnect with capped
 // exponential backoff and full jitter. A failed connect or a broken stream drops what is queued:
 // those messages are already stale, and Raft resends whatever still matters.
@@ -43,8 +44,14 @@ export interface GrpcPeerTransportOptions {
   /** host:port to listen on; port 0 picks a free port (see boundAddress()). */
   readonly listenAddress: string;
   readonly peers: readonly PeerAddress[];
-  /** Per-peer outbound queue bound; beyond it messages are dropped and counted. Default 4096. */
+  /** Per-peer outbound queue bound; beyond it messages are dropped, counted and logged. Default 4096. */
   readonly queueMessagesMax?: number;
+  /**
+   * The same queue's bound in estimated bytes (at least one frame), dropped the same way. Default
+   * QUEUE_BYTES_MAX_DEFAULT (64 MiB), or one frame if that is larger; without it 4096 messages of
+   * up to a frame each could hold 16 GiB for one peer.
+   */
+  readonly queueBytesMax?: number;
   /** Messages per frame. Default 256. */
   readonly batchMessagesMax?: number;
   /** gRPC frame limit both ways; a single larger message is dropped and logged. Default 4 MiB. */
@@ -77,6 +84,8 @@ export interface GrpcPeerTransportStats extends PeerTransportStats {
   readonly receivedBatches: number;
   /** Messages (snapshots included) dropped at send() for their size; also in droppedMessages. */
   readonly oversizeDrops: number;
+  /** Messages dropped because their peer's queue was full (queueMessagesMax or queueBytesMax); also in droppedMessages. */
+  readonly queueFullDrops: number;
   /** Complete InstallSnapshot transfers, out and in. */
   readonly snapshotsSent: number;
   readonly snapshotsReceived: number;
@@ -109,6 +118,13 @@ function loadMethods(): { service: grpc.ServiceDefinition; send: grpc.MethodDefi
   };
 }
 
+/**
+ * Raft keeps at most inflightMessagesMax (64) appends of about bytesPerMessageMax (1 MiB) in flight
+ * per follower, so a queue of 64 MiB holds that whole window while the stream pushes back; beyond
+ * it the peer is not keeping up, and Raft resends what it still needs after the drop.
+ */
+export const QUEUE_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
+
 function positiveInt(value: number | undefined, fallback: number, name: string): number {
   const v = value ?? fallback;
   if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer, got ${v}`);
@@ -123,6 +139,7 @@ interface LinkContext {
   readonly credentials: grpc.ChannelCredentials;
   readonly channelOptions: grpc.ChannelOptions;
   readonly queueMessagesMax: number;
+  readonly queueBytesMax: number;
   readonly batchMessagesMax: number;
   readonly batchBytesMax: number;
   readonly backoffMsMin: number;
@@ -141,11 +158,14 @@ interface LinkContext {
 type LinkState = "idle" | "connecting" | "open" | "backoff" | "closed";
 
 /**
- * The outbound half towards one peer. Never holds more than queueMessagesMax messages, plus one
- * snapshot transfer in flight and one waiting (SnapshotSender).
+ * The outbound half towards one peer. Never holds more than queueMessagesMax messages or
+ * queueBytesMax estimated bytes, plus one snapshot transfer in flight and one waiting
+ * (SnapshotSender).
  */
 class PeerLink {
   private queue: { readonly message: Message; readonly bytes: number }[] = [];
+  /** Sum of the queued messages' estimated bytes. */
+  private queueBytes = 0;
   private state: LinkState = "idle";
   private client: grpc.Client | null = null;
   private call: grpc.ClientWritableStream<WirePeerBatch> | null = null;
@@ -179,11 +199,25 @@ class PeerLink {
   }
 
   enqueue(message: Message, bytes: number): void {
-    if (this.state === "closed" || this.queue.length >= this.ctx.queueMessagesMax) {
+    if (this.state === "closed") {
       this.ctx.stats.droppedMessages += 1;
       return;
     }
+    // Full: the newest message goes (those queued are already on their way to a frame).
+    const full = this.queue.length >= this.ctx.queueMessagesMax
+      ? { limit: "queueMessagesMax", limitValue: this.ctx.queueMessagesMax }
+      : this.queueBytes + bytes > this.ctx.queueBytesMax ? { limit: "queueBytesMax", limitValue: this.ctx.queueBytesMax } : null;
+    if (full !== null) {
+      this.ctx.stats.droppedMessages += 1;
+      this.ctx.stats.queueFullDrops += 1;
+      this.ctx.snapshots.limiter.maybeLog(`queue_full:${this.id}:${full.limit}`, {
+        event: "message_dropped_queue_full", peer: this.id, kind: message.kind, bytes,
+        queuedMessages: this.queue.length, queuedBytes: this.queueBytes, ...full,
+      });
+      return;
+    }
     this.queue.push({ message, bytes });
+    this.queueBytes += bytes;
     if (this.state === "idle") this.connect();
     else if (this.state === "open" && !this.pumpScheduled) {
       // Defer to the end of this turn so every send() of one Ready shares a frame.
@@ -252,6 +286,7 @@ class PeerLink {
         bytes += item.bytes;
       }
       const batch = this.queue.splice(0, count).map((item) => item.message);
+      this.queueBytes -= bytes;
       this.writeBlocked = !call.write(encodeBatch(header, batch));
       this.ctx.stats.sentMessages += batch.length;
       this.ctx.stats.sentBatches += 1;
@@ -285,6 +320,7 @@ class PeerLink {
   private dropQueue(): void {
     this.ctx.stats.droppedMessages += this.queue.length;
     this.queue = [];
+    this.queueBytes = 0;
   }
 
   private teardown(): void {
@@ -300,7 +336,7 @@ export class GrpcPeerTransport implements PeerTransport {
   private readonly links = new Map<NodeId, PeerLink>();
   private readonly counters: Mutable<Omit<GrpcPeerTransportStats, "snapshotsInbound">> = {
     sentMessages: 0, droppedMessages: 0, receivedMessages: 0, rejectedBatches: 0, sentBatches: 0, receivedBatches: 0,
-    oversizeDrops: 0, snapshotsSent: 0, snapshotsReceived: 0, snapshotsCoalesced: 0, snapshotsRefused: 0,
+    oversizeDrops: 0, queueFullDrops: 0, snapshotsSent: 0, snapshotsReceived: 0, snapshotsCoalesced: 0, snapshotsRefused: 0,
   };
   private readonly ctx: LinkContext;
   private readonly snapshotBytesMax: number;
@@ -348,6 +384,11 @@ export class GrpcPeerTransport implements PeerTransport {
     if (backoffMsMax < backoffMsMin) throw new RangeError("reconnectBackoffMsMax must be >= reconnectBackoffMsMin");
     const chunkBytes = positiveInt(options.snapshotChunkBytes, SNAPSHOT_CHUNK_BYTES_DEFAULT, "snapshotChunkBytes");
     if (chunkBytes > x.messageBytesMax - PEER_FRAME_OVERHEAD_BYTES) throw new RangeError(`snapshotChunkBytes ${chunkBytes} does not fit messageBytesMax ${x.messageBytesMax}`);
+    const batchBytesMax = peerBatchBytesMax(x.messageBytesMax, options.clusterId.length);
+    // Any message send() accepts (at most one batch) fits an empty queue; so does the default
+    // with a peer frame configured above it.
+    const queueBytesMax = positiveInt(options.queueBytesMax, Math.max(QUEUE_BYTES_MAX_DEFAULT, batchBytesMax), "queueBytesMax");
+    if (queueBytesMax < batchBytesMax) throw new RangeError(`queueBytesMax ${queueBytesMax} is below one batch (${batchBytesMax} bytes)`);
     return {
       selfId: options.selfId,
       clusterId: options.clusterId,
@@ -366,8 +407,9 @@ export class GrpcPeerTransport implements PeerTransport {
         "grpc.enable_retries": 0,
       },
       queueMessagesMax: positiveInt(options.queueMessagesMax, 4096, "queueMessagesMax"),
+      queueBytesMax,
       batchMessagesMax: positiveInt(options.batchMessagesMax, 256, "batchMessagesMax"),
-      batchBytesMax: peerBatchBytesMax(x.messageBytesMax, options.clusterId.length),
+      batchBytesMax,
       backoffMsMin,
       backoffMsMax,
       connectTimeoutMs: positiveInt(options.connectTimeoutMs, 2000, "connectTimeoutMs"),
