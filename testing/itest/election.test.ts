@@ -25,12 +25,14 @@ function startCampaigner(endpoints: string[], clientId: string, value: string): 
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines = createInterface({ input: child.stdout! });
+  let stderr = "";
+  child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
   const event = (name: string): Promise<Obj> => {
     const p = new Promise<Obj>((resolve, reject) => {
       lines.on("line", (line) => {
         if (line.includes(`"${name}"`)) resolve(JSON.parse(line) as Obj);
       });
-      child.once("exit", (code) => reject(new Error(`campaigner ${clientId} exited with ${code} before "${name}"`)));
+      child.once("exit", (code) => reject(new Error(`campaigner ${clientId} exited with ${code} before "${name}": ${stderr.trim()}`)));
     });
     p.catch(() => {});
     return p;
