@@ -24,6 +24,11 @@ export interface BugSwitches {
   readonly truncateWitnessAtCommit: boolean;
   /** A witness keeps only entry metadata (term, index), not the data (dragonboat-style). */
   readonly witnessMetadataOnlyLog: boolean;
+  /**
+   * The leader counts its own new entry towards the commit when it appends it, before the Ready
+   * that carries it is durable (etcd-io/raft's appendEntry shape; ready.ts "Self-durability").
+   */
+  readonly commitBeforeSelfDurable: boolean;
 }
 
 export const NO_BUGS: BugSwitches = {
@@ -33,6 +38,7 @@ export const NO_BUGS: BugSwitches = {
   voteWithoutLogCheck: false,
   truncateWitnessAtCommit: false,
   witnessMetadataOnlyLog: false,
+  commitBeforeSelfDurable: false,
 };
 
 /**

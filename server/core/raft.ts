@@ -300,6 +300,8 @@ export class RaftCore {
   advance(rd: Ready): void {
     assert(this.outstanding === rd, "advance() with a Ready that is not the outstanding one");
     this.outstanding = null;
+    // The loop made everything rd asked for durable before sending any of it (ready.ts step 1):
+    // this is the durable acknowledgement of rd's snapshot and entries.
     if (rd.snapshot) this.log.stableSnapshotTo(rd.snapshot);
     const lastEntry = rd.entries[rd.entries.length - 1];
     if (lastEntry) this.log.stableTo(lastEntry.index, lastEntry.term);
@@ -307,7 +309,7 @@ export class RaftCore {
       this.log.appliedTo(e.index);
       if (e.type === "config") this.applyConfEntry(e);
     }
-    if (this.role === "leader") this.onSelfPersisted();
+    if (this.role === "leader") this.onSelfDurable();
     this.maybeAutoLeave();
   }
 
@@ -854,8 +856,15 @@ export class RaftCore {
     for (const rs of confirmed) this.readStates.push(rs);
   }
 
-  /** Leader's own entries became durable: they count towards commit only now. */
-  private onSelfPersisted(): void {
+  /**
+   * Self-durability (ready.ts): the leader's own acknowledgement of its entries. Its own progress
+   * moves ONLY here, to the durable end of its log (log.stableIndex, raised by advance() from the
+   * acknowledged Ready), so the leader counts towards a commit only what is on its disk, exactly
+   * like a follower whose appendResponse leaves after its write. A loop that sends in parallel
+   * with its own fsync would call stableTo + onSelfDurable when the write returns (etcd-io/raft's
+   * MsgStorageAppendResp to self); nothing else here changes.
+   */
+  private onSelfDurable(): void {
     const self = this.progress.get(this.id);
     if (self) self.maybeUpdate(this.log.stableIndex);
     if (this.maybeCommit()) this.commitBroadcastPending = true;
@@ -866,6 +875,7 @@ export class RaftCore {
    * current term (Figure 8). Older entries commit indirectly, with it.
    */
   private maybeCommit(): boolean {
+    this.assertSelfDurable();
     const quorumIndex = jointCommittedIndex(this.confState.voters, this.confState.votersOutgoing, (id) =>
       this.progress.get(id)?.match ?? 0,
     );
@@ -878,6 +888,21 @@ export class RaftCore {
     this.log.commitTo(quorumIndex);
     if (term === this.term) this.releaseReadsAwaitingCommit();
     return true;
+  }
+
+  /**
+   * Self-durability, enforced (ready.ts): in the quorum the leader counts itself only up to its
+   * durable log, so every commit is held durably by a quorum whose leader vote is a durable one.
+   * A self-ack ahead of the disk would let a quorum of "leader + followers that got the entries
+   * early" commit what a crash of the leader can still take back.
+   */
+  private assertSelfDurable(): void {
+    const self = this.progress.get(this.id);
+    if (!self) return; // a leader removed from the configuration counts nothing
+    assert(
+      self.match <= this.log.stableIndex,
+      `leader ${this.id} counts itself at ${self.match} towards the commit but is durable only up to ${this.log.stableIndex}`,
+    );
   }
 
   private releaseReadsAwaitingCommit(): void {
@@ -917,6 +942,12 @@ export class RaftCore {
   private appendLeaderEntry(type: Entry["type"], data: Uint8Array): ProposeResult {
     const entry: Entry = { term: this.term, index: this.log.lastIndex() + 1, type, data };
     this.log.appendNew([entry]);
+    if (this.config.bugs.commitBeforeSelfDurable) {
+      // The deliberate bug (BugSwitches.commitBeforeSelfDurable): the leader votes for its entry
+      // before any Ready carried it to disk (assertSelfDurable is what must stop it).
+      this.progress.get(this.id)?.maybeUpdate(entry.index);
+      if (this.maybeCommit()) this.commitBroadcastPending = true;
+    }
     for (const id of this.progress.keys()) if (id !== this.id) this.replicationDirty.add(id);
     return { ok: true, index: entry.index, term: entry.term };
   }

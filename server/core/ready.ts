@@ -13,6 +13,25 @@
 //   4. Serve `readStates`: a read registered with context c may answer once the state machine
 //      has applied index >= readState.index.
 //   5. ADVANCE: core.advance(ready). Only then may the next Ready be taken.
+//
+// Durable means durable at every point in between: a crash may stop the process between ANY two
+// storage operations of one Ready (the simulator, testing/sim, crashes there: before a write,
+// between the entries and the hard state, before the fsync, between the fsync and the send), and
+// whatever a message of this Ready promises must already be on disk when it leaves. So the hard
+// state is never written after the send (a vote that leaves before it is durable is a double
+// vote after a crash), and the Ready is persisted in one transaction, not one per part.
+//
+// Self-durability (the leader's own acknowledgement). A leader counts itself towards the commit
+// of an entry only once that entry is durable on its own disk, as a follower counts only once its
+// appendResponse leaves after its write. The core raises the leader's own progress (match) in
+// advance(rd), to the end of the durable log that rd made so, never when it appends the entry;
+// `rd.entries` are not yet counted while the Ready is outstanding. Enforced by an assertion in
+// the core's commit rule (the leader's self-count never exceeds its durable log, so a commit is
+// always held by a quorum whose leader vote is durable). Because the self-ack is this separate
+// event, a loop may one day send `messages` IN PARALLEL with its own fsync (followers may then
+// acknowledge entries before the leader's write completes; the commit still waits for a quorum
+// of durable copies, counting the leader's only when its write returns, as etcd-io/raft does with
+// MsgStorageAppendResp to self). Today's loop does not: it persists, then sends.
 
 import type { Message } from "./messages.ts";
 import type { Entry, HardState, Index, NodeId, Snapshot, Term } from "./types.ts";
@@ -39,7 +58,10 @@ export interface Ready {
   readonly hardState: HardState | null;
   /** A snapshot from the leader to persist (before entries) and restore, or null. */
   readonly snapshot: Snapshot | null;
-  /** Entries to persist before sending; may overwrite a stored suffix. */
+  /**
+   * Entries to persist before sending; may overwrite a stored suffix. A leader's own entries here
+   * count towards the commit only after advance() acknowledges them (self-durability, above).
+   */
   readonly entries: readonly Entry[];
   /** Entries to apply, all committed and already durable here. */
   readonly committedEntries: readonly Entry[];

@@ -1,8 +1,11 @@
 // The Ready loop (ready_loop.ts): (1) it runs the contract of server/core/ready.ts in order,
-// persist -> send -> apply -> advance -> the role's step, bounded per pass, and its test-only bug
-// really does send before persisting; (2) it is the ONLY Ready loop: no other file under server/,
-// witness/, testing/ or tools/ takes a Ready from a core or advances one (DESIGN.md §1 "one Ready
-// loop drives every role"), so a fifth copy cannot grow back unnoticed.
+// persist -> send -> apply -> advance -> the role's step, bounded per pass, and its test-only bugs
+// really do send before persisting (sendBeforePersist) or persist the hard state after sending
+// (hardStateAfterSend); (2) on a real RaftCore cluster a recorder (testing/kits DurabilityRecorder)
+// checks on EVERY Ready that no message of it left while a write of it was not yet durable, and
+// catches both bugs; (3) it is the ONLY Ready loop: no other file under server/, witness/,
+// testing/ or tools/ takes a Ready from a core or advances one (DESIGN.md §1 "one Ready loop
+// drives every role"), so a fifth copy cannot grow back unnoticed.
 
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -13,6 +16,7 @@ import type { Message } from "../core/messages.ts";
 import type { Ready } from "../core/ready.ts";
 import type { Entry, Snapshot } from "../core/types.ts";
 import type { StorageWrite } from "../storage/raft_storage.ts";
+import { TestCluster, type TestClusterOptions } from "../../testing/kits/raft_test_cluster.ts";
 import { ReadyLoop, type ReadyLoopOptions } from "./ready_loop.ts";
 
 // ------------------------------------------------------------------ the order
@@ -129,6 +133,78 @@ describe("ReadyLoop", () => {
     assert.deepEqual(log, ["ready 5", "send 1", "apply 5", "advance 5", "after 5"], "nothing durable yet");
     loop.process(); // a crash before this pass would have lost what the messages promised
     assert.deepEqual(log.slice(5), ["save hs=5 entries=5", "compact 1"]);
+  });
+
+  it("the test-only hardStateAfterSend bug saves the entries, sends, then saves the hard state", () => {
+    const rd = readyWith(6, { snapshot: snapshotAt(2), committedEntries: [entry(6)] });
+    const { loop, log } = recordingLoop([rd], { testOnlyBugHardStateAfterSend: true });
+    loop.process();
+    assert.deepEqual(log, [
+      "ready 6",
+      "save hs=undefined entries=6 snap=2",
+      "send 1",
+      "save hs=6 entries=",
+      "restore 2",
+      "apply 6",
+      "advance 6",
+      "after 6",
+      "compact 1",
+    ]);
+  });
+});
+
+// ------------------------------------------------------------------ durable before send, every Ready
+
+const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+/** Elections, proposals, a partition and its heal, a leadership transfer, a membership change. */
+function workout(options: TestClusterOptions): TestCluster {
+  const c = new TestCluster(["a", "b", "c"], 3, undefined, [], options);
+  c.node("a").campaign();
+  c.stabilize();
+  for (let i = 0; i < 5; i++) c.node("a").propose(bytes(`x${i}`));
+  c.stabilize();
+  c.isolate("a");
+  c.tickAll(40); // b or c wins a new term; a steps down (CheckQuorum)
+  const leader = c.leaders().find((id) => id !== "a");
+  if (leader) for (let i = 0; i < 5; i++) c.node(leader).propose(bytes(`y${i}`));
+  c.heal();
+  c.tickAll(5);
+  const now = c.leaders()[0];
+  if (now) {
+    c.node(now).transferLeadership(now === "a" ? "b" : "a");
+    c.stabilize();
+  }
+  const last = c.leaders()[0];
+  if (last) {
+    c.node(last).proposeConfChange({ kind: "simple", change: { op: "addLearner", nodeId: "d", witness: false } });
+    c.tickAll(3);
+  }
+  return c;
+}
+
+describe("ReadyLoop on a real RaftCore cluster", () => {
+  it("no message of any Ready leaves while a write of that Ready is not yet durable", () => {
+    const c = workout({ throwOnDurabilityViolation: false });
+    assert.deepEqual(c.durabilityViolations(), []);
+    const recorders = [...c.recorders.values()];
+    const sum = (f: (r: (typeof recorders)[number]) => number): number => recorders.reduce((n, r) => n + f(r), 0);
+    // The workout must exercise the rule, or it proves nothing.
+    assert.ok(sum((r) => r.readies) > 100, `only ${sum((r) => r.readies)} Readies`);
+    assert.ok(sum((r) => r.saves) > 50 && sum((r) => r.sends) > 50, "few saves or sends");
+    assert.ok(new Set(c.leaderOfTerm.values()).size >= 2, "leadership never changed");
+  });
+
+  it("the recorder catches both loop bugs on the same workout", () => {
+    for (const bug of ["sendBeforePersist", "hardStateAfterSend"] as const) {
+      const c = workout({ throwOnDurabilityViolation: false, loopBugs: { [bug]: true } });
+      const violations = c.durabilityViolations();
+      assert.ok(violations.length > 0, `${bug} not caught`);
+      if (bug === "hardStateAfterSend") {
+        const hardStateLate = violations.every((v) => /before hard state term=\d+ vote=\w+ was durable/.test(v));
+        assert.ok(hardStateLate, violations[0]);
+      }
+    }
   });
 });
 

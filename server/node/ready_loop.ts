@@ -5,10 +5,13 @@
 // (ready_loop.test.ts fails if a second copy appears). For every Ready, in this order:
 //
 //   1. PERSIST: snapshot, entries and hard state in ONE storage.save(), durable when it returns;
-//   2. SEND the messages (they may promise what step 1 made durable: a vote, an ack);
+//   2. SEND the messages (they may promise what step 1 made durable: a vote, an ack); nothing of
+//      the Ready is written after this point, so a crash anywhere in the cycle (the simulator
+//      stops the process between any two storage operations) never leaves a promise undurable;
 //   3. APPLY: applier.restoreSnapshot(snapshot), then applier.applyEntry(e) for each committed
 //      entry in order, then applier.softStateChanged(s) if the soft state changed;
-//   4. ADVANCE: core.advance(rd) (config entries take effect inside the core here);
+//   4. ADVANCE: core.advance(rd): the durable acknowledgement of rd (a leader's own entries count
+//      towards the commit only now, ready.ts "Self-durability"; config entries take effect);
 //   5. the role's after-advance step, applier.afterAdvance(rd, compact): the voter serves
 //      confirmed reads and takes periodic snapshots, the witness truncates at the floor (W3).
 //      `compact` records a snapshot and drops the log below it (storage.saveSnapshotAndCompact).
@@ -71,6 +74,14 @@ export interface ReadyLoopOptions {
    * Absent (false) in every real configuration.
    */
   readonly testOnlyBugSendBeforePersist?: boolean;
+  /**
+   * TEST-ONLY DELIBERATE BUG (the simulator's `hardStateAfterSend` switch, testing/sim): the
+   * snapshot and entries are saved, the messages sent, and only then the hard state saved in a
+   * second save. A crash between the send and the second save (a crash point inside the Ready)
+   * loses the term or vote those messages promised: a restart votes again in the same term.
+   * Absent (false) in every real configuration.
+   */
+  readonly testOnlyBugHardStateAfterSend?: boolean;
 }
 
 /** A durable step the deliberate bug holds back until the next pass. */
@@ -113,6 +124,11 @@ export class ReadyLoop {
       // The deliberate bug: see ReadyLoopOptions.testOnlyBugSendBeforePersist.
       if (rd.messages.length > 0) transport.send(rd.messages);
       this.held.push({ kind: "save", write });
+    } else if (this.options.testOnlyBugHardStateAfterSend === true) {
+      // The deliberate bug: see ReadyLoopOptions.testOnlyBugHardStateAfterSend.
+      storage.save({ ...write, hardState: null });
+      if (rd.messages.length > 0) transport.send(rd.messages);
+      if (rd.hardState) storage.save({ hardState: rd.hardState, snapshot: null, entries: [] });
     } else {
       // 1. Persist: one transaction, durable before anything of this Ready leaves the node.
       storage.save(write);

@@ -82,6 +82,8 @@ export class SafetyChecker implements SimNodeObserver {
   private readonly leaderOfTerm = new Map<Term, NodeId>();
   /** `${voter}/${term}` -> the candidate it voted for. */
   private readonly voteOf = new Map<string, NodeId>();
+  /** node -> the highest term it sent a message at (pre-votes aside): durable before it left. */
+  private readonly sentTermOf = new Map<NodeId, Term>();
   /** index -> term of the entry committed there (as first observed). */
   private readonly committedTerm = new Map<Index, Term>();
   /** index -> term of the leader that committed it (seen on that leader). Leader completeness
@@ -109,6 +111,10 @@ export class SafetyChecker implements SimNodeObserver {
   }
 
   onSend(m: Message): void {
+    // A pre-vote (and its answer) carries a term the sender never adopts; every other message
+    // carries the sender's term, which ready.ts requires to be durable before the message leaves.
+    const preVote = (m.kind === "vote" || m.kind === "voteResponse") && m.preVote;
+    if (!preVote && m.term > (this.sentTermOf.get(m.from) ?? 0)) this.sentTermOf.set(m.from, m.term);
     if (m.kind === "voteResponse" && !m.preVote && !m.reject) {
       const key = `${m.from}/${m.term}`;
       const prior = this.voteOf.get(key);
@@ -187,6 +193,8 @@ export class SafetyChecker implements SimNodeObserver {
       this.baselines.set(node.id, b);
     }
     if (s.term < b.term) this.fail("term-regressed", `${node.id} term ${s.term} after ${b.term}`);
+    const sentTerm = this.sentTermOf.get(node.id) ?? 0;
+    if (s.term < sentTerm) this.fail("term-regressed", `${node.id} at term ${s.term} after sending at term ${sentTerm}`);
     if (s.commit < b.commit) this.fail("commit-regressed", `${node.id} commit ${s.commit} after ${b.commit}`);
     if (s.commit > s.lastIndex) this.fail("commit-beyond-log", `${node.id} commit ${s.commit} > last index ${s.lastIndex}`);
     b.term = s.term;

@@ -5,6 +5,10 @@
 // (witness/witness_node.ts: applies nothing, W2; truncates to the leader's floor with a
 // metadata-only marker after each cycle, W3). So the witness simulation runs the witness's own
 // production loop and applier, not a copy of them.
+//
+// Crash points (sim_disk.ts): every storage operation of the loop and every send passes the
+// disk's crash point; when an armed one comes due, the process stops right there, in the middle of
+// a Ready, and processReadies() reports it (the simulator schedules the restart).
 
 import type { RaftConfig } from "../../server/core/config.ts";
 import type { Message } from "../../server/core/messages.ts";
@@ -13,7 +17,7 @@ import type { Ready } from "../../server/core/ready.ts";
 import type { Entry, NodeId, PersistedState, Snapshot } from "../../server/core/types.ts";
 import { ReadyLoop, type ReadyApplier } from "../../server/node/ready_loop.ts";
 import { WitnessApplier } from "../../witness/witness_node.ts";
-import { SimDisk } from "./sim_disk.ts";
+import { SimDisk, SimulatedCrash, type CrashPointOp } from "./sim_disk.ts";
 import { SimStorage } from "./sim_storage.ts";
 
 export interface SimNodeObserver {
@@ -34,6 +38,8 @@ export interface SimNodeOptions {
   readonly snapshotEveryEntries: number;
   /** The Ready loop's test-only bug (ReadyLoopOptions.testOnlyBugSendBeforePersist). */
   readonly sendBeforePersist: boolean;
+  /** The Ready loop's test-only bug (ReadyLoopOptions.testOnlyBugHardStateAfterSend). */
+  readonly hardStateAfterSend?: boolean;
   /** A witness member: no state machine, floor truncation instead of snapshots. */
   readonly witness?: boolean;
   readonly observer: SimNodeObserver;
@@ -94,10 +100,16 @@ export class SimNode {
     this.loop = new ReadyLoop({
       core,
       storage,
-      transport: { send: (messages) => messages.forEach((m) => observer.onSend(m)) },
+      transport: {
+        send: (messages) => {
+          this.disk.crashPoint("send"); // between the persist and the send
+          for (const m of messages) observer.onSend(m);
+        },
+      },
       applier,
       readiesPerPassMax: readiesPerStepMax,
       testOnlyBugSendBeforePersist: o.sendBeforePersist,
+      testOnlyBugHardStateAfterSend: o.hardStateAfterSend === true,
     });
     this.core = core;
     this.incarnation++;
@@ -110,9 +122,20 @@ export class SimNode {
     this.loop = null;
   }
 
-  /** Runs Ready cycles until the core is quiet (bounded). */
-  processReadies(): void {
-    this.loop?.process();
+  /**
+   * Runs Ready cycles until the core is quiet (bounded). Returns the operation an armed crash
+   * point stopped the process before, inside a Ready (the node is then down, its disk holding only
+   * what was synced), or null.
+   */
+  processReadies(): CrashPointOp | null {
+    try {
+      this.loop?.process();
+      return null;
+    } catch (err) {
+      if (!(err instanceof SimulatedCrash)) throw err;
+      this.crash();
+      return err.op;
+    }
   }
 }
 

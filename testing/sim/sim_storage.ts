@@ -1,8 +1,12 @@
 // A RaftStorage over a SimDisk, so the production Ready loop (server/node/ready_loop.ts) runs in
 // the simulator: under RaftNode in the lock simulation, under SimNode in the Raft simulator and the
 // witness simulation, and under the scenario scripts' runner. The contract
-// says save() is durable when it returns, so every save is a write plus a sync; a simulated
+// says save() is durable when it returns, so every save is its writes plus a sync; a simulated
 // crash (SimDisk.crash) drops whatever was not synced, which for a correct node is nothing.
+// A save is several disk operations, in the order of the production transaction (snapshot,
+// entries, hard state, then the sync), and each is a crash point of the disk (sim_disk.ts): an
+// armed crash stops the process between any two of them, exactly like one between the Ready's
+// persist and its send.
 //
 // It also gives the simulator's Raft checkers a view of the node's log (term at an index, first
 // index) taken from what the node made durable: after a process() pass the RaftNode has persisted
@@ -13,9 +17,9 @@ import type { RaftStorage, StorageIdentity, StorageWrite } from "../../server/st
 import type { SimDisk } from "./sim_disk.ts";
 
 export interface SimStorageObserver {
-  /** Entries about to be written, with the commit index persisted before this write. */
+  /** Entries being written (not yet synced), with the commit index persisted before this write. */
   onDiskEntries(node: NodeId, entries: readonly Entry[], persistedCommit: Index): void;
-  /** A snapshot or witness marker about to be recorded (the log below it is dropped). */
+  /** A snapshot or witness marker being recorded, not yet synced (the log below it is dropped). */
   onCompact?(node: NodeId, snapshot: Snapshot): void;
 }
 
@@ -36,15 +40,19 @@ export class SimStorage implements RaftStorage {
 
   save(write: StorageWrite): void {
     this.assertOpen();
-    if (write.entries.length > 0) this.observer?.onDiskEntries(this.node, write.entries, this.disk.load().hardState.commit);
-    this.disk.write(write);
+    if (write.snapshot) this.disk.writeSnapshot(write.snapshot);
+    if (write.entries.length > 0) {
+      this.disk.writeEntries(write.entries); // not yet durable: load() still has the old commit
+      this.observer?.onDiskEntries(this.node, write.entries, this.disk.load().hardState.commit);
+    }
+    if (write.hardState) this.disk.writeHardState(write.hardState);
     this.disk.sync();
   }
 
   saveSnapshotAndCompact(snapshot: Snapshot): void {
     this.assertOpen();
-    this.observer?.onCompact?.(this.node, snapshot);
     this.disk.compact(snapshot);
+    this.observer?.onCompact?.(this.node, snapshot);
     this.disk.sync();
   }
 

@@ -18,6 +18,10 @@ export type BugName =
   | "truncateBelowCommit"
   | "voteWithoutLogCheck"
   | "sendBeforePersist"
+  /** The Ready loop's testOnlyBugHardStateAfterSend: entries saved, sent, hard state saved after. */
+  | "hardStateAfterSend"
+  /** The core's commitBeforeSelfDurable: the leader counts its own entry when it appends it. */
+  | "commitBeforeSelfDurable"
   | "truncateWitnessAtCommit"
   | "witnessMetadataOnlyLog"
   /** conf_change.ts testOnlyBugSkipJointConsensus: enterJoint switches straight to the new voters. */
@@ -29,6 +33,8 @@ export const BUG_NAMES: readonly BugName[] = [
   "truncateBelowCommit",
   "voteWithoutLogCheck",
   "sendBeforePersist",
+  "hardStateAfterSend",
+  "commitBeforeSelfDurable",
   "truncateWitnessAtCommit",
   "witnessMetadataOnlyLog",
   "skipJointConsensus",
@@ -241,6 +247,8 @@ export const BUG_PRESET: Readonly<Record<BugName, SwarmPreset>> = {
   truncateBelowCommit: "random",
   voteWithoutLogCheck: "random",
   sendBeforePersist: "random",
+  hardStateAfterSend: "random",
+  commitBeforeSelfDurable: "random",
   truncateWitnessAtCommit: "witness",
   witnessMetadataOnlyLog: "witness",
   skipJointConsensus: "random",

@@ -16,6 +16,7 @@ import { bootstrapState } from "../../server/core/bootstrap.ts";
 import { SafetyChecker, type CheckName } from "./checkers.ts";
 import { EventQueue } from "./event_queue.ts";
 import { SimNode, type SimNodeObserver } from "./sim_node.ts";
+import { CRASH_POINT_OPS_MAX, crashPointRandom, drawCrashPoints, type CrashPointOp, type CrashPointOptions } from "./sim_disk.ts";
 import { WitnessChecker } from "./witness_checks.ts";
 import { drawFault, type Fault } from "./nemesis.ts";
 import { drawMembership, MembershipNemesis, membershipRandom, type MembershipHost } from "./membership_nemesis.ts";
@@ -100,11 +101,16 @@ export class Simulation {
   private healedAtMs = 0;
   private readonly ledTerm = new Map<NodeId, number>();
   private healFloor = 0;
+  /** Crash points inside a Ready (sim_disk.ts), drawn on their own stream. */
+  private readonly crashPointRandom: SeededRandom;
+  readonly crashPoints: CrashPointOptions;
   /** Membership churn (membership_nemesis.ts), on its own random stream. */
   readonly membership: MembershipNemesis;
 
   constructor(private readonly options: RunOptions) {
     this.random = new SeededRandom(options.seed);
+    this.crashPointRandom = crashPointRandom(options.seed);
+    this.crashPoints = drawCrashPoints(this.crashPointRandom);
     const churnRandom = membershipRandom(options.seed, 0x766f7072);
     this.swarm = withLivenessBound({
       ...drawSwarm(this.random),
@@ -147,6 +153,7 @@ export class Simulation {
       witness,
       snapshotEveryEntries: s.snapshotEveryEntries,
       sendBeforePersist: this.options.bug === "sendBeforePersist",
+      hardStateAfterSend: this.options.bug === "hardStateAfterSend",
       observer: this.observer,
       log: this.options.debug ? (f) => console.log(`${this.nowMs.toFixed(1)} ${JSON.stringify(f)}`) : null,
       makeConfig: (appliedIndex) =>
@@ -211,7 +218,7 @@ export class Simulation {
       violations: this.checker.violations,
       traceHash: (this.trace >>> 0).toString(16).padStart(8, "0"),
       stats: this.stats,
-      swarm: describeSwarm(this.swarm),
+      swarm: `${describeSwarm(this.swarm)} crashInReadyProbability=${this.crashPoints.inReadyProbability}`,
     };
   }
 
@@ -272,7 +279,11 @@ export class Simulation {
 
   private touch(node: SimNode): void {
     if (!node.core || node.pausedUntilMs > this.nowMs) return;
-    node.processReadies();
+    const crashedAt = node.processReadies();
+    if (crashedAt !== null) {
+      this.onCrashPoint(node, crashedAt);
+      return;
+    }
     this.checker.checkNode(node);
     if (node.core) this.witnessChecker.observe(node.id, node.core.status().role, node.core.status().term, this.nowMs);
     if (this.healed && this.stats.recoveryMs < 0 && this.allAppliedAbove(this.healFloor)) {
@@ -344,7 +355,7 @@ export class Simulation {
   private inject(fault: Fault): void {
     switch (fault.kind) {
       case "crash":
-        return this.crash(fault.node);
+        return this.crashOrArm(fault.node);
       case "partition":
         return this.partitionLinks(fault.links);
       case "pause":
@@ -369,13 +380,41 @@ export class Simulation {
     return this.ids().find((id) => this.node(id).core?.status().role === "leader");
   }
 
+  /**
+   * The nemesis's crash: at once (between events), or, with the seed's crashInReadyProbability, at
+   * a crash point 1..CRASH_POINT_OPS_MAX storage operations or sends ahead, which stops the node
+   * in the middle of one of its next Ready cycles (sim_disk.ts). A node already armed crashes now.
+   */
+  private crashOrArm(id: NodeId): void {
+    const node = this.node(id);
+    if (!node.core) return;
+    const r = this.crashPointRandom;
+    if (!node.disk.isArmed() && r.nextFloat() < this.crashPoints.inReadyProbability) {
+      node.disk.armCrash(1 + r.nextInt(CRASH_POINT_OPS_MAX));
+      this.stats.crashPointsArmed++;
+      return;
+    }
+    this.crash(id);
+  }
+
+  /** An armed crash point stopped the node inside a Ready, before `op` (SimNode.processReadies). */
+  private onCrashPoint(node: SimNode, op: CrashPointOp): void {
+    this.stats.crashesInReady++;
+    this.stats.crashesInReadyBefore[op]++;
+    this.afterCrash(node.id);
+  }
+
   /** Crashes a node (a site, in the witness topology); it restarts after `restartAfterMs`. */
   crash(id: NodeId, restartAfterMs?: number): void {
     const node = this.node(id);
     if (!node.core) return;
+    node.crash();
+    this.afterCrash(id, restartAfterMs);
+  }
+
+  private afterCrash(id: NodeId, restartAfterMs?: number): void {
     this.stats.crashes++;
     this.mix(5, id, 0);
-    node.crash();
     this.witnessChecker.observe(id, "down", 0, this.nowMs);
     if (this.lost.has(id)) return;
     const delay = restartAfterMs ?? 1 + this.random.nextFloat() * this.swarm.restartDelayMsMax;
@@ -489,6 +528,7 @@ export class Simulation {
     this.healed = true;
     this.blocked.clear();
     for (const node of this.nodes.values()) {
+      node.disk.disarm(); // the liveness phase has no faults
       node.pausedUntilMs = 0;
       if (!node.core) this.onRestart(node.id);
     }

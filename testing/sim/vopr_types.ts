@@ -5,6 +5,7 @@ import { NO_BUGS, type BugSwitches } from "../../server/core/config.ts";
 import type { Message } from "../../server/core/messages.ts";
 import type { NodeId } from "../../server/core/types.ts";
 import type { Violation } from "./checkers.ts";
+import type { CrashPointOp } from "./sim_disk.ts";
 import type { BugName } from "./swarm.ts";
 
 export type SimEvent =
@@ -23,6 +24,11 @@ export interface RunStats {
   messagesSent: number;
   messagesDropped: number;
   crashes: number;
+  /** Crash faults armed as crash points inside a Ready (sim_disk.ts), and those that fired. */
+  crashPointsArmed: number;
+  crashesInReady: number;
+  /** Crashes inside a Ready by the operation they stopped before. */
+  crashesInReadyBefore: Record<CrashPointOp, number>;
   partitions: number;
   pauses: number;
   leaderElections: number;
@@ -54,6 +60,9 @@ export function newRunStats(): RunStats {
     messagesSent: 0,
     messagesDropped: 0,
     crashes: 0,
+    crashPointsArmed: 0,
+    crashesInReady: 0,
+    crashesInReadyBefore: { writeSnapshot: 0, writeEntries: 0, writeHardState: 0, compact: 0, sync: 0, send: 0 },
     partitions: 0,
     pauses: 0,
     leaderElections: 0,
@@ -71,6 +80,6 @@ export function newRunStats(): RunStats {
 }
 
 export function bugSwitches(bug: BugName | null): BugSwitches {
-  if (bug === null || bug === "sendBeforePersist") return NO_BUGS;
+  if (bug === null || bug === "sendBeforePersist" || bug === "hardStateAfterSend") return NO_BUGS; // the loop's
   return { ...NO_BUGS, [bug]: true };
 }
