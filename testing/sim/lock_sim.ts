@@ -29,6 +29,7 @@ import { BROKEN_BOUND, describeSwarm, drawLockSwarm, withLockLivenessBound, type
 import { SdkSimClient, type SdkClientEnv } from "./sdk_client.ts";
 import { SimWireHub, type WireEnv } from "./sim_client.ts";
 import { drawFault } from "./nemesis.ts";
+import { drawMembership, MembershipNemesis, membershipRandom, type MembershipHost } from "./membership_nemesis.ts";
 import { SimDisk } from "./sim_disk.ts";
 import { SimGuard, type GuardWrite } from "./sim_guard.ts";
 
@@ -88,7 +89,8 @@ class LockSimulation {
 
   constructor(private readonly options: LockRunOptions) {
     this.random = new SeededRandom(options.seed ^ 0x5a17c0de);
-    this.swarm = withLockLivenessBound({ ...drawLockSwarm(this.random), ...options.swarm });
+    const churnRandom = membershipRandom(options.seed, 0x6c6f636b); // membership churn: its own stream
+    this.swarm = withLockLivenessBound({ ...drawLockSwarm(this.random), ...drawMembership(churnRandom), ...options.swarm });
     this.net = this.random.fork();
     const s = this.swarm;
     this.checker = new SafetyChecker({ onSend: (m) => this.transmit(m.from, m.to, { kind: "peer", message: m }, m.term), onApply: () => {} });
@@ -121,7 +123,7 @@ class LockSimulation {
       }
       const config = {
         id, rate, offsetMs: random.nextInt(1_000_000), ttlMs: s.ttlMs, rho: s.rho, marginMs: s.marginMs,
-        lockNames: ["x", "y", "z"].slice(0, s.lockCount), nodes: ids, writeEveryMs: s.writeEveryMs,
+        lockNames: ["x", "y", "z"].slice(0, s.lockCount), nodes: this.endpointIds(ids), writeEveryMs: s.writeEveryMs,
         holdMsMax: s.holdMsMax, thinkMsMax: s.thinkMsMax, attemptTimeoutMs: s.attemptTimeoutMs,
         revokeProbability: s.revokeProbability, staleLeaseProbe: true,
         bugLeaseStartAfterReply: options.bug === "leaseStartAfterReply",
@@ -129,6 +131,9 @@ class LockSimulation {
       };
       this.clients.set(id, new SdkSimClient(config, this.clientEnv(), random));
     }
+    const initialConf = initial.snapshot?.metadata.confState;
+    if (!initialConf) throw new Error("bootstrap state without a configuration");
+    this.membership = new MembershipNemesis(this.membershipHost(initial), churnRandom, s, "plain", initialConf, () => false);
   }
 
   /** A clock rate in [1 - rho, 1 + rho], often at an edge: the bound must hold exactly there. */
@@ -218,6 +223,7 @@ class LockSimulation {
       this.stats.events++;
       try {
         this.handle(next.event);
+        this.membership.poll(this.nowMs);
       } catch (err) {
         if (!(err instanceof AssertionError)) throw err;
         this.checker.fail("assertion", err.message);
@@ -232,6 +238,7 @@ class LockSimulation {
     this.stats.guardAccepted = this.guard.accepted;
     this.stats.guardRejected = this.guard.rejected;
     for (const c of this.clients.values()) this.stats.leasesLost += c.leasesLost;
+    Object.assign(this.stats, this.membership.stats);
   }
 
   result(): LockRunResult {
@@ -290,7 +297,7 @@ class LockSimulation {
     const raft = makeRaftNode(n, {
       swarm: s,
       stateConfig: this.stateConfig,
-      members: [...this.nodes.keys()],
+      members: this.endpointIds([...this.nodes.keys()]),
       checker: this.checker,
       locks: this.locks,
       nowMs: () => this.nowMs,
@@ -366,7 +373,7 @@ class LockSimulation {
 
   private restart(id: NodeId): void {
     const n = this.node(id);
-    if (n.raft) return;
+    if (n.raft || this.membership.isRetired(id)) return;
     this.mix(4, id, 0);
     this.startNode(n);
   }
@@ -466,6 +473,7 @@ class LockSimulation {
   }
 
   private onHeal(): void {
+    this.membership.onHeal(this.nowMs);
     this.healed = true;
     this.blocked.clear();
     this.clientPausedUntil.clear();
@@ -482,6 +490,7 @@ class LockSimulation {
   private livenessGaps(): string[] {
     const gaps: string[] = [];
     for (const n of this.nodes.values()) {
+      if (!this.membership.isMember(n.id) || this.membership.isRetired(n.id)) continue; // removed: owes nothing
       const applied = n.raft?.status().appliedIndex ?? 0;
       if (applied <= this.healFloor) gaps.push(`${n.id}@${applied}`);
     }
@@ -502,6 +511,64 @@ class LockSimulation {
       this.checker.fail("liveness", `within ${this.swarm.livenessBoundMs}ms of healing (applied floor ${this.healFloor}): ${gaps.join(" ")}`);
       this.stopped = true;
     } else this.queue.push(this.nowMs + 50, { kind: "livenessDeadline" });
+  }
+
+  // ------------------------------------------------------------ membership churn (membership_nemesis.ts)
+
+  /** Membership churn, on its own random stream; no churn on a quarter of the seeds. */
+  private readonly membership: MembershipNemesis;
+
+  /**
+   * With churn, clients and every node's leader hints know the addresses of the whole id pool (a..j)
+   * (as a DNS name would): new members are reachable, a retired or never-started one refuses.
+   */
+  private endpointIds(ids: readonly NodeId[]): NodeId[] {
+    return this.swarm.churnIntervalMs > 0 ? ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"] : [...ids];
+  }
+
+  /** What the churn sees of and does to the lock service: Cluster API changes through RaftNode. */
+  private membershipHost(bootstrap: ReturnType<typeof bootstrapState>): MembershipHost {
+    return {
+      views: () =>
+        [...this.nodes.values()]
+          .filter((n) => !this.membership.isRetired(n.id))
+          .map((n) => {
+            const st = n.raft?.status();
+            if (!st) return null;
+            const { role, term, confState } = st;
+            const up = n.pausedUntilMs <= this.nowMs;
+            return { id: n.id, up, role, term, commit: st.commitIndex, applied: st.appliedIndex, lastIndex: st.lastIndex, confState };
+          }),
+      propose: (leader, cc) => {
+        const n = this.node(leader);
+        const raft = n.raft;
+        if (!raft) return "down";
+        this.mix(12, leader, 0);
+        void raft.changeMembership(cc); // the Cluster API's call; it resolves when applied
+        this.process(n);
+        return null;
+      },
+      startMember: (id, _witness, random) => {
+        // A new process whose disk holds the cluster's bootstrap state, as every member's does.
+        const n: SimLockNode = {
+          id, disk: new SimDisk(bootstrap), random, rate: this.rateWithin(random), offsetMs: random.nextInt(1_000_000),
+          raft: null, incarnation: 0, pausedUntilMs: 0, hashedIndex: -1, wasLeader: false,
+        };
+        this.nodes.set(id, n);
+        this.mix(13, id, 0);
+        this.startNode(n);
+      },
+      retire: (id) => {
+        const n = this.node(id);
+        const raft = n.raft;
+        this.mix(14, id, 0);
+        if (!raft) return;
+        n.raft = null; // as crash(), without a restart
+        raft.stop();
+        n.disk.crash();
+        this.wires.nodeDown(id);
+      },
+    };
   }
 
   private mix(kind: number, who: string, n: number): void {
