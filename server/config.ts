@@ -1,8 +1,8 @@
 // tenured's configuration: defaults, then a YAML file (--config), then environment variables
 // (TENURE_*), then flags; later sources win. Every value is validated with a message that names
-// the source and says what was wrong. The test-only switches (--test-clock-file, --test-bugs) are
-// off by default and refused unless --test-mode is also given, so no production config can turn
-// one on by a stray key.
+// the source and says what was wrong. The test-only switches (--test-clock-file, --test-bugs,
+// --test-apply-delay-ms) are off by default and refused unless --test-mode is also given, so no
+// production config can turn one on by a stray key.
 
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
@@ -61,15 +61,22 @@ export interface ServerConfig {
   readonly testClockFile: string | null;
   /** Test-only: deliberately broken modes that the chaos checker must catch. */
   readonly testBugs: readonly TestBug[];
+  /**
+   * Test-only (--test-apply-delay-ms N): a slow state machine. Each committed entry takes N ms
+   * to apply (the node sleeps), one committed entry per Ready and one Ready per pass, so applied
+   * lags commit across passes (a restarted or caught-up member replays its backlog slowly)
+   * while other input is handled between passes. null: off.
+   */
+  readonly testApplyDelayMs: number | null;
 }
 
 /** Deliberate bugs a test-mode server can run with (see server/main.ts for what each does). */
-export const TEST_BUGS = ["grant-without-lease-check", "stale-local-reads"] as const;
+export const TEST_BUGS = ["grant-without-lease-check", "stale-local-reads", "read-before-applied"] as const;
 export type TestBug = (typeof TEST_BUGS)[number];
 
 type NoDefault = "id" | "clusterId" | "dataDir" | "peerListen" | "clientListen" | "members";
 // The test-only options have no default here: validate() must see whether one was given at all.
-type TestOnly = "testClockFile" | "testBugs";
+type TestOnly = "testClockFile" | "testBugs" | "testApplyDelayMs";
 
 const DEFAULTS: Omit<ServerConfig, NoDefault | TestOnly> = {
   witnesses: [],
@@ -185,17 +192,23 @@ function validate(raw: Raw): ServerConfig {
   return config;
 }
 
-function testOptions(raw: Raw): Pick<ServerConfig, "testMode" | "testClockFile" | "testBugs"> {
+function testOptions(raw: Raw): Pick<ServerConfig, "testMode" | "testClockFile" | "testBugs" | "testApplyDelayMs"> {
   const testMode = bool(raw, "testMode");
   // Refused by presence, not by value: even an empty --test-bugs in a production config is a
   // sign that someone copied a test command line.
-  for (const [key, flag] of [["testClockFile", "--test-clock-file"], ["testBugs", "--test-bugs"]] as const) {
+  const testOnly = [
+    ["testClockFile", "--test-clock-file"],
+    ["testBugs", "--test-bugs"],
+    ["testApplyDelayMs", "--test-apply-delay-ms"],
+  ] as const;
+  for (const [key, flag] of testOnly) {
     if (raw[key] !== undefined && !testMode) {
       throw new ConfigError(`${flag} requires --test-mode (test-only option; never use it in production)`);
     }
   }
   const testClockFile = raw["testClockFile"] === undefined ? null : str(raw, "testClockFile", /.+/);
-  return { testMode, testClockFile, testBugs: parseTestBugs(raw["testBugs"]) };
+  const testApplyDelayMs = raw["testApplyDelayMs"] === undefined ? null : int(raw, "testApplyDelayMs", 0, 1000);
+  return { testMode, testClockFile, testBugs: parseTestBugs(raw["testBugs"]), testApplyDelayMs };
 }
 
 /** testBugs: a YAML list of names, or "a" / "a,b" (flag, env); duplicates count once. */

@@ -5,7 +5,8 @@
 //     --peer-listen 127.0.0.1:7101 --client-listen 127.0.0.1:7001 \
 //     --members a=127.0.0.1:7101/127.0.0.1:7001,b=...,c=... [--bootstrap] [--config tenure.yaml]
 //
-// Test-only (testing/chaos): --test-mode [--test-clock-file PATH] [--test-bugs NAME,...].
+// Test-only (testing/chaos): --test-mode [--test-clock-file PATH] [--test-bugs NAME,...]
+// [--test-apply-delay-ms N].
 
 import { performance } from "node:perf_hooks";
 import { randomInt } from "node:crypto";
@@ -39,6 +40,11 @@ function machineConfigOf(config: ServerConfig): StateConfig {
   return { ...machineConfig, bugs: { grantWithoutLeaseCheck: true, reuseTokenAfterRestore: false } };
 }
 
+/** A slow state machine for --test-apply-delay-ms: the thread sleeps (the whole process stalls). */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 async function start(config: ServerConfig): Promise<Running> {
   // One object for the node and the API: limits, rho and bug switches must agree.
   const machineConfig = machineConfigOf(config);
@@ -47,9 +53,12 @@ async function start(config: ServerConfig): Promise<Running> {
     random: new SeededRandom(randomInt(2 ** 31)),
     electionTimeoutTicks: config.electionTimeoutTicks,
     heartbeatIntervalTicks: config.heartbeatIntervalTicks,
+    // Test-only slow apply: one committed entry per Ready (and one Ready per pass, below).
+    ...(config.testApplyDelayMs !== null ? { committedEntriesPerReadyMax: 1 } : {}),
   });
   assertLimitsAtStart({ frames: config, raft: raftConfig, state: stateSizes(machineConfig.limits) }, log);
   const testClock = startTestMode(config, log);
+  if (config.testApplyDelayMs !== null) log({ event: "test-apply-delay", applyDelayMs: config.testApplyDelayMs, warning: "TEST MODE: every entry is applied slowly" });
   const storage = openStorage(config);
   const peers = config.members.filter((m) => m.id !== config.id).map((m) => ({ id: m.id, address: m.peerAddress }));
   const transport = await GrpcPeerTransport.start({
@@ -75,6 +84,8 @@ async function start(config: ServerConfig): Promise<Running> {
     requestProcess: () => scheduler.request(),
     log: (fields) => log({ component: "node", ...fields }),
     staleLocalReads: config.testBugs.includes("stale-local-reads"),
+    readBeforeApplied: config.testBugs.includes("read-before-applied"),
+    ...(config.testApplyDelayMs !== null ? { readiesPerPassMax: 1, testOnlyBeforeApply: () => sleepSync(config.testApplyDelayMs ?? 0) } : {}),
   });
   scheduler.bind(() => node.process());
   const api = await startApiServer({

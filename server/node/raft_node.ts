@@ -60,6 +60,29 @@ export interface RaftNodeOptions {
    * harness's linearizability checker must catch. Absent (false) in every real configuration.
    */
   readonly staleLocalReads?: boolean;
+  /**
+   * TEST-ONLY DELIBERATE BUG (the lock simulator's `readBeforeApplied` switch; tenured
+   * --test-mode --test-bugs read-before-applied): a confirmed read is served as soon as the
+   * leader confirmed it (in the Ready that carries its ReadState), without waiting for the state
+   * machine to apply up to the read index. Whenever apply lags commit (a bounded number of
+   * committed entries per Ready and of Readies per pass, a slow state machine) the read answers
+   * from a state older than writes that committed before it was sent, which the simulator's read
+   * check and the chaos harness's linearizability checker must catch. Absent (false) in every
+   * real configuration.
+   */
+  readonly readBeforeApplied?: boolean;
+  /**
+   * Readies handled by one process() pass at most (default 1000). When a pass stops with work
+   * left (this bound, or the core's committedEntriesPerReadyMax leaving committed entries
+   * unapplied), the node asks for another pass (requestProcess), so apply can lag commit across
+   * passes while other input is handled in between.
+   */
+  readonly readiesPerPassMax?: number;
+  /**
+   * TEST-ONLY (tenured --test-mode --test-apply-delay-ms N): called before each committed entry
+   * is applied; the server sleeps there, a slow state machine. Absent in every real configuration.
+   */
+  readonly testOnlyBeforeApply?: () => void;
 }
 
 type SubmitCallback = (outcome: SubmitOutcome) => void;
@@ -75,7 +98,7 @@ interface PendingRead {
   index: Index | null;
 }
 
-const readiesPerPassMax = 1000;
+const READIES_PER_PASS_MAX_DEFAULT = 1000;
 
 export class RaftNode implements NodeApi {
   readonly id: NodeId;
@@ -90,6 +113,12 @@ export class RaftNode implements NodeApi {
   private readonly listeners = new Set<EventListener>();
   /** Timer commands proposed and not yet applied (by log index), so each is proposed once. */
   private readonly timersInFlight = new Map<Index, string>();
+  /**
+   * The STATE MACHINE's applied position: the last entry handed to it (config entries included,
+   * which the machine itself skips) or the snapshot it was restored from. Confirmed reads wait on
+   * this, what the machine they run on holds, not on an index of the core's.
+   */
+  private appliedIndex: Index;
   private readContextNext = 1;
   private setupTerm = -1;
   private stopped = false;
@@ -104,14 +133,15 @@ export class RaftNode implements NodeApi {
       snap && snap.data.length > 0 ? LockStateMachine.restore(snap.data, this.stateConfig) : new LockStateMachine(this.stateConfig);
     const appliedIndex = snap?.metadata.index ?? 0;
     assert(this.machine.appliedIndex() <= appliedIndex, "snapshot image is ahead of its metadata");
+    this.appliedIndex = appliedIndex;
     this.core = new RaftCore({ ...options.raftConfig, appliedIndex }, persisted);
     this.loop = new ReadyLoop({
       core: this.core,
       storage: options.storage,
       transport: options.transport,
-      readiesPerPassMax,
+      readiesPerPassMax: options.readiesPerPassMax ?? READIES_PER_PASS_MAX_DEFAULT,
       applier: {
-        restoreSnapshot: (snapshot) => this.restoreSnapshot(snapshot.data),
+        restoreSnapshot: (snapshot) => this.restoreSnapshot(snapshot),
         applyEntry: (entry) => this.applyEntry(entry),
         softStateChanged: (soft) => this.softStateChanged(soft),
         afterAdvance: (rd, compact) => this.afterAdvance(rd, compact),
@@ -245,6 +275,8 @@ export class RaftNode implements NodeApi {
   process(): void {
     if (this.stopped) return;
     this.loop.process();
+    // Work left by the pass bound (or committed entries beyond the per-Ready cap): another pass.
+    if (!this.stopped && this.core.hasReady()) this.options.requestProcess();
   }
 
   private softStateChanged(soft: SoftState): void {
@@ -254,12 +286,15 @@ export class RaftNode implements NodeApi {
   private afterAdvance(rd: Ready, compact: (snapshot: Snapshot) => void): void {
     // Reads confirmed by this Ready run once applied reaches their index.
     this.confirmReads(rd.readStates);
+    if (this.options.readBeforeApplied === true) this.runConfirmedReadsAtOnce();
     this.runConfirmedReads();
     this.maybeSnapshot(compact);
     this.ensureLeaderSetup();
   }
 
   private applyEntry(e: Entry): void {
+    this.options.testOnlyBeforeApply?.();
+    this.appliedIndex = e.index;
     if (e.type === "config") {
       this.resolveConfigWaiter(e);
       return; // the core applies membership itself in advance()
@@ -285,9 +320,10 @@ export class RaftNode implements NodeApi {
     waiter.callback(waiter.term === e.term ? { kind: "ok" } : { kind: "refused", reason: "config entry was replaced" });
   }
 
-  private restoreSnapshot(data: Uint8Array): void {
-    assert(data.length > 0, "a snapshot from the leader must carry a state machine image");
-    this.machine = LockStateMachine.restore(data, this.stateConfig);
+  private restoreSnapshot(snapshot: Snapshot): void {
+    assert(snapshot.data.length > 0, "a snapshot from the leader must carry a state machine image");
+    this.machine = LockStateMachine.restore(snapshot.data, this.stateConfig);
+    this.appliedIndex = snapshot.metadata.index;
   }
 
   private maybeSnapshot(compact: (snapshot: Snapshot) => void): void {
@@ -376,11 +412,20 @@ export class RaftNode implements NodeApi {
     }
   }
 
+  /** A confirmed read runs once the STATE MACHINE has applied up to its read index. */
   private runConfirmedReads(): void {
-    // The core's applied index counts config entries too, which the machine skips.
-    const applied = this.core.status().applied;
+    const applied = this.appliedIndex;
     for (const [context, read] of this.reads) {
       if (read.index === null || applied < read.index) continue;
+      this.reads.delete(context);
+      read.run(this.machine);
+    }
+  }
+
+  /** The deliberate bug (RaftNodeOptions.readBeforeApplied): every confirmed read runs now. */
+  private runConfirmedReadsAtOnce(): void {
+    for (const [context, read] of this.reads) {
+      if (read.index === null) continue;
       this.reads.delete(context);
       read.run(this.machine);
     }

@@ -1,6 +1,7 @@
 // npm run chaos -- [--minutes N | --seconds N] --seed S [--topology three|witness] [--clients N]
 //   [--locks N] [--readers N] [--out DIR] [--endpoints host:port,...] [--guard-url URL] [--faults kill,pause,...]
-//   [--bugs stale-local-reads,grant-without-lease-check] [--clock-rate-out-of-model R]
+//   [--bugs stale-local-reads,grant-without-lease-check,read-before-applied] [--clock-rate-out-of-model R]
+//   [--apply-delay-ms N]
 // Prints the summary, writes history.jsonl and report.txt; exits 1 on any violation.
 
 import { join } from "node:path";
@@ -22,6 +23,7 @@ const { values } = parseArgs({
     faults: { type: "string" },
     bugs: { type: "string" },
     "clock-rate-out-of-model": { type: "string" },
+    "apply-delay-ms": { type: "string" },
   },
 });
 
@@ -58,5 +60,6 @@ const result = await runChaos({
   ...(faults ? { faults: faults as FaultKind[] } : {}),
   ...(values.bugs ? { bugs: list(values.bugs) } : {}),
   ...(rate !== undefined ? { clockRateOutOfModel: Number(rate) } : {}),
+  ...(values["apply-delay-ms"] !== undefined ? { applyDelayMs: int("apply-delay-ms", values["apply-delay-ms"]) } : {}),
 });
 process.exitCode = result.violations.length === 0 ? 0 : 1;

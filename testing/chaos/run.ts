@@ -40,6 +40,10 @@ export interface ChaosOptions {
   readonly bugs?: readonly string[];
   /** Every server clock runs this much fast for the whole run: beyond rho, out of the model. */
   readonly clockRateOutOfModel?: number;
+  /** Test-only slow state machine on every member (tenured --test-apply-delay-ms): each entry
+   *  takes this long to apply, so applied lags commit (a restarted or caught-up member replays
+   *  its backlog slowly). Not a bug: the checks must still hold, unless a bug needs it. */
+  readonly applyDelayMs?: number;
   /** Campaigners on one election (default 3; 0: no elections workload), with 2 observers. */
   readonly campaigners?: number;
   /** Fault kinds to use (default all). */
@@ -194,6 +198,16 @@ function electionSummary(events: readonly ElectionEvent[]): string {
   return `${events.length} events (${Object.entries(counts).sort().map(([k, v]) => `${k} ${v}`).join(", ")})`;
 }
 
+/** Sets an environment variable for processes spawned from now on; returns the undo. */
+function setEnv(name: string, value: string): () => void {
+  const before = process.env[name];
+  process.env[name] = value;
+  return () => {
+    if (before === undefined) delete process.env[name];
+    else process.env[name] = before;
+  };
+}
+
 export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const log = o.log ?? ((l: string) => console.log(l));
   mkdirSync(o.outDir, { recursive: true });
@@ -207,9 +221,18 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const kinds = o.faults ?? FAULT_KINDS;
   const faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
   const rng = new SeededRandom(o.seed);
-  const cluster = o.endpoints
-    ? null
-    : await ChaosCluster.start(o.topology, { ...(o.bugs ? { bugs: o.bugs } : {}), ...(o.clockRateOutOfModel !== undefined ? { clockRateOutOfModel: o.clockRateOutOfModel } : {}) });
+  // The apply delay reaches every member, started now or restarted by a fault, through the
+  // environment (TENURE_TEST_APPLY_DELAY_MS is --test-apply-delay-ms); restored after the run.
+  const restoreEnv = o.applyDelayMs !== undefined && !o.endpoints ? setEnv("TENURE_TEST_APPLY_DELAY_MS", String(o.applyDelayMs)) : () => undefined;
+  let cluster: ChaosCluster | null;
+  try {
+    cluster = o.endpoints
+      ? null
+      : await ChaosCluster.start(o.topology, { ...(o.bugs ? { bugs: o.bugs } : {}), ...(o.clockRateOutOfModel !== undefined ? { clockRateOutOfModel: o.clockRateOutOfModel } : {}) });
+  } catch (e) {
+    restoreEnv();
+    throw e;
+  }
   const started = performance.now();
   const violations: string[] = [];
   let finals: FinalLock[] = [];
@@ -224,7 +247,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   try {
     const endpoints = o.endpoints ?? cluster?.clientEndpoints() ?? [];
     if (cluster && (await cluster.waitLeader(20_000)) === null) throw new Error("no leader at start");
-    log(`chaos: seed ${o.seed}, ${o.endpoints ? "external" : o.topology}, ${o.clients} clients, locks ${names.join(" ")}, ${o.seconds} s, out ${o.outDir}${o.bugs?.length ? `, TEST BUGS ${o.bugs.join(",")}` : ""}`);
+    log(`chaos: seed ${o.seed}, ${o.endpoints ? "external" : o.topology}, ${o.clients} clients, locks ${names.join(" ")}, ${o.seconds} s, out ${o.outDir}${o.bugs?.length ? `, TEST BUGS ${o.bugs.join(",")}` : ""}${o.applyDelayMs !== undefined ? `, apply delay ${o.applyDelayMs} ms` : ""}`);
     const tokens = new Map<string, number[]>();
     const record = (op: Op): void => {
       history.add(op);
@@ -272,6 +295,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     await history.close();
     await new Promise<void>((res) => electionLog.end(() => res()));
     await cluster?.stop(false);
+    restoreEnv();
   }
   const ops = history.ops;
   const marks = new Map<string, bigint | null>();
@@ -312,7 +336,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const elapsed = ((performance.now() - started) / 1000).toFixed(1);
   const linearizability = `${lin.verdict}${lin.verdict === "unknown" ? " (search budget exhausted; not a verdict)" : ""}, ${lin.partitions.length} objects, ${linSteps} search steps, ${((performance.now() - linStarted) / 1000).toFixed(1)} s`;
   const lines = [
-    `tenure chaos run: seed ${o.seed}, topology ${o.endpoints ? `external ${o.endpoints.join(",")}` : o.topology}, ${o.clients} clients, ${o.seconds} s (${elapsed} s total)${o.bugs?.length ? `, TEST BUGS ${o.bugs.join(",")}` : ""}${o.clockRateOutOfModel !== undefined ? `, every clock ${o.clockRateOutOfModel}x (out of model)` : ""}`,
+    `tenure chaos run: seed ${o.seed}, topology ${o.endpoints ? `external ${o.endpoints.join(",")}` : o.topology}, ${o.clients} clients, ${o.seconds} s (${elapsed} s total)${o.bugs?.length ? `, TEST BUGS ${o.bugs.join(",")}` : ""}${o.clockRateOutOfModel !== undefined ? `, every clock ${o.clockRateOutOfModel}x (out of model)` : ""}${o.applyDelayMs !== undefined ? `, apply delay ${o.applyDelayMs} ms per entry` : ""}`,
     `operations: ${ops.length} (${Object.entries(byType).sort().map(([k, v]) => `${k} ${v}`).join(", ")})`,
     `faults injected: ${totalFaults} (${FAULT_KINDS.map((k) => `${k} ${faults[k]}`).join(", ")})`,
     ...(campaigners > 0 ? [`elections: ${electionSummary(electionEvents)}; final campaign token ${electionFinal?.probeToken ?? `none (${electionFinal?.probeError ?? ""})`}`] : []),

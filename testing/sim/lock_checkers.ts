@@ -14,10 +14,17 @@
 //                         under the negative control an overlap is an expected OBSERVATION
 //   grant-without-lease   a lock is granted only to a lease the replica holds; a grant to a lease
 //                         that does not exist can never be released by expiry (the lock is lost)
+//   read-linearizable     (ReadHistory, once at the end of a run) the readers' answered Status and
+//                         ValidateToken reads, with the log's grants and releases, linearize
+//                         against the token register of testing/chaos/checker (same model, same
+//                         search as the chaos harness)
 
+import type { Operation } from "../chaos/checker/history.ts";
+import { checkLinearizability } from "../chaos/checker/linearizability.ts";
 import type { CheckName } from "./checkers.ts";
 import type { GuardWrite } from "./sim_guard.ts";
-import type { ApplyResult } from "../../server/state/results.ts";
+import type { ReadRecord } from "./sim_reader.ts";
+import type { ApplyResult, StateEvent } from "../../server/state/results.ts";
 
 export interface GrantSeen {
   readonly name: string;
@@ -209,4 +216,101 @@ export class LockChecker {
 
 function fmt(g: GrantSeen): string {
   return `${g.name}#${g.token}@lease${g.leaseId}`;
+}
+
+// ------------------------------------------------------------------ reads (read-linearizable)
+
+type LockEvent = Extract<StateEvent, { kind: "granted" | "freed" | "delayed" }>;
+
+export interface ReadCheckResult {
+  readonly verdict: "ok" | "illegal" | "unknown";
+  readonly explanation: string;
+  readonly ops: number;
+  readonly steps: number;
+}
+
+/**
+ * The history the read check searches. Writes come from the log, exactly as replicas applied it:
+ * the lock events of every entry (recorded at its first apply; every replica applies the same,
+ * which applied-diverged checks), each a grant (acquire -> token) or the end of a holder
+ * (release -> released: true, for a release, a revoke, an expiry or a hand-off to a waiter). An
+ * entry takes effect at ONE instant: when its index first became committed on any node
+ * (invocation = completion = that instant). That is exact for ReadIndex: a correct read returns
+ * the state after some applied index j >= its read index r; j was committed before the answer
+ * left, and j + 1 was not committed anywhere when r was fixed, after the read was sent (a leader
+ * that confirmed its term holds every committed entry and has committed one of its own). A read
+ * that misses an entry committed before it was sent is a stale read: illegal in the model.
+ */
+export class ReadHistory {
+  /** commitAt[i]: true time at which some node's commit index first reached i. */
+  private readonly commitAt: number[] = [0];
+  private readonly events = new Map<number, { readonly atMs: number; readonly events: readonly LockEvent[] }>();
+  private readonly granted = new Map<string, number[]>();
+  private readonly reads: ReadRecord[] = [];
+
+  /** A node's commit index, seen at true time `nowMs`. */
+  observeCommit(commit: number, nowMs: number): void {
+    while (this.commitAt.length <= commit) this.commitAt.push(nowMs);
+  }
+
+  /** A replica applied entry `index` with these state-machine events (the first one counts). */
+  onApplied(index: number, events: readonly StateEvent[], nowMs: number): void {
+    if (this.events.has(index)) return;
+    const lockEvents = events.filter((e): e is LockEvent => (e.kind === "granted" || e.kind === "freed" || e.kind === "delayed") && e.table === "lock");
+    if (lockEvents.length === 0) return;
+    this.events.set(index, { atMs: nowMs, events: lockEvents });
+    for (const e of lockEvents) {
+      if (e.kind !== "granted") continue;
+      let list = this.granted.get(e.name);
+      if (list === undefined) this.granted.set(e.name, (list = []));
+      list.push(e.token);
+    }
+  }
+
+  /** Tokens granted on `lock` so far, in log order (first applies come in index order). */
+  tokensOf(lock: string): readonly number[] {
+    return this.granted.get(lock) ?? [];
+  }
+
+  record(read: ReadRecord): void {
+    this.reads.push(read);
+  }
+
+  /** The chaos checker's history: the log's writes, then the answered reads. */
+  history(): Operation[] {
+    const ops: Operation[] = [];
+    const holder = new Map<string, number>();
+    let id = 0;
+    for (const index of [...this.events.keys()].sort((a, b) => a - b)) {
+      const entry = this.events.get(index);
+      if (entry === undefined) continue;
+      const at = this.commitAt[index] ?? entry.atMs;
+      const base = { client: "log", invokeMs: at, completeMs: at };
+      for (const e of entry.events) {
+        const held = holder.get(e.name);
+        if (held !== undefined) {
+          ops.push({ ...base, id: `w${id++}@${index}`, kind: "release", input: { name: e.name, token: held }, output: { released: true } });
+          holder.delete(e.name);
+        }
+        if (e.kind === "granted") {
+          ops.push({ ...base, id: `w${id++}@${index}`, kind: "acquire", input: { name: e.name }, output: { token: e.token } });
+          holder.set(e.name, e.token);
+        }
+      }
+    }
+    this.reads.forEach((r, i) => {
+      const base = { id: `r${i}@${r.node}`, client: r.reader, invokeMs: r.invokeMs, completeMs: r.completeMs };
+      if (r.kind === "read-holder") ops.push({ ...base, kind: "read-holder", input: { name: r.lock }, output: { token: r.token } });
+      else ops.push({ ...base, kind: "validate", input: { name: r.lock, token: r.token }, output: { current: r.current } });
+    });
+    return ops;
+  }
+
+  check(budget = 2_000_000): ReadCheckResult {
+    const history = this.history();
+    // Every way a holder ends is in the log, hence in this history: no internal expiry step.
+    const lin = checkLinearizability(history, { budget, lockExpiry: "recorded" });
+    const steps = lin.partitions.reduce((n, p) => n + p.steps, 0);
+    return { verdict: lin.verdict, explanation: lin.explanation, ops: history.length, steps };
+  }
 }

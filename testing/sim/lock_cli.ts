@@ -1,11 +1,13 @@
 // npm run sim -- --lock --seeds N [--from S] | --seed S [--verbose] [--bug NAME]
-//                       [--break-drift-bound] [--time-budget-s T]
+//                       [--break-drift-bound] [--apply-lag off|C,P,D] [--time-budget-s T]
 // The lock simulation's command line (vopr_cli.ts hands over when it sees --lock): runs seeds,
 // prints a summary, and for every failure the command that replays it. With --break-drift-bound
 // (the negative control) overlapping beliefs are reported as observations, not failures.
+// --apply-lag: none on any node (off), or on every node at most C committed entries per Ready,
+// P Readies per pass, a pass every D ms (default: drawn from the seed).
 
 import { runLockSeed, type LockRunResult } from "./lock_sim.ts";
-import { LOCK_SIM_BUG_NAMES, type LockSimBugName } from "./lock_sim_types.ts";
+import { LOCK_SIM_BUG_NAMES, type LockRunOptions, type LockSimBugName } from "./lock_sim_types.ts";
 
 interface LockCliOptions {
   seeds: number;
@@ -14,11 +16,23 @@ interface LockCliOptions {
   bug: LockSimBugName | null;
   verbose: boolean;
   breakDriftBound: boolean;
+  applyLag: NonNullable<LockRunOptions["applyLag"]>;
   timeBudgetS: number;
 }
 
+function parseApplyLag(v: string | undefined): NonNullable<LockRunOptions["applyLag"]> {
+  if (v === "off" || v === "drawn") return v;
+  const [c, p, d] = (v ?? "").split(",").map(Number);
+  if (![c, p, d].every((x) => Number.isSafeInteger(x) && (x ?? 0) >= 1)) throw new Error("--apply-lag needs off, drawn or C,P,D (positive integers)");
+  return { committedEntriesPerReadyMax: c ?? 1, readiesPerPassMax: p ?? 1, passEveryMs: d ?? 1 };
+}
+
+function describeApplyLag(a: LockCliOptions["applyLag"]): string {
+  return typeof a === "string" ? a : `${a.committedEntriesPerReadyMax},${a.readiesPerPassMax},${a.passEveryMs}`;
+}
+
 function parse(argv: readonly string[]): LockCliOptions {
-  const o: LockCliOptions = { seeds: 100, from: 1, single: null, bug: null, verbose: false, breakDriftBound: false, timeBudgetS: Infinity };
+  const o: LockCliOptions = { seeds: 100, from: 1, single: null, bug: null, verbose: false, breakDriftBound: false, applyLag: "drawn", timeBudgetS: Infinity };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = (): number => {
@@ -32,6 +46,7 @@ function parse(argv: readonly string[]): LockCliOptions {
     else if (arg === "--time-budget-s") o.timeBudgetS = value();
     else if (arg === "--verbose") o.verbose = true;
     else if (arg === "--break-drift-bound") o.breakDriftBound = true;
+    else if (arg === "--apply-lag") o.applyLag = parseApplyLag(argv[++i]);
     else if (arg === "--bug") {
       const b = argv[++i];
       if (!LOCK_SIM_BUG_NAMES.includes(b as LockSimBugName)) throw new Error(`--bug must be one of ${LOCK_SIM_BUG_NAMES.join(", ")}`);
@@ -49,7 +64,7 @@ function print(r: LockRunResult, o: LockCliOptions, verbose: boolean): void {
   for (const v of r.violations) console.log(`  violation ${v.check} at ${v.atMs.toFixed(1)}ms: ${v.detail}`);
   if (verbose) for (const d of r.observations.details) console.log(`  observed (expected) overlap: ${d}`);
   if (!r.ok) {
-    const flags = `${o.bug ? ` --bug ${o.bug}` : ""}${o.breakDriftBound ? " --break-drift-bound" : ""}`;
+    const flags = `${o.bug ? ` --bug ${o.bug}` : ""}${o.breakDriftBound ? " --break-drift-bound" : ""}${o.applyLag !== "drawn" ? ` --apply-lag ${describeApplyLag(o.applyLag)}` : ""}`;
     console.log(`  replay: npm run sim -- --lock --seed ${r.seed}${flags} --verbose`);
   }
 }
@@ -66,7 +81,7 @@ export async function runLockCli(argv: readonly string[]): Promise<number> {
   let staleRejected = 0;
   for (const seed of seeds) {
     if ((performance.now() - startedMs) / 1000 > o.timeBudgetS) break;
-    const r = await runLockSeed({ seed, bug: o.bug, breakDriftBound: o.breakDriftBound });
+    const r = await runLockSeed({ seed, bug: o.bug, breakDriftBound: o.breakDriftBound, applyLag: o.applyLag });
     ran++;
     if (!r.ok) failed++;
     overlaps += r.observations.overlaps;
@@ -77,7 +92,7 @@ export async function runLockCli(argv: readonly string[]): Promise<number> {
   const seconds = (performance.now() - startedMs) / 1000;
   console.log(
     `lock simulator: ${ran} seeds, ${failed} with violations, ${seconds.toFixed(1)}s` +
-      `${o.bug ? `, bug=${o.bug}` : ""}; stale writes rejected by the guard: ${staleRejected}` +
+      `${o.bug ? `, bug=${o.bug}` : ""}${o.applyLag !== "drawn" ? `, apply lag ${describeApplyLag(o.applyLag)}` : ""}; stale writes rejected by the guard: ${staleRejected}` +
       (o.breakDriftBound ? `; negative control: ${overlaps} overlapping beliefs observed in ${seedsWithOverlap} seeds (expected)` : ""),
   );
   return failed > 0 ? 1 : 0;

@@ -13,6 +13,12 @@
 // targeted faults) plus client pauses; a liveness phase heals everything and requires every node
 // to apply new entries and every client to be granted a lock again. The Raft checkers
 // (checkers.ts) and the lock checkers (lock_checkers.ts) run on every event.
+//
+// Readers (sim_reader.ts), three per member, send Status and ValidateToken reads to their member
+// (a follower refuses); at the end of the run the answered reads and the log's grants and
+// releases are checked for linearizability (lock_checkers.ts ReadHistory, the chaos checker's
+// model and search). On half of the seeds some or all nodes have the apply-lag fault (ApplyLag in
+// lock_sim_types.ts): applied lags commit across passes, which a confirmed read must wait out.
 
 import { AssertionError } from "../../server/core/assert.ts";
 import { bootstrapState } from "../../server/core/bootstrap.ts";
@@ -22,9 +28,10 @@ import type { RaftNode } from "../../server/node/raft_node.ts";
 import { stateConfig, type StateConfig } from "../../server/state/limits.ts";
 import { SafetyChecker } from "./checkers.ts";
 import { EventQueue } from "./event_queue.ts";
-import { LockChecker } from "./lock_checkers.ts";
-import { checkedView, makeRaftNode, type SimLockNode } from "./lock_sim_node.ts";
-import type { LockEvent, LockRunOptions, LockRunResult, LockRunStats } from "./lock_sim_types.ts";
+import { LockChecker, ReadHistory } from "./lock_checkers.ts";
+import { checkedView, makeRaftNode, serveRead, type SimLockNode } from "./lock_sim_node.ts";
+import type { ApplyLag, LockEvent, LockRunOptions, LockRunResult, LockRunStats, LockViolation } from "./lock_sim_types.ts";
+import { SimReader } from "./sim_reader.ts";
 import { BROKEN_BOUND, describeSwarm, drawLockSwarm, withLockLivenessBound, type LockSwarm } from "./swarm.ts";
 import { SdkSimClient, type SdkClientEnv } from "./sdk_client.ts";
 import { SimWireHub, type WireEnv } from "./sim_client.ts";
@@ -36,6 +43,8 @@ import { SimGuard, type GuardWrite } from "./sim_guard.ts";
 export type { LockRunOptions, LockRunResult, LockRunStats } from "./lock_sim_types.ts";
 
 const eventsMax = 3_000_000;
+/** A stale read is caught only if a reader asks the lagging leader in time: three per member. */
+const READERS_PER_MEMBER = 3;
 const GUARD = "guard";
 
 export async function runLockSeed(options: LockRunOptions): Promise<LockRunResult> {
@@ -75,6 +84,12 @@ class LockSimulation {
   private readonly guard: SimGuard;
   private readonly stateConfig: StateConfig;
   private readonly acked: { index: number; term: number }[] = [];
+  /** Readers and the apply-lag fault draw from their own stream: the other draws stay as they were. */
+  private readonly readRandom: SeededRandom;
+  private readonly readNet: SeededRandom;
+  private readonly readers = new Map<string, SimReader>();
+  private readonly reads = new ReadHistory();
+  private readonly readViolations: LockViolation[] = [];
   private nowMs = 0;
   private healed = false;
   private healedAtMs = 0;
@@ -84,7 +99,8 @@ class LockSimulation {
   readonly stats: LockRunStats = {
     events: 0, messagesSent: 0, messagesDropped: 0, crashes: 0, partitions: 0, pauses: 0, clientPauses: 0,
     unawarePauses: 0, replyPauses: 0, leaderElections: 0, grants: 0, beliefs: 0, guardAccepted: 0, guardRejected: 0,
-    leasesLost: 0, simulatedMs: 0, recoveryMs: -1,
+    leasesLost: 0, simulatedMs: 0, recoveryMs: -1, slowNodes: 0, applyLagMax: 0, reads: 0, readsAnswered: 0,
+    readsRefused: 0, readCheckOps: 0, readCheckSteps: 0, readCheckUnknown: 0,
   };
 
   constructor(private readonly options: LockRunOptions) {
@@ -106,11 +122,17 @@ class LockSimulation {
     this.wires = new SimWireHub(this.wireEnv());
     const ids = ["a", "b", "c", "d", "e"].slice(0, s.nodeCount);
     const initial = bootstrapState(ids);
+    this.readRandom = new SeededRandom(options.seed ^ 0x7ead1a99);
+    this.readNet = this.readRandom.fork();
+    const lags = this.drawApplyLag(ids);
     for (const id of ids) {
       const random = this.random.fork();
+      const lag = lags.get(id) ?? null;
+      if (lag) this.stats.slowNodes++;
       this.nodes.set(id, {
         id, disk: new SimDisk(initial), random, rate: this.rateWithin(random), offsetMs: random.nextInt(1_000_000),
         raft: null, incarnation: 0, pausedUntilMs: 0, hashedIndex: -1, wasLeader: false,
+        lag, passRequested: false, passScheduled: false, lastPassMs: -Infinity,
       });
     }
     for (let i = 1; i <= s.clientCount; i++) {
@@ -131,9 +153,54 @@ class LockSimulation {
       };
       this.clients.set(id, new SdkSimClient(config, this.clientEnv(), random));
     }
+    const readEveryMsMax = this.readRandom.pick([2, 5, 20]);
+    for (const node of ids) {
+      for (let k = 1; k <= READERS_PER_MEMBER; k++) {
+        const id = `r${node}${k}`;
+        const config = { id, node, lockNames: ["x", "y", "z"].slice(0, s.lockCount), readEveryMsMax, timeoutMs: 300 };
+        this.readers.set(id, new SimReader(config, this.readerEnv(), this.readRandom.fork()));
+      }
+    }
     const initialConf = initial.snapshot?.metadata.confState;
     if (!initialConf) throw new Error("bootstrap state without a configuration");
     this.membership = new MembershipNemesis(this.membershipHost(initial), churnRandom, s, "plain", initialConf, () => false);
+  }
+
+  /**
+   * The apply-lag fault (lock_sim_types.ts ApplyLag), on half of the seeds: every node (three
+   * times in four) or each node with probability one half (at least one) is slow, all slow nodes
+   * alike; mostly one committed entry per Ready and one Ready per pass, a pass every 20 to 45 ms
+   * (a stale read needs a backlog of a few entries on the leader, which one entry per pass builds
+   * and two barely do). Healing ends the slow pace: liveness is measured without it.
+   */
+  private drawApplyLag(ids: readonly NodeId[]): Map<NodeId, ApplyLag> {
+    const out = new Map<NodeId, ApplyLag>();
+    const r = this.readRandom;
+    const option = this.options.applyLag ?? "drawn";
+    if (option === "off") return out;
+    if (option !== "drawn") {
+      for (const id of ids) out.set(id, option);
+      return out;
+    }
+    if (r.nextFloat() >= 0.5) return out;
+    const lag: ApplyLag = {
+      committedEntriesPerReadyMax: r.pick([1, 1, 1, 2]),
+      readiesPerPassMax: r.pick([1, 1, 1, 2]),
+      passEveryMs: r.pick([20, 30, 45, 45]),
+    };
+    const all = r.nextFloat() < 0.75;
+    for (const id of ids) if (all || r.nextFloat() < 0.5) out.set(id, lag);
+    if (out.size === 0) out.set(r.pick(ids), lag);
+    return out;
+  }
+
+  private readerEnv(): ConstructorParameters<typeof SimReader>[1] {
+    return {
+      send: (reader, node, request) => this.transmit(reader, node, { kind: "toReaderNode", node, reader, request }, request.reqId, this.readNet),
+      schedule: (reader, delayMs, timer) => this.queue.push(this.nowMs + delayMs, { kind: "readerTimer", reader, timer }),
+      tokensOf: (lock) => this.reads.tokensOf(lock),
+      record: (read) => this.reads.record(read),
+    };
   }
 
   /** A clock rate in [1 - rho, 1 + rho], often at an edge: the bound must hold exactly there. */
@@ -211,6 +278,7 @@ class LockSimulation {
     for (const n of this.nodes.values()) this.startNode(n);
     for (const c of this.clients.values()) c.start();
     await this.settle();
+    for (const r of this.readers.values()) r.start();
     const s = this.swarm;
     this.queue.push(s.nemesisIntervalMs, { kind: "nemesis" });
     this.queue.push(s.safetyPhaseMs, { kind: "heal" }); // it starts the liveness checks
@@ -239,13 +307,30 @@ class LockSimulation {
     this.stats.guardRejected = this.guard.rejected;
     for (const c of this.clients.values()) this.stats.leasesLost += c.leasesLost;
     Object.assign(this.stats, this.membership.stats);
+    for (const r of this.readers.values()) {
+      this.stats.reads += r.stats.issued;
+      this.stats.readsAnswered += r.stats.answered;
+      this.stats.readsRefused += r.stats.refused;
+    }
+    this.checkReads();
+  }
+
+  /** read-linearizable: the answered reads and the log's writes against the token register. */
+  private checkReads(): void {
+    const r = this.reads.check();
+    this.stats.readCheckOps = r.ops;
+    this.stats.readCheckSteps = r.steps;
+    if (r.verdict === "unknown") this.stats.readCheckUnknown = 1;
+    if (r.verdict !== "illegal") return;
+    const detail = r.explanation.length > 4000 ? `${r.explanation.slice(0, 4000)} ...` : r.explanation;
+    this.readViolations.push({ check: "read-linearizable", atMs: this.nowMs, detail });
   }
 
   result(): LockRunResult {
     return {
       seed: this.options.seed,
-      ok: this.checker.ok(),
-      violations: this.checker.violations,
+      ok: this.checker.ok() && this.readViolations.length === 0,
+      violations: [...this.checker.violations, ...this.readViolations],
       observations: { overlaps: this.locks.overlapsObserved, details: this.locks.observations },
       traceHash: (this.trace >>> 0).toString(16).padStart(8, "0"),
       stats: this.stats,
@@ -280,6 +365,24 @@ class LockSimulation {
         return this.onHeal();
       case "livenessDeadline":
         return this.onLivenessDeadline();
+      case "pass":
+        return this.onPass(e.node, e.incarnation);
+      case "toReaderNode":
+        return this.atNode(e.node, e, (raft, n) => {
+          serveRead(raft, e.request, () => n.raft === raft, (reply) =>
+            this.transmit(n.id, e.reader, { kind: "toReader", reader: e.reader, reply }, reply.reqId, this.readNet),
+          );
+        });
+      case "toReader":
+      case "readerTimer": {
+        const r = this.readers.get(e.reader);
+        if (!r) return;
+        r.nowTrue = this.nowMs;
+        this.mix(10, e.reader, e.kind === "toReader" ? e.reply.reqId : 0);
+        if (e.kind === "toReader") r.onReply(e.reply);
+        else r.onTimer(e.timer);
+        return;
+      }
     }
   }
 
@@ -300,6 +403,8 @@ class LockSimulation {
       members: this.endpointIds([...this.nodes.keys()]),
       checker: this.checker,
       locks: this.locks,
+      reads: this.reads,
+      readBeforeApplied: this.options.bug === "readBeforeApplied",
       nowMs: () => this.nowMs,
       debug,
     });
@@ -307,6 +412,8 @@ class LockSimulation {
     n.incarnation++;
     n.hashedIndex = -1;
     n.wasLeader = false;
+    n.passRequested = false;
+    n.passScheduled = false;
     this.afterTouch(n);
     this.queue.push(this.nowMs + s.tickMs / n.rate, { kind: "tick", node: n.id, incarnation: n.incarnation });
   }
@@ -338,15 +445,53 @@ class LockSimulation {
   }
 
 
+  /** After input at n: a pass now, or for a slow node (apply lag) at its own pace. */
   private process(n: SimLockNode): void {
+    if (n.lag === null || this.healed) return this.runPass(n);
+    // Between an input and its pass the core may be ahead of the disk (a follower's commit index
+    // covers entries not yet persisted): the node checks run after passes; the commit index is a
+    // cluster fact (majority-durable), seen at once.
+    if (n.raft) this.reads.observeCommit(n.raft.status().commitIndex, this.nowMs);
+    this.schedulePass(n);
+  }
+
+  private runPass(n: SimLockNode): void {
+    n.passRequested = false;
+    n.lastPassMs = this.nowMs;
     n.raft?.process();
+    const status = n.raft?.status();
+    // Left after a pass (not at a restart, whose first pass has not run yet): apply lag.
+    if (status) this.stats.applyLagMax = Math.max(this.stats.applyLagMax, status.commitIndex - status.appliedIndex);
     this.afterTouch(n);
+    this.schedulePass(n);
+  }
+
+  /** A pass the RaftNode asked for (input, or work left by the last pass) that has not run. */
+  private schedulePass(n: SimLockNode): void {
+    if (!n.passRequested || n.passScheduled || !n.raft) return;
+    n.passScheduled = true;
+    // Healing ends the slow pace (the per-Ready and per-pass bounds stay: they are configuration).
+    const at = n.lag === null || this.healed ? this.nowMs : Math.max(this.nowMs, n.lastPassMs + n.lag.passEveryMs);
+    this.queue.push(at, { kind: "pass", node: n.id, incarnation: n.incarnation });
+  }
+
+  private onPass(id: NodeId, incarnation: number): void {
+    const n = this.node(id);
+    if (!n.raft || n.incarnation !== incarnation) return;
+    if (n.pausedUntilMs > this.nowMs) {
+      this.queue.push(n.pausedUntilMs, { kind: "pass", node: id, incarnation });
+      return;
+    }
+    n.passScheduled = false;
+    this.mix(11, id, 0);
+    this.runPass(n);
   }
 
   private afterTouch(n: SimLockNode): void {
     const raft = n.raft;
     if (!raft) return;
     this.checker.checkNode(checkedView(n, raft));
+    this.reads.observeCommit(raft.status().commitIndex, this.nowMs);
     const machine = raft.stateMachine();
     const applied = machine.appliedIndex();
     if (applied !== n.hashedIndex && applied > 0 && this.options.compareStateHashes !== false) {
@@ -421,16 +566,17 @@ class LockSimulation {
   }
 
   /** Every message (peer, client, guard) crosses the same faulty network. */
-  private transmit(from: string, to: string, e: LockEvent, n: number): boolean {
+  /** `random`: the readers' messages draw from their own stream (readNet). */
+  private transmit(from: string, to: string, e: LockEvent, n: number, random: SeededRandom = this.net): boolean {
     this.stats.messagesSent++;
     this.mix(2, from + to, n);
-    if (this.blocked.has(`${from}>${to}`) || (!this.healed && this.net.nextFloat() < this.swarm.lossProbability)) {
+    if (this.blocked.has(`${from}>${to}`) || (!this.healed && random.nextFloat() < this.swarm.lossProbability)) {
       this.stats.messagesDropped++;
       return false;
     }
-    const copies = !this.healed && this.net.nextFloat() < this.swarm.duplicateProbability ? 2 : 1;
+    const copies = !this.healed && random.nextFloat() < this.swarm.duplicateProbability ? 2 : 1;
     for (let i = 0; i < copies; i++) {
-      this.queue.push(this.nowMs + this.swarm.delayMinMs + this.net.nextFloat() * this.swarm.delayJitterMs, e);
+      this.queue.push(this.nowMs + this.swarm.delayMinMs + random.nextFloat() * this.swarm.delayJitterMs, e);
     }
     return true;
   }
@@ -553,6 +699,7 @@ class LockSimulation {
         const n: SimLockNode = {
           id, disk: new SimDisk(bootstrap), random, rate: this.rateWithin(random), offsetMs: random.nextInt(1_000_000),
           raft: null, incarnation: 0, pausedUntilMs: 0, hashedIndex: -1, wasLeader: false,
+          lag: null, passRequested: false, passScheduled: false, lastPassMs: -Infinity,
         };
         this.nodes.set(id, n);
         this.mix(13, id, 0);

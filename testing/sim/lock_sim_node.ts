@@ -7,13 +7,16 @@ import type { SeededRandom } from "../../server/core/random.ts";
 import type { NodeId } from "../../server/core/types.ts";
 import { RaftNode } from "../../server/node/raft_node.ts";
 import type { ClientCommand } from "../../server/state/commands.ts";
+import type { LockStateMachine } from "../../server/state/machine.ts";
 import type { ApplyResult } from "../../server/state/results.ts";
 import type { StateConfig } from "../../server/state/limits.ts";
 import type { PeerTransport, PeerTransportStats } from "../../server/transport/peer_transport.ts";
 import type { CheckedNode, SafetyChecker } from "./checkers.ts";
-import type { LockChecker } from "./lock_checkers.ts";
+import type { LockChecker, ReadHistory } from "./lock_checkers.ts";
+import type { ApplyLag } from "./lock_sim_types.ts";
 import type { LockSwarm } from "./swarm.ts";
 import type { ClientReply, ClientRequest } from "./sim_client.ts";
+import type { ReaderAnswer, ReaderReply, ReaderRequest } from "./sim_reader.ts";
 import type { SimDisk } from "./sim_disk.ts";
 import { durableFirstIndex, durableTermAt, SimStorage } from "./sim_storage.ts";
 
@@ -28,6 +31,13 @@ export interface SimLockNode {
   pausedUntilMs: number;
   hashedIndex: number;
   wasLeader: boolean;
+  /** The apply-lag fault on this node (a property of the node: it survives restarts), or null. */
+  readonly lag: ApplyLag | null;
+  /** The RaftNode asked for a pass (input arrived, or the last pass left work). */
+  passRequested: boolean;
+  /** A "pass" event is queued for this incarnation. */
+  passScheduled: boolean;
+  lastPassMs: number;
 }
 
 export interface NodeDeps {
@@ -36,6 +46,9 @@ export interface NodeDeps {
   readonly members: readonly NodeId[];
   readonly checker: SafetyChecker;
   readonly locks: LockChecker;
+  readonly reads: ReadHistory;
+  /** The production RaftNode's test-only readBeforeApplied switch. */
+  readonly readBeforeApplied: boolean;
   nowMs(): number;
   readonly debug: ((line: string) => void) | null;
 }
@@ -49,6 +62,7 @@ export function makeRaftNode(n: SimLockNode, deps: NodeDeps): RaftNode {
       id: n.id, random: n.random, electionTimeoutTicks: s.electionTimeoutTicks, heartbeatIntervalTicks: s.heartbeatIntervalTicks,
       preVote: s.preVote, checkQuorum: s.checkQuorum, inflightMessagesMax: s.inflightMessagesMax,
       entriesPerMessageMax: s.entriesPerMessageMax, uncommittedEntriesMax: s.uncommittedEntriesMax,
+      ...(n.lag ? { committedEntriesPerReadyMax: n.lag.committedEntriesPerReadyMax } : {}),
       logger: debug,
     }),
     storage: new SimStorage(n.id, n.disk, deps.checker),
@@ -58,10 +72,16 @@ export function makeRaftNode(n: SimLockNode, deps: NodeDeps): RaftNode {
     snapshotEveryEntries: s.snapshotEveryEntries,
     pendingMax: 1000,
     memberAddresses: new Map(deps.members.map((id) => [id, `sim:${id}`])),
-    requestProcess: () => {},
+    // The simulation runs the passes (lock_sim.ts): this only notes that one is wanted.
+    requestProcess: () => {
+      n.passRequested = true;
+    },
     log: debug ? (f) => debug(JSON.stringify(f)) : () => {},
+    ...(n.lag ? { readiesPerPassMax: n.lag.readiesPerPassMax } : {}),
+    ...(deps.readBeforeApplied ? { readBeforeApplied: true } : {}),
   });
   raft.subscribe((events, index) => {
+    deps.reads.onApplied(index, events, deps.nowMs());
     let k = 0;
     for (const ev of events) {
       if (ev.kind !== "granted" || ev.table !== "lock") continue;
@@ -109,6 +129,17 @@ export function serveClient(raft: RaftNode, request: ClientRequest, hooks: Serve
     if (!hooks.alive()) return;
     if (outcome.kind === "applied") hooks.onApplied(command, outcome.result, term);
     hooks.reply({ kind: "submit", reqId: request.reqId, seq: command.seq, outcome });
+  });
+}
+
+/** A reader's read at node n: readWithCallback, answered (by `reply`) only while the process lives. */
+export function serveRead(raft: RaftNode, request: ReaderRequest, alive: () => boolean, reply: (r: ReaderReply) => void): void {
+  const query =
+    request.kind === "status"
+      ? (m: LockStateMachine): ReaderAnswer => ({ holder: m.lockStatus(request.lock).holder?.token ?? null })
+      : (m: LockStateMachine): ReaderAnswer => ({ current: m.validateToken(request.lock, request.token).current });
+  raft.readWithCallback(query, {}, (outcome) => {
+    if (alive()) reply({ reqId: request.reqId, outcome });
   });
 }
 

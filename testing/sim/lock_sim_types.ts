@@ -2,13 +2,19 @@
 
 import type { Message } from "../../server/core/messages.ts";
 import type { NodeId } from "../../server/core/types.ts";
-import type { Violation } from "./checkers.ts";
+import type { CheckName, Violation } from "./checkers.ts";
 import { LOCK_BUG_NAMES, type LockBugName, type LockSwarm } from "./swarm.ts";
 import type { GuardOutcome, GuardWrite } from "./sim_guard.ts";
+import type { ReaderReply, ReaderRequest, ReaderTimer } from "./sim_reader.ts";
 
-/** The lock simulation's bug switches: swarm.ts' LockBugName, plus the SDK's (SdkBugName). */
-export type LockSimBugName = LockBugName | SdkBugName;
-export const LOCK_SIM_BUG_NAMES: readonly LockSimBugName[] = [...LOCK_BUG_NAMES, "leaseStartAfterReply"];
+/**
+ * The lock simulation's bug switches: swarm.ts' LockBugName, plus `readBeforeApplied`, the
+ * production RaftNode's test-only switch (server/node/raft_node.ts RaftNodeOptions): a confirmed
+ * read is served before the state machine applied up to its read index; plus the SDK's
+ * (SdkBugName).
+ */
+export type LockSimBugName = LockBugName | "readBeforeApplied" | SdkBugName;
+export const LOCK_SIM_BUG_NAMES: readonly LockSimBugName[] = [...LOCK_BUG_NAMES, "readBeforeApplied", "leaseStartAfterReply"];
 
 /**
  * The SDK's test-only switches (client-sdk/client.ts ClientRuntime), set on every simulated
@@ -16,6 +22,30 @@ export const LOCK_SIM_BUG_NAMES: readonly LockSimBugName[] = [...LOCK_BUG_NAMES,
  * not before its first attempt is sent.
  */
 export type SdkBugName = "leaseStartAfterReply";
+
+/**
+ * The checks of checkers.ts, plus the read check run once at the end of a run (lock_checkers.ts
+ * ReadHistory): every answered Status / ValidateToken read, with the log's grants and releases,
+ * is linearizable against the token-register model of testing/chaos/checker.
+ */
+export type LockCheckName = CheckName | "read-linearizable";
+
+export interface LockViolation extends Omit<Violation, "check"> {
+  readonly check: LockCheckName;
+}
+
+/**
+ * The apply-lag fault of one node (drawn per seed, lock_sim.ts): the core hands out at most
+ * `committedEntriesPerReadyMax` committed entries per Ready (etcd's MaxCommittedSizePerReady), the
+ * node handles at most `readiesPerPassMax` Readies per pass, and a pass runs at most every
+ * `passEveryMs` (a slow state machine or disk: input reaches the core at once, the Ready loop
+ * runs at its own pace). Applied then lags commit across passes.
+ */
+export interface ApplyLag {
+  readonly committedEntriesPerReadyMax: number;
+  readonly readiesPerPassMax: number;
+  readonly passEveryMs: number;
+}
 
 export type LockEvent =
   | { readonly kind: "tick"; readonly node: NodeId; readonly incarnation: number }
@@ -30,7 +60,12 @@ export type LockEvent =
   | { readonly kind: "nemesis" }
   | { readonly kind: "restart"; readonly node: NodeId }
   | { readonly kind: "heal" }
-  | { readonly kind: "livenessDeadline" };
+  | { readonly kind: "livenessDeadline" }
+  /** A node's next Ready-loop pass (work left by the last one, or a slow node's own pace). */
+  | { readonly kind: "pass"; readonly node: NodeId; readonly incarnation: number }
+  | { readonly kind: "toReaderNode"; readonly node: NodeId; readonly reader: string; readonly request: ReaderRequest }
+  | { readonly kind: "toReader"; readonly reader: string; readonly reply: ReaderReply }
+  | { readonly kind: "readerTimer"; readonly reader: string; readonly timer: ReaderTimer };
 
 export interface LockRunOptions {
   readonly seed: number;
@@ -45,6 +80,8 @@ export interface LockRunOptions {
    * on a member that catches up by snapshot is never answered (sdk_client.ts acquireTimeoutMs).
    */
   readonly acquireDeadline?: boolean;
+  /** Apply lag: "drawn" (default: from the seed, on about half of the seeds), "off", or fixed for every node. */
+  readonly applyLag?: "drawn" | "off" | ApplyLag;
   readonly debug?: boolean;
 }
 
@@ -68,12 +105,24 @@ export interface LockRunStats {
   simulatedMs: number;
   /** Simulated time from healing until the liveness goal was met (-1: never). */
   recoveryMs: number;
+  /** Nodes with the apply-lag fault, and the largest commit - applied seen on any node. */
+  slowNodes: number;
+  applyLagMax: number;
+  /** Reads issued by the readers, answered (recorded), refused (notLeader, unavailable). */
+  reads: number;
+  readsAnswered: number;
+  readsRefused: number;
+  /** Operations (reads plus the log's grants and releases) and search steps of the read check. */
+  readCheckOps: number;
+  readCheckSteps: number;
+  /** 1 if the read check's search budget ran out (no verdict). */
+  readCheckUnknown: number;
 }
 
 export interface LockRunResult {
   readonly seed: number;
   readonly ok: boolean;
-  readonly violations: readonly Violation[];
+  readonly violations: readonly LockViolation[];
   /** Expected observations of the negative control (overlapping beliefs), never failures. */
   readonly observations: { readonly overlaps: number; readonly details: readonly string[] };
   readonly traceHash: string;

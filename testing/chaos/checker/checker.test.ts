@@ -118,3 +118,23 @@ test("final state: store must hold the last accepted write; acknowledged grants 
   assert.deepEqual(checkInvariants(h, { holders: { a: null }, expired: [{ name: "a", token: 4 }] }), []);
   assert.equal(checkInvariants(h, { holders: { a: 3 } }).some((x) => x.invariant === "grant-lost"), true);
 });
+
+test("expiry recorded (the lock simulation's log): nothing frees a lock but a release", () => {
+  const recorded = { lockExpiry: "recorded" as const };
+  // A grant while held needs the internal expiry step: legal by default, illegal when every expiry is in the history.
+  const held = [acq(1, "a", 0, 1, 3), acq(2, "a", 10, 11, 4)];
+  assert.equal(checkLinearizability(held).verdict, "ok");
+  assert.equal(checkLinearizability(held, recorded).verdict, "illegal");
+  // A stale read of a free lock after a grant completed: explained by expiry by default, caught when recorded.
+  const staleFree = [acq(1, "a", 0, 5, 10), read(2, "a", 10, 12, null)];
+  assert.equal(checkLinearizability(staleFree).verdict, "ok");
+  assert.equal(checkLinearizability(staleFree, recorded).verdict, "illegal");
+  // ValidateToken may answer false for the holder (its lease lapsed, the expiry not yet applied):
+  // the holder stays the holder, and a Status after it still shows it (legal in both modes).
+  const lapsed = [acq(1, "a", 0, 5, 10), val(2, "a", 10, 10, 12, false), read(3, "a", 13, 14, 10)];
+  assert.equal(checkLinearizability(lapsed).verdict, "ok");
+  assert.equal(checkLinearizability(lapsed, recorded).verdict, "ok");
+  // A release, revoke or expiry recorded as a release frees it; a later grant then follows.
+  const cycle = [acq(1, "a", 0, 0, 10), rel(2, "a", 10, 5, 5, true), read(3, "a", 6, 7, null), acq(4, "a", 8, 8, 11), val(5, "a", 11, 9, 9, true)];
+  assert.equal(checkLinearizability(cycle, recorded).verdict, "ok");
+});

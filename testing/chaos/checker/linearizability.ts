@@ -9,7 +9,7 @@
 import { describeOp, outcome, partition, returnTime } from "./history.ts";
 import type { History, Operation } from "./history.ts";
 import { guardModel, lockModel } from "./models.ts";
-import type { Model } from "./models.ts";
+import type { LockModelOptions, Model } from "./models.ts";
 
 export type Verdict = "ok" | "illegal" | "unknown";
 
@@ -31,6 +31,8 @@ export interface LinearizabilityResult {
 export interface CheckOptions {
   /** Search steps allowed per partition before giving up with "unknown" (default 1,000,000). */
   readonly budget?: number;
+  /** Lease expiry in the lock model (models.ts LockModelOptions; default "internal"). */
+  readonly lockExpiry?: LockModelOptions["expiry"];
 }
 
 interface Entry {
@@ -168,7 +170,8 @@ export function checkLinearizability(history: History, options: CheckOptions = {
   const budget = options.budget ?? 1_000_000;
   const { locks, resources } = partition(history);
   const partitions: PartitionResult[] = [];
-  for (const [name, ops] of locks) partitions.push(checkOperations(`lock:${name}`, ops, lockModel(ops), budget));
+  const lockOptions: LockModelOptions = options.lockExpiry === undefined ? {} : { expiry: options.lockExpiry };
+  for (const [name, ops] of locks) partitions.push(checkOperations(`lock:${name}`, ops, lockModel(ops, lockOptions), budget));
   for (const [name, ops] of resources) partitions.push(checkOperations(`resource:${name}`, ops, guardModel(), budget));
   const verdict: Verdict = partitions.some((p) => p.verdict === "illegal")
     ? "illegal"

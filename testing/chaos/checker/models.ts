@@ -8,6 +8,11 @@
 // assuming any bound on clocks; what remains checked is token order (every grant's token exceeds
 // every earlier grant's), that the holder read / validated / released is the CURRENT token (never
 // an older one), and that definitive "released: true" answers name the current holder.
+//
+// A recorder that does see every expiry (the lock simulation reads them from the log: every
+// expiry, revoke and hand-off is a release in its history) turns the internal step off
+// (`expiry: "recorded"`): then nothing frees a lock but a release, and a stale read of a free
+// lock is caught as well as a stale read of an old holder.
 
 import { okOutput, outcome } from "./history.ts";
 import type { GuardWriteOp, LockOp, Operation } from "./history.ts";
@@ -28,12 +33,25 @@ export interface LockState {
   readonly holder: number | null | typeof GHOST;
 }
 
+export interface LockModelOptions {
+  /**
+   * "internal" (default; the chaos harness): lease expiry is a system event no client records,
+   * so the model may free the lock before any operation. "recorded": the history holds every way
+   * a holder ends (release, revoke, expiry, hand-off) as a release, so no internal step.
+   * Either way ValidateToken may answer false for the holder (its lease lapsed in leader time and
+   * the expiry is not applied yet: the holder is still the holder, Lock.Status still shows it),
+   * but never true for anyone else.
+   */
+  readonly expiry?: "internal" | "recorded";
+}
+
 /**
  * The token register of one lock. `ops` is the lock's partition: tokens that clients observed
  * (read, validated, released) but no successful acquire returned are "orphans" an ambiguous
  * acquire may have been granted.
  */
-export function lockModel(ops: readonly LockOp[]): Model<LockState, LockOp> {
+export function lockModel(ops: readonly LockOp[], options: LockModelOptions = {}): Model<LockState, LockOp> {
+  const internalExpiry = (options.expiry ?? "internal") === "internal";
   const granted = new Set<number>();
   const seen = new Set<number>();
   for (const op of ops) {
@@ -71,7 +89,9 @@ export function lockModel(ops: readonly LockOp[]): Model<LockState, LockOp> {
       }
       case "validate": {
         if (amb) return [s];
-        return (okOutput(op)?.current === true) === (s.holder === op.input.token) ? [s] : [];
+        // false: the token is not the holder, or it is and its lease lapsed (no state change).
+        if (okOutput(op)?.current !== true) return [s];
+        return s.holder === op.input.token ? [s] : [];
       }
       case "read-holder": {
         if (amb) return [s];
@@ -85,7 +105,7 @@ export function lockModel(ops: readonly LockOp[]): Model<LockState, LockOp> {
     init: { last: -Infinity, holder: null },
     step(s, op) {
       const out = stepFree(s, op);
-      if (s.holder !== null) out.push(...stepFree({ last: s.last, holder: null }, op)); // expiry
+      if (internalExpiry && s.holder !== null) out.push(...stepFree({ last: s.last, holder: null }, op)); // expiry
       return out;
     },
     key: (s) => `${s.last}/${String(s.holder)}`,
