@@ -168,7 +168,10 @@ export class TenureClient {
   }
 
   /** Linearizable read of a lock's holder and waiters. */
-  async lockStatus(name: string, opts: CallOptions = {}): Promise<{ state: string; holderLeaseId: number; token: number; waiterLeaseIds: number[] }> {
+  async lockStatus(
+    name: string,
+    opts: CallOptions = {},
+  ): Promise<{ state: string; holderLeaseId: number; token: number; waiterLeaseIds: number[] }> {
     const res = await this.rpc.read("Lock", "Status", { name }, opts);
     const holder = (res["holder"] ?? null) as Record<string, unknown> | null;
     return {

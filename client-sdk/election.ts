@@ -80,7 +80,12 @@ export class Leadership {
 function decodeLeader(m: Message): LeaderInfo | null {
   if (m["hasLeader"] === false) return null;
   const l = (m["leader"] ?? {}) as Message;
-  return { name: String(l["name"] ?? ""), leaseId: safeInt(l["leaseId"] ?? 0, "leaseId"), token: safeInt(l["token"] ?? 0, "token"), value: String(l["value"] ?? "") };
+  return {
+    name: String(l["name"] ?? ""),
+    leaseId: safeInt(l["leaseId"] ?? 0, "leaseId"),
+    token: safeInt(l["token"] ?? 0, "token"),
+    value: String(l["value"] ?? ""),
+  };
 }
 
 export class Election {

@@ -4,10 +4,17 @@ import { describe, it } from "node:test";
 import { encodeErrorDetail, ERROR_DETAIL_METADATA_KEY, type ErrorReason } from "../proto/tenure_protos.ts";
 import { TenureError } from "./errors.ts";
 
-function serviceError(code: grpc.status, reason: ErrorReason | null, extra: { leaderAddress?: string; currentToken?: number } = {}): grpc.ServiceError {
+function serviceError(
+  code: grpc.status,
+  reason: ErrorReason | null,
+  extra: { leaderAddress?: string; currentToken?: number } = {},
+): grpc.ServiceError {
   const metadata = new grpc.Metadata();
   if (reason) {
-    metadata.set(ERROR_DETAIL_METADATA_KEY, encodeErrorDetail({ reason, leaderId: "b", leaderAddress: extra.leaderAddress ?? "", currentToken: extra.currentToken ?? 0 }));
+    metadata.set(
+      ERROR_DETAIL_METADATA_KEY,
+      encodeErrorDetail({ reason, leaderId: "b", leaderAddress: extra.leaderAddress ?? "", currentToken: extra.currentToken ?? 0 }),
+    );
   }
   return Object.assign(new Error(`${code}: boom`), { code, details: "boom", metadata });
 }

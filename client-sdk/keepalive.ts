@@ -89,7 +89,8 @@ export class KeepAlive {
         const e = TenureError.from(error);
         this.drop(e);
         if (e.code === "NOT_LEADER" && e.leaderHint) this.o.transport.setLeader(e.leaderHint);
-        else if (e.code === "UNAVAILABLE" || e.code === "NO_LEADER" || e.code === "DEADLINE_EXCEEDED") this.o.transport.rotate(this.o.transport.leader);
+        else if (e.code === "UNAVAILABLE" || e.code === "NO_LEADER" || e.code === "DEADLINE_EXCEEDED")
+          this.o.transport.rotate(this.o.transport.leader);
         // A definitive answer to this seq: the next request takes a new one.
         if (e.reason !== undefined && !e.retryable) this.inflight = null;
         if (e.code === "SESSION_EXPIRED" || e.code === "STALE_SEQUENCE") this.session = this.o.pool.fresh();
@@ -117,7 +118,10 @@ export class KeepAlive {
       this.pending = { seq, resolve, reject };
     });
     const timers = this.o.rpc.timers;
-    const timer = timers.setTimeout(() => this.pending?.reject(new TenureError("DEADLINE_EXCEEDED", `keepalive seq ${seq} unanswered after ${timeoutMs} ms`)), timeoutMs);
+    const timer = timers.setTimeout(
+      () => this.pending?.reject(new TenureError("DEADLINE_EXCEEDED", `keepalive seq ${seq} unanswered after ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     try {
       stream.write({ clientId: this.session.clientId, seq, leaseIds: ids });
       const res = await reply;

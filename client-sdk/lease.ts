@@ -156,7 +156,8 @@ export class Lease {
     // after its last renewal, so a renewal may still land.
     const graceMs = this.host.graceMs ?? this.ttlMs;
     this.#graceTimer = this.host.rpc.timers.setTimeout(() => {
-      if (this.#state === "jeopardy") this.end("lost", new TenureError("LEASE_LOST", `lease ${this.id} lost: no renewal within ${graceMs} ms of grace`));
+      if (this.#state === "jeopardy")
+        this.end("lost", new TenureError("LEASE_LOST", `lease ${this.id} lost: no renewal within ${graceMs} ms of grace`));
     }, graceMs);
   }
 

@@ -80,7 +80,12 @@ export class Lock {
 }
 
 /** The caller's lease, or one granted for this call (then `owned` and revoked on failure). */
-export async function leaseFor(host: GrantHost, given: Lease | undefined, ttlMs: number | undefined, opts: CallOptions): Promise<{ lease: Lease; owned: boolean }> {
+export async function leaseFor(
+  host: GrantHost,
+  given: Lease | undefined,
+  ttlMs: number | undefined,
+  opts: CallOptions,
+): Promise<{ lease: Lease; owned: boolean }> {
   if (given) {
     if (given.signal.aborted) throw new TenureError("LEASE_LOST", `lease ${given.id} is ${given.state}`, { cause: given.signal.reason });
     return { lease: given, owned: false };
@@ -114,14 +119,24 @@ export async function acquireLock(host: GrantHost, name: string, options: LockOp
  * even holding the grant (errors.proto, blocking-call contract). An SDK-owned lease is revoked,
  * which settles it; for the caller's lease, a grant found in Status is released (fenced).
  */
-export async function cleanupAfterFailedGrant(rpc: Rpc, lease: Lease, owned: boolean, e: TenureError, kind: "Lock" | "Election", name: string): Promise<void> {
+export async function cleanupAfterFailedGrant(
+  rpc: Rpc,
+  lease: Lease,
+  owned: boolean,
+  e: TenureError,
+  kind: "Lock" | "Election",
+  name: string,
+): Promise<void> {
   if (owned) {
     await lease.revoke({ timeoutMs: 5_000 }).catch(() => {});
     return;
   }
   if (e.code !== "OUTCOME_UNKNOWN" && e.code !== "CANCELLED" && e.code !== "DEADLINE_EXCEEDED") return;
   try {
-    const status = kind === "Lock" ? await rpc.read("Lock", "Status", { name }, { timeoutMs: 5_000 }) : await rpc.read("Election", "Leader", { name }, { timeoutMs: 5_000 });
+    const status =
+      kind === "Lock"
+        ? await rpc.read("Lock", "Status", { name }, { timeoutMs: 5_000 })
+        : await rpc.read("Election", "Leader", { name }, { timeoutMs: 5_000 });
     const holder = (kind === "Lock" ? status["holder"] : status["leader"]) as Message | null | undefined;
     if (!holder || safeInt(holder["leaseId"], "leaseId") !== lease.id) return;
     const method = kind === "Lock" ? "Release" : "Resign";
@@ -138,7 +153,13 @@ export interface LockScope {
 }
 
 /** Runs fn while holding the lock and always releases it afterwards. */
-export async function withLock<T>(host: GrantHost, name: string, fn: (scope: LockScope) => Promise<T> | T, options: LockOptions, opts: CallOptions): Promise<T> {
+export async function withLock<T>(
+  host: GrantHost,
+  name: string,
+  fn: (scope: LockScope) => Promise<T> | T,
+  options: LockOptions,
+  opts: CallOptions,
+): Promise<T> {
   const lock = await acquireLock(host, name, options, opts);
   let result: T;
   try {

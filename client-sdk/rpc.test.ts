@@ -78,32 +78,59 @@ describe("Rpc retries", () => {
     const r = rpc(transport);
     await r.mutate("Lock", "Acquire", { name: "n" }, { blocking: true });
     await r.mutate("Lock", "Release", { name: "n" });
-    assert.deepEqual(calls.map((c) => [c.request["clientId"], c.request["seq"]]), [["t.1", 1], ["t.1", 3]]);
+    assert.deepEqual(
+      calls.map((c) => [c.request["clientId"], c.request["seq"]]),
+      [
+        ["t.1", 1],
+        ["t.1", 3],
+      ],
+    );
   });
 
   it("a definitive server error is thrown at once, not retried", async () => {
     const { transport, calls } = scripted([err(grpc.status.ABORTED, "LOCK_HELD")]);
-    await assert.rejects(rpc(transport).mutate("Lock", "Acquire", { name: "n" }), (e: unknown) => e instanceof TenureError && e.code === "LOCK_HELD");
+    await assert.rejects(
+      rpc(transport).mutate("Lock", "Acquire", { name: "n" }),
+      (e: unknown) => e instanceof TenureError && e.code === "LOCK_HELD",
+    );
     assert.equal(calls.length, 1);
   });
 
   it("the deadline after a possibly applied attempt is OUTCOME_UNKNOWN; for a read it is DEADLINE_EXCEEDED", async () => {
     const forever = (): Step[] => Array.from({ length: 1000 }, () => err(grpc.status.UNAVAILABLE, "OUTCOME_UNKNOWN"));
-    await assert.rejects(rpc(scripted(forever()).transport).mutate("Lease", "Grant", {}, { timeoutMs: 50 }), (e: unknown) => e instanceof TenureError && e.code === "OUTCOME_UNKNOWN");
+    await assert.rejects(
+      rpc(scripted(forever()).transport).mutate("Lease", "Grant", {}, { timeoutMs: 50 }),
+      (e: unknown) => e instanceof TenureError && e.code === "OUTCOME_UNKNOWN",
+    );
     const noLeader = Array.from({ length: 1000 }, () => err(grpc.status.UNAVAILABLE, "NO_LEADER"));
-    await assert.rejects(rpc(scripted(noLeader).transport).read("Lock", "Status", {}, { timeoutMs: 50 }), (e: unknown) => e instanceof TenureError && e.code === "DEADLINE_EXCEEDED");
+    await assert.rejects(
+      rpc(scripted(noLeader).transport).read("Lock", "Status", {}, { timeoutMs: 50 }),
+      (e: unknown) => e instanceof TenureError && e.code === "DEADLINE_EXCEEDED",
+    );
   });
 
   it("STALE_SEQUENCE on a retry after an attempt that may have applied is OUTCOME_UNKNOWN; on a first attempt it is definite", async () => {
     const retried = scripted([err(grpc.status.UNAVAILABLE, null), err(grpc.status.FAILED_PRECONDITION, "STALE_SEQUENCE")]);
-    await assert.rejects(rpc(retried.transport).mutate("Lock", "Acquire", { name: "n" }, { blocking: true }), (e: unknown) => e instanceof TenureError && e.code === "OUTCOME_UNKNOWN");
+    await assert.rejects(
+      rpc(retried.transport).mutate("Lock", "Acquire", { name: "n" }, { blocking: true }),
+      (e: unknown) => e instanceof TenureError && e.code === "OUTCOME_UNKNOWN",
+    );
     const first = scripted([err(grpc.status.FAILED_PRECONDITION, "STALE_SEQUENCE")]);
-    await assert.rejects(rpc(first.transport).mutate("Lock", "Acquire", { name: "n" }), (e: unknown) => e instanceof TenureError && e.code === "STALE_SEQUENCE");
+    await assert.rejects(
+      rpc(first.transport).mutate("Lock", "Acquire", { name: "n" }),
+      (e: unknown) => e instanceof TenureError && e.code === "STALE_SEQUENCE",
+    );
   });
 
   it("SESSION_EXPIRED on a first attempt is retried once on a fresh client id starting at seq 1", async () => {
     const { transport, calls } = scripted([err(grpc.status.FAILED_PRECONDITION, "SESSION_EXPIRED"), { leaseId: "1" }]);
     await rpc(transport).mutate("Lease", "Grant", {});
-    assert.deepEqual(calls.map((c) => [c.request["clientId"], c.request["seq"]]), [["t.1", 1], ["t.2", 1]]);
+    assert.deepEqual(
+      calls.map((c) => [c.request["clientId"], c.request["seq"]]),
+      [
+        ["t.1", 1],
+        ["t.2", 1],
+      ],
+    );
   });
 });

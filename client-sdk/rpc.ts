@@ -52,7 +52,14 @@ export class Rpc {
   async read(service: ServiceName, method: string, request: object, opts: CallOptions = {}): Promise<Message> {
     const linked = linkSignals([opts.signal, this.o.closed], opts.timeoutMs ?? this.o.defaultTimeoutMs, this.o.timers);
     try {
-      return await this.invoke("read", service, method, () => request, linked.signal, this.deadline(opts.timeoutMs ?? this.o.defaultTimeoutMs));
+      return await this.invoke(
+        "read",
+        service,
+        method,
+        () => request,
+        linked.signal,
+        this.deadline(opts.timeoutMs ?? this.o.defaultTimeoutMs),
+      );
     } finally {
       linked.cleanup();
     }
@@ -109,7 +116,14 @@ export class Rpc {
     return timeoutMs === undefined ? Infinity : this.o.clock() + timeoutMs;
   }
 
-  private async invoke(kind: Kind, service: ServiceName, method: string, build: () => object, signal: AbortSignal, deadline: number): Promise<Message> {
+  private async invoke(
+    kind: Kind,
+    service: ServiceName,
+    method: string,
+    build: () => object,
+    signal: AbortSignal,
+    deadline: number,
+  ): Promise<Message> {
     const t = this.o.transport;
     let mayHaveApplied = false; // some attempt may have reached the state machine
     let hops = 0;
@@ -142,7 +156,11 @@ export class Rpc {
         // applied (a grant) is gone. Found by the chaos harness: reporting it as a definite
         // failure would hide a grant the caller never learned of.
         if (mayHaveApplied && e.code === "STALE_SEQUENCE") {
-          throw new TenureError("OUTCOME_UNKNOWN", "a retry found the session past this request; an earlier attempt may have been applied", { cause: e });
+          throw new TenureError(
+            "OUTCOME_UNKNOWN",
+            "a retry found the session past this request; an earlier attempt may have been applied",
+            { cause: e },
+          );
         }
         if (fromServer) definitive.add(e);
         throw e;

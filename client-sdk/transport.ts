@@ -155,14 +155,20 @@ export class GrpcWire implements Wire {
   }
 
   duplex(endpoint: string, service: ServiceName, method: string): grpc.ClientDuplexStream<object, Message> {
-    const c = this.client(service, endpoint) as unknown as Record<string, (opts?: grpc.CallOptions) => grpc.ClientDuplexStream<object, Message>>;
+    const c = this.client(service, endpoint) as unknown as Record<
+      string,
+      (opts?: grpc.CallOptions) => grpc.ClientDuplexStream<object, Message>
+    >;
     const open = c[method];
     if (!open) throw new TenureError("UNIMPLEMENTED", `no method ${service}.${method}`);
     return open.call(c, {});
   }
 
   serverStream(endpoint: string, service: ServiceName, method: string, request: object): grpc.ClientReadableStream<Message> {
-    const c = this.client(service, endpoint) as unknown as Record<string, (req: object, opts?: grpc.CallOptions) => grpc.ClientReadableStream<Message>>;
+    const c = this.client(service, endpoint) as unknown as Record<
+      string,
+      (req: object, opts?: grpc.CallOptions) => grpc.ClientReadableStream<Message>
+    >;
     const open = c[method];
     if (!open) throw new TenureError("UNIMPLEMENTED", `no method ${service}.${method}`);
     return open.call(c, request, {});

@@ -62,35 +62,39 @@ const send = (res: import("node:http").ServerResponse, status: number, payload: 
 
 const server = createServer(
   // Only /kv/ writes are fenced; reads and /metrics pass through.
-  withFencing(guard, { resourceOf: () => args.resource, shouldFence: (req) => req.method !== "GET" && keyOf(req) !== null }, async (req, res) => {
-    if (req.method === "GET" && req.url === "/metrics") {
-      res.setHeader("content-type", register.contentType);
-      res.end(await register.metrics());
-      return;
-    }
-    const key = keyOf(req);
-    if (key === null) return send(res, 404, { code: "NOT_FOUND" });
-    if (req.method === "GET") {
-      const row = read.get(key);
-      return row === undefined ? send(res, 404, { code: "NOT_FOUND", key }) : send(res, 200, { key, ...row });
-    }
-    const fenced = req.fenced;
-    if (fenced === undefined) return send(res, 405, { code: "METHOD_NOT_ALLOWED" });
-    // Read the body BEFORE entering the guard: the write callback must be synchronous. The
-    // middleware already checked the token; run() checks it again atomically with the write,
-    // because a newer holder may have written while the body was arriving (a 409 from here on
-    // is thrown and mapped by withFencing).
-    if (req.method === "PUT") {
-      const value = await body(req);
-      fenced.run(() => upsert.run(key, value, fenced.token.toString()));
-      return send(res, 200, { key, token: fenced.token.toString() });
-    }
-    if (req.method === "DELETE") {
-      const { changes } = fenced.run(() => remove.run(key));
-      return send(res, 200, { key, deleted: changes > 0 });
-    }
-    send(res, 405, { code: "METHOD_NOT_ALLOWED" });
-  }),
+  withFencing(
+    guard,
+    { resourceOf: () => args.resource, shouldFence: (req) => req.method !== "GET" && keyOf(req) !== null },
+    async (req, res) => {
+      if (req.method === "GET" && req.url === "/metrics") {
+        res.setHeader("content-type", register.contentType);
+        res.end(await register.metrics());
+        return;
+      }
+      const key = keyOf(req);
+      if (key === null) return send(res, 404, { code: "NOT_FOUND" });
+      if (req.method === "GET") {
+        const row = read.get(key);
+        return row === undefined ? send(res, 404, { code: "NOT_FOUND", key }) : send(res, 200, { key, ...row });
+      }
+      const fenced = req.fenced;
+      if (fenced === undefined) return send(res, 405, { code: "METHOD_NOT_ALLOWED" });
+      // Read the body BEFORE entering the guard: the write callback must be synchronous. The
+      // middleware already checked the token; run() checks it again atomically with the write,
+      // because a newer holder may have written while the body was arriving (a 409 from here on
+      // is thrown and mapped by withFencing).
+      if (req.method === "PUT") {
+        const value = await body(req);
+        fenced.run(() => upsert.run(key, value, fenced.token.toString()));
+        return send(res, 200, { key, token: fenced.token.toString() });
+      }
+      if (req.method === "DELETE") {
+        const { changes } = fenced.run(() => remove.run(key));
+        return send(res, 200, { key, deleted: changes > 0 });
+      }
+      send(res, 405, { code: "METHOD_NOT_ALLOWED" });
+    },
+  ),
 );
 
 server.listen(Number(args.port), args.host, () => {

@@ -6,7 +6,20 @@ import { describe, it } from "node:test";
 import { ConfigError, loadConfig } from "./config.ts";
 
 const members = "a=127.0.0.1:7101/127.0.0.1:7001,b=127.0.0.1:7102/127.0.0.1:7002";
-const base = ["--id", "a", "--cluster-id", "c1", "--data-dir", "/tmp/x", "--peer-listen", "127.0.0.1:7101", "--client-listen", "127.0.0.1:7001", "--members", members];
+const base = [
+  "--id",
+  "a",
+  "--cluster-id",
+  "c1",
+  "--data-dir",
+  "/tmp/x",
+  "--peer-listen",
+  "127.0.0.1:7101",
+  "--client-listen",
+  "127.0.0.1:7001",
+  "--members",
+  members,
+];
 
 describe("config", () => {
   it("reads flags with defaults", () => {
@@ -37,8 +50,26 @@ describe("config", () => {
   it("flags override env, env overrides the YAML file", () => {
     const dir = mkdtempSync(join(tmpdir(), "tenure-config-"));
     const file = join(dir, "tenure.yaml");
-    writeFileSync(file, `lockDelayMs: 1000\ntickMs: 20\nrho: 0.02\nmembers:\n  - {id: a, peerAddress: "127.0.0.1:7101", clientAddress: "127.0.0.1:7001"}\n`);
-    const argv = ["--config", file, "--id", "a", "--cluster-id", "c1", "--data-dir", "/d", "--peer-listen", "127.0.0.1:1", "--client-listen", "127.0.0.1:2", "--tick-ms", "30"];
+    writeFileSync(
+      file,
+      `lockDelayMs: 1000\ntickMs: 20\nrho: 0.02\nmembers:\n  - {id: a, peerAddress: "127.0.0.1:7101", clientAddress: "127.0.0.1:7001"}\n`,
+    );
+    const argv = [
+      "--config",
+      file,
+      "--id",
+      "a",
+      "--cluster-id",
+      "c1",
+      "--data-dir",
+      "/d",
+      "--peer-listen",
+      "127.0.0.1:1",
+      "--client-listen",
+      "127.0.0.1:2",
+      "--tick-ms",
+      "30",
+    ];
     const c = loadConfig(argv, { TENURE_TICK_MS: "25", TENURE_LOCK_DELAY_MS: "2000" });
     assert.equal(c.tickMs, 30);
     assert.equal(c.lockDelayMs, 2000);
@@ -47,7 +78,10 @@ describe("config", () => {
   });
 
   it("rejects bad values with a message naming the field", () => {
-    assert.throws(() => loadConfig([...base, "--tick-ms", "-5"], {}), (e: unknown) => e instanceof ConfigError && /tickMs must be an integer/.test(e.message));
+    assert.throws(
+      () => loadConfig([...base, "--tick-ms", "-5"], {}),
+      (e: unknown) => e instanceof ConfigError && /tickMs must be an integer/.test(e.message),
+    );
     assert.throws(() => loadConfig([...base, "--rho", "0.9"], {}), /rho must be a number/);
     assert.throws(() => loadConfig([...base, "--members", "b=127.0.0.1:1/127.0.0.1:2"], {}), /must include this node's id/);
     assert.throws(() => loadConfig([...base, "--members", "nonsense"], {}), /must look like id=peerHost:port/);
@@ -76,12 +110,16 @@ describe("config: test mode (test-only switches)", () => {
   it("refuses an unknown bug name, naming it and the known ones", () => {
     assert.throws(
       () => loadConfig([...base, "--test-mode", "--test-bugs", "stale-local-reads,lose-writes"], {}),
-      (e: unknown) => e instanceof ConfigError && /"lose-writes"/.test(e.message) && /grant-without-lease-check, stale-local-reads/.test(e.message),
+      (e: unknown) =>
+        e instanceof ConfigError && /"lose-writes"/.test(e.message) && /grant-without-lease-check, stale-local-reads/.test(e.message),
     );
   });
 
   it("parses the options with --test-mode from flags, env or YAML", () => {
-    const c = loadConfig([...base, "--test-mode", "--test-clock-file", "/tmp/a.clock.json", "--test-bugs", "stale-local-reads,grant-without-lease-check"], {});
+    const c = loadConfig(
+      [...base, "--test-mode", "--test-clock-file", "/tmp/a.clock.json", "--test-bugs", "stale-local-reads,grant-without-lease-check"],
+      {},
+    );
     assert.equal(c.testMode, true);
     assert.equal(c.testClockFile, "/tmp/a.clock.json");
     assert.deepEqual(c.testBugs, ["stale-local-reads", "grant-without-lease-check"]);

@@ -20,7 +20,9 @@ export function openStorage(config: ServerConfig, kind: MemberKind = "voter"): S
     throw new ConfigError(`member "${config.id}" is listed in witnesses: run it with tenure-witness (npm run witness), not tenured`);
   }
   if (!isWitness && kind === "witness") {
-    throw new ConfigError(`member "${config.id}" is not listed in witnesses (--witnesses ${config.id}); tenure-witness runs witnesses only`);
+    throw new ConfigError(
+      `member "${config.id}" is not listed in witnesses (--witnesses ${config.id}); tenure-witness runs witnesses only`,
+    );
   }
   const storage = SqliteStorage.open({ dataDir: config.dataDir });
   const identity = storage.identity();
@@ -51,4 +53,3 @@ export function openStorage(config: ServerConfig, kind: MemberKind = "voter"): S
   }
   return storage;
 }
-

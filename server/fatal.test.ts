@@ -23,7 +23,15 @@ import { MemoryNetwork } from "./transport/memory_transport.ts";
 const fatalModule = new URL("./fatal.ts", import.meta.url).pathname;
 const assertModule = new URL("./core/assert.ts", import.meta.url).pathname;
 
-const heartbeat = (from: string, to: string): Message => ({ kind: "heartbeat", from, to, term: 1, commit: 0, readContext: 0, witnessFloor: 0 });
+const heartbeat = (from: string, to: string): Message => ({
+  kind: "heartbeat",
+  from,
+  to,
+  term: 1,
+  commit: 0,
+  readContext: 0,
+  witnessFloor: 0,
+});
 
 async function waitFor(what: string, predicate: () => boolean, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -49,7 +57,15 @@ describe("isFatal", () => {
   it("is true for a broken invariant and for corrupt storage only", () => {
     assert.equal(isFatal(new AssertionError("x")), true);
     assert.equal(isFatal(new StorageCorruptError("x")), true);
-    for (const e of [new Error("x"), new TypeError("x"), new RangeError("x"), new StorageLockedError("x"), new ConfigError("x"), "x", null]) {
+    for (const e of [
+      new Error("x"),
+      new TypeError("x"),
+      new RangeError("x"),
+      new StorageLockedError("x"),
+      new ConfigError("x"),
+      "x",
+      null,
+    ]) {
       assert.equal(isFatal(e), false, String(e));
     }
   });
@@ -233,7 +249,10 @@ describe("witness client stub", () => {
     }
   }
 
-  for (const [service, method] of [["Cluster", "Status"], ["Lock", "Status"]] as const) {
+  for (const [service, method] of [
+    ["Cluster", "Status"],
+    ["Lock", "Status"],
+  ] as const) {
     it(`${service}.${method}: an assertion while answering is fatal; an ordinary throw is INTERNAL`, async () => {
       failure = new AssertionError("witness status read a torn core");
       assert.equal((await callStatus(service, method)).code, grpc.status.INTERNAL);

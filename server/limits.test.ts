@@ -53,7 +53,8 @@ describe("limits", () => {
     assert.ok(image !== undefined);
     const text = describeRelation(image);
     assert.match(text, /fits the snapshot limit, with 1\/8 headroom: state image at the maxima \(leases \d+ .* \+ names \d+/);
-    for (const table of ["waiters", "values", "sessions", "stored KeepAlive ids", "idle"]) assert.match(text, new RegExp(`\\+ ${table} \\d+`));
+    for (const table of ["waiters", "values", "sessions", "stored KeepAlive ids", "idle"])
+      assert.match(text, new RegExp(`\\+ ${table} \\d+`));
     assert.match(text, /must be <= snapshotBytesMax less 1\/8 = 234881024 \(224\.0 MiB\)$/);
     // The bound is the sum of the aggregate limits, not a token figure: most of the allowance.
     assert.ok(image.lhsValue > 0.75 * image.rhsValue, describeRelation(image));
@@ -233,15 +234,18 @@ describe("limits", () => {
     };
     const state = stateSizes(DEFAULT_STATE_LIMITS);
     assertLimitsAtStart({ frames, raft: RAFT_LIMITS_DEFAULT, state }, (f) => void lines.push(f));
-    assert.deepEqual([...lines], [
-      {
-        level: "info",
-        event: "limits",
-        stateImageBytesAtMaxima: state.image.totalBytes,
-        snapshotBytesMax: SNAPSHOT_BYTES_MAX_DEFAULT,
-        snapshotBytesForState: 224 * MiB,
-      },
-    ]);
+    assert.deepEqual(
+      [...lines],
+      [
+        {
+          level: "info",
+          event: "limits",
+          stateImageBytesAtMaxima: state.image.totalBytes,
+          snapshotBytesMax: SNAPSHOT_BYTES_MAX_DEFAULT,
+          snapshotBytesForState: 224 * MiB,
+        },
+      ],
+    );
     assertLimitsAtStart({ frames, raft: RAFT_LIMITS_DEFAULT, state: null }, (f) => void lines.push(f));
     assert.equal(lines.length, 1, "a witness has no state to report");
     assert.throws(

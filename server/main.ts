@@ -58,7 +58,8 @@ async function start(config: ServerConfig): Promise<Running> {
   });
   assertLimitsAtStart({ frames: config, raft: raftConfig, state: stateSizes(machineConfig.limits) }, log);
   const testClock = startTestMode(config, log);
-  if (config.testApplyDelayMs !== null) log({ event: "test-apply-delay", applyDelayMs: config.testApplyDelayMs, warning: "TEST MODE: every entry is applied slowly" });
+  if (config.testApplyDelayMs !== null)
+    log({ event: "test-apply-delay", applyDelayMs: config.testApplyDelayMs, warning: "TEST MODE: every entry is applied slowly" });
   const storage = openStorage(config);
   const peers = config.members.filter((m) => m.id !== config.id).map((m) => ({ id: m.id, address: m.peerAddress }));
   const transport = await GrpcPeerTransport.start({
@@ -85,7 +86,9 @@ async function start(config: ServerConfig): Promise<Running> {
     log: (fields) => log({ component: "node", ...fields }),
     staleLocalReads: config.testBugs.includes("stale-local-reads"),
     readBeforeApplied: config.testBugs.includes("read-before-applied"),
-    ...(config.testApplyDelayMs !== null ? { readiesPerPassMax: 1, testOnlyBeforeApply: () => sleepSync(config.testApplyDelayMs ?? 0) } : {}),
+    ...(config.testApplyDelayMs !== null
+      ? { readiesPerPassMax: 1, testOnlyBeforeApply: () => sleepSync(config.testApplyDelayMs ?? 0) }
+      : {}),
   });
   scheduler.bind(() => node.process());
   const api = await startApiServer({

@@ -74,16 +74,19 @@ describe("layout", () => {
   it("no product module imports the harness (testing/, tools/)", () => {
     const files = productDirs.flatMap((d) => sources(join(repoRoot, d)));
     assert.ok(files.length > 50, "product sources not found");
-    assert.deepEqual(harnessImports(files, (f) => readFileSync(f, "utf8")), []);
+    assert.deepEqual(
+      harnessImports(files, (f) => readFileSync(f, "utf8")),
+      [],
+    );
   });
 
   it("the rule catches a product file that imports the harness", () => {
     const fake = join(repoRoot, "server/node/fake.ts");
     const code = `import { x } from "../../testing/sim/vopr.ts";\nconst u = new URL("../../tools/local_cluster.ts", import.meta.url);`;
-    assert.deepEqual(harnessImports([fake], () => code), [
-      "server/node/fake.ts -> testing/sim/vopr.ts",
-      "server/node/fake.ts -> tools/local_cluster.ts",
-    ]);
+    assert.deepEqual(
+      harnessImports([fake], () => code),
+      ["server/node/fake.ts -> testing/sim/vopr.ts", "server/node/fake.ts -> tools/local_cluster.ts"],
+    );
   });
 
   it("README's Layout section names exactly the top-level folders", () => {

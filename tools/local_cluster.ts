@@ -63,10 +63,23 @@ function main(): void {
   const children = new Map<string, ChildProcess>();
   for (const m of members) {
     const args = [
-      "--import", "tsx", witnesses.includes(m.id) ? witnessScript : mainScript,
-      "--id", m.id, "--cluster-id", "local", "--data-dir", join(o.dataDir, m.id),
-      "--peer-listen", m.peerAddress, "--client-listen", m.clientAddress, "--members", memberFlag,
-      "--lock-delay-ms", "2000",
+      "--import",
+      "tsx",
+      witnesses.includes(m.id) ? witnessScript : mainScript,
+      "--id",
+      m.id,
+      "--cluster-id",
+      "local",
+      "--data-dir",
+      join(o.dataDir, m.id),
+      "--peer-listen",
+      m.peerAddress,
+      "--client-listen",
+      m.clientAddress,
+      "--members",
+      memberFlag,
+      "--lock-delay-ms",
+      "2000",
       ...(witnesses.length > 0 ? ["--witnesses", witnesses.join(",")] : []),
       ...(bootstrap ? ["--bootstrap"] : []),
     ];

@@ -42,7 +42,13 @@ async function main(): Promise<void> {
       if (!g.ok) throw new Error(`grant failed: ${g.details}`);
       while (Date.now() < endAtMs) {
         const startMs = performance.now();
-        const a = await c.call<Obj>("Lock", "Acquire", { clientId, seq: seq++, name: `bench-${w}`, leaseId: g.value["leaseId"], wait: false });
+        const a = await c.call<Obj>("Lock", "Acquire", {
+          clientId,
+          seq: seq++,
+          name: `bench-${w}`,
+          leaseId: g.value["leaseId"],
+          wait: false,
+        });
         if (!a.ok) {
           failures++;
           continue;
@@ -60,7 +66,9 @@ async function main(): Promise<void> {
     const q = (p: number): string => (latenciesMs[Math.floor(p * (latenciesMs.length - 1))] ?? 0).toFixed(1);
     console.log("| clients | seconds | cycles | cycles/s | cycle p50 ms | cycle p99 ms | failures |");
     console.log("| --- | --- | --- | --- | --- | --- | --- |");
-    console.log(`| ${clients} | ${elapsedS.toFixed(1)} | ${latenciesMs.length} | ${(latenciesMs.length / elapsedS).toFixed(0)} | ${q(0.5)} | ${q(0.99)} | ${failures} |`);
+    console.log(
+      `| ${clients} | ${elapsedS.toFixed(1)} | ${latenciesMs.length} | ${(latenciesMs.length / elapsedS).toFixed(0)} | ${q(0.5)} | ${q(0.99)} | ${failures} |`,
+    );
   } finally {
     await cluster.stopAll();
   }

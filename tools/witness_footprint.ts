@@ -38,7 +38,12 @@ async function main(): Promise<void> {
   const clients = arg("clients", 32);
   const checkpoints = arg("checkpoints", 10);
   // Snapshots every 10k entries on the voters; the witness truncates to the floor they allow.
-  const cluster = await ProcessCluster.start({ ids: ["a", "b", "w"], witnesses: ["w"], tickMs: 50, extraFlags: ["--snapshot-every-entries", "10000"] });
+  const cluster = await ProcessCluster.start({
+    ids: ["a", "b", "w"],
+    witnesses: ["w"],
+    tickMs: 50,
+    extraFlags: ["--snapshot-every-entries", "10000"],
+  });
   const startedMs = Date.now();
   let ops = 0;
   let failures = 0;

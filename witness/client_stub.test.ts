@@ -31,7 +31,11 @@ let view: WitnessStatus = {
   firstIndex: 9,
   confState: { voters: ["a", "b", "w"], votersOutgoing: [], learners: [], learnersNext: [], witnesses: ["w"], autoLeave: false },
 };
-const addresses = new Map([["a", "127.0.0.1:7001"], ["b", "127.0.0.1:7002"], ["w", "127.0.0.1:7003"]]);
+const addresses = new Map([
+  ["a", "127.0.0.1:7001"],
+  ["b", "127.0.0.1:7002"],
+  ["w", "127.0.0.1:7003"],
+]);
 
 interface Failure {
   readonly code: grpc.status;
@@ -44,7 +48,11 @@ function failureOf(err: grpc.ServiceError): Failure {
 }
 
 /** Calls `method` the way its shape requires and resolves with the error it ends with. */
-function callExpectingError(client: grpc.Client, method: string, def: { requestStream: boolean; responseStream: boolean }): Promise<Failure> {
+function callExpectingError(
+  client: grpc.Client,
+  method: string,
+  def: { requestStream: boolean; responseStream: boolean },
+): Promise<Failure> {
   const c = client as unknown as Record<string, (...args: unknown[]) => unknown>;
   const fn = c[method];
   if (!fn) throw new Error(`no method ${method}`);
@@ -107,7 +115,10 @@ describe("witness client stub", () => {
   });
 
   it("answers Cluster.Status with its own view: commits, never applies", async () => {
-    const c = clients.get("Cluster") as unknown as Record<string, (req: object, cb: (e: grpc.ServiceError | null, r: Record<string, unknown>) => void) => void>;
+    const c = clients.get("Cluster") as unknown as Record<
+      string,
+      (req: object, cb: (e: grpc.ServiceError | null, r: Record<string, unknown>) => void) => void
+    >;
     const r = await new Promise<Record<string, unknown>>((resolve, reject) =>
       c["Status"]?.call(c, {}, (e, res) => (e ? reject(e) : resolve(res))),
     );

@@ -48,7 +48,10 @@ export function witnessRefusal(status: WitnessStatus, addresses: ReadonlyMap<str
   // While the witness itself leads (briefly, to hand over: W5) it is no use as a hint.
   const leaderId = status.leader === status.id ? "" : status.leader;
   const leaderAddress = leaderId === "" ? "" : (addresses.get(leaderId) ?? "");
-  const where = leaderId === "" ? "no leader is known here; try another member" : `the leader is ${leaderId} at ${leaderAddress || "(address unknown)"}`;
+  const where =
+    leaderId === ""
+      ? "no leader is known here; try another member"
+      : `the leader is ${leaderId} at ${leaderAddress || "(address unknown)"}`;
   const metadata = new grpc.Metadata();
   metadata.set(ERROR_DETAIL_METADATA_KEY, encodeErrorDetail({ reason: "IS_WITNESS", leaderId, leaderAddress, currentToken: 0 }));
   metadata.set(ERROR_REASON_METADATA_KEY, "IS_WITNESS");
@@ -81,7 +84,9 @@ function unexpected(rpc: string, error: unknown): grpc.StatusObject {
   if (isFatal(error)) fatal(error, `client call ${rpc}`);
   else {
     const described = error instanceof Error ? (error.stack ?? error.message) : String(error);
-    process.stderr.write(`${JSON.stringify({ timeMs: Date.now(), level: "error", component: "witness_client_stub", rpc, error: described })}\n`);
+    process.stderr.write(
+      `${JSON.stringify({ timeMs: Date.now(), level: "error", component: "witness_client_stub", rpc, error: described })}\n`,
+    );
   }
   const metadata = new grpc.Metadata();
   metadata.set(ERROR_DETAIL_METADATA_KEY, encodeErrorDetail({ reason: "INTERNAL", leaderId: "", leaderAddress: "", currentToken: 0 }));

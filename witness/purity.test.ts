@@ -61,9 +61,15 @@ describe("witness purity", () => {
     const roots = readdirSync(witnessDir)
       .filter((f) => f.endsWith(".ts"))
       .map((f) => join(witnessDir, f));
-    assert.ok(roots.some((f) => f.endsWith("witness_node.ts")), "witness sources not found");
+    assert.ok(
+      roots.some((f) => f.endsWith("witness_node.ts")),
+      "witness sources not found",
+    );
     const walked = reachable(roots, disk);
-    assert.ok([...walked.keys()].some((f) => f.includes("/server/core/")), "the import walk found no core module");
+    assert.ok(
+      [...walked.keys()].some((f) => f.includes("/server/core/")),
+      "the import walk found no core module",
+    );
     assert.deepEqual(violations(roots, disk), []);
   });
 

@@ -29,7 +29,10 @@ class RecordingTransport implements PeerTransport {
   async close(): Promise<void> {}
 }
 
-function open(disk: MemoryDisk, witnesses: readonly NodeId[] = ["w"]): { node: WitnessNode; transport: RecordingTransport; storage: MemoryStorage } {
+function open(
+  disk: MemoryDisk,
+  witnesses: readonly NodeId[] = ["w"],
+): { node: WitnessNode; transport: RecordingTransport; storage: MemoryStorage } {
   const storage = MemoryStorage.open(disk);
   if (storage.identity() === null) {
     storage.setIdentity({ clusterId: "t", nodeId: "w" });
@@ -47,7 +50,12 @@ function open(disk: MemoryDisk, witnesses: readonly NodeId[] = ["w"]): { node: W
 }
 
 const entries = (from: number, to: number): Entry[] =>
-  Array.from({ length: to - from + 1 }, (_, i) => ({ term: 1, index: from + i, type: "normal" as const, data: new TextEncoder().encode(`cmd${from + i}`) }));
+  Array.from({ length: to - from + 1 }, (_, i) => ({
+    term: 1,
+    index: from + i,
+    type: "normal" as const,
+    data: new TextEncoder().encode(`cmd${from + i}`),
+  }));
 
 function append(prevIndex: number, es: Entry[], commit: number, witnessFloor: number): Message {
   return { kind: "append", from: "a", to: "w", term: 1, prevIndex, prevTerm: prevIndex === 0 ? 0 : 1, entries: es, commit, witnessFloor };
@@ -70,7 +78,10 @@ describe("WitnessNode", () => {
     assert.equal(stored.snapshot?.metadata.index, 3);
     assert.equal(stored.snapshot?.data.length, 0, "the marker carries no state");
     assert.deepEqual(stored.snapshot?.metadata.confState.witnesses, ["w"]);
-    assert.deepEqual(stored.entries.map((e) => e.index), [4, 5, 6]);
+    assert.deepEqual(
+      stored.entries.map((e) => e.index),
+      [4, 5, 6],
+    );
     assert.equal(new TextDecoder().decode(stored.entries[2]?.data), "cmd6", "W1: the data is kept, not only metadata");
     // A higher floor from a heartbeat moves the truncation on, never past the commit index.
     node.receive({ kind: "heartbeat", from: "a", to: "w", term: 1, commit: 6, readContext: 0, witnessFloor: 9 });
@@ -108,7 +119,16 @@ describe("WitnessNode", () => {
     applier.applyEntry();
     applier.softStateChanged({ role: "leader", term: 2, leader: "w" });
     const compacted: Snapshot[] = [];
-    const rd = { softState: null, hardState: null, snapshot: null, entries: [], committedEntries: [], messages: [], readStates: [], mustSync: false };
+    const rd = {
+      softState: null,
+      hardState: null,
+      snapshot: null,
+      entries: [],
+      committedEntries: [],
+      messages: [],
+      readStates: [],
+      mustSync: false,
+    };
     applier.afterAdvance(rd, (s) => compacted.push(s));
     applier.afterAdvance(rd, (s) => compacted.push(s));
     assert.deepEqual(compacted, [marker]);

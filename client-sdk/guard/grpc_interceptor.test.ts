@@ -35,7 +35,9 @@ describe("gRPC withFencing over a real server", () => {
       {
         Put(call: grpc.ServerUnaryCall<Put, unknown>, cb: grpc.sendUnaryData<unknown>) {
           handled++;
-          fencedCall<Map<string, string>>(call as grpc.ServerUnaryCall<unknown, unknown>).run((d) => d.set(call.request.key, call.request.value));
+          fencedCall<Map<string, string>>(call as grpc.ServerUnaryCall<unknown, unknown>).run((d) =>
+            d.set(call.request.key, call.request.value),
+          );
           cb(null, { ok: true });
         },
         Watch(call: grpc.ServerWritableStream<unknown, unknown>) {

@@ -37,10 +37,7 @@ export function fencedCall<C>(call: grpc.ServerUnaryCall<unknown, unknown>): Fen
   return f as Fenced<C>;
 }
 
-export function withFencing<T extends grpc.UntypedServiceImplementation, C>(
-  implementation: T,
-  options: GrpcFencingOptions<C>,
-): T {
+export function withFencing<T extends grpc.UntypedServiceImplementation, C>(implementation: T, options: GrpcFencingOptions<C>): T {
   const key = (options.metadataKey ?? DEFAULT_TOKEN_METADATA_KEY).toLowerCase();
   const wrapped: grpc.UntypedServiceImplementation = { ...implementation };
   for (const [method, handler] of Object.entries(implementation)) {

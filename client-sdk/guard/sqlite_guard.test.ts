@@ -43,10 +43,14 @@ describe("SqliteGuard", () => {
   it("rolls back the protected write when the write callback throws after writing", () => {
     const g = SqliteGuard.open(join(dir, "rollback.db"), { registry: null });
     g.db.exec("CREATE TABLE t (v TEXT)");
-    assert.throws(() => g.run("r", 3n, (db) => {
-      db.prepare("INSERT INTO t VALUES ('x')").run();
-      throw new Error("after the insert");
-    }), /after the insert/);
+    assert.throws(
+      () =>
+        g.run("r", 3n, (db) => {
+          db.prepare("INSERT INTO t VALUES ('x')").run();
+          throw new Error("after the insert");
+        }),
+      /after the insert/,
+    );
     assert.equal(g.db.prepare("SELECT count(*) FROM t").pluck().get(), 0);
     assert.equal(g.highest("r"), null);
     g.close();
@@ -77,10 +81,19 @@ describe("SqliteGuard", () => {
     const value = db.prepare("SELECT value FROM data WHERE key = 'counter'").pluck().get();
     const mark = db.prepare("SELECT highest FROM tenure_fencing WHERE resource = 'counter'").pluck().get();
     db.close();
-    assert.equal(counts.reduce((s, c) => s + c.accepted + c.stale, 0), writers * perWriter);
-    assert.equal(rows.length, counts.reduce((s, c) => s + c.accepted, 0));
+    assert.equal(
+      counts.reduce((s, c) => s + c.accepted + c.stale, 0),
+      writers * perWriter,
+    );
+    assert.equal(
+      rows.length,
+      counts.reduce((s, c) => s + c.accepted, 0),
+    );
     // Both outcomes happened, and writers really interleaved (not one after another).
-    assert.ok(counts.some((c) => c.stale > 0), JSON.stringify(counts));
+    assert.ok(
+      counts.some((c) => c.stale > 0),
+      JSON.stringify(counts),
+    );
     assert.ok(new Set(rows.map((r) => r.writer)).size >= 2, JSON.stringify(counts));
     for (let i = 1; i < rows.length; i++) {
       assert.ok(BigInt(rows[i]!.token) >= BigInt(rows[i - 1]!.token), `accepted ${rows[i - 1]!.token} then ${rows[i]!.token}`);

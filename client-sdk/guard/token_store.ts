@@ -12,9 +12,7 @@ export type FencingToken = bigint | number | string;
 
 export const MAX_TOKEN = (1n << 64n) - 1n;
 
-export type RunResult<T> =
-  | { readonly ok: true; readonly value: T }
-  | { readonly ok: false; readonly error: StaleFencingTokenError };
+export type RunResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: StaleFencingTokenError };
 
 /** Read side of the store: what the guard remembers. */
 export interface TokenStore {

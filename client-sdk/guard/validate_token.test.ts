@@ -30,7 +30,10 @@ describe("validateToken", () => {
       ValidateToken(_call: unknown, cb: grpc.sendUnaryData<unknown>) {
         asked.push("follower");
         const md = new grpc.Metadata();
-        md.set(ERROR_DETAIL_METADATA_KEY, encodeErrorDetail({ reason: "NOT_LEADER", leaderId: "a", leaderAddress: leader.address, currentToken: 0 }));
+        md.set(
+          ERROR_DETAIL_METADATA_KEY,
+          encodeErrorDetail({ reason: "NOT_LEADER", leaderId: "a", leaderAddress: leader.address, currentToken: 0 }),
+        );
         cb({ code: grpc.status.UNAVAILABLE, details: "not the leader", metadata: md }, null);
       },
     });

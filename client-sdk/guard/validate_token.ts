@@ -38,7 +38,9 @@ type LockClient = grpc.Client & {
 };
 
 function lockClientConstructor(): new (address: string, credentials: grpc.ChannelCredentials) => LockClient {
-  const pkg = grpc.loadPackageDefinition(tenurePackage()) as unknown as { tenure: { v1: { Lock: new (a: string, c: grpc.ChannelCredentials) => LockClient } } };
+  const pkg = grpc.loadPackageDefinition(tenurePackage()) as unknown as {
+    tenure: { v1: { Lock: new (a: string, c: grpc.ChannelCredentials) => LockClient } };
+  };
   return pkg.tenure.v1.Lock;
 }
 
@@ -85,10 +87,8 @@ export async function validateToken(
 
 function call(client: LockClient, name: string, token: bigint, options: ValidateTokenOptions) {
   return new Promise<{ current: boolean; kind: string; currentToken: string }>((resolve, reject) => {
-    const c = client.ValidateToken(
-      { name, token: token.toString() },
-      { deadline: Date.now() + (options.timeoutMs ?? 2000) },
-      (err, res) => (err !== null ? reject(err) : res === undefined ? reject(new Error("empty response")) : resolve(res)),
+    const c = client.ValidateToken({ name, token: token.toString() }, { deadline: Date.now() + (options.timeoutMs ?? 2000) }, (err, res) =>
+      err !== null ? reject(err) : res === undefined ? reject(new Error("empty response")) : resolve(res),
     );
     options.signal?.addEventListener("abort", () => c.cancel(), { once: true });
   });

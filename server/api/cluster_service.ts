@@ -10,13 +10,7 @@ import type { ConfState } from "../core/types.ts";
 import type { AdminOutcome } from "../node/node_api.ts";
 import { unary, type ServiceDeps } from "./handler_kit.ts";
 import { ApiError, notLeaderError } from "./status_map.ts";
-import {
-  parseAddMember,
-  parseEmpty,
-  parseRemoveMember,
-  parseReplaceMember,
-  parseTransferLeader,
-} from "./validate.ts";
+import { parseAddMember, parseEmpty, parseRemoveMember, parseReplaceMember, parseTransferLeader } from "./validate.ts";
 
 export function clusterService(deps: ServiceDeps): grpc.UntypedServiceImplementation {
   const limits = deps.config.limits;

@@ -31,14 +31,23 @@ describe("Election service over gRPC", () => {
     const current = await nextMessage(observe);
     assert.deepEqual(current["leader"], leaderA);
 
-    const campaignB = api.unary("Election", "Campaign", { clientId: "eb", seq: 2, name: "svc", leaseId: leaseB, value: "b:1", timeoutMs: 5_000 });
+    const campaignB = api.unary("Election", "Campaign", {
+      clientId: "eb",
+      seq: 2,
+      name: "svc",
+      leaseId: leaseB,
+      value: "b:1",
+      timeoutMs: 5_000,
+    });
     const proclaimed = nextMessage(observe);
     await api.ok("Election", "Proclaim", { clientId: "ea", seq: 3, name: "svc", token: leaderA["token"], value: "a:2" });
     assert.deepEqual((await proclaimed)["leader"], { ...leaderA, value: "a:2" });
 
     const changed = nextMessage(observe);
     await until(async () => api.node.machine.electionStatus("svc").waiters.length === 1, "B queued");
-    assert.deepEqual(await api.ok("Election", "Resign", { clientId: "ea", seq: 4, name: "svc", token: leaderA["token"] }), { resigned: true });
+    assert.deepEqual(await api.ok("Election", "Resign", { clientId: "ea", seq: 4, name: "svc", token: leaderA["token"] }), {
+      resigned: true,
+    });
     const next = (await changed)["leader"] as Record<string, string>;
     assert.equal(next["leaseId"], leaseB);
     assert.equal(next["value"], "b:1");
@@ -65,7 +74,14 @@ describe("Election service over gRPC", () => {
     const leaseA = await lease("ta");
     const leaseB = await lease("tb");
     await api.ok("Election", "Campaign", { clientId: "ta", seq: 2, name: "t", leaseId: leaseA, value: "" });
-    const reply = await api.unary("Election", "Campaign", { clientId: "tb", seq: 2, name: "t", leaseId: leaseB, value: "", timeoutMs: 100 });
+    const reply = await api.unary("Election", "Campaign", {
+      clientId: "tb",
+      seq: 2,
+      name: "t",
+      leaseId: leaseB,
+      value: "",
+      timeoutMs: 100,
+    });
     assertError(reply, grpc.status.DEADLINE_EXCEEDED, "TIMEOUT");
     assert.equal(api.node.machine.electionStatus("t").waiters.length, 0);
     const empty = await api.ok("Election", "Leader", { name: "nobody" });

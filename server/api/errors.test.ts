@@ -67,10 +67,25 @@ describe("status mapping and request validation over gRPC", () => {
       ["Lease", "Grant", { clientId: "ok", seq: 1, ttlMs: 10 }, /^ttl_ms must be 500\.\.3600000, got 10$/],
       ["Lease", "Grant", { clientId: "has space", seq: 1, ttlMs: 1_000 }, /^client_id must be visible ASCII/],
       ["Lock", "Acquire", { clientId: "ok", seq: 1, name: "n".repeat(300), leaseId: 1 }, /^name must be 1\.\.256 bytes, got 300$/],
-      ["Lock", "Acquire", { clientId: "ok", seq: 1, name: "a\nb", leaseId: 1 }, /^name must not contain control characters, found U\+000A at 1$/],
+      [
+        "Lock",
+        "Acquire",
+        { clientId: "ok", seq: 1, name: "a\nb", leaseId: 1 },
+        /^name must not contain control characters, found U\+000A at 1$/,
+      ],
       ["Lock", "Acquire", { clientId: "ok", seq: 1, name: "n", leaseId: 0 }, /^lease_id must be 1\.\.\d+, got 0$/],
-      ["Lock", "Acquire", { clientId: "ok", seq: 1, name: "n", leaseId: 1, wait: true, timeoutMs: 3_600_001 }, /^timeout_ms must be 0\.\.3600000/],
-      ["Election", "Campaign", { clientId: "ok", seq: 1, name: "e", leaseId: 1, value: "v".repeat(4_097) }, /^value must be at most 4096 bytes, got 4097$/],
+      [
+        "Lock",
+        "Acquire",
+        { clientId: "ok", seq: 1, name: "n", leaseId: 1, wait: true, timeoutMs: 3_600_001 },
+        /^timeout_ms must be 0\.\.3600000/,
+      ],
+      [
+        "Election",
+        "Campaign",
+        { clientId: "ok", seq: 1, name: "e", leaseId: 1, value: "v".repeat(4_097) },
+        /^value must be at most 4096 bytes, got 4097$/,
+      ],
       ["Lease", "TimeToLive", { leaseId: "-1" }, /^lease_id must be 1\.\.\d+, got 18446744073709551615$/], // -1 wraps on the wire
       ["Cluster", "ReplaceMember", { oldNodeId: "a", newNodeId: "a" }, /both "a"/],
       ["Cluster", "TransferLeader", { toNodeId: "bad id!" }, /^to_node_id must be 1\.\.64 characters/],
@@ -124,11 +139,14 @@ describe("status mapping and request validation over gRPC", () => {
     assert.equal(status["role"], "leader");
     assert.deepEqual((status["confState"] as Record<string, unknown>)["voters"], ["a", "b", "c"]);
     const members = (await api.ok("Cluster", "Members", {}))["members"] as Record<string, unknown>[];
-    assert.deepEqual(members.map((m) => [m["id"], m["role"], m["isLeader"]]), [
-      ["a", "MEMBER_ROLE_VOTER", true],
-      ["b", "MEMBER_ROLE_VOTER", false],
-      ["c", "MEMBER_ROLE_VOTER", false],
-    ]);
+    assert.deepEqual(
+      members.map((m) => [m["id"], m["role"], m["isLeader"]]),
+      [
+        ["a", "MEMBER_ROLE_VOTER", true],
+        ["b", "MEMBER_ROLE_VOTER", false],
+        ["c", "MEMBER_ROLE_VOTER", false],
+      ],
+    );
     const replaced = await api.ok("Cluster", "ReplaceMember", { oldNodeId: "c", newNodeId: "w", witness: true });
     assert.equal(replaced["alreadyDone"], false);
     const cs = replaced["confState"] as Record<string, unknown>;

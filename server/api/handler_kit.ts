@@ -67,11 +67,7 @@ export function unary(rpc: string, impl: UnaryImpl): grpc.handleUnaryCall<unknow
 }
 
 /** Ends a server stream with the status of `error` (guarded: a stream error never throws). */
-export function failStream(
-  call: { emit(event: "error", status: grpc.StatusObject): boolean },
-  rpc: string,
-  error: unknown,
-): void {
+export function failStream(call: { emit(event: "error", status: grpc.StatusObject): boolean }, rpc: string, error: unknown): void {
   try {
     call.emit("error", toStatusObject(error, rpc));
   } catch (emitError) {
@@ -88,11 +84,7 @@ export interface Applied<K extends OkBody["kind"]> {
 }
 
 /** Submits a client command; an error result or a non-applied outcome throws its ApiError. */
-export async function submitOk<K extends OkBody["kind"]>(
-  deps: ServiceDeps,
-  command: ClientCommand,
-  kind: K,
-): Promise<Applied<K>> {
+export async function submitOk<K extends OkBody["kind"]>(deps: ServiceDeps, command: ClientCommand, kind: K): Promise<Applied<K>> {
   const outcome = await deps.node.submit(command);
   if (outcome.kind !== "applied") throw errorFromOutcome(outcome, deps.node);
   const result = outcome.result;

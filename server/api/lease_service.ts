@@ -2,23 +2,9 @@
 
 import type * as grpc from "@grpc/grpc-js";
 import type { OkBody } from "../state/results.ts";
-import {
-  encodeValidUntil,
-  failStream,
-  submitOk,
-  readOk,
-  unary,
-  type ServiceDeps,
-  type ValidUntilMessage,
-} from "./handler_kit.ts";
+import { encodeValidUntil, failStream, submitOk, readOk, unary, type ServiceDeps, type ValidUntilMessage } from "./handler_kit.ts";
 import { ApiError, logError } from "./status_map.ts";
-import {
-  parseLeaseGrant,
-  parseLeaseKeepAlive,
-  parseLeaseList,
-  parseLeaseRevoke,
-  parseLeaseTimeToLive,
-} from "./validate.ts";
+import { parseLeaseGrant, parseLeaseKeepAlive, parseLeaseList, parseLeaseRevoke, parseLeaseTimeToLive } from "./validate.ts";
 
 export interface LeaseKeepAliveResponse {
   readonly seq: number;
@@ -97,11 +83,13 @@ function keepAliveHandler(deps: ServiceDeps): grpc.handleBidiStreamingCall<unkno
       chain = chain.then(() => (ended ? undefined : renew(raw))).catch(fail);
     });
     call.on("end", () => {
-      chain = chain.then(() => {
-        if (ended) return;
-        ended = true;
-        call.end();
-      }).catch((error: unknown) => logError("failed to end a stream", rpc, error));
+      chain = chain
+        .then(() => {
+          if (ended) return;
+          ended = true;
+          call.end();
+        })
+        .catch((error: unknown) => logError("failed to end a stream", rpc, error));
     });
     // The client went away or the transport broke: stop answering; never rethrow.
     call.on("cancelled", () => {

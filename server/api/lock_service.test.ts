@@ -69,7 +69,10 @@ describe("Lock service over gRPC", () => {
       await until(async () => ((await status("fifo"))["waiterLeaseIds"] as string[]).length === i + 1, `waiter ${i}`);
       waiters.push({ ...w, reply });
     }
-    assert.deepEqual((await status("fifo"))["waiterLeaseIds"], waiters.map((w) => w.leaseId));
+    assert.deepEqual(
+      (await status("fifo"))["waiterLeaseIds"],
+      waiters.map((w) => w.leaseId),
+    );
     let previous = { clientId: holder.clientId, token: String(first["token"]) };
     for (const w of waiters) {
       await api.ok("Lock", "Release", { clientId: previous.clientId, seq: 3, name: "fifo", token: previous.token });

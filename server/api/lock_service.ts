@@ -40,8 +40,7 @@ export function lockService(deps: ServiceDeps): grpc.UntypedServiceImplementatio
     ValidateToken: unary("Lock.ValidateToken", async (raw) => {
       const { name, token } = parseValidateToken(raw, limits);
       const { value } = await readOk(deps, (m) => m.validateToken(name, token));
-      const kind =
-        value.table === null ? "GRANT_KIND_NONE" : value.table === "lock" ? "GRANT_KIND_LOCK" : "GRANT_KIND_ELECTION";
+      const kind = value.table === null ? "GRANT_KIND_NONE" : value.table === "lock" ? "GRANT_KIND_LOCK" : "GRANT_KIND_ELECTION";
       return { current: value.current, kind, currentToken: value.currentToken ?? 0 };
     }),
   };
@@ -52,10 +51,7 @@ export function encodeMutexStatus(status: MutexStatus): object {
   return {
     name: status.name,
     state: `MUTEX_STATE_${status.state}`,
-    holder:
-      holder === null
-        ? null
-        : { leaseId: holder.leaseId, token: holder.token, value: holder.value, grantedAtMs: holder.grantedAtMs },
+    holder: holder === null ? null : { leaseId: holder.leaseId, token: holder.token, value: holder.value, grantedAtMs: holder.grantedAtMs },
     waiterLeaseIds: status.waiters.map((w) => w.leaseId),
     delayUntilMs: status.delay?.untilMs ?? 0,
   };

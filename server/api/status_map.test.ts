@@ -42,7 +42,10 @@ describe("status_map: what a handler's exception becomes", () => {
     it("an AssertionError or a StorageCorruptError goes to fatal() with the rpc as where", () => {
       toStatusObject(new AssertionError("applied index went back"), "Lock.Acquire");
       logError("failed to end a stream", "Lease.KeepAlive", new StorageCorruptError("bad crc"));
-      assert.deepEqual(reports.map((r) => r.where), ["client call Lock.Acquire", "client call Lease.KeepAlive"]);
+      assert.deepEqual(
+        reports.map((r) => r.where),
+        ["client call Lock.Acquire", "client call Lease.KeepAlive"],
+      );
       assert.ok(reports[0]?.error instanceof AssertionError);
     });
   });
@@ -63,7 +66,10 @@ describe("status_map: what a handler's exception becomes", () => {
     it("unary: an assertion in the node is fatal (INTERNAL is what a test handler leaves)", async () => {
       api.node.throwNext = new AssertionError("machine read a torn table");
       assertError(await api.unary("Lock", "Status", { name: "x" }), grpc.status.INTERNAL, "INTERNAL");
-      assert.deepEqual(reports.map((r) => r.where), ["client call Lock.Status"]);
+      assert.deepEqual(
+        reports.map((r) => r.where),
+        ["client call Lock.Status"],
+      );
       await api.ok("Lock", "Status", { name: "x" });
     });
 
@@ -75,17 +81,28 @@ describe("status_map: what a handler's exception becomes", () => {
         throw new AssertionError("lock table holder without a lease");
       };
       try {
-        assertError(await api.unary("Lock", "Acquire", { clientId: "tb", seq: 2, name: "m", leaseId: b, wait: false }), grpc.status.INTERNAL, "INTERNAL");
+        assertError(
+          await api.unary("Lock", "Acquire", { clientId: "tb", seq: 2, name: "m", leaseId: b, wait: false }),
+          grpc.status.INTERNAL,
+          "INTERNAL",
+        );
       } finally {
         api.node.read = read;
       }
-      assert.deepEqual(reports.map((r) => r.where), ["client call Lock.Acquire"]);
+      assert.deepEqual(
+        reports.map((r) => r.where),
+        ["client call Lock.Acquire"],
+      );
       // An ordinary failure of the same read still gives the plain LOCK_HELD answer.
       api.node.read = async () => {
         throw new Error("read failed");
       };
       try {
-        assertError(await api.unary("Lock", "Acquire", { clientId: "tb", seq: 3, name: "m", leaseId: b, wait: false }), grpc.status.ABORTED, "LOCK_HELD");
+        assertError(
+          await api.unary("Lock", "Acquire", { clientId: "tb", seq: 3, name: "m", leaseId: b, wait: false }),
+          grpc.status.ABORTED,
+          "LOCK_HELD",
+        );
       } finally {
         api.node.read = read;
       }
@@ -96,7 +113,10 @@ describe("status_map: what a handler's exception becomes", () => {
       api.node.throwNext = new AssertionError("election table out of order");
       const end = await streamEnd(api.serverStream("Election", "Observe", { name: "e" }));
       assert.ok(!end.ok && end.code === grpc.status.INTERNAL);
-      assert.deepEqual(reports.map((r) => r.where), ["client call Election.Observe"]);
+      assert.deepEqual(
+        reports.map((r) => r.where),
+        ["client call Election.Observe"],
+      );
     });
 
     it("bidi stream (Lease.KeepAlive): an assertion in a renewal is fatal", async () => {
@@ -107,7 +127,10 @@ describe("status_map: what a handler's exception becomes", () => {
       stream.write({ clientId: "ka", seq: 2, leaseIds: [id] } satisfies Message);
       const end = await ended;
       assert.ok(!end.ok && end.code === grpc.status.INTERNAL);
-      assert.deepEqual(reports.map((r) => r.where), ["client call Lease.KeepAlive"]);
+      assert.deepEqual(
+        reports.map((r) => r.where),
+        ["client call Lease.KeepAlive"],
+      );
       stream.cancel();
     });
   });

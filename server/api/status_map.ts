@@ -14,13 +14,7 @@ import * as grpc from "@grpc/grpc-js";
 import { fatal, isFatal } from "../fatal.ts";
 import type { LeaderHint, NodeApi, ReadOutcome, SubmitOutcome } from "../node/node_api.ts";
 import type { ErrorCode } from "../state/results.ts";
-import {
-  ERROR_DETAIL_METADATA_KEY,
-  ERROR_REASON_METADATA_KEY,
-  encodeErrorDetail,
-  type ErrorDetail,
-  type ErrorReason,
-} from "./protos.ts";
+import { ERROR_DETAIL_METADATA_KEY, ERROR_REASON_METADATA_KEY, encodeErrorDetail, type ErrorDetail, type ErrorReason } from "./protos.ts";
 
 const Status = grpc.status;
 
@@ -96,9 +90,7 @@ export function errorFromCode(code: ErrorCode, message: string): ApiError {
   return new ApiError(CODE_REASON[code], message);
 }
 
-type NotApplied =
-  | Exclude<SubmitOutcome, { kind: "applied" }>
-  | Exclude<ReadOutcome<unknown>, { kind: "read" }>;
+type NotApplied = Exclude<SubmitOutcome, { kind: "applied" }> | Exclude<ReadOutcome<unknown>, { kind: "read" }>;
 
 /** A submit or read that did not produce a state machine answer. */
 export function errorFromOutcome(outcome: NotApplied, node: NodeApi): ApiError {
@@ -108,10 +100,7 @@ export function errorFromOutcome(outcome: NotApplied, node: NodeApi): ApiError {
     case "unavailable":
       return new ApiError("NO_LEADER", `not serving: ${outcome.reason}; retry with the same seq`);
     case "outcomeUnknown":
-      return new ApiError(
-        "OUTCOME_UNKNOWN",
-        `the request may or may not have been applied (${outcome.reason}); retry with the same seq`,
-      );
+      return new ApiError("OUTCOME_UNKNOWN", `the request may or may not have been applied (${outcome.reason}); retry with the same seq`);
   }
 }
 

@@ -156,9 +156,7 @@ export class Fields {
   nodeId(field: string): string {
     const id = this.text(field);
     if (id.length === 0 || id.length > NODE_ID_CHARS_MAX || !NODE_ID_PATTERN.test(id)) {
-      throw invalidArgument(
-        `${snake(field)} must be 1..${NODE_ID_CHARS_MAX} characters of [A-Za-z0-9._:-], got ${describe(id)}`,
-      );
+      throw invalidArgument(`${snake(field)} must be 1..${NODE_ID_CHARS_MAX} characters of [A-Za-z0-9._:-], got ${describe(id)}`);
     }
     return id;
   }

@@ -10,14 +10,7 @@
 import { isFatal } from "../fatal.ts";
 import type { ElectionCampaign, LockAcquire, WaitCancel } from "../state/commands.ts";
 import type { StateEvent } from "../state/results.ts";
-import {
-  encodeValidUntil,
-  readOk,
-  submitOk,
-  type CallContext,
-  type ServiceDeps,
-  type ValidUntilMessage,
-} from "./handler_kit.ts";
+import { encodeValidUntil, readOk, submitOk, type CallContext, type ServiceDeps, type ValidUntilMessage } from "./handler_kit.ts";
 import { ApiError, errorFromOutcome } from "./status_map.ts";
 
 /** Time kept back from the call's deadline to withdraw the wait and still answer in time. */
@@ -157,8 +150,7 @@ async function waitState(
   if (!value.leaseExists) throw leaseGoneError(request, false);
   throw new ApiError(
     "WAIT_CANCELLED",
-    `the wait of lease ${leaseId} for ${name} (seq ${request.command.seq}) has already ended without a grant; ` +
-      "use a new seq",
+    `the wait of lease ${leaseId} for ${name} (seq ${request.command.seq}) has already ended without a grant; ` + "use a new seq",
   );
 }
 

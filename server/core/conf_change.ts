@@ -25,9 +25,7 @@ export type ConfChange =
     }
   | { readonly kind: "leaveJoint" };
 
-export type ConfChangeResult =
-  | { readonly ok: true; readonly confState: ConfState }
-  | { readonly ok: false; readonly reason: string };
+export type ConfChangeResult = { readonly ok: true; readonly confState: ConfState } | { readonly ok: false; readonly reason: string };
 
 export function isJoint(cs: ConfState): boolean {
   return cs.votersOutgoing.length > 0;
@@ -35,12 +33,7 @@ export function isJoint(cs: ConfState): boolean {
 
 /** Everyone who receives the log: voters of both halves and learners. */
 export function allMembers(cs: ConfState): NodeId[] {
-  const set = new Set<NodeId>([
-    ...cs.voters,
-    ...cs.votersOutgoing,
-    ...cs.learners,
-    ...cs.learnersNext,
-  ]);
+  const set = new Set<NodeId>([...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext]);
   return [...set].sort();
 }
 
@@ -80,11 +73,7 @@ function applySimple(cs: ConfState, change: ConfChangeSingle): ConfChangeResult 
   return finish(out);
 }
 
-function enterJoint(
-  cs: ConfState,
-  changes: readonly ConfChangeSingle[],
-  autoLeave: boolean,
-): ConfChangeResult {
+function enterJoint(cs: ConfState, changes: readonly ConfChangeSingle[], autoLeave: boolean): ConfChangeResult {
   if (isJoint(cs)) return { ok: false, reason: "configuration is already joint" };
   if (changes.length === 0) return { ok: false, reason: "enterJoint needs at least one change" };
   const ids = new Set(changes.map((c) => c.nodeId));

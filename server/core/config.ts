@@ -106,10 +106,7 @@ export function makeRaftConfig(input: RaftConfigInput): RaftConfig {
 export function validateRaftConfig(c: RaftConfig): void {
   assert(c.id.length > 0, "raft config: id must be non-empty");
   assert(c.heartbeatIntervalTicks >= 1, "raft config: heartbeatIntervalTicks must be >= 1");
-  assert(
-    c.electionTimeoutTicks > c.heartbeatIntervalTicks,
-    "raft config: electionTimeoutTicks must exceed heartbeatIntervalTicks",
-  );
+  assert(c.electionTimeoutTicks > c.heartbeatIntervalTicks, "raft config: electionTimeoutTicks must exceed heartbeatIntervalTicks");
   assert(c.entriesPerMessageMax >= 1, "raft config: entriesPerMessageMax must be >= 1");
   assert(c.bytesPerMessageMax >= 1, "raft config: bytesPerMessageMax must be >= 1");
   assert(c.inflightMessagesMax >= 1, "raft config: inflightMessagesMax must be >= 1");

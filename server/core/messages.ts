@@ -103,9 +103,7 @@ export function describeMessage(m: Message): string {
       return `${head} prev=${m.prevTerm}/${m.prevIndex} commit=${m.commit}${floor} entries=[${ents.join(" ")}]`;
     }
     case "appendResponse":
-      return m.reject
-        ? `${head} reject index=${m.index} hint=${m.rejectHintTerm}/${m.rejectHintIndex}`
-        : `${head} index=${m.index}`;
+      return m.reject ? `${head} reject index=${m.index} hint=${m.rejectHintTerm}/${m.rejectHintIndex}` : `${head} index=${m.index}`;
     case "heartbeat": {
       const floor = m.witnessFloor > 0 ? ` floor=${m.witnessFloor}` : "";
       return `${head} commit=${m.commit}${floor}${m.readContext ? ` read=${m.readContext}` : ""}`;

@@ -8,10 +8,7 @@ export type VoteResult = "won" | "lost" | "pending";
  * The highest index replicated on a majority of `voters`. An empty voter set imposes no limit
  * (it is the absent half of a non-joint configuration), so it answers +Infinity.
  */
-export function majorityCommittedIndex(
-  voters: readonly NodeId[],
-  matchOf: (id: NodeId) => Index,
-): Index {
+export function majorityCommittedIndex(voters: readonly NodeId[], matchOf: (id: NodeId) => Index): Index {
   if (voters.length === 0) return Number.POSITIVE_INFINITY;
   const matches = voters.map(matchOf).sort((x, y) => y - x);
   // With n voters, the entry at position floor(n/2) (descending) is held by n/2+1 of them.
@@ -20,20 +17,13 @@ export function majorityCommittedIndex(
 }
 
 /** Joint rule: an index is committed only when both halves have it on a majority. */
-export function jointCommittedIndex(
-  incoming: readonly NodeId[],
-  outgoing: readonly NodeId[],
-  matchOf: (id: NodeId) => Index,
-): Index {
+export function jointCommittedIndex(incoming: readonly NodeId[], outgoing: readonly NodeId[], matchOf: (id: NodeId) => Index): Index {
   const a = majorityCommittedIndex(incoming, matchOf);
   const b = majorityCommittedIndex(outgoing, matchOf);
   return Math.min(a, b);
 }
 
-export function majorityVoteResult(
-  voters: readonly NodeId[],
-  voteOf: (id: NodeId) => boolean | undefined,
-): VoteResult {
+export function majorityVoteResult(voters: readonly NodeId[], voteOf: (id: NodeId) => boolean | undefined): VoteResult {
   if (voters.length === 0) return "won";
   let granted = 0;
   let missing = 0;

@@ -404,10 +404,7 @@ export class RaftCore {
   /** Returns false when the message must be dropped. */
   private onHigherTerm(m: Message): boolean {
     if (m.kind === "vote") {
-      const inLease =
-        this.config.checkQuorum &&
-        this.leader !== NO_NODE &&
-        this.electionElapsedTicks < this.config.electionTimeoutTicks;
+      const inLease = this.config.checkQuorum && this.leader !== NO_NODE && this.electionElapsedTicks < this.config.electionTimeoutTicks;
       if (inLease && !m.transfer) {
         // We heard from a leader within the timeout: a disruptive candidate is ignored.
         this.logLine(`${this.id} ignores ${m.preVote ? "pre-" : ""}vote from ${m.from}: leader lease`);
@@ -422,8 +419,7 @@ export class RaftCore {
   }
 
   private onLowerTerm(m: Message): void {
-    const tellsStaleLeader =
-      (this.config.checkQuorum || this.config.preVote) && (m.kind === "append" || m.kind === "heartbeat");
+    const tellsStaleLeader = (this.config.checkQuorum || this.config.preVote) && (m.kind === "append" || m.kind === "heartbeat");
     if (tellsStaleLeader) {
       // A deposed leader (or a node cut off and rejoining) learns the new term from this.
       this.send({ kind: "appendResponse", to: m.from, index: 0, reject: false, rejectHintIndex: 0, rejectHintTerm: 0 });
@@ -434,10 +430,7 @@ export class RaftCore {
   }
 
   private onVote(m: VoteMessage): void {
-    const canVote =
-      this.vote === m.from ||
-      (this.vote === NO_NODE && this.leader === NO_NODE) ||
-      (m.preVote && m.term > this.term);
+    const canVote = this.vote === m.from || (this.vote === NO_NODE && this.leader === NO_NODE) || (m.preVote && m.term > this.term);
     const logOk = this.config.bugs.voteWithoutLogCheck || this.candidateLogOk(m);
     if (canVote && logOk) {
       this.logLine(`${this.id} grants ${m.preVote ? "pre-vote" : "vote"} to ${m.from} at term ${m.term}`);
@@ -759,7 +752,14 @@ export class RaftCore {
     const hintIndex = this.log.findConflictByTerm(Math.min(m.prevIndex, this.log.lastIndex()), m.prevTerm);
     const hintTerm = this.log.term(hintIndex) ?? 0;
     this.logLine(`${this.id} rejects append from ${m.from} at ${m.prevTerm}/${m.prevIndex}, hint ${hintTerm}/${hintIndex}`);
-    this.send({ kind: "appendResponse", to: m.from, index: m.prevIndex, reject: true, rejectHintIndex: hintIndex, rejectHintTerm: hintTerm });
+    this.send({
+      kind: "appendResponse",
+      to: m.from,
+      index: m.prevIndex,
+      reject: true,
+      rejectHintIndex: hintIndex,
+      rejectHintTerm: hintTerm,
+    });
   }
 
   private onHeartbeat(m: HeartbeatMessage): void {
@@ -876,8 +876,10 @@ export class RaftCore {
    */
   private maybeCommit(): boolean {
     this.assertSelfDurable();
-    const quorumIndex = jointCommittedIndex(this.confState.voters, this.confState.votersOutgoing, (id) =>
-      this.progress.get(id)?.match ?? 0,
+    const quorumIndex = jointCommittedIndex(
+      this.confState.voters,
+      this.confState.votersOutgoing,
+      (id) => this.progress.get(id)?.match ?? 0,
     );
     if (!Number.isFinite(quorumIndex) || quorumIndex <= this.log.committed) return false;
     const term = this.log.term(quorumIndex);

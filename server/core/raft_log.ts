@@ -28,7 +28,11 @@ export class RaftLog {
   /** Highest index the application has applied (acknowledged by advance()). */
   applied: Index;
 
-  constructor(state: PersistedState, appliedIndex: Index, private readonly bugs: RaftLogBugs) {
+  constructor(
+    state: PersistedState,
+    appliedIndex: Index,
+    private readonly bugs: RaftLogBugs,
+  ) {
     this.snapshot = state.snapshot;
     this.entries = [...state.entries];
     const snapIndex = state.snapshot?.metadata.index ?? 0;

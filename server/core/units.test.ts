@@ -9,7 +9,10 @@ import { RaftLog } from "./raft_log.ts";
 import type { Entry } from "./types.ts";
 import { EMPTY_CONF_STATE } from "./types.ts";
 
-const matchTable = (m: Record<string, number>) => (id: string): number => m[id] ?? 0;
+const matchTable =
+  (m: Record<string, number>) =>
+  (id: string): number =>
+    m[id] ?? 0;
 
 describe("quorum", () => {
   it("majority commit index is the highest index held by a majority", () => {
@@ -30,7 +33,10 @@ describe("quorum", () => {
   });
 
   it("vote results: won, lost, pending; joint needs both", () => {
-    const votes = (m: Record<string, boolean>) => (id: string): boolean | undefined => m[id];
+    const votes =
+      (m: Record<string, boolean>) =>
+      (id: string): boolean | undefined =>
+        m[id];
     assert.equal(majorityVoteResult(["a", "b", "c"], votes({ a: true, b: true })), "won");
     assert.equal(majorityVoteResult(["a", "b", "c"], votes({ a: true, b: false })), "pending");
     assert.equal(majorityVoteResult(["a", "b", "c"], votes({ a: true, b: false, c: false })), "lost");
@@ -72,7 +78,11 @@ describe("raft log", () => {
   const noBugs = { truncateBelowCommit: false };
 
   it("appends, detects conflicts and truncates only above commit", () => {
-    const log = new RaftLog({ hardState: { term: 2, vote: "", commit: 0 }, snapshot: null, entries: [e(1, 1), e(1, 2), e(2, 3)] }, 0, noBugs);
+    const log = new RaftLog(
+      { hardState: { term: 2, vote: "", commit: 0 }, snapshot: null, entries: [e(1, 1), e(1, 2), e(2, 3)] },
+      0,
+      noBugs,
+    );
     assert.equal(log.maybeAppend(1, 1, 2, [e(1, 2), e(3, 3)]), 3);
     assert.equal(log.term(3), 3);
     assert.equal(log.committed, 2);
@@ -93,7 +103,11 @@ describe("raft log", () => {
   });
 
   it("findConflictByTerm skips a whole term", () => {
-    const log = new RaftLog({ hardState: { term: 3, vote: "", commit: 0 }, snapshot: null, entries: [e(1, 1), e(2, 2), e(2, 3), e(3, 4)] }, 0, noBugs);
+    const log = new RaftLog(
+      { hardState: { term: 3, vote: "", commit: 0 }, snapshot: null, entries: [e(1, 1), e(2, 2), e(2, 3), e(3, 4)] },
+      0,
+      noBugs,
+    );
     assert.equal(log.findConflictByTerm(4, 1), 1);
     assert.equal(log.findConflictByTerm(4, 2), 3);
   });

@@ -52,8 +52,16 @@ describe("RaftNode", () => {
     leader.subscribe((evs) => events.push(...evs));
     const l1 = applied(await c.settle(leader.submit({ kind: "LeaseGrant", clientId: "p", seq: 1, ttlMs: 5000 })));
     const l2 = applied(await c.settle(leader.submit({ kind: "LeaseGrant", clientId: "q", seq: 1, ttlMs: 5000 })));
-    const a = applied(await c.settle(leader.submit({ kind: "LockAcquire", clientId: "p", seq: 2, name: "n", leaseId: l1["leaseId"] as number, wait: true })));
-    const b = applied(await c.settle(leader.submit({ kind: "LockAcquire", clientId: "q", seq: 2, name: "n", leaseId: l2["leaseId"] as number, wait: true })));
+    const a = applied(
+      await c.settle(
+        leader.submit({ kind: "LockAcquire", clientId: "p", seq: 2, name: "n", leaseId: l1["leaseId"] as number, wait: true }),
+      ),
+    );
+    const b = applied(
+      await c.settle(
+        leader.submit({ kind: "LockAcquire", clientId: "q", seq: 2, name: "n", leaseId: l2["leaseId"] as number, wait: true }),
+      ),
+    );
     assert.equal(b["status"], "queued");
     applied(await c.settle(leader.submit({ kind: "LockRelease", clientId: "p", seq: 3, name: "n", token: a["token"] as number })));
     const grant = events.find((e) => e.kind === "granted" && e.leaseId === l2["leaseId"]);
@@ -70,9 +78,17 @@ describe("RaftNode", () => {
     leader.subscribe((evs) => events.push(...evs.map((e) => ({ e, atMs: c.nowMs }))));
     const l1 = applied(await c.settle(leader.submit({ kind: "LeaseGrant", clientId: "p", seq: 1, ttlMs: 1000 })));
     const l2 = applied(await c.settle(leader.submit({ kind: "LeaseGrant", clientId: "q", seq: 1, ttlMs: 60000 })));
-    applied(await c.settle(leader.submit({ kind: "LockAcquire", clientId: "p", seq: 2, name: "n", leaseId: l1["leaseId"] as number, wait: true })));
+    applied(
+      await c.settle(
+        leader.submit({ kind: "LockAcquire", clientId: "p", seq: 2, name: "n", leaseId: l1["leaseId"] as number, wait: true }),
+      ),
+    );
     const startMs = c.nowMs;
-    applied(await c.settle(leader.submit({ kind: "LockAcquire", clientId: "q", seq: 2, name: "n", leaseId: l2["leaseId"] as number, wait: true })));
+    applied(
+      await c.settle(
+        leader.submit({ kind: "LockAcquire", clientId: "q", seq: 2, name: "n", leaseId: l2["leaseId"] as number, wait: true }),
+      ),
+    );
     c.advance(3000);
     const gone = events.find((x) => x.e.kind === "leaseGone");
     const granted = events.find((x) => x.e.kind === "granted" && x.e.leaseId === l2["leaseId"]);
@@ -103,7 +119,11 @@ describe("RaftNode", () => {
     const c = await electedCluster();
     const leader = c.leader()!;
     const lease = applied(await c.settle(leader.submit({ kind: "LeaseGrant", clientId: "p", seq: 1, ttlMs: 60000 })));
-    applied(await c.settle(leader.submit({ kind: "LockAcquire", clientId: "p", seq: 2, name: "k", leaseId: lease["leaseId"] as number, wait: false })));
+    applied(
+      await c.settle(
+        leader.submit({ kind: "LockAcquire", clientId: "p", seq: 2, name: "k", leaseId: lease["leaseId"] as number, wait: false }),
+      ),
+    );
     const follower = [...c.nodes.values()].find((n) => n !== leader)!;
     c.advance(100);
     c.kill(follower.id);

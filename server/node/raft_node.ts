@@ -27,16 +27,7 @@ import type { RaftStorage } from "../storage/raft_storage.ts";
 import type { PeerTransport } from "../transport/peer_transport.ts";
 import { LeaderClock, type MonotonicClock } from "./leader_clock.ts";
 import { ReadyLoop } from "./ready_loop.ts";
-import type {
-  AdminOutcome,
-  CallOptions,
-  EventListener,
-  LeaderHint,
-  NodeApi,
-  NodeStatus,
-  ReadOutcome,
-  SubmitOutcome,
-} from "./node_api.ts";
+import type { AdminOutcome, CallOptions, EventListener, LeaderHint, NodeApi, NodeStatus, ReadOutcome, SubmitOutcome } from "./node_api.ts";
 
 export interface RaftNodeOptions {
   readonly raftConfig: RaftConfig;
@@ -379,9 +370,7 @@ export class RaftNode implements NodeApi {
     }
   }
 
-  private proposeCommand(
-    command: ClientCommand,
-  ): { ok: true; index: Index; term: number } | { ok: false; outcome: SubmitOutcome } {
+  private proposeCommand(command: ClientCommand): { ok: true; index: Index; term: number } | { ok: false; outcome: SubmitOutcome } {
     const s = this.core.status();
     if (s.role !== "leader" || !this.leaderClock.isLeaderOf(s.term)) {
       return { ok: false, outcome: { kind: "notLeader", hint: this.leaderHint() } };
@@ -437,7 +426,10 @@ export class RaftNode implements NodeApi {
     return { leaderId: leader, leaderAddress: this.options.memberAddresses.get(leader) ?? null };
   }
 
-  private notServing(notLeader: boolean, detail: string): { kind: "notLeader"; hint: LeaderHint | null } | { kind: "unavailable"; reason: string } {
+  private notServing(
+    notLeader: boolean,
+    detail: string,
+  ): { kind: "notLeader"; hint: LeaderHint | null } | { kind: "unavailable"; reason: string } {
     return notLeader ? { kind: "notLeader", hint: this.leaderHint() } : { kind: "unavailable", reason: detail };
   }
 }

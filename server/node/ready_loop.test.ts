@@ -23,7 +23,11 @@ import { ReadyLoop, type ReadyLoopOptions } from "./ready_loop.ts";
 
 const entry = (index: number): Entry => ({ term: 1, index, type: "normal", data: new Uint8Array([index]) });
 const snapshotAt = (index: number): Snapshot => ({
-  metadata: { index, term: 1, confState: { voters: ["a"], votersOutgoing: [], learners: [], learnersNext: [], witnesses: [], autoLeave: false } },
+  metadata: {
+    index,
+    term: 1,
+    confState: { voters: ["a"], votersOutgoing: [], learners: [], learnersNext: [], witnesses: [], autoLeave: false },
+  },
   data: new Uint8Array(0),
 });
 const heartbeat: Message = { kind: "heartbeat", from: "a", to: "b", term: 1, commit: 0, readContext: 0, witnessFloor: 0 };
@@ -64,7 +68,10 @@ function recordingLoop(readies: Ready[], extra: Partial<ReadyLoopOptions> = {}):
       },
     },
     storage: {
-      save: (w: StorageWrite) => log.push(`save hs=${w.hardState?.commit} entries=${w.entries.map((e) => e.index).join(",")}${w.snapshot ? ` snap=${w.snapshot.metadata.index}` : ""}`),
+      save: (w: StorageWrite) =>
+        log.push(
+          `save hs=${w.hardState?.commit} entries=${w.entries.map((e) => e.index).join(",")}${w.snapshot ? ` snap=${w.snapshot.metadata.index}` : ""}`,
+        ),
       saveSnapshotAndCompact: (s) => log.push(`compact ${s.metadata.index}`),
     },
     transport: { send: (ms) => log.push(`send ${ms.length}`) },
@@ -112,7 +119,12 @@ describe("ReadyLoop", () => {
     assert.deepEqual(quiet.log, ["ready 1", "save hs=1 entries=1", "advance 1", "after 1"]);
 
     const { loop, log } = recordingLoop([readyWith(2)], {
-      storage: { save: () => { throw new Error("disk gone"); }, saveSnapshotAndCompact: () => {} },
+      storage: {
+        save: () => {
+          throw new Error("disk gone");
+        },
+        saveSnapshotAndCompact: () => {},
+      },
     });
     assert.throws(() => loop.process(), /disk gone/);
     assert.deepEqual(log, ["ready 2"], "nothing was sent, applied or advanced");
@@ -123,7 +135,10 @@ describe("ReadyLoop", () => {
     assert.equal(loop.process(), 2);
     assert.equal(loop.processOne(), true);
     assert.equal(loop.processOne(), false);
-    assert.deepEqual(log.filter((l) => l.startsWith("ready")), ["ready 1", "ready 2", "ready 3"]);
+    assert.deepEqual(
+      log.filter((l) => l.startsWith("ready")),
+      ["ready 1", "ready 2", "ready 3"],
+    );
   });
 
   it("the test-only bug sends first and makes the write durable only at the next pass", () => {
@@ -228,7 +243,8 @@ function sources(dir: string): string[] {
  * Comments and string literals blanked (newlines kept), so prose and messages do not count. The
  * pattern spells quotes and backticks as \x22 \x27 \x60 so that this file scans cleanly too.
  */
-const commentOrString = /\/\*[\s\S]*?\*\/|\/\/[^\n]*|\x60(?:\\[\s\S]|[^\x60\\])*\x60|\x22(?:\\.|[^\x22\\\n])*\x22|\x27(?:\\.|[^\x27\\\n])*\x27/g;
+const commentOrString =
+  /\/\*[\s\S]*?\*\/|\/\/[^\n]*|\x60(?:\\[\s\S]|[^\x60\\])*\x60|\x22(?:\\.|[^\x22\\\n])*\x22|\x27(?:\\.|[^\x27\\\n])*\x27/g;
 
 function code(source: string): string {
   return source.replace(commentOrString, (m) => m.replace(/[^\n]/g, " "));
@@ -267,7 +283,12 @@ describe("one Ready loop", () => {
   it("no file but ready_loop.ts takes a Ready from a core or advances one", () => {
     const files = scannedDirs.flatMap((d) => sources(join(repoRoot, d)));
     const names = files.map((f) => relative(repoRoot, f));
-    for (const user of ["server/node/raft_node.ts", "witness/witness_node.ts", "testing/sim/sim_node.ts", "testing/sim/interaction_env.ts"]) {
+    for (const user of [
+      "server/node/raft_node.ts",
+      "witness/witness_node.ts",
+      "testing/sim/sim_node.ts",
+      "testing/sim/interaction_env.ts",
+    ]) {
       assert.ok(names.includes(user), `${user} not found: the scan looks in the wrong place`);
     }
     const read = (f: string): string => readFileSync(f, "utf8");
@@ -288,10 +309,13 @@ describe("one Ready loop", () => {
       "}",
       "function again(ready: Ready): void { this.core.advance(ready); }",
     ].join("\n");
-    assert.deepEqual(copies([fake], () => source), [
-      "witness/fake_loop.ts:5: takes a Ready (.ready())",
-      "witness/fake_loop.ts:7: advances a Ready (.advance(rd))",
-      "witness/fake_loop.ts:9: advances a Ready (.advance(ready))",
-    ]);
+    assert.deepEqual(
+      copies([fake], () => source),
+      [
+        "witness/fake_loop.ts:5: takes a Ready (.ready())",
+        "witness/fake_loop.ts:7: advances a Ready (.advance(rd))",
+        "witness/fake_loop.ts:9: advances a Ready (.advance(ready))",
+      ],
+    );
   });
 });

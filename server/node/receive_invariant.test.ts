@@ -18,7 +18,10 @@ describe("RaftNode.receive and broken invariants", () => {
     const s = leader.status();
     const other = ["a", "b", "c"].find((id) => id !== leader.id) ?? "b";
     const forged: Message = { kind: "heartbeat", from: other, to: leader.id, term: s.term, commit: 0, readContext: 0, witnessFloor: 0 };
-    assert.throws(() => leader.receive(forged), (err: unknown) => err instanceof AssertionError);
+    assert.throws(
+      () => leader.receive(forged),
+      (err: unknown) => err instanceof AssertionError,
+    );
   });
 
   it("anything else the core throws becomes an AssertionError that keeps the cause", () => {

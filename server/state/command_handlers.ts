@@ -17,14 +17,7 @@ import type { IdAllocator } from "./id_allocator.ts";
 import type { LeaseRecord, LeaseTable } from "./lease_table.ts";
 import { utf8ByteLength, type StateConfig, type StateLimits } from "./limits.ts";
 import type { AcquireOutcome, LockTable } from "./lock_table.ts";
-import {
-  errorResult,
-  okResult,
-  type CommandError,
-  type CommandResult,
-  type KeepAliveFailure,
-  type ValidUntil,
-} from "./results.ts";
+import { errorResult, okResult, type CommandError, type CommandResult, type KeepAliveFailure, type ValidUntil } from "./results.ts";
 import type { SessionTable } from "./session_table.ts";
 
 /** The replicated state, shared by the machine and these handlers. */
@@ -83,20 +76,12 @@ export function applyClientCommand(s: MachineTables, ctx: ApplyContext, command:
   }
 }
 
-export function applySystemCommand(
-  s: MachineTables,
-  ctx: ApplyContext,
-  command: SystemCommand,
-  term: number,
-): CommandResult {
+export function applySystemCommand(s: MachineTables, ctx: ApplyContext, command: SystemCommand, term: number): CommandResult {
   switch (command.kind) {
     case "LeaseExpire": {
       const lease = s.leases.get(command.leaseId);
       const applies =
-        term === s.timersTerm &&
-        lease !== undefined &&
-        lease.renewSeq === command.renewSeq &&
-        !s.leases.isLive(lease, ctx.nowMs);
+        term === s.timersTerm && lease !== undefined && lease.renewSeq === command.renewSeq && !s.leases.isLive(lease, ctx.nowMs);
       if (applies) removeLease(s, ctx, command.leaseId, true);
       return okResult({ kind: "LeaseExpire", applied: applies });
     }
@@ -172,7 +157,8 @@ function acquire(
   const value = isLock ? "" : command.value;
   const bad = checkName(s, command.name) ?? checkValue(s, value);
   if (bad !== null) return bad;
-  const lease = s.config.bugs?.grantWithoutLeaseCheck === true ? leaseIgnoringLiveness(s, ctx, command.leaseId) : liveLease(s, ctx, command.leaseId);
+  const lease =
+    s.config.bugs?.grantWithoutLeaseCheck === true ? leaseIgnoringLiveness(s, ctx, command.leaseId) : liveLease(s, ctx, command.leaseId);
   if ("code" in lease) return lease;
   const limits = s.config.limits;
   const request = {
@@ -184,9 +170,7 @@ function acquire(
     canQueue: s.locks.usage().waiters + s.elections.table.usage().waiters < limits.waitersMax,
     valueBytesRoom: valueBytesRoom(s),
   };
-  const outcome: AcquireOutcome = isLock
-    ? s.locks.acquire(ctx, { ...request, wait: command.wait })
-    : s.elections.campaign(ctx, request);
+  const outcome: AcquireOutcome = isLock ? s.locks.acquire(ctx, { ...request, wait: command.wait }) : s.elections.campaign(ctx, request);
   switch (outcome.kind) {
     case "granted": {
       const validUntil = s.leases.validUntil(lease);

@@ -18,12 +18,18 @@ export interface SessionFields {
   readonly seq: number;
 }
 
-export interface LeaseGrant extends SessionFields { readonly kind: "LeaseGrant"; readonly ttlMs: number }
+export interface LeaseGrant extends SessionFields {
+  readonly kind: "LeaseGrant";
+  readonly ttlMs: number;
+}
 export interface LeaseKeepAlive extends SessionFields {
   readonly kind: "LeaseKeepAlive";
   readonly leaseIds: readonly number[];
 }
-export interface LeaseRevoke extends SessionFields { readonly kind: "LeaseRevoke"; readonly leaseId: number }
+export interface LeaseRevoke extends SessionFields {
+  readonly kind: "LeaseRevoke";
+  readonly leaseId: number;
+}
 export interface LockAcquire extends SessionFields {
   readonly kind: "LockAcquire";
   readonly name: string;
@@ -75,10 +81,17 @@ export interface LockDelayEnd {
   readonly delayId: number;
 }
 /** A new leader's first proposal: every lease and lock-delay restarts at full length. */
-export interface LeaderTimersRestart { readonly kind: "LeaderTimersRestart" }
+export interface LeaderTimersRestart {
+  readonly kind: "LeaderTimersRestart";
+}
 /** Raises the token/lease-id epoch to max(epoch + 1, epochMin); see id_allocator.ts. */
-export interface RestoreEpochBump { readonly kind: "RestoreEpochBump"; readonly epochMin: number }
-export interface Noop { readonly kind: "Noop" }
+export interface RestoreEpochBump {
+  readonly kind: "RestoreEpochBump";
+  readonly epochMin: number;
+}
+export interface Noop {
+  readonly kind: "Noop";
+}
 
 export type ClientCommand =
   | LeaseGrant
@@ -102,12 +115,13 @@ export interface StampedCommand {
   readonly command: Command;
 }
 
-export type DecodeResult<T> =
-  | { readonly ok: true; readonly value: T }
-  | { readonly ok: false; readonly reason: string };
+export type DecodeResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
 
 type FieldType = "string" | "uint" | "posUint" | "bool" | "uintList" | "table";
-interface Schema { readonly session: boolean; readonly fields: Readonly<Record<string, FieldType>> }
+interface Schema {
+  readonly session: boolean;
+  readonly fields: Readonly<Record<string, FieldType>>;
+}
 
 const SCHEMAS: Readonly<Record<CommandKind, Schema>> = {
   LeaseGrant: { session: true, fields: { ttlMs: "uint" } },

@@ -7,14 +7,7 @@
 // needs the same protection.
 
 import type { ApplyContext } from "./apply_context.ts";
-import {
-  LockTable,
-  type AcquireOutcome,
-  type AcquireRequest,
-  type Holder,
-  type MutexRecord,
-  type MutexStatus,
-} from "./lock_table.ts";
+import { LockTable, type AcquireOutcome, type AcquireRequest, type Holder, type MutexRecord, type MutexStatus } from "./lock_table.ts";
 
 export interface ElectionLeader {
   readonly name: string;

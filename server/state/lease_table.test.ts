@@ -19,7 +19,13 @@ describe("leases", () => {
     d.at(4_000);
     const r = d.client("n", { kind: "LeaseKeepAlive", leaseIds: [l1, l2, 999, l1] });
     assert.ok(r.ok && r.kind === "LeaseKeepAlive");
-    assert.deepEqual(r.renewed.map((x) => [x.leaseId, x.validUntil.serverDeadlineMs]), [[l1, 14_100], [l2, 14_100]]);
+    assert.deepEqual(
+      r.renewed.map((x) => [x.leaseId, x.validUntil.serverDeadlineMs]),
+      [
+        [l1, 14_100],
+        [l2, 14_100],
+      ],
+    );
     assert.deepEqual(r.failed, [{ leaseId: 999, code: "LEASE_NOT_FOUND" }]);
   });
 

@@ -78,14 +78,20 @@ describe("state limits: bytes at the maxima", () => {
     const withWaiters =
       perRecord(() => ({ elections: [{ ...held, waiters: copies(3, waiter) }] }), 1) - perRecord(() => ({ elections: [held] }), 1);
     assert.ok(withWaiters / 3 <= b.waiterBytesMax);
-    const session = { clientId, lastSeq: WIDEST, lastActiveMs: WIDEST, result: { ok: false as const, code: "INVALID_ARGUMENT" as const, message: "m".repeat(ERROR_MESSAGE_BYTES_MAX) } };
+    const session = {
+      clientId,
+      lastSeq: WIDEST,
+      lastActiveMs: WIDEST,
+      result: { ok: false as const, code: "INVALID_ARGUMENT" as const, message: "m".repeat(ERROR_MESSAGE_BYTES_MAX) },
+    };
     assert.ok(perRecord((n) => ({ sessions: copies(n, session) }), 2) <= b.sessionRecordBytesMax);
     assert.ok(perRecord((n) => ({ idle: copies(n, { clientId, dropAtMs: WIDEST }) })) <= b.idleEntryBytesMax);
   });
 
   it("a value adds exactly its stored bytes to the image, whatever its alphabet", () => {
     const holder = (v: string) => ({ leaseId: WIDEST, token: WIDEST, value: v, grantedAtMs: WIDEST });
-    const image = (v: string) => encodeImage({ ...empty, elections: [{ name, holder: holder(v), waiters: [{ leaseId: 1, value: v }], delay: null }] });
+    const image = (v: string) =>
+      encodeImage({ ...empty, elections: [{ name, holder: holder(v), waiters: [{ leaseId: 1, value: v }], delay: null }] });
     for (const v of [value, "x".repeat(4096), '"\\'.repeat(2048), "\ud800".repeat(1365), "é€😀", "a\u2028b", "\u007f"]) {
       assert.equal(image(v).length - image("").length, 2 * valueStoredBytes(v), JSON.stringify(v.slice(0, 8)));
       assert.ok(valueStoredBytes(v) <= jsonStringBytesMax(utf8ByteLength(v), "any"));
@@ -110,7 +116,11 @@ describe("state limits: bytes at the maxima", () => {
     });
     const base = perRecord(() => ({ sessions: [answer(0, 0)] }), 1);
     assert.ok(base <= b.sessionRecordBytesMax);
-    for (const [renewed, failed] of [[L.keepAliveLeaseIdsMax, 0], [0, L.keepAliveLeaseIdsMax], [7, 9]] as const) {
+    for (const [renewed, failed] of [
+      [L.keepAliveLeaseIdsMax, 0],
+      [0, L.keepAliveLeaseIdsMax],
+      [7, 9],
+    ] as const) {
       const grown = perRecord(() => ({ sessions: [answer(renewed, failed)] }), 1) - base;
       assert.ok(grown <= (renewed + failed) * b.keepAliveIdBytesMax, `${renewed}+${failed}: ${grown}`);
     }

@@ -150,9 +150,11 @@ export function validateStateConfig(config: StateConfig): void {
   assert(l.ttlMsMax <= 365 * 24 * 3_600_000, "ttlMsMax at most a year");
 }
 
-export function stateConfig(overrides: Partial<Omit<StateConfig, "limits" | "bugs">> & {
-  readonly limits?: Partial<StateLimits>;
-}): StateConfig {
+export function stateConfig(
+  overrides: Partial<Omit<StateConfig, "limits" | "bugs">> & {
+    readonly limits?: Partial<StateLimits>;
+  },
+): StateConfig {
   const config: StateConfig = {
     rho: overrides.rho ?? DEFAULT_STATE_CONFIG.rho,
     lockDelayMs: overrides.lockDelayMs ?? DEFAULT_STATE_CONFIG.lockDelayMs,
@@ -314,7 +316,13 @@ export function stateImageBytesAtMaxima(limits: StateLimits): StateImageBytes {
     idle: [],
   };
   const lease: LeaseRecord = {
-    leaseId: WIDEST, clientId: "", ttlMs: limits.ttlMsMax, grantedAtMs: WIDEST, renewedAtMs: WIDEST, deadlineMs: WIDEST, renewSeq: WIDEST,
+    leaseId: WIDEST,
+    clientId: "",
+    ttlMs: limits.ttlMsMax,
+    grantedAtMs: WIDEST,
+    renewedAtMs: WIDEST,
+    deadlineMs: WIDEST,
+    renewSeq: WIDEST,
   };
   // A record is held or delayed, never both (LockTable asserts it on restore).
   const holder = { leaseId: WIDEST, token: WIDEST, value: "", grantedAtMs: WIDEST };
@@ -354,12 +362,17 @@ export function commandBytesAtMaxima(limits: StateLimits): number {
   const stamped = (command: object): number => jsonBytes({ v: 1, leaderTimeMs: WIDEST, term: WIDEST, command });
   const clientId = jsonStringBytesMax(limits.clientIdBytesMax, "ascii");
   const session = { clientId: "", seq: WIDEST };
-  const keepAlive = stamped({ kind: "LeaseKeepAlive", ...session, leaseIds: [] }) + clientId
-    + limits.keepAliveLeaseIdsMax * (String(WIDEST).length + SEPARATOR_BYTES);
+  const keepAlive =
+    stamped({ kind: "LeaseKeepAlive", ...session, leaseIds: [] }) +
+    clientId +
+    limits.keepAliveLeaseIdsMax * (String(WIDEST).length + SEPARATOR_BYTES);
   const campaign = { kind: "ElectionCampaign", ...session, name: "", leaseId: WIDEST, value: "" };
   const proclaim = { kind: "ElectionProclaim", ...session, name: "", token: WIDEST, value: "" };
-  const named = Math.max(stamped(campaign), stamped(proclaim)) + clientId
-    + jsonStringBytesMax(limits.nameBytesMax, "name") + jsonStringBytesMax(limits.valueBytesMax, "any");
+  const named =
+    Math.max(stamped(campaign), stamped(proclaim)) +
+    clientId +
+    jsonStringBytesMax(limits.nameBytesMax, "name") +
+    jsonStringBytesMax(limits.valueBytesMax, "any");
   // Every other command is a subset of these fields (at most one name, no value, one id list).
   return Math.max(keepAlive, named);
 }

@@ -43,7 +43,11 @@ describe("locks", () => {
       assert.ok(granted?.kind === "granted");
       holders.push([granted.leaseId, granted.token]);
     }
-    assert.deepEqual(holders.map(([l]) => l), leases, "FIFO order");
+    assert.deepEqual(
+      holders.map(([l]) => l),
+      leases,
+      "FIFO order",
+    );
     const tokens = holders.map(([, t]) => t);
     for (let i = 1; i < tokens.length; i++) assert.ok(tokens[i]! > tokens[i - 1]!, "tokens increase");
     assert.equal(d.machine.lockStatus("L").state, "HELD");

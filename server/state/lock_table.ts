@@ -314,7 +314,10 @@ export class LockTable {
   }
 
   private addWaiter(record: MutexRecord, waiter: Waiter): void {
-    assert(record.waiters.every((w) => w.leaseId !== waiter.leaseId), `lease ${waiter.leaseId} waits twice on ${record.name}`);
+    assert(
+      record.waiters.every((w) => w.leaseId !== waiter.leaseId),
+      `lease ${waiter.leaseId} waits twice on ${record.name}`,
+    );
     record.waiters.push(waiter);
     this.waiterCount += 1;
     this.valueBytes += valueStoredBytes(waiter.value);

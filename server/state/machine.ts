@@ -20,13 +20,7 @@ import { ElectionTable, type ElectionLeader } from "./election_table.ts";
 import { fnv1a64Hex } from "./hash.ts";
 import { IdAllocator } from "./id_allocator.ts";
 import { LeaseTable } from "./lease_table.ts";
-import {
-  DEFAULT_STATE_CONFIG,
-  SESSION_SWEEP_PER_APPLY_MAX,
-  utf8ByteLength,
-  validateStateConfig,
-  type StateConfig,
-} from "./limits.ts";
+import { DEFAULT_STATE_CONFIG, SESSION_SWEEP_PER_APPLY_MAX, utf8ByteLength, validateStateConfig, type StateConfig } from "./limits.ts";
 import { LockTable, type MutexStatus } from "./lock_table.ts";
 import { decodeImage, encodeImage, type MachineImage } from "./machine_snapshot.ts";
 import { errorResult, okResult, type ApplyResult, type CommandResult, type StateEvent } from "./results.ts";
@@ -102,10 +96,7 @@ export class LockStateMachine {
    * is raised to max(epoch + 1, epochMin) so no token or lease id of the old cluster is issued
    * again (id_allocator.ts explains epochMin). Seed every member with the result's snapshot().
    */
-  static restoreFromBackup(
-    bytes: Uint8Array,
-    options: { readonly epochMin: number; readonly config?: StateConfig },
-  ): LockStateMachine {
+  static restoreFromBackup(bytes: Uint8Array, options: { readonly epochMin: number; readonly config?: StateConfig }): LockStateMachine {
     const machine = LockStateMachine.restore(bytes, options.config ?? DEFAULT_STATE_CONFIG);
     assert(machine.s.ids.canBump(options.epochMin), `epochMin ${options.epochMin} beyond the epoch space`);
     machine.s.ids.bumpEpoch(options.epochMin);

@@ -96,13 +96,7 @@ export class SessionTable {
   }
 
   /** Stores the result of (clientId, seq); `hasLeases` decides whether the idle clock runs. */
-  record(options: {
-    clientId: string;
-    seq: number;
-    result: CommandResult;
-    nowMs: number;
-    hasLeases: boolean;
-  }): void {
+  record(options: { clientId: string; seq: number; result: CommandResult; nowMs: number; hasLeases: boolean }): void {
     const { clientId, nowMs, result } = options;
     const previous = this.sessions.get(clientId);
     assert(previous === undefined || options.seq > previous.lastSeq, "session seq must grow");

@@ -81,11 +81,7 @@ export function hardStateChecksum(hardState: HardState): number {
 }
 
 /** `confStateJson` is the exact stored text, so the check covers what is on disk. */
-export function snapshotChecksum(
-  metadata: Pick<SnapshotMetadata, "index" | "term">,
-  confStateJson: string,
-  data: Uint8Array,
-): number {
+export function snapshotChecksum(metadata: Pick<SnapshotMetadata, "index" | "term">, confStateJson: string, data: Uint8Array): number {
   return checksumOf(["snapshot", metadata.index, metadata.term, confStateJson, data]);
 }
 

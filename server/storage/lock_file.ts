@@ -26,9 +26,7 @@ const LOCK_ATTEMPTS_MAX = 3;
 export function acquireLock(dataDir: string): string {
   const lockPath = path.join(dataDir, LOCK_FILE_NAME);
   if (heldLockPaths.has(lockPath)) {
-    throw new StorageLockedError(
-      `data directory ${dataDir} is already open in this process (pid ${process.pid})`,
-    );
+    throw new StorageLockedError(`data directory ${dataDir} is already open in this process (pid ${process.pid})`);
   }
   for (let attempt = 0; attempt < LOCK_ATTEMPTS_MAX; attempt++) {
     if (tryCreateLock(lockPath)) {

@@ -8,13 +8,7 @@
 import { assert } from "../core/assert.ts";
 import { EMPTY_HARD_STATE } from "../core/types.ts";
 import type { Entry, HardState, Index, PersistedState, Snapshot, Term } from "../core/types.ts";
-import {
-  encodeConfState,
-  entryChecksum,
-  hardStateChecksum,
-  identityChecksum,
-  snapshotChecksum,
-} from "./checksum.ts";
+import { encodeConfState, entryChecksum, hardStateChecksum, identityChecksum, snapshotChecksum } from "./checksum.ts";
 import type { RaftStorage, StorageIdentity, StorageWrite } from "./raft_storage.ts";
 import {
   assertCompactValid,

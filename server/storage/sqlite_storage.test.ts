@@ -108,9 +108,7 @@ describe("SqliteStorage on disk", () => {
       assert.throws(
         () => reopen().load(),
         (e: unknown) =>
-          e instanceof StorageCorruptError &&
-          e.message.includes(dataDir) &&
-          /table entries: index 2: checksum mismatch/.test(e.message),
+          e instanceof StorageCorruptError && e.message.includes(dataDir) && /table entries: index 2: checksum mismatch/.test(e.message),
       );
     });
   });
@@ -164,10 +162,7 @@ describe("SqliteStorage on disk", () => {
       // A trigger makes the hard-state row (written after the entries) fail inside save().
       const saboteur = new Database(path.join(dataDir, DB_FILE_NAME));
       try {
-        saboteur.exec(
-          "CREATE TRIGGER sabotage BEFORE INSERT ON hard_state BEGIN " +
-            "SELECT RAISE(ABORT, 'injected fault'); END",
-        );
+        saboteur.exec("CREATE TRIGGER sabotage BEFORE INSERT ON hard_state BEGIN " + "SELECT RAISE(ABORT, 'injected fault'); END");
       } finally {
         saboteur.close();
       }
@@ -181,10 +176,7 @@ describe("SqliteStorage on disk", () => {
     withHarness(({ store, reopen, dataDir }) => {
       assert.throws(
         () => SqliteStorage.open({ dataDir }),
-        (e: unknown) =>
-          e instanceof StorageLockedError &&
-          e.message.includes(dataDir) &&
-          e.message.includes(String(process.pid)),
+        (e: unknown) => e instanceof StorageLockedError && e.message.includes(dataDir) && e.message.includes(String(process.pid)),
       );
       const lockPath = path.join(dataDir, LOCK_FILE_NAME);
       assert.equal(fs.readFileSync(lockPath, "utf8").trim(), String(process.pid));

@@ -10,13 +10,7 @@ import path from "node:path";
 import { assert } from "../core/assert.ts";
 import { EMPTY_HARD_STATE } from "../core/types.ts";
 import type { Entry, HardState, PersistedState, Snapshot } from "../core/types.ts";
-import {
-  encodeConfState,
-  entryChecksum,
-  hardStateChecksum,
-  identityChecksum,
-  snapshotChecksum,
-} from "./checksum.ts";
+import { encodeConfState, entryChecksum, hardStateChecksum, identityChecksum, snapshotChecksum } from "./checksum.ts";
 import { acquireLock, releaseLock } from "./lock_file.ts";
 import { StorageCorruptError } from "./raft_storage.ts";
 import type { RaftStorage, StorageIdentity, StorageWrite } from "./raft_storage.ts";
@@ -135,9 +129,7 @@ export class SqliteStorage implements RaftStorage {
     assertIdentityShape(identity);
     assert(this.identity() === null, `${this.where}: identity already set; written only once`);
     const { clusterId, nodeId } = identity;
-    guardSqlite(this.where, () =>
-      this.sql.putIdentity.run(clusterId, nodeId, identityChecksum(identity)),
-    );
+    guardSqlite(this.where, () => this.sql.putIdentity.run(clusterId, nodeId, identityChecksum(identity)));
   }
 
   /** Closes the database (checkpointing the WAL) and releases LOCK. Idempotent. */
@@ -244,12 +236,7 @@ export class SqliteStorage implements RaftStorage {
 
   private decodeEntry(row: Row): Entry {
     const { idx: index, term, type, data, checksum } = row;
-    if (
-      !isSafeCount(index) ||
-      !isSafeCount(term) ||
-      (type !== "normal" && type !== "config") ||
-      !(data instanceof Uint8Array)
-    ) {
+    if (!isSafeCount(index) || !isSafeCount(term) || (type !== "normal" && type !== "config") || !(data instanceof Uint8Array)) {
       throw corruptError(this.where, "entries", `index ${String(index)}: row has wrong types`);
     }
     // A plain Uint8Array copy: callers compare and keep it without holding a Buffer view.
@@ -284,25 +271,15 @@ function configure(db: Database.Database): void {
 function prepareStatements(db: Database.Database) {
   return {
     identity: db.prepare("SELECT cluster_id, node_id, checksum FROM identity WHERE id = 1"),
-    putIdentity: db.prepare(
-      "INSERT INTO identity (id, cluster_id, node_id, checksum) VALUES (1, ?, ?, ?)",
-    ),
+    putIdentity: db.prepare("INSERT INTO identity (id, cluster_id, node_id, checksum) VALUES (1, ?, ?, ?)"),
     hardState: db.prepare("SELECT term, vote, commit_index, checksum FROM hard_state WHERE id = 1"),
-    putHardState: db.prepare(
-      "INSERT OR REPLACE INTO hard_state (id, term, vote, commit_index, checksum) " +
-        "VALUES (1, ?, ?, ?, ?)",
-    ),
+    putHardState: db.prepare("INSERT OR REPLACE INTO hard_state (id, term, vote, commit_index, checksum) " + "VALUES (1, ?, ?, ?, ?)"),
     snapshot: db.prepare("SELECT idx, term, conf_state, data, checksum FROM snapshot WHERE id = 1"),
-    putSnapshot: db.prepare(
-      "INSERT OR REPLACE INTO snapshot (id, idx, term, conf_state, data, checksum) " +
-        "VALUES (1, ?, ?, ?, ?, ?)",
-    ),
+    putSnapshot: db.prepare("INSERT OR REPLACE INTO snapshot (id, idx, term, conf_state, data, checksum) " + "VALUES (1, ?, ?, ?, ?, ?)"),
     allEntries: db.prepare("SELECT idx, term, type, data, checksum FROM entries ORDER BY idx"),
     lastIndex: db.prepare("SELECT MAX(idx) AS last FROM entries"),
     termAt: db.prepare("SELECT term FROM entries WHERE idx = ?"),
-    putEntry: db.prepare(
-      "INSERT INTO entries (idx, term, type, data, checksum) VALUES (?, ?, ?, ?, ?)",
-    ),
+    putEntry: db.prepare("INSERT INTO entries (idx, term, type, data, checksum) VALUES (?, ?, ?, ?, ?)"),
     deleteEntriesFrom: db.prepare("DELETE FROM entries WHERE idx >= ?"),
     deleteEntriesThrough: db.prepare("DELETE FROM entries WHERE idx <= ?"),
     deleteAllEntries: db.prepare("DELETE FROM entries"),

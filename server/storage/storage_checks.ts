@@ -8,15 +8,7 @@
 
 import { assert } from "../core/assert.ts";
 import { NO_NODE } from "../core/types.ts";
-import type {
-  ConfState,
-  Entry,
-  HardState,
-  Index,
-  PersistedState,
-  Snapshot,
-  Term,
-} from "../core/types.ts";
+import type { ConfState, Entry, HardState, Index, PersistedState, Snapshot, Term } from "../core/types.ts";
 import { StorageCorruptError } from "./raft_storage.ts";
 import type { StorageIdentity, StorageWrite } from "./raft_storage.ts";
 
@@ -88,8 +80,7 @@ function assertEntriesFit(view: LogView, entries: readonly Entry[], first: Entry
   const snapshotIndex = view.snapshot?.index ?? 0;
   assert(first.index > snapshotIndex, `entry ${first.index} at or below snapshot index`);
   assert(first.index <= view.lastIndex + 1, `gap: entry ${first.index} after ${view.lastIndex}`);
-  const previousTerm =
-    first.index - 1 === snapshotIndex ? (view.snapshot?.term ?? 0) : view.termAt(first.index - 1);
+  const previousTerm = first.index - 1 === snapshotIndex ? (view.snapshot?.term ?? 0) : view.termAt(first.index - 1);
   assert(previousTerm !== null, `no stored entry before ${first.index}`);
   assert(first.term >= previousTerm, `entry ${first.index}: term below the stored previous`);
   // Raft truncates only above the commit index; rewriting a committed entry with another term

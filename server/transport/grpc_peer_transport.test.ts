@@ -20,10 +20,18 @@ function everyKind(from: NodeId, to: NodeId): Message[] {
   const head = { from, to, term: 3 };
   const confState = { voters: ["a", "b", "c"], votersOutgoing: [], learners: [], learnersNext: [], witnesses: [], autoLeave: false };
   return [
-    { ...head, kind: "append", prevIndex: 4, prevTerm: 2, commit: 4, witnessFloor: 0, entries: [
-      { term: 3, index: 5, type: "normal", data: new Uint8Array([1, 2, 3]) },
-      { term: 3, index: 6, type: "config", data: new TextEncoder().encode('{"kind":"leaveJoint"}') },
-    ] },
+    {
+      ...head,
+      kind: "append",
+      prevIndex: 4,
+      prevTerm: 2,
+      commit: 4,
+      witnessFloor: 0,
+      entries: [
+        { term: 3, index: 5, type: "normal", data: new Uint8Array([1, 2, 3]) },
+        { term: 3, index: 6, type: "config", data: new TextEncoder().encode('{"kind":"leaveJoint"}') },
+      ],
+    },
     { ...head, kind: "appendResponse", index: 6, reject: true, rejectHintIndex: 2, rejectHintTerm: 1 },
     { ...head, kind: "heartbeat", commit: 6, readContext: 9, witnessFloor: 5 },
     { ...head, kind: "heartbeatResponse", readContext: 9 },
@@ -34,7 +42,15 @@ function everyKind(from: NodeId, to: NodeId): Message[] {
   ];
 }
 
-const heartbeat = (from: NodeId, to: NodeId, commit: number): Message => ({ kind: "heartbeat", from, to, term: 1, commit, readContext: 0, witnessFloor: 0 });
+const heartbeat = (from: NodeId, to: NodeId, commit: number): Message => ({
+  kind: "heartbeat",
+  from,
+  to,
+  term: 1,
+  commit,
+  readContext: 0,
+  witnessFloor: 0,
+});
 
 async function waitFor(what: string, predicate: () => boolean, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -59,7 +75,10 @@ type Cluster = { readonly transports: ReadonlyMap<NodeId, PeerTransport>; close(
 async function grpcCluster(ids: readonly NodeId[], extra: Partial<GrpcPeerTransportOptions> = {}): Promise<Cluster> {
   const transports = new Map<NodeId, GrpcPeerTransport>();
   for (const id of ids) {
-    transports.set(id, await GrpcPeerTransport.start({ selfId: id, clusterId: "k1", listenAddress: "127.0.0.1:0", peers: [], log: quiet, ...extra }));
+    transports.set(
+      id,
+      await GrpcPeerTransport.start({ selfId: id, clusterId: "k1", listenAddress: "127.0.0.1:0", peers: [], log: quiet, ...extra }),
+    );
   }
   const peers = [...transports].map(([id, t]) => ({ id, address: t.boundAddress() }));
   for (const t of transports.values()) t.setPeers(peers);
@@ -83,7 +102,10 @@ function contract(name: string, make: (ids: readonly NodeId[]) => Promise<Cluste
         for (const [from, t] of cluster.transports) t.send(ids.filter((to) => to !== from).flatMap((to) => everyKind(from, to)));
         await waitFor("all messages", () => [...got.values()].every((list) => list.length === 16));
         // Snapshots travel on their own InstallSnapshot stream: ordered with nothing else.
-        const ordered = (list: readonly Message[]): Message[] => [...list.filter((m) => m.kind !== "snapshot"), ...list.filter((m) => m.kind === "snapshot")];
+        const ordered = (list: readonly Message[]): Message[] => [
+          ...list.filter((m) => m.kind !== "snapshot"),
+          ...list.filter((m) => m.kind === "snapshot"),
+        ];
         for (const to of ids) {
           for (const from of ids.filter((id) => id !== to)) {
             assert.deepStrictEqual(ordered(got.get(to)?.filter((m) => m.from === from) ?? []), ordered(everyKind(from, to)));
@@ -153,7 +175,10 @@ describe("GrpcPeerTransport", () => {
       b.onMessage((m) => commits.push(m.kind === "heartbeat" ? m.commit : -1));
       a.send(Array.from({ length: 1000 }, (_, i) => heartbeat("a", "b", i)));
       await waitFor("1000 messages", () => commits.length === 1000);
-      assert.deepStrictEqual(commits, Array.from({ length: 1000 }, (_, i) => i));
+      assert.deepStrictEqual(
+        commits,
+        Array.from({ length: 1000 }, (_, i) => i),
+      );
       assert.equal(b.stats().receivedBatches, 1);
       assert.deepStrictEqual([a.stats().sentMessages, a.stats().sentBatches, a.stats().droppedMessages], [1000, 1, 0]);
     } finally {
@@ -164,7 +189,11 @@ describe("GrpcPeerTransport", () => {
   it("a wrong cluster id is rejected (FAILED_PRECONDITION) and counted; garbage is INVALID_ARGUMENT", async () => {
     const a = await GrpcPeerTransport.start({ selfId: "a", clusterId: "k1", listenAddress: "127.0.0.1:0", peers: [], log: quiet });
     const stranger = await GrpcPeerTransport.start({
-      selfId: "x", clusterId: "other", listenAddress: "127.0.0.1:0", peers: [{ id: "a", address: a.boundAddress() }], log: quiet,
+      selfId: "x",
+      clusterId: "other",
+      listenAddress: "127.0.0.1:0",
+      peers: [{ id: "a", address: a.boundAddress() }],
+      log: quiet,
     });
     const client = new grpc.Client(a.boundAddress(), grpc.credentials.createInsecure());
     try {
@@ -172,17 +201,25 @@ describe("GrpcPeerTransport", () => {
       a.onMessage(() => (delivered += 1));
       stranger.send([heartbeat("x", "a", 1)]);
       await waitFor("rejection", () => a.stats().rejectedBatches === 1);
-      const definition = protoLoader.loadSync(fileURLToPath(new URL("../../proto/tenure/v1/peer.proto", import.meta.url)), { ...PEER_PROTO_LOADER_OPTIONS });
+      const definition = protoLoader.loadSync(fileURLToPath(new URL("../../proto/tenure/v1/peer.proto", import.meta.url)), {
+        ...PEER_PROTO_LOADER_OPTIONS,
+      });
       const send = (definition["tenure.v1.RaftPeer"] as Record<string, protoLoader.MethodDefinition<object, object>>)["Send"];
       assert.ok(send);
-      const statusOf = (batch: object): Promise<number> => new Promise((resolve) => {
-        const call = client.makeClientStreamRequest(send.path, send.requestSerialize, send.responseDeserialize, (err) => resolve(err ? err.code : 0));
-        call.write(batch);
-      });
+      const statusOf = (batch: object): Promise<number> =>
+        new Promise((resolve) => {
+          const call = client.makeClientStreamRequest(send.path, send.requestSerialize, send.responseDeserialize, (err) =>
+            resolve(err ? err.code : 0),
+          );
+          call.write(batch);
+        });
       const good = encodeBatch({ clusterId: "k1", from: "x", to: "a" }, [heartbeat("x", "a", 1)]);
       assert.equal(await statusOf({ ...good, cluster_id: "other" }), grpc.status.FAILED_PRECONDITION);
       assert.equal(await statusOf({ ...good, to: "b" }), grpc.status.FAILED_PRECONDITION);
-      assert.equal(await statusOf({ ...good, messages: [{ ...good.messages[0], term: "18446744073709551615" }] }), grpc.status.INVALID_ARGUMENT);
+      assert.equal(
+        await statusOf({ ...good, messages: [{ ...good.messages[0], term: "18446744073709551615" }] }),
+        grpc.status.INVALID_ARGUMENT,
+      );
       assert.equal(await statusOf({ ...good, messages: [{ from: "x", to: "a", term: "1" }] }), grpc.status.INVALID_ARGUMENT);
       assert.equal(a.stats().rejectedBatches, 5);
       assert.equal(delivered, 0);
@@ -195,8 +232,14 @@ describe("GrpcPeerTransport", () => {
   it("a peer that is down costs bounded drops, then messages flow once it starts", async () => {
     const port = await freePort();
     const a = await GrpcPeerTransport.start({
-      selfId: "a", clusterId: "k1", listenAddress: "127.0.0.1:0", peers: [{ id: "b", address: `127.0.0.1:${port}` }],
-      queueMessagesMax: 8, reconnectBackoffMsMin: 10, reconnectBackoffMsMax: 100, log: quiet,
+      selfId: "a",
+      clusterId: "k1",
+      listenAddress: "127.0.0.1:0",
+      peers: [{ id: "b", address: `127.0.0.1:${port}` }],
+      queueMessagesMax: 8,
+      reconnectBackoffMsMin: 10,
+      reconnectBackoffMsMax: 100,
+      log: quiet,
     });
     let b: GrpcPeerTransport | null = null;
     try {
@@ -222,7 +265,13 @@ describe("GrpcPeerTransport", () => {
     const first = await GrpcPeerTransport.start({ selfId: "a", clusterId: "k1", listenAddress: "127.0.0.1:0", peers: [], log: quiet });
     const address = first.boundAddress();
     assert.match(address, /^127\.0\.0\.1:[1-9]\d*$/);
-    const peer = await GrpcPeerTransport.start({ selfId: "b", clusterId: "k1", listenAddress: "127.0.0.1:0", peers: [{ id: "a", address }], log: quiet });
+    const peer = await GrpcPeerTransport.start({
+      selfId: "b",
+      clusterId: "k1",
+      listenAddress: "127.0.0.1:0",
+      peers: [{ id: "a", address }],
+      log: quiet,
+    });
     try {
       let got = 0;
       first.onMessage(() => (got += 1));

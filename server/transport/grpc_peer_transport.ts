@@ -107,8 +107,12 @@ function loadMethods(): { service: grpc.ServiceDefinition; send: grpc.MethodDefi
   const definition = protoLoader.loadSync(PROTO_PATH, { ...PEER_PROTO_LOADER_OPTIONS });
   const service = definition[SERVICE_NAME];
   const method = (name: string): grpc.MethodDefinition<unknown, unknown> => {
-    const m = service !== undefined && name in service ? (service as Record<string, protoLoader.MethodDefinition<object, object>>)[name] : undefined;
-    if (m === undefined || !m.requestStream || m.responseStream) throw new Error(`${PROTO_PATH}: ${SERVICE_NAME}.${name} must be client-streaming`);
+    const m =
+      service !== undefined && name in service
+        ? (service as Record<string, protoLoader.MethodDefinition<object, object>>)[name]
+        : undefined;
+    if (m === undefined || !m.requestStream || m.responseStream)
+      throw new Error(`${PROTO_PATH}: ${SERVICE_NAME}.${name} must be client-streaming`);
     return m as grpc.MethodDefinition<unknown, unknown>;
   };
   return {
@@ -185,7 +189,15 @@ class PeerLink {
     private readonly ctx: LinkContext,
   ) {
     const { method, chunkBytes, resendIntervalMs, limiter } = ctx.snapshots;
-    this.snapshots = new SnapshotSender(id, { clusterId: ctx.clusterId, method, chunkBytes, resendIntervalMs, limiter, stats: ctx.stats, log: ctx.log });
+    this.snapshots = new SnapshotSender(id, {
+      clusterId: ctx.clusterId,
+      method,
+      chunkBytes,
+      resendIntervalMs,
+      limiter,
+      stats: ctx.stats,
+      log: ctx.log,
+    });
   }
 
   /** A snapshot goes on its own InstallSnapshot stream over this link's connection. */
@@ -204,15 +216,23 @@ class PeerLink {
       return;
     }
     // Full: the newest message goes (those queued are already on their way to a frame).
-    const full = this.queue.length >= this.ctx.queueMessagesMax
-      ? { limit: "queueMessagesMax", limitValue: this.ctx.queueMessagesMax }
-      : this.queueBytes + bytes > this.ctx.queueBytesMax ? { limit: "queueBytesMax", limitValue: this.ctx.queueBytesMax } : null;
+    const full =
+      this.queue.length >= this.ctx.queueMessagesMax
+        ? { limit: "queueMessagesMax", limitValue: this.ctx.queueMessagesMax }
+        : this.queueBytes + bytes > this.ctx.queueBytesMax
+          ? { limit: "queueBytesMax", limitValue: this.ctx.queueBytesMax }
+          : null;
     if (full !== null) {
       this.ctx.stats.droppedMessages += 1;
       this.ctx.stats.queueFullDrops += 1;
       this.ctx.snapshots.limiter.maybeLog(`queue_full:${this.id}:${full.limit}`, {
-        event: "message_dropped_queue_full", peer: this.id, kind: message.kind, bytes,
-        queuedMessages: this.queue.length, queuedBytes: this.queueBytes, ...full,
+        event: "message_dropped_queue_full",
+        peer: this.id,
+        kind: message.kind,
+        bytes,
+        queuedMessages: this.queue.length,
+        queuedBytes: this.queueBytes,
+        ...full,
       });
       return;
     }
@@ -305,7 +325,8 @@ class PeerLink {
       this.attempt = 0;
       this.loggedReason = null;
     }
-    if (reason !== this.loggedReason) this.ctx.log({ event: "peer_unavailable", peer: this.id, address: this.address, reason, attempt: this.attempt });
+    if (reason !== this.loggedReason)
+      this.ctx.log({ event: "peer_unavailable", peer: this.id, address: this.address, reason, attempt: this.attempt });
     this.loggedReason = reason;
     const ceilingMs = Math.min(this.ctx.backoffMsMax, this.ctx.backoffMsMin * 2 ** Math.min(this.attempt, 30));
     this.attempt += 1;
@@ -335,8 +356,18 @@ class PeerLink {
 export class GrpcPeerTransport implements PeerTransport {
   private readonly links = new Map<NodeId, PeerLink>();
   private readonly counters: Mutable<Omit<GrpcPeerTransportStats, "snapshotsInbound">> = {
-    sentMessages: 0, droppedMessages: 0, receivedMessages: 0, rejectedBatches: 0, sentBatches: 0, receivedBatches: 0,
-    oversizeDrops: 0, queueFullDrops: 0, snapshotsSent: 0, snapshotsReceived: 0, snapshotsCoalesced: 0, snapshotsRefused: 0,
+    sentMessages: 0,
+    droppedMessages: 0,
+    receivedMessages: 0,
+    rejectedBatches: 0,
+    sentBatches: 0,
+    receivedBatches: 0,
+    oversizeDrops: 0,
+    queueFullDrops: 0,
+    snapshotsSent: 0,
+    snapshotsReceived: 0,
+    snapshotsCoalesced: 0,
+    snapshotsRefused: 0,
   };
   private readonly ctx: LinkContext;
   private readonly snapshotBytesMax: number;
@@ -348,11 +379,14 @@ export class GrpcPeerTransport implements PeerTransport {
 
   private constructor(private readonly options: GrpcPeerTransportOptions) {
     const messageBytesMax = positiveInt(options.messageBytesMax, PEER_MESSAGE_BYTES_MAX_DEFAULT, "messageBytesMax");
-    if (messageBytesMax <= 2 * PEER_FRAME_OVERHEAD_BYTES) throw new RangeError(`messageBytesMax must exceed ${2 * PEER_FRAME_OVERHEAD_BYTES}`);
+    if (messageBytesMax <= 2 * PEER_FRAME_OVERHEAD_BYTES)
+      throw new RangeError(`messageBytesMax must exceed ${2 * PEER_FRAME_OVERHEAD_BYTES}`);
     this.snapshotBytesMax = positiveInt(options.snapshotBytesMax, SNAPSHOT_BYTES_MAX_DEFAULT, "snapshotBytesMax");
-    const log = options.log ?? ((fields) => {
-      process.stderr.write(`${JSON.stringify({ level: "warn", component: "peer_transport", node: options.selfId, ...fields })}\n`);
-    });
+    const log =
+      options.log ??
+      ((fields) => {
+        process.stderr.write(`${JSON.stringify({ level: "warn", component: "peer_transport", node: options.selfId, ...fields })}\n`);
+      });
     const limiter = new LogLimiter(log, positiveInt(options.dropLogIntervalMs, 10_000, "dropLogIntervalMs"));
     const { service, send, install } = loadMethods();
     this.ctx = this.linkContext(options, { messageBytesMax, send, install, log, limiter });
@@ -370,8 +404,10 @@ export class GrpcPeerTransport implements PeerTransport {
     });
     this.server = new grpc.Server({ "grpc.max_receive_message_length": messageBytesMax, "grpc.max_send_message_length": messageBytesMax });
     this.server.addService(service, {
-      Send: (call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => this.onInboundStream(call, callback),
-      InstallSnapshot: (call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => this.receiver.handle(call, callback),
+      Send: (call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
+        this.onInboundStream(call, callback),
+      InstallSnapshot: (call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
+        this.receiver.handle(call, callback),
     });
   }
 
@@ -383,7 +419,8 @@ export class GrpcPeerTransport implements PeerTransport {
     const backoffMsMax = positiveInt(options.reconnectBackoffMsMax, 2000, "reconnectBackoffMsMax");
     if (backoffMsMax < backoffMsMin) throw new RangeError("reconnectBackoffMsMax must be >= reconnectBackoffMsMin");
     const chunkBytes = positiveInt(options.snapshotChunkBytes, SNAPSHOT_CHUNK_BYTES_DEFAULT, "snapshotChunkBytes");
-    if (chunkBytes > x.messageBytesMax - PEER_FRAME_OVERHEAD_BYTES) throw new RangeError(`snapshotChunkBytes ${chunkBytes} does not fit messageBytesMax ${x.messageBytesMax}`);
+    if (chunkBytes > x.messageBytesMax - PEER_FRAME_OVERHEAD_BYTES)
+      throw new RangeError(`snapshotChunkBytes ${chunkBytes} does not fit messageBytesMax ${x.messageBytesMax}`);
     const batchBytesMax = peerBatchBytesMax(x.messageBytesMax, options.clusterId.length);
     // Any message send() accepts (at most one batch) fits an empty queue; so does the default
     // with a peer frame configured above it.
@@ -464,7 +501,13 @@ export class GrpcPeerTransport implements PeerTransport {
     this.counters.oversizeDrops += 1;
     const index = m.kind === "snapshot" ? m.snapshot.metadata.index : undefined;
     this.ctx.snapshots.limiter.maybeLog(`message_too_large:${m.to}:${m.kind}`, {
-      event: "message_dropped_too_large", peer: m.to, kind: m.kind, index, bytes, limit: why.limit, limitBytes: why.limitBytes,
+      event: "message_dropped_too_large",
+      peer: m.to,
+      kind: m.kind,
+      index,
+      bytes,
+      limit: why.limit,
+      limitBytes: why.limitBytes,
     });
   }
 
@@ -550,7 +593,13 @@ export class GrpcPeerTransport implements PeerTransport {
         // A broken invariant (an assertion in core.step) stops the process: server/fatal.ts.
         // Any other throw is the handler's bug: logged, and the listener keeps serving.
         if (isFatal(err)) fatal(err, `peer message from ${m.from} (${m.kind})`);
-        else this.ctx.log({ event: "message_handler_threw", from: m.from, kind: m.kind, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+        else
+          this.ctx.log({
+            event: "message_handler_threw",
+            from: m.from,
+            kind: m.kind,
+            error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+          });
       }
     }
     return r.messages.length;
@@ -558,7 +607,12 @@ export class GrpcPeerTransport implements PeerTransport {
 
   private refuse(call: grpc.ServerReadableStream<unknown, unknown>, refusal: Refusal): Refusal {
     this.counters.rejectedBatches += 1;
-    this.ctx.log({ event: "inbound_batch_rejected", peer: call.getPeer(), code: grpc.status[refusal.code] ?? refusal.code, reason: refusal.details });
+    this.ctx.log({
+      event: "inbound_batch_rejected",
+      peer: call.getPeer(),
+      code: grpc.status[refusal.code] ?? refusal.code,
+      reason: refusal.details,
+    });
     return refusal;
   }
 }

@@ -22,7 +22,14 @@ async function freePort(): Promise<number> {
 }
 
 const append = (index: number, dataBytes: number): Message => ({
-  kind: "append", from: "a", to: "b", term: 1, prevIndex: index - 1, prevTerm: 1, commit: 0, witnessFloor: 0,
+  kind: "append",
+  from: "a",
+  to: "b",
+  term: 1,
+  prevIndex: index - 1,
+  prevTerm: 1,
+  commit: 0,
+  witnessFloor: 0,
   entries: [{ term: 1, index, type: "normal", data: new Uint8Array(dataBytes) }],
 });
 
@@ -33,8 +40,15 @@ describe("grpc peer transport: outbound queue bytes", () => {
     const messageBytesMax = 64 * KiB;
     const queueBytesMax = messageBytesMax; // above one batch (the frame less its header), as required
     const options = {
-      selfId: "a", clusterId: "k1", listenAddress: "127.0.0.1:0", peers: [{ id: "b", address: `127.0.0.1:${port}` }],
-      messageBytesMax, snapshotChunkBytes: 32 * KiB, reconnectBackoffMsMin: 1_000, reconnectBackoffMsMax: 2_000, log: (f: Record<string, unknown>) => void lines.push({ ...f }),
+      selfId: "a",
+      clusterId: "k1",
+      listenAddress: "127.0.0.1:0",
+      peers: [{ id: "b", address: `127.0.0.1:${port}` }],
+      messageBytesMax,
+      snapshotChunkBytes: 32 * KiB,
+      reconnectBackoffMsMin: 1_000,
+      reconnectBackoffMsMax: 2_000,
+      log: (f: Record<string, unknown>) => void lines.push({ ...f }),
     };
     const a = await GrpcPeerTransport.start({ ...options, queueBytesMax });
     try {
@@ -49,8 +63,14 @@ describe("grpc peer transport: outbound queue bytes", () => {
       const logged = lines.filter((l) => l["event"] === "message_dropped_queue_full");
       assert.equal(logged.length, 1, "rate-limited: one line for the burst");
       assert.deepEqual(logged[0], {
-        event: "message_dropped_queue_full", peer: "b", kind: "append", bytes,
-        queuedMessages: fit, queuedBytes: fit * bytes, limit: "queueBytesMax", limitValue: queueBytesMax,
+        event: "message_dropped_queue_full",
+        peer: "b",
+        kind: "append",
+        bytes,
+        queuedMessages: fit,
+        queuedBytes: fit * bytes,
+        limit: "queueBytesMax",
+        limitValue: queueBytesMax,
       });
       // Small messages still fit behind the big ones, up to the byte bound.
       a.send([{ kind: "heartbeat", from: "a", to: "b", term: 1, commit: 0, readContext: 0, witnessFloor: 0 }]);

@@ -57,7 +57,11 @@ export class MemoryNetwork {
     this.batchBytesMax = peerBatchBytesMax(options.messageBytesMax ?? PEER_MESSAGE_BYTES_MAX_DEFAULT, MEMORY_CLUSTER_ID.length);
     this.snapshotBytesMax = options.snapshotBytesMax ?? SNAPSHOT_BYTES_MAX_DEFAULT;
     this.snapshotChunkBytes = options.snapshotChunkBytes ?? SNAPSHOT_CHUNK_BYTES_DEFAULT;
-    for (const [name, v] of [["messageBytesMax", this.batchBytesMax], ["snapshotBytesMax", this.snapshotBytesMax], ["snapshotChunkBytes", this.snapshotChunkBytes]] as const) {
+    for (const [name, v] of [
+      ["messageBytesMax", this.batchBytesMax],
+      ["snapshotBytesMax", this.snapshotBytesMax],
+      ["snapshotChunkBytes", this.snapshotChunkBytes],
+    ] as const) {
       if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${name} is too small or not an integer`);
     }
     this.limiter = new LogLimiter(this.log);
@@ -200,7 +204,13 @@ export class MemoryTransport implements PeerTransport {
     }
     if (why === null) return false;
     this.dropped += 1;
-    net.limiter.maybeLog(`message_too_large:${this.selfId}:${m.to}:${m.kind}`, { event: "message_dropped_too_large", node: this.selfId, peer: m.to, kind: m.kind, ...why });
+    net.limiter.maybeLog(`message_too_large:${this.selfId}:${m.to}:${m.kind}`, {
+      event: "message_dropped_too_large",
+      node: this.selfId,
+      peer: m.to,
+      kind: m.kind,
+      ...why,
+    });
     return true;
   }
 
@@ -234,7 +244,12 @@ export class MemoryTransport implements PeerTransport {
     const r = reassemble(chunks, { clusterId: MEMORY_CLUSTER_ID, selfId: this.selfId, snapshotBytesMax: this.network.snapshotBytesMax });
     if (!r.ok) {
       this.rejected += 1;
-      this.network.limiter.maybeLog(`snapshot_refused:${this.selfId}:${r.code}`, { event: "snapshot_refused", node: this.selfId, code: r.code, reason: r.reason });
+      this.network.limiter.maybeLog(`snapshot_refused:${this.selfId}:${r.code}`, {
+        event: "snapshot_refused",
+        node: this.selfId,
+        code: r.code,
+        reason: r.reason,
+      });
       return;
     }
     this.deliver([encodeMessage(r.message)]);
@@ -274,7 +289,12 @@ export class MemoryTransport implements PeerTransport {
       } catch (err) {
         // As in GrpcPeerTransport: a broken invariant stops the process, other throws are logged.
         if (isFatal(err)) fatal(err, `peer message from ${m.from} (${m.kind})`);
-        else this.network.log({ event: "message_handler_threw", node: this.selfId, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+        else
+          this.network.log({
+            event: "message_handler_threw",
+            node: this.selfId,
+            error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+          });
       }
     }
   }

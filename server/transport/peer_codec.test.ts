@@ -12,11 +12,23 @@ const bytes = (...b: number[]): Uint8Array => new Uint8Array(b);
 /** One message of every kind, with edge values (0, max safe, empty and binary data). */
 const everyKind: readonly Message[] = [
   {
-    kind: "append", from: "a", to: "b", term: 7, prevIndex: 10, prevTerm: 6, commit: 9, witnessFloor: 8,
+    kind: "append",
+    from: "a",
+    to: "b",
+    term: 7,
+    prevIndex: 10,
+    prevTerm: 6,
+    commit: 9,
+    witnessFloor: 8,
     entries: [
       { term: 6, index: 11, type: "normal", data: bytes() },
       { term: 7, index: 12, type: "normal", data: bytes(0, 255, 1, 128) },
-      { term: 7, index: 13, type: "config", data: encodeConfChange({ kind: "simple", change: { op: "addLearner", nodeId: "w", witness: true } }) },
+      {
+        term: 7,
+        index: 13,
+        type: "config",
+        data: encodeConfChange({ kind: "simple", change: { op: "addLearner", nodeId: "w", witness: true } }),
+      },
     ],
   },
   { kind: "append", from: "a", to: "b", term: 1, prevIndex: 0, prevTerm: 0, commit: 0, witnessFloor: 0, entries: [] },
@@ -29,11 +41,22 @@ const everyKind: readonly Message[] = [
   { kind: "voteResponse", from: "a", to: "c", term: 8, preVote: true, reject: false },
   { kind: "voteResponse", from: "b", to: "c", term: 9, preVote: false, reject: true },
   {
-    kind: "snapshot", from: "a", to: "b", term: 7,
+    kind: "snapshot",
+    from: "a",
+    to: "b",
+    term: 7,
     snapshot: {
       metadata: {
-        index: 100, term: 6,
-        confState: { voters: ["a", "b"], votersOutgoing: ["a", "b", "c"], learners: ["w"], learnersNext: ["c"], witnesses: ["w"], autoLeave: true },
+        index: 100,
+        term: 6,
+        confState: {
+          voters: ["a", "b"],
+          votersOutgoing: ["a", "b", "c"],
+          learners: ["w"],
+          learnersNext: ["c"],
+          witnesses: ["w"],
+          autoLeave: true,
+        },
       },
       data: new Uint8Array(4096).map((_, i) => i % 251),
     },
@@ -41,10 +64,9 @@ const everyKind: readonly Message[] = [
   { kind: "timeoutNow", from: "a", to: "b", term: 7 },
 ];
 
-const definition = protoLoader.loadSync(
-  fileURLToPath(new URL("../../proto/tenure/v1/peer.proto", import.meta.url)),
-  { ...PEER_PROTO_LOADER_OPTIONS },
-);
+const definition = protoLoader.loadSync(fileURLToPath(new URL("../../proto/tenure/v1/peer.proto", import.meta.url)), {
+  ...PEER_PROTO_LOADER_OPTIONS,
+});
 const sendMethod = (definition["tenure.v1.RaftPeer"] as Record<string, protoLoader.MethodDefinition<object, object>>)["Send"];
 assert.ok(sendMethod, "RaftPeer.Send is defined");
 
@@ -111,49 +133,190 @@ describe("peer_codec rejects malformed input with a reason", () => {
 
   it("non-objects and missing bodies", () => {
     for (const raw of [null, undefined, 3, "x", [], { from: "a", to: "b", term: "1" }]) rejects(raw, /object|body/);
-    rejects(mutate(heartbeat, (w) => { w["vote"] = { pre_vote: true }; }), /2 bodies/);
+    rejects(
+      mutate(heartbeat, (w) => {
+        w["vote"] = { pre_vote: true };
+      }),
+      /2 bodies/,
+    );
   });
 
   it("bad node ids", () => {
-    rejects(mutate(heartbeat, (w) => { w["from"] = ""; }), /from/);
-    rejects(mutate(heartbeat, (w) => { w["to"] = 7; }), /to/);
-    rejects(mutate(heartbeat, (w) => { w["to"] = w["from"]; }), /equals/);
-    rejects(mutate(heartbeat, (w) => { w["from"] = "x".repeat(65); }), /longer/);
+    rejects(
+      mutate(heartbeat, (w) => {
+        w["from"] = "";
+      }),
+      /from/,
+    );
+    rejects(
+      mutate(heartbeat, (w) => {
+        w["to"] = 7;
+      }),
+      /to/,
+    );
+    rejects(
+      mutate(heartbeat, (w) => {
+        w["to"] = w["from"];
+      }),
+      /equals/,
+    );
+    rejects(
+      mutate(heartbeat, (w) => {
+        w["from"] = "x".repeat(65);
+      }),
+      /longer/,
+    );
   });
 
   it("numbers that are not safe unsigned integers", () => {
-    rejects(mutate(heartbeat, (w) => { w["term"] = "9007199254740992"; }), /safe/);
-    rejects(mutate(heartbeat, (w) => { w["term"] = "18446744073709551615"; }), /safe/);
-    rejects(mutate(heartbeat, (w) => { w["term"] = "-1"; }), /safe/);
-    rejects(mutate(heartbeat, (w) => { w["term"] = 1.5; }), /safe/);
-    rejects(mutate(heartbeat, (w) => { w["heartbeat"].commit = { low: 1, high: 0 }; }), /type object/);
-    rejects(mutate(heartbeat, (w) => { w["heartbeat"].read_context = "1e3"; }), /safe/);
+    rejects(
+      mutate(heartbeat, (w) => {
+        w["term"] = "9007199254740992";
+      }),
+      /safe/,
+    );
+    rejects(
+      mutate(heartbeat, (w) => {
+        w["term"] = "18446744073709551615";
+      }),
+      /safe/,
+    );
+    rejects(
+      mutate(heartbeat, (w) => {
+        w["term"] = "-1";
+      }),
+      /safe/,
+    );
+    rejects(
+      mutate(heartbeat, (w) => {
+        w["term"] = 1.5;
+      }),
+      /safe/,
+    );
+    rejects(
+      mutate(heartbeat, (w) => {
+        w["heartbeat"].commit = { low: 1, high: 0 };
+      }),
+      /type object/,
+    );
+    rejects(
+      mutate(heartbeat, (w) => {
+        w["heartbeat"].read_context = "1e3";
+      }),
+      /safe/,
+    );
   });
 
   it("entries that are not contiguous, out of term order, or of unknown type", () => {
-    rejects(mutate(append, (w) => { w["append"].entries[1].index = "14"; }), /expected 12/);
-    rejects(mutate(append, (w) => { w["append"].prev_index = "11"; }), /expected 12/);
-    rejects(mutate(append, (w) => { w["append"].entries[2].term = "6"; }), /out of order/);
-    rejects(mutate(append, (w) => { w["append"].entries[2].term = "8"; }), /out of order/);
-    rejects(mutate(append, (w) => { w["append"].prev_term = "8"; }), /prev_term/);
-    rejects(mutate(append, (w) => { w["append"].entries[0].type = "ENTRY_TYPE_UNSPECIFIED"; }), /type is invalid/);
-    rejects(mutate(append, (w) => { w["append"].entries[0].type = 5; }), /type is invalid/);
-    rejects(mutate(append, (w) => { w["append"].entries[0].data = "abc"; }), /not bytes/);
-    rejects(mutate(append, (w) => { w["append"].entries = {}; }), /not a list/);
+    rejects(
+      mutate(append, (w) => {
+        w["append"].entries[1].index = "14";
+      }),
+      /expected 12/,
+    );
+    rejects(
+      mutate(append, (w) => {
+        w["append"].prev_index = "11";
+      }),
+      /expected 12/,
+    );
+    rejects(
+      mutate(append, (w) => {
+        w["append"].entries[2].term = "6";
+      }),
+      /out of order/,
+    );
+    rejects(
+      mutate(append, (w) => {
+        w["append"].entries[2].term = "8";
+      }),
+      /out of order/,
+    );
+    rejects(
+      mutate(append, (w) => {
+        w["append"].prev_term = "8";
+      }),
+      /prev_term/,
+    );
+    rejects(
+      mutate(append, (w) => {
+        w["append"].entries[0].type = "ENTRY_TYPE_UNSPECIFIED";
+      }),
+      /type is invalid/,
+    );
+    rejects(
+      mutate(append, (w) => {
+        w["append"].entries[0].type = 5;
+      }),
+      /type is invalid/,
+    );
+    rejects(
+      mutate(append, (w) => {
+        w["append"].entries[0].data = "abc";
+      }),
+      /not bytes/,
+    );
+    rejects(
+      mutate(append, (w) => {
+        w["append"].entries = {};
+      }),
+      /not a list/,
+    );
   });
 
   it("snapshots without metadata, voters or a sane term", () => {
-    rejects(mutate(snapshot, (w) => { delete w["snapshot"].snapshot.metadata; }), /metadata is not an object/);
-    rejects(mutate(snapshot, (w) => { w["snapshot"].snapshot.metadata.conf_state.voters = []; }), /no voters/);
-    rejects(mutate(snapshot, (w) => { w["snapshot"].snapshot.metadata.conf_state.voters = ["a", "a"]; }), /duplicates/);
-    rejects(mutate(snapshot, (w) => { w["snapshot"].snapshot.metadata.conf_state.learners = [""]; }), /learners\[0\]/);
-    rejects(mutate(snapshot, (w) => { w["snapshot"].snapshot.metadata.term = "8"; }), /above the message term/);
-    rejects(mutate(snapshot, (w) => { w["snapshot"].snapshot.metadata.index = "0"; }), />= 1/);
-    rejects(mutate(snapshot, (w) => { w["snapshot"].snapshot.metadata.conf_state.auto_leave = "yes"; }), /boolean/);
+    rejects(
+      mutate(snapshot, (w) => {
+        delete w["snapshot"].snapshot.metadata;
+      }),
+      /metadata is not an object/,
+    );
+    rejects(
+      mutate(snapshot, (w) => {
+        w["snapshot"].snapshot.metadata.conf_state.voters = [];
+      }),
+      /no voters/,
+    );
+    rejects(
+      mutate(snapshot, (w) => {
+        w["snapshot"].snapshot.metadata.conf_state.voters = ["a", "a"];
+      }),
+      /duplicates/,
+    );
+    rejects(
+      mutate(snapshot, (w) => {
+        w["snapshot"].snapshot.metadata.conf_state.learners = [""];
+      }),
+      /learners\[0\]/,
+    );
+    rejects(
+      mutate(snapshot, (w) => {
+        w["snapshot"].snapshot.metadata.term = "8";
+      }),
+      /above the message term/,
+    );
+    rejects(
+      mutate(snapshot, (w) => {
+        w["snapshot"].snapshot.metadata.index = "0";
+      }),
+      />= 1/,
+    );
+    rejects(
+      mutate(snapshot, (w) => {
+        w["snapshot"].snapshot.metadata.conf_state.auto_leave = "yes";
+      }),
+      /boolean/,
+    );
   });
 
   it("a throwing getter is a rejection, not a crash", () => {
-    const hostile = { from: "a", to: "b", get term(): string { throw new Error("boom"); } };
+    const hostile = {
+      from: "a",
+      to: "b",
+      get term(): string {
+        throw new Error("boom");
+      },
+    };
     rejects(hostile, /boom/);
   });
 });
@@ -172,15 +335,64 @@ describe("peer_codec batch checks", () => {
 
   it("accepts a well-formed batch", () => assert.equal(code(batch()), "OK"));
   it("wrong cluster or addressee is FAILED_PRECONDITION", () => {
-    assert.equal(code(batch((b) => { b["cluster_id"] = "k2"; })), "FAILED_PRECONDITION");
-    assert.equal(code(batch((b) => { b["to"] = "b"; })), "FAILED_PRECONDITION");
-    assert.equal(code(batch((b) => { b["messages"][1].to = "b"; })), "FAILED_PRECONDITION");
+    assert.equal(
+      code(
+        batch((b) => {
+          b["cluster_id"] = "k2";
+        }),
+      ),
+      "FAILED_PRECONDITION",
+    );
+    assert.equal(
+      code(
+        batch((b) => {
+          b["to"] = "b";
+        }),
+      ),
+      "FAILED_PRECONDITION",
+    );
+    assert.equal(
+      code(
+        batch((b) => {
+          b["messages"][1].to = "b";
+        }),
+      ),
+      "FAILED_PRECONDITION",
+    );
   });
   it("empty, foreign-sender or undecodable messages are INVALID_ARGUMENT", () => {
-    assert.equal(code(batch((b) => { b["messages"] = []; })), "INVALID_ARGUMENT");
-    assert.equal(code(batch((b) => { b["messages"][1].from = "b"; })), "INVALID_ARGUMENT");
-    assert.equal(code(batch((b) => { b["from"] = ""; })), "INVALID_ARGUMENT");
-    assert.equal(code(batch((b) => { b["messages"][1].term = "x"; })), "INVALID_ARGUMENT");
+    assert.equal(
+      code(
+        batch((b) => {
+          b["messages"] = [];
+        }),
+      ),
+      "INVALID_ARGUMENT",
+    );
+    assert.equal(
+      code(
+        batch((b) => {
+          b["messages"][1].from = "b";
+        }),
+      ),
+      "INVALID_ARGUMENT",
+    );
+    assert.equal(
+      code(
+        batch((b) => {
+          b["from"] = "";
+        }),
+      ),
+      "INVALID_ARGUMENT",
+    );
+    assert.equal(
+      code(
+        batch((b) => {
+          b["messages"][1].term = "x";
+        }),
+      ),
+      "INVALID_ARGUMENT",
+    );
     assert.equal(code(null), "INVALID_ARGUMENT");
   });
 });

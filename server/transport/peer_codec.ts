@@ -96,9 +96,26 @@ export function encodeMessage(m: Message): WireRaftMessage {
   const head = { from: m.from, to: m.to, term: u64(m.term) };
   switch (m.kind) {
     case "append":
-      return { ...head, append: { prev_index: u64(m.prevIndex), prev_term: u64(m.prevTerm), entries: m.entries.map(encodeEntry), commit: u64(m.commit), witness_floor: u64(m.witnessFloor) } };
+      return {
+        ...head,
+        append: {
+          prev_index: u64(m.prevIndex),
+          prev_term: u64(m.prevTerm),
+          entries: m.entries.map(encodeEntry),
+          commit: u64(m.commit),
+          witness_floor: u64(m.witnessFloor),
+        },
+      };
     case "appendResponse":
-      return { ...head, append_response: { index: u64(m.index), reject: m.reject, reject_hint_index: u64(m.rejectHintIndex), reject_hint_term: u64(m.rejectHintTerm) } };
+      return {
+        ...head,
+        append_response: {
+          index: u64(m.index),
+          reject: m.reject,
+          reject_hint_index: u64(m.rejectHintIndex),
+          reject_hint_term: u64(m.rejectHintTerm),
+        },
+      };
     case "heartbeat":
       return { ...head, heartbeat: { commit: u64(m.commit), read_context: u64(m.readContext), witness_floor: u64(m.witnessFloor) } };
     case "heartbeatResponse":
@@ -243,7 +260,16 @@ function checkEntries(entries: readonly Entry[], prevIndex: number, prevTerm: nu
   });
 }
 
-const BODIES = ["append", "append_response", "heartbeat", "heartbeat_response", "vote", "vote_response", "snapshot", "timeout_now"] as const;
+const BODIES = [
+  "append",
+  "append_response",
+  "heartbeat",
+  "heartbeat_response",
+  "vote",
+  "vote_response",
+  "snapshot",
+  "timeout_now",
+] as const;
 
 function decodeMessageOrThrow(raw: unknown): Message {
   const o = record(raw, "message");
@@ -323,10 +349,18 @@ export function decodeBatch(raw: unknown, expect: { clusterId: string; selfId: N
   if (typeof raw !== "object" || raw === null) return { ok: false, code: "INVALID_ARGUMENT", reason: "batch is not an object" };
   const o = raw as Record<string, unknown>;
   if (o["cluster_id"] !== expect.clusterId) {
-    return { ok: false, code: "FAILED_PRECONDITION", reason: `cluster id ${JSON.stringify(String(o["cluster_id"]).slice(0, 64))} is not ${JSON.stringify(expect.clusterId)}` };
+    return {
+      ok: false,
+      code: "FAILED_PRECONDITION",
+      reason: `cluster id ${JSON.stringify(String(o["cluster_id"]).slice(0, 64))} is not ${JSON.stringify(expect.clusterId)}`,
+    };
   }
   if (o["to"] !== expect.selfId) {
-    return { ok: false, code: "FAILED_PRECONDITION", reason: `batch for ${JSON.stringify(String(o["to"]).slice(0, 64))} reached ${JSON.stringify(expect.selfId)}` };
+    return {
+      ok: false,
+      code: "FAILED_PRECONDITION",
+      reason: `batch for ${JSON.stringify(String(o["to"]).slice(0, 64))} reached ${JSON.stringify(expect.selfId)}`,
+    };
   }
   const from = o["from"];
   if (typeof from !== "string" || from.length === 0 || from.length > NODE_ID_LENGTH_MAX) {
@@ -339,7 +373,8 @@ export function decodeBatch(raw: unknown, expect: { clusterId: string; selfId: N
     const r = decodeMessage(item);
     if (!r.ok) return { ok: false, code: "INVALID_ARGUMENT", reason: `messages[${i}]: ${r.reason}` };
     if (r.value.to !== expect.selfId) return { ok: false, code: "FAILED_PRECONDITION", reason: `messages[${i}] is for ${r.value.to}` };
-    if (r.value.from !== from) return { ok: false, code: "INVALID_ARGUMENT", reason: `messages[${i}] is from ${r.value.from}, batch from ${from}` };
+    if (r.value.from !== from)
+      return { ok: false, code: "INVALID_ARGUMENT", reason: `messages[${i}] is from ${r.value.from}, batch from ${from}` };
     messages.push(r.value);
   }
   return { ok: true, from, messages };

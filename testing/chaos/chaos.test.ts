@@ -8,11 +8,27 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { checkExactlyOnce, checkFinal, checkGuardAudit, checkMutualExclusion, checkRealTimeOrder, checkRevokedLeaseGrants, checkUniqueTokens } from "./check.ts";
+import {
+  checkExactlyOnce,
+  checkFinal,
+  checkGuardAudit,
+  checkMutualExclusion,
+  checkRealTimeOrder,
+  checkRevokedLeaseGrants,
+  checkUniqueTokens,
+} from "./check.ts";
 import { runChaos } from "./run.ts";
 import type { Op } from "./workload.ts";
 
-const acq = (client: number, name: string, inv: number, cmp: number, token: number): Op => ({ type: "acquire", client, name, inv, cmp, outcome: "ok", token });
+const acq = (client: number, name: string, inv: number, cmp: number, token: number): Op => ({
+  type: "acquire",
+  client,
+  name,
+  inv,
+  cmp,
+  outcome: "ok",
+  token,
+});
 
 describe("chaos checks catch bad histories", () => {
   it("flags a stale accepted write, a duplicate token, a real-time inversion and a lost grant", () => {
@@ -27,7 +43,17 @@ describe("chaos checks catch bad histories", () => {
   });
 });
 
-const held = (client: number, token: number, heldFrom: number, heldUntil: number): Op => ({ type: "release", client, name: "x", inv: heldUntil, cmp: heldUntil + 1, outcome: "ok", token, heldFrom, heldUntil });
+const held = (client: number, token: number, heldFrom: number, heldUntil: number): Op => ({
+  type: "release",
+  client,
+  name: "x",
+  inv: heldUntil,
+  cmp: heldUntil + 1,
+  outcome: "ok",
+  token,
+  heldFrom,
+  heldUntil,
+});
 
 describe("mutual exclusion and revoked-lease checks", () => {
   it("flag overlapping holders, also behind a long earlier hold, and stay quiet on hand-offs", () => {
@@ -46,7 +72,15 @@ describe("mutual exclusion and revoked-lease checks", () => {
   });
 
   it("flags any grant on a revoked lease", () => {
-    const probe = (outcome: "ok" | "fail"): Op => ({ type: "lease-acquire", client: 9, name: "x-revoked-lease", inv: 0, cmp: 1, outcome, token: 5 });
+    const probe = (outcome: "ok" | "fail"): Op => ({
+      type: "lease-acquire",
+      client: 9,
+      name: "x-revoked-lease",
+      inv: 0,
+      cmp: 1,
+      outcome,
+      token: 5,
+    });
     assert.equal(checkRevokedLeaseGrants([probe("fail"), probe("ok")]).length, 1);
     assert.deepEqual(checkRevokedLeaseGrants([probe("fail")]), []);
   });

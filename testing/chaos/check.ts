@@ -68,7 +68,9 @@ export function checkRealTimeOrder(ops: readonly Op[]): string[] {
         if (a && (best === null || (a.token ?? 0) > (best.token ?? 0))) best = a;
       }
       if (best && (best.token ?? 0) >= (b.token ?? 0)) {
-        out.push(`lock ${name}: token ${b.token} (client ${b.client}) acknowledged after token ${best.token} (client ${best.client}) completed`);
+        out.push(
+          `lock ${name}: token ${b.token} (client ${b.client}) acknowledged after token ${best.token} (client ${best.client}) completed`,
+        );
       }
     }
   }
@@ -99,7 +101,8 @@ export function checkFinal(ops: readonly Op[], finals: readonly FinalLock[], gua
     if (f.probeToken <= maxAcked) out.push(`lock ${f.name}: final grant token ${f.probeToken} not above acknowledged ${maxAcked}`);
     const g = guardHighest(f.name);
     if (g !== null && BigInt(f.probeToken) <= g) out.push(`lock ${f.name}: final token ${f.probeToken} not above guard mark ${g}`);
-    if (f.probeHeldToken !== f.probeToken) out.push(`lock ${f.name}: acknowledged final grant ${f.probeToken} not held (status ${f.probeHeldToken})`);
+    if (f.probeHeldToken !== f.probeToken)
+      out.push(`lock ${f.name}: acknowledged final grant ${f.probeToken} not held (status ${f.probeHeldToken})`);
     if (!f.probeWriteAccepted) out.push(`lock ${f.name}: guard rejected the final holder's write`);
   }
   return out;
@@ -128,7 +131,9 @@ export function checkMutualExclusion(ops: readonly Op[]): string[] {
     for (const b of sorted) {
       if (reach && reach.token !== b.token && (b.heldFrom ?? 0) < (reach.heldUntil ?? 0) && (b.heldUntil ?? 0) > (b.heldFrom ?? 0)) {
         const overlapMs = Math.min(reach.heldUntil ?? 0, b.heldUntil ?? 0) - (b.heldFrom ?? 0);
-        out.push(`lock ${name}: token ${b.token} (client ${b.client}) held from ${(b.heldFrom ?? 0).toFixed(1)} ms while token ${reach.token} (client ${reach.client}) still believed it held until ${(reach.heldUntil ?? 0).toFixed(1)} ms (${overlapMs.toFixed(1)} ms overlap)`);
+        out.push(
+          `lock ${name}: token ${b.token} (client ${b.client}) held from ${(b.heldFrom ?? 0).toFixed(1)} ms while token ${reach.token} (client ${reach.client}) still believed it held until ${(reach.heldUntil ?? 0).toFixed(1)} ms (${overlapMs.toFixed(1)} ms overlap)`,
+        );
       }
       if (reach === null || (b.heldUntil ?? 0) > (reach.heldUntil ?? 0)) reach = b;
     }
@@ -162,6 +167,8 @@ export function checkExactlyOnce(acknowledged: readonly number[], ambiguousGrant
   }
   const unexplained = hi - lo + 1 - seen.size;
   return unexplained > ambiguousGrantOps
-    ? [`exactly-once: ${unexplained} tokens between ${lo} and ${hi} were taken by grants nobody was told of, but only ${ambiguousGrantOps} grant requests ended with an unknown outcome`]
+    ? [
+        `exactly-once: ${unexplained} tokens between ${lo} and ${hi} were taken by grants nobody was told of, but only ${ambiguousGrantOps} grant requests ended with an unknown outcome`,
+      ]
     : [];
 }

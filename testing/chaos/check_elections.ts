@@ -35,7 +35,8 @@ export function checkElectionTokensUnique(events: readonly ElectionEvent[]): str
   const out: string[] = [];
   for (const c of acked(events)) {
     const prev = seen.get(c.token);
-    if (prev) out.push(`election: token ${c.token} granted twice: client ${prev.client} (${prev.value}) and client ${c.client} (${c.value})`);
+    if (prev)
+      out.push(`election: token ${c.token} granted twice: client ${prev.client} (${prev.value}) and client ${c.client} (${c.value})`);
     else seen.set(c.token, c);
   }
   return out;
@@ -88,7 +89,8 @@ export function checkObserverOrder(events: readonly ElectionEvent[]): string[] {
         continue;
       }
       if (o.token < max) out.push(`election: observer ${i} went back to token ${o.token} after token ${max} (at ${o.at.toFixed(1)} ms)`);
-      else if (o.token !== current && left.has(o.token)) out.push(`election: observer ${i} saw token ${o.token} again after it had moved on (at ${o.at.toFixed(1)} ms)`);
+      else if (o.token !== current && left.has(o.token))
+        out.push(`election: observer ${i} saw token ${o.token} again after it had moved on (at ${o.at.toFixed(1)} ms)`);
       const index = values.get(o.token)?.findIndex((v) => v.value === o.value) ?? -1;
       if (o.token === current && index >= 0 && index < lastIndex) {
         out.push(`election: observer ${i} saw token ${o.token}'s value go back to ${o.value} (at ${o.at.toFixed(1)} ms)`);
@@ -119,7 +121,9 @@ export function checkObservedProvenance(events: readonly ElectionEvent[]): strin
     const own = values.get(o.token);
     const source: LeaderValue | undefined = own ? own.find((v) => v.value === o.value) : ambiguous.get(o.value ?? "");
     if (!source) {
-      out.push(`election: ${what}: ${own ? "its leader never campaigned with or proclaimed that value" : "no campaign was acknowledged that token, and no ambiguous campaign had that value"}`);
+      out.push(
+        `election: ${what}: ${own ? "its leader never campaigned with or proclaimed that value" : "no campaign was acknowledged that token, and no ambiguous campaign had that value"}`,
+      );
       continue;
     }
     if (o.at < source.inv) out.push(`election: ${what}, before it was asked for (${source.inv.toFixed(1)} ms)`);
@@ -143,7 +147,9 @@ export function checkLeadershipExclusion(events: readonly ElectionEvent[]): stri
   for (const b of list) {
     if (reach && reach.token !== b.token && b.heldFrom < reach.heldUntil && b.heldUntil > b.heldFrom) {
       const overlapMs = Math.min(reach.heldUntil, b.heldUntil) - b.heldFrom;
-      out.push(`election: token ${b.token} (client ${b.client}) led from ${b.heldFrom.toFixed(1)} ms while token ${reach.token} (client ${reach.client}) still believed it led until ${reach.heldUntil.toFixed(1)} ms (${overlapMs.toFixed(1)} ms overlap)`);
+      out.push(
+        `election: token ${b.token} (client ${b.client}) led from ${b.heldFrom.toFixed(1)} ms while token ${reach.token} (client ${reach.client}) still believed it led until ${reach.heldUntil.toFixed(1)} ms (${overlapMs.toFixed(1)} ms overlap)`,
+      );
     }
     if (reach === null || b.heldUntil > reach.heldUntil) reach = b;
   }
@@ -154,11 +160,15 @@ export function checkLeadershipExclusion(events: readonly ElectionEvent[]): stri
  *  every token acknowledged or observed during the run, and Leader shows it. */
 export function checkElectionFinal(events: readonly ElectionEvent[], final: ElectionFinal): string[] {
   if (final.probeToken === null) return [`election: no fresh campaign granted after healing (${final.probeError ?? "no token"})`];
-  const granted = [...acked(events).map((c) => c.token), ...events.flatMap((e) => (e.type === "observe" && e.token !== null ? [e.token] : []))];
+  const granted = [
+    ...acked(events).map((c) => c.token),
+    ...events.flatMap((e) => (e.type === "observe" && e.token !== null ? [e.token] : [])),
+  ];
   const max = Math.max(0, ...granted);
   const out: string[] = [];
   if (final.probeToken <= max) out.push(`election: fresh campaign got token ${final.probeToken}, not above ${max} granted during the run`);
-  if (final.leaderToken !== final.probeToken) out.push(`election: Leader shows ${final.leaderToken ?? "nobody"} while the fresh campaign ${final.probeToken} leads`);
+  if (final.leaderToken !== final.probeToken)
+    out.push(`election: Leader shows ${final.leaderToken ?? "nobody"} while the fresh campaign ${final.probeToken} leads`);
   return out;
 }
 

@@ -36,12 +36,17 @@ const int = (name: string, v: string | undefined): number => {
   if (!Number.isSafeInteger(n) || n < 0) fail(`--${name} must be a non-negative integer, got ${v}`);
   return n;
 };
-const list = (v: string | undefined): string[] => (v ?? "").split(",").map((x) => x.trim()).filter((x) => x !== "");
+const list = (v: string | undefined): string[] =>
+  (v ?? "")
+    .split(",")
+    .map((x) => x.trim())
+    .filter((x) => x !== "");
 
 const topology = values.topology;
 if (topology !== "three" && topology !== "witness") fail(`--topology must be three or witness, got ${topology}`);
 if (values.minutes !== undefined && values.seconds !== undefined) fail("give --minutes or --seconds, not both");
-const seconds = values.minutes !== undefined ? int("minutes", values.minutes) * 60 : values.seconds !== undefined ? int("seconds", values.seconds) : 30;
+const seconds =
+  values.minutes !== undefined ? int("minutes", values.minutes) * 60 : values.seconds !== undefined ? int("seconds", values.seconds) : 30;
 const faults = values.faults === undefined ? undefined : list(values.faults);
 for (const f of faults ?? []) if (!FAULT_KINDS.includes(f as FaultKind)) fail(`unknown fault ${f}; known: ${FAULT_KINDS.join(", ")}`);
 const rate = values["clock-rate-out-of-model"];

@@ -20,12 +20,49 @@ import {
 } from "./check_elections.ts";
 import { probeElection, runElections, type ElectionEvent, type Outcome } from "./elections.ts";
 
-const camp = (client: number, inv: number, cmp: number, token: number | undefined, value: string, outcome: Outcome = "ok"): ElectionEvent => ({
-  type: "campaign", client, inv, cmp, outcome, value, ...(token !== undefined ? { token } : {}),
+const camp = (
+  client: number,
+  inv: number,
+  cmp: number,
+  token: number | undefined,
+  value: string,
+  outcome: Outcome = "ok",
+): ElectionEvent => ({
+  type: "campaign",
+  client,
+  inv,
+  cmp,
+  outcome,
+  value,
+  ...(token !== undefined ? { token } : {}),
 });
-const proc = (client: number, inv: number, token: number, value: string, outcome: Outcome = "ok"): ElectionEvent => ({ type: "proclaim", client, inv, cmp: inv + 1, outcome, token, value });
-const obs = (observer: number, at: number, token: number | null, value: string | null): ElectionEvent => ({ type: "observe", observer, at, name: "e", token, value });
-const resign = (client: number, token: number, heldFrom: number, heldUntil: number): ElectionEvent => ({ type: "resign", client, inv: heldUntil, cmp: heldUntil + 1, outcome: "ok", token, heldFrom, heldUntil });
+const proc = (client: number, inv: number, token: number, value: string, outcome: Outcome = "ok"): ElectionEvent => ({
+  type: "proclaim",
+  client,
+  inv,
+  cmp: inv + 1,
+  outcome,
+  token,
+  value,
+});
+const obs = (observer: number, at: number, token: number | null, value: string | null): ElectionEvent => ({
+  type: "observe",
+  observer,
+  at,
+  name: "e",
+  token,
+  value,
+});
+const resign = (client: number, token: number, heldFrom: number, heldUntil: number): ElectionEvent => ({
+  type: "resign",
+  client,
+  inv: heldUntil,
+  cmp: heldUntil + 1,
+  outcome: "ok",
+  token,
+  heldFrom,
+  heldUntil,
+});
 
 // Two leaders one after the other, the first proclaiming twice; both observers follow along.
 const good: ElectionEvent[] = [
@@ -62,14 +99,26 @@ describe("election checks catch bad histories", () => {
   it("flag an observer going back to an older leader, to a left token, or to an older value", () => {
     assert.equal(checkObserverOrder([...good, obs(1, 80, 5, "c0-0.p1")]).length, 1, "older token");
     assert.equal(checkObserverOrder([...good, obs(1, 80, null, null), obs(1, 81, 7, "c1-0")]).length, 1, "left token again");
-    assert.equal(checkObserverOrder([camp(0, 0, 1, 5, "a"), proc(0, 2, 5, "a.p1"), obs(0, 4, 5, "a.p1"), obs(0, 5, 5, "a")]).length, 1, "older value");
+    assert.equal(
+      checkObserverOrder([camp(0, 0, 1, 5, "a"), proc(0, 2, 5, "a.p1"), obs(0, 4, 5, "a.p1"), obs(0, 5, 5, "a")]).length,
+      1,
+      "older value",
+    );
   });
 
   it("flag observed values and tokens nobody campaigned with or proclaimed", () => {
     assert.equal(checkObservedProvenance([...good, obs(1, 80, 7, "c1-9")]).length, 1, "invented value");
-    assert.equal(checkObservedProvenance([camp(0, 0, 1, 5, "a"), proc(0, 2, 5, "a.p1", "fail"), obs(0, 4, 5, "a.p1")]).length, 1, "failed proclaim");
+    assert.equal(
+      checkObservedProvenance([camp(0, 0, 1, 5, "a"), proc(0, 2, 5, "a.p1", "fail"), obs(0, 4, 5, "a.p1")]).length,
+      1,
+      "failed proclaim",
+    );
     assert.equal(checkObservedProvenance([camp(0, 0, 1, 5, "a", "fail"), obs(0, 4, 5, "a")]).length, 1, "failed campaign");
-    assert.equal(checkObservedProvenance([camp(0, 0, 1, undefined, "a", "info"), obs(0, 4, 5, "a"), obs(1, 5, 6, "a")]).length, 1, "one campaign, two tokens");
+    assert.equal(
+      checkObservedProvenance([camp(0, 0, 1, undefined, "a", "info"), obs(0, 4, 5, "a"), obs(1, 5, 6, "a")]).length,
+      1,
+      "one campaign, two tokens",
+    );
     assert.equal(checkObservedProvenance([obs(0, 1, 5, "a"), camp(0, 2, 3, 5, "a")]).length, 1, "seen before invoked");
   });
 
@@ -106,7 +155,17 @@ describe("elections on three tenured processes", () => {
     const stop = new AbortController();
     const random = new SeededRandom(23);
     const live: ElectionEvent[] = [];
-    const running = runElections({ endpoints: cluster.endpoints(), name: "e", campaigners: 3, observers: 2, seed: 23, random: random.fork(), ttlMs: 2000, stop: stop.signal, onEvent: (e) => live.push(e) });
+    const running = runElections({
+      endpoints: cluster.endpoints(),
+      name: "e",
+      campaigners: 3,
+      observers: 2,
+      seed: 23,
+      random: random.fork(),
+      ttlMs: 2000,
+      stop: stop.signal,
+      onEvent: (e) => live.push(e),
+    });
     const ackedSince = (from = 0): number => live.slice(from).filter((e) => e.type === "campaign" && e.outcome === "ok").length;
     const observedSince = (from = 0): number => live.slice(from).filter((e) => e.type === "observe" && e.token !== null).length;
     try {
@@ -118,13 +177,24 @@ describe("elections on three tenured processes", () => {
       await until("the election served while the Raft leader is down", 30_000, () => ackedSince(atKill) + observedSince(atKill) >= 1, 50);
       await cluster.startMember(leader, { bootstrap: false });
       const atRestart = live.length;
-      await until("a leader elected and observed after the restart", 30_000, () => ackedSince(atRestart) >= 1 && observedSince(atRestart) >= 1, 50);
+      await until(
+        "a leader elected and observed after the restart",
+        30_000,
+        () => ackedSince(atRestart) >= 1 && observedSince(atRestart) >= 1,
+        50,
+      );
       stop.abort();
       const stoppedAt = performance.now();
       const events = await running;
       // Generous: stopping aborts every call in flight; it must not wait out their timeouts.
       assert.ok(performance.now() - stoppedAt < 10_000, "the workload stops promptly");
-      const final = await probeElection({ endpoints: cluster.endpoints(), name: "e", ttlMs: 2000, clientId: `e-final-${Date.now()}`, random });
+      const final = await probeElection({
+        endpoints: cluster.endpoints(),
+        name: "e",
+        ttlMs: 2000,
+        clientId: `e-final-${Date.now()}`,
+        random,
+      });
       assert.deepEqual([...checkElections(events), ...checkElectionFinal(events, final)], []);
       const acked = events.filter((e) => e.type === "campaign" && e.outcome === "ok").length;
       const observed = events.filter((e) => e.type === "observe" && e.token !== null).length;

@@ -34,7 +34,14 @@ export type ElectionEvent =
   /** The client closed without resigning; the server expires the lease. */
   | (Held & { readonly type: "abandon"; readonly client: number; readonly at: number; readonly token: number })
   /** One item the observer's iterator yielded (token and value null: nobody leads). */
-  | { readonly type: "observe"; readonly observer: number; readonly at: number; readonly name: string; readonly token: number | null; readonly value: string | null };
+  | {
+      readonly type: "observe";
+      readonly observer: number;
+      readonly at: number;
+      readonly name: string;
+      readonly token: number | null;
+      readonly value: string | null;
+    };
 
 export interface ElectionOptions {
   readonly endpoints: readonly string[];
@@ -76,7 +83,12 @@ interface Run {
 }
 
 function newClient(run: Run, id: string, rng: SeededRandom): TenureClient {
-  const c = new TenureClient({ endpoints: run.o.endpoints, clientId: `${run.prefix}-${id}`, random: () => rng.nextFloat(), attemptTimeoutMs: 1000 });
+  const c = new TenureClient({
+    endpoints: run.o.endpoints,
+    clientId: `${run.prefix}-${id}`,
+    random: () => rng.nextFloat(),
+    attemptTimeoutMs: 1000,
+  });
   run.clients.add(c);
   return c;
 }
@@ -165,7 +177,14 @@ async function observer(run: Run, i: number, rng: SeededRandom): Promise<void> {
     while (!o.stop.aborted) {
       try {
         for await (const l of client.election(o.name).observe({ signal: o.stop })) {
-          run.add({ type: "observe", observer: i, at: performance.now(), name: l?.name ?? o.name, token: l?.token ?? null, value: l?.value ?? null });
+          run.add({
+            type: "observe",
+            observer: i,
+            at: performance.now(),
+            name: l?.name ?? o.name,
+            token: l?.token ?? null,
+            value: l?.value ?? null,
+          });
         }
       } catch (e) {
         // Nothing is recorded for the failure itself: an observer only reports what it saw.
@@ -221,11 +240,25 @@ export interface ElectionFinal {
 
 /** After the workload stopped and the cluster healed: campaign once more, read the leader, resign.
  *  The campaign may wait for an abandoned lease to lapse, hence the long server-side timeout. */
-export async function probeElection(o: { endpoints: readonly string[]; name: string; ttlMs: number; clientId: string; random: SeededRandom }): Promise<ElectionFinal> {
-  const client = new TenureClient({ endpoints: o.endpoints, clientId: o.clientId, random: () => o.random.nextFloat(), attemptTimeoutMs: 1000 });
+export async function probeElection(o: {
+  endpoints: readonly string[];
+  name: string;
+  ttlMs: number;
+  clientId: string;
+  random: SeededRandom;
+}): Promise<ElectionFinal> {
+  const client = new TenureClient({
+    endpoints: o.endpoints,
+    clientId: o.clientId,
+    random: () => o.random.nextFloat(),
+    attemptTimeoutMs: 1000,
+  });
   try {
     const l = await client.election(o.name).campaign("final", { ttlMs: o.ttlMs, timeoutMs: 3 * o.ttlMs + 5_000 });
-    const leader = await client.election(o.name).leader({ timeoutMs: 5_000 }).catch(() => null);
+    const leader = await client
+      .election(o.name)
+      .leader({ timeoutMs: 5_000 })
+      .catch(() => null);
     await l.resign({ timeoutMs: 5_000 }).catch(() => false);
     return { probeToken: l.token, leaderToken: leader?.token ?? null };
   } catch (e) {

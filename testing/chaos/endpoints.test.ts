@@ -18,7 +18,9 @@ import { runChaos } from "./run.ts";
 const storeScript = new URL("../../examples/guarded_store.ts", import.meta.url).pathname;
 
 function startGuardedStore(dbPath: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", storeScript, "--port", "0", "--db", dbPath], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, ["--import", "tsx", storeScript, "--port", "0", "--db", dbPath], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("guarded store did not start")), 30_000);
     createInterface({ input: child.stdout! }).on("line", (line) => {
@@ -50,7 +52,9 @@ function startBrokenGuard(): Promise<{ server: Server; url: string }> {
     res.statusCode = value === undefined ? 404 : 200;
     res.end(JSON.stringify(value === undefined ? { code: "NOT_FOUND" } : { key, value }));
   });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` })));
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` })),
+  );
 }
 
 describe("chaos against an existing deployment and a user's guard", { timeout: 180_000 }, () => {
@@ -70,7 +74,17 @@ describe("chaos against an existing deployment and a user's guard", { timeout: 1
     const store = await startGuardedStore(join(dir, "store.db"));
     const lines: string[] = [];
     try {
-      const r = await runChaos({ seconds: 15, seed: 21, topology: "three", clients: 4, locks: 1, outDir: join(dir, "ok"), endpoints: cluster.endpoints(), guardUrl: store.url, log: (l) => lines.push(l) });
+      const r = await runChaos({
+        seconds: 15,
+        seed: 21,
+        topology: "three",
+        clients: 4,
+        locks: 1,
+        outDir: join(dir, "ok"),
+        endpoints: cluster.endpoints(),
+        guardUrl: store.url,
+        log: (l) => lines.push(l),
+      });
       assert.deepEqual(r.violations, [], lines.join("\n"));
       assert.ok(r.faults["client-pause"] >= 1, lines.join("\n"));
       assert.equal(r.faults.kill + r.faults.partition + r.faults.membership, 0, "no member faults against a deployment we do not own");
@@ -84,8 +98,21 @@ describe("chaos against an existing deployment and a user's guard", { timeout: 1
     const broken = await startBrokenGuard();
     const lines: string[] = [];
     try {
-      const r = await runChaos({ seconds: 25, seed: 22, topology: "three", clients: 4, locks: 1, outDir: join(dir, "broken"), endpoints: cluster.endpoints(), guardUrl: broken.url, log: (l) => lines.push(l) });
-      assert.ok(r.violations.some((v) => v.includes("resource:") && v.includes("not linearizable")), `stale accepted writes not caught:\n${lines.join("\n")}`);
+      const r = await runChaos({
+        seconds: 25,
+        seed: 22,
+        topology: "three",
+        clients: 4,
+        locks: 1,
+        outDir: join(dir, "broken"),
+        endpoints: cluster.endpoints(),
+        guardUrl: broken.url,
+        log: (l) => lines.push(l),
+      });
+      assert.ok(
+        r.violations.some((v) => v.includes("resource:") && v.includes("not linearizable")),
+        `stale accepted writes not caught:\n${lines.join("\n")}`,
+      );
     } finally {
       await new Promise<void>((res) => broken.server.close(() => res()));
     }

@@ -198,7 +198,9 @@ export class ChaosCluster {
           // Rate error inside the model: |rate - 1| <= 0.8 rho.
           monotonicRate: this.baseRate * (1 + (rng.nextFloat() * 2 - 1) * 0.8 * this.rho),
         };
-        log(`  clock: ${id} wall ${setting.wallOffsetMs > 0 ? "+" : ""}${setting.wallOffsetMs} ms, rate ${setting.monotonicRate.toFixed(4)}`);
+        log(
+          `  clock: ${id} wall ${setting.wallOffsetMs > 0 ? "+" : ""}${setting.wallOffsetMs} ms, rate ${setting.monotonicRate.toFixed(4)}`,
+        );
         try {
           this.setClock(id, setting);
           await sleep(holdMs);

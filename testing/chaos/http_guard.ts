@@ -55,7 +55,10 @@ export class HttpGuardTarget implements GuardTarget {
       if (w.ok === null) continue;
       const res = await fetch(`${this.url}/kv/${encodeURIComponent(w.key)}`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
       const body = res.status === 200 ? ((await res.json()) as { value?: string }) : (await res.text(), null);
-      if (w.ok && body?.value !== w.value) out.push(`guard store: accepted write ${w.key}=${w.value} reads back as ${body ? JSON.stringify(body.value) : `HTTP ${res.status}`}`);
+      if (w.ok && body?.value !== w.value)
+        out.push(
+          `guard store: accepted write ${w.key}=${w.value} reads back as ${body ? JSON.stringify(body.value) : `HTTP ${res.status}`}`,
+        );
       if (!w.ok && body !== null) out.push(`guard store: rejected write ${w.key}=${w.value} is in the store`);
     }
     return out;

@@ -35,9 +35,26 @@ export interface ProbeOptions {
 const READ_TIMEOUT_MS = 1000;
 
 /** A definite refusal is "fail" (no effect, dropped by the checker); anything else "info". */
-function failed(r: Extract<CallResult<unknown>, { ok: false }>, client: number, name: string, inv: number, type: Op["type"], endpoint: string): Op {
+function failed(
+  r: Extract<CallResult<unknown>, { ok: false }>,
+  client: number,
+  name: string,
+  inv: number,
+  type: Op["type"],
+  endpoint: string,
+): Op {
   const definite = r.reason === "NOT_LEADER" || r.reason === "IS_WITNESS" || r.reason === "NO_LEADER";
-  return { type, client, name, inv, cmp: performance.now(), outcome: definite ? "fail" : "info", error: `${r.reason || r.code} ${r.details}`, ambiguous: !definite, endpoint };
+  return {
+    type,
+    client,
+    name,
+    inv,
+    cmp: performance.now(),
+    outcome: definite ? "fail" : "info",
+    error: `${r.reason || r.code} ${r.details}`,
+    ambiguous: !definite,
+    endpoint,
+  };
 }
 
 async function reader(i: number, o: ProbeOptions, sink: OpSink, rng: SeededRandom): Promise<void> {
@@ -52,7 +69,21 @@ async function reader(i: number, o: ProbeOptions, sink: OpSink, rng: SeededRando
         // Mostly the newest token (is it still current?), sometimes an older one (must not be).
         const token = rng.nextInt(4) === 0 ? (tokens[rng.nextInt(tokens.length)] ?? 0) : (tokens[tokens.length - 1] ?? 0);
         const r = await client.callAt<Obj>(endpoint, "Lock", "ValidateToken", { name, token: String(token) }, READ_TIMEOUT_MS);
-        sink(r.ok ? { type: "validate", client: i, name, inv, cmp: performance.now(), outcome: "ok", token, current: r.value["current"] === true, endpoint } : { ...failed(r, i, name, inv, "validate", endpoint), token });
+        sink(
+          r.ok
+            ? {
+                type: "validate",
+                client: i,
+                name,
+                inv,
+                cmp: performance.now(),
+                outcome: "ok",
+                token,
+                current: r.value["current"] === true,
+                endpoint,
+              }
+            : { ...failed(r, i, name, inv, "validate", endpoint), token },
+        );
       } else {
         const r = await client.callAt<Obj>(endpoint, "Lock", "Status", { name }, READ_TIMEOUT_MS);
         if (r.ok) {
@@ -72,7 +103,12 @@ async function reader(i: number, o: ProbeOptions, sink: OpSink, rng: SeededRando
 async function leaseProber(i: number, o: ProbeOptions, sink: OpSink, rng: SeededRandom): Promise<void> {
   const name = `${o.names[0] ?? "l"}-revoked-lease`;
   const clientId = `${o.clientPrefix}-${i}`;
-  const sdk = new TenureClient({ endpoints: o.endpoints, clientId: `${clientId}-sdk`, random: () => rng.nextFloat(), attemptTimeoutMs: 1000 });
+  const sdk = new TenureClient({
+    endpoints: o.endpoints,
+    clientId: `${clientId}-sdk`,
+    random: () => rng.nextFloat(),
+    attemptTimeoutMs: 1000,
+  });
   const raw = new TestClient(o.endpoints);
   let seq = 0;
   try {
@@ -90,11 +126,28 @@ async function leaseProber(i: number, o: ProbeOptions, sink: OpSink, rng: Seeded
       const r = await raw.call<Obj>("Lock", "Acquire", { clientId, seq: String(++seq), name, leaseId: String(leaseId), wait: false }, 3000);
       if (r.ok) {
         const token = Number(r.value["token"] ?? 0);
-        sink({ type: "lease-acquire", client: i, name, inv, cmp: performance.now(), outcome: "ok", token, error: `granted on lease ${leaseId}, revoked before` });
+        sink({
+          type: "lease-acquire",
+          client: i,
+          name,
+          inv,
+          cmp: performance.now(),
+          outcome: "ok",
+          token,
+          error: `granted on lease ${leaseId}, revoked before`,
+        });
         // Hand the lock back so the prober keeps probing (a grant on a dead lease never expires).
         await raw.call<Obj>("Lock", "Release", { clientId, seq: String(++seq), name, token: String(token) }, 3000);
       } else {
-        sink({ type: "lease-acquire", client: i, name, inv, cmp: performance.now(), outcome: r.reason === "LEASE_NOT_FOUND" || r.reason === "LEASE_EXPIRED" ? "fail" : "info", error: `${r.reason || r.code} ${r.details}` });
+        sink({
+          type: "lease-acquire",
+          client: i,
+          name,
+          inv,
+          cmp: performance.now(),
+          outcome: r.reason === "LEASE_NOT_FOUND" || r.reason === "LEASE_EXPIRED" ? "fail" : "info",
+          error: `${r.reason || r.code} ${r.details}`,
+        });
       }
     }
   } finally {

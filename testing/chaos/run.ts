@@ -7,7 +7,17 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { TenureClient, TenureError } from "../../client-sdk/index.ts";
 import { SeededRandom } from "../../server/core/random.ts";
-import { checkAuditMatchesHistory, checkExactlyOnce, checkFinal, checkGuardAudit, checkMutualExclusion, checkRealTimeOrder, checkRevokedLeaseGrants, checkUniqueTokens, type FinalLock } from "./check.ts";
+import {
+  checkAuditMatchesHistory,
+  checkExactlyOnce,
+  checkFinal,
+  checkGuardAudit,
+  checkMutualExclusion,
+  checkRealTimeOrder,
+  checkRevokedLeaseGrants,
+  checkUniqueTokens,
+  type FinalLock,
+} from "./check.ts";
 import { checkLinearizability } from "./checker/linearizability.ts";
 import { ClientHandle } from "./client_handle.ts";
 import { ChaosCluster, MEMBER_FAULTS, sleep, type MemberFault, type Topology } from "./faults.ts";
@@ -113,7 +123,12 @@ async function nemesis(d: NemesisDeps, rng: SeededRandom, stop: AbortSignal): Pr
       if (c === null) throw new Error(`nemesis bug: ${kind} without a cluster`);
       // A witness-topology membership change moves the witness (removing a full voter of two
       // would leave one full copy of the state); with three voters any member.
-      const target = kind === "membership" && c.witnesses.length > 0 ? (c.witnesses[0] ?? randomId) : onLeader ? ((await c.leader()) ?? randomId) : randomId;
+      const target =
+        kind === "membership" && c.witnesses.length > 0
+          ? (c.witnesses[0] ?? randomId)
+          : onLeader
+            ? ((await c.leader()) ?? randomId)
+            : randomId;
       d.log(`nemesis: ${kind} ${target}${onLeader && kind !== "membership" ? " (leader)" : ""} for ${holdMs} ms`);
       d.faults[kind]++;
       await c.inject(kind, target, holdMs, faultRng, d.log);
@@ -122,7 +137,12 @@ async function nemesis(d: NemesisDeps, rng: SeededRandom, stop: AbortSignal): Pr
   }
 }
 
-async function finalProbe(endpoints: readonly string[], names: readonly string[], stores: GuardTarget, clientPrefix: string): Promise<FinalLock[]> {
+async function finalProbe(
+  endpoints: readonly string[],
+  names: readonly string[],
+  stores: GuardTarget,
+  clientPrefix: string,
+): Promise<FinalLock[]> {
   const client = new TenureClient({ endpoints, clientId: `${clientPrefix}-final` });
   const out: FinalLock[] = [];
   try {
@@ -145,7 +165,15 @@ async function finalProbe(endpoints: readonly string[], names: readonly string[]
         out.push({ name, state, token, probeToken: lock.token, probeHeldToken: held.token, probeWriteAccepted: w.ok });
       } catch (e) {
         const t = TenureError.from(e);
-        out.push({ name, state, token, probeToken: null, probeError: `${t.code} ${t.message}`, probeHeldToken: 0, probeWriteAccepted: false });
+        out.push({
+          name,
+          state,
+          token,
+          probeToken: null,
+          probeError: `${t.code} ${t.message}`,
+          probeHeldToken: 0,
+          probeWriteAccepted: false,
+        });
       }
     }
   } finally {
@@ -169,7 +197,12 @@ function checkTokensAcrossKinds(ops: readonly Op[], events: readonly ElectionEve
 
 /** Tokens acknowledged to anyone (holders, leaders, the final probes, the lease prober) and the
  *  number of grant requests whose outcome is unknown, for checkExactlyOnce. */
-function grantAccounting(ops: readonly Op[], events: readonly ElectionEvent[], finals: readonly FinalLock[], electionFinal: ElectionFinal | null): [number[], number] {
+function grantAccounting(
+  ops: readonly Op[],
+  events: readonly ElectionEvent[],
+  finals: readonly FinalLock[],
+  electionFinal: ElectionFinal | null,
+): [number[], number] {
   const tokens: number[] = [];
   let ambiguous = 0;
   for (const op of ops) {
@@ -195,7 +228,10 @@ function electionSummary(events: readonly ElectionEvent[]): string {
     const k = "outcome" in e ? `${e.type}:${e.outcome}` : e.type;
     counts[k] = (counts[k] ?? 0) + 1;
   }
-  return `${events.length} events (${Object.entries(counts).sort().map(([k, v]) => `${k} ${v}`).join(", ")})`;
+  return `${events.length} events (${Object.entries(counts)
+    .sort()
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ")})`;
 }
 
 /** Sets an environment variable for processes spawned from now on; returns the undo. */
@@ -223,12 +259,16 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const rng = new SeededRandom(o.seed);
   // The apply delay reaches every member, started now or restarted by a fault, through the
   // environment (TENURE_TEST_APPLY_DELAY_MS is --test-apply-delay-ms); restored after the run.
-  const restoreEnv = o.applyDelayMs !== undefined && !o.endpoints ? setEnv("TENURE_TEST_APPLY_DELAY_MS", String(o.applyDelayMs)) : () => undefined;
+  const restoreEnv =
+    o.applyDelayMs !== undefined && !o.endpoints ? setEnv("TENURE_TEST_APPLY_DELAY_MS", String(o.applyDelayMs)) : () => undefined;
   let cluster: ChaosCluster | null;
   try {
     cluster = o.endpoints
       ? null
-      : await ChaosCluster.start(o.topology, { ...(o.bugs ? { bugs: o.bugs } : {}), ...(o.clockRateOutOfModel !== undefined ? { clockRateOutOfModel: o.clockRateOutOfModel } : {}) });
+      : await ChaosCluster.start(o.topology, {
+          ...(o.bugs ? { bugs: o.bugs } : {}),
+          ...(o.clockRateOutOfModel !== undefined ? { clockRateOutOfModel: o.clockRateOutOfModel } : {}),
+        });
   } catch (e) {
     restoreEnv();
     throw e;
@@ -247,7 +287,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   try {
     const endpoints = o.endpoints ?? cluster?.clientEndpoints() ?? [];
     if (cluster && (await cluster.waitLeader(20_000)) === null) throw new Error("no leader at start");
-    log(`chaos: seed ${o.seed}, ${o.endpoints ? "external" : o.topology}, ${o.clients} clients, locks ${names.join(" ")}, ${o.seconds} s, out ${o.outDir}${o.bugs?.length ? `, TEST BUGS ${o.bugs.join(",")}` : ""}${o.applyDelayMs !== undefined ? `, apply delay ${o.applyDelayMs} ms` : ""}`);
+    log(
+      `chaos: seed ${o.seed}, ${o.endpoints ? "external" : o.topology}, ${o.clients} clients, locks ${names.join(" ")}, ${o.seconds} s, out ${o.outDir}${o.bugs?.length ? `, TEST BUGS ${o.bugs.join(",")}` : ""}${o.applyDelayMs !== undefined ? `, apply delay ${o.applyDelayMs} ms` : ""}`,
+    );
     const tokens = new Map<string, number[]>();
     const record = (op: Op): void => {
       history.add(op);
@@ -258,19 +300,59 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       }
     };
     const workSeed = rng.nextUint32();
-    const work = runWorkload({ endpoints, clients: o.clients, names, seed: workSeed, ttlMs: TTL_MS, stop: stopWork.signal, clientPrefix }, { add: record }, stores);
+    const work = runWorkload(
+      { endpoints, clients: o.clients, names, seed: workSeed, ttlMs: TTL_MS, stop: stopWork.signal, clientPrefix },
+      { add: record },
+      stores,
+    );
     const readers = o.readers ?? 2;
-    const probes = runProbes({ endpoints, names, readers, seed: rng.nextUint32(), clientPrefix, firstClient: 1000, tokensOf: (n) => tokens.get(n) ?? [], stop: stopWork.signal }, record);
+    const probes = runProbes(
+      {
+        endpoints,
+        names,
+        readers,
+        seed: rng.nextUint32(),
+        clientPrefix,
+        firstClient: 1000,
+        tokensOf: (n) => tokens.get(n) ?? [],
+        stop: stopWork.signal,
+      },
+      record,
+    );
     const elections =
       campaigners > 0
-        ? runElections({ endpoints, name: electionName, campaigners, observers: 2, seed: rng.nextUint32(), ttlMs: TTL_MS, stop: stopWork.signal, clientPrefix: `${clientPrefix}-e`, onEvent: (e) => electionLog.write(`${JSON.stringify(e)}\n`) })
+        ? runElections({
+            endpoints,
+            name: electionName,
+            campaigners,
+            observers: 2,
+            seed: rng.nextUint32(),
+            ttlMs: TTL_MS,
+            stop: stopWork.signal,
+            clientPrefix: `${clientPrefix}-e`,
+            onEvent: (e) => electionLog.write(`${JSON.stringify(e)}\n`),
+          })
         : Promise.resolve([]);
     if (o.clientProcess ?? true) {
-      client = new ClientHandle({ endpoints, names, outDir: o.outDir, seed: rng.nextUint32(), clientPrefix: `${clientPrefix}-p`, firstClient: 500, clients: 1, ttlMs: TTL_MS, ...(o.guardUrl ? { guardUrl: o.guardUrl } : {}) }, record);
+      client = new ClientHandle(
+        {
+          endpoints,
+          names,
+          outDir: o.outDir,
+          seed: rng.nextUint32(),
+          clientPrefix: `${clientPrefix}-p`,
+          firstClient: 500,
+          clients: 1,
+          ttlMs: TTL_MS,
+          ...(o.guardUrl ? { guardUrl: o.guardUrl } : {}),
+        },
+        record,
+      );
     }
     // Against an existing deployment only our own client process can be faulted (paused).
     const usable = kinds.filter((k) => (k === "client-pause" ? client !== null : cluster !== null));
-    const nem = usable.length > 0 ? nemesis({ cluster, client, kinds: usable, faults, log }, rng.fork(), stopNemesis.signal) : Promise.resolve();
+    const nem =
+      usable.length > 0 ? nemesis({ cluster, client, kinds: usable, faults, log }, rng.fork(), stopNemesis.signal) : Promise.resolve();
     nem.catch(() => undefined); // a fault that throws fails the run at `await nem`, not as an unhandled rejection
     await sleep(o.seconds * 1000);
     stopNemesis.abort();
@@ -286,7 +368,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     stopWork.abort();
     [electionEvents] = await Promise.all([elections, work, probes, client?.stop()]);
     finals = await finalProbe(endpoints, names, stores, clientPrefix);
-    if (campaigners > 0) electionFinal = await probeElection({ endpoints, name: electionName, ttlMs: TTL_MS, clientId: `${clientPrefix}-efinal`, random: rng.fork() });
+    if (campaigners > 0)
+      electionFinal = await probeElection({
+        endpoints,
+        name: electionName,
+        ttlMs: TTL_MS,
+        clientId: `${clientPrefix}-efinal`,
+        random: rng.fork(),
+      });
   } finally {
     // Also when a fault or the heal threw: nothing of the workload may outlive the run.
     stopNemesis.abort();
@@ -303,7 +392,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     for (const name of names) {
       const audit = local.audit(name);
       violations.push(...checkGuardAudit(name, audit), ...checkAuditMatchesHistory(name, audit, ops));
-      marks.set(name, audit.reduce<bigint | null>((m, t) => (m === null || t > m ? t : m), null));
+      marks.set(
+        name,
+        audit.reduce<bigint | null>((m, t) => (m === null || t > m ? t : m), null),
+      );
     }
   } else if (stores instanceof HttpGuardTarget) {
     violations.push(...(await stores.checkStore()));
@@ -337,10 +429,19 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const linearizability = `${lin.verdict}${lin.verdict === "unknown" ? " (search budget exhausted; not a verdict)" : ""}, ${lin.partitions.length} objects, ${linSteps} search steps, ${((performance.now() - linStarted) / 1000).toFixed(1)} s`;
   const lines = [
     `tenure chaos run: seed ${o.seed}, topology ${o.endpoints ? `external ${o.endpoints.join(",")}` : o.topology}, ${o.clients} clients, ${o.seconds} s (${elapsed} s total)${o.bugs?.length ? `, TEST BUGS ${o.bugs.join(",")}` : ""}${o.clockRateOutOfModel !== undefined ? `, every clock ${o.clockRateOutOfModel}x (out of model)` : ""}${o.applyDelayMs !== undefined ? `, apply delay ${o.applyDelayMs} ms per entry` : ""}`,
-    `operations: ${ops.length} (${Object.entries(byType).sort().map(([k, v]) => `${k} ${v}`).join(", ")})`,
+    `operations: ${ops.length} (${Object.entries(byType)
+      .sort()
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ")})`,
     `faults injected: ${totalFaults} (${FAULT_KINDS.map((k) => `${k} ${faults[k]}`).join(", ")})`,
-    ...(campaigners > 0 ? [`elections: ${electionSummary(electionEvents)}; final campaign token ${electionFinal?.probeToken ?? `none (${electionFinal?.probeError ?? ""})`}`] : []),
-    ...finals.map((f) => `final ${f.name}: status ${f.state} token ${f.token}; probe token ${f.probeToken ?? `none (${f.probeError ?? ""})`}`),
+    ...(campaigners > 0
+      ? [
+          `elections: ${electionSummary(electionEvents)}; final campaign token ${electionFinal?.probeToken ?? `none (${electionFinal?.probeError ?? ""})`}`,
+        ]
+      : []),
+    ...finals.map(
+      (f) => `final ${f.name}: status ${f.state} token ${f.token}; probe token ${f.probeToken ?? `none (${f.probeError ?? ""})`}`,
+    ),
     `linearizability: ${linearizability}`,
     `violations: ${violations.length}`,
     ...violations.slice(0, 200).map((v) => `  - ${v}`),

@@ -9,20 +9,42 @@ import { runBroken } from "./teeth_kit.ts";
 
 describe("chaos checks catch broken servers", { timeout: 240_000 }, () => {
   it("stale-local-reads: a member answering reads from its own state is not linearizable", async () => {
-    const r = await runBroken({ seconds: 20, seed: 11, bugs: ["stale-local-reads"], faults: ["partition", "one-way", "pause", "delay"], readers: 4 });
-    assert.ok(r.violations.some((v) => v.includes("not linearizable")), `no stale read caught:\n${r.log}`);
+    const r = await runBroken({
+      seconds: 20,
+      seed: 11,
+      bugs: ["stale-local-reads"],
+      faults: ["partition", "one-way", "pause", "delay"],
+      readers: 4,
+    });
+    assert.ok(
+      r.violations.some((v) => v.includes("not linearizable")),
+      `no stale read caught:\n${r.log}`,
+    );
   });
 
   it("read-before-applied with a slow state machine: a lagging new leader answers from its old state, not linearizable", async () => {
     // --test-apply-delay-ms 10: a killed member replays its log slowly after its restart; once it
     // leads, the bug answers confirmed reads before it applied them. Seed 8 was caught in each of
     // its 40 s runs (the stale read 10 to 25 s in), seeds 6 and 7 too (testing/chaos/README.md).
-    const r = await runBroken({ seconds: 40, seed: 8, bugs: ["read-before-applied"], applyDelayMs: 10, faults: ["kill", "pause", "partition"], readers: 8 });
-    assert.ok(r.violations.some((v) => v.includes("not linearizable")), `no stale read caught:\n${r.log}`);
+    const r = await runBroken({
+      seconds: 40,
+      seed: 8,
+      bugs: ["read-before-applied"],
+      applyDelayMs: 10,
+      faults: ["kill", "pause", "partition"],
+      readers: 8,
+    });
+    assert.ok(
+      r.violations.some((v) => v.includes("not linearizable")),
+      `no stale read caught:\n${r.log}`,
+    );
   });
 
   it("grant-without-lease-check: a grant on a revoked lease is reported", async () => {
     const r = await runBroken({ seconds: 8, seed: 12, bugs: ["grant-without-lease-check"], faults: ["delay"] });
-    assert.ok(r.violations.some((v) => v.includes("on a lease whose revoke was acknowledged")), `no dead-lease grant caught:\n${r.log}`);
+    assert.ok(
+      r.violations.some((v) => v.includes("on a lease whose revoke was acknowledged")),
+      `no dead-lease grant caught:\n${r.log}`,
+    );
   });
 });

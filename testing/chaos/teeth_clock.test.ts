@@ -8,7 +8,13 @@ import { runBroken } from "./teeth_kit.ts";
 describe("chaos checks catch clocks beyond rho", { timeout: 240_000 }, () => {
   it("server clocks twice as fast as rho allows: two holders believe at once (the guard still fences)", async () => {
     const r = await runBroken({ seconds: 20, seed: 13, clockRateOutOfModel: 2, faults: ["client-pause"] });
-    assert.ok(r.violations.some((v) => v.includes("still believed it held")), `no overlap caught:\n${r.log}`);
-    assert.ok(!r.violations.some((v) => v.startsWith("guard ") || v.startsWith("resource:")), `the guard accepted a stale write:\n${r.log}`);
+    assert.ok(
+      r.violations.some((v) => v.includes("still believed it held")),
+      `no overlap caught:\n${r.log}`,
+    );
+    assert.ok(
+      !r.violations.some((v) => v.startsWith("guard ") || v.startsWith("resource:")),
+      `the guard accepted a stale write:\n${r.log}`,
+    );
   });
 });

@@ -6,7 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runChaos, type ChaosOptions } from "./run.ts";
 
-export async function runBroken(o: Omit<ChaosOptions, "outDir" | "topology" | "clients" | "locks" | "log">): Promise<{ violations: string[]; log: string }> {
+export async function runBroken(
+  o: Omit<ChaosOptions, "outDir" | "topology" | "clients" | "locks" | "log">,
+): Promise<{ violations: string[]; log: string }> {
   const out = mkdtempSync(join(tmpdir(), "tenure-teeth-"));
   const lines: string[] = [];
   try {

@@ -13,7 +13,12 @@ export function toCheckerHistory(ops: readonly Op[]): CheckerHistory {
     const failure: OpFailure = { error: op.error ?? "failed", ambiguous: op.outcome === "info" };
     switch (op.type) {
       case "acquire":
-        out.push({ ...base, kind: "acquire", input: { name: op.name }, output: op.outcome === "ok" && op.token !== undefined ? { token: op.token } : failure });
+        out.push({
+          ...base,
+          kind: "acquire",
+          input: { name: op.name },
+          output: op.outcome === "ok" && op.token !== undefined ? { token: op.token } : failure,
+        });
         return;
       case "release": {
         if (op.token === undefined) return;
@@ -25,7 +30,11 @@ export function toCheckerHistory(ops: readonly Op[]): CheckerHistory {
       case "write": {
         if (op.token === undefined) return;
         const output =
-          op.outcome === "ok" ? { result: "accepted" as const } : op.error === "STALE_FENCING_TOKEN" ? { result: "stale" as const } : failure;
+          op.outcome === "ok"
+            ? { result: "accepted" as const }
+            : op.error === "STALE_FENCING_TOKEN"
+              ? { result: "stale" as const }
+              : failure;
         out.push({ ...base, kind: "guard-write", input: { resource: op.name, token: op.token }, output });
         return;
       }
@@ -34,7 +43,8 @@ export function toCheckerHistory(ops: readonly Op[]): CheckerHistory {
         if (op.outcome === "ok") out.push({ ...base, kind: "read-holder", input: { name: op.name }, output: { token: op.holder ?? null } });
         return;
       case "validate":
-        if (op.outcome === "ok" && op.token !== undefined) out.push({ ...base, kind: "validate", input: { name: op.name, token: op.token }, output: { current: op.current === true } });
+        if (op.outcome === "ok" && op.token !== undefined)
+          out.push({ ...base, kind: "validate", input: { name: op.name, token: op.token }, output: { current: op.current === true } });
         return;
       case "abandon": // not an operation on the service: the lease simply lapses (an expiry step)
       case "lease-acquire": // on its own lock name, checked by checkRevokedLeaseGrants

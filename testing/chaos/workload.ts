@@ -83,7 +83,11 @@ export class GuardStores implements GuardTarget {
   constructor(dir: string, names: readonly string[]) {
     for (const name of names) {
       const g = SqliteGuard.open(join(dir, `guard-${name}.sqlite`), { busyTimeoutMs: GuardStores.BUSY_WAIT_MS });
-      retryBusySync(() => g.db.exec("CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, token TEXT NOT NULL, client INTEGER NOT NULL, at REAL NOT NULL)"));
+      retryBusySync(() =>
+        g.db.exec(
+          "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, token TEXT NOT NULL, client INTEGER NOT NULL, at REAL NOT NULL)",
+        ),
+      );
       this.guards.set(name, g);
     }
   }
@@ -161,7 +165,12 @@ export function errorOf(e: unknown): { error: string; ambiguous: boolean } {
 }
 
 async function worker(i: number, o: WorkloadOptions, h: { add: OpSink }, stores: GuardTarget, rng: SeededRandom): Promise<void> {
-  let client = new TenureClient({ endpoints: o.endpoints, clientId: `${o.clientPrefix}-${i}`, random: () => rng.nextFloat(), attemptTimeoutMs: 1000 });
+  let client = new TenureClient({
+    endpoints: o.endpoints,
+    clientId: `${o.clientPrefix}-${i}`,
+    random: () => rng.nextFloat(),
+    attemptTimeoutMs: 1000,
+  });
   let generation = 0;
   try {
     while (!o.stop.aborted) {
@@ -184,25 +193,69 @@ async function worker(i: number, o: WorkloadOptions, h: { add: OpSink }, stores:
       if (o.checkSignalBeforeWrite === false || !lock.signal.aborted) {
         const wInv = performance.now();
         const w = await stores.write(name, lock.token, i);
-        h.add({ type: "write", client: i, name, inv: wInv, cmp: performance.now(), outcome: w.ok ? "ok" : w.ambiguous ? "info" : "fail", token: lock.token, ...(w.error ? { error: w.error } : {}) });
+        h.add({
+          type: "write",
+          client: i,
+          name,
+          inv: wInv,
+          cmp: performance.now(),
+          outcome: w.ok ? "ok" : w.ambiguous ? "info" : "fail",
+          token: lock.token,
+          ...(w.error ? { error: w.error } : {}),
+        });
       }
       await sleep(rng.nextInt(60));
       if (rng.nextInt(8) === 0) {
         // Lease churn: drop the client without releasing; the server expires the lease after its TTL.
         const at = performance.now();
-        h.add({ type: "abandon", client: i, name, inv: at, cmp: at, outcome: "ok", token: lock.token, heldFrom, heldUntil: Math.min(at, lock.validUntil) });
+        h.add({
+          type: "abandon",
+          client: i,
+          name,
+          inv: at,
+          cmp: at,
+          outcome: "ok",
+          token: lock.token,
+          heldFrom,
+          heldUntil: Math.min(at, lock.validUntil),
+        });
         client.close();
-        client = new TenureClient({ endpoints: o.endpoints, clientId: `${o.clientPrefix}-${i}-${++generation}`, random: () => rng.nextFloat(), attemptTimeoutMs: 1000 });
+        client = new TenureClient({
+          endpoints: o.endpoints,
+          clientId: `${o.clientPrefix}-${i}-${++generation}`,
+          random: () => rng.nextFloat(),
+          attemptTimeoutMs: 1000,
+        });
         continue;
       }
       const rInv = performance.now();
       const held = { heldFrom, heldUntil: Math.min(rInv, lock.validUntil) };
       try {
         const released = await lock.release({ timeoutMs: 5000 });
-        h.add({ type: "release", client: i, name, inv: rInv, cmp: performance.now(), outcome: released ? "ok" : "fail", token: lock.token, ...held });
+        h.add({
+          type: "release",
+          client: i,
+          name,
+          inv: rInv,
+          cmp: performance.now(),
+          outcome: released ? "ok" : "fail",
+          token: lock.token,
+          ...held,
+        });
       } catch (e) {
         const { error, ambiguous } = errorOf(e);
-        h.add({ type: "release", client: i, name, inv: rInv, cmp: performance.now(), outcome: ambiguous ? "info" : "fail", token: lock.token, error, ambiguous, ...held });
+        h.add({
+          type: "release",
+          client: i,
+          name,
+          inv: rInv,
+          cmp: performance.now(),
+          outcome: ambiguous ? "info" : "fail",
+          token: lock.token,
+          error,
+          ambiguous,
+          ...held,
+        });
       }
     }
   } finally {

@@ -28,13 +28,23 @@ const PEER_PROTO = new URL("../../proto/tenure/v1/peer.proto", import.meta.url).
 
 /** Sends one frame on the peer port exactly as a member's PeerLink would, and ends the stream. */
 async function sendPeerFrame(peerAddress: string, header: { from: string; to: string }, messages: readonly Message[]): Promise<void> {
-  const service = protoLoader.loadSync(PEER_PROTO, { ...PEER_PROTO_LOADER_OPTIONS })["tenure.v1.RaftPeer"] as Record<string, grpc.MethodDefinition<object, object>>;
+  const service = protoLoader.loadSync(PEER_PROTO, { ...PEER_PROTO_LOADER_OPTIONS })["tenure.v1.RaftPeer"] as Record<
+    string,
+    grpc.MethodDefinition<object, object>
+  >;
   const send = service["Send"];
   assert.ok(send);
   const client = new grpc.Client(peerAddress, grpc.credentials.createInsecure());
   try {
     await new Promise<void>((resolve) => {
-      const call = client.makeClientStreamRequest(SEND_PATH, send.requestSerialize, send.responseDeserialize, new grpc.Metadata(), { deadline: Date.now() + 3000 }, () => resolve());
+      const call = client.makeClientStreamRequest(
+        SEND_PATH,
+        send.requestSerialize,
+        send.responseDeserialize,
+        new grpc.Metadata(),
+        { deadline: Date.now() + 3000 },
+        () => resolve(),
+      );
       call.write(encodeBatch({ clusterId: CLUSTER_ID, ...header }, messages));
       call.end();
     });
@@ -58,7 +68,15 @@ function exitOf(child: ChildProcess, budgetMs: number): Promise<number | null | 
 function rawUnary(client: TestClient, endpoint: string, path: string, bytes: Buffer): Promise<grpc.ServiceError | null> {
   const c = client.client("Lease", endpoint);
   return new Promise((resolve) => {
-    c.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, bytes, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (err) => resolve(err));
+    c.makeUnaryRequest(
+      path,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      bytes,
+      new grpc.Metadata(),
+      { deadline: Date.now() + 5000 },
+      (err) => resolve(err),
+    );
   });
 }
 
@@ -108,7 +126,10 @@ describe("fatal on real tenured processes", { timeout: 120_000 }, () => {
     const fatalLines = (cluster.logs.get(outcome.leader) ?? []).filter((l) => l.includes('"event":"fatal"'));
     assert.equal(fatalLines.length, 1, fatalLines.join("\n"));
     const line = JSON.parse(fatalLines[0] ?? "") as Obj;
-    assert.equal(line["error"], `AssertionError: leader ${outcome.leader} got heartbeat from ${outcome.sender} in its own term ${outcome.term}`);
+    assert.equal(
+      line["error"],
+      `AssertionError: leader ${outcome.leader} got heartbeat from ${outcome.sender} in its own term ${outcome.term}`,
+    );
     assert.equal(line["where"], `peer message from ${outcome.sender} (heartbeat)`);
     // Contained: the other two elect a leader and serve.
     const after = new TestClient(cluster.members.filter((m) => m.id !== outcome.leader).map((m) => m.clientAddress));

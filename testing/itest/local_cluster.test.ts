@@ -36,7 +36,9 @@ after(async () => {
 
 type Obj = Record<string, unknown>;
 
-function launch(extra: readonly string[] = ["--data-dir", dataDir, "--base-port", String(basePort)]): Promise<{ child: ChildProcess; output: string[] }> {
+function launch(
+  extra: readonly string[] = ["--data-dir", dataDir, "--base-port", String(basePort)],
+): Promise<{ child: ChildProcess; output: string[] }> {
   const child = spawn(process.execPath, ["--import", "tsx", launcher, ...extra], {
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -71,7 +73,10 @@ describe("npm start", { timeout: 120_000 }, () => {
 
   it("starts three voters, prints the endpoints, serves a lock, and stops on Ctrl-C", async () => {
     const { child, output } = await launch();
-    assert.ok(output.some((l) => l.includes(endpoints.join(","))), "endpoints not printed");
+    assert.ok(
+      output.some((l) => l.includes(endpoints.join(","))),
+      "endpoints not printed",
+    );
     const c = new TestClient(endpoints);
     const g = await c.call<Obj>("Lease", "Grant", { clientId: "demo", seq: 1, ttlMs: 3_600_000 }, 20_000);
     assert.ok(g.ok, g.ok ? "" : g.details);
@@ -100,8 +105,14 @@ describe("npm start -- --witness", { timeout: 90_000 }, () => {
     const dir = join(dataDir, "local-witness");
     const { child, output } = await launch(["--witness", "--data-dir", dir, "--base-port", String(witnessBasePort)]);
     const [a, b, w] = [1, 2, 3].map((i) => `127.0.0.1:${witnessBasePort + i}`);
-    assert.ok(output.some((l) => l.includes(`client endpoints: ${a},${b}`)), "a and b endpoints not printed");
-    assert.ok(output.some((l) => l.startsWith("[w]") && l.includes('"witness":true')), "w is not a tenure-witness");
+    assert.ok(
+      output.some((l) => l.includes(`client endpoints: ${a},${b}`)),
+      "a and b endpoints not printed",
+    );
+    assert.ok(
+      output.some((l) => l.startsWith("[w]") && l.includes('"witness":true')),
+      "w is not a tenure-witness",
+    );
     const c = new TestClient([a ?? "", b ?? ""]);
     const g = await c.call<Obj>("Lease", "Grant", { clientId: "wdemo", seq: 1, ttlMs: 600_000 }, 20_000);
     assert.ok(g.ok, g.ok ? "" : g.details);
@@ -112,7 +123,10 @@ describe("npm start -- --witness", { timeout: 90_000 }, () => {
     c.close();
     assert.equal(await stopWithCtrlC(child), 0);
     for (const id of ["a", "b", "w"]) {
-      assert.ok(output.some((line) => line.startsWith(`[${id}]`) && line.includes('"event":"stopped"')), `${id} did not stop cleanly`);
+      assert.ok(
+        output.some((line) => line.startsWith(`[${id}]`) && line.includes('"event":"stopped"')),
+        `${id} did not stop cleanly`,
+      );
     }
   });
 });

@@ -39,7 +39,14 @@ async function grant(c: TestClient, clientId: string, ttlMs: number): Promise<st
   return String(r["leaseId"]);
 }
 
-async function acquire(c: TestClient, clientId: string, name: string, leaseId: string, wait = true, timeoutMs = 0): Promise<CallResult<Obj>> {
+async function acquire(
+  c: TestClient,
+  clientId: string,
+  name: string,
+  leaseId: string,
+  wait = true,
+  timeoutMs = 0,
+): Promise<CallResult<Obj>> {
   return c.call<Obj>("Lock", "Acquire", { clientId, seq: nextSeq(clientId), name, leaseId, wait, timeoutMs }, 30_000);
 }
 
@@ -108,13 +115,20 @@ describe("lock service on three tenured processes", { timeout: 240_000 }, () => 
     assert.ok(elapsedMs <= boundMs, `passed on after ${elapsedMs} ms, bound ${boundMs} ms`);
     const next = await grant(c, "next", 30_000);
     const nextWait = acquire(c, "next", "expiry", next);
-    await until("next to queue", 10_000, async () => ((await lockStatus(c, "expiry"))["waiterLeaseIds"] as unknown[]).map(String).includes(next));
+    await until("next to queue", 10_000, async () =>
+      ((await lockStatus(c, "expiry"))["waiterLeaseIds"] as unknown[]).map(String).includes(next),
+    );
     const releasedAtMs = Date.now();
     await release(c, "heir", "expiry", r["token"]);
     ok(await nextWait, "next acquire");
     const handOffMs = Date.now() - releasedAtMs;
-    console.log(`lock hand-off: expiry ${elapsedMs} ms after the grant (TTL ${ttlMs} + lock-delay ${LOCK_DELAY_MS}), explicit release ${handOffMs} ms`);
-    assert.ok(handOffMs < LOCK_DELAY_MS, `explicit release took ${handOffMs} ms to pass on: a lock-delay (${LOCK_DELAY_MS} ms) was applied?`);
+    console.log(
+      `lock hand-off: expiry ${elapsedMs} ms after the grant (TTL ${ttlMs} + lock-delay ${LOCK_DELAY_MS}), explicit release ${handOffMs} ms`,
+    );
+    assert.ok(
+      handOffMs < LOCK_DELAY_MS,
+      `explicit release took ${handOffMs} ms to pass on: a lock-delay (${LOCK_DELAY_MS} ms) was applied?`,
+    );
   });
 
   it("malformed, oversized and out-of-range requests get clear errors and the cluster keeps serving", async () => {
@@ -137,7 +151,13 @@ describe("lock service on three tenured processes", { timeout: 240_000 }, () => 
     assert.equal(big.ok ? -1 : big.code, grpc.status.INVALID_ARGUMENT);
     const unknownLease = await c.call<Obj>("Lock", "Acquire", { clientId: "bad", seq: 202, name: "x", leaseId: "999999999", wait: false });
     assert.equal(unknownLease.ok, false);
-    const huge = await c.call<Obj>("Election", "Campaign", { clientId: "bad", seq: 204, name: "e", leaseId: lease, value: "v".repeat(10 * 1024 * 1024) });
+    const huge = await c.call<Obj>("Election", "Campaign", {
+      clientId: "bad",
+      seq: 204,
+      name: "e",
+      leaseId: lease,
+      value: "v".repeat(10 * 1024 * 1024),
+    });
     assert.equal(huge.ok, false);
     ok(await acquire(c, "bad2", "still-serving", await grant(c, "bad2", 30_000), false), "serving after bad input");
   });
@@ -171,7 +191,12 @@ describe("lock service on three tenured processes", { timeout: 240_000 }, () => 
         const r = await acquire(c, `load-${w}`, `load-${w}`, lease, false);
         if (!r.ok) continue; // an outcome-unknown attempt is simply not counted as acknowledged
         acked.push({ name: `load-${w}`, token: Number(r.value["token"]) });
-        await c.call<Obj>("Lock", "Release", { clientId: `load-${w}`, seq: nextSeq(`load-${w}`), name: `load-${w}`, token: r.value["token"] });
+        await c.call<Obj>("Lock", "Release", {
+          clientId: `load-${w}`,
+          seq: nextSeq(`load-${w}`),
+          name: `load-${w}`,
+          token: r.value["token"],
+        });
       }
     };
     const running = Array.from({ length: workers }, (_, w) => work(w));
@@ -184,13 +209,18 @@ describe("lock service on three tenured processes", { timeout: 240_000 }, () => 
       leader = await c.leaderId(5000);
       const killedAtMs = Date.now();
       await cluster.kill9(leader);
-      newLeader = await until("a new leader", FAILOVER_BOUND_MS + 5000, async () => {
-        const statuses = await Promise.all(
-          cluster.members.filter((m) => m.id !== leader).map((m) => c.callAt<Obj>(m.clientAddress, "Cluster", "Status", {}, 500)),
-        );
-        const l = statuses.find((s) => s.ok && s.value["role"] === "leader");
-        return l && l.ok ? String(l.value["nodeId"]) : null;
-      }, 10);
+      newLeader = await until(
+        "a new leader",
+        FAILOVER_BOUND_MS + 5000,
+        async () => {
+          const statuses = await Promise.all(
+            cluster.members.filter((m) => m.id !== leader).map((m) => c.callAt<Obj>(m.clientAddress, "Cluster", "Status", {}, 500)),
+          );
+          const l = statuses.find((s) => s.ok && s.value["role"] === "leader");
+          return l && l.ok ? String(l.value["nodeId"]) : null;
+        },
+        10,
+      );
       failoverMs = Date.now() - killedAtMs;
       assert.notEqual(newLeader, leader, "no new leader");
       // Followers wait a randomized [1, 2) election timeouts after the last heartbeat, then run a

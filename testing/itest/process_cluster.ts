@@ -53,7 +53,10 @@ export interface ClusterOptions {
 const START_TIMEOUT_MS = 30_000;
 
 /** Where a member's traffic goes now: its bound addresses, a start in progress, or down. */
-type MemberState = { readonly kind: "up"; readonly bound: BoundAddresses } | { readonly kind: "starting"; readonly started: Promise<BoundAddresses | null> } | { readonly kind: "down" };
+type MemberState =
+  | { readonly kind: "up"; readonly bound: BoundAddresses }
+  | { readonly kind: "starting"; readonly started: Promise<BoundAddresses | null> }
+  | { readonly kind: "down" };
 
 export class ProcessCluster {
   readonly root = mkdtempSync(join(tmpdir(), "tenure-itest-"));
@@ -149,14 +152,28 @@ export class ProcessCluster {
     const witnesses = o.witnesses ?? [];
     const route = (x: Member): string => (x.id === id || !o.peerRoute ? x.peerAddress : o.peerRoute(id, x));
     const args = [
-      "--import", "tsx", witnesses.includes(id) ? witnessScript : mainScript,
-      "--id", id, "--cluster-id", "itest", "--data-dir", this.dataDir(id),
-      "--peer-listen", "127.0.0.1:0", "--client-listen", "127.0.0.1:0",
-      "--members", this.members.map((x) => `${x.id}=${route(x)}/${x.clientAddress}`).join(","),
+      "--import",
+      "tsx",
+      witnesses.includes(id) ? witnessScript : mainScript,
+      "--id",
+      id,
+      "--cluster-id",
+      "itest",
+      "--data-dir",
+      this.dataDir(id),
+      "--peer-listen",
+      "127.0.0.1:0",
+      "--client-listen",
+      "127.0.0.1:0",
+      "--members",
+      this.members.map((x) => `${x.id}=${route(x)}/${x.clientAddress}`).join(","),
       ...(witnesses.length > 0 ? ["--witnesses", witnesses.join(",")] : []),
-      "--tick-ms", String(o.tickMs ?? 20),
-      "--election-timeout-ticks", String(o.electionTimeoutTicks ?? 10),
-      "--lock-delay-ms", String(o.lockDelayMs ?? 500),
+      "--tick-ms",
+      String(o.tickMs ?? 20),
+      "--election-timeout-ticks",
+      String(o.electionTimeoutTicks ?? 10),
+      "--lock-delay-ms",
+      String(o.lockDelayMs ?? 500),
       ...(opts.bootstrap ? ["--bootstrap"] : []),
       ...(o.extraFlags ?? []),
       ...(o.perMemberFlags?.(id, this.root) ?? []),

@@ -149,11 +149,14 @@ export class TcpProxy {
       this.delayedBytes += chunk.length;
       pendingChunks++;
       releaseAfterMs = Math.max(releaseAfterMs, performance.now() + this.delayMs);
-      setTimeout(() => {
-        this.delayedBytes -= chunk.length;
-        pendingChunks--;
-        if (!to.destroyed) to.write(chunk);
-      }, Math.max(0, releaseAfterMs - performance.now()));
+      setTimeout(
+        () => {
+          this.delayedBytes -= chunk.length;
+          pendingChunks--;
+          if (!to.destroyed) to.write(chunk);
+        },
+        Math.max(0, releaseAfterMs - performance.now()),
+      );
     });
     to.on("drain", () => from.resume());
   }

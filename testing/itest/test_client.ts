@@ -3,7 +3,13 @@
 // trailer. The real SDK (client-sdk/) is a separate issue; this one stays deliberately simple.
 
 import * as grpc from "@grpc/grpc-js";
-import { decodeErrorDetail, ERROR_DETAIL_METADATA_KEY, tenurePackage, type ErrorReason, type ServiceName } from "../../server/api/protos.ts";
+import {
+  decodeErrorDetail,
+  ERROR_DETAIL_METADATA_KEY,
+  tenurePackage,
+  type ErrorReason,
+  type ServiceName,
+} from "../../server/api/protos.ts";
 
 export type CallResult<T> =
   | { readonly ok: true; readonly value: T; readonly endpoint: string }
@@ -16,7 +22,12 @@ export type CallResult<T> =
       readonly endpoint: string;
     };
 
-type UnaryFn = (req: object, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
+type UnaryFn = (
+  req: object,
+  meta: grpc.Metadata,
+  opts: grpc.CallOptions,
+  cb: (err: grpc.ServiceError | null, res: unknown) => void,
+) => void;
 type ClientCtor = new (address: string, creds: grpc.ChannelCredentials) => grpc.Client;
 
 const loaded = grpc.loadPackageDefinition(tenurePackage()) as unknown as { tenure: { v1: Record<ServiceName, ClientCtor> } };
@@ -96,7 +107,10 @@ export class TestClient {
 
   /** One renewal over a short KeepAlive stream on the preferred endpoint. */
   keepAliveOnce(clientId: string, seq: number, leaseIds: readonly string[]): Promise<Record<string, unknown> | null> {
-    const c = this.client("Lease", this.preferred) as unknown as Record<string, (opts?: grpc.CallOptions) => grpc.ClientDuplexStream<object, Record<string, unknown>>>;
+    const c = this.client("Lease", this.preferred) as unknown as Record<
+      string,
+      (opts?: grpc.CallOptions) => grpc.ClientDuplexStream<object, Record<string, unknown>>
+    >;
     const open = c["KeepAlive"];
     if (!open) throw new Error("no KeepAlive method");
     const stream = open.call(c, { deadline: Date.now() + 2000 });
@@ -117,7 +131,10 @@ export class TestClient {
 
   /** Observe(name) on `endpoint`: every LeaderResponse is pushed to `onLeader`. */
   observe(endpoint: string, name: string, onLeader: (msg: Record<string, unknown>) => void): () => void {
-    const c = this.client("Election", endpoint) as unknown as Record<string, (req: object) => grpc.ClientReadableStream<Record<string, unknown>>>;
+    const c = this.client("Election", endpoint) as unknown as Record<
+      string,
+      (req: object) => grpc.ClientReadableStream<Record<string, unknown>>
+    >;
     const open = c["Observe"];
     if (!open) throw new Error("no Observe method");
     const stream = open.call(c, { name });

@@ -52,9 +52,25 @@ function acquireWithMissingLease(c: TestClient): Promise<CallResult<Obj>> {
 
 describe("test mode (test-only switches) on tenured processes", { timeout: 120_000 }, () => {
   it("refuses a test-only option without --test-mode: exit code 2 and a message", async () => {
-    const args = ["--import", "tsx", mainScript, "--id", "a", "--cluster-id", "c", "--data-dir", "/nonexistent/never-created",
-      "--peer-listen", "127.0.0.1:1", "--client-listen", "127.0.0.1:2", "--members", "a=127.0.0.1:1/127.0.0.1:2",
-      "--test-bugs", "stale-local-reads"];
+    const args = [
+      "--import",
+      "tsx",
+      mainScript,
+      "--id",
+      "a",
+      "--cluster-id",
+      "c",
+      "--data-dir",
+      "/nonexistent/never-created",
+      "--peer-listen",
+      "127.0.0.1:1",
+      "--client-listen",
+      "127.0.0.1:2",
+      "--members",
+      "a=127.0.0.1:1/127.0.0.1:2",
+      "--test-bugs",
+      "stale-local-reads",
+    ];
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
     child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
@@ -100,7 +116,9 @@ describe("test mode (test-only switches) on tenured processes", { timeout: 120_0
   });
 
   it("stale-local-reads answers on a follower; grant-without-lease-check grants on a missing lease", async () => {
-    const cluster = await ProcessCluster.start({ extraFlags: ["--test-mode", "--test-bugs", "stale-local-reads,grant-without-lease-check"] });
+    const cluster = await ProcessCluster.start({
+      extraFlags: ["--test-mode", "--test-bugs", "stale-local-reads,grant-without-lease-check"],
+    });
     const c = new TestClient(cluster.endpoints());
     try {
       const follower = await followerAddress(cluster, c);

@@ -132,7 +132,10 @@ describe("S3 on real processes: A commits with W while B lags, A dies, B takes o
     const aStatus = await status("a");
     const bStatus = await status("b");
     assert.ok(aStatus && bStatus);
-    assert.ok(Number(bStatus["lastIndex"]) < Number(aStatus["commitIndex"]), `B does not lag: ${JSON.stringify({ a: aStatus, b: bStatus })}`);
+    assert.ok(
+      Number(bStatus["lastIndex"]) < Number(aStatus["commitIndex"]),
+      `B does not lag: ${JSON.stringify({ a: aStatus, b: bStatus })}`,
+    );
 
     // 3. Site A is lost for good; B<->W stay connected.
     await cluster.kill9("a");
@@ -142,8 +145,13 @@ describe("S3 on real processes: A commits with W while B lags, A dies, B takes o
       return r.ok ? true : null;
     });
     const recoveryMs = performance.now() - t0;
-    console.log(`S3 recovery: B leads and serves ${recoveryMs.toFixed(0)} ms after kill -9 of A (tick ${TICK_MS} ms, election timeout ${TICK_MS * ELECTION_TICKS} ms)`);
-    assert.ok((cluster.logs.get("w") ?? []).some((l) => l.includes('"event":"witnessLeader"')), "W never led (W5 path not taken)");
+    console.log(
+      `S3 recovery: B leads and serves ${recoveryMs.toFixed(0)} ms after kill -9 of A (tick ${TICK_MS} ms, election timeout ${TICK_MS * ELECTION_TICKS} ms)`,
+    );
+    assert.ok(
+      (cluster.logs.get("w") ?? []).some((l) => l.includes('"event":"witnessLeader"')),
+      "W never led (W5 path not taken)",
+    );
 
     // 4. Every grant acknowledged before the kill is still held, with its token.
     for (const [name, token] of tokens) {
@@ -152,7 +160,10 @@ describe("S3 on real processes: A commits with W while B lags, A dies, B takes o
       assert.ok(holder, `${name} lost its holder`);
       assert.equal(BigInt(String(holder["token"])), token, `${name} changed token`);
     }
-    const next = ok(await c.callAt<Obj>(at("b"), "Lock", "Acquire", { clientId: "s3", seq: 2 + 2 * GRANTS, name: "s3-new", leaseId, wait: false }), "new grant");
+    const next = ok(
+      await c.callAt<Obj>(at("b"), "Lock", "Acquire", { clientId: "s3", seq: 2 + 2 * GRANTS, name: "s3-new", leaseId, wait: false }),
+      "new grant",
+    );
     const maxOld = [...tokens.values()].reduce((m, t) => (t > m ? t : m), 0n);
     assert.ok(BigInt(String(next["token"])) > maxOld, `token ${String(next["token"])} not above ${maxOld}`);
 

@@ -5,7 +5,13 @@
 import * as grpc from "@grpc/grpc-js";
 import { startApiServer, type ApiServerHandle, type ApiServerOptions } from "../../server/api/api_server.ts";
 import { FakeNode } from "./fake_node.ts";
-import { ERROR_DETAIL_METADATA_KEY, decodeErrorDetail, serviceDefinition, type ErrorDetail, type ServiceName } from "../../server/api/protos.ts";
+import {
+  ERROR_DETAIL_METADATA_KEY,
+  decodeErrorDetail,
+  serviceDefinition,
+  type ErrorDetail,
+  type ServiceName,
+} from "../../server/api/protos.ts";
 
 export type Message = Record<string, unknown>;
 

@@ -39,7 +39,10 @@ export function guardContract(name: string, make: GuardFactory): void {
     it("accepts a first token, equal tokens and higher tokens; remembers the highest", () =>
       withGuard((g) => {
         assert.equal(g.guard.highest("r"), null);
-        assert.equal(g.guard.run("r", 5n, (c) => (g.put(c, "k", "a"), "ret")), "ret");
+        assert.equal(
+          g.guard.run("r", 5n, (c) => (g.put(c, "k", "a"), "ret")),
+          "ret",
+        );
         assert.equal(g.guard.highest("r"), 5n);
         g.guard.run("r", "5", (c) => g.put(c, "k", "b")); // equal passes: the same holder again
         g.guard.run("r", 9, (c) => g.put(c, "k", "c"));
@@ -80,7 +83,13 @@ export function guardContract(name: string, make: GuardFactory): void {
     it("a throwing write leaves the mark unchanged", () =>
       withGuard((g) => {
         g.guard.run("r", 4n, () => undefined);
-        assert.throws(() => g.guard.run("r", 8n, () => { throw new Error("boom"); }), /boom/);
+        assert.throws(
+          () =>
+            g.guard.run("r", 8n, () => {
+              throw new Error("boom");
+            }),
+          /boom/,
+        );
         assert.equal(g.guard.highest("r"), 4n);
         g.guard.run("r", 5n, () => undefined); // 5 < 8 would be stale had 8 been kept
       }));

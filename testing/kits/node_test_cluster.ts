@@ -43,7 +43,10 @@ export class NodeCluster {
   private readonly transports = new Map<NodeId, TestTransport>();
   private readonly random = new SeededRandom(7);
 
-  constructor(readonly ids: readonly NodeId[], readonly lockDelayMs = 1000) {
+  constructor(
+    readonly ids: readonly NodeId[],
+    readonly lockDelayMs = 1000,
+  ) {
     for (const id of ids) {
       const disk = new MemoryDisk();
       const storage = MemoryStorage.open(disk);

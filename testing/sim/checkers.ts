@@ -159,7 +159,10 @@ export class SafetyChecker implements SimNodeObserver {
     this.confChecked.add(e.index);
     const split = disjointQuorums(before, r.confState);
     if (split) {
-      this.fail("conf-quorums-disjoint", `config entry ${e.term}/${e.index} on ${node}: ${describeHalves(before)} -> ${describeHalves(r.confState)}; quorums ${split[0]} and ${split[1]} are disjoint`);
+      this.fail(
+        "conf-quorums-disjoint",
+        `config entry ${e.term}/${e.index} on ${node}: ${describeHalves(before)} -> ${describeHalves(r.confState)}; quorums ${split[0]} and ${split[1]} are disjoint`,
+      );
     }
   }
 
@@ -189,7 +192,13 @@ export class SafetyChecker implements SimNodeObserver {
     if (!b || b.incarnation !== node.incarnation) {
       // A restart may lower the in-memory commit to the persisted one, but never the term.
       if (b && s.term < b.term) this.fail("term-regressed", `${node.id} restarted at term ${s.term} after ${b.term}`);
-      b = { incarnation: node.incarnation, commit: s.commit, term: s.term, checkedCommit: Math.min(b?.checkedCommit ?? 0, s.commit), leaderTerm: b?.leaderTerm ?? 0 };
+      b = {
+        incarnation: node.incarnation,
+        commit: s.commit,
+        term: s.term,
+        checkedCommit: Math.min(b?.checkedCommit ?? 0, s.commit),
+        leaderTerm: b?.leaderTerm ?? 0,
+      };
       this.baselines.set(node.id, b);
     }
     if (s.term < b.term) this.fail("term-regressed", `${node.id} term ${s.term} after ${b.term}`);
@@ -261,7 +270,9 @@ function halves(cs: ConfState): (readonly NodeId[])[] {
 }
 
 function describeHalves(cs: ConfState): string {
-  return halves(cs).map((h) => `(${h.join(" ")})`).join("&&");
+  return halves(cs)
+    .map((h) => `(${h.join(" ")})`)
+    .join("&&");
 }
 
 function isQuorum(cs: ConfState, set: ReadonlySet<NodeId>): boolean {

@@ -67,7 +67,15 @@ export function parseCommand(raw: string, line: number): TestCommand {
     const value = w.slice(eq + 1);
     if (args.has(key)) throw new Error(`line ${line}: argument ${key} given twice`);
     const list = value.startsWith("(") && value.endsWith(")");
-    args.set(key, list ? value.slice(1, -1).split(/\s+/).filter((s) => s.length > 0) : value);
+    args.set(
+      key,
+      list
+        ? value
+            .slice(1, -1)
+            .split(/\s+/)
+            .filter((s) => s.length > 0)
+        : value,
+    );
   }
   return { name, positional, args, line, raw: raw.trim() };
 }

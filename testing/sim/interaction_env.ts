@@ -35,7 +35,14 @@ import { describeMessage, type Message } from "../../server/core/messages.ts";
 import { SeededRandom, type Random } from "../../server/core/random.ts";
 import { RaftCore } from "../../server/core/raft.ts";
 import type { Ready } from "../../server/core/ready.ts";
-import { EMPTY_PERSISTED_STATE, type ConfState, type Entry, type NodeId, type PersistedState, type Snapshot } from "../../server/core/types.ts";
+import {
+  EMPTY_PERSISTED_STATE,
+  type ConfState,
+  type Entry,
+  type NodeId,
+  type PersistedState,
+  type Snapshot,
+} from "../../server/core/types.ts";
 import { ReadyLoop } from "../../server/node/ready_loop.ts";
 import { disjointQuorums } from "./checkers.ts";
 import type { ArgValue, TestCommand } from "./datadriven.ts";
@@ -84,7 +91,11 @@ export interface EnvOptions {
 
 /** Records the election timeout the core drew, so tick-election can tick exactly that long. */
 class TrackedRandom implements Random {
-  constructor(private readonly inner: SeededRandom, private readonly electionTicks: number, public timeout = electionTicks) {}
+  constructor(
+    private readonly inner: SeededRandom,
+    private readonly electionTicks: number,
+    public timeout = electionTicks,
+  ) {}
   nextInt(max: number): number {
     const v = this.inner.nextInt(max);
     // Only reset() draws with these bounds (a witness draws from twice the range, rule W4).
@@ -170,42 +181,59 @@ export class InteractionEnv {
       //   [election-ticks=10] [heartbeat-ticks=1] [max-entries=1] [seed=7] [bugs=(commitOldTermByCounting)]
       // Bootstraps every listed node from a snapshot at `index` holding the configuration.
       // index>0 makes a node added later (add-node) need a snapshot, as in etcd's scripts.
-      case "add-nodes": return this.addNodes(cmd);
+      case "add-nodes":
+        return this.addNodes(cmd);
       // add-node d: a fresh node with an empty disk; it learns the configuration from a snapshot.
-      case "add-node": return this.addNode(id, EMPTY_PERSISTED_STATE);
+      case "add-node":
+        return this.addNode(id, EMPTY_PERSISTED_STATE);
       // campaign a: the node starts an election (a pre-election when pre-vote is on).
-      case "campaign": return this.core(id).campaign();
+      case "campaign":
+        return this.core(id).campaign();
       // tick a [n]: n ticks (default 1).
-      case "tick": return this.tick(id, Number(p[1] ?? "1"), false);
+      case "tick":
+        return this.tick(id, Number(p[1] ?? "1"), false);
       // tick-heartbeat a: one heartbeat interval.
-      case "tick-heartbeat": return this.tick(id, this.node(id).options.heartbeatTicks, false);
+      case "tick-heartbeat":
+        return this.tick(id, this.node(id).options.heartbeatTicks, false);
       // tick-election a: a leader ticks one election timeout (one CheckQuorum round); any other
       // node ticks its current randomized timeout, stopping early when its role changes.
-      case "tick-election": return this.tickElection(id);
+      case "tick-election":
+        return this.tickElection(id);
       // propose a data: prints the index/term the leader assigned, or why it refused.
-      case "propose": return result(this.core(id).propose(enc.encode(p[1] ?? "")));
+      case "propose":
+        return result(this.core(id).propose(enc.encode(p[1] ?? "")));
       // propose-conf-change a add-learner=d            (a simple learner change)
       // propose-conf-change a enter-joint add-voter=d remove=c auto-leave=true
       // propose-conf-change a leave-joint
-      case "propose-conf-change": return result(this.core(id).proposeConfChange(parseConfChange(cmd)));
+      case "propose-conf-change":
+        return result(this.core(id).proposeConfChange(parseConfChange(cmd)));
       // transfer-leader a b: leader a hands leadership to b.
-      case "transfer-leader": return result(this.core(id).transferLeadership(p[1] ?? ""));
+      case "transfer-leader":
+        return result(this.core(id).transferLeadership(p[1] ?? ""));
       // read-index a ctx=7: registers a linearizable read; its ReadState shows in a later Ready.
-      case "read-index": return this.readIndex(id, Number(str(cmd.args.get("ctx") ?? "1")), result);
+      case "read-index":
+        return this.readIndex(id, Number(str(cmd.args.get("ctx") ?? "1")), result);
       // process-ready [a b ...]: take, print, persist, apply and advance one Ready per node.
       case "process-ready":
         for (const id of this.ids(p)) this.processReady(id, true);
         return;
       // deliver-msgs [from=a|(a b)] [to=b|(b c)] [kind=append] [drop=true]: delivers (or drops)
       // every queued message that matches, in queue order; cut links and down nodes drop them.
-      case "deliver-msgs": return this.deliver(cmd);
+      case "deliver-msgs":
+        return this.deliver(cmd);
       // stabilize [a b ...]: process-ready and deliver among these nodes until nothing moves.
-      case "stabilize": return this.stabilize(this.ids(p));
+      case "stabilize":
+        return this.stabilize(this.ids(p));
       // cut a b: both directions. cut-one-way from=(b c) to=a. isolate a. heal.
-      case "cut": return this.cut([id], [p[1] ?? ""], true);
-      case "cut-one-way": return this.cut(list(cmd.args.get("from")), list(cmd.args.get("to")), false);
-      case "isolate": return this.cut([id], [...this.nodes.keys()], true);
-      case "heal": this.cuts.clear(); return;
+      case "cut":
+        return this.cut([id], [p[1] ?? ""], true);
+      case "cut-one-way":
+        return this.cut(list(cmd.args.get("from")), list(cmd.args.get("to")), false);
+      case "isolate":
+        return this.cut([id], [...this.nodes.keys()], true);
+      case "heal":
+        this.cuts.clear();
+        return;
       // crash a: the process dies; only what process-ready persisted survives. Messages queued
       // for it, and any sent to it while it is down, are lost.
       case "crash": {
@@ -219,7 +247,8 @@ export class InteractionEnv {
         return;
       }
       // restart a: a new core built from a's persisted state (its application restarts at 0).
-      case "restart": return this.restart(id);
+      case "restart":
+        return this.restart(id);
       // compact-witness w: the witness truncates its log up to the floor its leader sent (W3)
       // and persists the metadata-only marker.
       case "compact-witness": {
@@ -227,7 +256,9 @@ export class InteractionEnv {
         const marker = this.core(n.id).compactWitnessLog();
         if (!marker) return this.print(`${n.id} has nothing to truncate`);
         n.storage.saveSnapshotAndCompact(marker);
-        return this.print(`${n.id} truncated its log through ${marker.metadata.term}/${marker.metadata.index} (marker, ${marker.data.length} bytes of state)`);
+        return this.print(
+          `${n.id} truncated its log through ${marker.metadata.term}/${marker.metadata.index} (marker, ${marker.data.length} bytes of state)`,
+        );
       }
       // compact a: the application snapshots its applied state; the log before it is dropped.
       case "compact": {
@@ -237,21 +268,23 @@ export class InteractionEnv {
         return this.print(`${n.id} compacted the log through ${snap.metadata.term}/${snap.metadata.index}`);
       }
       // status a: one node in detail, with the leader's view of each follower's progress.
-      case "status": return this.status(id);
+      case "status":
+        return this.status(id);
       // raft-state: role, term, leader, commit and last index of every node.
       case "raft-state":
         for (const n of this.nodes.values()) this.print(this.stateLine(n));
         return;
       // raft-log a: a's log (term/index type data), in memory or, if it is down, on disk.
-      case "raft-log": return this.raftLog(id);
+      case "raft-log":
+        return this.raftLog(id);
       // applied a: the data a's state machine has applied.
-      case "applied": return this.print(`${id} applied [${this.node(id).applied.join(" ")}]`);
+      case "applied":
+        return this.print(`${id} applied [${this.node(id).applied.join(" ")}]`);
       default:
         if (cmd.name.startsWith("assert-")) return this.assertion(cmd);
         throw new Error(`unknown command ${cmd.name}`);
     }
   }
-
 
   private addNodes(cmd: TestCommand): void {
     const a = cmd.args;
@@ -269,7 +302,11 @@ export class InteractionEnv {
     this.rootRandom = new SeededRandom(num("seed", 1));
     this.defaults = {
       ...{ electionTicks: num("election-ticks", D.electionTicks), heartbeatTicks: num("heartbeat-ticks", D.heartbeatTicks) },
-      ...{ preVote: bool("pre-vote", D.preVote), checkQuorum: bool("check-quorum", D.checkQuorum), maxEntries: num("max-entries", D.maxEntries) },
+      ...{
+        preVote: bool("pre-vote", D.preVote),
+        checkQuorum: bool("check-quorum", D.checkQuorum),
+        maxEntries: num("max-entries", D.maxEntries),
+      },
       bugs: bugs as unknown as BugSwitches,
       ...mutation?.overrides,
     };
@@ -336,7 +373,6 @@ export class InteractionEnv {
     });
   }
 
-
   private tick(id: NodeId, n: number, stopOnRoleChange: boolean): void {
     const core = this.core(id);
     const role = core.status().role;
@@ -352,7 +388,6 @@ export class InteractionEnv {
     const leader = this.core(id).status().role === "leader";
     this.tick(id, leader ? n.options.electionTicks : n.random.timeout, !leader);
   }
-
 
   private processReady(id: NodeId, verbose: boolean): boolean {
     const n = this.node(id);
@@ -397,7 +432,10 @@ export class InteractionEnv {
     section("Entries", rd.entries.map(describeEntry));
     section("CommittedEntries", rd.committedEntries.map(describeEntry));
     section("Messages", rd.messages.map(describeMessage));
-    section("ReadStates", rd.readStates.map((r) => `ctx=${r.context} index=${r.index}`));
+    section(
+      "ReadStates",
+      rd.readStates.map((r) => `ctx=${r.context} index=${r.index}`),
+    );
   }
 
   private applyEntry(n: SimNode, e: Entry): void {
@@ -412,7 +450,6 @@ export class InteractionEnv {
       this.violation(`index ${e.index} applied by ${n.id} with term ${e.term}, but ${prior.by} applied term ${prior.term}`);
     }
   }
-
 
   private deliver(cmd: TestCommand): void {
     const from = cmd.args.has("from") ? list(cmd.args.get("from")) : null;
@@ -431,7 +468,10 @@ export class InteractionEnv {
   }
 
   private deliverOne(delivered: Message): void {
-    const m = delivered.kind === "vote" && delivered.transfer && this.envOptions.mutation?.stripTransferFlag ? { ...delivered, transfer: false } : delivered;
+    const m =
+      delivered.kind === "vote" && delivered.transfer && this.envOptions.mutation?.stripTransferFlag
+        ? { ...delivered, transfer: false }
+        : delivered;
     const target = this.nodes.get(m.to);
     if (this.cuts.has(`${m.from}>${m.to}`)) return this.print(`dropped (cut): ${describeMessage(m)}`);
     if (!target?.core) return this.print(`dropped (${m.to} is down): ${describeMessage(m)}`);
@@ -474,9 +514,13 @@ export class InteractionEnv {
         if (both) this.cuts.add(`${t}>${f}`);
       }
     }
-    this.print(`cut: ${[...this.cuts].sort().map((c) => c.replace(">", "->")).join(" ")}`);
+    this.print(
+      `cut: ${[...this.cuts]
+        .sort()
+        .map((c) => c.replace(">", "->"))
+        .join(" ")}`,
+    );
   }
-
 
   private stateLine(n: SimNode): string {
     if (!n.core) return `${n.id}: down`;
@@ -516,7 +560,6 @@ export class InteractionEnv {
     }
     if (s.lastIndex < s.firstIndex) this.print("log is empty");
   }
-
 
   /** Runs after every core input: a second leader in a term is a violation the moment it exists. */
   private check(): void {
@@ -613,7 +656,9 @@ export class InteractionEnv {
     this.confsApplied.set(n.id, [...(this.confsApplied.get(n.id) ?? []), r.confState]);
     const split = disjointQuorums(before, r.confState);
     if (split) {
-      this.property(`${n.id} applies ${e.term}/${e.index}: ${describeConfState(before)} -> ${describeConfState(r.confState)} leaves disjoint quorums ${split[0]} and ${split[1]}`);
+      this.property(
+        `${n.id} applies ${e.term}/${e.index}: ${describeConfState(before)} -> ${describeConfState(r.confState)} leaves disjoint quorums ${split[0]} and ${split[1]}`,
+      );
     }
   }
 
@@ -658,7 +703,8 @@ export class InteractionEnv {
           const core = this.core(id);
           const s = core.status();
           if (s.commit < index) fail(`${id}'s commit is ${s.commit}`);
-          if (a.has("term") && index >= s.firstIndex && core.termAt(index) !== num("term")) fail(`${id} holds ${core.termAt(index) ?? "nothing"} at ${index}`);
+          if (a.has("term") && index >= s.firstIndex && core.termAt(index) !== num("term"))
+            fail(`${id} holds ${core.termAt(index) ?? "nothing"} at ${index}`);
         }
         return ok(`${ids().join(" ")} committed ${a.has("term") ? `${num("term")}/` : ""}${index}`);
       }
@@ -716,7 +762,12 @@ export class InteractionEnv {
         const want = (k: string): string => list(a.get(k)).sort().join(" ");
         for (const id of ids()) {
           const cs = this.core(id).status().confState;
-          const parts: [string, readonly string[]][] = [["voters", cs.voters], ["outgoing", cs.votersOutgoing], ["learners", cs.learners], ["witnesses", cs.witnesses]];
+          const parts: [string, readonly string[]][] = [
+            ["voters", cs.voters],
+            ["outgoing", cs.votersOutgoing],
+            ["learners", cs.learners],
+            ["witnesses", cs.witnesses],
+          ];
           for (const [k, have] of parts) if ([...have].sort().join(" ") !== want(k)) fail(`${id} has ${describeConfState(cs)}`);
         }
         return ok(`${ids().join(" ")} in ${describeConfState(this.core(ids()[0] ?? "").status().confState)}`);
@@ -726,9 +777,14 @@ export class InteractionEnv {
       case "assert-conf-applied": {
         const want = (k: string): string => list(a.get(k)).sort().join(" ");
         const same = (cs: ConfState): boolean =>
-          ([["voters", cs.voters], ["outgoing", cs.votersOutgoing], ["learners", cs.learners], ["witnesses", cs.witnesses]] as const).every(
-            ([k, have]) => [...have].sort().join(" ") === want(k),
-          );
+          (
+            [
+              ["voters", cs.voters],
+              ["outgoing", cs.votersOutgoing],
+              ["learners", cs.learners],
+              ["witnesses", cs.witnesses],
+            ] as const
+          ).every(([k, have]) => [...have].sort().join(" ") === want(k));
         let shown = "";
         for (const id of ids()) {
           const seen = this.confsApplied.get(id) ?? [];
@@ -768,7 +824,6 @@ export class InteractionEnv {
     }
   }
 
-
   private print(line: string): void {
     this.out.push(this.indent + line);
   }
@@ -806,7 +861,11 @@ function parseConfChange(cmd: TestCommand): ConfChange {
   if (cmd.positional.includes("leave-joint")) return { kind: "leaveJoint" };
   const witnesses = list(cmd.args.get("witness"));
   const changes: ConfChangeSingle[] = [];
-  const ops = [["add-voter", "addVoter"], ["add-learner", "addLearner"], ["remove", "removeNode"]] as const;
+  const ops = [
+    ["add-voter", "addVoter"],
+    ["add-learner", "addLearner"],
+    ["remove", "removeNode"],
+  ] as const;
   for (const [key, op] of ops) {
     for (const nodeId of list(cmd.args.get(key))) changes.push({ op, nodeId, witness: witnesses.includes(nodeId) });
   }

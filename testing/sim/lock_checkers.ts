@@ -75,7 +75,8 @@ export class LockChecker {
 
   /** A replica applied entry `index`, whose k-th grant event is `g`. */
   onGrant(node: string, index: number, k: number, g: GrantSeen, leaseExists: boolean): void {
-    if (!leaseExists) this.fail("grant-without-lease", `${node} granted ${g.name} token ${g.token} at ${index} to missing lease ${g.leaseId}`);
+    if (!leaseExists)
+      this.fail("grant-without-lease", `${node} granted ${g.name} token ${g.token} at ${index} to missing lease ${g.leaseId}`);
     const key = `${index}/${k}`;
     const known = this.grantAt.get(key);
     if (known !== undefined) {
@@ -256,7 +257,9 @@ export class ReadHistory {
   /** A replica applied entry `index` with these state-machine events (the first one counts). */
   onApplied(index: number, events: readonly StateEvent[], nowMs: number): void {
     if (this.events.has(index)) return;
-    const lockEvents = events.filter((e): e is LockEvent => (e.kind === "granted" || e.kind === "freed" || e.kind === "delayed") && e.table === "lock");
+    const lockEvents = events.filter(
+      (e): e is LockEvent => (e.kind === "granted" || e.kind === "freed" || e.kind === "delayed") && e.table === "lock",
+    );
     if (lockEvents.length === 0) return;
     this.events.set(index, { atMs: nowMs, events: lockEvents });
     for (const e of lockEvents) {

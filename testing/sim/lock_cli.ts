@@ -23,7 +23,8 @@ interface LockCliOptions {
 function parseApplyLag(v: string | undefined): NonNullable<LockRunOptions["applyLag"]> {
   if (v === "off" || v === "drawn") return v;
   const [c, p, d] = (v ?? "").split(",").map(Number);
-  if (![c, p, d].every((x) => Number.isSafeInteger(x) && (x ?? 0) >= 1)) throw new Error("--apply-lag needs off, drawn or C,P,D (positive integers)");
+  if (![c, p, d].every((x) => Number.isSafeInteger(x) && (x ?? 0) >= 1))
+    throw new Error("--apply-lag needs off, drawn or C,P,D (positive integers)");
   return { committedEntriesPerReadyMax: c ?? 1, readiesPerPassMax: p ?? 1, passEveryMs: d ?? 1 };
 }
 
@@ -32,7 +33,16 @@ function describeApplyLag(a: LockCliOptions["applyLag"]): string {
 }
 
 function parse(argv: readonly string[]): LockCliOptions {
-  const o: LockCliOptions = { seeds: 100, from: 1, single: null, bug: null, verbose: false, breakDriftBound: false, applyLag: "drawn", timeBudgetS: Infinity };
+  const o: LockCliOptions = {
+    seeds: 100,
+    from: 1,
+    single: null,
+    bug: null,
+    verbose: false,
+    breakDriftBound: false,
+    applyLag: "drawn",
+    timeBudgetS: Infinity,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = (): number => {

@@ -123,7 +123,8 @@ describe("lock simulation", () => {
       const r = await runLockSeed({ seed, bug: null, applyLag: EVERY_NODE_LAGS });
       if (r.stats.applyLagMax >= 3) lagged++;
       answered += r.stats.readsAnswered;
-      for (const v of r.violations) failures.push(`seed ${seed}: ${v.check}: ${v.detail} (npm run sim -- --lock --seed ${seed} --apply-lag 1,1,30 --verbose)`);
+      for (const v of r.violations)
+        failures.push(`seed ${seed}: ${v.check}: ${v.detail} (npm run sim -- --lock --seed ${seed} --apply-lag 1,1,30 --verbose)`);
     }
     assert.deepEqual(failures, []);
     assert.ok(lagged >= 30, `applied lagged commit by 3 or more entries in only ${lagged} of 40 seeds`);

@@ -97,10 +97,31 @@ class LockSimulation {
   private stopped = false;
   private trace = 0x811c9dc5;
   readonly stats: LockRunStats = {
-    events: 0, messagesSent: 0, messagesDropped: 0, crashes: 0, partitions: 0, pauses: 0, clientPauses: 0,
-    unawarePauses: 0, replyPauses: 0, leaderElections: 0, grants: 0, beliefs: 0, guardAccepted: 0, guardRejected: 0,
-    leasesLost: 0, simulatedMs: 0, recoveryMs: -1, slowNodes: 0, applyLagMax: 0, reads: 0, readsAnswered: 0,
-    readsRefused: 0, readCheckOps: 0, readCheckSteps: 0, readCheckUnknown: 0,
+    events: 0,
+    messagesSent: 0,
+    messagesDropped: 0,
+    crashes: 0,
+    partitions: 0,
+    pauses: 0,
+    clientPauses: 0,
+    unawarePauses: 0,
+    replyPauses: 0,
+    leaderElections: 0,
+    grants: 0,
+    beliefs: 0,
+    guardAccepted: 0,
+    guardRejected: 0,
+    leasesLost: 0,
+    simulatedMs: 0,
+    recoveryMs: -1,
+    slowNodes: 0,
+    applyLagMax: 0,
+    reads: 0,
+    readsAnswered: 0,
+    readsRefused: 0,
+    readCheckOps: 0,
+    readCheckSteps: 0,
+    readCheckUnknown: 0,
   };
 
   constructor(private readonly options: LockRunOptions) {
@@ -109,7 +130,10 @@ class LockSimulation {
     this.swarm = withLockLivenessBound({ ...drawLockSwarm(this.random), ...drawMembership(churnRandom), ...options.swarm });
     this.net = this.random.fork();
     const s = this.swarm;
-    this.checker = new SafetyChecker({ onSend: (m) => this.transmit(m.from, m.to, { kind: "peer", message: m }, m.term), onApply: () => {} });
+    this.checker = new SafetyChecker({
+      onSend: (m) => this.transmit(m.from, m.to, { kind: "peer", message: m }, m.term),
+      onApply: () => {},
+    });
     this.locks = new LockChecker((check, detail) => this.checker.fail(check, detail), options.breakDriftBound === true);
     this.guard = new SimGuard(this.locks, options.bug === "guardCheckNotAtomic");
     const bugs = {
@@ -130,9 +154,20 @@ class LockSimulation {
       const lag = lags.get(id) ?? null;
       if (lag) this.stats.slowNodes++;
       this.nodes.set(id, {
-        id, disk: new SimDisk(initial), random, rate: this.rateWithin(random), offsetMs: random.nextInt(1_000_000),
-        raft: null, incarnation: 0, pausedUntilMs: 0, hashedIndex: -1, wasLeader: false,
-        lag, passRequested: false, passScheduled: false, lastPassMs: -Infinity,
+        id,
+        disk: new SimDisk(initial),
+        random,
+        rate: this.rateWithin(random),
+        offsetMs: random.nextInt(1_000_000),
+        raft: null,
+        incarnation: 0,
+        pausedUntilMs: 0,
+        hashedIndex: -1,
+        wasLeader: false,
+        lag,
+        passRequested: false,
+        passScheduled: false,
+        lastPassMs: -Infinity,
       });
     }
     for (let i = 1; i <= s.clientCount; i++) {
@@ -144,10 +179,20 @@ class LockSimulation {
         this.slowClients.add(id);
       }
       const config = {
-        id, rate, offsetMs: random.nextInt(1_000_000), ttlMs: s.ttlMs, rho: s.rho, marginMs: s.marginMs,
-        lockNames: ["x", "y", "z"].slice(0, s.lockCount), nodes: this.endpointIds(ids), writeEveryMs: s.writeEveryMs,
-        holdMsMax: s.holdMsMax, thinkMsMax: s.thinkMsMax, attemptTimeoutMs: s.attemptTimeoutMs,
-        revokeProbability: s.revokeProbability, staleLeaseProbe: true,
+        id,
+        rate,
+        offsetMs: random.nextInt(1_000_000),
+        ttlMs: s.ttlMs,
+        rho: s.rho,
+        marginMs: s.marginMs,
+        lockNames: ["x", "y", "z"].slice(0, s.lockCount),
+        nodes: this.endpointIds(ids),
+        writeEveryMs: s.writeEveryMs,
+        holdMsMax: s.holdMsMax,
+        thinkMsMax: s.thinkMsMax,
+        attemptTimeoutMs: s.attemptTimeoutMs,
+        revokeProbability: s.revokeProbability,
+        staleLeaseProbe: true,
         bugLeaseStartAfterReply: options.bug === "leaseStartAfterReply",
         acquireTimeoutMs: options.acquireDeadline === false ? Number.POSITIVE_INFINITY : 4 * s.ttlMs,
       };
@@ -196,7 +241,8 @@ class LockSimulation {
 
   private readerEnv(): ConstructorParameters<typeof SimReader>[1] {
     return {
-      send: (reader, node, request) => this.transmit(reader, node, { kind: "toReaderNode", node, reader, request }, request.reqId, this.readNet),
+      send: (reader, node, request) =>
+        this.transmit(reader, node, { kind: "toReaderNode", node, reader, request }, request.reqId, this.readNet),
       schedule: (reader, delayMs, timer) => this.queue.push(this.nowMs + delayMs, { kind: "readerTimer", reader, timer }),
       tokensOf: (lock) => this.reads.tokensOf(lock),
       record: (read) => this.reads.record(read),
@@ -369,8 +415,11 @@ class LockSimulation {
         return this.onPass(e.node, e.incarnation);
       case "toReaderNode":
         return this.atNode(e.node, e, (raft, n) => {
-          serveRead(raft, e.request, () => n.raft === raft, (reply) =>
-            this.transmit(n.id, e.reader, { kind: "toReader", reader: e.reader, reply }, reply.reqId, this.readNet),
+          serveRead(
+            raft,
+            e.request,
+            () => n.raft === raft,
+            (reply) => this.transmit(n.id, e.reader, { kind: "toReader", reader: e.reader, reply }, reply.reqId, this.readNet),
           );
         });
       case "toReader":
@@ -444,7 +493,6 @@ class LockSimulation {
     this.process(n);
   }
 
-
   /** After input at n: a pass now, or for a slow node (apply lag) at its own pace. */
   private process(n: SimLockNode): void {
     if (n.lag === null || this.healed) return this.runPass(n);
@@ -502,7 +550,6 @@ class LockSimulation {
     if (leader && !n.wasLeader) this.stats.leaderElections++;
     n.wasLeader = leader;
   }
-
 
   private crash(n: SimLockNode): void {
     const raft = n.raft;
@@ -654,7 +701,10 @@ class LockSimulation {
       this.stats.recoveryMs = Math.round(this.nowMs - this.healedAtMs);
       this.stopped = true;
     } else if (this.nowMs >= this.healedAtMs + this.swarm.livenessBoundMs - 1) {
-      this.checker.fail("liveness", `within ${this.swarm.livenessBoundMs}ms of healing (applied floor ${this.healFloor}): ${gaps.join(" ")}`);
+      this.checker.fail(
+        "liveness",
+        `within ${this.swarm.livenessBoundMs}ms of healing (applied floor ${this.healFloor}): ${gaps.join(" ")}`,
+      );
       this.stopped = true;
     } else this.queue.push(this.nowMs + 50, { kind: "livenessDeadline" });
   }
@@ -697,9 +747,20 @@ class LockSimulation {
       startMember: (id, _witness, random) => {
         // A new process whose disk holds the cluster's bootstrap state, as every member's does.
         const n: SimLockNode = {
-          id, disk: new SimDisk(bootstrap), random, rate: this.rateWithin(random), offsetMs: random.nextInt(1_000_000),
-          raft: null, incarnation: 0, pausedUntilMs: 0, hashedIndex: -1, wasLeader: false,
-          lag: null, passRequested: false, passScheduled: false, lastPassMs: -Infinity,
+          id,
+          disk: new SimDisk(bootstrap),
+          random,
+          rate: this.rateWithin(random),
+          offsetMs: random.nextInt(1_000_000),
+          raft: null,
+          incarnation: 0,
+          pausedUntilMs: 0,
+          hashedIndex: -1,
+          wasLeader: false,
+          lag: null,
+          passRequested: false,
+          passScheduled: false,
+          lastPassMs: -Infinity,
         };
         this.nodes.set(id, n);
         this.mix(13, id, 0);
@@ -727,4 +788,3 @@ class LockSimulation {
     this.trace = h >>> 0;
   }
 }
-

@@ -59,9 +59,15 @@ export function makeRaftNode(n: SimLockNode, deps: NodeDeps): RaftNode {
   const debug = deps.debug;
   const raft = new RaftNode({
     raftConfig: makeRaftConfig({
-      id: n.id, random: n.random, electionTimeoutTicks: s.electionTimeoutTicks, heartbeatIntervalTicks: s.heartbeatIntervalTicks,
-      preVote: s.preVote, checkQuorum: s.checkQuorum, inflightMessagesMax: s.inflightMessagesMax,
-      entriesPerMessageMax: s.entriesPerMessageMax, uncommittedEntriesMax: s.uncommittedEntriesMax,
+      id: n.id,
+      random: n.random,
+      electionTimeoutTicks: s.electionTimeoutTicks,
+      heartbeatIntervalTicks: s.heartbeatIntervalTicks,
+      preVote: s.preVote,
+      checkQuorum: s.checkQuorum,
+      inflightMessagesMax: s.inflightMessagesMax,
+      entriesPerMessageMax: s.entriesPerMessageMax,
+      uncommittedEntriesMax: s.uncommittedEntriesMax,
       ...(n.lag ? { committedEntriesPerReadyMax: n.lag.committedEntriesPerReadyMax } : {}),
       logger: debug,
     }),
@@ -118,9 +124,13 @@ export interface ServeHooks {
 /** A client request at a node: submitWithCallback / readWithCallback, answered by `hooks.reply`. */
 export function serveClient(raft: RaftNode, request: ClientRequest, hooks: ServeHooks): void {
   if (request.kind === "read") {
-    raft.readWithCallback((m) => m.lockStatus(request.lock), {}, (outcome) => {
-      if (hooks.alive()) hooks.reply({ kind: "read", reqId: request.reqId, lock: request.lock, outcome });
-    });
+    raft.readWithCallback(
+      (m) => m.lockStatus(request.lock),
+      {},
+      (outcome) => {
+        if (hooks.alive()) hooks.reply({ kind: "read", reqId: request.reqId, lock: request.lock, outcome });
+      },
+    );
     return;
   }
   const command = request.command;

@@ -21,7 +21,9 @@ import { runDataDriven } from "./datadriven.ts";
 import { InteractionEnv, ScriptAssertionError, type Mutation } from "./interaction_env.ts";
 
 const dir = join(fileURLToPath(new URL(".", import.meta.url)), "..", "testdata", "raft");
-const files = readdirSync(dir).filter((f) => f.endsWith(".txt")).sort();
+const files = readdirSync(dir)
+  .filter((f) => f.endsWith(".txt"))
+  .sort();
 
 /** Per script: the property it asserts, and a change of behaviour its assertions must catch. */
 export const MUTATIONS: Readonly<Record<string, { readonly property: string; readonly mutation: Mutation; readonly why: string }>> = {
@@ -41,7 +43,8 @@ export const MUTATIONS: Readonly<Record<string, { readonly property: string; rea
     why: "the bug switch off (the correct core): node 1 never commits 2/2, nothing is caught",
   },
   "joint_replace.txt": {
-    property: "simple voter changes refused; the learner catches up by snapshot; the replace goes through (a b d)&&(a b c) and ends in (a b d)",
+    property:
+      "simple voter changes refused; the learner catches up by snapshot; the replace goes through (a b d)&&(a b c) and ends in (a b d)",
     mutation: { skipJointConsensus: true },
     why: "skipJointConsensus: (a b c) -> (a b d) in one step, quorums {a,c} and {b,d} disjoint",
   },
@@ -56,7 +59,8 @@ export const MUTATIONS: Readonly<Record<string, { readonly property: string; rea
     why: "PreVote off: c's elections raise its term while it is cut off",
   },
   "readindex.txt": {
-    property: "a read is answered only after a quorum acks, at an index covering the write; never by a new leader before its no-op commits, never by a cut-off leader",
+    property:
+      "a read is answered only after a quorum acks, at an index covering the write; never by a new leader before its no-op commits, never by a cut-off leader",
     mutation: { staleReads: true },
     why: "stale reads (answered at once from the leader's commit index): a answers ctx=1 before b's ack",
   },
@@ -76,7 +80,8 @@ export const MUTATIONS: Readonly<Record<string, { readonly property: string; rea
     why: "truncateWitnessAtCommit: w truncates to its commit 3, past b's match 1",
   },
   "witness_replace.txt": {
-    property: "the witness is replaced in one joint step with C down; b leaves the joint configuration after a's crash; b and w2 commit without a",
+    property:
+      "the witness is replaced in one joint step with C down; b leaves the joint configuration after a's crash; b and w2 commit without a",
     mutation: { skipJointConsensus: true },
     why: "skipJointConsensus: (a b w) -> (a b w2) in one step, quorums {a,w} and {b,w2} disjoint",
   },
@@ -105,7 +110,11 @@ describe("raft interaction scripts", () => {
 });
 
 describe("raft interaction scripts: the assertions catch a changed behaviour that a rewrite would hide", () => {
-  it("every script has a mutation", () => assert.deepEqual(files.filter((f) => !(f in MUTATIONS)), []));
+  it("every script has a mutation", () =>
+    assert.deepEqual(
+      files.filter((f) => !(f in MUTATIONS)),
+      [],
+    ));
   for (const f of files) {
     const m = MUTATIONS[f];
     if (!m) continue;

@@ -41,8 +41,25 @@ export interface ReaderConfig {
 
 /** One answered read, in the chaos checker's terms (history.ts read-holder / validate). */
 export type ReadRecord =
-  | { readonly kind: "read-holder"; readonly reader: string; readonly node: NodeId; readonly lock: string; readonly invokeMs: number; readonly completeMs: number; readonly token: number | null }
-  | { readonly kind: "validate"; readonly reader: string; readonly node: NodeId; readonly lock: string; readonly invokeMs: number; readonly completeMs: number; readonly token: number; readonly current: boolean };
+  | {
+      readonly kind: "read-holder";
+      readonly reader: string;
+      readonly node: NodeId;
+      readonly lock: string;
+      readonly invokeMs: number;
+      readonly completeMs: number;
+      readonly token: number | null;
+    }
+  | {
+      readonly kind: "validate";
+      readonly reader: string;
+      readonly node: NodeId;
+      readonly lock: string;
+      readonly invokeMs: number;
+      readonly completeMs: number;
+      readonly token: number;
+      readonly current: boolean;
+    };
 
 export interface ReaderEnv {
   send(reader: string, node: NodeId, request: ReaderRequest): void;
@@ -95,7 +112,8 @@ export class SimReader {
       this.stats.answered++;
       const base = { reader: this.config.id, node: this.config.node, lock: p.request.lock, invokeMs: p.invokeMs, completeMs: this.nowTrue };
       if (p.request.kind === "status" && "holder" in o.value) this.env.record({ kind: "read-holder", ...base, token: o.value.holder });
-      else if (p.request.kind === "validate" && "current" in o.value) this.env.record({ kind: "validate", ...base, token: p.request.token, current: o.value.current });
+      else if (p.request.kind === "validate" && "current" in o.value)
+        this.env.record({ kind: "validate", ...base, token: p.request.token, current: o.value.current });
     } else this.stats.refused++; // notLeader or unavailable: a definite failure, no effect
     if (this.current === r.reqId) {
       this.current = null;

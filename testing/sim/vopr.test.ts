@@ -109,7 +109,8 @@ describe("simulator", () => {
       linkCuts += r.stats.linkCuts;
       witnessTerms += r.stats.witnessTerms;
       truncations += r.stats.witnessTruncations;
-      for (const v of r.violations) failures.push(`seed ${seed}: ${v.check}: ${v.detail} (npm run sim -- --preset witness --seed ${seed} --verbose)`);
+      for (const v of r.violations)
+        failures.push(`seed ${seed}: ${v.check}: ${v.detail} (npm run sim -- --preset witness --seed ${seed} --verbose)`);
     }
     assert.deepEqual(failures, []);
     // The faults the witness exists for must actually happen: W leading (S3), W truncating.
@@ -135,25 +136,24 @@ describe("simulator", () => {
     for (const [k, v] of Object.entries(total)) assert.ok(v > 20, `only ${v} ${k}: ${JSON.stringify(total)}`);
     const a = runSeed({ seed: 5, bug: null });
     const b = runSeed({ seed: 5, bug: null });
-    assert.ok((a.stats as typeof a.stats & MembershipStats).membersReplaced > 0, "seed 5 no longer replaces a member; pick a churning seed");
+    assert.ok(
+      (a.stats as typeof a.stats & MembershipStats).membersReplaced > 0,
+      "seed 5 no longer replaces a member; pick a churning seed",
+    );
     assert.equal(a.traceHash, b.traceHash);
     assert.deepEqual(a.stats, b.stats);
   });
 
-  it(
-    "witness preset with membership churn: no violation",
-    {
-      todo: "README's open core issues 2 (stale witness floor: IW1), 3 (a removed leader leaves the joint configuration: liveness) and 4 (a new witness caught up by snapshot: liveness)",
-    },
-    () => {
-      const failures: string[] = [];
-      for (let seed = 1; seed <= 100; seed++) {
-        const r = runSeed({ seed, bug: null, preset: "witness" });
-        for (const v of r.violations) failures.push(`seed ${seed}: ${v.check}: ${v.detail}`);
-      }
-      assert.deepEqual(failures, []);
-    },
-  );
+  it("witness preset with membership churn: no violation", {
+    todo: "README's open core issues 2 (stale witness floor: IW1), 3 (a removed leader leaves the joint configuration: liveness) and 4 (a new witness caught up by snapshot: liveness)",
+  }, () => {
+    const failures: string[] = [];
+    for (let seed = 1; seed <= 100; seed++) {
+      const r = runSeed({ seed, bug: null, preset: "witness" });
+      for (const v of r.violations) failures.push(`seed ${seed}: ${v.check}: ${v.detail}`);
+    }
+    assert.deepEqual(failures, []);
+  });
 
   it("replays a witness-preset seed exactly", () => {
     const a = runSeed({ seed: 7, bug: null, preset: "witness" });
@@ -169,7 +169,6 @@ describe("simulator", () => {
   });
 
   for (const bug of BUG_NAMES) {
-
     it(`catches the ${bug} bug within ${BUG_CATCH_LIMITS[bug]} seeds`, () => {
       const caught = firstCaughtSeed(bug, BUG_CATCH_LIMITS[bug]);
       assert.ok(caught, `${bug} was not caught within ${BUG_CATCH_LIMITS[bug]} seeds`);

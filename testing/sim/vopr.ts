@@ -22,15 +22,7 @@ import { drawFault, type Fault } from "./nemesis.ts";
 import { drawMembership, MembershipNemesis, membershipRandom, type MembershipHost } from "./membership_nemesis.ts";
 import { testOnlyBugSkipJointConsensus } from "../../server/core/conf_change.ts";
 import { bugSwitches, newRunStats, type RunResult, type RunStats, type SimEvent } from "./vopr_types.ts";
-import {
-  describeSwarm,
-  drawSwarm,
-  SWARM_PRESETS,
-  withLivenessBound,
-  type BugName,
-  type SwarmOptions,
-  type SwarmPreset,
-} from "./swarm.ts";
+import { describeSwarm, drawSwarm, SWARM_PRESETS, withLivenessBound, type BugName, type SwarmOptions, type SwarmPreset } from "./swarm.ts";
 
 export type { RunResult, RunStats } from "./vopr_types.ts";
 
@@ -64,7 +56,6 @@ export interface RunOptions {
    */
   readonly freshMembers?: "bootstrap" | "empty";
 }
-
 
 const eventsMax = 2_000_000;
 const queueMax = 200_000;
@@ -596,7 +587,10 @@ export class Simulation {
       if (node.appliedIndex <= floor) stuck.push(`${node.id}@${node.appliedIndex}`);
     }
     if (stuck.length > 0) {
-      this.checker.fail("liveness", `no new entry applied within ${this.swarm.livenessBoundMs}ms of healing (above ${floor}): ${stuck.join(" ")}`);
+      this.checker.fail(
+        "liveness",
+        `no new entry applied within ${this.swarm.livenessBoundMs}ms of healing (above ${floor}): ${stuck.join(" ")}`,
+      );
     }
     this.stopped = true;
   }
@@ -609,5 +603,4 @@ export class Simulation {
     h = Math.imul(h ^ (Math.floor(this.nowMs * 1000) & 0xffffffff), 0x01000193);
     this.trace = h >>> 0;
   }
-
 }

@@ -35,8 +35,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
       const p = value();
       if (!(p in SWARM_PRESETS)) throw new Error(`--preset must be one of ${Object.keys(SWARM_PRESETS).join(", ")}`);
       o.preset = p as SwarmPreset;
-    }
-    else if (arg === "--bug") {
+    } else if (arg === "--bug") {
       const b = value();
       if (!BUG_NAMES.includes(b as BugName)) throw new Error(`--bug must be one of ${BUG_NAMES.join(", ")}`);
       o.bug = b as BugName;

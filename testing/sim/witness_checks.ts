@@ -9,7 +9,6 @@ import type { ConfState, Entry, NodeId, PersistedState, Snapshot, Term } from ".
 import type { CheckName } from "./checkers.ts";
 import type { SimNodeObserver } from "./sim_node.ts";
 
-
 export interface WitnessStats {
   /** Markers persisted by witnesses, and the highest marker index. */
   truncations: number;
@@ -49,7 +48,10 @@ export class WitnessChecker {
   /** IW6: a witness holds no state image, so it never sends one. */
   onSend(m: Message): void {
     if (m.kind === "snapshot" && this.isWitness(m.from)) {
-      this.fail("IW6-witness-snapshot", `witness ${m.from} sent snapshot ${m.snapshot.metadata.term}/${m.snapshot.metadata.index} to ${m.to}`);
+      this.fail(
+        "IW6-witness-snapshot",
+        `witness ${m.from} sent snapshot ${m.snapshot.metadata.term}/${m.snapshot.metadata.index} to ${m.to}`,
+      );
     }
   }
 

@@ -32,7 +32,8 @@ describe("witness scenarios", () => {
       recovery.push(r.figures["recoveryMs"] ?? Infinity);
       // W led (B's log was behind, so only W could win) and within its cap (IW4 also checks it).
       assert.ok((r.figures["witnessTerms"] ?? 0) >= 1);
-      const capMs = (2 * (SCENARIO_SWARM.electionTimeoutTicks ?? 0) * (SCENARIO_SWARM.tickMs ?? 0)) / (1 - (SCENARIO_SWARM.clockDriftMax ?? 0));
+      const capMs =
+        (2 * (SCENARIO_SWARM.electionTimeoutTicks ?? 0) * (SCENARIO_SWARM.tickMs ?? 0)) / (1 - (SCENARIO_SWARM.clockDriftMax ?? 0));
       assert.ok((r.figures["witnessLeadMsMax"] ?? Infinity) <= capMs + 1);
     }
     assert.ok(Math.max(...recovery) <= S3_BOUND_MS);
@@ -65,7 +66,10 @@ describe("witness scenarios", () => {
   it("S3 is not live without PreVote (the witness preset therefore turns it on)", () => {
     for (let seed = 1; seed <= 3; seed++) {
       const r = runScenario("S3", seed, null, { swarm: { ...SCENARIO_SWARM, preVote: false } });
-      assert.ok(r.failures.some((f) => f.startsWith("B did not lead")), `seed ${seed} recovered without PreVote`);
+      assert.ok(
+        r.failures.some((f) => f.startsWith("B did not lead")),
+        `seed ${seed} recovered without PreVote`,
+      );
       assert.equal(r.figures["witnessTerms"], 0);
     }
   });

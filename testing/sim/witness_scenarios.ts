@@ -72,7 +72,12 @@ interface Ctx {
   readonly figures: Record<string, number>;
 }
 
-export function runScenario(name: ScenarioName, seed: number, bug: BugName | null = null, options: Partial<RunOptions> = {}): ScenarioResult {
+export function runScenario(
+  name: ScenarioName,
+  seed: number,
+  bug: BugName | null = null,
+  options: Partial<RunOptions> = {},
+): ScenarioResult {
   const ctx: Ctx = { failures: [], figures: {} };
   const scenario = SCENARIOS[name](ctx);
   const sim = new Simulation({
@@ -138,7 +143,12 @@ function proposeWhenLed(ctx: Ctx, fromMs: number, cc: ConfChange, before?: (sim:
 }
 
 /** Records when every listed node has applied the configuration `voters` (not joint). */
-function watchConfDone(ctx: Ctx, nodes: readonly NodeId[], voters: readonly NodeId[], witnesses: readonly NodeId[]): (sim: Simulation) => void {
+function watchConfDone(
+  ctx: Ctx,
+  nodes: readonly NodeId[],
+  voters: readonly NodeId[],
+  witnesses: readonly NodeId[],
+): (sim: Simulation) => void {
   return (sim) => {
     if (ctx.figures["confDoneMs"] !== undefined || ctx.figures["confProposedAtMs"] === undefined) return;
     for (const id of nodes) {
@@ -219,7 +229,11 @@ const SCENARIOS: Readonly<Record<ScenarioName, (ctx: Ctx) => Scenario>> = {
       finish: (sim) => {
         const r = ctx.figures["recoveryMs"];
         expect(ctx, (ctx.figures["bLastAtLoss"] ?? 0) < (ctx.figures["committedAtLoss"] ?? 0), "B was not lagging at A's loss");
-        expect(ctx, r !== undefined && r <= S3_BOUND_MS, `B did not lead with every committed entry within ${S3_BOUND_MS} ms (${r ?? "never"})`);
+        expect(
+          ctx,
+          r !== undefined && r <= S3_BOUND_MS,
+          `B did not lead with every committed entry within ${S3_BOUND_MS} ms (${r ?? "never"})`,
+        );
         expect(ctx, sim.stats.witnessTerms >= 1, "the witness never led");
       },
     };
@@ -260,7 +274,8 @@ const SCENARIOS: Readonly<Record<ScenarioName, (ctx: Ctx) => Scenario>> = {
       sample(ctx, "commitAtLoss", 700, (sim) => commitOf(sim, "b")),
       sample(ctx, "commitLater", 3000, (sim) => commitOf(sim, "b")),
     ],
-    finish: () => expect(ctx, (ctx.figures["commitLater"] ?? 0) > (ctx.figures["commitAtLoss"] ?? 0) + 50, "A and B did not keep committing"),
+    finish: () =>
+      expect(ctx, (ctx.figures["commitLater"] ?? 0) > (ctx.figures["commitAtLoss"] ?? 0) + 50, "A and B did not keep committing"),
   }),
 
   // W6: site C is down; w is replaced by a new witness w2 in ONE joint step {a,b,w} -> {a,b,w2}
@@ -276,16 +291,32 @@ const SCENARIOS: Readonly<Record<ScenarioName, (ctx: Ctx) => Scenario>> = {
       sample(ctx, "commitLater", 3900, (sim) => commitOf(sim, "b")),
     ],
     watch: chain(
-      proposeWhenLed(ctx, 800, { kind: "enterJoint", changes: [{ op: "addVoter", nodeId: "w2", witness: true }, { op: "removeNode", nodeId: "w", witness: false }], autoLeave: true }, (sim) => {
-        sim.addNode("w2", true);
-        sim.cutLink("w2", "a");
-        sim.cutLink("w2", "b");
-      }),
+      proposeWhenLed(
+        ctx,
+        800,
+        {
+          kind: "enterJoint",
+          changes: [
+            { op: "addVoter", nodeId: "w2", witness: true },
+            { op: "removeNode", nodeId: "w", witness: false },
+          ],
+          autoLeave: true,
+        },
+        (sim) => {
+          sim.addNode("w2", true);
+          sim.cutLink("w2", "a");
+          sim.cutLink("w2", "b");
+        },
+      ),
       watchConfDone(ctx, ["a", "b"], ["a", "b", "w2"], ["w2"]),
     ),
     finish: () => {
       const f = ctx.figures;
-      expect(ctx, f["confDoneMs"] !== undefined && (f["confProposedAtMs"] ?? 0) + (f["confDoneMs"] ?? 0) < 2000, "the joint change did not complete while C was unreachable");
+      expect(
+        ctx,
+        f["confDoneMs"] !== undefined && (f["confProposedAtMs"] ?? 0) + (f["confDoneMs"] ?? 0) < 2000,
+        "the joint change did not complete while C was unreachable",
+      );
       expect(ctx, (f["commitLater"] ?? 0) > (f["commitAfterALoss"] ?? 0) + 20, "B and w2 did not keep committing after A's loss");
     },
   }),
@@ -301,9 +332,21 @@ const SCENARIOS: Readonly<Record<ScenarioName, (ctx: Ctx) => Scenario>> = {
       sample(ctx, "commitLater", 3900, (sim) => commitOf(sim, "a2")),
     ],
     watch: chain(
-      proposeWhenLed(ctx, 1200, { kind: "enterJoint", changes: [{ op: "addVoter", nodeId: "a2", witness: false }, { op: "removeNode", nodeId: "a", witness: false }], autoLeave: true }, (sim) => {
-        sim.addNode("a2", false);
-      }),
+      proposeWhenLed(
+        ctx,
+        1200,
+        {
+          kind: "enterJoint",
+          changes: [
+            { op: "addVoter", nodeId: "a2", witness: false },
+            { op: "removeNode", nodeId: "a", witness: false },
+          ],
+          autoLeave: true,
+        },
+        (sim) => {
+          sim.addNode("a2", false);
+        },
+      ),
       watchConfDone(ctx, ["b", "a2"], ["a2", "b", "w"], ["w"]),
     ),
     finish: (sim) => {

@@ -116,7 +116,10 @@ test("final state: store must hold the last accepted write; acknowledged grants 
   assert.equal(v2[0]?.invariant, "grant-lost");
   assert.match(v2[0]?.message ?? "", /op 1/);
   assert.deepEqual(checkInvariants(h, { holders: { a: null }, expired: [{ name: "a", token: 4 }] }), []);
-  assert.equal(checkInvariants(h, { holders: { a: 3 } }).some((x) => x.invariant === "grant-lost"), true);
+  assert.equal(
+    checkInvariants(h, { holders: { a: 3 } }).some((x) => x.invariant === "grant-lost"),
+    true,
+  );
 });
 
 test("expiry recorded (the lock simulation's log): nothing frees a lock but a release", () => {
@@ -135,6 +138,12 @@ test("expiry recorded (the lock simulation's log): nothing frees a lock but a re
   assert.equal(checkLinearizability(lapsed).verdict, "ok");
   assert.equal(checkLinearizability(lapsed, recorded).verdict, "ok");
   // A release, revoke or expiry recorded as a release frees it; a later grant then follows.
-  const cycle = [acq(1, "a", 0, 0, 10), rel(2, "a", 10, 5, 5, true), read(3, "a", 6, 7, null), acq(4, "a", 8, 8, 11), val(5, "a", 11, 9, 9, true)];
+  const cycle = [
+    acq(1, "a", 0, 0, 10),
+    rel(2, "a", 10, 5, 5, true),
+    read(3, "a", 6, 7, null),
+    acq(4, "a", 8, 8, 11),
+    val(5, "a", 11, 9, 9, true),
+  ];
   assert.equal(checkLinearizability(cycle, recorded).verdict, "ok");
 });

@@ -4,12 +4,7 @@
 import { describeOp, okOutput, outcome, partition, precedes } from "./history.ts";
 import type { AcquireOp, GuardWriteOp, History } from "./history.ts";
 
-export type InvariantName =
-  | "token-order"
-  | "token-duplicate"
-  | "guard-stale-accepted"
-  | "final-store"
-  | "grant-lost";
+export type InvariantName = "token-order" | "token-duplicate" | "guard-stale-accepted" | "final-store" | "grant-lost";
 
 export interface Violation {
   readonly invariant: InvariantName;
@@ -137,9 +132,7 @@ function checkFinalStore(
   const held = store[resource] ?? null;
   const maxAccepted = Math.max(-Infinity, ...accepted.map((w) => w.input.token));
   // Writes that may be the one the store holds: accepted or ambiguous, not below maxAccepted.
-  const possible = ops.filter(
-    (w) => (okOutput(w)?.result === "accepted" || outcome(w) === "ambiguous") && w.input.token >= maxAccepted,
-  );
+  const possible = ops.filter((w) => (okOutput(w)?.result === "accepted" || outcome(w) === "ambiguous") && w.input.token >= maxAccepted);
   if (held === null) {
     if (accepted.length > 0)
       v.push({
@@ -148,9 +141,7 @@ function checkFinalStore(
       });
     return;
   }
-  const match = possible.filter(
-    (w) => w.input.token === held.token && (held.value === undefined || w.input.value === held.value),
-  );
+  const match = possible.filter((w) => w.input.token === held.token && (held.value === undefined || w.input.value === held.value));
   if (match.length === 0)
     v.push({
       invariant: "final-store",

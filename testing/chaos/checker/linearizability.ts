@@ -156,7 +156,12 @@ function explain<S, O extends Operation>(
   const name = (i: number): string => describeOp(ops[i] as O);
   // Long histories: the count and the last few ids say enough to find the spot in the history.
   const ids = best.prefix.map((i) => String(ops[i]?.id));
-  const prefix = ids.length === 0 ? "nothing" : ids.length <= 12 ? `[${ids.join(", ")}]` : `${ids.length} operations [..., ${ids.slice(-12).join(", ")}]`;
+  const prefix =
+    ids.length === 0
+      ? "nothing"
+      : ids.length <= 12
+        ? `[${ids.join(", ")}]`
+        : `${ids.length} operations [..., ${ids.slice(-12).join(", ")}]`;
   return (
     `${object}: not linearizable. Longest valid prefix linearizes ${prefix} reaching ` +
     `{${best.states.map(model.describe).join(" | ")}}; then none of these can take effect next:\n` +

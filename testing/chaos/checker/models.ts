@@ -109,8 +109,7 @@ export function lockModel(ops: readonly LockOp[], options: LockModelOptions = {}
       return out;
     },
     key: (s) => `${s.last}/${String(s.holder)}`,
-    describe: (s) =>
-      `holder=${s.holder === null ? "none" : String(s.holder)}, last granted=${s.last === -Infinity ? "none" : s.last}`,
+    describe: (s) => `holder=${s.holder === null ? "none" : String(s.holder)}, last granted=${s.last === -Infinity ? "none" : s.last}`,
   };
 }
 

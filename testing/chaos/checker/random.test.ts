@@ -24,9 +24,7 @@ function swapTokens(h: Operation[]): Operation[] | null {
       if (a.input.name === b.input.name && precedes(a, b)) {
         const ta = okOutput(a)?.token as number;
         const tb = okOutput(b)?.token as number;
-        return h.map((op) =>
-          op === a ? { ...a, output: { token: tb } } : op === b ? { ...b, output: { token: ta } } : op,
-        );
+        return h.map((op) => (op === a ? { ...a, output: { token: tb } } : op === b ? { ...b, output: { token: ta } } : op));
       }
   return null;
 }
@@ -49,13 +47,19 @@ test("mutated histories (two tokens swapped, a guard token lowered) fail", () =>
     if (s !== null) {
       swapped++;
       assert.equal(checkLinearizability(s).verdict, "illegal", `seed ${seed} swap`);
-      assert.ok(checkInvariants(s).some((v) => v.invariant === "token-order"), `seed ${seed} swap`);
+      assert.ok(
+        checkInvariants(s).some((v) => v.invariant === "token-order"),
+        `seed ${seed} swap`,
+      );
     }
     const l = lowerGuard(history);
     if (l !== null) {
       lowered++;
       assert.equal(checkLinearizability(l).verdict, "illegal", `seed ${seed} lower`);
-      assert.ok(checkInvariants(l).some((v) => v.invariant === "guard-stale-accepted"), `seed ${seed} lower`);
+      assert.ok(
+        checkInvariants(l).some((v) => v.invariant === "guard-stale-accepted"),
+        `seed ${seed} lower`,
+      );
     }
   }
   assert.ok(swapped >= 20 && lowered >= 20, `mutations applied: swap ${swapped}, lower ${lowered}`);

@@ -10,27 +10,56 @@ const fail = (a: Amb): OpFailure | null =>
 const done = (c: number, out: unknown): number | null => (out === "never" ? null : c);
 
 export const acq = (id: number, name: string, i: number, c: number, out: number | Amb): AcquireOp => ({
-  id, client: `c${id}`, kind: "acquire", input: { name }, invokeMs: i, completeMs: done(c, out),
+  id,
+  client: `c${id}`,
+  kind: "acquire",
+  input: { name },
+  invokeMs: i,
+  completeMs: done(c, out),
   output: typeof out === "number" ? { token: out } : fail(out),
 });
 export const rel = (id: number, name: string, token: number, i: number, c: number, out: boolean | Amb): ReleaseOp => ({
-  id, client: `c${id}`, kind: "release", input: { name, token }, invokeMs: i, completeMs: done(c, out),
+  id,
+  client: `c${id}`,
+  kind: "release",
+  input: { name, token },
+  invokeMs: i,
+  completeMs: done(c, out),
   output: typeof out === "boolean" ? { released: out } : fail(out),
 });
 export const val = (id: number, name: string, token: number, i: number, c: number, out: boolean | Amb): ValidateOp => ({
-  id, client: `c${id}`, kind: "validate", input: { name, token }, invokeMs: i, completeMs: done(c, out),
+  id,
+  client: `c${id}`,
+  kind: "validate",
+  input: { name, token },
+  invokeMs: i,
+  completeMs: done(c, out),
   output: typeof out === "boolean" ? { current: out } : fail(out),
 });
 export const read = (id: number, name: string, i: number, c: number, out: number | null | Amb): ReadHolderOp => ({
-  id, client: `c${id}`, kind: "read-holder", input: { name }, invokeMs: i, completeMs: done(c, out),
+  id,
+  client: `c${id}`,
+  kind: "read-holder",
+  input: { name },
+  invokeMs: i,
+  completeMs: done(c, out),
   output: typeof out === "number" || out === null ? { token: out } : fail(out),
 });
 export const gw = (
-  id: number, resource: string, token: number, i: number, c: number, out: "accepted" | "stale" | Amb, value?: string,
+  id: number,
+  resource: string,
+  token: number,
+  i: number,
+  c: number,
+  out: "accepted" | "stale" | Amb,
+  value?: string,
 ): GuardWriteOp => ({
-  id, client: `c${id}`, kind: "guard-write",
+  id,
+  client: `c${id}`,
+  kind: "guard-write",
   input: value === undefined ? { resource, token } : { resource, token, value },
-  invokeMs: i, completeMs: done(c, out),
+  invokeMs: i,
+  completeMs: done(c, out),
   output: out === "accepted" || out === "stale" ? { result: out } : fail(out),
 });
 

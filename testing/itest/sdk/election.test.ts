@@ -61,13 +61,22 @@ describe("SDK elections on three tenured processes", { timeout: 60_000 }, () => 
 
     await until("the observer to see b lead", 10_000, () => seen.some((l) => l?.token === second.token));
     const leaders = seen.filter((l): l is LeaderInfo => l !== null);
-    assert.deepEqual(leaders.map((l) => [l.token, l.value]), [[first.token, "one"], [second.token, "two"]]);
+    assert.deepEqual(
+      leaders.map((l) => [l.token, l.value]),
+      [
+        [first.token, "one"],
+        [second.token, "two"],
+      ],
+    );
 
     // Raft failover: observe reconnects to the new leader and still sees the next change.
     await cluster.kill9(await raftLeader(cluster));
     await second.proclaim("two-bis", { timeoutMs: 10_000 });
     await until("the observer to see the proclaimed value after the failover", 20_000, () => seen.some((l) => l?.value === "two-bis"));
-    assert.ok(seen.some((l) => l?.value === "two-bis" && l.token === second.token), `seen ${JSON.stringify(seen)}`);
+    assert.ok(
+      seen.some((l) => l?.value === "two-bis" && l.token === second.token),
+      `seen ${JSON.stringify(seen)}`,
+    );
     assert.equal(second.signal.aborted, false, "the leadership survived the Raft failover");
 
     assert.equal(await second.resign(), true);

@@ -41,7 +41,11 @@ describe("SDK across Raft leader failures", { timeout: 60_000 }, () => {
       // The deadline the lease had when the old leader died: only renewals through the new
       // leader can carry it past that point without a jeopardy.
       const deadlineAtKill = lease.expiresAt;
-      await until("the lease's deadline at the kill to pass", 2 * TTL_MS, () => performance.now() > deadlineAtKill + 100 || events.length > 0);
+      await until(
+        "the lease's deadline at the kill to pass",
+        2 * TTL_MS,
+        () => performance.now() > deadlineAtKill + 100 || events.length > 0,
+      );
       assert.deepEqual(events, []);
       assert.ok(lease.expiresAt > deadlineAtKill, "never renewed after the kill");
       assert.equal(lease.signal.aborted, false);

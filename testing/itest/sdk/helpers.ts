@@ -12,7 +12,8 @@ export async function raftLeader(cluster: ProcessCluster, budgetMs = 15_000): Pr
     const deadline = Date.now() + budgetMs;
     while (Date.now() < deadline) {
       const r = await c.call<Record<string, unknown>>("Cluster", "Status", {}, 1000);
-      if (r.ok && typeof r.value["leaderId"] === "string" && r.value["leaderId"] !== "" && r.value["role"] === "leader") return r.value["leaderId"];
+      if (r.ok && typeof r.value["leaderId"] === "string" && r.value["leaderId"] !== "" && r.value["role"] === "leader")
+        return r.value["leaderId"];
       if (r.ok && typeof r.value["leaderId"] === "string" && r.value["leaderId"] !== "") {
         const id = r.value["leaderId"];
         if (cluster.processes.has(id)) return id;

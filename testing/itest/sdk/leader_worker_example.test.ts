@@ -43,7 +43,10 @@ describe("examples/leader_worker.ts", { timeout: 90_000 }, () => {
     // second leader in that window would show.
     const leader = leading()[0]!.worker;
     const roundsSoFar = count(leader, "work");
-    await waitFor(() => count(1 - leader, "campaigning") > 0 && count(leader, "work") >= roundsSoFar + 2, "the other worker never campaigned");
+    await waitFor(
+      () => count(1 - leader, "campaigning") > 0 && count(leader, "work") >= roundsSoFar + 2,
+      "the other worker never campaigned",
+    );
     assert.equal(leading().length, 1, "two workers led at once");
     const first = leading()[0]!;
     workers[first.worker]!.kill("SIGKILL");

@@ -51,7 +51,10 @@ describe("SDK locks on three tenured processes", { timeout: 60_000 }, () => {
     });
     assert.ok(r > 0);
     assert.equal((await client.lockStatus("c")).state, "MUTEX_STATE_FREE");
-    await assert.rejects(client.withLock("c", () => Promise.reject(new Error("boom"))), /boom/);
+    await assert.rejects(
+      client.withLock("c", () => Promise.reject(new Error("boom"))),
+      /boom/,
+    );
     assert.equal((await client.lockStatus("c")).state, "MUTEX_STATE_FREE");
   });
 

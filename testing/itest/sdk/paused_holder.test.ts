@@ -73,7 +73,11 @@ describe("the paused holder", { timeout: 120_000 }, () => {
       assert.ok(Number(locked["validUntilWallMs"]) < grantedWallMs, "B was granted while A could still believe it held the lock");
       const guardB = SqliteGuard.open(dbPath);
       guardB.run("res", lockB.token, (db) => {
-        db.prepare("INSERT INTO kv (k, v, token) VALUES (?, ?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v, token = excluded.token").run("key", "B1", String(lockB.token));
+        db.prepare("INSERT INTO kv (k, v, token) VALUES (?, ?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v, token = excluded.token").run(
+          "key",
+          "B1",
+          String(lockB.token),
+        );
       });
       guardB.close();
       await lockB.release();

@@ -23,9 +23,17 @@ async function main(): Promise<void> {
   say({ event: "locked", token: lock.token, validUntilWallMs: performance.timeOrigin + lock.validUntil });
   const write = (value: string): void => {
     const r = guard.tryRun(name, lock.token, (db) => {
-      db.prepare("INSERT INTO kv (k, v, token) VALUES (?, ?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v, token = excluded.token").run("key", value, String(lock.token));
+      db.prepare("INSERT INTO kv (k, v, token) VALUES (?, ?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v, token = excluded.token").run(
+        "key",
+        value,
+        String(lock.token),
+      );
     });
-    say(r.ok ? { event: "wrote", value, signalAborted: lock.signal.aborted } : { event: "rejected", value, code: r.error.code, signalAborted: lock.signal.aborted });
+    say(
+      r.ok
+        ? { event: "wrote", value, signalAborted: lock.signal.aborted }
+        : { event: "rejected", value, code: r.error.code, signalAborted: lock.signal.aborted },
+    );
   };
   write("A1");
   createInterface({ input: process.stdin }).on("line", (line) => {
