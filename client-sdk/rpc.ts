@@ -8,7 +8,7 @@
 import type { ServiceName } from "../proto/tenure_protos.ts";
 import { backoffDelayMs, DEFAULT_BACKOFF, type BackoffOptions, type MonotonicClock, type RandomSource } from "./backoff.ts";
 import { TenureError } from "./errors.ts";
-import { SessionPool, type Session } from "./sessions.ts";
+import type { SessionPool, Session } from "./sessions.ts";
 import { abortError, linkSignals, sleep, type CallOptions } from "./signals.ts";
 import type { Timers } from "./timers.ts";
 import type { Message, Transport } from "./transport.ts";

@@ -18,7 +18,7 @@ import { RaftNode } from "./node/raft_node.ts";
 import { ProcessScheduler } from "./node/process_scheduler.ts";
 import { stateConfig, stateSizes, type StateConfig } from "./state/limits.ts";
 import { assertLimitsAtStart } from "./limits.ts";
-import { SqliteStorage } from "./storage/sqlite_storage.ts";
+import type { SqliteStorage } from "./storage/sqlite_storage.ts";
 import { GrpcPeerTransport } from "./transport/grpc_peer_transport.ts";
 import { startApiServer, type ApiServerHandle } from "./api/api_server.ts";
 import { openStorage } from "./data_dir.ts";

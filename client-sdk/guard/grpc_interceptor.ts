@@ -12,7 +12,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { InvalidFencingTokenError } from "./errors.ts";
 import type { Fenced } from "./http_middleware.ts";
-import { tryParseFencingToken } from "./token_store.ts";
+import { type RunResult, tryParseFencingToken } from "./token_store.ts";
 import type { FencingGuard } from "./token_store.ts";
 
 export const DEFAULT_TOKEN_METADATA_KEY = "tenure-fencing-token";
@@ -70,7 +70,7 @@ export function withFencing<T extends grpc.UntypedServiceImplementation, C>(impl
       if (token instanceof InvalidFencingTokenError) {
         return refuse(grpc.status.INVALID_ARGUMENT, token.code, `${token.message} (metadata ${key})`);
       }
-      let check;
+      let check: RunResult<undefined>;
       try {
         check = options.guard.tryRun(resource, token, () => undefined);
       } catch (e) {

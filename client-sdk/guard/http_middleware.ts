@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { InvalidFencingTokenError, StaleFencingTokenError } from "./errors.ts";
 import { tryParseFencingToken } from "./token_store.ts";
-import type { FencingGuard } from "./token_store.ts";
+import type { FencingGuard, RunResult } from "./token_store.ts";
 
 export const DEFAULT_TOKEN_HEADER = "tenure-fencing-token";
 
@@ -53,7 +53,7 @@ export function fencing<C, R extends IncomingMessage = IncomingMessage>(
     if (token instanceof InvalidFencingTokenError) {
       return sendJson(res, 400, { code: token.code, message: `${token.message} (header ${header})` });
     }
-    let admitted;
+    let admitted: RunResult<undefined>;
     try {
       // An empty write: check and raise the mark, so a stale holder is turned away before the
       // handler starts, and every older holder is turned away from now on.

@@ -63,7 +63,7 @@ export async function validateToken(
   try {
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
       options.signal?.throwIfAborted();
-      const address: string = hinted ?? endpoints[next++ % endpoints.length]!;
+      const address: string = hinted ?? endpoints[next++ % endpoints.length] ?? "";
       hinted = null;
       let client = clients.get(address);
       if (client === undefined) clients.set(address, (client = new Lock(address, credentials)));

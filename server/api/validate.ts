@@ -20,6 +20,7 @@ export const NODE_ID_CHARS_MAX = 64;
 const NODE_ID_PATTERN = /^[A-Za-z0-9._:-]+$/;
 const CLIENT_ID_PATTERN = /^[\x21-\x7e]+$/;
 // C0 and C1 control characters (Unicode category Cc).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is this pattern's purpose
 const CONTROL_CHAR = /[\u0000-\u001f\u007f-\u009f]/;
 
 export class MalformedRequest {

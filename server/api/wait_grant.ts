@@ -112,7 +112,7 @@ export async function acquireBlocking(deps: ServiceDeps, ctx: CallContext, reque
     if (body.status !== "queued") {
       const validUntil = encodeValidUntil(body.validUntil);
       const replayed = applied.replayed;
-      return { leaseId: command.leaseId, token: body.token, value: valueOf(command), validUntil, replayed };
+      return { leaseId: command.leaseId, token: body.token, value: campaignValueOf(command), validUntil, replayed };
     }
     let afterIndex = applied.index;
     if (applied.replayed) {
@@ -130,7 +130,7 @@ export async function acquireBlocking(deps: ServiceDeps, ctx: CallContext, reque
   }
 }
 
-function valueOf(command: LockAcquire | ElectionCampaign): string {
+function campaignValueOf(command: LockAcquire | ElectionCampaign): string {
   return command.kind === "ElectionCampaign" ? command.value : "";
 }
 
@@ -150,7 +150,7 @@ async function waitState(
   if (!value.leaseExists) throw leaseGoneError(request, false);
   throw new ApiError(
     "WAIT_CANCELLED",
-    `the wait of lease ${leaseId} for ${name} (seq ${request.command.seq}) has already ended without a grant; ` + "use a new seq",
+    `the wait of lease ${leaseId} for ${name} (seq ${request.command.seq}) has already ended without a grant; use a new seq`,
   );
 }
 

@@ -21,7 +21,7 @@ export class ClientHandle {
   constructor(options: ClientProcessOptions, sink: OpSink) {
     this.child = spawn(process.execPath, ["--import", "tsx", script, JSON.stringify(options)], { stdio: ["ignore", "pipe", "pipe"] });
     this.exited = new Promise((res) => this.child.once("exit", () => res()));
-    createInterface({ input: this.child.stdout! }).on("line", (line) => {
+    createInterface({ input: stdoutOf(this.child) }).on("line", (line) => {
       let msg: { op?: Op; acquired?: string };
       try {
         msg = JSON.parse(line) as typeof msg;
@@ -43,7 +43,7 @@ export class ClientHandle {
         this.acquiredWaiters.clear();
       }
     });
-    createInterface({ input: this.child.stderr! }).on("line", (line) => {
+    createInterface({ input: stderrOf(this.child) }).on("line", (line) => {
       if (this.stderr.length < 200) this.stderr.push(line);
     });
   }
@@ -94,4 +94,14 @@ export class ClientHandle {
     await this.exited;
     clearTimeout(timer);
   }
+}
+
+function stdoutOf(child: ChildProcess): NodeJS.ReadableStream {
+  if (!child.stdout) throw new Error("client process spawned without a stdout pipe");
+  return child.stdout;
+}
+
+function stderrOf(child: ChildProcess): NodeJS.ReadableStream {
+  if (!child.stderr) throw new Error("client process spawned without a stderr pipe");
+  return child.stderr;
 }

@@ -217,7 +217,7 @@ describe("lock service on three tenured processes", { timeout: 240_000 }, () => 
             cluster.members.filter((m) => m.id !== leader).map((m) => c.callAt<Obj>(m.clientAddress, "Cluster", "Status", {}, 500)),
           );
           const l = statuses.find((s) => s.ok && s.value["role"] === "leader");
-          return l && l.ok ? String(l.value["nodeId"]) : null;
+          return l?.ok ? String(l.value["nodeId"]) : null;
         },
         10,
       );

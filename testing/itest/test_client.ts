@@ -80,7 +80,7 @@ export class TestClient {
     const deadline = Date.now() + budgetMs;
     let endpoint = this.preferred;
     let last: CallResult<T> | null = null;
-    for (let attempt = 0; Date.now() < deadline; attempt++) {
+    while (Date.now() < deadline) {
       const r = await this.callAt<T>(endpoint, service, method, request, Math.max(100, deadline - Date.now()));
       if (r.ok || r.code !== grpc.status.UNAVAILABLE || r.reason === "OUTCOME_UNKNOWN") {
         if (r.ok) this.preferred = endpoint;

@@ -229,7 +229,7 @@ export function runStorageContract(name: string, makeStore: () => StorageHarness
         voters.push("z");
         const loaded = store.load();
         (loaded.entries[0]?.data as Uint8Array)[1] = 99;
-        (loaded.snapshot?.metadata.confState.voters as string[]).push("y");
+        (loaded.snapshot?.metadata.confState.voters as string[] | undefined)?.push("y");
         const second = store.load();
         assert.deepStrictEqual(second.entries[0]?.data, bytes(1, 2, 3));
         assert.deepStrictEqual(second.snapshot?.metadata.confState.voters, ["a"]);

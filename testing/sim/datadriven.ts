@@ -94,7 +94,7 @@ function parseStanzas(text: string, file: string): Stanza[] {
     // Continuation lines (ending in "\") join the command; everything else up to ---- is an error.
     let raw = l;
     i++;
-    while (raw.endsWith("\\") && i < lines.length) raw = raw.slice(0, -1) + " " + (lines[i++] ?? "");
+    while (raw.endsWith("\\") && i < lines.length) raw = `${raw.slice(0, -1)} ${lines[i++] ?? ""}`;
     if ((lines[i] ?? "").trim() !== "----") throw new Error(`${file}:${cmdLine}: expected ---- after the command`);
     i++;
     const outStart = i;

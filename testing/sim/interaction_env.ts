@@ -565,7 +565,7 @@ export class InteractionEnv {
   private check(): void {
     for (const n of this.nodes.values()) {
       const s = n.core?.status();
-      if (!s || s.role !== "leader") continue;
+      if (s?.role !== "leader") continue;
       const prior = this.leaderOfTerm.get(s.term);
       if (prior === undefined) this.leaderOfTerm.set(s.term, n.id);
       else if (prior !== n.id) this.violation(`two leaders in term ${s.term}: ${prior} and ${n.id}`);
