@@ -58,6 +58,10 @@ export interface ChaosOptions {
   readonly campaigners?: number;
   /** Fault kinds to use (default all). */
   readonly faults?: readonly FaultKind[];
+  /** How long a client-pause waits for the client process's next grant before pausing it anyway
+   *  (default 3000 ms). A run that needs the pause to catch a fresh holder waits longer, so a
+   *  slow machine does not turn it into pauses of an idle process. */
+  readonly clientPauseGrantWaitMs?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -82,6 +86,7 @@ interface NemesisDeps {
   readonly kinds: readonly FaultKind[];
   readonly faults: Record<FaultKind, number>;
   readonly log: (l: string) => void;
+  readonly clientPauseGrantWaitMs: number;
 }
 
 /** One fault at a time, kinds in seeded shuffled rounds (every kind appears early), half of the
@@ -110,7 +115,7 @@ async function nemesis(d: NemesisDeps, rng: SeededRandom, stop: AbortSignal): Pr
       // runChaos passes client-pause only with a client process, member faults only with a cluster.
       if (d.client === null) throw new Error("nemesis bug: client-pause without a client process");
       const pauseMs = 500 + rng.nextInt(4000);
-      const holding = await d.client.nextAcquire(3000);
+      const holding = await d.client.nextAcquire(d.clientPauseGrantWaitMs);
       d.log(`nemesis: client-pause for ${pauseMs} ms${holding ? " (just granted a lock)" : ""}`);
       d.faults[kind]++;
       try {
@@ -352,7 +357,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     // Against an existing deployment only our own client process can be faulted (paused).
     const usable = kinds.filter((k) => (k === "client-pause" ? client !== null : cluster !== null));
     const nem =
-      usable.length > 0 ? nemesis({ cluster, client, kinds: usable, faults, log }, rng.fork(), stopNemesis.signal) : Promise.resolve();
+      usable.length > 0
+        ? nemesis(
+            { cluster, client, kinds: usable, faults, log, clientPauseGrantWaitMs: o.clientPauseGrantWaitMs ?? 3000 },
+            rng.fork(),
+            stopNemesis.signal,
+          )
+        : Promise.resolve();
     nem.catch(() => undefined); // a fault that throws fails the run at `await nem`, not as an unhandled rejection
     await sleep(o.seconds * 1000);
     stopNemesis.abort();
