@@ -316,7 +316,9 @@ export function drawLockSwarm(r: SeededRandom): LockSwarm {
     holdMsMax: r.pick([20, 80, 300]),
     thinkMsMax: r.pick([5, 30, 100]),
     pollMs: r.pick([10, 30]),
-    attemptTimeoutMs: r.pick([150, 400]),
+    // An attempt is four one-way hops (client -> member -> leader and back) plus a slow pass: a
+    // shorter timeout retries forever on a healed network (lock seed 1719), a configuration, not a bug.
+    attemptTimeoutMs: Math.max(r.pick([150, 400]), 4 * (delayMinMs + delayJitterMs) + 100),
     revokeProbability: r.pick([0.05, 0.2]),
     guardWriteMsMax: r.pick([5, 30, 100]),
     safetyPhaseMs: 2000 + r.nextInt(2000),
