@@ -1,0 +1,254 @@
+// The test runner behind `npm test`, `npm run test:unit` and `npm run test:system`: finds every
+// *.test.ts, puts each in exactly one half by where it lives, and runs the files in parallel, each
+// in its own `node --test` process. Exit code 1 when any file (or the type-check) fails or a file
+// sits in the wrong half, 0 otherwise.
+//
+//   node --import tsx testing/run_tests.ts [--typecheck] unit|system [unit|system] [--list] [--verbose] [path-substring ...]
+//
+// The split is by directory (README "Set up, run, test"):
+//   system  testing/itest/**, testing/chaos/*.test.ts (the runs on real processes), tools/**:
+//           the tests that start tenured, tenure-witness, the launcher or the chaos harness.
+//   unit    everything else: server/**, client-sdk/**, witness/**, testing/sim/**,
+//           testing/chaos/checker/**, testing/*.test.ts. They start no cluster.
+// A unit file that imports the harnesses that run clusters (testing/itest/process_cluster.ts,
+// testing/chaos/run.ts or faults.ts) is refused: move it to testing/itest/. (A unit test may
+// spawn one tenured that must exit at once, e.g. on a bad config.)
+//
+// Scheduling: jobs start in order (the type-check, then the long files of LONGEST_FIRST, then the
+// others by path), each as soon as the limits let it: unit files (CPU-bound) one per core; system
+// files 4 at once (they mostly wait on real processes; ports are race-free and timing bounds
+// generous), of which at most 2 heavy ones: the chaos runs (files importing testing/chaos/run.ts
+// or teeth_kit.ts: each runs a cluster, a client process and a nemesis, and their checks need the
+// workload to make progress) and the files in HEAVY. `npm test` runs the type-check and both
+// halves in one schedule (4 at once, of which CPU-bound at most one per core and heavy at most 2),
+// so the system files fill the cores the unit files leave idle. TEST_CONCURRENCY (the total) and
+// TEST_CHAOS_CONCURRENCY (heavy) override. Each file gets --test-timeout (10 min per test) and
+// --test-force-exit (a leaked handle ends the file instead of hanging the run).
+//
+// Output: one line per passing file, the whole output of a failing one (or of every file with
+// --verbose or TEST_VERBOSE=1), then the slowest and a summary.
+
+import { spawn } from "node:child_process";
+import { type Dirent, readdirSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { join, resolve } from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+
+const repoRoot = resolve(fileURLToPath(new URL("..", import.meta.url)));
+const ROOTS = ["server", "client-sdk", "witness", "testing", "tools"];
+
+/** The long poles of both halves, longest first (measured on 2 cores). */
+const LONGEST_FIRST = [
+  "testing/sim/vopr.test.ts",
+  "testing/itest/snapshot_catchup.test.ts",
+  "testing/chaos/endpoints.test.ts",
+  "testing/chaos/teeth.test.ts",
+  "testing/chaos/chaos.test.ts",
+  "testing/chaos/chaos_witness.test.ts",
+  "testing/chaos/teeth_clock.test.ts",
+  "testing/sim/lock_sim.test.ts",
+  "testing/itest/lock_service.test.ts",
+  "testing/itest/sdk/failover.test.ts",
+  "testing/itest/sdk/leader_worker_example.test.ts",
+  "testing/itest/local_cluster.test.ts",
+  "testing/chaos/elections.test.ts",
+];
+
+/** An import of a harness that runs clusters of real processes: only system tests may. */
+const RUNS_CLUSTERS = /from\s+["'][^"']*(?:itest\/process_cluster|chaos\/run|chaos\/faults)\.ts["']/;
+/** An import of the chaos harness's run (directly or through the teeth kit): a "chaos run". */
+const RUNS_CHAOS = /from\s+["'](?:\.\/|[^"']*\/chaos\/)(?:run|teeth_kit)\.ts["']/;
+/** Other system files that load the machine as much as a chaos run (40,000 grants from 500
+ *  clients): they take a chaos-run slot too. */
+const HEAVY = ["testing/itest/snapshot_catchup.test.ts"];
+
+export type Half = "unit" | "system";
+
+export function halfOf(path: string): Half {
+  if (path.startsWith("testing/itest/") || path.startsWith("tools/")) return "system";
+  if (path.startsWith("testing/chaos/") && !path.startsWith("testing/chaos/checker/")) return "system";
+  return "unit";
+}
+
+function testFiles(dir: string): string[] {
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(join(repoRoot, dir), { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  return entries.flatMap((d) => {
+    const p = `${dir}/${d.name}`;
+    if (d.isDirectory()) return d.name === "node_modules" ? [] : testFiles(p);
+    return d.name.endsWith(".test.ts") ? [p] : [];
+  });
+}
+
+export function ordered(files: readonly string[]): string[] {
+  const rank = (f: string): number => {
+    const i = LONGEST_FIRST.indexOf(f);
+    return i < 0 ? LONGEST_FIRST.length : i;
+  };
+  return [...files].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+}
+
+function positiveInt(value: string | undefined, fallback: number): number {
+  const n = Number(value);
+  return Number.isInteger(n) && n > 0 ? n : fallback;
+}
+
+/** What a job loads the machine with: a CPU-bound unit file (or the type-check), a heavy system
+ *  file, or a system file that mostly waits on real processes. */
+type Kind = "cpu" | "heavy" | "system";
+
+interface Job {
+  readonly name: string;
+  readonly kind: Kind;
+  readonly args: readonly string[];
+}
+
+interface JobResult {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly seconds: number;
+  readonly tests: string;
+}
+
+interface Limits {
+  readonly total: number;
+  readonly cpu: number;
+  readonly heavy: number;
+}
+
+const running = new Set<number>();
+
+function runJob(job: Job, verbose: boolean): Promise<JobResult> {
+  const started = performance.now();
+  const child = spawn(process.execPath, job.args, { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
+  const chunks: Buffer[] = [];
+  child.stdout.on("data", (b: Buffer) => chunks.push(b));
+  child.stderr.on("data", (b: Buffer) => chunks.push(b));
+  running.add(child.pid ?? -1);
+  return new Promise((done) => {
+    child.on("close", (code, signal) => {
+      running.delete(child.pid ?? -1);
+      const output = Buffer.concat(chunks).toString();
+      const count = (what: string): string => new RegExp(`ℹ ${what} (\\d+)`).exec(output)?.[1] ?? "?";
+      const ok = code === 0;
+      const seconds = (performance.now() - started) / 1000;
+      const tests = job.name === "typecheck" ? (ok ? "no errors" : "type errors") : `${count("pass")}/${count("tests")} passed`;
+      process.stdout.write(`${ok ? "ok  " : "FAIL"} ${job.name} (${seconds.toFixed(1)} s, ${tests}${signal ? `, ${signal}` : ""})\n`);
+      if (!ok || verbose) process.stdout.write(`${output.replace(/^/gm, "    ")}\n`);
+      done({ name: job.name, ok, seconds, tests });
+    });
+  });
+}
+
+/** Runs the jobs in order, each as soon as the limits allow (the first waiting job that fits). */
+function runAll(jobs: readonly Job[], limits: Limits, verbose: boolean): Promise<JobResult[]> {
+  const waiting = [...jobs];
+  const results: JobResult[] = [];
+  const active: Record<Kind | "total", number> = { total: 0, cpu: 0, heavy: 0, system: 0 };
+  const fits = (j: Job): boolean => (j.kind === "cpu" ? active.cpu < limits.cpu : j.kind === "heavy" ? active.heavy < limits.heavy : true);
+  return new Promise((resolveAll) => {
+    const next = (): void => {
+      while (active.total < limits.total) {
+        const i = waiting.findIndex(fits);
+        if (i < 0) break;
+        const [job] = waiting.splice(i, 1) as [Job];
+        active.total++;
+        active[job.kind]++;
+        void runJob(job, verbose).then((r) => {
+          results.push(r);
+          active.total--;
+          active[job.kind]--;
+          if (waiting.length === 0 && active.total === 0) resolveAll(results);
+          else next();
+        });
+      }
+    };
+    if (jobs.length === 0) resolveAll(results);
+    else next();
+  });
+}
+
+const USAGE =
+  "usage: node --import tsx testing/run_tests.ts [--typecheck] unit|system [unit|system] [--list] [--verbose] [path-substring ...]\n";
+
+async function main(argv: readonly string[]): Promise<number> {
+  const flags = new Set(argv.filter((a) => a.startsWith("--")));
+  const positional = argv.filter((a) => !a.startsWith("--"));
+  const halves = new Set(positional.filter((a): a is Half => a === "unit" || a === "system"));
+  const filters = positional.filter((a) => a !== "unit" && a !== "system");
+  if (halves.size === 0) {
+    process.stderr.write(USAGE);
+    return 2;
+  }
+  const all = ROOTS.flatMap(testFiles);
+  const misplaced = all.filter((f) => halfOf(f) === "unit" && RUNS_CLUSTERS.test(readFileSync(join(repoRoot, f), "utf8")));
+  if (misplaced.length > 0) {
+    process.stderr.write(
+      `these tests run clusters of real processes but sit outside the system directories (move them under testing/itest/):\n${misplaced.map((f) => `  ${f}\n`).join("")}`,
+    );
+    return 1;
+  }
+  const files = ordered(all.filter((f) => halves.has(halfOf(f)) && (filters.length === 0 || filters.some((s) => f.includes(s)))));
+  if (flags.has("--list")) {
+    process.stdout.write(files.map((f) => `${f}\n`).join(""));
+    return 0;
+  }
+  if (files.length === 0) {
+    process.stderr.write(`no test files${filters.length > 0 ? ` matching ${filters.join(" ")}` : ""}\n`);
+    return 1;
+  }
+  const kindOf = (f: string): Kind =>
+    halfOf(f) === "unit" ? "cpu" : HEAVY.includes(f) || RUNS_CHAOS.test(readFileSync(join(repoRoot, f), "utf8")) ? "heavy" : "system";
+  const testArgs = ["--import", "tsx", "--test", "--test-reporter=spec", "--test-force-exit", "--test-timeout=600000"];
+  const jobs: Job[] = [
+    ...(flags.has("--typecheck")
+      ? [
+          {
+            name: "typecheck",
+            kind: "cpu" as const,
+            args: [join(repoRoot, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json", "--noEmit"],
+          },
+        ]
+      : []),
+    ...files.map((f) => ({ name: f, kind: kindOf(f), args: [...testArgs, f] })),
+  ];
+  const cores = availableParallelism();
+  const unitOnly = !halves.has("system");
+  const total = positiveInt(process.env["TEST_CONCURRENCY"], unitOnly ? cores : 4);
+  const limits: Limits = { total, cpu: unitOnly ? total : cores, heavy: positiveInt(process.env["TEST_CHAOS_CONCURRENCY"], 2) };
+  const verbose = flags.has("--verbose") || process.env["TEST_VERBOSE"] === "1";
+  const what = [...(flags.has("--typecheck") ? ["typecheck"] : []), ...halves].join(" + ");
+  process.stdout.write(
+    `${what}: ${jobs.length} jobs, ${limits.total} at once (CPU-bound unit files and typecheck: ${limits.cpu}, heavy system files: ${limits.heavy})\n`,
+  );
+  const started = performance.now();
+  const results = await runAll(jobs, limits, verbose);
+  const failed = results.filter((r) => !r.ok);
+  const slowest = [...results].sort((a, b) => b.seconds - a.seconds).slice(0, 5);
+  process.stdout.write(`slowest: ${slowest.map((r) => `${r.name} ${r.seconds.toFixed(1)} s`).join(", ")}\n`);
+  process.stdout.write(
+    `${what}: ${results.length - failed.length}/${results.length} passed in ${((performance.now() - started) / 1000).toFixed(1)} s\n`,
+  );
+  for (const r of failed) process.stdout.write(`FAILED ${r.name} (${r.tests})\n`);
+  return failed.length > 0 ? 1 : 0;
+}
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    for (const pid of running) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // already gone
+      }
+    }
+    process.exit(1);
+  });
+}
+
+process.exitCode = await main(process.argv.slice(2));
