@@ -107,6 +107,11 @@ describe("chaos against an existing deployment and a user's guard", { timeout: 1
         outDir: join(dir, "broken"),
         endpoints: cluster.endpoints(),
         guardUrl: broken.url,
+        // A stale write needs the client process frozen right after a grant and past its lease
+        // (TTL 2 s + lock-delay) while another holder writes: every pause is one, so the run does
+        // not depend on the one or two long pauses the default draw gives (a loaded machine missed them).
+        clientPauseGrantWaitMs: 10_000,
+        clientPauseMs: { min: 3000, max: 6000 },
         log: (l) => lines.push(l),
       });
       assert.ok(

@@ -62,6 +62,8 @@ export interface ChaosOptions {
    *  (default 3000 ms). A run that needs the pause to catch a fresh holder waits longer, so a
    *  slow machine does not turn it into pauses of an idle process. */
   readonly clientPauseGrantWaitMs?: number;
+  /** The range a client-pause's length is drawn from (default 500..4500 ms, one draw either way). */
+  readonly clientPauseMs?: { readonly min: number; readonly max: number };
   readonly log?: (line: string) => void;
 }
 
@@ -87,6 +89,7 @@ interface NemesisDeps {
   readonly faults: Record<FaultKind, number>;
   readonly log: (l: string) => void;
   readonly clientPauseGrantWaitMs: number;
+  readonly clientPauseMs: { readonly min: number; readonly max: number };
 }
 
 /** One fault at a time, kinds in seeded shuffled rounds (every kind appears early), half of the
@@ -114,7 +117,7 @@ async function nemesis(d: NemesisDeps, rng: SeededRandom, stop: AbortSignal): Pr
     if (kind === "client-pause") {
       // runChaos passes client-pause only with a client process, member faults only with a cluster.
       if (d.client === null) throw new Error("nemesis bug: client-pause without a client process");
-      const pauseMs = 500 + rng.nextInt(4000);
+      const pauseMs = d.clientPauseMs.min + rng.nextInt(d.clientPauseMs.max - d.clientPauseMs.min);
       const holding = await d.client.nextAcquire(d.clientPauseGrantWaitMs);
       d.log(`nemesis: client-pause for ${pauseMs} ms${holding ? " (just granted a lock)" : ""}`);
       d.faults[kind]++;
@@ -359,7 +362,15 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const nem =
       usable.length > 0
         ? nemesis(
-            { cluster, client, kinds: usable, faults, log, clientPauseGrantWaitMs: o.clientPauseGrantWaitMs ?? 3000 },
+            {
+              cluster,
+              client,
+              kinds: usable,
+              faults,
+              log,
+              clientPauseGrantWaitMs: o.clientPauseGrantWaitMs ?? 3000,
+              clientPauseMs: o.clientPauseMs ?? { min: 500, max: 4500 },
+            },
             rng.fork(),
             stopNemesis.signal,
           )
