@@ -15,14 +15,15 @@
 // spawn one tenured that must exit at once, e.g. on a bad config.)
 //
 // Scheduling: jobs start in order (the type-check, then the long files of LONGEST_FIRST, then the
-// others by path), each as soon as the limits let it: unit files (CPU-bound) one per core; system
-// files 4 at once (they mostly wait on real processes; ports are race-free and timing bounds
-// generous), of which at most 2 heavy ones: the chaos runs (files importing testing/chaos/run.ts
-// or teeth_kit.ts: each runs a cluster, a client process and a nemesis, and their checks need the
-// workload to make progress) and the files in HEAVY. `npm test` runs the type-check and both
-// halves in one schedule (4 at once, of which CPU-bound at most one per core and heavy at most 2),
-// so the system files fill the cores the unit files leave idle. TEST_CONCURRENCY (the total) and
-// TEST_CHAOS_CONCURRENCY (heavy) override. Each file gets --test-timeout (10 min per test) and
+// others by path), each as soon as its slots let it. Unit files (CPU-bound) and the type-check:
+// one per core. System files: 4 at once (they mostly wait on real processes; ports are race-free
+// and timing bounds generous), of which at most 2 heavy ones: the chaos runs (files importing
+// testing/chaos/run.ts or teeth_kit.ts: each runs a cluster, a client process and a nemesis, and
+// their checks need the workload to make progress) and the files in HEAVY. `npm test` runs the
+// type-check and both halves in one schedule, the CPU-bound jobs at nice 10: the system files'
+// timing depends on getting the CPU when they need it, the simulator's results do not, and it
+// takes whatever the system files leave. TEST_UNIT_CONCURRENCY, TEST_SYSTEM_CONCURRENCY and
+// TEST_HEAVY_CONCURRENCY override the slots. Each file gets --test-timeout (10 min per test) and
 // --test-force-exit (a leaked handle ends the file instead of hanging the run).
 //
 // Output: one line per passing file, the whole output of a failing one (or of every file with
@@ -30,7 +31,7 @@
 
 import { spawn } from "node:child_process";
 import { type Dirent, readdirSync, readFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import { availableParallelism, setPriority } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
@@ -106,6 +107,8 @@ interface Job {
   readonly name: string;
   readonly kind: Kind;
   readonly args: readonly string[];
+  /** CPU priority (nice value) of the job's process and what it starts; 0 is normal. */
+  readonly nice: number;
 }
 
 interface JobResult {
@@ -115,9 +118,10 @@ interface JobResult {
   readonly tests: string;
 }
 
+/** Unit files (and the type-check) and system files have slots of their own. */
 interface Limits {
-  readonly total: number;
   readonly cpu: number;
+  readonly system: number;
   readonly heavy: number;
 }
 
@@ -126,6 +130,15 @@ const running = new Set<number>();
 function runJob(job: Job, verbose: boolean): Promise<JobResult> {
   const started = performance.now();
   const child = spawn(process.execPath, job.args, { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
+  // Set before the job can start anything (it first loads for a few hundred ms): its own
+  // children inherit it.
+  if (job.nice !== 0 && child.pid !== undefined) {
+    try {
+      setPriority(child.pid, job.nice);
+    } catch {
+      // not permitted here: run at normal priority
+    }
+  }
   const chunks: Buffer[] = [];
   child.stdout.on("data", (b: Buffer) => chunks.push(b));
   child.stderr.on("data", (b: Buffer) => chunks.push(b));
@@ -149,21 +162,20 @@ function runJob(job: Job, verbose: boolean): Promise<JobResult> {
 function runAll(jobs: readonly Job[], limits: Limits, verbose: boolean): Promise<JobResult[]> {
   const waiting = [...jobs];
   const results: JobResult[] = [];
-  const active: Record<Kind | "total", number> = { total: 0, cpu: 0, heavy: 0, system: 0 };
-  const fits = (j: Job): boolean => (j.kind === "cpu" ? active.cpu < limits.cpu : j.kind === "heavy" ? active.heavy < limits.heavy : true);
+  const active: Record<Kind, number> = { cpu: 0, heavy: 0, system: 0 };
+  const fits = (j: Job): boolean =>
+    j.kind === "cpu"
+      ? active.cpu < limits.cpu
+      : active.system + active.heavy < limits.system && (j.kind === "system" || active.heavy < limits.heavy);
   return new Promise((resolveAll) => {
     const next = (): void => {
-      while (active.total < limits.total) {
-        const i = waiting.findIndex(fits);
-        if (i < 0) break;
+      for (let i = waiting.findIndex(fits); i >= 0; i = waiting.findIndex(fits)) {
         const [job] = waiting.splice(i, 1) as [Job];
-        active.total++;
         active[job.kind]++;
         void runJob(job, verbose).then((r) => {
           results.push(r);
-          active.total--;
           active[job.kind]--;
-          if (waiting.length === 0 && active.total === 0) resolveAll(results);
+          if (waiting.length === 0 && active.cpu + active.system + active.heavy === 0) resolveAll(results);
           else next();
         });
       }
@@ -205,27 +217,31 @@ async function main(argv: readonly string[]): Promise<number> {
   const kindOf = (f: string): Kind =>
     halfOf(f) === "unit" ? "cpu" : HEAVY.includes(f) || RUNS_CHAOS.test(readFileSync(join(repoRoot, f), "utf8")) ? "heavy" : "system";
   const testArgs = ["--import", "tsx", "--test", "--test-reporter=spec", "--test-force-exit", "--test-timeout=600000"];
+  // With system files in the same run, CPU-bound jobs go at lower priority: the system files'
+  // timing depends on getting the CPU when they need it, a simulator's result does not.
+  const cpuNice = halves.has("system") ? 10 : 0;
+  const tsc = join(repoRoot, "node_modules/typescript/bin/tsc");
   const jobs: Job[] = [
     ...(flags.has("--typecheck")
-      ? [
-          {
-            name: "typecheck",
-            kind: "cpu" as const,
-            args: [join(repoRoot, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json", "--noEmit"],
-          },
-        ]
+      ? [{ name: "typecheck", kind: "cpu" as const, args: [tsc, "-p", "tsconfig.json", "--noEmit"], nice: cpuNice }]
       : []),
-    ...files.map((f) => ({ name: f, kind: kindOf(f), args: [...testArgs, f] })),
+    ...files.map((f) => {
+      const kind = kindOf(f);
+      return { name: f, kind, args: [...testArgs, f], nice: kind === "cpu" ? cpuNice : 0 };
+    }),
   ];
-  const cores = availableParallelism();
-  const unitOnly = !halves.has("system");
-  const total = positiveInt(process.env["TEST_CONCURRENCY"], unitOnly ? cores : 4);
-  const limits: Limits = { total, cpu: unitOnly ? total : cores, heavy: positiveInt(process.env["TEST_CHAOS_CONCURRENCY"], 2) };
+  const limits: Limits = {
+    cpu: positiveInt(process.env["TEST_UNIT_CONCURRENCY"], availableParallelism()),
+    system: positiveInt(process.env["TEST_SYSTEM_CONCURRENCY"], 4),
+    heavy: positiveInt(process.env["TEST_HEAVY_CONCURRENCY"], 2),
+  };
   const verbose = flags.has("--verbose") || process.env["TEST_VERBOSE"] === "1";
   const what = [...(flags.has("--typecheck") ? ["typecheck"] : []), ...halves].join(" + ");
-  process.stdout.write(
-    `${what}: ${jobs.length} jobs, ${limits.total} at once (CPU-bound unit files and typecheck: ${limits.cpu}, heavy system files: ${limits.heavy})\n`,
-  );
+  const slots = [
+    ...(halves.has("unit") || flags.has("--typecheck") ? [`${limits.cpu} unit${cpuNice !== 0 ? ` (nice ${cpuNice})` : ""}`] : []),
+    ...(halves.has("system") ? [`${limits.system} system of which ${limits.heavy} heavy`] : []),
+  ];
+  process.stdout.write(`${what}: ${jobs.length} jobs, at once: ${slots.join(", ")}\n`);
   const started = performance.now();
   const results = await runAll(jobs, limits, verbose);
   const failed = results.filter((r) => !r.ok);
