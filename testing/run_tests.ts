@@ -126,6 +126,8 @@ interface Limits {
 }
 
 const running = new Set<number>();
+/** When the run started, for the "from-to" of each job's line. */
+const runStartedS = performance.now() / 1000;
 
 function runJob(job: Job, verbose: boolean): Promise<JobResult> {
   const started = performance.now();
@@ -151,7 +153,10 @@ function runJob(job: Job, verbose: boolean): Promise<JobResult> {
       const ok = code === 0;
       const seconds = (performance.now() - started) / 1000;
       const tests = job.name === "typecheck" ? (ok ? "no errors" : "type errors") : `${count("pass")}/${count("tests")} passed`;
-      process.stdout.write(`${ok ? "ok  " : "FAIL"} ${job.name} (${seconds.toFixed(1)} s, ${tests}${signal ? `, ${signal}` : ""})\n`);
+      const at = `${(started / 1000 - runStartedS).toFixed(0)}-${(performance.now() / 1000 - runStartedS).toFixed(0)} s`;
+      process.stdout.write(
+        `${ok ? "ok  " : "FAIL"} ${job.name} (${seconds.toFixed(1)} s, ${tests}${signal ? `, ${signal}` : ""}; ${at})\n`,
+      );
       if (!ok || verbose) process.stdout.write(`${output.replace(/^/gm, "    ")}\n`);
       done({ name: job.name, ok, seconds, tests });
     });
