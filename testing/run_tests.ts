@@ -42,6 +42,7 @@ const ROOTS = ["server", "client-sdk", "witness", "testing", "tools"];
 /** The long poles of both halves, longest first (measured on 2 cores). */
 const LONGEST_FIRST = [
   "testing/sim/vopr.test.ts",
+  "testing/sim/vopr_presets.test.ts",
   "testing/itest/snapshot_catchup.test.ts",
   "testing/chaos/endpoints.test.ts",
   "testing/chaos/teeth.test.ts",
@@ -49,6 +50,7 @@ const LONGEST_FIRST = [
   "testing/chaos/chaos_witness.test.ts",
   "testing/chaos/teeth_clock.test.ts",
   "testing/sim/lock_sim.test.ts",
+  "testing/sim/vopr_bugs.test.ts",
   "testing/itest/lock_service.test.ts",
   "testing/itest/sdk/failover.test.ts",
   "testing/itest/sdk/leader_worker_example.test.ts",
