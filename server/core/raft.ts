@@ -807,7 +807,8 @@ export class RaftCore {
     else pr.inflights.freeLE(m.index);
     if (this.maybeCommit()) this.commitBroadcastPending = true;
     this.replicationDirty.add(m.from);
-    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
+    if (!isVoter(this.confState, this.id)) this.maybeHandOverAfterRemoval(m.from, pr);
+    else if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
       this.logLine(`${this.id} sends timeoutNow to ${m.from}: caught up at ${pr.match}`);
       this.send({ kind: "timeoutNow", to: m.from });
     }
@@ -838,6 +839,7 @@ export class RaftCore {
     pr.recentActive = true;
     pr.probeSent = false;
     this.maybeWitnessHandover(m.from, pr);
+    this.maybeHandOverAfterRemoval(m.from, pr);
     if (pr.state === "replicate" && pr.inflights.full() && pr.match === pr.matchAtLastHeartbeat) {
       // The window is full and nothing was acknowledged for a whole heartbeat interval: an
       // append or its answer was probably lost. Retransmit from the follower's match point
@@ -926,6 +928,9 @@ export class RaftCore {
 
   private refuseProposal(): ProposeResult | null {
     if (this.role !== "leader") return this.refused("notLeader", "proposals go to the leader");
+    if (!isVoter(this.confState, this.id)) {
+      return this.refused("transferring", `${this.id} was removed from the configuration and hands leadership over`);
+    }
     const witnessRefusal = proposalRefusal(this.confState, this.id); // W5
     if (witnessRefusal) return this.refused("witness", witnessRefusal);
     if (this.leadTransferee !== NO_NODE) {
@@ -1027,6 +1032,7 @@ export class RaftCore {
   // ---------------------------------------------------------------- configuration
 
   private applyConfEntry(e: Entry): void {
+    const wasWitness = this.isSelfWitness();
     const cc = decodeConfChange(e.data);
     const result = applyConfChange(this.confState, cc);
     if (!result.ok) {
@@ -1041,8 +1047,7 @@ export class RaftCore {
     this.syncProgressWithConfig();
     if (this.role !== "leader") return;
     if (!isVoter(this.confState, this.id)) {
-      this.logLine(`${this.id} steps down: removed from the configuration`);
-      this.becomeFollower(this.term, NO_NODE);
+      this.onRemovedWhileLeading(wasWitness);
       return;
     }
     if (this.leadTransferee !== NO_NODE && !isVoter(this.confState, this.leadTransferee)) {
@@ -1050,6 +1055,45 @@ export class RaftCore {
     }
     if (this.maybeCommit()) this.commitBroadcastPending = true;
     this.maybeAutoLeave();
+  }
+
+  /**
+   * The leader applied a configuration that no longer has it as a voter (removed, or demoted to
+   * learner). Stepping down at once, as this core did, left the remaining members depending on
+   * ONE broadcast of the commit that removed it: if that was lost they stayed in the joint
+   * configuration, whose outgoing half still counts the removed member, and once it is shut down
+   * (and another member is lost) no leader can ever be elected (testing/sim/README.md, churn issue
+   * 3; witness seed 10). etcd-io/raft keeps a removed leader leading (StepDownOnRemoval is off by
+   * default) and leaves the rest to the application; here the core finishes the job itself: the
+   * removed leader keeps leading, counting only the remaining voters towards commits and
+   * CheckQuorum, accepts no proposal (refuseProposal), keeps replicating and heartbeating the
+   * commit, and hands leadership to the first remaining full voter that holds its whole log
+   * (TimeoutNow, retried on every answer: maybeHandOverAfterRemoval). That voter's election ends
+   * the removed leader's term; by then the voter holds the removal, and its own no-op commits it in
+   * its term if it had not yet learned the commit. A removed WITNESS leader still steps down at once: the
+   * new configuration no longer flags it a witness, so the core would lead it as a full voter
+   * (snapshots, no cap) with a log it never applied.
+   */
+  private onRemovedWhileLeading(wasWitness: boolean): void {
+    if (wasWitness) {
+      this.logLine(`${this.id} (witness) steps down: removed from the configuration`);
+      this.becomeFollower(this.term, NO_NODE);
+      return;
+    }
+    this.logLine(`${this.id} removed from the configuration: leads on until a remaining voter takes over`);
+    if (this.leadTransferee !== NO_NODE && !isVoter(this.confState, this.leadTransferee)) this.leadTransferee = NO_NODE;
+    this.commitBroadcastPending = true;
+    for (const [id, pr] of this.progress) this.maybeHandOverAfterRemoval(id, pr);
+  }
+
+  /** A removed leader (onRemovedWhileLeading) sends TimeoutNow to a remaining full voter that holds its whole log. */
+  private maybeHandOverAfterRemoval(to: NodeId, pr: Progress): void {
+    if (this.role !== "leader" || isVoter(this.confState, this.id)) return;
+    if (!isVoter(this.confState, to) || isWitness(this.confState, to) || pr.match !== this.log.lastIndex()) return;
+    if (this.leadTransferee !== NO_NODE && this.leadTransferee !== to) return;
+    this.leadTransferee = to;
+    this.logLine(`${this.id} (removed) hands over to ${to}: caught up at ${pr.match}`);
+    this.send({ kind: "timeoutNow", to });
   }
 
   /**

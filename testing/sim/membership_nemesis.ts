@@ -21,7 +21,10 @@
 // itself. It polls the cluster on a 5 ms grid of the simulation's own event times.
 //
 // Configuration in force: the configuration of the node with the highest applied index ever seen
-// (what is applied is committed, and the committed log is one sequence, so this never goes back).
+// among the nodes that are members of the configuration they applied (what is applied is
+// committed, and the committed log is one sequence, so this never goes back; a removed node's own
+// view does not count, so a removed leader is retired only after a remaining member applied its
+// removal).
 // The simulations ask it who is a member: liveness after healing is required of the members in
 // force, not of removed ones.
 
@@ -227,7 +230,15 @@ export class MembershipNemesis {
   // ------------------------------------------------------------------ knowledge
 
   private learn(views: readonly MemberView[], nowMs: number): void {
-    for (const v of views) if (v.applied > this.inForce.applied) this.inForce = { applied: v.applied, confState: v.confState };
+    // Only a node that is a member of the configuration it applied counts: a removed leader
+    // applies its removal first, and is shut down only once a remaining member has applied it too
+    // (before that the remaining members may still need it: the removed leader leads on and hands
+    // over, raft.ts onRemovedWhileLeading; an operator waits for the new configuration to be
+    // reported by a member that stays).
+    for (const v of views) {
+      if (v.applied > this.inForce.applied && allMembers(v.confState).includes(v.id))
+        this.inForce = { applied: v.applied, confState: v.confState };
+    }
     const members = new Set(allMembers(this.inForce.confState));
     this.inForceMembers = members;
     for (const id of members) if (this.lifecycle.get(id) === "joining") this.lifecycle.set(id, "member");
