@@ -90,7 +90,10 @@ class ObserveStream {
   start(): void {
     this.call.on("cancelled", () => this.stop());
     this.call.on("error", () => this.stop());
-    this.unsubscribe = this.deps.node.subscribe((events, index) => this.onEvents(events, index));
+    this.unsubscribe = this.deps.node.subscribe(
+      (events, index) => this.onEvents(events, index),
+      (machine, index) => this.onRestored(() => machine.electionLeader(this.name), index),
+    );
     readOk(this.deps, (m) => ({ leader: m.electionLeader(this.name), index: m.appliedIndex() })).then(
       ({ value }) => {
         if (this.ended) return;
@@ -107,14 +110,33 @@ class ObserveStream {
     try {
       for (const event of events) {
         const update = this.updateOf(event, index);
-        if (update === null || this.ended) continue;
-        if (this.live) this.send(update);
-        else if (this.backlog.length < this.deps.observeBufferMax) this.backlog.push(update);
-        else this.fail(slowConsumer(this.deps.observeBufferMax));
+        if (update !== null) this.onUpdate(update);
       }
     } catch (error) {
       // A listener must never throw into the node's apply loop.
       this.fail(error);
+    }
+  }
+
+  private onUpdate(update: LeaderUpdate): void {
+    if (this.ended) return;
+    if (this.live) this.send(update);
+    else if (this.backlog.length < this.deps.observeBufferMax) this.backlog.push(update);
+    else this.fail(slowConsumer(this.deps.observeBufferMax));
+  }
+
+  /**
+   * The member restored a snapshot up to `index`: the entries it covers emitted no events, so the
+   * leader they left is sent as one update (unless it is the one already sent).
+   */
+  private onRestored(leader: () => ElectionLeader | null, index: number): void {
+    try {
+      if (this.ended) return;
+      const now = leader();
+      if (this.live && sameLeader(this.current, now)) return;
+      this.onUpdate(this.remember(now, index));
+    } catch (error) {
+      this.fail(error); // as onEvents: never into the node's apply loop
     }
   }
 
@@ -165,6 +187,11 @@ class ObserveStream {
     this.stop();
     failStream(this.call, this.rpc, error);
   }
+}
+
+function sameLeader(a: ElectionLeader | null, b: ElectionLeader | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.leaseId === b.leaseId && a.token === b.token && a.value === b.value;
 }
 
 function slowConsumer(max: number): ApiError {

@@ -6,9 +6,16 @@
 // WaitCancel(clientId, seq + 1) (the contract in errors.proto), then we check whether the grant
 // won the race: if so it is returned, otherwise DEADLINE_EXCEEDED/CANCELLED, and no waiter is
 // left behind. If the withdrawal cannot be confirmed the answer is OUTCOME_UNKNOWN.
+//
+// A member that catches up by InstallSnapshot applies none of the entries the snapshot covers,
+// so a grant among them emits no event here: on a restore the wait re-checks the restored state
+// (the node's RestoreListener) and ends with the grant, the lease's end, or, when the wait is
+// gone without a grant to this lease, WAIT_CANCELLED. Without that a waiter queued on a member
+// that fell behind was never answered.
 
 import { isFatal } from "../fatal.ts";
 import type { ElectionCampaign, LockAcquire, WaitCancel } from "../state/commands.ts";
+import type { LockStateMachine } from "../state/machine.ts";
 import type { StateEvent } from "../state/results.ts";
 import { encodeValidUntil, readOk, submitOk, type CallContext, type ServiceDeps, type ValidUntilMessage } from "./handler_kit.ts";
 import { ApiError, errorFromOutcome } from "./status_map.ts";
@@ -37,7 +44,10 @@ export interface BlockingRequest {
 
 type WatchEnd =
   | { readonly kind: "granted"; readonly token: number; readonly value: string }
-  | { readonly kind: "leaseGone"; readonly expired: boolean }
+  /** `expired` null: learnt from a restored snapshot, which does not say how the lease ended. */
+  | { readonly kind: "leaseGone"; readonly expired: boolean | null }
+  /** A restored snapshot holds neither a grant to this lease nor its wait: it ended without us. */
+  | { readonly kind: "waitEnded" }
   | { readonly kind: "timeout" }
   | { readonly kind: "cancelled" };
 
@@ -53,6 +63,13 @@ class GrantWatch {
       const end = this.match(event);
       if (end !== null && this.seen.length < WATCH_EVENTS_MAX) this.seen.push({ index, end });
     }
+    this.wake?.();
+  };
+
+  /** The node restored a snapshot up to `index`: whatever its entries did, the state tells. */
+  readonly restored = (machine: LockStateMachine, index: number): void => {
+    const end = restoredEnd(machine, this.request);
+    if (end !== null && this.seen.length < WATCH_EVENTS_MAX) this.seen.push({ index, end });
     this.wake?.();
   };
 
@@ -94,6 +111,17 @@ class GrantWatch {
   }
 }
 
+/** What a restored state says of one lease's wait for one name: granted, gone, still queued (null). */
+function restoredEnd(machine: LockStateMachine, request: BlockingRequest): WatchEnd | null {
+  const { name, leaseId } = request.command;
+  const status = request.table === "lock" ? machine.lockStatus(name) : machine.electionStatus(name);
+  const holder = status.holder;
+  if (holder !== null && holder.leaseId === leaseId) return { kind: "granted", token: holder.token, value: holder.value };
+  if (machine.leaseTimeToLive(leaseId) === null) return { kind: "leaseGone", expired: null };
+  if (status.waiters.some((w) => w.leaseId === leaseId)) return null;
+  return { kind: "waitEnded" };
+}
+
 function waitUntilMs(ctx: CallContext, timeoutMs: number, startMs: number): number | null {
   const limits: number[] = [];
   if (timeoutMs > 0) limits.push(startMs + timeoutMs);
@@ -104,7 +132,7 @@ function waitUntilMs(ctx: CallContext, timeoutMs: number, startMs: number): numb
 export async function acquireBlocking(deps: ServiceDeps, ctx: CallContext, request: BlockingRequest): Promise<Grant> {
   const startMs = Date.now();
   const watch = new GrantWatch(request);
-  const unsubscribe = deps.node.subscribe(watch.listener);
+  const unsubscribe = deps.node.subscribe(watch.listener, watch.restored);
   try {
     const { command } = request;
     const applied = await submitOk(deps, command, command.kind);
@@ -124,6 +152,7 @@ export async function acquireBlocking(deps: ServiceDeps, ctx: CallContext, reque
     const end = await watch.wait(afterIndex, ctx.signal, waitUntilMs(ctx, request.timeoutMs, startMs));
     if (end.kind === "granted") return grantOf(deps, request, end, applied.replayed);
     if (end.kind === "leaseGone") throw leaseGoneError(request, end.expired);
+    if (end.kind === "waitEnded") throw waitEndedError(request);
     return await withdraw(deps, { request, watch, afterIndex, why: end.kind });
   } finally {
     unsubscribe();
@@ -148,9 +177,14 @@ async function waitState(
   if (holder !== null && holder.leaseId === leaseId) return { holder, index };
   if (value.status.waiters.some((w) => w.leaseId === leaseId)) return { holder: null, index };
   if (!value.leaseExists) throw leaseGoneError(request, false);
-  throw new ApiError(
+  throw waitEndedError(request);
+}
+
+function waitEndedError(request: BlockingRequest): ApiError {
+  const { name, leaseId, seq } = request.command;
+  return new ApiError(
     "WAIT_CANCELLED",
-    `the wait of lease ${leaseId} for ${name} (seq ${request.command.seq}) has already ended without a grant; use a new seq`,
+    `the wait of lease ${leaseId} for ${name} (seq ${seq}) has already ended without a grant; use a new seq`,
   );
 }
 
@@ -180,11 +214,11 @@ async function leaseValidity(deps: ServiceDeps, leaseId: number): Promise<ValidU
   }
 }
 
-function leaseGoneError(request: BlockingRequest, expired: boolean): ApiError {
+function leaseGoneError(request: BlockingRequest, expired: boolean | null): ApiError {
   const { leaseId, name } = request.command;
-  return expired
-    ? new ApiError("LEASE_EXPIRED", `lease ${leaseId} expired while waiting for ${name}`)
-    : new ApiError("LEASE_NOT_FOUND", `lease ${leaseId} is gone (revoked) while waiting for ${name}`);
+  if (expired === true) return new ApiError("LEASE_EXPIRED", `lease ${leaseId} expired while waiting for ${name}`);
+  const how = expired === false ? "revoked" : "expired or revoked";
+  return new ApiError("LEASE_NOT_FOUND", `lease ${leaseId} is gone (${how}) while waiting for ${name}`);
 }
 
 async function withdraw(

@@ -52,6 +52,15 @@ export interface NodeStatus {
 /** Events of one applied entry, delivered synchronously in log order. */
 export type EventListener = (events: readonly StateEvent[], index: Index) => void;
 
+/**
+ * The member's state machine was replaced by a snapshot's image up to `index` (a lagging member
+ * caught up by InstallSnapshot): the entries the snapshot covers were never applied here, so they
+ * emitted no events. A listener waiting for one (a blocking Acquire's grant, an Observe stream's
+ * next leader) re-checks what it waits for in `machine`: this member's state at `index`, local
+ * and read-only (not a linearizable read). Delivered synchronously, in log order with the events.
+ */
+export type RestoreListener = (machine: LockStateMachine, index: Index) => void;
+
 export type AdminOutcome =
   | { readonly kind: "ok" }
   | { readonly kind: "notLeader"; readonly hint: LeaderHint | null }
@@ -61,8 +70,11 @@ export interface NodeApi {
   submit(command: ClientCommand, options?: CallOptions): Promise<SubmitOutcome>;
   /** ReadIndex: the query runs on the leader's state machine once it is linearizable. */
   read<T>(query: (machine: LockStateMachine) => T, options?: CallOptions): Promise<ReadOutcome<T>>;
-  /** Subscribe BEFORE submitting a blocking acquire so no grant event can be missed. */
-  subscribe(listener: EventListener): () => void;
+  /**
+   * Subscribe BEFORE submitting a blocking acquire so no grant event can be missed. `onRestored`
+   * is told when a snapshot replaces the state (the entries it covers emit no events).
+   */
+  subscribe(listener: EventListener, onRestored?: RestoreListener): () => void;
   status(): NodeStatus;
   transferLeader(to: NodeId): AdminOutcome;
   changeMembership(change: ConfChange): Promise<AdminOutcome>;

@@ -27,7 +27,17 @@ import type { RaftStorage } from "../storage/raft_storage.ts";
 import type { PeerTransport } from "../transport/peer_transport.ts";
 import { LeaderClock, type MonotonicClock } from "./leader_clock.ts";
 import { ReadyLoop } from "./ready_loop.ts";
-import type { AdminOutcome, CallOptions, EventListener, LeaderHint, NodeApi, NodeStatus, ReadOutcome, SubmitOutcome } from "./node_api.ts";
+import type {
+  AdminOutcome,
+  CallOptions,
+  EventListener,
+  LeaderHint,
+  NodeApi,
+  NodeStatus,
+  ReadOutcome,
+  RestoreListener,
+  SubmitOutcome,
+} from "./node_api.ts";
 
 export interface RaftNodeOptions {
   readonly raftConfig: RaftConfig;
@@ -102,6 +112,8 @@ export class RaftNode implements NodeApi {
   private readonly configWaiters = new Map<Index, { term: number; callback: (o: AdminOutcome) => void }>();
   private readonly reads = new Map<number, PendingRead>();
   private readonly listeners = new Set<EventListener>();
+  /** Told when a snapshot replaces the state machine (its entries emit no events): waiters re-check. */
+  private readonly restoreListeners = new Set<RestoreListener>();
   /** Timer commands proposed and not yet applied (by log index), so each is proposed once. */
   private readonly timersInFlight = new Map<Index, string>();
   /**
@@ -206,9 +218,16 @@ export class RaftNode implements NodeApi {
     this.options.requestProcess();
   }
 
-  subscribe(listener: EventListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+  subscribe(listener: EventListener, onRestored?: RestoreListener): () => void {
+    // Wrapped, so one function subscribed twice stays two subscriptions.
+    const events: EventListener = (evs, index) => listener(evs, index);
+    const restored: RestoreListener | null = onRestored ? (machine, index) => onRestored(machine, index) : null;
+    this.listeners.add(events);
+    if (restored) this.restoreListeners.add(restored);
+    return () => {
+      this.listeners.delete(events);
+      if (restored) this.restoreListeners.delete(restored);
+    };
   }
 
   transferLeader(to: NodeId): AdminOutcome {
@@ -315,6 +334,9 @@ export class RaftNode implements NodeApi {
     assert(snapshot.data.length > 0, "a snapshot from the leader must carry a state machine image");
     this.machine = LockStateMachine.restore(snapshot.data, this.stateConfig);
     this.appliedIndex = snapshot.metadata.index;
+    // The entries the snapshot covers were never applied here: no events. Whoever waits for one
+    // (a blocking Acquire or Campaign queued on this member, an Observe stream) re-checks now.
+    for (const l of [...this.restoreListeners]) l(this.machine, snapshot.metadata.index);
   }
 
   private maybeSnapshot(compact: (snapshot: Snapshot) => void): void {

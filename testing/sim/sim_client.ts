@@ -31,7 +31,7 @@ import type { ServiceDeps } from "../../server/api/handler_kit.ts";
 import { leaseService } from "../../server/api/lease_service.ts";
 import { lockService } from "../../server/api/lock_service.ts";
 import type { NodeId } from "../../server/core/types.ts";
-import type { EventListener, NodeApi, ReadOutcome, SubmitOutcome } from "../../server/node/node_api.ts";
+import type { EventListener, NodeApi, ReadOutcome, RestoreListener, SubmitOutcome } from "../../server/node/node_api.ts";
 import type { RaftNode } from "../../server/node/raft_node.ts";
 import type { ClientCommand } from "../../server/state/commands.ts";
 import type { StateConfig } from "../../server/state/limits.ts";
@@ -519,12 +519,19 @@ class SimNodeApi implements NodeApi {
     });
   }
 
-  subscribe(listener: EventListener): () => void {
-    // Events arrive during a process pass (any event's), and wake the api layer's waits.
+  subscribe(listener: EventListener, onRestored?: RestoreListener): () => void {
+    // Events (and snapshot restores) arrive during a process pass (any event's), and wake the api
+    // layer's waits.
+    const restored: RestoreListener | undefined = onRestored
+      ? (machine, index) => {
+          onRestored(machine, index);
+          this.env.touched();
+        }
+      : undefined;
     return this.raft.subscribe((events, index) => {
       listener(events, index);
       this.env.touched();
-    });
+    }, restored);
   }
 
   status(): ReturnType<NodeApi["status"]> {
