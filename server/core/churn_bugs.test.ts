@@ -11,7 +11,7 @@ import { makeRaftConfig } from "./config.ts";
 import type { Message } from "./messages.ts";
 import { SeededRandom } from "./random.ts";
 import { RaftCore } from "./raft.ts";
-import type { NodeId, PersistedState } from "./types.ts";
+import { EMPTY_PERSISTED_STATE, type NodeId, type PersistedState } from "./types.ts";
 
 /**
  * Synchronous cores with nothing on disk: a Ready is "persisted" by being taken, its messages go
@@ -94,6 +94,35 @@ class Net {
 const single = (op: "addVoter" | "addLearner" | "removeNode", nodeId: NodeId, witness = false) => ({ op, nodeId, witness });
 
 describe("core issues found by membership churn", () => {
+  it("issue 1: a member started with an empty disk learns the bootstrap configuration from the index-0 snapshot", () => {
+    // {a,b,c} bootstrapped; the leader has never compacted (its snapshot is the bootstrap one at
+    // index 0). d starts with an EMPTY disk, joins as a learner and is promoted.
+    const net = new Net();
+    for (const id of ["a", "b", "c"]) net.add(id, bootstrapState(["a", "b", "c"]));
+    const d = net.add("d", EMPTY_PERSISTED_STATE);
+    net.node("a").campaign();
+    net.stabilize();
+    for (let i = 0; i < 3; i++) assert.ok(net.node("a").propose(new Uint8Array([i])).ok);
+    net.stabilize();
+    net.propose("a", { kind: "simple", change: single("addLearner", "d") });
+    net.stabilize();
+    const restored = net.sent.filter((m) => m.kind === "snapshot" && m.to === "d");
+    assert.ok(
+      restored.length > 0 && restored.every((m) => m.kind === "snapshot" && m.snapshot.metadata.index === 0),
+      "d got no index-0 snapshot",
+    );
+    assert.deepEqual(d.status().confState, net.node("a").status().confState, "d does not know the configuration");
+    net.propose("a", { kind: "enterJoint", changes: [single("addVoter", "d")], autoLeave: true });
+    net.stabilize();
+    assert.deepEqual(d.status().confState.voters, ["a", "b", "c", "d"]);
+    assert.equal(d.status().commit, net.node("a").status().commit);
+    // Cut off, d campaigns in the configuration the others have: it cannot win alone.
+    net.drop = (m) => m.from === "d" || m.to === "d";
+    net.tick(60);
+    assert.notEqual(d.status().role, "leader", "d elected itself alone");
+    assert.equal(net.leader()?.id, "a");
+  });
+
   it("issue 3: a leader that commits its own removal keeps replicating the commit and hands over", () => {
     // {a,b,c}; a leads; d joins as a learner and replaces a in one joint step. The commit of
     // the leave-joint reaches nobody (a's broadcast is lost), then c is lost and a is shut down.

@@ -771,7 +771,9 @@ export class RaftCore {
 
   private onSnapshot(m: SnapshotMessage): void {
     const s = m.snapshot.metadata;
-    if (s.index <= this.log.committed) {
+    // An empty node (no snapshot, not even the bootstrap one) restores any snapshot, index 0 too:
+    // that is where it learns the configuration (churn issue 1).
+    if (s.index <= this.log.committed && !this.log.isEmpty()) {
       this.send({ kind: "appendResponse", to: m.from, index: this.log.committed, reject: false, rejectHintIndex: 0, rejectHintTerm: 0 });
       return;
     }
@@ -798,11 +800,29 @@ export class RaftCore {
       const hint = m.rejectHintTerm > 0 ? this.log.findConflictByTerm(m.rejectHintIndex, m.rejectHintTerm) : m.rejectHintIndex;
       if (pr.maybeDecrTo(m.index, hint)) {
         if (pr.state === "replicate") pr.becomeProbe();
+        if (pr.next - 1 === m.index && m.index <= this.log.snapshotIndex()) {
+          // The follower rejects even our snapshot's index and we cannot probe lower: it holds
+          // no state there at all (an empty disk; raft_log.ts term()). Only the snapshot helps,
+          // even the bootstrap one at index 0, which carries the configuration; entries from
+          // index 1 would leave it building its membership from nothing (churn issue 1: it then
+          // counted itself the only voter and elected itself).
+          this.sendSnapshot(m.from, pr);
+          return;
+        }
         this.replicationDirty.add(m.from);
       }
       return;
     }
-    if (!pr.maybeUpdate(m.index)) return; // stale or duplicate: match never decreases
+    if (!pr.maybeUpdate(m.index)) {
+      // Stale or duplicate: match never decreases. One exception: the answer to a probe at the
+      // match point itself, which is how an empty follower acknowledges the index-0 snapshot
+      // (match stays 0); replicate from there at once instead of after the next heartbeat.
+      if (pr.state === "probe" && pr.probeSent && m.index === pr.match && m.index === pr.next - 1) {
+        pr.becomeReplicate();
+        this.replicationDirty.add(m.from);
+      }
+      return;
+    }
     if (pr.state === "probe") pr.becomeReplicate();
     else pr.inflights.freeLE(m.index);
     if (this.maybeCommit()) this.commitBroadcastPending = true;

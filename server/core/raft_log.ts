@@ -63,10 +63,21 @@ export class RaftLog {
     return this.term(this.lastIndex()) ?? 0;
   }
 
-  /** Term of `index`, or undefined when compacted away or beyond the end. */
+  /**
+   * An empty disk: no snapshot, not even the bootstrap one, and no entries. Such a log holds
+   * nothing, not even index 0: every cluster starts from a snapshot at index 0 that carries its
+   * bootstrap configuration (bootstrap.ts), so an empty node must match no append, not even one at
+   * prevIndex 0, and the leader sends it a snapshot instead (raft.ts onAppendResponse), the
+   * index-0 one included (churn issue 1).
+   */
+  isEmpty(): boolean {
+    return this.snapshot === null && this.entries.length === 0;
+  }
+
+  /** Term of `index`, or undefined when compacted away, beyond the end, or the log is empty. */
   term(index: Index): Term | undefined {
     const snapIndex = this.snapshotIndex();
-    if (index === snapIndex) return this.snapshot?.metadata.term ?? 0;
+    if (index === snapIndex) return this.isEmpty() ? undefined : (this.snapshot?.metadata.term ?? 0);
     if (index < snapIndex || index > this.lastIndex()) return undefined;
     return this.entries[index - snapIndex - 1]?.term;
   }
@@ -187,10 +198,10 @@ export class RaftLog {
     return this.slice(lo, hi, countMax, Infinity) ?? [];
   }
 
-  /** A snapshot from the leader replaces the whole log. */
+  /** A snapshot from the leader replaces the whole log (an empty log takes even the index-0 one). */
   restore(snapshot: Snapshot): void {
     const idx = snapshot.metadata.index;
-    assert(idx > this.committed, "restore of a snapshot at or below commit");
+    assert(idx > this.committed || this.isEmpty(), "restore of a snapshot at or below commit");
     this.snapshot = snapshot;
     this.entries = [];
     this.stableIndex = Math.min(this.stableIndex, idx);

@@ -96,10 +96,24 @@ describe("raft log", () => {
   });
 
   it("a stale, shorter append never cuts entries it already matches", () => {
-    const log = new RaftLog({ hardState: { term: 1, vote: "", commit: 0 }, snapshot: null, entries: [] }, 0, noBugs);
+    // A bootstrapped log (the index-0 snapshot): an empty one matches nothing (next test).
+    const snapshot = { metadata: { index: 0, term: 0, confState: EMPTY_CONF_STATE }, data: new Uint8Array(0) };
+    const log = new RaftLog({ hardState: { term: 1, vote: "", commit: 0 }, snapshot, entries: [] }, 0, noBugs);
     log.maybeAppend(0, 0, 0, [e(1, 1), e(1, 2), e(1, 3)]);
     log.maybeAppend(0, 0, 0, [e(1, 1)]);
     assert.equal(log.lastIndex(), 3);
+  });
+
+  it("an empty log (no snapshot, no entries: an empty disk) matches no append, not even at index 0", () => {
+    const log = new RaftLog({ hardState: { term: 0, vote: "", commit: 0 }, snapshot: null, entries: [] }, 0, noBugs);
+    assert.equal(log.isEmpty(), true);
+    assert.equal(log.term(0), undefined);
+    assert.equal(log.maybeAppend(0, 0, 0, [e(1, 1)]), undefined);
+    assert.equal(log.lastIndex(), 0);
+    const snapshot = { metadata: { index: 0, term: 0, confState: EMPTY_CONF_STATE }, data: new Uint8Array(0) };
+    log.restore(snapshot); // even the index-0 snapshot, at its commit index
+    assert.equal(log.isEmpty(), false);
+    assert.equal(log.maybeAppend(0, 0, 0, [e(1, 1)]), 1);
   });
 
   it("findConflictByTerm skips a whole term", () => {

@@ -49,10 +49,10 @@ export interface RunOptions {
   /** Checks whose violations are not recorded (to show what else a bug breaks). */
   readonly disabledChecks?: readonly CheckName[];
   /**
-   * What a member added by the membership churn starts from: "bootstrap" (default) the cluster's
-   * bootstrap state, as every member does (server/data_dir.ts), later changes coming from the log
-   * or a snapshot; "empty" an empty disk, which exposes the open core issue in README.md
-   * ("A new member caught up from index 1").
+   * What a member added by the membership churn starts from: "empty" (default) an empty disk, so
+   * it must learn the configuration from the leader, even the bootstrap one that lives only in the
+   * index-0 snapshot (README.md, churn issue 1, fixed in the core); "bootstrap" the cluster's
+   * bootstrap state, as server/data_dir.ts writes it for every member.
    */
   readonly freshMembers?: "bootstrap" | "empty";
 }
@@ -128,7 +128,7 @@ export class Simulation {
     for (const id of ids) this.makeNode(id, initial, witnessTopology && id === "w");
     const initialConf = initial.snapshot?.metadata.confState;
     if (!initialConf) throw new Error("bootstrap state without a configuration");
-    const fresh = options.freshMembers === "empty" ? EMPTY_PERSISTED_STATE : initial;
+    const fresh = options.freshMembers === "bootstrap" ? initial : EMPTY_PERSISTED_STATE;
     const host = this.membershipHost(fresh);
     this.membership = new MembershipNemesis(host, churnRandom, this.swarm, this.swarm.topology, initialConf, (id) => this.isWitness(id));
   }
