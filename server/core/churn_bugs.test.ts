@@ -123,6 +123,41 @@ describe("core issues found by membership churn", () => {
     assert.equal(net.leader()?.id, "a");
   });
 
+  it("issue 2: a witness ignores a floor computed before a membership change it has applied", () => {
+    // Site A = a (leader), B = b, C = w (the witness). A heartbeat's floor, computed while every
+    // full member held the whole log, is delayed past the addition of learner x, which holds
+    // nothing; the witness must not truncate past x's match on it.
+    const net = new Net();
+    const boot = bootstrapState(["a", "b", "w"], ["w"]);
+    for (const id of ["a", "b", "w"]) net.add(id, boot);
+    net.add("x", EMPTY_PERSISTED_STATE);
+    net.drop = (m) => m.to === "x" || m.from === "x"; // x is cut off: it holds nothing
+    const a = net.node("a");
+    const w = net.node("w");
+    a.campaign();
+    net.stabilize();
+    for (let i = 0; i < 5; i++) assert.ok(a.propose(new Uint8Array([i])).ok);
+    net.stabilize();
+    a.tick();
+    const beat = net.take();
+    const stale = beat.filter((m) => m.kind === "heartbeat" && m.to === "w");
+    assert.ok(stale.length === 1 && stale[0]?.kind === "heartbeat" && stale[0].witnessFloor >= 6, "no floor to hold back");
+    for (const m of beat) if (!stale.includes(m)) net.deliver(m);
+    net.stabilize();
+    const join = net.propose("a", { kind: "simple", change: single("addLearner", "x") });
+    net.stabilize();
+    assert.ok(w.status().applied >= join && w.status().confState.learners.includes("x"), "w did not apply the change");
+    for (const m of stale) net.deliver(m); // the old floor arrives late
+    net.stabilize();
+    const marker = w.compactWitnessLog();
+    assert.equal(marker, null, `w truncated up to ${marker?.metadata.index} while learner x holds nothing`);
+    assert.equal(w.status().firstIndex, 1);
+    // Once x holds the log, the leader's current floors let w truncate again.
+    net.drop = () => false;
+    net.tick(3);
+    assert.ok((w.compactWitnessLog()?.metadata.index ?? 0) >= join, "w never truncated again");
+  });
+
   it("issue 3: a leader that commits its own removal keeps replicating the commit and hands over", () => {
     // {a,b,c}; a leads; d joins as a learner and replaces a in one joint step. The commit of
     // the leave-joint reaches nobody (a's broadcast is lost), then c is lost and a is shut down.

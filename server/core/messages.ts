@@ -23,6 +23,13 @@ export interface AppendMessage extends MessageBase {
    * min(commit, lowest match of every non-witness member) — rule W3.
    */
   readonly witnessFloor: Index;
+  /**
+   * The leader's applied index when it computed witnessFloor: the floor bounds the membership as
+   * of that index only, so a witness that has applied a membership change above it ignores the
+   * floor (witness_rules.floorStillBinds; churn issue 2). Absent (a peer that does not send it) is
+   * 0: such a floor binds only a witness that has applied no change since its log start.
+   */
+  readonly witnessFloorAppliedIndex?: Index;
 }
 
 /**
@@ -45,6 +52,8 @@ export interface HeartbeatMessage extends MessageBase {
   readonly readContext: number;
   /** As AppendMessage.witnessFloor. */
   readonly witnessFloor: Index;
+  /** As AppendMessage.witnessFloorAppliedIndex. */
+  readonly witnessFloorAppliedIndex?: Index;
 }
 
 export interface HeartbeatResponseMessage extends MessageBase {

@@ -51,6 +51,7 @@ import {
   electionTimeoutTicks,
   entriesToStore,
   floorAfterMembershipChange,
+  floorStillBinds,
   grantsWitnessCandidate,
   handsOverTo,
   leavesJointConfig,
@@ -131,6 +132,11 @@ export class RaftCore {
   private witnessFloorReceived: Index = 0;
   /** Witness only: ticks spent as leader this term, capped by witnessLeaderMaxTicks (W5). */
   private witnessLeaderTicks = 0;
+  /**
+   * Index of the config entry the current configuration comes from (the log start when it came
+   * with a snapshot or marker): a witness ignores floors computed before it (W3, floorStillBinds).
+   */
+  private confIndex: Index = 0;
   /** Applied membership changes with their index, so a compaction marker gets the right one. */
   private confHistory: { index: Index; confState: ConfState }[] = [];
   private lastHardState: HardState;
@@ -155,6 +161,7 @@ export class RaftCore {
       autoLeave: false,
     };
     this.readOnly = new ReadOnlyQueue(config.pendingReadsMax);
+    this.confIndex = this.log.snapshotIndex();
     this.replayAppliedConfChanges();
     this.resetProgress();
     this.becomeFollower(this.term, NO_NODE);
@@ -743,7 +750,7 @@ export class RaftCore {
     const entries = entriesToStore(this.confState, this.id, m.entries, this.config.bugs.witnessMetadataOnlyLog); // W1
     const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.commit, entries);
     if (lastNew !== undefined) {
-      this.noteWitnessFloor(m.witnessFloor);
+      this.noteWitnessFloor(m);
       this.send({ kind: "appendResponse", to: m.from, index: lastNew, reject: false, rejectHintIndex: 0, rejectHintTerm: 0 });
       return;
     }
@@ -765,7 +772,7 @@ export class RaftCore {
   private onHeartbeat(m: HeartbeatMessage): void {
     // The leader sends min(our match, its commit), so this never passes our matching prefix.
     this.log.commitTo(m.commit);
-    this.noteWitnessFloor(m.witnessFloor);
+    this.noteWitnessFloor(m);
     this.send({ kind: "heartbeatResponse", to: m.from, readContext: m.readContext });
   }
 
@@ -784,6 +791,8 @@ export class RaftCore {
       this.logLine(`${this.id} restores snapshot ${s.term}/${s.index}`);
       this.log.restore(m.snapshot);
       this.confState = s.confState;
+      this.confIndex = s.index;
+      this.witnessFloorReceived = floorAfterMembershipChange(); // W3: the membership may differ
       this.confHistory = [];
       this.resetProgress();
     }
@@ -848,9 +857,10 @@ export class RaftCore {
     return truncationFloorFor(this.confState, to, leader, this.progress);
   }
 
-  /** W3: a witness keeps the highest floor a current-term leader sent. */
-  private noteWitnessFloor(floor: Index): void {
-    this.witnessFloorReceived = raisedFloor(this.confState, this.id, this.witnessFloorReceived, floor);
+  /** W3: a witness keeps the highest floor a current-term leader sent for its current membership. */
+  private noteWitnessFloor(m: AppendMessage | HeartbeatMessage): void {
+    if (!floorStillBinds(m.witnessFloorAppliedIndex ?? 0, this.confIndex)) return;
+    this.witnessFloorReceived = raisedFloor(this.confState, this.id, this.witnessFloorReceived, m.witnessFloor);
   }
 
   private onHeartbeatResponse(m: HeartbeatResponseMessage): void {
@@ -1016,7 +1026,17 @@ export class RaftCore {
     if (prevTerm === undefined || entries === undefined) return this.sendSnapshot(to, pr);
     if (entries.length === 0 && !sendIfEmpty) return false;
     const commit = this.log.committed;
-    this.send({ kind: "append", to, prevIndex, prevTerm, entries, commit, witnessFloor: this.witnessFloorFor(to) });
+    const witnessFloorAppliedIndex = this.log.applied; // the membership witnessFloorFor counts (W3)
+    this.send({
+      kind: "append",
+      to,
+      prevIndex,
+      prevTerm,
+      entries,
+      commit,
+      witnessFloor: this.witnessFloorFor(to),
+      witnessFloorAppliedIndex,
+    });
     const last = entries[entries.length - 1];
     pr.sentEntries(last ? last.index : prevIndex, entries.length);
     return true;
@@ -1040,7 +1060,8 @@ export class RaftCore {
     for (const [id, pr] of this.progress) {
       if (id === this.id) continue;
       const commit = Math.min(pr.match, this.log.committed);
-      this.send({ kind: "heartbeat", to: id, commit, readContext, witnessFloor: this.witnessFloorFor(id) });
+      const witnessFloorAppliedIndex = this.log.applied;
+      this.send({ kind: "heartbeat", to: id, commit, readContext, witnessFloor: this.witnessFloorFor(id), witnessFloorAppliedIndex });
     }
   }
 
@@ -1061,6 +1082,7 @@ export class RaftCore {
       return;
     }
     this.confState = result.confState;
+    this.confIndex = e.index;
     this.confHistory.push({ index: e.index, confState: result.confState });
     this.witnessFloorReceived = floorAfterMembershipChange(); // W3
     this.logLine(`${this.id} applies config ${e.index}: ${describeConfState(this.confState)}`);
@@ -1151,6 +1173,7 @@ export class RaftCore {
       const result = applyConfChange(this.confState, decodeConfChange(e.data));
       if (result.ok) {
         this.confState = result.confState;
+        this.confIndex = i;
         this.confHistory.push({ index: i, confState: result.confState });
       }
     }

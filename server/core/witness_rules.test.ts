@@ -8,6 +8,7 @@ import { EMPTY_CONF_STATE } from "./types.ts";
 import {
   electionTimeoutTicks,
   entriesToStore,
+  floorStillBinds,
   grantsWitnessCandidate,
   handsOverTo,
   leavesJointConfig,
@@ -77,6 +78,13 @@ describe("witness rules", () => {
     assert.equal(truncationIndex(cs, "w", log, true), 6, "the bug truncates at commit, bounded by applied");
     assert.equal(truncationIndex(cs, "w", { ...log, snapshotIndex: 4 }, false), null);
     assert.equal(truncationIndex(cs, "a", log, false), null);
+  });
+
+  it("W3: a floor binds only a membership the leader had applied when it computed the floor", () => {
+    assert.equal(floorStillBinds(9, 9), true, "computed at the change itself");
+    assert.equal(floorStillBinds(12, 9), true);
+    assert.equal(floorStillBinds(8, 9), false, "computed before the change the witness applied at 9");
+    assert.equal(floorStillBinds(0, 0), true, "no change since the bootstrap snapshot");
   });
 
   it("W4: doubled election timeout; a witness candidate needs a strictly newer log", () => {

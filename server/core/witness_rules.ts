@@ -71,6 +71,21 @@ export function raisedFloor(cs: ConfState, self: NodeId, held: Index, sent: Inde
 }
 
 /**
+ * W3 (witness side): does a floor still bind this witness's membership? The leader computed it
+ * over the members of its configuration as of its applied index `floorAppliedIndex`; the witness's
+ * own configuration comes from the change at `confIndex` (its latest applied config entry, or its
+ * log start when the configuration came with a snapshot or marker). If the witness applied a
+ * change the leader had not (floorAppliedIndex < confIndex), the floor may leave out a member that
+ * change added and that holds nothing yet: a floor computed before the change, delayed or
+ * duplicated past it, must be ignored (churn issue 2, witness seed 23), since
+ * floorAfterMembershipChange alone only drops the floors received BEFORE the change. An honest
+ * floor is never ignored for long: the leader's applied index grows with every commit.
+ */
+export function floorStillBinds(floorAppliedIndex: Index, confIndex: Index): boolean {
+  return floorAppliedIndex >= confIndex;
+}
+
+/**
  * W3: the floor after a membership change is applied: none. A new full member may hold nothing
  * yet, so floors computed for the old membership no longer bound anything; wait for the leader's
  * next one.

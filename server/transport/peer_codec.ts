@@ -50,9 +50,16 @@ export interface WireRaftMessage {
   from: string;
   to: string;
   term: string;
-  append?: { prev_index: string; prev_term: string; entries: WireEntry[]; commit: string; witness_floor: string };
+  append?: {
+    prev_index: string;
+    prev_term: string;
+    entries: WireEntry[];
+    commit: string;
+    witness_floor: string;
+    witness_floor_applied_index: string;
+  };
   append_response?: { index: string; reject: boolean; reject_hint_index: string; reject_hint_term: string };
-  heartbeat?: { commit: string; read_context: string; witness_floor: string };
+  heartbeat?: { commit: string; read_context: string; witness_floor: string; witness_floor_applied_index: string };
   heartbeat_response?: { read_context: string };
   vote?: { pre_vote: boolean; transfer: boolean; last_index: string; last_term: string };
   vote_response?: { pre_vote: boolean; reject: boolean };
@@ -104,6 +111,7 @@ export function encodeMessage(m: Message): WireRaftMessage {
           entries: m.entries.map(encodeEntry),
           commit: u64(m.commit),
           witness_floor: u64(m.witnessFloor),
+          witness_floor_applied_index: u64(m.witnessFloorAppliedIndex ?? 0),
         },
       };
     case "appendResponse":
@@ -117,7 +125,15 @@ export function encodeMessage(m: Message): WireRaftMessage {
         },
       };
     case "heartbeat":
-      return { ...head, heartbeat: { commit: u64(m.commit), read_context: u64(m.readContext), witness_floor: u64(m.witnessFloor) } };
+      return {
+        ...head,
+        heartbeat: {
+          commit: u64(m.commit),
+          read_context: u64(m.readContext),
+          witness_floor: u64(m.witnessFloor),
+          witness_floor_applied_index: u64(m.witnessFloorAppliedIndex ?? 0),
+        },
+      };
     case "heartbeatResponse":
       return { ...head, heartbeat_response: { read_context: u64(m.readContext) } };
     case "vote":
@@ -167,6 +183,12 @@ function record(raw: unknown, what: string): Record<string, unknown> {
 }
 
 /** uint64 from the loader (decimal string) or a number; absent means 0 as in proto3. */
+/** The optional witness_floor_applied_index (0 on the wire = absent in the Message: the same meaning). */
+function floorAppliedIndex(b: Record<string, unknown>, what: string): { witnessFloorAppliedIndex?: number } {
+  const n = readU64(b, "witness_floor_applied_index", what);
+  return n > 0 ? { witnessFloorAppliedIndex: n } : {};
+}
+
 function readU64(obj: Record<string, unknown>, key: string, what: string): number {
   const v = obj[key];
   if (v === undefined || v === null) return 0;
@@ -291,7 +313,8 @@ function decodeMessageOrThrow(raw: unknown): Message {
       checkEntries(entries, prevIndex, prevTerm, term);
       if (!Number.isSafeInteger(prevIndex + entries.length)) fail("append runs past the largest safe index");
       const witnessFloor = readU64(b, "witness_floor", kind);
-      return { ...head, kind: "append", prevIndex, prevTerm, entries, commit: readU64(b, "commit", kind), witnessFloor };
+      const floorApplied = floorAppliedIndex(b, kind);
+      return { ...head, kind: "append", prevIndex, prevTerm, entries, commit: readU64(b, "commit", kind), witnessFloor, ...floorApplied };
     }
     case "append_response":
       return {
@@ -309,6 +332,7 @@ function decodeMessageOrThrow(raw: unknown): Message {
         commit: readU64(b, "commit", kind),
         readContext: readU64(b, "read_context", kind),
         witnessFloor: readU64(b, "witness_floor", kind),
+        ...floorAppliedIndex(b, kind),
       };
     case "heartbeat_response":
       return { ...head, kind: "heartbeatResponse", readContext: readU64(b, "read_context", kind) };
