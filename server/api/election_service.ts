@@ -156,6 +156,7 @@ class ObserveStream {
         if (event.table !== "election" || event.name !== name) return null;
         return this.remember(null, index);
       case "leaseGone":
+      case "actedForOwner":
         return null;
     }
   }

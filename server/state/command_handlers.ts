@@ -2,7 +2,9 @@
 //
 // Client commands validate their arguments (INVALID_ARGUMENT), their lease (LEASE_NOT_FOUND,
 // LEASE_EXPIRED) and the limits (LIMIT_EXCEEDED) before touching state, so a rejected command
-// changes nothing. System commands are guarded: a timer command that no longer matches the state
+// changes nothing. Ownership (caller.ts): what a lease owns is acted on by its owner or an admin
+// (reported as actedForOwner for the audit log); anyone else gets PERMISSION_DENIED.
+// System commands are guarded: a timer command that no longer matches the state
 // (renewed lease, restarted delay, timers not yet restarted in this term) applies as a no-op.
 //
 // A LIMIT_EXCEEDED message names the limit and its value ("lease table is full: leasesMax =
@@ -11,10 +13,11 @@
 
 import { assert, assertNever } from "../core/assert.ts";
 import type { ApplyContext } from "./apply_context.ts";
-import type { ClientCommand, SystemCommand } from "./commands.ts";
+import { accessOf, callerOf, sessionKey, type Caller } from "./caller.ts";
+import type { ClientCommand, LeaseGrant, LeaseKeepAlive, SystemCommand } from "./commands.ts";
 import type { ElectionTable } from "./election_table.ts";
 import type { IdAllocator } from "./id_allocator.ts";
-import type { LeaseRecord, LeaseTable } from "./lease_table.ts";
+import { sessionOf, type LeaseRecord, type LeaseTable } from "./lease_table.ts";
 import { utf8ByteLength, type StateConfig, type StateLimits } from "./limits.ts";
 import type { AcquireOutcome, LockTable } from "./lock_table.ts";
 import { errorResult, okResult, type CommandError, type CommandResult, type KeepAliveFailure, type ValidUntil } from "./results.ts";
@@ -36,44 +39,112 @@ export interface MachineTables {
 }
 
 export function applyClientCommand(s: MachineTables, ctx: ApplyContext, command: ClientCommand): CommandResult {
+  const caller = callerOf(command);
   switch (command.kind) {
     case "LeaseGrant":
-      return leaseGrant(s, ctx, command.clientId, command.ttlMs);
+      return leaseGrant(s, ctx, command, caller);
     case "LeaseKeepAlive":
-      return leaseKeepAlive(s, ctx, command.clientId, command.leaseIds);
+      return leaseKeepAlive(s, ctx, command, caller);
     case "LeaseRevoke": {
-      if (s.leases.get(command.leaseId) === undefined) return leaseNotFound(command.leaseId);
+      const lease = s.leases.get(command.leaseId);
+      if (lease === undefined) return leaseNotFound(command.leaseId);
+      const denied = checkAccess(ctx, { caller, command: command.kind, lease, name: null });
+      if (denied !== null) return denied;
       removeLease(s, ctx, command.leaseId, false);
       return okResult({ kind: "LeaseRevoke", leaseId: command.leaseId });
     }
     case "LockAcquire":
     case "ElectionCampaign":
-      return acquire(s, ctx, command);
-    case "LockRelease":
+      return acquire(s, ctx, command, caller);
+    case "LockRelease": {
+      const denied = checkHolder(s, ctx, { caller, command: command.kind, table: s.locks, name: command.name, token: command.token });
+      if (denied !== null) return denied;
       return okResult({ kind: "LockRelease", released: s.locks.release(ctx, command.name, command.token) });
+    }
     case "ElectionProclaim": {
       const bad = checkValue(s, command.value);
       if (bad !== null) return bad;
       if (s.elections.leader(command.name)?.token !== command.token) {
         return errorResult("NOT_HOLDER", `token ${command.token} is not the current leadership`);
       }
-      const growth = s.elections.table.valueBytesDelta(command.name, command.value);
+      const table = s.elections.table;
+      const denied = checkHolder(s, ctx, { caller, command: command.kind, table, name: command.name, token: command.token });
+      if (denied !== null) return denied;
+      const growth = table.valueBytesDelta(command.name, command.value);
       if (growth > valueBytesRoom(s)) return valuesFull(s.config.limits, growth);
       const proclaimed = s.elections.proclaim(ctx, command.name, command.token, command.value);
       assert(proclaimed, `proclaim of ${command.name} by its leader failed`);
       return okResult({ kind: "ElectionProclaim", token: command.token });
     }
     case "ElectionResign": {
+      const table = s.elections.table;
+      const denied = checkHolder(s, ctx, { caller, command: command.kind, table, name: command.name, token: command.token });
+      if (denied !== null) return denied;
       const resigned = s.elections.resign(ctx, command.name, command.token);
       return okResult({ kind: "ElectionResign", resigned });
     }
     case "WaitCancel": {
       const table = command.table === "lock" ? s.locks : s.elections.table;
+      const lease = s.leases.get(command.leaseId);
+      if (lease !== undefined) {
+        const denied = checkAccess(ctx, { caller, command: command.kind, lease, name: command.name });
+        if (denied !== null) return denied;
+      }
       return okResult({ kind: "WaitCancel", cancelled: table.cancelWait(command.name, command.leaseId) });
     }
     default:
       return assertNever(command, "client command");
   }
+}
+
+/**
+ * Whether the caller may act on what `lease` owns (caller.ts): its owner may; an admin may, and
+ * the act is reported (actedForOwner) for the audit log; anyone else is PERMISSION_DENIED.
+ */
+function checkAccess(
+  ctx: ApplyContext,
+  act: { readonly caller: Caller; readonly command: ClientCommand["kind"]; readonly lease: LeaseRecord; readonly name: string | null },
+): CommandError | null {
+  const access = accessOf(act.caller, act.lease.owner);
+  if (access === "denied") {
+    const what = act.name === null ? `lease ${act.lease.leaseId}` : "the holder's lease";
+    return errorResult("PERMISSION_DENIED", `${what} belongs to another identity`);
+  }
+  if (access === "admin") {
+    const { command, name } = act;
+    ctx.events.push({
+      kind: "actedForOwner",
+      command,
+      identity: act.caller.identity,
+      owner: act.lease.owner,
+      leaseId: act.lease.leaseId,
+      name,
+    });
+  }
+  return null;
+}
+
+/**
+ * A fenced release (or proclaim, resign) of `token`: checked against the owner only when the
+ * token is the current grant; any other token is the usual no-op (released = false), which
+ * tells a non-owner nothing.
+ */
+function checkHolder(
+  s: MachineTables,
+  ctx: ApplyContext,
+  act: {
+    readonly caller: Caller;
+    readonly command: ClientCommand["kind"];
+    readonly table: LockTable;
+    readonly name: string;
+    readonly token: number;
+  },
+): CommandError | null {
+  const holder = act.table.holder(act.name);
+  if (holder === null || holder.token !== act.token) return null;
+  const lease = s.leases.get(holder.leaseId);
+  assert(lease !== undefined, `holder of ${act.name} has no lease`);
+  return checkAccess(ctx, { caller: act.caller, command: act.command, lease, name: act.name });
 }
 
 export function applySystemCommand(s: MachineTables, ctx: ApplyContext, command: SystemCommand, term: number): CommandResult {
@@ -111,37 +182,55 @@ export function applySystemCommand(s: MachineTables, ctx: ApplyContext, command:
   }
 }
 
-function leaseGrant(s: MachineTables, ctx: ApplyContext, clientId: string, ttlMs: number): CommandResult {
+function leaseGrant(s: MachineTables, ctx: ApplyContext, command: LeaseGrant, caller: Caller): CommandResult {
   const limits = s.config.limits;
+  const { ttlMs, clientId } = command;
   if (ttlMs < limits.ttlMsMin || ttlMs > limits.ttlMsMax) {
     return errorResult("INVALID_ARGUMENT", `ttlMs ${ttlMs} outside [${limits.ttlMsMin}, ${limits.ttlMsMax}]`);
   }
-  if (s.leases.leaseCountOf(clientId) >= limits.leasesPerClientMax) {
+  if (s.leases.leaseCountOf(sessionKey(caller.identity, clientId)) >= limits.leasesPerClientMax) {
     return limitExceeded("this client holds as many leases as allowed", "leasesPerClientMax", limits.leasesPerClientMax);
   }
   if (s.leases.size >= limits.leasesMax) return limitExceeded("lease table is full", "leasesMax", limits.leasesMax);
-  const lease = s.leases.grant({ leaseId: s.ids.nextLeaseId(), clientId, ttlMs, nowMs: ctx.nowMs });
+  if (command.leaseId !== undefined && s.leases.has(command.leaseId)) {
+    return errorResult("LEASE_ID_TAKEN", `lease id ${command.leaseId} is taken; draw another`);
+  }
+  const leaseId = command.leaseId ?? nextFreeLeaseId(s);
+  const lease = s.leases.grant({ leaseId, clientId, owner: caller.identity, ttlMs, nowMs: ctx.nowMs });
   return okResult({ kind: "LeaseGrant", leaseId: lease.leaseId, validUntil: s.leases.validUntil(lease) });
+}
+
+/** The sequential id of a grant without a drawn one (v1 entries, tests), past any drawn id that took it. */
+function nextFreeLeaseId(s: MachineTables): number {
+  // At most leases.size ids are taken, so one of size + 1 tries is free.
+  let leaseId = s.ids.nextLeaseId();
+  for (let tries = 0; s.leases.has(leaseId) && tries < s.leases.size; tries++) leaseId = s.ids.nextLeaseId();
+  assert(!s.leases.has(leaseId), "no free sequential lease id");
+  return leaseId;
 }
 
 /**
  * One entry renews many leases; each id succeeds or fails on its own. Its answer lists every
  * distinct id and is stored for retries, so room is made for it first (keepAliveLeaseIdsStoredMax):
- * a renewal is never refused for what other sessions store.
+ * a renewal is never refused for what other sessions store. Another identity's lease fails with
+ * PERMISSION_DENIED (an admin renews it).
  */
-function leaseKeepAlive(s: MachineTables, ctx: ApplyContext, clientId: string, leaseIds: readonly number[]): CommandResult {
+function leaseKeepAlive(s: MachineTables, ctx: ApplyContext, command: LeaseKeepAlive, caller: Caller): CommandResult {
   const limits = s.config.limits;
+  const leaseIds = command.leaseIds;
   if (leaseIds.length === 0) return errorResult("INVALID_ARGUMENT", "no lease ids");
   if (leaseIds.length > limits.keepAliveLeaseIdsMax) {
     return limitExceeded("too many lease ids in one KeepAlive", "keepAliveLeaseIdsMax", limits.keepAliveLeaseIdsMax);
   }
   const distinct = new Set(leaseIds);
-  s.sessions.makeRoomForKeepAlive(clientId, distinct.size, limits.keepAliveLeaseIdsStoredMax);
+  s.sessions.makeRoomForKeepAlive(sessionKey(caller.identity, command.clientId), distinct.size, limits.keepAliveLeaseIdsStoredMax);
   const renewed: { leaseId: number; validUntil: ValidUntil }[] = [];
   const failed: KeepAliveFailure[] = [];
   for (const leaseId of distinct) {
     const lease = s.leases.get(leaseId);
     if (lease === undefined) failed.push({ leaseId, code: "LEASE_NOT_FOUND" });
+    else if (checkAccess(ctx, { caller, command: command.kind, lease, name: null }) !== null)
+      failed.push({ leaseId, code: "PERMISSION_DENIED" });
     else if (!s.leases.isLive(lease, ctx.nowMs)) failed.push({ leaseId, code: "LEASE_EXPIRED" });
     else renewed.push({ leaseId, validUntil: s.leases.validUntil(s.leases.renew(leaseId, ctx.nowMs)) });
   }
@@ -152,11 +241,16 @@ function acquire(
   s: MachineTables,
   ctx: ApplyContext,
   command: Extract<ClientCommand, { kind: "LockAcquire" | "ElectionCampaign" }>,
+  caller: Caller,
 ): CommandResult {
   const isLock = command.kind === "LockAcquire";
   const value = isLock ? "" : command.value;
   const bad = checkName(s, command.name) ?? checkValue(s, value);
   if (bad !== null) return bad;
+  const existing = s.leases.get(command.leaseId);
+  // Waiting or holding with another identity's lease would make its lock ours to release.
+  const denied = existing === undefined ? null : checkAccess(ctx, { caller, command: command.kind, lease: existing, name: command.name });
+  if (denied !== null) return denied;
   const lease =
     s.config.bugs?.grantWithoutLeaseCheck === true ? leaseIgnoringLiveness(s, ctx, command.leaseId) : liveLease(s, ctx, command.leaseId);
   if ("code" in lease) return lease;
@@ -205,7 +299,8 @@ export function removeLease(s: MachineTables, ctx: ApplyContext, leaseId: number
   s.locks.removeLease(ctx, options);
   s.elections.table.removeLease(ctx, options);
   ctx.events.push({ kind: "leaseGone", leaseId, clientId: lease.clientId, expired });
-  if (s.leases.leaseCountOf(lease.clientId) === 0) s.sessions.onLeasesGone(lease.clientId, ctx.nowMs);
+  const session = sessionOf(lease);
+  if (s.leases.leaseCountOf(session) === 0) s.sessions.onLeasesGone(session, ctx.nowMs);
 }
 
 function liveLease(s: MachineTables, ctx: ApplyContext, leaseId: number): LeaseRecord | CommandError {
@@ -217,7 +312,16 @@ function liveLease(s: MachineTables, ctx: ApplyContext, leaseId: number): LeaseR
 
 /** The grantWithoutLeaseCheck bug switch: any lease, even expired or missing, passes. */
 function leaseIgnoringLiveness(s: MachineTables, ctx: ApplyContext, leaseId: number): LeaseRecord {
-  const ghost = { leaseId, clientId: "", ttlMs: 0, grantedAtMs: ctx.nowMs, renewedAtMs: ctx.nowMs, deadlineMs: ctx.nowMs, renewSeq: 0 };
+  const ghost = {
+    leaseId,
+    clientId: "",
+    owner: "",
+    ttlMs: 0,
+    grantedAtMs: ctx.nowMs,
+    renewedAtMs: ctx.nowMs,
+    deadlineMs: ctx.nowMs,
+    renewSeq: 0,
+  };
   return s.leases.get(leaseId) ?? ghost;
 }
 

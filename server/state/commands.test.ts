@@ -7,7 +7,9 @@ import { LockStateMachine } from "./machine.ts";
 const s = { clientId: "c1", seq: 3 };
 const ALL: Command[] = [
   { kind: "LeaseGrant", ...s, ttlMs: 5000 },
+  { kind: "LeaseGrant", ...s, ttlMs: 5000, leaseId: 2 ** 53 - 1, identity: "alice", admin: false },
   { kind: "LeaseKeepAlive", ...s, leaseIds: [1, 2, 3] },
+  { kind: "LeaseRevoke", ...s, leaseId: 7, identity: "ops@example", admin: true },
   { kind: "LeaseRevoke", ...s, leaseId: 7 },
   { kind: "LockAcquire", ...s, name: "db/primary", leaseId: 7, wait: true },
   { kind: "LockRelease", ...s, name: "db/primary", token: 42 },
@@ -40,7 +42,7 @@ describe("command codec", () => {
       text("not json"),
       text("null"),
       text("[1,2]"),
-      text('{"v":2,"leaderTimeMs":1,"term":1,"command":{"kind":"Noop"}}'),
+      text('{"v":3,"leaderTimeMs":1,"term":1,"command":{"kind":"Noop"}}'),
       wire({ kind: "Noop" }, { leaderTimeMs: -1 }),
       wire({ kind: "Noop" }, { term: 1.5 }),
       wire({ kind: "Explode" }),
@@ -54,6 +56,13 @@ describe("command codec", () => {
       wire({ kind: "LeaseKeepAlive", clientId: "c", seq: 1, leaseIds: [1, -2] }),
       wire({ kind: "LockAcquire", clientId: "c", seq: 1, name: "x", leaseId: 1, wait: "yes" }),
       wire({ kind: "LockDelayEnd", table: "table", name: "x", delayId: 1 }),
+      // v2 fields in a v1 entry, and malformed v2 fields.
+      wire({ kind: "LeaseGrant", clientId: "c", seq: 1, ttlMs: 1000, leaseId: 5 }),
+      wire({ kind: "LeaseRevoke", clientId: "c", seq: 1, leaseId: 5, identity: "a" }),
+      wire({ kind: "LeaseRevoke", clientId: "c", seq: 1, leaseId: 5, identity: 7 }, { v: 2 }),
+      wire({ kind: "LeaseRevoke", clientId: "c", seq: 1, leaseId: 5, admin: "yes" }, { v: 2 }),
+      wire({ kind: "LeaseGrant", clientId: "c", seq: 1, ttlMs: 1000, leaseId: 0 }, { v: 2 }),
+      wire({ kind: "LeaseExpire", leaseId: 1, renewSeq: 1, identity: "a" }, { v: 2 }),
       wire("Noop"),
       new Uint8Array(COMMAND_BYTES_MAX + 1),
       new Uint8Array(0),
@@ -63,6 +72,14 @@ describe("command codec", () => {
       assert.equal(decoded.ok, false);
       if (!decoded.ok) assert.ok(decoded.reason.length > 0);
     }
+  });
+
+  it("decodes version 1 entries (logs written before identities) as the anonymous caller", () => {
+    const decoded = decodeCommand(wire({ kind: "LeaseGrant", clientId: "c", seq: 1, ttlMs: 1000 }));
+    assert.deepEqual(decoded, {
+      ok: true,
+      value: { leaderTimeMs: 10, term: 2, command: { kind: "LeaseGrant", clientId: "c", seq: 1, ttlMs: 1000 } },
+    });
   });
 
   it("the machine turns undecodable entries into INVALID_ARGUMENT and changes nothing else", () => {

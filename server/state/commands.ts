@@ -5,22 +5,39 @@
 // every field against a schema and answers garbage with {ok:false, reason}, never a throw.
 // Range checks (TTL, name length, limits) are the machine's job: they are results a client sees.
 //
-// Client commands carry {clientId, seq} for exactly-once; system commands are proposed by the
-// leader itself (guarded timers, the timer restart on promotion, the restore epoch bump, Noop).
+// Client commands carry {clientId, seq} for exactly-once, and the caller the leader's api handler
+// authenticated (caller.ts); system commands are proposed by the leader itself (guarded timers,
+// the timer restart on promotion, the restore epoch bump, Noop).
+//
+// Versions: 2 adds the optional caller fields (identity, admin) and LeaseGrant's leaseId (drawn
+// at random by the leader). Version 1 entries (logs written before) still decode, as the anonymous
+// caller with sequential lease ids; a v1 entry with a v2 field is refused. A member of the older
+// code refuses v2 entries, so upgrade every member together (README, Authentication).
 
 import { COMMAND_BYTES_MAX } from "./limits.ts";
 
-export const COMMAND_CODEC_VERSION = 1;
+export const COMMAND_CODEC_VERSION = 2;
+const CODEC_VERSIONS_DECODED: readonly number[] = [1, COMMAND_CODEC_VERSION];
 
 export interface SessionFields {
   readonly clientId: string;
   /** Per-client sequence, starting at 1; a retry reuses it. */
   readonly seq: number;
+  /** The authenticated caller (caller.ts); absent: the anonymous identity "" of the open mode. */
+  readonly identity?: string;
+  /** The leader's authorization let the caller act on other identities' objects; absent: false. */
+  readonly admin?: boolean;
 }
 
 export interface LeaseGrant extends SessionFields {
   readonly kind: "LeaseGrant";
   readonly ttlMs: number;
+  /**
+   * Drawn at random by the leader (server/api: not guessable); a taken id is refused with
+   * LEASE_ID_TAKEN, unrecorded, and the leader draws again. Absent (v1 entries, tests): the next
+   * sequential id.
+   */
+  readonly leaseId?: number;
 }
 export interface LeaseKeepAlive extends SessionFields {
   readonly kind: "LeaseKeepAlive";
@@ -118,13 +135,19 @@ export interface StampedCommand {
 export type DecodeResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
 
 type FieldType = "string" | "uint" | "posUint" | "bool" | "uintList" | "table";
+/** A field that may be absent ("?") and the codec version that introduced it. */
+interface OptionalField {
+  readonly type: FieldType;
+  readonly sinceVersion: number;
+}
 interface Schema {
   readonly session: boolean;
   readonly fields: Readonly<Record<string, FieldType>>;
+  readonly optional?: Readonly<Record<string, OptionalField>>;
 }
 
 const SCHEMAS: Readonly<Record<CommandKind, Schema>> = {
-  LeaseGrant: { session: true, fields: { ttlMs: "uint" } },
+  LeaseGrant: { session: true, fields: { ttlMs: "uint" }, optional: { leaseId: { type: "posUint", sinceVersion: 2 } } },
   LeaseKeepAlive: { session: true, fields: { leaseIds: "uintList" } },
   LeaseRevoke: { session: true, fields: { leaseId: "uint" } },
   LockAcquire: { session: true, fields: { name: "string", leaseId: "uint", wait: "bool" } },
@@ -141,6 +164,10 @@ const SCHEMAS: Readonly<Record<CommandKind, Schema>> = {
 };
 
 const SESSION_FIELDS: Readonly<Record<string, FieldType>> = { clientId: "string", seq: "posUint" };
+const SESSION_OPTIONAL: Readonly<Record<string, OptionalField>> = {
+  identity: { type: "string", sinceVersion: 2 },
+  admin: { type: "bool", sinceVersion: 2 },
+};
 
 export function isClientCommand(command: Command): command is ClientCommand {
   return SCHEMAS[command.kind].session;
@@ -165,31 +192,41 @@ export function decodeCommand(bytes: Uint8Array): DecodeResult<StampedCommand> {
     return fail("entry is not UTF-8 JSON");
   }
   if (!isRecord(wire)) return fail("entry is not an object");
-  if (wire["v"] !== COMMAND_CODEC_VERSION) return fail(`unsupported version ${String(wire["v"])}`);
+  const version = wire["v"];
+  if (typeof version !== "number" || !CODEC_VERSIONS_DECODED.includes(version)) return fail(`unsupported version ${String(version)}`);
   const leaderTimeMs = wire["leaderTimeMs"];
   const term = wire["term"];
   if (!checkField(leaderTimeMs, "uint")) return fail("leaderTimeMs must be a safe integer >= 0");
   if (!checkField(term, "uint")) return fail("term must be a safe integer >= 0");
-  const command = decodeBody(wire["command"]);
+  const command = decodeBody(wire["command"], version);
   if (!command.ok) return command;
   const value = { leaderTimeMs: leaderTimeMs as number, term: term as number, command: command.value };
   return { ok: true, value };
 }
 
-function decodeBody(body: unknown): DecodeResult<Command> {
+function decodeBody(body: unknown, version: number): DecodeResult<Command> {
   if (!isRecord(body)) return fail("command is not an object");
   const kind = body["kind"];
   if (typeof kind !== "string" || !Object.hasOwn(SCHEMAS, kind)) return fail("unknown command kind");
   const schema = SCHEMAS[kind as CommandKind];
   const fields = schema.session ? { ...SESSION_FIELDS, ...schema.fields } : schema.fields;
+  const optional = schema.session ? { ...SESSION_OPTIONAL, ...schema.optional } : (schema.optional ?? {});
   const out: Record<string, unknown> = { kind };
   for (const [field, type] of Object.entries(fields)) {
     const value = body[field];
     if (!checkField(value, type)) return fail(`${kind}.${field} must be ${type}`);
     out[field] = Array.isArray(value) ? [...(value as number[])] : value;
   }
-  const known = Object.keys(fields).length + 1;
-  if (Object.keys(body).length !== known) return fail(`${kind} has unknown fields`);
+  let present = Object.keys(fields).length + 1;
+  for (const [field, spec] of Object.entries(optional)) {
+    if (!Object.hasOwn(body, field)) continue;
+    if (version < spec.sinceVersion) return fail(`${kind}.${field} is not a field of version ${version}`);
+    const value = body[field];
+    if (!checkField(value, spec.type)) return fail(`${kind}.${field} must be ${spec.type}`);
+    out[field] = value;
+    present += 1;
+  }
+  if (Object.keys(body).length !== present) return fail(`${kind} has unknown fields`);
   // The schema checked every field of this kind, so the record has the Command's shape.
   return { ok: true, value: out as unknown as Command };
 }

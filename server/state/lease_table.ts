@@ -5,14 +5,19 @@
 // LEASE_EXPIRED, so a renewal can never revive a lease whose client has already given it up.
 // renewSeq counts renewals (and timer restarts); LeaseExpire carries the renewSeq the leader saw,
 // so an Expire that races with a renewal committed just before it does nothing.
+// A lease belongs to `owner`, the identity that granted it (caller.ts); the per-client counts are
+// per exactly-once session, sessionKey(owner, clientId).
 
 import { assert } from "../core/assert.ts";
+import { sessionKey } from "./caller.ts";
 import { serverDeadlineMs } from "./limits.ts";
 import type { ValidUntil } from "./results.ts";
 
 export interface LeaseRecord {
   readonly leaseId: number;
   readonly clientId: string;
+  /** The identity that granted it ("" anonymous: open mode, or granted before identities). */
+  readonly owner: string;
   readonly ttlMs: number;
   readonly grantedAtMs: number;
   /** Leader time of the last grant, renewal or timer restart. */
@@ -50,15 +55,21 @@ export class LeaseTable {
     return nowMs < lease.deadlineMs;
   }
 
-  leaseCountOf(clientId: string): number {
-    return this.countByClient.get(clientId) ?? 0;
+  /** Leases of one exactly-once session (sessionKey). */
+  leaseCountOf(session: string): number {
+    return this.countByClient.get(session) ?? 0;
   }
 
-  grant(options: { leaseId: number; clientId: string; ttlMs: number; nowMs: number }): LeaseRecord {
+  has(leaseId: number): boolean {
+    return this.leases.has(leaseId);
+  }
+
+  grant(options: { leaseId: number; clientId: string; owner: string; ttlMs: number; nowMs: number }): LeaseRecord {
     assert(!this.leases.has(options.leaseId), `lease ${options.leaseId} granted twice`);
     const record: LeaseRecord = {
       leaseId: options.leaseId,
       clientId: options.clientId,
+      owner: options.owner,
       ttlMs: options.ttlMs,
       grantedAtMs: options.nowMs,
       renewedAtMs: options.nowMs,
@@ -80,10 +91,11 @@ export class LeaseTable {
     const lease = this.leases.get(leaseId);
     assert(lease !== undefined, `remove of unknown lease ${leaseId}`);
     this.leases.delete(leaseId);
-    const count = this.leaseCountOf(lease.clientId) - 1;
+    const session = sessionOf(lease);
+    const count = this.leaseCountOf(session) - 1;
     assert(count >= 0, "lease count per client went negative");
-    if (count === 0) this.countByClient.delete(lease.clientId);
-    else this.countByClient.set(lease.clientId, count);
+    if (count === 0) this.countByClient.delete(session);
+    else this.countByClient.set(session, count);
     return lease;
   }
 
@@ -93,7 +105,7 @@ export class LeaseTable {
     return this.leases.size;
   }
 
-  /** Leases whose deadline has passed at nowMs, in id order, at most `max`. */
+  /** Leases whose deadline has passed at nowMs, in grant order, at most `max`. */
   due(nowMs: number, max: number): DueLease[] {
     const out: DueLease[] = [];
     for (const lease of this.leases.values()) {
@@ -112,7 +124,7 @@ export class LeaseTable {
     };
   }
 
-  /** In grant (= id) order. */
+  /** In grant order (the snapshot's order; ids are random since codec v2). */
   records(): LeaseRecord[] {
     return [...this.leases.values()];
   }
@@ -133,6 +145,12 @@ export class LeaseTable {
   private insert(record: LeaseRecord): void {
     assert(!this.leases.has(record.leaseId), `duplicate lease ${record.leaseId}`);
     this.leases.set(record.leaseId, record);
-    this.countByClient.set(record.clientId, this.leaseCountOf(record.clientId) + 1);
+    const session = sessionOf(record);
+    this.countByClient.set(session, this.leaseCountOf(session) + 1);
   }
+}
+
+/** The exactly-once session that granted a lease. */
+export function sessionOf(lease: LeaseRecord): string {
+  return sessionKey(lease.owner, lease.clientId);
 }

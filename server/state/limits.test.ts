@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Driver } from "../../testing/kits/state_test_kit.ts";
+import { IDENTITY_BYTES_MAX } from "./caller.ts";
 import { encodeCommand, type ClientCommand } from "./commands.ts";
 import {
   COMMAND_BYTES_MAX,
@@ -28,6 +29,8 @@ const WIDEST = Number.MAX_SAFE_INTEGER;
 const L = DEFAULT_STATE_LIMITS;
 /** Worst cases per alphabet: every character escaped by JSON. */
 const clientId = '"'.repeat(L.clientIdBytesMax); // visible ASCII, written as \"
+const identity = "i".repeat(IDENTITY_BYTES_MAX); // an identity's alphabet has no JSON escape
+const sessionId = `${identity} ${clientId}`; // sessionKey(identity, clientId)
 const name = "\ud800".repeat(Math.floor(L.nameBytesMax / 3)); // lone surrogates: 3 bytes, written as \ud800
 const value = "\u0001".repeat(L.valueBytesMax); // a control character: 1 byte, written as \u0001
 
@@ -62,6 +65,7 @@ describe("state limits: bytes at the maxima", () => {
     const lease = {
       leaseId: WIDEST,
       clientId,
+      owner: identity,
       ttlMs: L.ttlMsMax,
       grantedAtMs: WIDEST,
       renewedAtMs: WIDEST,
@@ -79,13 +83,13 @@ describe("state limits: bytes at the maxima", () => {
       perRecord(() => ({ elections: [{ ...held, waiters: copies(3, waiter) }] }), 1) - perRecord(() => ({ elections: [held] }), 1);
     assert.ok(withWaiters / 3 <= b.waiterBytesMax);
     const session = {
-      clientId,
+      clientId: sessionId,
       lastSeq: WIDEST,
       lastActiveMs: WIDEST,
-      result: { ok: false as const, code: "INVALID_ARGUMENT" as const, message: "m".repeat(ERROR_MESSAGE_BYTES_MAX) },
+      result: { ok: false as const, code: "PERMISSION_DENIED" as const, message: "m".repeat(ERROR_MESSAGE_BYTES_MAX) },
     };
     assert.ok(perRecord((n) => ({ sessions: copies(n, session) }), 2) <= b.sessionRecordBytesMax);
-    assert.ok(perRecord((n) => ({ idle: copies(n, { clientId, dropAtMs: WIDEST }) })) <= b.idleEntryBytesMax);
+    assert.ok(perRecord((n) => ({ idle: copies(n, { clientId: sessionId, dropAtMs: WIDEST }) })) <= b.idleEntryBytesMax);
   });
 
   it("a value adds exactly its stored bytes to the image, whatever its alphabet", () => {
@@ -255,9 +259,9 @@ describe("state limits: bytes at the maxima", () => {
   });
 
   it("commandBytesAtMaxima bounds every client command at the field limits, and fits COMMAND_BYTES_MAX", () => {
-    const s = { clientId, seq: WIDEST };
+    const s = { clientId, seq: WIDEST, identity, admin: false };
     const commands: ClientCommand[] = [
-      { kind: "LeaseGrant", ...s, ttlMs: WIDEST },
+      { kind: "LeaseGrant", ...s, ttlMs: WIDEST, leaseId: WIDEST },
       { kind: "LeaseKeepAlive", ...s, leaseIds: copies(L.keepAliveLeaseIdsMax, WIDEST) },
       { kind: "LeaseRevoke", ...s, leaseId: WIDEST },
       { kind: "LockAcquire", ...s, name, leaseId: WIDEST, wait: true },

@@ -19,6 +19,8 @@ import { ENTRY_DATA_BYTES_MAX } from "../core/config.ts";
 import type { LeaseRecord } from "./lease_table.ts";
 import type { MutexRecord, Waiter } from "./lock_table.ts";
 import type { IdleEntry, SessionRecord } from "./session_table.ts";
+import { IDENTITY_BYTES_MAX } from "./caller.ts";
+import { COMMAND_CODEC_VERSION } from "./commands.ts";
 import { encodeImage, type MachineImage } from "./machine_snapshot.ts";
 import type { CommandResult, OkBody, ValidUntil } from "./results.ts";
 
@@ -78,7 +80,7 @@ export interface StateConfig {
 
 /**
  * The aggregate limits are sized so that a state with every table full fits the snapshot limit
- * (256 MiB) with an eighth to spare (server/limits.ts); stateImageBytesAtMaxima has the figures.
+ * (288 MiB) with an eighth to spare (server/limits.ts); stateImageBytesAtMaxima has the figures.
  */
 export const DEFAULT_STATE_LIMITS: StateLimits = {
   nameBytesMax: 256,
@@ -287,8 +289,8 @@ export function resultBytesMax(limits: StateLimits): number {
     { kind: "WaitCancel", cancelled: false },
   ];
   const okBytes = Math.max(...bodies.map((body) => jsonBytes({ ok: true, ...body }) + ("validUntil" in body ? extraBytes : 0)));
-  // INVALID_ARGUMENT is the longest ErrorCode.
-  const error: CommandResult = { ok: false, code: "INVALID_ARGUMENT", message: "" };
+  // PERMISSION_DENIED is the longest stored ErrorCode (LEASE_ID_TAKEN is never stored).
+  const error: CommandResult = { ok: false, code: "PERMISSION_DENIED", message: "" };
   return Math.max(okBytes, jsonBytes(error) + ERROR_MESSAGE_BYTES_MAX);
 }
 
@@ -296,13 +298,16 @@ export function resultBytesMax(limits: StateLimits): number {
 export function keepAliveIdBytesMax(limits: StateLimits): number {
   const { template: validUntil, extraBytes } = validUntilAtMaxima(limits);
   const renewal = jsonBytes({ leaseId: WIDEST, validUntil }) + extraBytes;
-  const failure = jsonBytes({ leaseId: WIDEST, code: "LEASE_NOT_FOUND" });
+  const failure = jsonBytes({ leaseId: WIDEST, code: "PERMISSION_DENIED" });
   return Math.max(renewal, failure) + SEPARATOR_BYTES;
 }
 
 /** Bounds of the snapshot image (machine_snapshot.ts) of a state with every table at its max. */
 export function stateImageBytesAtMaxima(limits: StateLimits): StateImageBytes {
   const clientId = jsonStringBytesMax(limits.clientIdBytesMax, "ascii");
+  // Sessions and idle entries are keyed "<identity> <clientId>" (caller.ts); an identity's
+  // alphabet needs no JSON escape, so its text is its bytes.
+  const sessionKey = IDENTITY_BYTES_MAX + 1 + clientId;
   const name = jsonStringBytesMax(limits.nameBytesMax, "name");
   const empty: MachineImage = {
     appliedIndex: WIDEST,
@@ -318,6 +323,7 @@ export function stateImageBytesAtMaxima(limits: StateLimits): StateImageBytes {
   const lease: LeaseRecord = {
     leaseId: WIDEST,
     clientId: "",
+    owner: "",
     ttlMs: limits.ttlMsMax,
     grantedAtMs: WIDEST,
     renewedAtMs: WIDEST,
@@ -333,12 +339,12 @@ export function stateImageBytesAtMaxima(limits: StateLimits): StateImageBytes {
   const idle: IdleEntry = { clientId: "", dropAtMs: WIDEST };
   const sizes = {
     fixedBytes: encodeImage(empty).length,
-    leaseRecordBytesMax: jsonBytes(lease) + clientId + SEPARATOR_BYTES,
+    leaseRecordBytesMax: jsonBytes(lease) + clientId + IDENTITY_BYTES_MAX + SEPARATOR_BYTES,
     nameRecordBytesMax: Math.max(jsonBytes(held), jsonBytes(delayed)) + name + SEPARATOR_BYTES,
     waiterBytesMax: jsonBytes(waiter) + SEPARATOR_BYTES,
-    sessionRecordBytesMax: jsonBytes(session) - jsonBytes(session.result) + resultBytesMax(limits) + clientId + SEPARATOR_BYTES,
+    sessionRecordBytesMax: jsonBytes(session) - jsonBytes(session.result) + resultBytesMax(limits) + sessionKey + SEPARATOR_BYTES,
     keepAliveIdBytesMax: keepAliveIdBytesMax(limits),
-    idleEntryBytesMax: jsonBytes(idle) + clientId + SEPARATOR_BYTES,
+    idleEntryBytesMax: jsonBytes(idle) + sessionKey + SEPARATOR_BYTES,
   };
   const tables = {
     leasesBytes: limits.leasesMax * sizes.leaseRecordBytesMax,
@@ -359,9 +365,10 @@ export function stateImageBytesAtMaxima(limits: StateLimits): StateImageBytes {
  * keepAliveLeaseIdsMax ids, or a Campaign/Proclaim with a full name and value.
  */
 export function commandBytesAtMaxima(limits: StateLimits): number {
-  const stamped = (command: object): number => jsonBytes({ v: 1, leaderTimeMs: WIDEST, term: WIDEST, command });
-  const clientId = jsonStringBytesMax(limits.clientIdBytesMax, "ascii");
-  const session = { clientId: "", seq: WIDEST };
+  const stamped = (command: object): number => jsonBytes({ v: COMMAND_CODEC_VERSION, leaderTimeMs: WIDEST, term: WIDEST, command });
+  // The caller's identity travels in every client command (caller.ts: no JSON escapes).
+  const clientId = jsonStringBytesMax(limits.clientIdBytesMax, "ascii") + IDENTITY_BYTES_MAX;
+  const session = { clientId: "", seq: WIDEST, identity: "", admin: false };
   const keepAlive =
     stamped({ kind: "LeaseKeepAlive", ...session, leaseIds: [] }) +
     clientId +

@@ -14,6 +14,7 @@
 
 import { assert } from "../core/assert.ts";
 import type { ApplyContext } from "./apply_context.ts";
+import { callerOf, isIdentity, sessionKey } from "./caller.ts";
 import { applyClientCommand, applySystemCommand, type MachineTables } from "./command_handlers.ts";
 import { decodeCommand, isClientCommand, type ClientCommand, type SystemCommand } from "./commands.ts";
 import { ElectionTable, type ElectionLeader } from "./election_table.ts";
@@ -29,6 +30,8 @@ import { SessionTable } from "./session_table.ts";
 export interface LeaseInfo {
   readonly leaseId: number;
   readonly clientId: string;
+  /** The identity that granted it (caller.ts). */
+  readonly owner: string;
   readonly ttlMs: number;
   readonly grantedAtMs: number;
   readonly serverDeadlineMs: number;
@@ -77,8 +80,8 @@ export class LockStateMachine {
         const leaseIds = [...record.waiters.map((w) => w.leaseId), record.holder?.leaseId ?? null];
         for (const leaseId of leaseIds) {
           if (leaseId === null) continue;
+          // Lease ids are drawn at random (codec v2): no counter bounds them.
           assert(this.s.leases.get(leaseId) !== undefined, `${record.name} names missing lease ${leaseId}`);
-          assert(leaseId <= this.s.ids.counters().lastLeaseId, "lease id beyond the counter");
         }
         const token = record.holder?.token ?? 0;
         assert(token <= this.s.ids.counters().lastToken, `${record.name} token beyond the counter`);
@@ -143,12 +146,18 @@ export class LockStateMachine {
 
   private applyClient(ctx: ApplyContext, command: ClientCommand): { result: CommandResult; replayed: boolean } {
     const { clientId, seq } = command;
+    const { identity } = callerOf(command);
     const idBytesMax = this.s.config.limits.clientIdBytesMax;
-    if (clientId.length === 0 || utf8ByteLength(clientId) > idBytesMax) {
-      const result = errorResult("INVALID_ARGUMENT", `clientId must be 1..${idBytesMax} bytes`);
+    // No space: it separates identity and client id in the session key (caller.ts).
+    if (clientId.length === 0 || utf8ByteLength(clientId) > idBytesMax || clientId.includes(" ")) {
+      const result = errorResult("INVALID_ARGUMENT", `clientId must be 1..${idBytesMax} bytes, no space`);
       return { result, replayed: false };
     }
-    const check = this.s.sessions.check(clientId, seq);
+    if (identity !== "" && !isIdentity(identity)) {
+      return { result: errorResult("INVALID_ARGUMENT", "identity is malformed"), replayed: false };
+    }
+    const session = sessionKey(identity, clientId);
+    const check = this.s.sessions.check(session, seq);
     switch (check.kind) {
       case "replay":
         return { result: check.result, replayed: true };
@@ -162,8 +171,10 @@ export class LockStateMachine {
       }
       case "new": {
         const result = applyClientCommand(this.s, ctx, command);
-        const hasLeases = this.s.leases.leaseCountOf(clientId) > 0;
-        this.s.sessions.record({ clientId, seq, result, nowMs: ctx.nowMs, hasLeases });
+        // A taken lease id changed nothing: the leader retries this seq with another draw.
+        if (!result.ok && result.code === "LEASE_ID_TAKEN") return { result, replayed: false };
+        const hasLeases = this.s.leases.leaseCountOf(session) > 0;
+        this.s.sessions.record({ clientId: session, seq, result, nowMs: ctx.nowMs, hasLeases });
         return { result, replayed: false };
       }
     }
@@ -207,6 +218,7 @@ export class LockStateMachine {
     return {
       leaseId,
       clientId: lease.clientId,
+      owner: lease.owner,
       ttlMs: lease.ttlMs,
       grantedAtMs: lease.grantedAtMs,
       serverDeadlineMs: lease.deadlineMs,
@@ -217,8 +229,13 @@ export class LockStateMachine {
     };
   }
 
-  leaseList(): { readonly leaseId: number; readonly clientId: string; readonly ttlMs: number }[] {
-    return this.s.leases.records().map((l) => ({ leaseId: l.leaseId, clientId: l.clientId, ttlMs: l.ttlMs }));
+  leaseList(): { readonly leaseId: number; readonly clientId: string; readonly owner: string; readonly ttlMs: number }[] {
+    return this.s.leases.records().map((l) => ({ leaseId: l.leaseId, clientId: l.clientId, owner: l.owner, ttlMs: l.ttlMs }));
+  }
+
+  /** The identity that owns a lease, null when it does not exist. */
+  leaseOwner(leaseId: number): string | null {
+    return this.s.leases.get(leaseId)?.owner ?? null;
   }
 
   lockStatus(name: string): MutexStatus {

@@ -4,15 +4,21 @@
 // session activity, idle deadlines) and every record is rebuilt field by field on decode, so
 // restore(snapshot()) re-encodes to the same bytes and stateHash compares replicas.
 // A snapshot that does not decode is corruption (storage checksums it), so decode asserts.
+//
+// Versions: 2 adds each lease's owner (caller.ts). A version 1 image (taken before identities)
+// still restores: its leases belong to the anonymous identity "", and its sessions are keyed by
+// the bare client id, which is what sessionKey("", clientId) is.
 
 import { assert } from "../core/assert.ts";
+import { isIdentity } from "./caller.ts";
 import type { IdCounters } from "./id_allocator.ts";
 import type { LeaseRecord } from "./lease_table.ts";
 import type { Delay, Holder, MutexRecord, Waiter } from "./lock_table.ts";
 import type { CommandResult } from "./results.ts";
 import type { IdleEntry, SessionRecord } from "./session_table.ts";
 
-export const SNAPSHOT_VERSION = 1;
+export const SNAPSHOT_VERSION = 2;
+const SNAPSHOT_VERSIONS_DECODED: readonly number[] = [1, SNAPSHOT_VERSION];
 
 export interface MachineImage {
   readonly appliedIndex: number;
@@ -33,14 +39,15 @@ export function encodeImage(image: MachineImage): Uint8Array {
 export function decodeImage(bytes: Uint8Array): MachineImage {
   const raw: unknown = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   const o = obj(raw, "snapshot");
-  assert(o["v"] === SNAPSHOT_VERSION, `unsupported snapshot version ${String(o["v"])}`);
+  const version = o["v"];
+  assert(typeof version === "number" && SNAPSHOT_VERSIONS_DECODED.includes(version), `unsupported snapshot version ${String(version)}`);
   const ids = obj(o["ids"], "ids");
   return {
     appliedIndex: uint(o, "appliedIndex"),
     nowMs: uint(o, "nowMs"),
     timersTerm: uint(o, "timersTerm"),
     ids: { lastToken: uint(ids, "lastToken"), lastLeaseId: uint(ids, "lastLeaseId") },
-    leases: list(o, "leases").map(decodeLease),
+    leases: list(o, "leases").map((l) => decodeLease(l, version)),
     locks: list(o, "locks").map(decodeMutex),
     elections: list(o, "elections").map(decodeMutex),
     sessions: list(o, "sessions").map(decodeSession),
@@ -51,11 +58,14 @@ export function decodeImage(bytes: Uint8Array): MachineImage {
   };
 }
 
-function decodeLease(value: unknown): LeaseRecord {
+function decodeLease(value: unknown, version: number): LeaseRecord {
   const r = obj(value, "lease");
+  const owner = version === 1 ? "" : str(r, "owner");
+  assert(owner === "" || isIdentity(owner), "lease owner must be an identity");
   return {
     leaseId: uint(r, "leaseId"),
     clientId: str(r, "clientId"),
+    owner,
     ttlMs: uint(r, "ttlMs"),
     grantedAtMs: uint(r, "grantedAtMs"),
     renewedAtMs: uint(r, "renewedAtMs"),

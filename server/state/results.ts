@@ -12,7 +12,14 @@ export type ErrorCode =
   | "STALE_SEQUENCE"
   | "SESSION_EXPIRED"
   | "INVALID_ARGUMENT"
-  | "LIMIT_EXCEEDED";
+  | "LIMIT_EXCEEDED"
+  /** The object belongs to another identity and the caller is not admin (caller.ts). */
+  | "PERMISSION_DENIED"
+  /**
+   * LeaseGrant with a lease id that already exists. Never stored in the session and changes
+   * nothing: the leader draws another id and proposes again with the same (clientId, seq).
+   */
+  | "LEASE_ID_TAKEN";
 
 /**
  * What a holder needs to know when to stop. Times are leader time (the machine's time domain).
@@ -29,7 +36,7 @@ export interface ValidUntil {
 
 export interface KeepAliveFailure {
   readonly leaseId: number;
-  readonly code: "LEASE_NOT_FOUND" | "LEASE_EXPIRED";
+  readonly code: "LEASE_NOT_FOUND" | "LEASE_EXPIRED" | "PERMISSION_DENIED";
 }
 
 export type OkBody =
@@ -98,6 +105,18 @@ export type StateEvent =
       readonly leaseId: number;
       readonly clientId: string;
       readonly expired: boolean;
+    }
+  /**
+   * An admin acted on an object of another identity (caller.ts): the api writes the audit line.
+   * `name` is the lock or election, null for a lease.
+   */
+  | {
+      readonly kind: "actedForOwner";
+      readonly command: string;
+      readonly identity: string;
+      readonly owner: string;
+      readonly leaseId: number;
+      readonly name: string | null;
     };
 
 export type ApplyResult = CommandResult & {
