@@ -75,6 +75,8 @@ export const ERROR_REASONS = [
   "SLOW_CONSUMER",
   "INTERNAL",
   "IS_WITNESS",
+  "UNAUTHENTICATED",
+  "PERMISSION_DENIED",
 ] as const;
 
 export type ErrorReason = (typeof ERROR_REASONS)[number];

@@ -42,6 +42,8 @@ export const REASON_STATUS: Readonly<Record<ErrorReason, grpc.status>> = {
   INTERNAL: Status.INTERNAL,
   // Only the witness process answers it (witness/client_stub.ts); retry at the hinted leader.
   IS_WITNESS: Status.UNAVAILABLE,
+  UNAUTHENTICATED: Status.UNAUTHENTICATED,
+  PERMISSION_DENIED: Status.PERMISSION_DENIED,
 };
 
 /** State machine error codes are a subset of the wire reasons, with the same names. */
@@ -54,6 +56,9 @@ const CODE_REASON: Readonly<Record<ErrorCode, ErrorReason>> = {
   SESSION_EXPIRED: "SESSION_EXPIRED",
   INVALID_ARGUMENT: "INVALID_ARGUMENT",
   LIMIT_EXCEEDED: "LIMIT_EXCEEDED",
+  PERMISSION_DENIED: "PERMISSION_DENIED",
+  // The handler draws another lease id and retries (lease_service.ts); seen only if it gives up.
+  LEASE_ID_TAKEN: "INTERNAL",
 };
 
 export class ApiError extends Error {
