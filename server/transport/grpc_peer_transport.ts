@@ -14,7 +14,6 @@
 // it. Whatever is dropped for its size is counted and logged (rate-limited), never silently.
 
 import { fileURLToPath } from "node:url";
-import type { PeerCertificate } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import type { Message, SnapshotMessage } from "../core/messages.ts";
@@ -33,6 +32,8 @@ import {
   peerBatchBytesMax,
 } from "../limits.ts";
 import { LogLimiter } from "./log_limiter.ts";
+import { InboundGuard, type Refusal, type StreamSender } from "./peer_inbound.ts";
+import type { ReceiverView, SnapshotImageCheck } from "./peer_message_checks.ts";
 import { SnapshotReceiver, SnapshotSender, type InstallMethod } from "./snapshot_stream.ts";
 
 /** One structured log record (an `event` name plus fields), as server/logger.ts takes it. */
@@ -66,10 +67,38 @@ export interface GrpcPeerTransportOptions {
   readonly snapshotResendIntervalMs?: number;
   /** Lines about drops and refusals go out at most once per interval per kind. Default 10000. */
   readonly dropLogIntervalMs?: number;
-  /** Default insecure. For mTLS pass both sides (and authorizePeer to pin ids to certificates). */
+  /**
+   * Mutual TLS for the listener and every dial; absent = plaintext (--insecure). The server side
+   * must require a client certificate of the cluster's CA. Each dial sets
+   * grpc.ssl_target_name_override to the peer's member id, so the peer must present a
+   * certificate for that id (DNS:<id> SAN): we never send to an impostor listening on its address.
+   */
   readonly credentials?: { readonly server: grpc.ServerCredentials; readonly channel: grpc.ChannelCredentials };
-  /** Inbound check of the sender's claimed id against its TLS certificate (undefined without TLS). */
-  readonly authorizePeer?: (from: NodeId, peerCertificate: PeerCertificate | undefined) => boolean;
+  /**
+   * Every inbound stream must come with a certificate naming exactly one member
+   * (urn:tenure:member:<id>, peer_identity.ts), every frame on it must be sent from that id, and
+   * the id must pass isAdmissiblePeer. Anything else is refused at the stream
+   * (UNAUTHENTICATED / PERMISSION_DENIED), counted in identityRefusals and logged. Needs
+   * credentials. Default false (plaintext clusters, tests of other things).
+   */
+  readonly requirePeerIdentity?: boolean;
+  /**
+   * Whether `memberId` may talk to this member now: in its configuration, or joining through a
+   * membership change in progress (main.ts asks the node). Checked for every inbound stream and
+   * frame when requirePeerIdentity is on. Default: every id.
+   */
+  readonly isAdmissiblePeer?: (memberId: NodeId) => boolean;
+  /**
+   * Decodes and checks a snapshot image before the node sees (and persists) it: null if it may be
+   * restored, else why not. tenured checks it with the state machine's own decoder; the witness
+   * keeps images it never reads. Default: every image passes.
+   */
+  readonly checkSnapshotImage?: SnapshotImageCheck;
+  /**
+   * The receiving node's term and last index, read just before a frame goes to it, for the
+   * checks that depend on them (a heartbeat may not commit beyond our log). Default: skipped.
+   */
+  readonly receiverState?: () => ReceiverView;
   /** Reconnect delay is uniform in [0, min(max, min * 2^attempt)). Defaults 50 and 2000. */
   readonly reconnectBackoffMsMin?: number;
   readonly reconnectBackoffMsMax?: number;
@@ -95,10 +124,15 @@ export interface GrpcPeerTransportStats extends PeerTransportStats {
   readonly snapshotsRefused: number;
   /** Inbound transfers being reassembled right now (at most one per peer). */
   readonly snapshotsInbound: number;
+  /** Inbound streams or frames refused for the sender's identity (requirePeerIdentity); also in rejectedBatches. */
+  readonly identityRefusals: number;
+  /** Inbound frames that did not deserialize or were above messageBytesMax; also in rejectedBatches. */
+  readonly undecodableFrames: number;
+  /** Inbound frames refused by peer_message_checks.ts (bounds, config entries, snapshot images); also in rejectedBatches. */
+  readonly invalidMessages: number;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-type Refusal = { readonly code: grpc.status; readonly details: string };
 
 // Resolved from this module, not the cwd, so the node can be started from anywhere.
 const PROTO_PATH = fileURLToPath(new URL("../../proto/tenure/v1/peer.proto", import.meta.url));
@@ -142,6 +176,8 @@ interface LinkContext {
   readonly method: grpc.MethodDefinition<WirePeerBatch, unknown>;
   readonly credentials: grpc.ChannelCredentials;
   readonly channelOptions: grpc.ChannelOptions;
+  /** With TLS: dial each peer expecting a certificate for its member id (ssl_target_name_override). */
+  readonly verifyPeerName: boolean;
   readonly queueMessagesMax: number;
   readonly queueBytesMax: number;
   readonly batchMessagesMax: number;
@@ -257,7 +293,10 @@ class PeerLink {
 
   private connect(): void {
     this.state = "connecting";
-    const client = new grpc.Client(this.address, this.ctx.credentials, this.ctx.channelOptions);
+    const options = this.ctx.verifyPeerName
+      ? { ...this.ctx.channelOptions, "grpc.ssl_target_name_override": this.id }
+      : this.ctx.channelOptions;
+    const client = new grpc.Client(this.address, this.ctx.credentials, options);
     this.client = client;
     const channel = client.getChannel();
     const deadline = Date.now() + this.ctx.connectTimeoutMs;
@@ -368,10 +407,15 @@ export class GrpcPeerTransport implements PeerTransport {
     snapshotsReceived: 0,
     snapshotsCoalesced: 0,
     snapshotsRefused: 0,
+    identityRefusals: 0,
+    undecodableFrames: 0,
+    invalidMessages: 0,
   };
   private readonly ctx: LinkContext;
   private readonly snapshotBytesMax: number;
   private readonly receiver: SnapshotReceiver;
+  private readonly guard: InboundGuard;
+  private readonly limiter: LogLimiter;
   private handler: ((message: Message) => void) | null = null;
   private closing: Promise<void> | null = null;
   private bound = "";
@@ -388,6 +432,19 @@ export class GrpcPeerTransport implements PeerTransport {
         process.stderr.write(`${JSON.stringify({ level: "warn", component: "peer_transport", node: options.selfId, ...fields })}\n`);
       });
     const limiter = new LogLimiter(log, positiveInt(options.dropLogIntervalMs, 10_000, "dropLogIntervalMs"));
+    this.limiter = limiter;
+    if (options.requirePeerIdentity && options.credentials === undefined) throw new RangeError("requirePeerIdentity needs TLS credentials");
+    this.guard = new InboundGuard({
+      requirePeerIdentity: options.requirePeerIdentity ?? false,
+      isAdmissiblePeer: options.isAdmissiblePeer ?? (() => true),
+      checks: {
+        ...(options.checkSnapshotImage ? { checkSnapshotImage: options.checkSnapshotImage } : {}),
+        ...(options.receiverState ? { receiver: options.receiverState } : {}),
+      },
+      messageBytesMax,
+      counters: this.counters,
+      limiter,
+    });
     const { service, send, install } = loadMethods();
     this.ctx = this.linkContext(options, { messageBytesMax, send, install, log, limiter });
     this.receiver = new SnapshotReceiver({
@@ -399,11 +456,21 @@ export class GrpcPeerTransport implements PeerTransport {
       limiter,
       log,
       closing: () => this.closing !== null,
-      authorize: (call, from) => !this.options.authorizePeer || this.options.authorizePeer(from, call.getAuthContext().sslPeerCertificate),
-      deliver: (call, message) => this.deliverSnapshot(call, message),
+      sender: (call) => this.guard.streamSender(call),
+      checkSender: (call, sender, from) => this.guard.checkSender(call, sender, from),
+      deliver: (call, sender, message) => this.deliverSnapshot(call, sender, message),
     });
-    this.server = new grpc.Server({ "grpc.max_receive_message_length": messageBytesMax, "grpc.max_send_message_length": messageBytesMax });
-    this.server.addService(service, {
+    // Twice the frame, so a frame a little too large is counted and refused by InboundGuard.
+    this.server = new grpc.Server({
+      "grpc.max_receive_message_length": 2 * messageBytesMax,
+      "grpc.max_send_message_length": messageBytesMax,
+    });
+    const guarded: grpc.ServiceDefinition = {
+      ...service,
+      Send: { ...send, requestDeserialize: this.guard.deserializer(send.requestDeserialize) },
+      InstallSnapshot: { ...install, requestDeserialize: this.guard.deserializer(install.requestDeserialize) },
+    };
+    this.server.addService(guarded, {
       Send: (call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
         this.onInboundStream(call, callback),
       InstallSnapshot: (call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
@@ -431,6 +498,7 @@ export class GrpcPeerTransport implements PeerTransport {
       clusterId: options.clusterId,
       method: x.send,
       credentials: options.credentials?.channel ?? grpc.credentials.createInsecure(),
+      verifyPeerName: options.credentials !== undefined,
       channelOptions: {
         "grpc.max_send_message_length": x.messageBytesMax,
         "grpc.max_receive_message_length": x.messageBytesMax,
@@ -512,9 +580,9 @@ export class GrpcPeerTransport implements PeerTransport {
   }
 
   /** A reassembled snapshot, through the same checks and delivery as a batch on Send. */
-  private deliverSnapshot(call: grpc.ServerReadableStream<unknown, unknown>, message: Message): Refusal | null {
+  private deliverSnapshot(call: grpc.ServerReadableStream<unknown, unknown>, sender: StreamSender, message: Message): Refusal | null {
     const batch = encodeBatch({ clusterId: this.options.clusterId, from: message.from, to: this.options.selfId }, [message]);
-    const r = this.onInboundBatch(call, batch);
+    const r = this.onInboundBatch(call, sender, batch);
     return typeof r === "number" ? null : r;
   }
 
@@ -562,9 +630,16 @@ export class GrpcPeerTransport implements PeerTransport {
       if (refusal === null) callback(null, { accepted_messages: String(accepted) });
       else callback(refusal);
     };
+    // Identity first, before any frame is read: a stranger learns nothing but the status.
+    const sender = this.guard.streamSender(call);
+    if ("code" in sender) {
+      this.counters.rejectedBatches += 1;
+      finish(sender);
+      return;
+    }
     call.on("data", (raw: unknown) => {
       if (done) return;
-      const r = this.onInboundBatch(call, raw);
+      const r = this.onInboundBatch(call, sender, raw);
       if (typeof r === "number") accepted += r;
       else finish(r);
     });
@@ -573,16 +648,20 @@ export class GrpcPeerTransport implements PeerTransport {
   }
 
   /** Delivers one frame and returns its message count, or says why it was refused. */
-  private onInboundBatch(call: grpc.ServerReadableStream<unknown, unknown>, raw: unknown): number | Refusal {
+  private onInboundBatch(call: grpc.ServerReadableStream<unknown, unknown>, sender: StreamSender, raw: unknown): number | Refusal {
     if (this.closing !== null) return { code: grpc.status.UNAVAILABLE, details: "transport closing" };
+    const undecodable = this.guard.undecodable(raw);
+    if (undecodable !== null) return this.refuse(call, undecodable);
+    const claimed = typeof raw === "object" && raw !== null ? (raw as Record<string, unknown>)["from"] : undefined;
+    const identity = this.guard.checkSender(call, sender, claimed);
+    if (identity !== null) return this.refuse(call, identity);
     const r = decodeBatch(raw, { clusterId: this.options.clusterId, selfId: this.options.selfId });
     if (!r.ok) {
       const code = r.code === "FAILED_PRECONDITION" ? grpc.status.FAILED_PRECONDITION : grpc.status.INVALID_ARGUMENT;
       return this.refuse(call, { code, details: r.reason });
     }
-    if (this.options.authorizePeer && !this.options.authorizePeer(r.from, call.getAuthContext().sslPeerCertificate)) {
-      return this.refuse(call, { code: grpc.status.FAILED_PRECONDITION, details: `sender identity does not match ${r.from}` });
-    }
+    const invalid = this.guard.checkMessages(r.messages);
+    if (invalid !== null) return this.refuse(call, invalid);
     this.counters.receivedBatches += 1;
     for (const m of r.messages) {
       this.counters.receivedMessages += 1;
@@ -605,12 +684,14 @@ export class GrpcPeerTransport implements PeerTransport {
     return r.messages.length;
   }
 
+  /** Counted always; logged at most once per interval per code (a peer sending garbage must not flood the log). */
   private refuse(call: grpc.ServerReadableStream<unknown, unknown>, refusal: Refusal): Refusal {
     this.counters.rejectedBatches += 1;
-    this.ctx.log({
+    const code = grpc.status[refusal.code] ?? refusal.code;
+    this.limiter.maybeLog(`inbound_batch_rejected:${code}`, {
       event: "inbound_batch_rejected",
       peer: call.getPeer(),
-      code: grpc.status[refusal.code] ?? refusal.code,
+      code,
       reason: refusal.details,
     });
     return refusal;

@@ -20,6 +20,7 @@ import type { Message, SnapshotMessage } from "../core/messages.ts";
 import type { NodeId } from "../core/types.ts";
 import { SNAPSHOT_INBOUND_TRANSFERS_MAX, snapshotSendTimeoutMs } from "../limits.ts";
 import type { LogLimiter, TransportLog } from "./log_limiter.ts";
+import { UndecodableFrame, type Refusal, type StreamSender } from "./peer_inbound.ts";
 import {
   SnapshotAssembly,
   snapshotDataChunk,
@@ -175,8 +176,6 @@ export class SnapshotSender {
   }
 }
 
-type Refusal = { readonly code: grpc.status; readonly details: string };
-
 const STATUS_OF: Readonly<Record<ChunkRefusalCode, grpc.status>> = {
   FAILED_PRECONDITION: grpc.status.FAILED_PRECONDITION,
   INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
@@ -193,10 +192,12 @@ export interface SnapshotReceiverContext {
   readonly limiter: LogLimiter;
   readonly log: TransportLog;
   readonly closing: () => boolean;
-  /** The sender's TLS identity check (true without TLS). */
-  readonly authorize: (call: grpc.ServerReadableStream<unknown, unknown>, from: NodeId) => boolean;
+  /** Who the stream is from (its certificate's member), or why it is refused before any chunk. */
+  readonly sender: (call: grpc.ServerReadableStream<unknown, unknown>) => StreamSender | Refusal;
+  /** The header's sender id must be the stream's member (null: allowed). */
+  readonly checkSender: (call: grpc.ServerReadableStream<unknown, unknown>, sender: StreamSender, from: NodeId) => Refusal | null;
   /** Hands the whole snapshot to the node by the usual inbound path; a Refusal if it refused it. */
-  readonly deliver: (call: grpc.ServerReadableStream<unknown, unknown>, message: Message) => Refusal | null;
+  readonly deliver: (call: grpc.ServerReadableStream<unknown, unknown>, sender: StreamSender, message: Message) => Refusal | null;
 }
 
 /** Inbound InstallSnapshot streams, at most one per sending peer. */
@@ -243,11 +244,18 @@ export class SnapshotReceiver {
         this.ctx.chunkTimeoutMs,
       );
     };
+    // Identity first, before any chunk is read or anything allocated.
+    const sender = this.ctx.sender(call);
+    if ("code" in sender) {
+      finish(sender);
+      return;
+    }
     call.on("data", (raw: unknown) => {
       if (done) return;
       if (this.ctx.closing()) return finish({ code: grpc.status.UNAVAILABLE, details: "transport closing" });
+      if (raw instanceof UndecodableFrame) return finish({ code: raw.code, details: raw.reason });
       if (assembly === null) {
-        const r = this.begin(call, raw, abort);
+        const r = this.begin(call, sender, raw, abort);
         if ("code" in r) return finish(r);
         assembly = r;
       } else {
@@ -262,7 +270,7 @@ export class SnapshotReceiver {
       if (assembly === null) return finish({ code: grpc.status.INVALID_ARGUMENT, details: "snapshot stream ended without a header" });
       const r = assembly.finish();
       if (!r.ok) return finish({ code: STATUS_OF[r.code], details: r.reason });
-      const refusal = this.ctx.deliver(call, r.message);
+      const refusal = this.ctx.deliver(call, sender, r.message);
       if (refusal !== null) return finish(refusal, { answered: true, counted: true });
       this.ctx.stats.snapshotsReceived += 1;
       const durationMs = Math.round(performance.now() - startedAtMs);
@@ -284,15 +292,19 @@ export class SnapshotReceiver {
   /** Checks the header chunk and registers the transfer, replacing its sender's unfinished one. */
   private begin(
     call: grpc.ServerReadableStream<unknown, unknown>,
+    sender: StreamSender,
     raw: unknown,
     abort: (refusal: Refusal) => void,
   ): SnapshotAssembly | Refusal {
+    // The claimed sender before SnapshotAssembly.begin, which allocates the declared total.
+    const header = typeof raw === "object" && raw !== null ? (raw as { header?: unknown }).header : undefined;
+    const claimed = typeof header === "object" && header !== null ? (header as { from?: unknown }).from : undefined;
+    const identity = this.ctx.checkSender(call, sender, typeof claimed === "string" ? claimed : "");
+    if (identity !== null) return identity;
     const expect = { clusterId: this.ctx.clusterId, selfId: this.ctx.selfId, snapshotBytesMax: this.ctx.snapshotBytesMax };
     const r = SnapshotAssembly.begin(raw, expect);
     if (!r.ok) return { code: STATUS_OF[r.code], details: r.reason };
     const from = r.assembly.from;
-    if (!this.ctx.authorize(call, from))
-      return { code: grpc.status.FAILED_PRECONDITION, details: `sender identity does not match ${from}` };
     if (!this.inflight.has(from) && this.inflight.size >= SNAPSHOT_INBOUND_TRANSFERS_MAX) {
       return { code: grpc.status.RESOURCE_EXHAUSTED, details: `${this.inflight.size} snapshot transfers from other peers are in progress` };
     }
