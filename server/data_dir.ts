@@ -3,6 +3,7 @@
 import { bootstrapState } from "./core/bootstrap.ts";
 import { ConfigError, type ServerConfig } from "./config.ts";
 import { log } from "./logger.ts";
+import { StorageCorruptError } from "./storage/raft_storage.ts";
 import { SqliteStorage } from "./storage/sqlite_storage.ts";
 
 /** Which program opens the directory: tenured runs voters, tenure-witness runs witnesses. */
@@ -24,16 +25,23 @@ export function openStorage(config: ServerConfig, kind: MemberKind = "voter"): S
       `member "${config.id}" is not listed in witnesses (--witnesses ${config.id}); tenure-witness runs witnesses only`,
     );
   }
-  const storage = SqliteStorage.open({ dataDir: config.dataDir });
+  // The store refuses, at open, a WAL, raft.db or ack record that shows damage or lost data.
+  const storage = SqliteStorage.open({ dataDir: config.dataDir, warn: (fields) => log({ component: "storage", ...fields }) });
   const identity = storage.identity();
   if (identity === null) {
+    if (storage.holdsRaftState()) {
+      storage.close();
+      throw new StorageCorruptError(
+        `data directory ${config.dataDir}: raft.db holds Raft state but no member identity (its identity row is lost); refusing to start`,
+      );
+    }
     if (!config.bootstrap) {
       storage.close();
       // Raft thesis §3.8: a member that lost its disk forgot its votes and log; under its old
       // id it could help elect two leaders in one term or lose committed entries.
       throw new ConfigError(
-        `data directory ${config.dataDir} is empty and --bootstrap is not set. If member "${config.id}" ` +
-          `lost its data, it must not rejoin under its old id: remove it and add a new member with a new id.`,
+        `data directory ${config.dataDir} holds no member identity (never bootstrapped, or wiped) and --bootstrap is not set. ` +
+          `If member "${config.id}" lost its data, it must not rejoin under its old id: remove it and add a new member with a new id.`,
       );
     }
     storage.setIdentity({ clusterId: config.clusterId, nodeId: config.id });

@@ -3,14 +3,25 @@
 // transaction, so what a Ready asks for is either all on disk or not at all before any of its
 // messages is sent. Every row carries a CRC32 (checksum.ts) and load() refuses a store whose rows,
 // gaps or commit index do not add up (storage_checks.ts). A LOCK file keeps other processes out.
+//
+// SQLite cannot see what it silently dropped, so before it opens the database we check its WAL
+// ourselves (wal_check.ts), and we keep a record outside SQLite of what was made durable
+// (ack_record.ts, written by ack_tracker.ts from save()); the store must hold at least that
+// (startup_checks.ts). A clean close checkpoints the WAL into raft.db, so raft.db holds the live
+// pages and its integrity check and row checksums see damage to them.
 
 import Database from "better-sqlite3";
-import { mkdirSync, realpathSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readSync, realpathSync } from "node:fs";
 import path from "node:path";
+import { performance } from "node:perf_hooks";
 import { assert } from "../core/assert.ts";
 import { EMPTY_HARD_STATE } from "../core/types.ts";
 import type { Entry, HardState, PersistedState, Snapshot } from "../core/types.ts";
 import { encodeConfState, entryChecksum, hardStateChecksum, identityChecksum, snapshotChecksum } from "./checksum.ts";
+import { AckRecordFile, ackRecordPath, readAckRecord } from "./ack_record.ts";
+import type { AckRecord, RecordedWal } from "./ack_record.ts";
+import { AckTracker, DEFAULT_ACK_POLICY } from "./ack_tracker.ts";
+import type { AckPolicy, DurableProgress } from "./ack_tracker.ts";
 import { acquireLock, releaseLock } from "./lock_file.ts";
 import { StorageCorruptError } from "./raft_storage.ts";
 import type { RaftStorage, StorageIdentity, StorageWrite } from "./raft_storage.ts";
@@ -24,9 +35,14 @@ import {
   verifyLoadedState,
 } from "./storage_checks.ts";
 import type { LogView } from "./storage_checks.ts";
+import { OPERATOR_ADVICE, checkAgainstRecord, checkWalEvidence } from "./startup_checks.ts";
+import { checkWal, readWalSalts } from "./wal_check.ts";
 
 export const DB_FILE_NAME = "raft.db";
-const SCHEMA_VERSION = 1;
+export const WAL_FILE_NAME = `${DB_FILE_NAME}-wal`;
+/** 2: the store keeps an ack record beside raft.db (1: written before it existed; upgraded). */
+const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION_BEFORE_ACK_RECORD = 1;
 
 // Singleton tables use `id = 1`. STRICT makes SQLite refuse values of the wrong type.
 const SCHEMA = `
@@ -50,6 +66,10 @@ type Row = Record<string, unknown>;
 
 export interface SqliteStorageOptions {
   readonly dataDir: string;
+  /** When the ack record's watermark is rewritten (default DEFAULT_ACK_POLICY). */
+  readonly ackPolicy?: AckPolicy;
+  /** Non-fatal findings at open (an old store given its first ack record). */
+  readonly warn?: (fields: Record<string, unknown>) => void;
 }
 
 export class SqliteStorage implements RaftStorage {
@@ -59,6 +79,8 @@ export class SqliteStorage implements RaftStorage {
   private readonly saveTransaction: (write: StorageWrite) => void;
   private readonly compactTransaction: (snapshot: Snapshot) => void;
   private readonly loadTransaction: () => PersistedState;
+  private tracker: AckTracker | null = null;
+  private ackFile: AckRecordFile | null = null;
 
   private constructor(
     private readonly db: Database.Database,
@@ -72,17 +94,31 @@ export class SqliteStorage implements RaftStorage {
     this.loadTransaction = db.transaction(() => this.readState());
   }
 
-  /** Opens (creating if needed) the store in `dataDir`; throws StorageLockedError if held. */
+  /**
+   * Opens (creating if needed) the store in `dataDir`; throws StorageLockedError if held, and
+   * StorageCorruptError if the WAL, raft.db or the ack record show damage or lost data.
+   */
   static open(options: SqliteStorageOptions): SqliteStorage {
     mkdirSync(options.dataDir, { recursive: true });
     const dataDir = realpathSync(options.dataDir);
+    const where = `sqlite store ${dataDir}`;
     const lockPath = acquireLock(dataDir);
     try {
-      const db = new Database(path.join(dataDir, DB_FILE_NAME));
+      const dbPath = path.join(dataDir, DB_FILE_NAME);
+      const record = readRecordOrRefuse(dataDir);
+      const walPath = path.join(dataDir, WAL_FILE_NAME);
+      // Before SQLite opens it: SQLite's recovery would silently drop what follows a bad frame.
+      const wal = checkWal(walPath, readPageSizeBytes(dbPath));
+      checkWalEvidence({ walPath, recordPath: ackRecordPath(dataDir), record, wal });
+      const db = new Database(dbPath);
+      let store: SqliteStorage | null = null;
       try {
-        guardSqlite(`sqlite store ${dataDir}`, () => configure(db));
-        return new SqliteStorage(db, dataDir, lockPath);
+        const version = guardSqlite(where, () => configure(db));
+        store = new SqliteStorage(db, dataDir, lockPath);
+        guardSqlite(where, () => store?.startRecord(record, version, options));
+        return store;
       } catch (error) {
+        store?.ackFile?.close();
         db.close();
         throw error;
       }
@@ -92,16 +128,81 @@ export class SqliteStorage implements RaftStorage {
     }
   }
 
+  /** Checks the store against the record (or starts one), then marks the store open. */
+  private startRecord(record: AckRecord | null, version: number, options: SqliteStorageOptions): void {
+    const recordPath = ackRecordPath(this.dataDir);
+    if (record === null && version === SCHEMA_VERSION) {
+      throw new StorageCorruptError(
+        `${recordPath} is missing, but raft.db (schema ${version}) was always written with one: without it the store ` +
+          `cannot show it still holds what it acknowledged; refusing to start. ${OPERATOR_ADVICE}`,
+      );
+    }
+    this.ackFile = new AckRecordFile(this.dataDir);
+    const durable = this.storedProgress();
+    if (record !== null) {
+      checkAgainstRecord(this.where, recordPath, record, { hardState: durable, lastIndex: durable.lastIndex });
+    }
+    const initial: AckRecord = record ?? { generation: 0, ...durable, open: true, wal: null };
+    this.tracker = new AckTracker({
+      file: this.ackFile,
+      record: initial,
+      durable,
+      policy: options.ackPolicy ?? DEFAULT_ACK_POLICY,
+      readWal: () => this.recordedWal(),
+      nowMs: () => performance.now(),
+    });
+    this.tracker.markOpen();
+    if (record === null && version === SCHEMA_VERSION_BEFORE_ACK_RECORD) {
+      options.warn?.({ event: "ack_record_created", dataDir: this.dataDir, from: durable, warning: "store written before ack records" });
+    }
+    // Only now: a raft.db of this version without a record is refused as a lost record.
+    if (version !== SCHEMA_VERSION) this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }
+
+  /** Term, vote, commit and last index as stored (rows checksum-verified by load() later). */
+  private storedProgress(): DurableProgress {
+    const { term, vote, commit } = this.readHardState();
+    const last = (this.sql.lastIndex.get() as Row).last;
+    const snapshotRow = this.sql.snapshotIndex.get() as Row | undefined;
+    const snapshotIndex = isSafeCount(snapshotRow?.idx) ? snapshotRow.idx : 0;
+    const lastIndex = isSafeCount(last) ? Math.max(last, snapshotIndex) : snapshotIndex;
+    return { term, vote, commit, lastIndex };
+  }
+
+  private recordedWal(): RecordedWal | null {
+    const now = readWalSalts(path.join(this.dataDir, WAL_FILE_NAME));
+    if (now === null || now.salts === null) return null;
+    return { ...now.salts, bytes: now.bytes };
+  }
+
   load(): PersistedState {
     this.assertOpen();
-    return guardSqlite(this.where, () => this.loadTransaction());
+    const state = guardSqlite(this.where, () => this.loadTransaction());
+    // Again on the verified rows: the store never holds less than the record says (any time).
+    const lastIndex = state.entries.at(-1)?.index ?? state.snapshot?.metadata.index ?? 0;
+    checkAgainstRecord(this.where, ackRecordPath(this.dataDir), this.ack().record, { hardState: state.hardState, lastIndex });
+    return state;
   }
 
   save(write: StorageWrite): void {
     this.assertOpen();
     const empty = write.hardState === null && write.snapshot === null && write.entries.length === 0;
     if (empty) return;
+    const tracker = this.ack();
+    tracker.beforeSave(write);
     guardSqlite(this.where, () => this.saveTransaction(write));
+    tracker.afterSave(write); // durable now: term/vote at once, the watermark now and then
+  }
+
+  /** Ack record writes since open (tools/bench_storage.ts, tests). */
+  ackRecordWrites(): number {
+    return this.ack().writes;
+  }
+
+  /** True if raft.db holds any Raft state (hard state, entry or snapshot). */
+  holdsRaftState(): boolean {
+    this.assertOpen();
+    return guardSqlite(this.where, () => this.sql.anyState.get() !== undefined);
   }
 
   saveSnapshotAndCompact(snapshot: Snapshot): void {
@@ -132,19 +233,34 @@ export class SqliteStorage implements RaftStorage {
     guardSqlite(this.where, () => this.sql.putIdentity.run(clusterId, nodeId, identityChecksum(identity)));
   }
 
-  /** Closes the database (checkpointing the WAL) and releases LOCK. Idempotent. */
+  /**
+   * Checkpoints the WAL into raft.db (TRUNCATE), records the exact final state as a clean close,
+   * closes the database and releases LOCK. Idempotent.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     try {
+      const tracker = this.ack();
+      tracker.beforeCheckpoint();
+      const result = this.db.pragma("wal_checkpoint(TRUNCATE)") as { busy: number }[];
+      // busy: another connection holds a read lock; SQLite's own checkpoint at close retries.
+      assert(result.length === 1, `${this.where}: wal_checkpoint returned ${result.length} rows`);
+      tracker.markClosed();
       this.db.close();
     } finally {
+      this.ackFile?.close();
       releaseLock(this.lockPath);
     }
   }
 
   private assertOpen(): void {
     assert(!this.closed, `${this.where}: used after close()`);
+  }
+
+  private ack(): AckTracker {
+    assert(this.tracker !== null, `${this.where}: ack record not started`);
+    return this.tracker;
   }
 
   /** Runs inside saveTransaction: check first, then write; a throw rolls everything back. */
@@ -248,23 +364,54 @@ export class SqliteStorage implements RaftStorage {
   }
 }
 
-function configure(db: Database.Database): void {
+/** Sets WAL + FULL, checks raft.db's integrity; returns the schema version found (0 = new). */
+function configure(db: Database.Database): number {
   const journalMode = db.pragma("journal_mode = WAL", { simple: true });
   assert(journalMode === "wal", "SQLite refused WAL mode");
   db.pragma("synchronous = FULL"); // fsync the WAL on every commit: durable when save() returns
   const synchronous = db.pragma("synchronous", { simple: true });
   assert(synchronous === 2, "synchronous=FULL not applied");
-  // Page-level damage (torn pages, a truncated file) is refused before any row is read.
-  const check = db.pragma("quick_check", { simple: true });
-  if (check !== "ok") throw new StorageCorruptError(`${db.name}: quick_check: ${String(check)}`);
+  // Page-level damage (torn pages, a truncated file, broken indexes) is refused before any row is
+  // read. integrity_check, not quick_check: it also checks that every index matches its table,
+  // and costs ~Xms at 100k entries (README), once per start.
+  const check = db.pragma("integrity_check", { simple: true });
+  if (check !== "ok") throw new StorageCorruptError(`${db.name}: integrity_check: ${String(check)}; refusing to start. ${OPERATOR_ADVICE}`);
   const version = db.pragma("user_version", { simple: true });
-  if (version === 0) {
-    db.transaction(() => {
-      db.exec(SCHEMA);
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
-    })();
-  } else if (version !== SCHEMA_VERSION) {
+  const known = version === 0 || version === SCHEMA_VERSION_BEFORE_ACK_RECORD || version === SCHEMA_VERSION;
+  if (typeof version !== "number" || !known) {
     throw new Error(`${db.name}: schema version ${String(version)}, expected ${SCHEMA_VERSION}`);
+  }
+  // The tables, but not yet the version: that is set once the ack record exists (startRecord).
+  if (version === 0) db.exec(SCHEMA);
+  return version;
+}
+
+/** The record, or null if there is none; a damaged one is refused (never a torn write: rename). */
+function readRecordOrRefuse(dataDir: string): AckRecord | null {
+  const read = readAckRecord(dataDir);
+  if (read.kind === "absent") return null;
+  if (read.kind === "ok") return read.record;
+  throw new StorageCorruptError(
+    `${ackRecordPath(dataDir)}: ${read.detail}: the record of what this member acknowledged is damaged, so the store ` +
+      `cannot show it still holds it; refusing to start. ${OPERATOR_ADVICE}`,
+  );
+}
+
+/** raft.db's page size from its header (bytes 16-17; 1 means 65536), or null without a file. */
+function readPageSizeBytes(dbPath: string): number | null {
+  let fd: number;
+  try {
+    fd = openSync(dbPath, "r");
+  } catch {
+    return null;
+  }
+  try {
+    const header = new Uint8Array(18);
+    if (readSync(fd, header, 0, 18, 0) < 18) return null;
+    const field = ((header[16] ?? 0) << 8) | (header[17] ?? 0);
+    return field === 1 ? 65536 : field;
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -278,6 +425,8 @@ function prepareStatements(db: Database.Database) {
     putSnapshot: db.prepare("INSERT OR REPLACE INTO snapshot (id, idx, term, conf_state, data, checksum) " + "VALUES (1, ?, ?, ?, ?, ?)"),
     allEntries: db.prepare("SELECT idx, term, type, data, checksum FROM entries ORDER BY idx"),
     lastIndex: db.prepare("SELECT MAX(idx) AS last FROM entries"),
+    snapshotIndex: db.prepare("SELECT idx FROM snapshot WHERE id = 1"),
+    anyState: db.prepare("SELECT 1 FROM hard_state UNION ALL SELECT 1 FROM entries UNION ALL SELECT 1 FROM snapshot LIMIT 1"),
     termAt: db.prepare("SELECT term FROM entries WHERE idx = ?"),
     putEntry: db.prepare("INSERT INTO entries (idx, term, type, data, checksum) VALUES (?, ?, ?, ?, ?)"),
     deleteEntriesFrom: db.prepare("DELETE FROM entries WHERE idx >= ?"),

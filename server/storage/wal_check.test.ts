@@ -25,7 +25,12 @@ interface WalCopy {
 
 /** Writes `transactions` transactions of `rowsPerTransaction` rows with checkpoints off and copies
  *  raft.db and its WAL (the copy of raft.db holds only the schema-less first page). */
-function writeWal(options: { transactions: number; rowsPerTransaction: number; checkpointAfter?: number; extraAfterCheckpoint?: number }): WalCopy {
+function writeWal(options: {
+  transactions: number;
+  rowsPerTransaction: number;
+  checkpointAfter?: number;
+  extraAfterCheckpoint?: number;
+}): WalCopy {
   const dir = path.join(root, `case-${caseCount++}`);
   fs.mkdirSync(dir);
   const livePath = path.join(dir, "live.db");
