@@ -158,6 +158,43 @@ describe("core issues found by membership churn", () => {
     assert.ok((w.compactWitnessLog()?.metadata.index ?? 0) >= join, "w never truncated again");
   });
 
+  it("issue 4: a witness that joins after the leader compacted can still bring a lagging full voter up when site A is lost", () => {
+    // Site A = a (leader), B = b, C = w. b is cut off and lags; a commits with w and compacts.
+    // Then w is replaced by w2 (empty disk, caught up while b is still cut off), w is retired and
+    // site A is lost. b and w2 must make progress: w2 has to hold what b lacks.
+    const net = new Net();
+    const boot = bootstrapState(["a", "b", "w"], ["w"]);
+    for (const id of ["a", "b", "w"]) net.add(id, boot);
+    net.add("w2", EMPTY_PERSISTED_STATE);
+    const a = net.node("a");
+    const b = net.node("b");
+    a.campaign();
+    net.stabilize();
+    net.drop = (m) => m.to === "b" || m.from === "b";
+    for (let i = 0; i < 20; i++) assert.ok(a.propose(new Uint8Array([i])).ok);
+    net.stabilize();
+    const bLast = b.status().lastIndex;
+    assert.ok(a.status().commit >= bLast + 20, "a did not commit with w while b lagged");
+    net.flush();
+    const snap = a.createSnapshot(new Uint8Array([7]));
+    assert.equal(snap.metadata.index, a.status().applied);
+    net.propose("a", { kind: "simple", change: single("addLearner", "w2", true) });
+    net.stabilize();
+    net.propose("a", { kind: "enterJoint", changes: [single("addVoter", "w2", true), single("removeNode", "w")], autoLeave: true });
+    net.stabilize();
+    assert.deepEqual(a.status().confState.voters, ["a", "b", "w2"]);
+    assert.deepEqual(a.status().confState.witnesses, ["w2"]);
+    const w2 = net.node("w2");
+    assert.ok(w2.status().firstIndex <= bLast + 1, `w2's log starts at ${w2.status().firstIndex}, above b's last entry ${bLast}`);
+    const committed = a.status().commit;
+    net.down.add("w"); // retired
+    net.down.add("a"); // site A lost for good
+    net.drop = () => false;
+    net.tick(200);
+    assert.equal(net.leader()?.id, "b", "b never leads: nobody alive holds the entries it lacks");
+    assert.ok(b.status().commit > committed, "b did not commit past what a had committed");
+  });
+
   it("issue 3: a leader that commits its own removal keeps replicating the commit and hands over", () => {
     // {a,b,c}; a leads; d joins as a learner and replaces a in one joint step. The commit of
     // the leave-joint reaches nobody (a's broadcast is lost), then c is lost and a is shut down.

@@ -58,6 +58,7 @@ import {
   proposalRefusal,
   raisedFloor,
   readRefusal,
+  retainedLogStart,
   sendsSnapshots,
   transferRefusal,
   truncationFloorFor,
@@ -137,8 +138,12 @@ export class RaftCore {
    * with a snapshot or marker): a witness ignores floors computed before it (W3, floorStillBinds).
    */
   private confIndex: Index = 0;
-  /** Applied membership changes with their index, so a compaction marker gets the right one. */
+  /**
+   * Applied membership changes above the log start, with their index, and the membership at the
+   * log start: a compaction marker (and a retaining leader's marker for a witness) gets the right one.
+   */
   private confHistory: { index: Index; confState: ConfState }[] = [];
+  private confAtStart: ConfState;
   private lastHardState: HardState;
   private lastSoftState: SoftState;
   private outstanding: Ready | null = null;
@@ -160,6 +165,7 @@ export class RaftCore {
       witnesses: [],
       autoLeave: false,
     };
+    this.confAtStart = this.confState;
     this.readOnly = new ReadOnlyQueue(config.pendingReadsMax);
     this.confIndex = this.log.snapshotIndex();
     this.replayAppliedConfChanges();
@@ -318,6 +324,7 @@ export class RaftCore {
     }
     if (this.role === "leader") this.onSelfDurable();
     this.maybeAutoLeave();
+    this.maybeReleaseRetained();
   }
 
   /**
@@ -330,9 +337,32 @@ export class RaftCore {
     const term = this.log.term(index);
     assert(term !== undefined, `no term for applied index ${index}`);
     const snapshot: Snapshot = { metadata: { index, term, confState: this.confState }, data };
-    this.log.compact(snapshot);
-    this.confHistory = this.confHistory.filter((h) => h.index > index);
+    const retainFrom = this.role === "leader" ? this.retainedLogStart(index) : index; // W1/W3: churn issue 4
+    this.moveLogStart(Math.max(this.log.startIndex(), retainFrom), () => this.log.compact(snapshot, retainFrom));
     return snapshot;
+  }
+
+  /** W1/W3 (witness_rules.retainedLogStart): how far back a leader keeps its log for a witness. */
+  private retainedLogStart(snapshotIndex: Index): Index {
+    const leader = { id: this.id, committed: this.log.committed, stableIndex: this.log.stableIndex };
+    return retainedLogStart(this.confState, leader, this.progress, snapshotIndex);
+  }
+
+  /** Releases retained entries below the snapshot once no witness may need them (or we stopped leading). */
+  private maybeReleaseRetained(): void {
+    const snapIndex = this.log.snapshotIndex();
+    if (this.log.startIndex() >= snapIndex) return;
+    const to = this.role === "leader" ? this.retainedLogStart(snapIndex) : snapIndex;
+    if (to > this.log.startIndex()) this.moveLogStart(to, () => this.log.releaseTo(to));
+  }
+
+  /** Moves the log start to `start` with `move`; the membership at the start and the history follow. */
+  private moveLogStart(start: Index, move: () => void): void {
+    const conf = this.confStateAt(start);
+    move();
+    assert(this.log.startIndex() === start, `log start ${this.log.startIndex()} after moving it to ${start}`);
+    this.confAtStart = conf;
+    this.confHistory = this.confHistory.filter((h) => h.index > start);
   }
 
   /**
@@ -357,15 +387,15 @@ export class RaftCore {
     const term = this.log.term(index);
     assert(term !== undefined, `no term for witness floor ${index}`);
     const marker: Snapshot = { metadata: { index, term, confState: this.confStateAt(index) }, data: new Uint8Array(0) };
-    this.log.compact(marker);
-    this.confHistory = this.confHistory.filter((h) => h.index > index);
+    this.moveLogStart(index, () => this.log.compact(marker));
     this.logLine(`${this.id} (witness) truncates its log up to ${index}`);
     return marker;
   }
 
-  /** Membership as of `index` (which must be applied). */
+  /** Membership as of `index` (which must be applied, and at or above the log start). */
   private confStateAt(index: Index): ConfState {
-    let cs = this.log.snapshot?.metadata.confState ?? this.confState;
+    assert(index >= this.log.startIndex(), `membership asked at ${index}, below the log start ${this.log.startIndex()}`);
+    let cs = this.confAtStart;
     for (const h of this.confHistory) if (h.index <= index) cs = h.confState;
     return cs;
   }
@@ -793,6 +823,7 @@ export class RaftCore {
       this.confState = s.confState;
       this.confIndex = s.index;
       this.witnessFloorReceived = floorAfterMembershipChange(); // W3: the membership may differ
+      this.confAtStart = s.confState;
       this.confHistory = [];
       this.resetProgress();
     }
@@ -809,7 +840,7 @@ export class RaftCore {
       const hint = m.rejectHintTerm > 0 ? this.log.findConflictByTerm(m.rejectHintIndex, m.rejectHintTerm) : m.rejectHintIndex;
       if (pr.maybeDecrTo(m.index, hint)) {
         if (pr.state === "replicate") pr.becomeProbe();
-        if (pr.next - 1 === m.index && m.index <= this.log.snapshotIndex()) {
+        if (pr.next - 1 === m.index && m.index <= this.log.startIndex()) {
           // The follower rejects even our snapshot's index and we cannot probe lower: it holds
           // no state there at all (an empty disk; raft_log.ts term()). Only the snapshot helps,
           // even the bootstrap one at index 0, which carries the configuration; entries from
@@ -1047,6 +1078,18 @@ export class RaftCore {
       // W5: the follower must be caught up by a full voter.
       this.logLine(`${this.id} cannot catch up ${to}: it needs entries below the witness's log start`);
       return false;
+    }
+    if (this.log.startIndex() < this.log.snapshotIndex() && isWitness(this.confState, to)) {
+      // W1/W3 (churn issue 4): a witness gets no state image (it applies nothing) but a marker at
+      // our retained log start, then the entries above it, so it holds every entry above the floor.
+      const start = this.log.startIndex();
+      const term = this.log.term(start);
+      assert(term !== undefined, `no term at the log start ${start}`);
+      const marker: Snapshot = { metadata: { index: start, term, confState: this.confStateAt(start) }, data: EMPTY };
+      this.logLine(`${this.id} sends marker ${term}/${start} to witness ${to}`);
+      this.send({ kind: "snapshot", to, snapshot: marker });
+      pr.sentSnapshot(start);
+      return true;
     }
     const snapshot = this.log.snapshot;
     assert(snapshot !== null, `follower ${to} needs entries before the log start but no snapshot exists`);

@@ -3,8 +3,13 @@
 // and the log is compacted by snapshots, so holding it in memory keeps the core free of I/O
 // (the node loop persists what a Ready hands it). PURE.
 //
-//   snapshot.index < firstIndex() ... stableIndex ... lastIndex()
+//   start <= snapshot.index < ... stableIndex ... lastIndex()      (entries: start+1 .. lastIndex)
 //   applied <= applying <= committed <= lastIndex()
+//
+// `start` is the index just before the first entry held. It is the snapshot's index except on a
+// leader that RETAINS entries below its latest snapshot (compact's retainFrom) because a witness
+// may still need them (witness_rules.retainedLogStart, churn issue 4). The retained entries are in
+// memory only: storage compacted them with the snapshot, so a restart starts at the snapshot.
 
 import { assert } from "./assert.ts";
 import type { Entry, Index, PersistedState, Snapshot, Term } from "./types.ts";
@@ -15,9 +20,12 @@ export interface RaftLogBugs {
 }
 
 export class RaftLog {
-  /** The snapshot the log starts after (index 0 / term 0 when none). */
+  /** The latest snapshot (index 0 / term 0 when none). */
   snapshot: Snapshot | null;
   private entries: Entry[];
+  /** The index just before the first entry held, and its term (the snapshot's, unless retaining). */
+  private start: Index;
+  private startTerm: Term;
   /** Highest index durable on this node's disk. */
   stableIndex: Index;
   /** A snapshot received from the leader that is not yet durable. */
@@ -36,6 +44,8 @@ export class RaftLog {
     this.snapshot = state.snapshot;
     this.entries = [...state.entries];
     const snapIndex = state.snapshot?.metadata.index ?? 0;
+    this.start = snapIndex;
+    this.startTerm = state.snapshot?.metadata.term ?? 0;
     const first = this.entries[0];
     assert(first === undefined || first.index === snapIndex + 1, "log does not start after the snapshot");
     this.stableIndex = this.lastIndex();
@@ -51,12 +61,17 @@ export class RaftLog {
   }
 
   firstIndex(): Index {
-    return this.snapshotIndex() + 1;
+    return this.start + 1;
+  }
+
+  /** The index just before the first entry held (below snapshotIndex() while retaining). */
+  startIndex(): Index {
+    return this.start;
   }
 
   lastIndex(): Index {
     const last = this.entries[this.entries.length - 1];
-    return last ? last.index : this.snapshotIndex();
+    return last ? last.index : this.start;
   }
 
   lastTerm(): Term {
@@ -76,14 +91,13 @@ export class RaftLog {
 
   /** Term of `index`, or undefined when compacted away, beyond the end, or the log is empty. */
   term(index: Index): Term | undefined {
-    const snapIndex = this.snapshotIndex();
-    if (index === snapIndex) return this.isEmpty() ? undefined : (this.snapshot?.metadata.term ?? 0);
-    if (index < snapIndex || index > this.lastIndex()) return undefined;
-    return this.entries[index - snapIndex - 1]?.term;
+    if (index === this.start) return this.isEmpty() ? undefined : this.startTerm;
+    if (index < this.start || index > this.lastIndex()) return undefined;
+    return this.entries[index - this.start - 1]?.term;
   }
 
   entry(index: Index): Entry | undefined {
-    const offset = index - this.snapshotIndex() - 1;
+    const offset = index - this.start - 1;
     return offset >= 0 ? this.entries[offset] : undefined;
   }
 
@@ -164,7 +178,7 @@ export class RaftLog {
   }
 
   private truncateAfter(index: Index): void {
-    const keep = Math.max(0, index - this.snapshotIndex());
+    const keep = Math.max(0, index - this.start);
     this.entries.length = Math.min(this.entries.length, keep);
     this.stableIndex = Math.min(this.stableIndex, index);
   }
@@ -183,7 +197,7 @@ export class RaftLog {
    */
   findConflictByTerm(index: Index, term: Term): Index {
     let i = Math.min(index, this.lastIndex());
-    for (; i > this.snapshotIndex(); i--) {
+    for (; i > this.start; i--) {
       const t = this.term(i);
       if (t !== undefined && t <= term) return i;
     }
@@ -204,19 +218,39 @@ export class RaftLog {
     assert(idx > this.committed || this.isEmpty(), "restore of a snapshot at or below commit");
     this.snapshot = snapshot;
     this.entries = [];
+    this.start = idx;
+    this.startTerm = snapshot.metadata.term;
     this.stableIndex = Math.min(this.stableIndex, idx);
     this.pendingSnapshot = snapshot;
     this.committed = idx;
   }
 
-  /** A snapshot made locally by the application at an applied index: drop the covered prefix. */
-  compact(snapshot: Snapshot): void {
+  /**
+   * A snapshot made locally by the application at an applied index: drop the covered prefix, but
+   * keep the entries after `retainFrom` (a leader retaining for a witness; default: none kept).
+   */
+  compact(snapshot: Snapshot, retainFrom: Index = snapshot.metadata.index): void {
     const idx = snapshot.metadata.index;
     assert(idx <= this.applied, `compact at ${idx} beyond applied ${this.applied}`);
-    if (idx <= this.snapshotIndex()) return;
-    assert(this.term(idx) === snapshot.metadata.term, "compact snapshot term does not match the log");
-    this.entries = this.entries.slice(idx - this.snapshotIndex());
-    this.snapshot = snapshot;
+    if (idx > this.snapshotIndex()) {
+      assert(this.term(idx) === snapshot.metadata.term, "compact snapshot term does not match the log");
+      this.snapshot = snapshot;
+    }
+    this.dropTo(Math.min(idx, retainFrom));
+  }
+
+  /** Drops retained entries up to `index` (at most the snapshot's index; never un-drops). */
+  releaseTo(index: Index): void {
+    this.dropTo(Math.min(index, this.snapshotIndex()));
+  }
+
+  private dropTo(index: Index): void {
+    if (index <= this.start) return;
+    const term = this.term(index);
+    assert(term !== undefined, `no term for the new log start ${index}`);
+    this.entries = this.entries.slice(index - this.start);
+    this.start = index;
+    this.startTerm = term;
   }
 
   /** Acknowledges persistence of everything handed out up to `index` in `term`. */

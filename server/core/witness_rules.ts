@@ -53,13 +53,47 @@ export function truncationFloorFor(
   leader: { readonly id: NodeId; readonly committed: Index; readonly stableIndex: Index },
   progress: ReadonlyMap<NodeId, { readonly match: Index }>,
 ): Index {
-  if (!isWitness(cs, to)) return 0;
+  return isWitness(cs, to) ? fullMembersFloor(cs, leader, progress) : 0;
+}
+
+/** min(commit, the lowest match of every non-witness member, the leader's durable index). */
+function fullMembersFloor(
+  cs: ConfState,
+  leader: { readonly id: NodeId; readonly committed: Index; readonly stableIndex: Index },
+  progress: ReadonlyMap<NodeId, { readonly match: Index }>,
+): Index {
   let floor = leader.committed;
   for (const [id, pr] of progress) {
     if (isWitness(cs, id)) continue;
     floor = Math.min(floor, id === leader.id ? leader.stableIndex : pr.match);
   }
   return floor;
+}
+
+/**
+ * W1/W3 on the leader (churn issue 4): where a leader's log starts after it compacts at
+ * `snapshotIndex`. Without a witness in the configuration, at the snapshot, as in plain Raft.
+ * With one, no higher than the W3 floor: the entries above it may be needed by a full member
+ * that lags, and a witness is their second copy only if it HAS them. A witness that joins (or is
+ * caught up) after the leader compacted cannot get them from a snapshot: before this rule it
+ * got the leader's snapshot and held nothing below it, so once site A was lost nobody could bring
+ * the lagging B up (witness seeds 288, 308 before the fix). So the leader keeps the entries above
+ * the floor, catches B up with them instead of a snapshot, and brings a new witness in with a
+ * metadata-only marker at its log start followed by those entries (raft.ts sendSnapshot), so the
+ * witness starts at or below the floor, as W3 would have left the old one. It costs the leader's
+ * memory what W3 already costs the witness's disk (entries are tiny; a full member down for good
+ * holds both back until it is replaced). The retained entries are in memory only (storage
+ * compacted them with the snapshot): a leader that restarts keeps none, which reopens the gap
+ * until the lagging member catches up (README, churn issue 4).
+ */
+export function retainedLogStart(
+  cs: ConfState,
+  leader: { readonly id: NodeId; readonly committed: Index; readonly stableIndex: Index },
+  progress: ReadonlyMap<NodeId, { readonly match: Index }>,
+  snapshotIndex: Index,
+): Index {
+  if (cs.witnesses.length === 0) return snapshotIndex;
+  return Math.min(snapshotIndex, fullMembersFloor(cs, leader, progress));
 }
 
 /**
