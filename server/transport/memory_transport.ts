@@ -19,6 +19,7 @@ import { decodeMessage, encodeMessage, estimateMessageBytes } from "./peer_codec
 import type { PeerAddress, PeerTransport, PeerTransportStats } from "./peer_transport.ts";
 import { PEER_MESSAGE_BYTES_MAX_DEFAULT, SNAPSHOT_BYTES_MAX_DEFAULT, SNAPSHOT_CHUNK_BYTES_DEFAULT, peerBatchBytesMax } from "../limits.ts";
 import { LogLimiter } from "./log_limiter.ts";
+import { checkPeerMessage, type MessageCheckOptions } from "./peer_message_checks.ts";
 import { reassemble, snapshotChunks, type WireSnapshotChunk } from "./snapshot_chunks.ts";
 
 /** The cluster id written into snapshot headers on this network (nothing else checks one). */
@@ -67,10 +68,14 @@ export class MemoryNetwork {
     this.limiter = new LogLimiter(this.log);
   }
 
-  /** Creates and registers the transport of `selfId`. Ids are unique while open. */
-  transport(selfId: NodeId): MemoryTransport {
+  /**
+   * Creates and registers the transport of `selfId`. Ids are unique while open. `checks` are the
+   * inbound checks of peer_message_checks.ts, as GrpcPeerTransport's checkSnapshotImage and
+   * receiverState options pass them.
+   */
+  transport(selfId: NodeId, checks: MessageCheckOptions = {}): MemoryTransport {
     if (this.transports.has(selfId)) throw new Error(`transport ${selfId} already exists on this network`);
-    const t = new MemoryTransport(this, selfId);
+    const t = new MemoryTransport(this, selfId, checks);
     this.transports.set(selfId, t);
     return t;
   }
@@ -136,6 +141,7 @@ export class MemoryTransport implements PeerTransport {
   constructor(
     private readonly network: MemoryNetwork,
     readonly selfId: NodeId,
+    private readonly checks: MessageCheckOptions = {},
   ) {}
 
   send(messages: readonly Message[]): void {
@@ -273,10 +279,11 @@ export class MemoryTransport implements PeerTransport {
     const decoded: Message[] = [];
     for (const w of wire) {
       const r = decodeMessage(w);
-      if (!r.ok || r.value.to !== this.selfId) {
+      const problem = !r.ok ? r.reason : r.value.to !== this.selfId ? `addressed to ${r.value.to}` : checkPeerMessage(r.value, this.checks);
+      if (!r.ok || problem !== null) {
         // The sender's fault, not an invariant of this process: dropped, counted and logged.
         this.rejected += 1;
-        this.logRejected(r.ok ? `addressed to ${r.value.to}` : r.reason);
+        this.logRejected(problem ?? "refused");
         return;
       }
       decoded.push(r.value);
