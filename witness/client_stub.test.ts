@@ -128,5 +128,7 @@ describe("witness client stub", () => {
     assert.equal(r["commitIndex"], "12");
     assert.equal(r["appliedIndex"], "0");
     assert.deepEqual((r["confState"] as Record<string, unknown>)["witnesses"], ["w"]);
+    // Started without credentials (plaintext), and it says so.
+    assert.equal(r["insecure"], true);
   });
 });

@@ -33,6 +33,9 @@ export interface ClientStubOptions {
   readonly memberAddresses: ReadonlyMap<string, string>;
   /** The receive frame, as server/api's (default CLIENT_MESSAGE_BYTES_MAX_DEFAULT). */
   readonly messageBytesMax?: number;
+  /** The port's transport security, as tenured's client port (server/tls/member_tls.ts);
+   *  plaintext when left out (in-process tests). Cluster.Status reports which. */
+  readonly credentials?: grpc.ServerCredentials;
 }
 
 export interface ClientStubHandle {
@@ -63,7 +66,7 @@ export function witnessRefusal(status: WitnessStatus, addresses: ReadonlyMap<str
 }
 
 /** Cluster.Status of a witness, in the shape of tenure.v1.ClusterStatusResponse. */
-export function statusResponse(s: WitnessStatus, addresses: ReadonlyMap<string, string>): Record<string, unknown> {
+export function statusResponse(s: WitnessStatus, addresses: ReadonlyMap<string, string>, insecure: boolean): Record<string, unknown> {
   return {
     nodeId: s.id,
     role: s.role,
@@ -74,6 +77,7 @@ export function statusResponse(s: WitnessStatus, addresses: ReadonlyMap<string, 
     appliedIndex: s.appliedIndex,
     lastIndex: s.lastIndex,
     confState: s.confState,
+    insecure,
   };
 }
 
@@ -115,6 +119,7 @@ function refusingHandler(def: MethodDefinition<object, object>, refuse: () => gr
 }
 
 export function createClientStub(options: ClientStubOptions): grpc.Server {
+  const insecure = !(options.credentials?._isSecure() ?? false);
   const messageBytesMax = options.messageBytesMax ?? CLIENT_MESSAGE_BYTES_MAX_DEFAULT;
   const server = new grpc.Server({
     "grpc.max_receive_message_length": messageBytesMax,
@@ -133,7 +138,7 @@ export function createClientStub(options: ClientStubOptions): grpc.Server {
       implementation[method] =
         rpc === "Cluster.Status"
           ? (_call: unknown, callback: grpc.sendUnaryData<object>) => {
-              const r = guarded(rpc, () => statusResponse(options.status(), addresses));
+              const r = guarded(rpc, () => statusResponse(options.status(), addresses, insecure));
               if ("value" in r) callback(null, r.value);
               else callback(r.failure);
             }
@@ -150,7 +155,7 @@ export function createClientStub(options: ClientStubOptions): grpc.Server {
 export function startClientStub(options: ClientStubOptions): Promise<ClientStubHandle> {
   const server = createClientStub(options);
   return new Promise((resolve, reject) => {
-    server.bindAsync(options.listenAddress, grpc.ServerCredentials.createInsecure(), (error, port) => {
+    server.bindAsync(options.listenAddress, options.credentials ?? grpc.ServerCredentials.createInsecure(), (error, port) => {
       if (error !== null) {
         server.forceShutdown();
         reject(error);

@@ -1,5 +1,5 @@
 // The client-API gRPC server: loads the tenure.v1 protos, wires the four services to a NodeApi,
-// and bounds message sizes.
+// bounds message sizes, and binds with the credentials it is given (mutual TLS in tenured).
 //
 //   const api = await startApiServer({ node, stateConfig, listenAddress: "0.0.0.0:7000" });
 //   ... api.boundAddress() ... await api.close();
@@ -32,6 +32,9 @@ export interface ApiServerOptions {
   readonly messageBytesMax?: number;
   readonly observeBufferMax?: number;
   readonly keepAlivePendingMax?: number;
+  /** What Cluster.Status reports as `insecure`; startApiServer sets it from its credentials.
+   *  Default true: a server whose binding is not known here is taken to be plaintext. */
+  readonly insecure?: boolean;
 }
 
 export function createApiServer(options: ApiServerOptions): grpc.Server {
@@ -55,7 +58,7 @@ export function createApiServer(options: ApiServerOptions): grpc.Server {
     ["Lease", leaseService(deps)],
     ["Lock", lockService(deps)],
     ["Election", electionService(deps)],
-    ["Cluster", clusterService(deps)],
+    ["Cluster", clusterService(deps, { insecure: options.insecure ?? true })],
   ];
   for (const [name, implementation] of services) {
     server.addService(tolerant(serviceDefinition(name)), implementation);
@@ -75,14 +78,15 @@ export interface ApiServerHandle {
 export interface StartApiServerOptions extends ApiServerOptions {
   /** host:port; port 0 picks a free one. */
   readonly listenAddress: string;
-  /** Plaintext unless given (TLS credentials come with the security work). */
+  /** The port's transport security: tenured passes mutual TLS (server/tls/member_tls.ts), or
+   *  plaintext under --insecure. Plaintext when left out (in-process tests). */
   readonly credentials?: grpc.ServerCredentials;
 }
 
 /** createApiServer, then bind and serve. */
 export function startApiServer(options: StartApiServerOptions): Promise<ApiServerHandle> {
-  const server = createApiServer(options);
   const credentials = options.credentials ?? grpc.ServerCredentials.createInsecure();
+  const server = createApiServer({ ...options, insecure: !credentials._isSecure() });
   return new Promise((resolve, reject) => {
     server.bindAsync(options.listenAddress, credentials, (error, port) => {
       if (error !== null) {

@@ -12,7 +12,12 @@ import { unary, type ServiceDeps } from "./handler_kit.ts";
 import { ApiError, notLeaderError } from "./status_map.ts";
 import { parseAddMember, parseEmpty, parseRemoveMember, parseReplaceMember, parseTransferLeader } from "./validate.ts";
 
-export function clusterService(deps: ServiceDeps): grpc.UntypedServiceImplementation {
+export interface ClusterServiceOptions {
+  /** Plaintext ports (--insecure): Status reports it. */
+  readonly insecure: boolean;
+}
+
+export function clusterService(deps: ServiceDeps, options: ClusterServiceOptions): grpc.UntypedServiceImplementation {
   const limits = deps.config.limits;
   const node = deps.node;
   return {
@@ -29,6 +34,7 @@ export function clusterService(deps: ServiceDeps): grpc.UntypedServiceImplementa
         appliedIndex: s.appliedIndex,
         lastIndex: s.lastIndex,
         confState: s.confState,
+        insecure: options.insecure,
       };
     }),
     Members: unary("Cluster.Members", async (raw) => {
