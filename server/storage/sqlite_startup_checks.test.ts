@@ -174,7 +174,10 @@ describe("SqliteStorage evidence checks at open", () => {
       const size = fs.statSync(walPath).size;
       fs.copyFileSync(path.join(older, WAL_FILE_NAME), walPath);
       fs.truncateSync(walPath, size);
+      const evidence = fs.readFileSync(walPath);
       const message = refusal(copy);
+      // Refused through a read-only connection: the WAL is not checkpointed away or deleted.
+      assert.ok(evidence.equals(fs.readFileSync(walPath)), "the refusal left the WAL as it found it");
       assert.match(message, /lost acknowledged data: term: expected >= 4, found 3; /);
       assert.match(message, /last log index: expected >= 48, found 40/);
     } finally {

@@ -11,17 +11,16 @@
 // pages and its integrity check and row checksums see damage to them.
 
 import Database from "better-sqlite3";
-import { closeSync, mkdirSync, openSync, readSync, realpathSync } from "node:fs";
+import { mkdirSync, realpathSync } from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { assert } from "../core/assert.ts";
-import { EMPTY_HARD_STATE } from "../core/types.ts";
 import type { Entry, HardState, PersistedState, Snapshot } from "../core/types.ts";
 import { encodeConfState, entryChecksum, hardStateChecksum, identityChecksum, snapshotChecksum } from "./checksum.ts";
 import { AckRecordFile, ackRecordPath, readAckRecord } from "./ack_record.ts";
 import type { AckRecord, RecordedWal } from "./ack_record.ts";
 import { AckTracker, DEFAULT_ACK_POLICY } from "./ack_tracker.ts";
-import type { AckPolicy, DurableProgress } from "./ack_tracker.ts";
+import type { AckPolicy } from "./ack_tracker.ts";
 import { acquireLock, releaseLock } from "./lock_file.ts";
 import { StorageCorruptError } from "./raft_storage.ts";
 import type { RaftStorage, StorageIdentity, StorageWrite } from "./raft_storage.ts";
@@ -37,6 +36,8 @@ import {
 import type { LogView } from "./storage_checks.ts";
 import { OPERATOR_ADVICE, checkAgainstRecord, checkWalEvidence } from "./startup_checks.ts";
 import { checkWal, readWalSalts } from "./wal_check.ts";
+import { decodeHardStateRow, inspectReadOnly, readPageSizeBytes } from "./sqlite_inspect.ts";
+import type { Inspection } from "./sqlite_inspect.ts";
 
 export const DB_FILE_NAME = "raft.db";
 export const WAL_FILE_NAME = `${DB_FILE_NAME}-wal`;
@@ -107,15 +108,27 @@ export class SqliteStorage implements RaftStorage {
       const dbPath = path.join(dataDir, DB_FILE_NAME);
       const record = readRecordOrRefuse(dataDir);
       const walPath = path.join(dataDir, WAL_FILE_NAME);
+      const recordPath = ackRecordPath(dataDir);
       // Before SQLite opens it: SQLite's recovery would silently drop what follows a bad frame.
       const wal = checkWal(walPath, readPageSizeBytes(dbPath));
-      checkWalEvidence({ walPath, recordPath: ackRecordPath(dataDir), record, wal });
+      checkWalEvidence({ walPath, recordPath, record, wal });
+      // Then through a read-only connection, which never checkpoints the WAL away on a refusal.
+      const inspection = guardSqlite(where, () => inspectReadOnly(dbPath, where));
+      if (record === null && inspection.version === SCHEMA_VERSION) {
+        throw new StorageCorruptError(
+          `${recordPath} is missing, but raft.db (schema ${SCHEMA_VERSION}) was always written with one: without it the ` +
+            `store cannot show it still holds what it acknowledged; refusing to start. ${OPERATOR_ADVICE}`,
+        );
+      }
+      const { progress } = inspection;
+      if (record !== null) checkAgainstRecord(where, recordPath, record, { hardState: progress, lastIndex: progress.lastIndex });
       const db = new Database(dbPath);
       let store: SqliteStorage | null = null;
       try {
-        const version = guardSqlite(where, () => configure(db));
+        const version = guardSqlite(where, () => configure(db, inspection.version));
         store = new SqliteStorage(db, dataDir, lockPath);
-        guardSqlite(where, () => store?.startRecord(record, version, options));
+        const opened = store;
+        guardSqlite(where, () => opened.startRecord(record, { version, progress }, options));
         return store;
       } catch (error) {
         store?.ackFile?.close();
@@ -128,45 +141,25 @@ export class SqliteStorage implements RaftStorage {
     }
   }
 
-  /** Checks the store against the record (or starts one), then marks the store open. */
-  private startRecord(record: AckRecord | null, version: number, options: SqliteStorageOptions): void {
-    const recordPath = ackRecordPath(this.dataDir);
-    if (record === null && version === SCHEMA_VERSION) {
-      throw new StorageCorruptError(
-        `${recordPath} is missing, but raft.db (schema ${version}) was always written with one: without it the store ` +
-          `cannot show it still holds what it acknowledged; refusing to start. ${OPERATOR_ADVICE}`,
-      );
-    }
+  /** Starts the record (checked against the store by open()), then marks the store open. */
+  private startRecord(record: AckRecord | null, inspection: Inspection, options: SqliteStorageOptions): void {
+    const { version, progress } = inspection;
     this.ackFile = new AckRecordFile(this.dataDir);
-    const durable = this.storedProgress();
-    if (record !== null) {
-      checkAgainstRecord(this.where, recordPath, record, { hardState: durable, lastIndex: durable.lastIndex });
-    }
-    const initial: AckRecord = record ?? { generation: 0, ...durable, open: true, wal: null };
+    const initial: AckRecord = record ?? { generation: 0, ...progress, open: true, wal: null };
     this.tracker = new AckTracker({
       file: this.ackFile,
       record: initial,
-      durable,
+      durable: progress,
       policy: options.ackPolicy ?? DEFAULT_ACK_POLICY,
       readWal: () => this.recordedWal(),
       nowMs: () => performance.now(),
     });
     this.tracker.markOpen();
     if (record === null && version === SCHEMA_VERSION_BEFORE_ACK_RECORD) {
-      options.warn?.({ event: "ack_record_created", dataDir: this.dataDir, from: durable, warning: "store written before ack records" });
+      options.warn?.({ event: "ack_record_created", dataDir: this.dataDir, from: progress, warning: "store written before ack records" });
     }
     // Only now: a raft.db of this version without a record is refused as a lost record.
     if (version !== SCHEMA_VERSION) this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
-  }
-
-  /** Term, vote, commit and last index as stored (rows checksum-verified by load() later). */
-  private storedProgress(): DurableProgress {
-    const { term, vote, commit } = this.readHardState();
-    const last = (this.sql.lastIndex.get() as Row).last;
-    const snapshotRow = this.sql.snapshotIndex.get() as Row | undefined;
-    const snapshotIndex = isSafeCount(snapshotRow?.idx) ? snapshotRow.idx : 0;
-    const lastIndex = isSafeCount(last) ? Math.max(last, snapshotIndex) : snapshotIndex;
-    return { term, vote, commit, lastIndex };
   }
 
   private recordedWal(): RecordedWal | null {
@@ -322,17 +315,7 @@ export class SqliteStorage implements RaftStorage {
   }
 
   private readHardState(): HardState {
-    const row = this.sql.hardState.get() as Row | undefined;
-    if (row === undefined) return EMPTY_HARD_STATE;
-    const { term, vote, commit_index: commit, checksum } = row;
-    if (!isSafeCount(term) || typeof vote !== "string" || !isSafeCount(commit)) {
-      throw corruptError(this.where, "hard_state", "row has wrong types");
-    }
-    const hardState: HardState = { term, vote, commit };
-    if (hardStateChecksum(hardState) !== checksum) {
-      throw corruptError(this.where, "hard_state", "checksum mismatch");
-    }
-    return hardState;
+    return decodeHardStateRow(this.sql.hardState.get() as Row | undefined, this.where);
   }
 
   private readSnapshot(): Snapshot | null {
@@ -364,23 +347,15 @@ export class SqliteStorage implements RaftStorage {
   }
 }
 
-/** Sets WAL + FULL, checks raft.db's integrity; returns the schema version found (0 = new). */
-function configure(db: Database.Database): number {
+/** Sets WAL + FULL and creates the tables of a new store; returns the schema version. */
+function configure(db: Database.Database, version: number): number {
   const journalMode = db.pragma("journal_mode = WAL", { simple: true });
   assert(journalMode === "wal", "SQLite refused WAL mode");
   db.pragma("synchronous = FULL"); // fsync the WAL on every commit: durable when save() returns
   const synchronous = db.pragma("synchronous", { simple: true });
   assert(synchronous === 2, "synchronous=FULL not applied");
-  // Page-level damage (torn pages, a truncated file, broken indexes) is refused before any row is
-  // read. integrity_check, not quick_check: it also checks that every index matches its table,
-  // and costs ~Xms at 100k entries (README), once per start.
-  const check = db.pragma("integrity_check", { simple: true });
-  if (check !== "ok") throw new StorageCorruptError(`${db.name}: integrity_check: ${String(check)}; refusing to start. ${OPERATOR_ADVICE}`);
-  const version = db.pragma("user_version", { simple: true });
   const known = version === 0 || version === SCHEMA_VERSION_BEFORE_ACK_RECORD || version === SCHEMA_VERSION;
-  if (typeof version !== "number" || !known) {
-    throw new Error(`${db.name}: schema version ${String(version)}, expected ${SCHEMA_VERSION}`);
-  }
+  if (!known) throw new Error(`${db.name}: schema version ${version}, expected ${SCHEMA_VERSION}`);
   // The tables, but not yet the version: that is set once the ack record exists (startRecord).
   if (version === 0) db.exec(SCHEMA);
   return version;
@@ -397,24 +372,6 @@ function readRecordOrRefuse(dataDir: string): AckRecord | null {
   );
 }
 
-/** raft.db's page size from its header (bytes 16-17; 1 means 65536), or null without a file. */
-function readPageSizeBytes(dbPath: string): number | null {
-  let fd: number;
-  try {
-    fd = openSync(dbPath, "r");
-  } catch {
-    return null;
-  }
-  try {
-    const header = new Uint8Array(18);
-    if (readSync(fd, header, 0, 18, 0) < 18) return null;
-    const field = ((header[16] ?? 0) << 8) | (header[17] ?? 0);
-    return field === 1 ? 65536 : field;
-  } finally {
-    closeSync(fd);
-  }
-}
-
 function prepareStatements(db: Database.Database) {
   return {
     identity: db.prepare("SELECT cluster_id, node_id, checksum FROM identity WHERE id = 1"),
@@ -425,7 +382,6 @@ function prepareStatements(db: Database.Database) {
     putSnapshot: db.prepare("INSERT OR REPLACE INTO snapshot (id, idx, term, conf_state, data, checksum) " + "VALUES (1, ?, ?, ?, ?, ?)"),
     allEntries: db.prepare("SELECT idx, term, type, data, checksum FROM entries ORDER BY idx"),
     lastIndex: db.prepare("SELECT MAX(idx) AS last FROM entries"),
-    snapshotIndex: db.prepare("SELECT idx FROM snapshot WHERE id = 1"),
     anyState: db.prepare("SELECT 1 FROM hard_state UNION ALL SELECT 1 FROM entries UNION ALL SELECT 1 FROM snapshot LIMIT 1"),
     termAt: db.prepare("SELECT term FROM entries WHERE idx = ?"),
     putEntry: db.prepare("INSERT INTO entries (idx, term, type, data, checksum) VALUES (?, ?, ?, ?, ?)"),
