@@ -85,11 +85,15 @@ export class CertificateReloader {
     const next = loadTlsMaterial(this.options.files);
     if (!next.ok) {
       this.reloadFailuresTotal++;
-      this.options.log({ event: "tls_reload_failed", why, reason: next.reason, keeping: this.current.summary });
+      this.options.log({ event: "tls_reload_failed", level: "error", why, reason: next.reason, keeping: this.current.summary });
       return "failed";
     }
     const m = next.material;
-    if (m.ca.equals(this.current.ca) && m.cert.equals(this.current.cert) && m.key.equals(this.current.key)) return "unchanged";
+    if (m.ca.equals(this.current.ca) && m.cert.equals(this.current.cert) && m.key.equals(this.current.key)) {
+      // Said, so an operator's SIGHUP always gets an answer in the log.
+      this.options.log({ event: "tls_unchanged", why, serialNumber: m.summary.serialNumber });
+      return "unchanged";
+    }
     this.current = m;
     this.reloadsTotal++;
     this.options.log({ event: "tls_reloaded", why, ...m.summary });

@@ -14,6 +14,8 @@ import * as grpc from "@grpc/grpc-js";
 import { ensureDevCertificates, issueClientCertificate, issueMemberCertificate, type DevCertificates } from "../../tools/dev_certs.ts";
 import { CertificateReloader, TlsLoadError } from "./cert_reloader.ts";
 import { ReloadingChannelCredentials, ReloadingServerCredentials } from "./credentials.ts";
+import { ConfigError } from "../config.ts";
+import { startMemberTls } from "./member_tls.ts";
 import { loadTlsMaterial, type TlsFiles, type TlsMinVersion } from "./tls_material.ts";
 
 const root = mkdtempSync(join(tmpdir(), "tenure-tls-"));
@@ -177,6 +179,9 @@ describe("server/tls", () => {
       assert.equal(serverReloader.reload(), "reloaded");
       assert.equal(await serverSerial(address, raw), serialOf(next.certFile));
       assert.deepEqual(serverReloader.counts(), { reloadsTotal: 2, reloadFailuresTotal: 1 });
+      // The new context keeps the port's rules: a client certificate required, TLS 1.3 only.
+      await assert.rejects(who(address, grpc.credentials.createSsl(raw.ca)), { code: grpc.status.UNAVAILABLE });
+      await assert.rejects(serverSerial(address, { ...raw, maxVersion: "TLSv1.2" }), /version|protocol/i);
     } finally {
       server.forceShutdown();
     }
@@ -231,5 +236,30 @@ describe("server/tls", () => {
     } finally {
       server.forceShutdown();
     }
+  });
+
+  it("startMemberTls: a bad file is a config error, --insecure warns, SIGHUP reloads (and never stops the process)", () => {
+    const lines: Record<string, unknown>[] = [];
+    assert.throws(() => startMemberTls({ ...filesOf(certs, "a"), keyFile: certs.members.b?.keyFile ?? "" }, quiet(lines)), ConfigError);
+    const plain = startMemberTls(null, quiet(lines));
+    assert.equal(plain.insecure, true);
+    assert.ok(lines.some((l) => l["event"] === "insecure" && /PLAINTEXT/.test(String(l["warning"]))));
+    process.emit("SIGHUP", "SIGHUP");
+    plain.close();
+    const dir = join(root, "ca1");
+    const own = issueMemberCertificate("a", { dir, stem: "hup-a" });
+    const member = startMemberTls({ ...filesOf(certs, "a"), ...own }, quiet(lines));
+    try {
+      assert.equal(member.insecure, false);
+      assert.equal(member.transport, "mutual TLS (TLSv1.3 minimum)");
+      process.emit("SIGHUP", "SIGHUP");
+      assert.ok(lines.some((l) => l["event"] === "tls_unchanged" && l["why"] === "SIGHUP" && l["serialNumber"] === serialOf(own.certFile)));
+      issueMemberCertificate("a", { dir, stem: "hup-a" });
+      process.emit("SIGHUP", "SIGHUP");
+      assert.ok(lines.some((l) => l["event"] === "tls_reloaded" && l["why"] === "SIGHUP" && l["serialNumber"] === serialOf(own.certFile)));
+    } finally {
+      member.close();
+    }
+    assert.equal(process.listenerCount("SIGHUP"), 0, "close() leaves a SIGHUP handler behind");
   });
 });
