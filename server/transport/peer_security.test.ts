@@ -259,7 +259,7 @@ describe("frames an authenticated member may not send", () => {
       messageBytesMax,
       snapshotChunkBytes: 16 * 1024,
       checkSnapshotImage: machineImageCheck(DEFAULT_STATE_CONFIG),
-      receiverState: () => ({ term: 1, lastIndex: 5 }),
+      receiverState: () => ({ term: 1, lastIndex: 5, role: "follower", leader: "", voters: ["a", "b", "c"] }),
       log: () => {},
     });
     b.onMessage((m) => void got.push(m));
