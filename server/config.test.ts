@@ -6,7 +6,8 @@ import { describe, it } from "node:test";
 import { ConfigError, loadConfig } from "./config.ts";
 
 const members = "a=127.0.0.1:7101/127.0.0.1:7001,b=127.0.0.1:7102/127.0.0.1:7002";
-const base = [
+/** Everything but transport security. */
+const untrusted = [
   "--id",
   "a",
   "--cluster-id",
@@ -20,6 +21,8 @@ const base = [
   "--members",
   members,
 ];
+const tlsFlags = ["--tls-ca", "/etc/tenure/ca.pem", "--tls-cert", "/etc/tenure/a.pem", "--tls-key", "/etc/tenure/a.key"];
+const base = [...untrusted, ...tlsFlags];
 
 describe("config", () => {
   it("reads flags with defaults", () => {
@@ -34,7 +37,7 @@ describe("config", () => {
 
   it("reads witnesses from a flag, env or a YAML list, and checks them against members", () => {
     const three = `${members},w=127.0.0.1:7103/127.0.0.1:7003`;
-    const withW = [...base.slice(0, -1), three];
+    const withW = [...untrusted.slice(0, -1), three, ...tlsFlags];
     assert.deepEqual(loadConfig([...withW, "--witnesses", "w"], {}).witnesses, ["w"]);
     assert.deepEqual(loadConfig(withW, { TENURE_WITNESSES: "w" }).witnesses, ["w"]);
     const dir = mkdtempSync(join(tmpdir(), "tenure-config-"));
@@ -69,6 +72,7 @@ describe("config", () => {
       "127.0.0.1:2",
       "--tick-ms",
       "30",
+      "--insecure",
     ];
     const c = loadConfig(argv, { TENURE_TICK_MS: "25", TENURE_LOCK_DELAY_MS: "2000" });
     assert.equal(c.tickMs, 30);
@@ -87,6 +91,42 @@ describe("config", () => {
     assert.throws(() => loadConfig([...base, "--members", "nonsense"], {}), /must look like id=peerHost:port/);
     assert.throws(() => loadConfig(["--id"], {}), /needs a value/);
     assert.throws(() => loadConfig([...base, "--heartbeat-interval-ticks", "20"], {}), /heartbeatIntervalTicks must be smaller/);
+  });
+});
+
+describe("config: transport security", () => {
+  it("takes the three TLS files from flags, env or YAML, TLS 1.3 by default", () => {
+    assert.deepEqual(loadConfig(base, {}).tls, {
+      caFile: "/etc/tenure/ca.pem",
+      certFile: "/etc/tenure/a.pem",
+      keyFile: "/etc/tenure/a.key",
+      minVersion: "TLSv1.3",
+    });
+    const env = { TENURE_TLS_CA: "/e/ca.pem", TENURE_TLS_CERT: "/e/a.pem", TENURE_TLS_KEY: "/e/a.key", TENURE_TLS_MIN_VERSION: "TLSv1.2" };
+    assert.deepEqual(loadConfig(untrusted, env).tls, {
+      caFile: "/e/ca.pem",
+      certFile: "/e/a.pem",
+      keyFile: "/e/a.key",
+      minVersion: "TLSv1.2",
+    });
+    const dir = mkdtempSync(join(tmpdir(), "tenure-config-"));
+    const file = join(dir, "tenure.yaml");
+    writeFileSync(file, "tlsCa: /y/ca.pem\ntlsCert: /y/a.pem\ntlsKey: /y/a.key\n");
+    assert.equal(loadConfig([...untrusted, "--config", file], {}).tls?.certFile, "/y/a.pem");
+  });
+
+  it("requires the files unless --insecure, naming the missing flags", () => {
+    // TRANSITION: no TLS flag at all is still plaintext until the harnesses pass TLS flags.
+    assert.equal(loadConfig(untrusted, {}).tls, null);
+    assert.throws(() => loadConfig([...untrusted, "--tls-ca", "/c", "--tls-cert", "/a"], {}), /: --tls-key is required/);
+    assert.throws(() => loadConfig([...untrusted, "--tls-ca", "", "--tls-cert", "/a", "--tls-key", "/k"], {}), /: --tls-ca is required/);
+    assert.throws(() => loadConfig([...base, "--tls-min-version", "TLSv1.1"], {}), /tlsMinVersion must be TLSv1.3 or TLSv1.2/);
+  });
+
+  it("--insecure is plaintext (tls null) and refuses TLS files beside it", () => {
+    assert.equal(loadConfig([...untrusted, "--insecure"], {}).tls, null);
+    assert.equal(loadConfig(untrusted, { TENURE_INSECURE: "true" }).tls, null);
+    assert.throws(() => loadConfig([...base, "--insecure"], {}), /--insecure \(plaintext\) and --tls-ca, --tls-cert, --tls-key contradict/);
   });
 });
 
@@ -140,10 +180,12 @@ describe("deploy/config examples", () => {
     const c = loadConfig(["--config", `${dir}three-sites-a.yaml`], {});
     assert.equal(c.members.length, 3);
     assert.deepEqual(c.witnesses, []);
+    assert.equal(c.tls?.certFile, "/etc/tenure/tls/member-a.pem");
   });
   it("the two-sites + witness config parses and names the witness", () => {
     const c = loadConfig(["--config", `${dir}two-sites-witness-w.yaml`], {});
     assert.deepEqual(c.witnesses, ["w"]);
     assert.equal(c.id, "w");
+    assert.equal(c.tls?.certFile, "/etc/tenure/tls/member-w.pem");
   });
 });

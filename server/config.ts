@@ -2,7 +2,8 @@
 // (TENURE_*), then flags; later sources win. Every value is validated with a message that names
 // the source and says what was wrong. The test-only switches (--test-clock-file, --test-bugs,
 // --test-apply-delay-ms) are off by default and refused unless --test-mode is also given, so no
-// production config can turn one on by a stray key.
+// production config can turn one on by a stray key. Mutual TLS on both ports is required: the
+// three files (--tls-ca, --tls-cert, --tls-key) unless --insecure says plaintext by name.
 
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
@@ -12,6 +13,7 @@ import {
   SNAPSHOT_BYTES_MAX_DEFAULT,
   SNAPSHOT_CHUNK_BYTES_DEFAULT,
 } from "./limits.ts";
+import { TLS_MIN_VERSIONS, type TlsFiles } from "./tls/tls_material.ts";
 
 export interface MemberConfig {
   readonly id: string;
@@ -55,6 +57,13 @@ export interface ServerConfig {
   /** The largest snapshot this member sends or accepts; must be equal on every member. */
   readonly snapshotBytesMax: number;
   readonly snapshotChunkBytes: number;
+  /**
+   * Mutual TLS on the client and peer ports and for dialing the peers: the CA bundle, this
+   * member's certificate and key (one pair for both ports, both directions) and the lowest TLS
+   * version. null only with --insecure (plaintext, unauthenticated; warned at start and shown in
+   * Cluster.Status).
+   */
+  readonly tls: TlsFiles | null;
   /** Test-only (the chaos harness): permits the two options below; logged loudly at start. */
   readonly testMode: boolean;
   /** Test-only: the JSON file of a controllable clock (server/test_mode/test_clock.ts), re-read on SIGUSR2. */
@@ -74,11 +83,11 @@ export interface ServerConfig {
 export const TEST_BUGS = ["grant-without-lease-check", "stale-local-reads", "read-before-applied"] as const;
 export type TestBug = (typeof TEST_BUGS)[number];
 
-type NoDefault = "id" | "clusterId" | "dataDir" | "peerListen" | "clientListen" | "members";
+type NoDefault = "id" | "clusterId" | "dataDir" | "peerListen" | "clientListen" | "members" | "tls";
 // The test-only options have no default here: validate() must see whether one was given at all.
 type TestOnly = "testClockFile" | "testBugs" | "testApplyDelayMs";
 
-const DEFAULTS: Omit<ServerConfig, NoDefault | TestOnly> = {
+const DEFAULTS: Omit<ServerConfig, NoDefault | TestOnly> & { readonly insecure: boolean } = {
   witnesses: [],
   bootstrap: false,
   tickMs: 50,
@@ -93,6 +102,7 @@ const DEFAULTS: Omit<ServerConfig, NoDefault | TestOnly> = {
   snapshotBytesMax: SNAPSHOT_BYTES_MAX_DEFAULT,
   snapshotChunkBytes: SNAPSHOT_CHUNK_BYTES_DEFAULT,
   testMode: false,
+  insecure: false,
 };
 
 type Raw = Record<string, unknown>;
@@ -111,7 +121,7 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
 }
 
 /** Flags that take no value: present means true (--bootstrap); --name=false still works. */
-const BOOLEAN_FLAGS = new Set(["bootstrap", "testMode"]);
+const BOOLEAN_FLAGS = new Set(["bootstrap", "testMode", "insecure"]);
 
 function parseFlags(argv: readonly string[]): Raw {
   const out: Raw = {};
@@ -177,7 +187,9 @@ function validate(raw: Raw): ServerConfig {
     peerMessageBytesMax: int(raw, "peerMessageBytesMax", 64 * 1024, 256 * 1024 * 1024),
     snapshotBytesMax: int(raw, "snapshotBytesMax", 1024, 1_000_000_000),
     snapshotChunkBytes: int(raw, "snapshotChunkBytes", 1024, 256 * 1024 * 1024),
+    // Test-only switches first: a copied test command line is named as such before anything else.
     ...testOptions(raw),
+    tls: tlsOptions(raw),
   };
   if (config.heartbeatIntervalTicks >= config.electionTimeoutTicks) {
     throw new ConfigError("heartbeatIntervalTicks must be smaller than electionTimeoutTicks");
@@ -190,6 +202,45 @@ function validate(raw: Raw): ServerConfig {
   // A cluster of witnesses only could never apply anything or serve a client.
   if (members.every((m) => config.witnesses.includes(m.id))) throw new ConfigError("at least one member must not be a witness");
   return config;
+}
+
+const TLS_FILE_FLAGS = [
+  ["tlsCa", "--tls-ca"],
+  ["tlsCert", "--tls-cert"],
+  ["tlsKey", "--tls-key"],
+] as const;
+
+/** The TLS files, all three required unless --insecure, which takes none of them. Whether the
+ *  files exist and fit together is checked when they are loaded (server/tls/member_tls.ts). */
+function tlsOptions(raw: Raw): TlsFiles | null {
+  const given = TLS_FILE_FLAGS.filter(([key]) => raw[key] !== undefined && raw[key] !== "");
+  if (bool(raw, "insecure")) {
+    if (given.length > 0) {
+      throw new ConfigError(
+        `--insecure (plaintext) and ${given.map(([, f]) => f).join(", ")} contradict each other: give one or the other`,
+      );
+    }
+    return null;
+  }
+  // TRANSITION (until the process harnesses pass TLS flags): no TLS flag at all is still
+  // plaintext, with the --insecure warning at start. One or two of the three is an error.
+  if (given.length === 0) return null;
+  const missing = TLS_FILE_FLAGS.filter(([key]) => raw[key] === undefined || raw[key] === "").map(([, flag]) => flag);
+  if (missing.length > 0) {
+    throw new ConfigError(
+      `${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} required: both ports run mutual TLS (--tls-ca CA bundle, --tls-cert and --tls-key this member's certificate and key; README "TLS"), or give --insecure for plaintext (never in production)`,
+    );
+  }
+  const minVersion = raw["tlsMinVersion"] ?? "TLSv1.3";
+  const known = TLS_MIN_VERSIONS.find((v) => v === minVersion);
+  if (known === undefined)
+    throw new ConfigError(`tlsMinVersion must be ${TLS_MIN_VERSIONS.join(" or ")}, got ${JSON.stringify(minVersion)}`);
+  return {
+    caFile: str(raw, "tlsCa", /.+/),
+    certFile: str(raw, "tlsCert", /.+/),
+    keyFile: str(raw, "tlsKey", /.+/),
+    minVersion: known,
+  };
 }
 
 function testOptions(raw: Raw): Pick<ServerConfig, "testMode" | "testClockFile" | "testBugs" | "testApplyDelayMs"> {

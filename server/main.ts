@@ -3,7 +3,11 @@
 //
 //   node --import tsx server/main.ts --id a --cluster-id c1 --data-dir data/a \
 //     --peer-listen 127.0.0.1:7101 --client-listen 127.0.0.1:7001 \
-//     --members a=127.0.0.1:7101/127.0.0.1:7001,b=...,c=... [--bootstrap] [--config tenure.yaml]
+//     --members a=127.0.0.1:7101/127.0.0.1:7001,b=...,c=... [--bootstrap] [--config tenure.yaml] \
+//     --tls-ca ca.pem --tls-cert member-a.pem --tls-key member-a.key [--tls-min-version TLSv1.2]
+//
+// Mutual TLS on both ports and to the peers (server/tls/; certificates reloaded on change and on
+// SIGHUP), or --insecure for plaintext (warned at start, shown in Cluster.Status).
 //
 // Test-only (testing/chaos): --test-mode [--test-clock-file PATH] [--test-bugs NAME,...]
 // [--test-apply-delay-ms N].
@@ -20,6 +24,7 @@ import { stateConfig, stateSizes, type StateConfig } from "./state/limits.ts";
 import { assertLimitsAtStart } from "./limits.ts";
 import type { SqliteStorage } from "./storage/sqlite_storage.ts";
 import { GrpcPeerTransport } from "./transport/grpc_peer_transport.ts";
+import { startMemberTls, type MemberTls } from "./tls/member_tls.ts";
 import { startApiServer, type ApiServerHandle } from "./api/api_server.ts";
 import { openStorage } from "./data_dir.ts";
 import { log } from "./logger.ts";
@@ -31,6 +36,7 @@ interface Running {
   readonly transport: GrpcPeerTransport;
   readonly storage: SqliteStorage;
   readonly stopTicker: () => void;
+  readonly tls: MemberTls;
 }
 
 /** The state machine's config; with the test-only bug switch only under --test-bugs. */
@@ -60,6 +66,8 @@ async function start(config: ServerConfig): Promise<Running> {
   const testClock = startTestMode(config, log);
   if (config.testApplyDelayMs !== null)
     log({ event: "test-apply-delay", applyDelayMs: config.testApplyDelayMs, warning: "TEST MODE: every entry is applied slowly" });
+  // Before the data directory: a TLS file that is missing or does not fit is a config error.
+  const tls = startMemberTls(config.tls, (fields) => log({ component: "tls", ...fields }));
   const storage = openStorage(config);
   const peers = config.members.filter((m) => m.id !== config.id).map((m) => ({ id: m.id, address: m.peerAddress }));
   const transport = await GrpcPeerTransport.start({
@@ -70,6 +78,7 @@ async function start(config: ServerConfig): Promise<Running> {
     messageBytesMax: config.peerMessageBytesMax,
     snapshotBytesMax: config.snapshotBytesMax,
     snapshotChunkBytes: config.snapshotChunkBytes,
+    credentials: tls.peer,
     log: (fields: Record<string, unknown>) => log({ component: "transport", ...fields }),
   });
   const scheduler = new ProcessScheduler();
@@ -96,9 +105,10 @@ async function start(config: ServerConfig): Promise<Running> {
     stateConfig: machineConfig,
     listenAddress: config.clientListen,
     messageBytesMax: config.clientMessageBytesMax,
+    credentials: tls.client,
   });
   const stopTicker = startTicker(testClock, config.tickMs, () => node.tick());
-  return { node, api, transport, storage, stopTicker };
+  return { node, api, transport, storage, stopTicker, tls };
 }
 
 async function stop(r: Running): Promise<void> {
@@ -107,12 +117,17 @@ async function stop(r: Running): Promise<void> {
   r.node.stop();
   await r.transport.close();
   r.storage.close();
+  r.tls.close();
 }
 
 runProcess(async (config) => {
   const running = await start(config);
   return {
-    startedFields: { clientAddress: running.api.boundAddress(), peerAddress: running.transport.boundAddress() },
+    startedFields: {
+      clientAddress: running.api.boundAddress(),
+      peerAddress: running.transport.boundAddress(),
+      transport: running.tls.transport,
+    },
     stop: () => stop(running),
   };
 });

@@ -1,7 +1,8 @@
 // The process lifecycle shared by tenured and tenure-witness: load the config, treat an uncaught
 // exception or an unhandled rejection as fatal (storage failure and broken invariants must stop
 // the process rather than let it serve diverged state; server/fatal.ts writes the one line and
-// exits), log "started", and shut down gracefully on SIGINT/SIGTERM.
+// exits), log "started" (with the pid: SIGHUP reloads the TLS certificates), and shut down
+// gracefully on SIGINT/SIGTERM.
 //
 // Exit codes: 0 after a signal, 2 for a bad configuration, 1 for any other failure to start,
 // FATAL_EXIT_CODE (70) when a running member stops itself.
@@ -32,7 +33,14 @@ export function runProcess(start: (config: ServerConfig) => Promise<RunningServi
 async function main(start: (config: ServerConfig) => Promise<RunningService>): Promise<void> {
   const config = loadConfig(process.argv.slice(2), process.env);
   const running = await start(config);
-  log({ event: "started", id: config.id, clusterId: config.clusterId, dataDir: config.dataDir, ...running.startedFields });
+  log({
+    event: "started",
+    id: config.id,
+    clusterId: config.clusterId,
+    dataDir: config.dataDir,
+    pid: process.pid,
+    ...running.startedFields,
+  });
   let stopping = false;
   const onSignal = (signal: string): void => {
     if (stopping) return;

@@ -5,7 +5,10 @@
 //
 //   npm run witness -- --id w --cluster-id c1 --data-dir data/w \
 //     --peer-listen 127.0.0.1:7103 --client-listen 127.0.0.1:7003 \
-//     --members a=127.0.0.1:7101/127.0.0.1:7001,b=...,w=... --witnesses w [--bootstrap]
+//     --members a=127.0.0.1:7101/127.0.0.1:7001,b=...,w=... --witnesses w [--bootstrap] \
+//     --tls-ca ca.pem --tls-cert member-w.pem --tls-key member-w.key
+//
+// The same mutual TLS as tenured on both ports (server/tls/member_tls.ts), or --insecure.
 //
 // Test-only (testing/chaos): --test-mode [--test-clock-file PATH] skews this process's wall clock
 // and tick rate exactly as in tenured; --test-bugs is accepted (one flag set for the cluster) and
@@ -23,6 +26,7 @@ import { startTestMode, startTicker } from "../server/test_mode/test_clock.ts";
 import { ProcessScheduler } from "../server/node/process_scheduler.ts";
 import type { SqliteStorage } from "../server/storage/sqlite_storage.ts";
 import { GrpcPeerTransport } from "../server/transport/grpc_peer_transport.ts";
+import { startMemberTls, type MemberTls } from "../server/tls/member_tls.ts";
 import { assertLimitsAtStart } from "../server/limits.ts";
 import { startClientStub, type ClientStubHandle } from "./client_stub.ts";
 import { WitnessNode } from "./witness_node.ts";
@@ -33,6 +37,7 @@ interface Running {
   readonly transport: GrpcPeerTransport;
   readonly storage: SqliteStorage;
   readonly stopTicker: () => void;
+  readonly tls: MemberTls;
 }
 
 async function start(config: ServerConfig): Promise<Running> {
@@ -48,6 +53,8 @@ async function start(config: ServerConfig): Promise<Running> {
   const testClock = startTestMode(config, log);
   // Refuses an empty directory without --bootstrap and a directory of another member, exactly
   // as tenured does, and a member that is not listed as a witness.
+  // Before the data directory: a TLS file that is missing or does not fit is a config error.
+  const tls = startMemberTls(config.tls, (fields) => log({ component: "tls", ...fields }));
   const storage = openStorage(config, "witness");
   const peers = config.members.filter((m) => m.id !== config.id).map((m) => ({ id: m.id, address: m.peerAddress }));
   const transport = await GrpcPeerTransport.start({
@@ -58,6 +65,7 @@ async function start(config: ServerConfig): Promise<Running> {
     messageBytesMax: config.peerMessageBytesMax,
     snapshotBytesMax: config.snapshotBytesMax,
     snapshotChunkBytes: config.snapshotChunkBytes,
+    credentials: tls.peer,
     log: (fields: Record<string, unknown>) => log({ component: "transport", ...fields }),
   });
   const scheduler = new ProcessScheduler();
@@ -74,10 +82,11 @@ async function start(config: ServerConfig): Promise<Running> {
     status: () => node.status(),
     memberAddresses: new Map(config.members.map((m) => [m.id, m.clientAddress])),
     messageBytesMax: config.clientMessageBytesMax,
+    credentials: tls.client,
   });
   // The witness reads no clock but its ticker: a test clock's rate reaches its Raft timers here.
   const stopTicker = startTicker(testClock, config.tickMs, () => node.tick());
-  return { node, stub, transport, storage, stopTicker };
+  return { node, stub, transport, storage, stopTicker, tls };
 }
 
 async function stop(r: Running): Promise<void> {
@@ -86,6 +95,7 @@ async function stop(r: Running): Promise<void> {
   r.node.stop();
   await r.transport.close();
   r.storage.close();
+  r.tls.close();
 }
 
 // An uncaught exception is fatal (runProcess): a witness that acked an entry it did not keep
@@ -93,7 +103,12 @@ async function stop(r: Running): Promise<void> {
 runProcess(async (config) => {
   const running = await start(config);
   return {
-    startedFields: { witness: true, clientAddress: running.stub.boundAddress(), peerAddress: running.transport.boundAddress() },
+    startedFields: {
+      witness: true,
+      clientAddress: running.stub.boundAddress(),
+      peerAddress: running.transport.boundAddress(),
+      transport: running.tls.transport,
+    },
     stop: () => stop(running),
   };
 });
