@@ -23,6 +23,9 @@ export interface AckPolicy {
   readonly watermarkIntervalMs: number;
 }
 
+/** setTimeout's limit (a signed 32-bit ms count); a longer interval is cut to it. */
+const TIMER_MS_MAX = 2 ** 31 - 1;
+
 export const DEFAULT_ACK_POLICY: AckPolicy = { watermarkEntries: 256, watermarkIntervalMs: 1000 };
 
 export interface DurableProgress {
@@ -110,7 +113,8 @@ export class AckTracker {
 
   private armTimer(): void {
     if (this.timer !== null) return;
-    const waitMs = Math.max(0, this.options.policy.watermarkIntervalMs - (this.options.nowMs() - this.writtenAtMs));
+    const sinceMs = this.options.nowMs() - this.writtenAtMs;
+    const waitMs = Math.min(TIMER_MS_MAX, Math.max(0, this.options.policy.watermarkIntervalMs - sinceMs));
     this.timer = setTimeout(() => {
       this.timer = null;
       // A throw here is uncaught: fatal in tenured (server/process_main.ts), as in save().
