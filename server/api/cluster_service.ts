@@ -3,12 +3,17 @@
 // Membership changes are one joint-consensus step each (enterJoint with autoLeave), and are
 // idempotent by target state: if the configuration already has the requested shape nothing is
 // proposed and already_done is true, so a retry after a lost reply is safe.
+//
+// Status and Members answer any authenticated caller. The membership calls and TransferLeader
+// need admin (server/auth), and each is audited; a voter or learner is added only if its address
+// is known (in --members of this member), so a typo cannot add a member that does not exist and
+// shrink the cluster's margin.
 
 import type * as grpc from "@grpc/grpc-js";
 import { allMembers, isJoint, type ConfChange, type ConfChangeSingle } from "../core/conf_change.ts";
 import type { ConfState } from "../core/types.ts";
 import type { AdminOutcome } from "../node/node_api.ts";
-import { unary, type ServiceDeps } from "./handler_kit.ts";
+import { requireAdmin, unary, type HandlerContext, type ServiceDeps } from "./handler_kit.ts";
 import { ApiError, notLeaderError } from "./status_map.ts";
 import { parseAddMember, parseEmpty, parseRemoveMember, parseReplaceMember, parseTransferLeader } from "./validate.ts";
 
@@ -17,11 +22,31 @@ export interface ClusterServiceOptions {
   readonly insecure: boolean;
 }
 
+/** Refuses a member this node has no address for (it could never be reached). */
+function requireKnownMember(deps: ServiceDeps, nodeId: string): void {
+  if (deps.node.memberAddresses().has(nodeId)) return;
+  throw new ApiError("REFUSED", `no address is known for member ${nodeId}: list it in --members of every member before adding it`);
+}
+
+/** Runs an admin-only call and writes its audit line, whatever the outcome. */
+async function audited<T>(deps: ServiceDeps, ctx: HandlerContext, target: string, act: () => Promise<T>): Promise<T> {
+  requireAdmin(ctx);
+  const record = { identity: ctx.principal.identity, rpc: ctx.rpc, target, owner: null };
+  try {
+    const result = await act();
+    deps.audit?.({ ...record, outcome: "ok" });
+    return result;
+  } catch (error) {
+    deps.audit?.({ ...record, outcome: "failed" });
+    throw error;
+  }
+}
+
 export function clusterService(deps: ServiceDeps, options: ClusterServiceOptions): grpc.UntypedServiceImplementation {
   const limits = deps.config.limits;
   const node = deps.node;
   return {
-    Status: unary("Cluster.Status", async (raw) => {
+    Status: unary(deps, "Cluster.Status", async (raw, ctx) => {
       parseEmpty(raw, limits);
       const s = node.status();
       return {
@@ -35,9 +60,12 @@ export function clusterService(deps: ServiceDeps, options: ClusterServiceOptions
         lastIndex: s.lastIndex,
         confState: s.confState,
         insecure: options.insecure,
+        authMode: deps.auth?.mode ?? "open",
+        callerIdentity: ctx.principal.identity,
+        callerAdmin: ctx.principal.admin,
       };
     }),
-    Members: unary("Cluster.Members", async (raw) => {
+    Members: unary(deps, "Cluster.Members", async (raw) => {
       parseEmpty(raw, limits);
       const s = node.status();
       const addresses = node.memberAddresses();
@@ -51,31 +79,41 @@ export function clusterService(deps: ServiceDeps, options: ClusterServiceOptions
       }));
       return { members };
     }),
-    AddMember: unary("Cluster.AddMember", async (raw) => {
+    AddMember: unary(deps, "Cluster.AddMember", async (raw, ctx) => {
       const req = parseAddMember(raw, limits);
-      const cs = node.status().confState;
-      const done = req.learner ? cs.learners.includes(req.nodeId) : cs.voters.includes(req.nodeId);
-      const op = req.learner ? "addLearner" : "addVoter";
-      return changeMembership(deps, done, [{ op, nodeId: req.nodeId, witness: req.witness }]);
+      return audited(deps, ctx, `member ${req.nodeId}`, async () => {
+        const cs = node.status().confState;
+        const done = req.learner ? cs.learners.includes(req.nodeId) : cs.voters.includes(req.nodeId);
+        if (!done) requireKnownMember(deps, req.nodeId);
+        const op = req.learner ? "addLearner" : "addVoter";
+        return changeMembership(deps, done, [{ op, nodeId: req.nodeId, witness: req.witness }]);
+      });
     }),
-    RemoveMember: unary("Cluster.RemoveMember", async (raw) => {
+    RemoveMember: unary(deps, "Cluster.RemoveMember", async (raw, ctx) => {
       const { nodeId } = parseRemoveMember(raw, limits);
-      const done = !allMembers(node.status().confState).includes(nodeId);
-      return changeMembership(deps, done, [{ op: "removeNode", nodeId, witness: false }]);
+      return audited(deps, ctx, `member ${nodeId}`, async () => {
+        const done = !allMembers(node.status().confState).includes(nodeId);
+        return changeMembership(deps, done, [{ op: "removeNode", nodeId, witness: false }]);
+      });
     }),
-    ReplaceMember: unary("Cluster.ReplaceMember", async (raw) => {
+    ReplaceMember: unary(deps, "Cluster.ReplaceMember", async (raw, ctx) => {
       const req = parseReplaceMember(raw, limits);
-      const cs = node.status().confState;
-      const done = !allMembers(cs).includes(req.oldNodeId) && cs.voters.includes(req.newNodeId);
-      return changeMembership(deps, done, [
-        { op: "addVoter", nodeId: req.newNodeId, witness: req.witness },
-        { op: "removeNode", nodeId: req.oldNodeId, witness: false },
-      ]);
+      return audited(deps, ctx, `member ${req.oldNodeId} by ${req.newNodeId}`, async () => {
+        const cs = node.status().confState;
+        const done = !allMembers(cs).includes(req.oldNodeId) && cs.voters.includes(req.newNodeId);
+        if (!done) requireKnownMember(deps, req.newNodeId);
+        return changeMembership(deps, done, [
+          { op: "addVoter", nodeId: req.newNodeId, witness: req.witness },
+          { op: "removeNode", nodeId: req.oldNodeId, witness: false },
+        ]);
+      });
     }),
-    TransferLeader: unary("Cluster.TransferLeader", async (raw) => {
+    TransferLeader: unary(deps, "Cluster.TransferLeader", async (raw, ctx) => {
       const { toNodeId } = parseTransferLeader(raw, limits);
-      throwUnlessOk(deps, node.transferLeader(toNodeId));
-      return {};
+      return audited(deps, ctx, `leadership to ${toNodeId}`, async () => {
+        throwUnlessOk(deps, node.transferLeader(toNodeId));
+        return {};
+      });
     }),
   };
 }

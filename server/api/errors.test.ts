@@ -147,6 +147,13 @@ describe("status mapping and request validation over gRPC", () => {
         ["c", "MEMBER_ROLE_VOTER", false],
       ],
     );
+    const unknown = assertError(
+      await api.unary("Cluster", "ReplaceMember", { oldNodeId: "c", newNodeId: "w", witness: true }),
+      grpc.status.FAILED_PRECONDITION,
+      "REFUSED",
+    );
+    assert.match(unknown.details, /no address is known for member w/);
+    api.node.addresses.set("w", "127.0.0.1:7009");
     const replaced = await api.ok("Cluster", "ReplaceMember", { oldNodeId: "c", newNodeId: "w", witness: true });
     assert.equal(replaced["alreadyDone"], false);
     const cs = replaced["confState"] as Record<string, unknown>;

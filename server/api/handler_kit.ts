@@ -1,13 +1,18 @@
-// Plumbing shared by the service handlers: the grpc-js adapters (call -> AbortSignal, errors ->
-// status via status_map.ts, no exception escapes; an invariant violation stops the process
-// there), and submit/read helpers that turn node outcomes into values or ApiErrors.
+// Plumbing shared by the service handlers: the grpc-js adapters (call -> AbortSignal, the caller
+// authenticated before anything else, errors -> status via status_map.ts, no exception escapes;
+// an invariant violation stops the process there), and submit/read helpers that turn node
+// outcomes into values or ApiErrors.
 
 import type * as grpc from "@grpc/grpc-js";
+import type { Permission } from "../auth/auth_config.ts";
+import type { AuditSink } from "../auth/audit.ts";
+import type { AuthenticatedCall, Authenticator } from "../auth/authenticator.ts";
+import { adminDenied, OPEN_PRINCIPAL, permissionDenied, type Principal } from "../auth/principal.ts";
 import type { NodeApi } from "../node/node_api.ts";
 import type { ClientCommand } from "../state/commands.ts";
 import type { StateConfig } from "../state/limits.ts";
 import type { LockStateMachine } from "../state/machine.ts";
-import type { OkBody, ValidUntil } from "../state/results.ts";
+import type { ApplyResult, OkBody, ValidUntil } from "../state/results.ts";
 import { ApiError, errorFromCode, errorFromOutcome, logError, toStatusObject } from "./status_map.ts";
 
 export interface ServiceDeps {
@@ -18,6 +23,20 @@ export interface ServiceDeps {
   readonly observeBufferMax: number;
   /** KeepAlive: requests received but not yet answered, per stream. */
   readonly keepAlivePendingMax: number;
+  /** Who calls and what it may do (server/auth); absent: the open mode (everyone, anonymous). */
+  readonly auth?: Authenticator;
+  /**
+   * Draws the lease id of a Grant (lease_ids.ts: crypto, the arguments unused); the deterministic
+   * simulator injects a function of the grant and the attempt instead.
+   */
+  readonly drawLeaseId?: (grant: { readonly identity: string; readonly clientId: string; readonly seq: number }, attempt: number) => number;
+  /** Audit lines (admin acts on other identities' objects, admin-only calls); absent: not written. */
+  readonly audit?: AuditSink;
+}
+
+/** A handler's view of its call: the CallContext and the authenticated caller. */
+export interface HandlerContext extends CallContext {
+  readonly principal: Principal;
 }
 
 export interface CallContext {
@@ -28,7 +47,7 @@ export interface CallContext {
   readonly deadlineAtMs: number | null;
 }
 
-interface ServerCallLike {
+interface ServerCallLike extends AuthenticatedCall {
   on(event: "cancelled", listener: () => void): unknown;
   getDeadline(): grpc.Deadline;
 }
@@ -41,17 +60,42 @@ export function callContext(rpc: string, call: ServerCallLike): CallContext {
   return { rpc, signal: controller.signal, deadlineAtMs: Number.isFinite(deadlineMs) ? deadlineMs : null };
 }
 
-export type UnaryImpl = (request: unknown, ctx: CallContext) => Promise<object>;
+/** The caller of `call`, or UNAUTHENTICATED (before the request is even parsed). */
+export function authenticate(deps: ServiceDeps, call: AuthenticatedCall): Principal {
+  if (deps.auth === undefined) return OPEN_PRINCIPAL;
+  const result = deps.auth.authenticate(call);
+  if (!result.ok) throw new ApiError("UNAUTHENTICATED", result.message);
+  return result.principal;
+}
+
+/** PERMISSION_DENIED unless the caller has `permission` on `name` (null: not per name). */
+export function requirePermission(ctx: Pick<HandlerContext, "principal">, permission: Permission, name: string | null): void {
+  const denied = permissionDenied(ctx.principal, permission, name);
+  if (denied !== null) throw new ApiError("PERMISSION_DENIED", denied);
+}
+
+/** PERMISSION_DENIED unless the caller is admin. */
+export function requireAdmin(ctx: HandlerContext): void {
+  const denied = adminDenied(ctx.principal, ctx.rpc);
+  if (denied !== null) throw new ApiError("PERMISSION_DENIED", denied);
+}
+
+/** The caller fields of a client command (server/state/caller.ts): never from the request. */
+export function callerFields(principal: Principal): { readonly identity: string; readonly admin: boolean } {
+  return { identity: principal.identity, admin: principal.admin };
+}
+
+export type UnaryImpl = (request: unknown, ctx: HandlerContext) => Promise<object>;
 
 /**
  * A unary handler whose failures become a status: ApiError its own, any other exception INTERNAL,
  * except an invariant violation (server/fatal.ts isFatal), which stops the process instead.
  */
-export function unary(rpc: string, impl: UnaryImpl): grpc.handleUnaryCall<unknown, object> {
+export function unary(deps: ServiceDeps, rpc: string, impl: UnaryImpl): grpc.handleUnaryCall<unknown, object> {
   return (call, callback) => {
-    let ctx: CallContext;
+    let ctx: HandlerContext;
     try {
-      ctx = callContext(rpc, call);
+      ctx = { ...callContext(rpc, call), principal: authenticate(deps, call) };
     } catch (error) {
       callback(toStatusObject(error, rpc));
       return;
@@ -83,11 +127,21 @@ export interface Applied<K extends OkBody["kind"]> {
   readonly replayed: boolean;
 }
 
-/** Submits a client command; an error result or a non-applied outcome throws its ApiError. */
+/**
+ * Submits a client command; an error result or a non-applied outcome throws its ApiError. An
+ * admin's act on another identity's object is audited here, whatever its outcome.
+ */
 export async function submitOk<K extends OkBody["kind"]>(deps: ServiceDeps, command: ClientCommand, kind: K): Promise<Applied<K>> {
   const outcome = await deps.node.submit(command);
   if (outcome.kind !== "applied") throw errorFromOutcome(outcome, deps.node);
   const result = outcome.result;
+  auditActs(deps, result);
+  if (!result.ok && result.code === "PERMISSION_DENIED") {
+    // The stored message names no identity (state/limits.ts ERROR_MESSAGE_BYTES_MAX); this one does.
+    const who = JSON.stringify(command.identity ?? "");
+    throw new ApiError("PERMISSION_DENIED", `identity ${who} may not ${command.kind}: ${result.message} (only its owner or an admin may)`);
+  }
+  if (!result.ok && result.code === "LEASE_ID_TAKEN") throw new LeaseIdTakenError(result.message);
   if (!result.ok) throw errorFromCode(result.code, result.message);
   if (result.kind !== kind) {
     // The session table answered a retry with the stored result of a different command.
@@ -99,6 +153,23 @@ export async function submitOk<K extends OkBody["kind"]>(deps: ServiceDeps, comm
   // Checked just above: the result's kind is K.
   const body = result as unknown as OkOf<K>;
   return { body, index: result.index, replayed: result.replayed };
+}
+
+/** A LeaseGrant's drawn id was taken (nothing applied): draw again with the same seq. */
+export class LeaseIdTakenError extends ApiError {
+  constructor(message: string) {
+    super("INTERNAL", message);
+  }
+}
+
+function auditActs(deps: ServiceDeps, result: ApplyResult): void {
+  if (deps.audit === undefined) return;
+  for (const event of result.events) {
+    if (event.kind !== "actedForOwner") continue;
+    const target =
+      event.name === null ? `lease ${event.leaseId}` : `${JSON.stringify(event.name)} held or awaited by lease ${event.leaseId}`;
+    deps.audit({ identity: event.identity, rpc: event.command, target, owner: event.owner, outcome: result.ok ? "ok" : "failed" });
+  }
 }
 
 /** A linearizable read; anything but a value throws its ApiError. */

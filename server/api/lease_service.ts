@@ -1,8 +1,28 @@
 // tenure.v1.Lease: Grant, KeepAlive (bidirectional stream), Revoke, TimeToLive, List.
+//
+// Permission lease for all of them. Leases belong to the identity that granted them: the state
+// machine refuses another identity's KeepAlive and Revoke (admins excepted, audited); here
+// TimeToLive answers only the owner or an admin, and List shows a caller its own leases (an admin
+// all of them). Grant draws the lease id at random (lease_ids.ts) and draws again if it is taken.
 
 import type * as grpc from "@grpc/grpc-js";
+import type { LeaseGrant } from "../state/commands.ts";
 import type { OkBody } from "../state/results.ts";
-import { encodeValidUntil, failStream, submitOk, readOk, unary, type ServiceDeps, type ValidUntilMessage } from "./handler_kit.ts";
+import {
+  authenticate,
+  callerFields,
+  encodeValidUntil,
+  failStream,
+  readOk,
+  requirePermission,
+  submitOk,
+  unary,
+  type Applied,
+  LeaseIdTakenError,
+  type ServiceDeps,
+  type ValidUntilMessage,
+} from "./handler_kit.ts";
+import { LEASE_ID_DRAWS_MAX, randomLeaseId } from "./lease_ids.ts";
 import { ApiError, logError } from "./status_map.ts";
 import { parseLeaseGrant, parseLeaseKeepAlive, parseLeaseList, parseLeaseRevoke, parseLeaseTimeToLive } from "./validate.ts";
 
@@ -15,33 +35,68 @@ export interface LeaseKeepAliveResponse {
 export function leaseService(deps: ServiceDeps): grpc.UntypedServiceImplementation {
   const limits = deps.config.limits;
   return {
-    Grant: unary("Lease.Grant", async (raw) => {
+    Grant: unary(deps, "Lease.Grant", async (raw, ctx) => {
+      requirePermission(ctx, "lease", null);
       const req = parseLeaseGrant(raw, limits);
-      const { body, replayed } = await submitOk(deps, { kind: "LeaseGrant", ...req }, "LeaseGrant");
+      const { body, replayed } = await grantWithDrawnId(deps, { kind: "LeaseGrant", ...req, ...callerFields(ctx.principal) });
       return { leaseId: body.leaseId, validUntil: encodeValidUntil(body.validUntil), replayed };
     }),
     KeepAlive: keepAliveHandler(deps),
-    Revoke: unary("Lease.Revoke", async (raw) => {
+    Revoke: unary(deps, "Lease.Revoke", async (raw, ctx) => {
+      requirePermission(ctx, "lease", null);
       const req = parseLeaseRevoke(raw, limits);
-      const { body } = await submitOk(deps, { kind: "LeaseRevoke", ...req }, "LeaseRevoke");
+      const { body } = await submitOk(deps, { kind: "LeaseRevoke", ...req, ...callerFields(ctx.principal) }, "LeaseRevoke");
       return { leaseId: body.leaseId };
     }),
-    TimeToLive: unary("Lease.TimeToLive", async (raw) => {
+    TimeToLive: unary(deps, "Lease.TimeToLive", async (raw, ctx) => {
+      requirePermission(ctx, "lease", null);
       const { leaseId } = parseLeaseTimeToLive(raw, limits);
       const { value: info } = await readOk(deps, (m) => m.leaseTimeToLive(leaseId));
       if (info === null) throw new ApiError("LEASE_NOT_FOUND", `lease ${leaseId} not found`);
+      if (info.owner !== ctx.principal.identity) {
+        if (!ctx.principal.admin) {
+          const who = JSON.stringify(ctx.principal.identity);
+          throw new ApiError(
+            "PERMISSION_DENIED",
+            `identity ${who} may not read lease ${leaseId}: it belongs to another identity (only its owner or an admin may)`,
+          );
+        }
+        deps.audit?.({ identity: ctx.principal.identity, rpc: ctx.rpc, target: `lease ${leaseId}`, owner: info.owner, outcome: "ok" });
+      }
       return { ...info };
     }),
-    List: unary("Lease.List", async (raw) => {
+    List: unary(deps, "Lease.List", async (raw, ctx) => {
+      requirePermission(ctx, "lease", null);
       const { afterLeaseId, limit } = parseLeaseList(raw, limits);
+      const { identity, admin } = ctx.principal;
       const { value } = await readOk(deps, (m) => {
-        const after = m.leaseList().filter((l) => l.leaseId > afterLeaseId);
+        const after = m.leaseList().filter((l) => l.leaseId > afterLeaseId && (admin || l.owner === identity));
         after.sort((a, b) => a.leaseId - b.leaseId);
         return { leases: after.slice(0, limit), more: after.length > limit };
       });
+      if (admin && value.leases.some((l) => l.owner !== identity)) {
+        deps.audit?.({ identity, rpc: ctx.rpc, target: `${value.leases.length} leases after ${afterLeaseId}`, owner: "*", outcome: "ok" });
+      }
       return value;
     }),
   };
+}
+
+/**
+ * Grant with a lease id drawn here (never by the machine, which reads no randomness). A taken id
+ * changes nothing and is not stored in the session, so the same seq is proposed again with
+ * another draw; a retried seq that was applied gets its stored grant, whatever id it carries.
+ */
+async function grantWithDrawnId(deps: ServiceDeps, command: Omit<LeaseGrant, "leaseId">): Promise<Applied<"LeaseGrant">> {
+  const draw = deps.drawLeaseId ?? randomLeaseId;
+  const grant = { identity: command.identity ?? "", clientId: command.clientId, seq: command.seq };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await submitOk(deps, { ...command, leaseId: draw(grant, attempt) }, "LeaseGrant");
+    } catch (error) {
+      if (!(error instanceof LeaseIdTakenError) || attempt >= LEASE_ID_DRAWS_MAX) throw error;
+    }
+  }
 }
 
 function encodeKeepAlive(seq: number, body: Extract<OkBody, { kind: "LeaseKeepAlive" }>): LeaseKeepAliveResponse {
@@ -59,6 +114,16 @@ function encodeKeepAlive(seq: number, body: Extract<OkBody, { kind: "LeaseKeepAl
 function keepAliveHandler(deps: ServiceDeps): grpc.handleBidiStreamingCall<unknown, object> {
   const rpc = "Lease.KeepAlive";
   return (call) => {
+    let caller: ReturnType<typeof callerFields>;
+    try {
+      // Once per stream: the connection and its metadata do not change under it.
+      const principal = authenticate(deps, call);
+      requirePermission({ rpc, principal }, "lease", null);
+      caller = callerFields(principal);
+    } catch (error) {
+      failStream(call, rpc, error);
+      return;
+    }
     let ended = false;
     let pending = 0;
     let chain: Promise<void> = Promise.resolve();
@@ -69,7 +134,7 @@ function keepAliveHandler(deps: ServiceDeps): grpc.handleBidiStreamingCall<unkno
     };
     const renew = async (raw: unknown): Promise<void> => {
       const req = parseLeaseKeepAlive(raw, deps.config.limits);
-      const { body } = await submitOk(deps, { kind: "LeaseKeepAlive", ...req }, "LeaseKeepAlive");
+      const { body } = await submitOk(deps, { kind: "LeaseKeepAlive", ...req, ...caller }, "LeaseKeepAlive");
       pending -= 1;
       if (!ended) call.write(encodeKeepAlive(req.seq, body));
     };

@@ -1,9 +1,16 @@
 // tenure.v1.Lock: Acquire (optionally blocking), Release (fenced), Status, ValidateToken.
+//
+// Permissions: lock on the name for Acquire and Release, read for Status and ValidateToken. A lock
+// belongs to the owner of its holder's lease: the machine refuses another identity's Release.
+// Status shows every reader the state, the token and the waiter count (a fencing token is not a
+// credential), but lease ids only to their owner and admins.
 
 import type * as grpc from "@grpc/grpc-js";
+import type { Principal } from "../auth/principal.ts";
 import { isFatal } from "../fatal.ts";
 import type { MutexStatus } from "../state/lock_table.ts";
-import { readOk, submitOk, unary, type ServiceDeps } from "./handler_kit.ts";
+import type { LockStateMachine } from "../state/machine.ts";
+import { callerFields, readOk, requirePermission, submitOk, unary, type ServiceDeps } from "./handler_kit.ts";
 import { ApiError } from "./status_map.ts";
 import { parseFencedRelease, parseLockAcquire, parseName, parseValidateToken } from "./validate.ts";
 import { acquireBlocking } from "./wait_grant.ts";
@@ -11,12 +18,13 @@ import { acquireBlocking } from "./wait_grant.ts";
 export function lockService(deps: ServiceDeps): grpc.UntypedServiceImplementation {
   const limits = deps.config.limits;
   return {
-    Acquire: unary("Lock.Acquire", async (raw, ctx) => {
+    Acquire: unary(deps, "Lock.Acquire", async (raw, ctx) => {
       const { timeoutMs, ...req } = parseLockAcquire(raw, limits);
+      requirePermission(ctx, "lock", req.name);
       try {
         const grant = await acquireBlocking(deps, ctx, {
           table: "lock",
-          command: { kind: "LockAcquire", ...req },
+          command: { kind: "LockAcquire", ...req, ...callerFields(ctx.principal) },
           timeoutMs,
         });
         return { token: grant.token, validUntil: grant.validUntil, replayed: grant.replayed };
@@ -27,18 +35,21 @@ export function lockService(deps: ServiceDeps): grpc.UntypedServiceImplementatio
         throw error;
       }
     }),
-    Release: unary("Lock.Release", async (raw) => {
+    Release: unary(deps, "Lock.Release", async (raw, ctx) => {
       const req = parseFencedRelease(raw, limits);
-      const { body } = await submitOk(deps, { kind: "LockRelease", ...req }, "LockRelease");
+      requirePermission(ctx, "lock", req.name);
+      const { body } = await submitOk(deps, { kind: "LockRelease", ...req, ...callerFields(ctx.principal) }, "LockRelease");
       return { released: body.released };
     }),
-    Status: unary("Lock.Status", async (raw) => {
+    Status: unary(deps, "Lock.Status", async (raw, ctx) => {
       const { name } = parseName(raw, limits);
-      const { value } = await readOk(deps, (m) => m.lockStatus(name));
+      requirePermission(ctx, "read", name);
+      const { value } = await readOk(deps, (m) => visibleStatus(m, m.lockStatus(name), ctx.principal));
       return encodeMutexStatus(value);
     }),
-    ValidateToken: unary("Lock.ValidateToken", async (raw) => {
+    ValidateToken: unary(deps, "Lock.ValidateToken", async (raw, ctx) => {
       const { name, token } = parseValidateToken(raw, limits);
+      requirePermission(ctx, "read", name);
       const { value } = await readOk(deps, (m) => m.validateToken(name, token));
       const kind = value.table === null ? "GRANT_KIND_NONE" : value.table === "lock" ? "GRANT_KIND_LOCK" : "GRANT_KIND_ELECTION";
       return { current: value.current, kind, currentToken: value.currentToken ?? 0 };
@@ -46,14 +57,28 @@ export function lockService(deps: ServiceDeps): grpc.UntypedServiceImplementatio
   };
 }
 
-export function encodeMutexStatus(status: MutexStatus): object {
+/** A status as `principal` may see it: lease ids of other identities' leases are 0 or left out. */
+export interface VisibleStatus extends Omit<MutexStatus, "waiters"> {
+  readonly waiterLeaseIds: readonly number[];
+  readonly waiterCount: number;
+}
+
+export function visibleStatus(m: LockStateMachine, status: MutexStatus, principal: Principal): VisibleStatus {
+  const mine = (leaseId: number): boolean => principal.admin || m.leaseOwner(leaseId) === principal.identity;
+  const holder = status.holder === null ? null : { ...status.holder, leaseId: mine(status.holder.leaseId) ? status.holder.leaseId : 0 };
+  const waiterLeaseIds = status.waiters.map((w) => w.leaseId).filter(mine);
+  return { name: status.name, state: status.state, holder, delay: status.delay, waiterLeaseIds, waiterCount: status.waiters.length };
+}
+
+export function encodeMutexStatus(status: VisibleStatus): object {
   const holder = status.holder;
   return {
     name: status.name,
     state: `MUTEX_STATE_${status.state}`,
     holder: holder === null ? null : { leaseId: holder.leaseId, token: holder.token, value: holder.value, grantedAtMs: holder.grantedAtMs },
-    waiterLeaseIds: status.waiters.map((w) => w.leaseId),
+    waiterLeaseIds: status.waiterLeaseIds,
     delayUntilMs: status.delay?.untilMs ?? 0,
+    waiterCount: status.waiterCount,
   };
 }
 

@@ -13,4 +13,6 @@ export interface ApplyContext {
   nextToken(): number;
   /** Whether a lease exists and is before its server deadline at nowMs. */
   leaseLive(leaseId: number): boolean;
+  /** The identity owning a lease ("" if none: only the grantWithoutLeaseCheck bug grants those). */
+  leaseOwner(leaseId: number): string;
 }

@@ -207,7 +207,14 @@ describe("locks", () => {
     let index = 0;
     let token = 0;
     const live = new Set<number>([1, 2, 3, 4, 5, 6, 7, 8]);
-    const ctx = (): ApplyContext => ({ index: ++index, nowMs: index, events: [], nextToken: () => ++token, leaseLive: (l) => live.has(l) });
+    const ctx = (): ApplyContext => ({
+      index: ++index,
+      nowMs: index,
+      events: [],
+      nextToken: () => ++token,
+      leaseLive: (l) => live.has(l),
+      leaseOwner: () => "",
+    });
     let seed = 42; // xorshift32: the same walk on every run
     const next = (n: number): number => {
       seed ^= seed << 13;

@@ -270,6 +270,7 @@ export class LockTable {
       table: this.table,
       name: record.name,
       leaseId: holder.leaseId,
+      owner: ctx.leaseOwner(holder.leaseId),
       token: holder.token,
       value: holder.value,
     });

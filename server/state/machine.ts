@@ -130,6 +130,7 @@ export class LockStateMachine {
       nowMs,
       events,
       nextToken: () => ids.nextToken(),
+      leaseOwner: (leaseId) => leases.get(leaseId)?.owner ?? "",
       leaseLive: (leaseId) => {
         const lease = leases.get(leaseId);
         return lease !== undefined && leases.isLive(lease, nowMs);

@@ -89,6 +89,8 @@ export type StateEvent =
       readonly table: "lock" | "election";
       readonly name: string;
       readonly leaseId: number;
+      /** The identity owning the lease (caller.ts): Observe shows the lease id only to it. */
+      readonly owner: string;
       readonly token: number;
       readonly value: string;
     }
