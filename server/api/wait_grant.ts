@@ -233,6 +233,9 @@ async function withdraw(
     table,
     name: command.name,
     leaseId: command.leaseId,
+    // The same caller (server/state/caller.ts): its session, and the right to withdraw its lease's wait.
+    ...(command.identity === undefined ? {} : { identity: command.identity }),
+    ...(command.admin === undefined ? {} : { admin: command.admin }),
   };
   const outcome = await deps.node.submit(cancel);
   const unknown = (cause: string, hint?: ApiError): ApiError =>
