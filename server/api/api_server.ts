@@ -6,6 +6,8 @@
 
 import * as grpc from "@grpc/grpc-js";
 import type { ServiceDefinition } from "@grpc/proto-loader";
+import type { AuditSink } from "../auth/audit.ts";
+import type { Authenticator } from "../auth/authenticator.ts";
 import { CLIENT_MESSAGE_BYTES_MAX_DEFAULT, CLIENT_RESPONSE_FRAME_FACTOR } from "../limits.ts";
 import type { NodeApi } from "../node/node_api.ts";
 import { DEFAULT_STATE_CONFIG, validateStateConfig, type StateConfig } from "../state/limits.ts";
@@ -35,6 +37,10 @@ export interface ApiServerOptions {
   /** What Cluster.Status reports as `insecure`; startApiServer sets it from its credentials.
    *  Default true: a server whose binding is not known here is taken to be plaintext. */
   readonly insecure?: boolean;
+  /** Authentication and permissions (server/auth/authenticator.ts); default: the open mode. */
+  readonly auth?: Authenticator;
+  /** Where audit lines go (server/auth/audit.ts); default: not written. */
+  readonly audit?: AuditSink;
 }
 
 export function createApiServer(options: ApiServerOptions): grpc.Server {
@@ -49,6 +55,8 @@ export function createApiServer(options: ApiServerOptions): grpc.Server {
     config,
     observeBufferMax: positive(options.observeBufferMax ?? OBSERVE_BUFFER_MAX_DEFAULT, "observeBufferMax"),
     keepAlivePendingMax: positive(options.keepAlivePendingMax ?? KEEPALIVE_PENDING_MAX_DEFAULT, "keepAlivePendingMax"),
+    ...(options.auth === undefined ? {} : { auth: options.auth }),
+    ...(options.audit === undefined ? {} : { audit: options.audit }),
   };
   const server = new grpc.Server({
     "grpc.max_receive_message_length": messageBytesMax,
