@@ -28,6 +28,7 @@ import type { TimerHandle, Timers } from "../../client-sdk/timers.ts";
 import type { DuplexStream, Message, ServerStream, Wire } from "../../client-sdk/transport.ts";
 import { serviceDefinition, type ServiceName } from "../../proto/tenure_protos.ts";
 import type { ServiceDeps } from "../../server/api/handler_kit.ts";
+import { fnv1a64Hex } from "../../server/state/hash.ts";
 import { leaseService } from "../../server/api/lease_service.ts";
 import { lockService } from "../../server/api/lock_service.ts";
 import type { NodeId } from "../../server/core/types.ts";
@@ -53,6 +54,15 @@ export type ClientReply =
 
 /** Client-API address of node `id` (the nodes' memberAddresses, so NOT_LEADER hints name it). */
 export const endpointOf = (id: NodeId): string => `sim:${id}`;
+
+/**
+ * Lease ids in the simulation: a hash of the grant and the attempt instead of crypto (the run must
+ * replay from its seed); distinct grants collide with odds 2^-53, and a collision is redrawn.
+ */
+function simLeaseId(grant: { readonly identity: string; readonly clientId: string; readonly seq: number }, attempt: number): number {
+  const hex = fnv1a64Hex(new TextEncoder().encode(`${grant.identity} ${grant.clientId} ${grant.seq} ${attempt}`));
+  return Number(BigInt(`0x${hex}`) >> 11n) || 1;
+}
 
 export interface WireEnv {
   /**
@@ -361,7 +371,13 @@ class SimApiServer {
     readonly raft: RaftNode,
   ) {
     this.api = new SimNodeApi(env, node, raft);
-    const deps: ServiceDeps = { node: this.api, config: env.stateConfig, observeBufferMax: 1_024, keepAlivePendingMax: 64 };
+    const deps: ServiceDeps = {
+      node: this.api,
+      config: env.stateConfig,
+      observeBufferMax: 1_024,
+      keepAlivePendingMax: 64,
+      drawLeaseId: simLeaseId,
+    };
     this.handlers = { Lease: leaseService(deps), Lock: lockService(deps) };
   }
 
