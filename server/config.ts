@@ -64,6 +64,14 @@ export interface ServerConfig {
    * Cluster.Status).
    */
   readonly tls: TlsFiles | null;
+  /**
+   * Client authentication and permissions (server/auth, README "Authentication and permissions"):
+   * --auth-config FILE (roles and bindings, YAML), --auth-tokens FILE (SHA-256 hashes of bearer
+   * tokens), --admin-identities a,b (admins besides the config's admin bindings). All optional:
+   * with TLS and no auth config every certificate identity may use every name; with --insecure
+   * and none of them, the open mode.
+   */
+  readonly auth: AuthOptions;
   /** Test-only (the chaos harness): permits the two options below; logged loudly at start. */
   readonly testMode: boolean;
   /** Test-only: the JSON file of a controllable clock (server/test_mode/test_clock.ts), re-read on SIGUSR2. */
@@ -79,11 +87,17 @@ export interface ServerConfig {
   readonly testApplyDelayMs: number | null;
 }
 
+export interface AuthOptions {
+  readonly configFile: string | null;
+  readonly tokenFile: string | null;
+  readonly adminIdentities: readonly string[];
+}
+
 /** Deliberate bugs a test-mode server can run with (see server/main.ts for what each does). */
 export const TEST_BUGS = ["grant-without-lease-check", "stale-local-reads", "read-before-applied"] as const;
 export type TestBug = (typeof TEST_BUGS)[number];
 
-type NoDefault = "id" | "clusterId" | "dataDir" | "peerListen" | "clientListen" | "members" | "tls";
+type NoDefault = "id" | "clusterId" | "dataDir" | "peerListen" | "clientListen" | "members" | "tls" | "auth";
 // The test-only options have no default here: validate() must see whether one was given at all.
 type TestOnly = "testClockFile" | "testBugs" | "testApplyDelayMs";
 
@@ -190,6 +204,7 @@ function validate(raw: Raw): ServerConfig {
     // Test-only switches first: a copied test command line is named as such before anything else.
     ...testOptions(raw),
     tls: tlsOptions(raw),
+    auth: authOptions(raw),
   };
   if (config.heartbeatIntervalTicks >= config.electionTimeoutTicks) {
     throw new ConfigError("heartbeatIntervalTicks must be smaller than electionTimeoutTicks");
@@ -209,6 +224,23 @@ const TLS_FILE_FLAGS = [
   ["tlsCert", "--tls-cert"],
   ["tlsKey", "--tls-key"],
 ] as const;
+
+const IDENTITY = /^[A-Za-z0-9._:@/+=-]{1,64}$/;
+
+/** The auth files and the admin identities (a YAML list, or "a,b" as a flag or in the environment). */
+function authOptions(raw: Raw): AuthOptions {
+  const file = (key: string): string | null => (raw[key] === undefined || raw[key] === "" ? null : str(raw, key, /.+/));
+  const admins = raw["adminIdentities"];
+  const list =
+    admins === undefined || admins === null || admins === ""
+      ? []
+      : typeof admins === "string"
+        ? admins.split(",").map((a) => a.trim())
+        : admins;
+  if (!Array.isArray(list)) throw new ConfigError("adminIdentities must be a list of identities (flag --admin-identities a,b)");
+  const adminIdentities = list.map((id, i) => str({ id }, "id", IDENTITY, `adminIdentities[${i}]`));
+  return { configFile: file("authConfig"), tokenFile: file("authTokens"), adminIdentities };
+}
 
 /** The TLS files, all three required unless --insecure, which takes none of them. Whether the
  *  files exist and fit together is checked when they are loaded (server/tls/member_tls.ts). */
