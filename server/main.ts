@@ -24,6 +24,8 @@ import { stateConfig, stateSizes, type StateConfig } from "./state/limits.ts";
 import { assertLimitsAtStart } from "./limits.ts";
 import type { SqliteStorage } from "./storage/sqlite_storage.ts";
 import { GrpcPeerTransport } from "./transport/grpc_peer_transport.ts";
+import { machineImageCheck } from "./transport/snapshot_image_check.ts";
+import { memberPeerOptions, type MemberStatus } from "./transport/member_peer_options.ts";
 import { startMemberTls, type MemberTls } from "./tls/member_tls.ts";
 import { startApiServer, type ApiServerHandle } from "./api/api_server.ts";
 import { openStorage } from "./data_dir.ts";
@@ -70,7 +72,16 @@ async function start(config: ServerConfig): Promise<Running> {
   const tls = startMemberTls(config.tls, (fields) => log({ component: "tls", ...fields }));
   const storage = openStorage(config);
   const peers = config.members.filter((m) => m.id !== config.id).map((m) => ({ id: m.id, address: m.peerAddress }));
+  // Identity, admission, message checks and the term guard read the node, which needs the
+  // transport first: bound below, once the node exists (server/transport/member_peer_options.ts).
+  let nodeStatus: () => MemberStatus | null = () => null;
   const transport = await GrpcPeerTransport.start({
+    ...memberPeerOptions({
+      tls: !tls.insecure,
+      electionTimeoutMs: config.tickMs * config.electionTimeoutTicks,
+      checkSnapshotImage: machineImageCheck(machineConfig),
+      status: () => nodeStatus(),
+    }),
     selfId: config.id,
     clusterId: config.clusterId,
     listenAddress: config.peerListen,
@@ -100,6 +111,7 @@ async function start(config: ServerConfig): Promise<Running> {
       : {}),
   });
   scheduler.bind(() => node.process());
+  nodeStatus = () => node.status();
   const api = await startApiServer({
     node,
     stateConfig: machineConfig,

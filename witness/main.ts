@@ -26,6 +26,8 @@ import { startTestMode, startTicker } from "../server/test_mode/test_clock.ts";
 import { ProcessScheduler } from "../server/node/process_scheduler.ts";
 import type { SqliteStorage } from "../server/storage/sqlite_storage.ts";
 import { GrpcPeerTransport } from "../server/transport/grpc_peer_transport.ts";
+import { witnessImageCheck } from "../server/transport/peer_message_checks.ts";
+import { memberPeerOptions, type MemberStatus } from "../server/transport/member_peer_options.ts";
 import { startMemberTls, type MemberTls } from "../server/tls/member_tls.ts";
 import { assertLimitsAtStart } from "../server/limits.ts";
 import { startClientStub, type ClientStubHandle } from "./client_stub.ts";
@@ -57,7 +59,16 @@ async function start(config: ServerConfig): Promise<Running> {
   const tls = startMemberTls(config.tls, (fields) => log({ component: "tls", ...fields }));
   const storage = openStorage(config, "witness");
   const peers = config.members.filter((m) => m.id !== config.id).map((m) => ({ id: m.id, address: m.peerAddress }));
+  // Identity, admission, message checks and the term guard read the node, which needs the
+  // transport first: bound below, once the node exists (server/transport/member_peer_options.ts).
+  let nodeStatus: () => MemberStatus | null = () => null;
   const transport = await GrpcPeerTransport.start({
+    ...memberPeerOptions({
+      tls: !tls.insecure,
+      electionTimeoutMs: config.tickMs * config.electionTimeoutTicks,
+      checkSnapshotImage: witnessImageCheck,
+      status: () => nodeStatus(),
+    }),
     selfId: config.id,
     clusterId: config.clusterId,
     listenAddress: config.peerListen,
@@ -77,6 +88,7 @@ async function start(config: ServerConfig): Promise<Running> {
     log: (fields) => log({ component: "witness", ...fields }),
   });
   scheduler.bind(() => node.process());
+  nodeStatus = () => node.status();
   const stub = await startClientStub({
     listenAddress: config.clientListen,
     status: () => node.status(),

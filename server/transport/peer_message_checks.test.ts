@@ -6,9 +6,9 @@ import { Driver } from "../../testing/kits/state_test_kit.ts";
 import type { Message } from "../core/messages.ts";
 import type { SnapshotMetadata } from "../core/types.ts";
 import { DEFAULT_STATE_CONFIG } from "../state/limits.ts";
-import { INDEX_MAX, TERM_MAX, checkPeerMessage, confEntryProblem, confStateProblem } from "./peer_message_checks.ts";
+import { INDEX_MAX, TERM_MAX, checkPeerMessage, confEntryProblem, confStateProblem, witnessImageCheck } from "./peer_message_checks.ts";
 import { isAdmissibleMember } from "./peer_admission.ts";
-import { machineImageCheck, witnessImageCheck } from "./snapshot_image_check.ts";
+import { machineImageCheck } from "./snapshot_image_check.ts";
 
 const confState = { voters: ["a", "b", "c"], votersOutgoing: [], learners: [], learnersNext: [], witnesses: [], autoLeave: false };
 const head = { from: "b", to: "a", term: 3 };

@@ -32,6 +32,13 @@ export const INDEX_MAX = 2 ** 48;
 /** Null if the image may be restored (and persisted) as a snapshot with this metadata, else why not. */
 export type SnapshotImageCheck = (data: Uint8Array, metadata: SnapshotMetadata) => string | null;
 
+/**
+ * tenure-witness: a witness never restores an image (WitnessNode.restoreSnapshot keeps it as
+ * stored) and never sends one (W5), so no image can crash or wedge it; the metadata is still
+ * checked below. tenured's check is snapshot_image_check.ts.
+ */
+export const witnessImageCheck: SnapshotImageCheck = () => null;
+
 /** What the receiver knows that a message must agree with. */
 export interface ReceiverView {
   /** The receiver's current term and last log index (the node's status, read just before step). */

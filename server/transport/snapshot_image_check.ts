@@ -1,5 +1,6 @@
-// The snapshot image checks a member passes to its transport (checkSnapshotImage): tenured's
-// decodes the image with the state machine's own restore, the witness's keeps what it never reads.
+// tenured's snapshot image check (GrpcPeerTransport's checkSnapshotImage): the image is decoded
+// with the state machine's own restore (the witness's check is witnessImageCheck in
+// peer_message_checks.ts: a witness never imports server/state).
 // Run on every inbound snapshot before the node sees it, so an image the member could not restore
 // is refused (and counted) instead of persisted and then fatal at apply, on every restart.
 
@@ -31,10 +32,3 @@ export function machineImageCheck(config: StateConfig): SnapshotImageCheck {
     return null;
   };
 }
-
-/**
- * tenure-witness: a witness never restores an image (WitnessNode.restoreSnapshot keeps it as
- * stored) and never sends one (W5), so no image can crash or wedge it; the metadata is still
- * checked by peer_message_checks.ts.
- */
-export const witnessImageCheck: SnapshotImageCheck = () => null;
