@@ -16,7 +16,7 @@ import { performance } from "node:perf_hooks";
 import { randomInt } from "node:crypto";
 import { makeRaftConfig } from "./core/config.ts";
 import { SeededRandom } from "./core/random.ts";
-import type { ServerConfig } from "./config.ts";
+import { ConfigError, type ServerConfig } from "./config.ts";
 import { runProcess } from "./process_main.ts";
 import { RaftNode } from "./node/raft_node.ts";
 import { ProcessScheduler } from "./node/process_scheduler.ts";
@@ -28,6 +28,8 @@ import { machineImageCheck } from "./transport/snapshot_image_check.ts";
 import { memberPeerOptions, type MemberStatus } from "./transport/member_peer_options.ts";
 import { startMemberTls, type MemberTls } from "./tls/member_tls.ts";
 import { startApiServer, type ApiServerHandle } from "./api/api_server.ts";
+import { auditTo } from "./auth/audit.ts";
+import { Authenticator, OPEN_MODE_WARNING } from "./auth/authenticator.ts";
 import { openStorage } from "./data_dir.ts";
 import { log } from "./logger.ts";
 import { startTestMode, startTicker } from "./test_mode/test_clock.ts";
@@ -53,6 +55,27 @@ function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
+/** The client authentication of server/auth, from --auth-config, --auth-tokens, --admin-identities. */
+function startAuth(config: ServerConfig): Authenticator {
+  let auth: Authenticator;
+  try {
+    auth = Authenticator.start({
+      authConfigFile: config.auth.configFile,
+      tokenFile: config.auth.tokenFile,
+      adminIdentities: config.auth.adminIdentities,
+      tls: config.tls !== null,
+      log: (fields) => log({ component: "auth", ...fields }),
+    });
+  } catch (error) {
+    throw new ConfigError(error instanceof Error ? error.message : String(error));
+  }
+  const fields = { component: "auth", event: "auth", mode: auth.mode, tokens: auth.acceptsTokens, ...config.auth };
+  if (auth.mode === "open") log({ ...fields, warning: OPEN_MODE_WARNING });
+  else log(fields);
+  process.on("SIGHUP", () => auth.reload());
+  return auth;
+}
+
 async function start(config: ServerConfig): Promise<Running> {
   // One object for the node and the API: limits, rho and bug switches must agree.
   const machineConfig = machineConfigOf(config);
@@ -69,7 +92,12 @@ async function start(config: ServerConfig): Promise<Running> {
   if (config.testApplyDelayMs !== null)
     log({ event: "test-apply-delay", applyDelayMs: config.testApplyDelayMs, warning: "TEST MODE: every entry is applied slowly" });
   // Before the data directory: a TLS file that is missing or does not fit is a config error.
-  const tls = startMemberTls(config.tls, (fields) => log({ component: "tls", ...fields }));
+  const auth = startAuth(config);
+  // Bearer tokens are the alternative to a client certificate: the client port then lets a
+  // connection without one through, and the call is refused unless it carries a token.
+  const tls = startMemberTls(config.tls, (fields) => log({ component: "tls", ...fields }), {
+    requireClientCertificate: !auth.acceptsTokens,
+  });
   const storage = openStorage(config);
   const peers = config.members.filter((m) => m.id !== config.id).map((m) => ({ id: m.id, address: m.peerAddress }));
   // Identity, admission, message checks and the term guard read the node, which needs the
@@ -118,6 +146,8 @@ async function start(config: ServerConfig): Promise<Running> {
     listenAddress: config.clientListen,
     messageBytesMax: config.clientMessageBytesMax,
     credentials: tls.client,
+    auth,
+    audit: auditTo(log),
   });
   const stopTicker = startTicker(testClock, config.tickMs, () => node.tick());
   return { node, api, transport, storage, stopTicker, tls };
