@@ -5,6 +5,7 @@
 
 import { readFileSync, statSync } from "node:fs";
 import { performance } from "node:perf_hooks";
+import { AuthFileError } from "./token_file.ts";
 
 export const RELOAD_CHECK_INTERVAL_MS = 1_000;
 
@@ -26,8 +27,13 @@ export class ReloadingFile<T> {
 
   constructor(private readonly o: ReloadingFileOptions<T>) {
     this.nowMs = o.nowMs ?? (() => performance.now());
-    this.signature = this.currentSignature();
-    this.value = o.parse(readFileSync(o.path, "utf8"), o.path);
+    try {
+      this.signature = this.currentSignature();
+      this.value = o.parse(readFileSync(o.path, "utf8"), o.path);
+    } catch (error) {
+      if (error instanceof AuthFileError) throw error;
+      throw new AuthFileError(`cannot read the ${o.what} ${o.path}: ${error instanceof Error ? error.message : String(error)}`);
+    }
     this.checkedAtMs = this.nowMs();
   }
 
