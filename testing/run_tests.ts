@@ -117,8 +117,28 @@ interface JobResult {
   readonly name: string;
   readonly ok: boolean;
   readonly seconds: number;
+  /** CPU (user + system) of the job's process and the processes it waited for: unlike the wall
+   *  time it does not depend on what else ran beside it, so it is the figure to cut. */
+  readonly cpuSeconds: number;
   readonly tests: string;
 }
+
+/** CPU seconds of this process's reaped children and theirs (cutime + cstime of /proc/self/stat;
+ *  0 where there is no /proc). A child's share is added when it is reaped, so the growth between
+ *  two exits is the CPU of the job that just ended (two ending in the same tick share it). */
+function reapedChildrenCpuSeconds(): number {
+  try {
+    const stat = readFileSync("/proc/self/stat", "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // After the command name: state is field 3, so cutime (16) and cstime (17) are at 13 and 14.
+    return (Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS_PER_S;
+  } catch {
+    return 0;
+  }
+}
+/** USER_HZ: 100 on every Linux Node supports. */
+const CLOCK_TICKS_PER_S = 100;
+let reapedCpuSeenS = 0;
 
 /** Unit files (and the type-check) and system files have slots of their own. */
 interface Limits {
@@ -150,6 +170,9 @@ function runJob(job: Job, verbose: boolean): Promise<JobResult> {
   return new Promise((done) => {
     child.on("close", (code, signal) => {
       running.delete(child.pid ?? -1);
+      const reapedCpuS = reapedChildrenCpuSeconds();
+      const cpuSeconds = reapedCpuS - reapedCpuSeenS;
+      reapedCpuSeenS = reapedCpuS;
       const output = Buffer.concat(chunks).toString();
       const count = (what: string): string => new RegExp(`ℹ ${what} (\\d+)`).exec(output)?.[1] ?? "?";
       const ok = code === 0;
@@ -157,10 +180,10 @@ function runJob(job: Job, verbose: boolean): Promise<JobResult> {
       const tests = job.name === "typecheck" ? (ok ? "no errors" : "type errors") : `${count("pass")}/${count("tests")} passed`;
       const at = `${(started / 1000 - runStartedS).toFixed(0)}-${(performance.now() / 1000 - runStartedS).toFixed(0)} s`;
       process.stdout.write(
-        `${ok ? "ok  " : "FAIL"} ${job.name} (${seconds.toFixed(1)} s, ${tests}${signal ? `, ${signal}` : ""}; ${at})\n`,
+        `${ok ? "ok  " : "FAIL"} ${job.name} (${seconds.toFixed(1)} s, cpu ${cpuSeconds.toFixed(1)} s, ${tests}${signal ? `, ${signal}` : ""}; ${at})\n`,
       );
       if (!ok || verbose) process.stdout.write(`${output.replace(/^/gm, "    ")}\n`);
-      done({ name: job.name, ok, seconds, tests });
+      done({ name: job.name, ok, seconds, cpuSeconds, tests });
     });
   });
 }
@@ -254,6 +277,10 @@ async function main(argv: readonly string[]): Promise<number> {
   const failed = results.filter((r) => !r.ok);
   const slowest = [...results].sort((a, b) => b.seconds - a.seconds).slice(0, 5);
   process.stdout.write(`slowest: ${slowest.map((r) => `${r.name} ${r.seconds.toFixed(1)} s`).join(", ")}\n`);
+  const hungriest = [...results].sort((a, b) => b.cpuSeconds - a.cpuSeconds).slice(0, 8);
+  process.stdout.write(`most cpu: ${hungriest.map((r) => `${r.name} ${r.cpuSeconds.toFixed(1)} s`).join(", ")}\n`);
+  const cpuTotalS = results.reduce((sum, r) => sum + r.cpuSeconds, 0);
+  process.stdout.write(`cpu: ${cpuTotalS.toFixed(0)} s in the jobs (${availableParallelism()} cores)\n`);
   process.stdout.write(
     `${what}: ${results.length - failed.length}/${results.length} passed in ${((performance.now() - started) / 1000).toFixed(1)} s\n`,
   );
