@@ -62,13 +62,25 @@ describe("checkPeerMessage", () => {
     assert.equal(checkPeerMessage({ ...append, entries: [{ term: 3, index: 5, type: "normal", data: new Uint8Array([1]) }] }), null);
   });
 
-  it("refuses a heartbeat (current or newer term) that commits beyond the receiver's log", () => {
+  it("refuses a heartbeat that commits, or an acknowledgement in our term, beyond the receiver's log", () => {
     const receiver = () => ({ term: 3, lastIndex: 10 });
     assert.equal(checkPeerMessage(heartbeat(10), { receiver }), null);
     assert.match(checkPeerMessage(heartbeat(11), { receiver }) ?? "", /beyond this member's last index 10/);
     assert.match(checkPeerMessage(heartbeat(11, 4), { receiver }) ?? "", /beyond/);
     // A stale heartbeat is ignored by the core, whatever it says.
     assert.equal(checkPeerMessage(heartbeat(99, 2), { receiver }), null);
+    const ack = (index: number, term = 3): Message => ({
+      ...head,
+      term,
+      kind: "appendResponse",
+      index,
+      reject: false,
+      rejectHintIndex: 0,
+      rejectHintTerm: 0,
+    });
+    assert.equal(checkPeerMessage(ack(10), { receiver }), null);
+    assert.match(checkPeerMessage(ack(11), { receiver }) ?? "", /acknowledges 11, beyond/);
+    assert.equal(checkPeerMessage(ack(11, 4), { receiver }), null, "a newer term: the core steps down on it");
   });
 
   it("refuses a snapshot whose configuration the core could not have made", () => {

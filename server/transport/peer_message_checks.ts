@@ -12,7 +12,8 @@
 // - A snapshot image is decoded by the member's own checker (the state machine's decoder on
 //   tenured) before it is persisted: a random, truncated or inconsistent image is refused.
 // - A heartbeat may not commit beyond the receiver's log (RaftLog.commitTo asserts it): a
-//   leader sends min(match, commit), so a larger one is a lie.
+//   leader sends min(match, commit), so a larger one is a lie. Likewise an acknowledgement in
+//   the receiver's own term beyond its log (only the receiver, as leader, sent appends in it).
 
 import { isConfChange } from "../core/conf_change.ts";
 import type { Message } from "../core/messages.ts";
@@ -122,8 +123,20 @@ export function checkPeerMessage(m: Message, options: MessageCheckOptions = {}):
       if (m.prevIndex + m.entries.length > INDEX_MAX) return `append runs past INDEX_MAX ${INDEX_MAX}`;
       return entriesProblem(m.entries);
     }
-    case "appendResponse":
-      return outOfBounds("appendResponse", { rejectHintTerm: m.rejectHintTerm }, { index: m.index, rejectHintIndex: m.rejectHintIndex });
+    case "appendResponse": {
+      const bounds = outOfBounds(
+        "appendResponse",
+        { rejectHintTerm: m.rejectHintTerm },
+        { index: m.index, rejectHintIndex: m.rejectHintIndex },
+      );
+      if (bounds !== null) return bounds;
+      const receiver = options.receiver?.();
+      // In our term only we (as leader) sent appends, so nobody can have matched beyond our log.
+      if (receiver !== undefined && m.term === receiver.term && !m.reject && m.index > receiver.lastIndex) {
+        return `appendResponse acknowledges ${m.index}, beyond this member's last index ${receiver.lastIndex}`;
+      }
+      return null;
+    }
     case "heartbeat": {
       const bounds = outOfBounds("heartbeat", {}, { commit: m.commit, witnessFloor: m.witnessFloor });
       if (bounds !== null) return bounds;

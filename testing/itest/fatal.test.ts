@@ -2,55 +2,41 @@
 // server/fatal.ts (exit 70 and one {"event":"fatal"} line), while a bad client request is an
 // expected failure: INVALID_ARGUMENT, and the member keeps serving.
 //
-// The invariant is fired from outside, with no test hook: the peer port has no authentication
-// yet, so the test dials the leader's peer port and sends, encoded with the project's own peer
-// codec, a heartbeat that claims to come from another member in the leader's own term. Two
-// leaders in one term is impossible, and RaftCore.stepLeader asserts it. With mutual TLS
-// (DESIGN §6) only a member could send it, and then the assertion is exactly right: one of the
-// two is broken, and this one refuses to go on.
+// The invariant is fired from outside, with no test hook: the test dials the leader's peer port
+// as another member, authenticated by that member's own dev certificate (the peer port checks
+// that the certificate's member id is the id it sends from, issue 12), and sends, encoded with
+// the project's own peer codec, a heartbeat from that member in the leader's own term. Every
+// check before the core passes (identity, admission, bounds, the heartbeat's commit, no higher
+// term), so it reaches RaftCore.stepLeader, which asserts that two leaders in one term is
+// impossible. Only a member that is itself broken can send it, and then the assertion is
+// exactly right: one of the two is broken, and this one refuses to go on. (A stranger, or a
+// member claiming another's id, is refused at the stream: testing/itest/peer_security.test.ts.)
 
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
 import type { Message } from "../../server/core/messages.ts";
 import { FATAL_EXIT_CODE } from "../../server/fatal.ts";
-import { PEER_PROTO_LOADER_OPTIONS, encodeBatch } from "../../server/transport/peer_codec.ts";
+import { peerFrame, peerStream } from "../kits/peer_wire.ts";
 import { ProcessCluster } from "./process_cluster.ts";
-import { TestClient } from "./test_client.ts";
+import type { TestClient } from "./test_client.ts";
 
 type Obj = Record<string, unknown>;
 
 const CLUSTER_ID = "itest"; // as ProcessCluster starts its members
-const SEND_PATH = "/tenure.v1.RaftPeer/Send";
-const PEER_PROTO = new URL("../../proto/tenure/v1/peer.proto", import.meta.url).pathname;
 
-/** Sends one frame on the peer port exactly as a member's PeerLink would, and ends the stream. */
-async function sendPeerFrame(peerAddress: string, header: { from: string; to: string }, messages: readonly Message[]): Promise<void> {
-  const service = protoLoader.loadSync(PEER_PROTO, { ...PEER_PROTO_LOADER_OPTIONS })["tenure.v1.RaftPeer"] as Record<
-    string,
-    grpc.MethodDefinition<object, object>
-  >;
-  const send = service["Send"];
-  assert.ok(send);
-  const client = new grpc.Client(peerAddress, grpc.credentials.createInsecure());
-  try {
-    await new Promise<void>((resolve) => {
-      const call = client.makeClientStreamRequest(
-        SEND_PATH,
-        send.requestSerialize,
-        send.responseDeserialize,
-        new grpc.Metadata(),
-        { deadline: Date.now() + 3000 },
-        () => resolve(),
-      );
-      call.write(encodeBatch({ clusterId: CLUSTER_ID, ...header }, messages));
-      call.end();
-    });
-  } finally {
-    client.close();
-  }
+/** Sends one frame to `to`'s peer port as member `from`, with `from`'s own certificate. */
+async function sendAsMember(cluster: ProcessCluster, x: { from: string; to: string }, messages: readonly Message[]): Promise<void> {
+  const files = cluster.memberTlsFiles(x.from);
+  assert.ok(files, "the fatal test runs with mutual TLS");
+  const r = await peerStream(
+    { address: cluster.member(x.to).peerAddress, credentials: { kind: "tls", ...files }, targetMemberId: x.to, deadlineMs: 3000 },
+    "Send",
+    [peerFrame(CLUSTER_ID, x, messages)],
+  );
+  // The leader dies on it: the stream breaks (UNAVAILABLE) or runs out of time, never a refusal.
+  assert.ok(r.code !== grpc.status.PERMISSION_DENIED && r.code !== grpc.status.UNAUTHENTICATED, `refused: ${r.details}`);
 }
 
 function exitOf(child: ChildProcess, budgetMs: number): Promise<number | null | "running"> {
@@ -85,7 +71,7 @@ describe("fatal on real tenured processes", { timeout: 120_000 }, () => {
   let client: TestClient;
   before(async () => {
     cluster = await ProcessCluster.start();
-    client = new TestClient(cluster.endpoints());
+    client = cluster.testClient();
   });
   after(async () => {
     client.close();
@@ -117,7 +103,7 @@ describe("fatal on real tenured processes", { timeout: 120_000 }, () => {
       const child = cluster.processes.get(leader.id);
       assert.ok(child);
       const forged: Message = { kind: "heartbeat", from: sender, to: leader.id, term, commit: 0, readContext: 0, witnessFloor: 0 };
-      await sendPeerFrame(leader.peerAddress, { from: sender, to: leader.id }, [forged]);
+      await sendAsMember(cluster, { from: sender, to: leader.id }, [forged]);
       const code = await exitOf(child, 3_000);
       if (code !== "running") outcome = { leader: leader.id, sender, term, code };
     }
@@ -132,7 +118,7 @@ describe("fatal on real tenured processes", { timeout: 120_000 }, () => {
     );
     assert.equal(line["where"], `peer message from ${outcome.sender} (heartbeat)`);
     // Contained: the other two elect a leader and serve.
-    const after = new TestClient(cluster.members.filter((m) => m.id !== outcome.leader).map((m) => m.clientAddress));
+    const after = cluster.testClient(cluster.members.filter((m) => m.id !== outcome.leader).map((m) => m.clientAddress));
     try {
       const grant = await after.call<Obj>("Lease", "Grant", { clientId: "after", seq: 1, ttlMs: 5_000 }, 15_000);
       assert.ok(grant.ok, JSON.stringify(grant));
