@@ -20,7 +20,12 @@ import { GrpcWire, Transport, type TlsOptions, type Wire } from "./transport.ts"
 export interface TenureClientOptions {
   /** Client-API addresses ("host:port") of the members; the leader is discovered. */
   readonly endpoints: readonly string[];
+  /** Mutual TLS to the members (transport.ts, tls.ts): the CA, this client's certificate and
+   *  key, as PEM or files (re-read for new connections when they change). Required unless
+   *  `insecure` is set. */
   readonly tls?: TlsOptions;
+  /** Plaintext, for a cluster started with --insecure only; never together with `tls`. */
+  readonly insecure?: boolean;
   /** Prefix of this client's session ids (visible ASCII, at most 100 bytes). Default: random. */
   readonly clientId?: string;
   /** Clock-rate error bound assumed by the client (default 0.01); the larger of it and the server's is used. */
@@ -83,7 +88,7 @@ export class TenureClient {
     this.clientId = clientId;
     this.random = options.random ?? Math.random;
     this.#leaseStartAfterReply = runtime.testOnlyBugLeaseStartAfterReply === true;
-    this.transport = new Transport(options.endpoints, runtime.wire ?? new GrpcWire(options.tls));
+    this.transport = new Transport(options.endpoints, runtime.wire ?? new GrpcWire(options));
     const pool = new SessionPool(clientId);
     const attemptTimeoutMs = options.attemptTimeoutMs ?? 2_000;
     this.rpc = new Rpc({

@@ -10,28 +10,21 @@ import * as grpc from "@grpc/grpc-js";
 import { tenurePackage, type ServiceName } from "../proto/tenure_protos.ts";
 import { TenureError } from "./errors.ts";
 import { abortError } from "./signals.ts";
+import { channelCredentials, type TransportSecurity } from "./tls.ts";
 
-export interface TlsOptions {
-  /** PEM CA bundle that signs the servers' certificates. */
-  readonly ca: Buffer | string;
-  /** Client certificate and key for mutual TLS (both or neither). */
-  readonly cert?: Buffer | string;
-  readonly key?: Buffer | string;
-}
+export type { TlsOptions, TransportSecurity } from "./tls.ts";
 
 export type Message = Record<string, unknown>;
 
 type Callback = (err: grpc.ServiceError | null, res: Message) => void;
 type UnaryFn = (req: object, meta: grpc.Metadata, opts: grpc.CallOptions, cb: Callback) => grpc.ClientUnaryCall;
-type ClientCtor = new (address: string, creds: grpc.ChannelCredentials, options: grpc.ChannelOptions) => grpc.Client;
+type ClientCtor = new (address: string, creds: grpc.ChannelCredentials, options: grpc.ClientOptions) => grpc.Client;
 
 let services: Record<ServiceName, ClientCtor> | null = null;
 function serviceCtors(): Record<ServiceName, ClientCtor> {
   services ??= (grpc.loadPackageDefinition(tenurePackage()) as unknown as { tenure: { v1: Record<ServiceName, ClientCtor> } }).tenure.v1;
   return services;
 }
-
-const toBuffer = (v: Buffer | string): Buffer => (typeof v === "string" ? Buffer.from(v) : v);
 
 /** The client side of Lease.KeepAlive as the SDK uses it (a grpc-js ClientDuplexStream is one). */
 export interface DuplexStream {
@@ -107,15 +100,19 @@ export class Transport {
   }
 }
 
-/** The production wire: grpc-js channels, one per endpoint and service. */
+/** The production wire: grpc-js channels, one per endpoint and service, all over one set of
+ *  credentials (so the four services at one endpoint share its connection). */
 export class GrpcWire implements Wire {
   private readonly clients = new Map<string, grpc.Client>();
   private readonly credentials: grpc.ChannelCredentials;
+  private readonly interceptors: grpc.Interceptor[];
 
-  constructor(tls?: TlsOptions) {
-    this.credentials = tls
-      ? grpc.credentials.createSsl(toBuffer(tls.ca), tls.key ? toBuffer(tls.key) : null, tls.cert ? toBuffer(tls.cert) : null)
-      : grpc.credentials.createInsecure();
+  /** Mutual TLS (tls.ts), or plaintext only when asked for by name: a client that forgot its
+   *  TLS options must not quietly talk plaintext. `interceptors` run on every call and stream
+   *  (a bearer token's, bearer_token.ts). */
+  constructor(security: TransportSecurity, options: { readonly interceptors?: readonly grpc.Interceptor[] } = {}) {
+    this.credentials = channelCredentials(security);
+    this.interceptors = [...(options.interceptors ?? [])];
   }
 
   client(service: ServiceName, endpoint: string): grpc.Client {
@@ -130,6 +127,7 @@ export class GrpcWire implements Wire {
         "grpc.keepalive_timeout_ms": 2_000,
         "grpc.initial_reconnect_backoff_ms": 100,
         "grpc.max_reconnect_backoff_ms": 1_000,
+        ...(this.interceptors.length > 0 ? { interceptors: this.interceptors } : {}),
       });
       this.clients.set(key, c);
     }
