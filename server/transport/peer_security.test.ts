@@ -16,6 +16,8 @@ import { ensureDevCertificates, type CertificateFiles, type DevCertificates } fr
 import type { Message } from "../core/messages.ts";
 import type { NodeId } from "../core/types.ts";
 import { DEFAULT_STATE_CONFIG } from "../state/limits.ts";
+import { CertificateReloader } from "../tls/cert_reloader.ts";
+import { memberCredentials } from "../tls/credentials.ts";
 import { GrpcPeerTransport, type GrpcPeerTransportOptions } from "./grpc_peer_transport.ts";
 import { PEER_PROTO_LOADER_OPTIONS, encodeBatch } from "./peer_codec.ts";
 import { machineImageCheck } from "./snapshot_image_check.ts";
@@ -151,6 +153,44 @@ describe("peer identity over mutual TLS", () => {
       a.setPeers([]);
       got.length = 0;
       await b.close();
+    }
+  });
+
+  it("with server/tls's reloading credentials (what tenured runs), identities pass both ways", async () => {
+    const reloaders = ["b", "c"].map((id) => {
+      const f = certs.members[id];
+      assert.ok(f);
+      return new CertificateReloader({ files: { caFile: certs.caFile, ...f, minVersion: "TLSv1.3" }, log: () => {} });
+    });
+    const transports = await Promise.all(
+      reloaders.map((r, i) => {
+        const creds = memberCredentials(r);
+        return GrpcPeerTransport.start({
+          selfId: i === 0 ? "b" : "c",
+          clusterId: CLUSTER,
+          listenAddress: "127.0.0.1:0",
+          peers: [],
+          credentials: { server: creds.peerServer, channel: creds.peerChannel },
+          requirePeerIdentity: true,
+          isAdmissiblePeer: (id) => MEMBERS.has(id),
+          log: () => {},
+        });
+      }),
+    );
+    const [b, c] = transports as [GrpcPeerTransport, GrpcPeerTransport];
+    try {
+      const atC: Message[] = [];
+      const atB: Message[] = [];
+      c.onMessage((m) => void atC.push(m));
+      b.onMessage((m) => void atB.push(m));
+      b.setPeers([{ id: "c", address: c.boundAddress() }]);
+      c.setPeers([{ id: "b", address: b.boundAddress() }]);
+      b.send([heartbeat("b", "c")]);
+      c.send([heartbeat("c", "b")]);
+      await waitFor("both heartbeats", () => atC.length === 1 && atB.length === 1);
+      assert.equal(b.stats().identityRefusals + c.stats().identityRefusals, 0);
+    } finally {
+      await Promise.all(transports.map((t) => t.close()));
     }
   });
 
