@@ -2,16 +2,18 @@
 // campaigns (printing {"event":"campaigning",...} as it sends the Campaign), prints
 // {"event":"elected",...} once leader, then keeps renewing until killed.
 //
-//   node --import tsx testing/itest/campaigner.ts <endpoints,comma,separated> <clientId> <election> <value> <ttlMs>
+//   node --import tsx testing/itest/campaigner.ts <endpoints,comma,separated> <clientId> <election> <value> <ttlMs> <security>
+// <security> is the cluster's clientSecurity() as JSON (TLS file paths, or {"insecure":true}).
 
+import type { TransportSecurity } from "../../client-sdk/tls.ts";
 import { TestClient } from "./test_client.ts";
 
 type Obj = Record<string, unknown>;
 
 async function main(): Promise<void> {
-  const [endpoints = "", clientId = "", name = "", value = "", ttlArg = "2000"] = process.argv.slice(2);
+  const [endpoints = "", clientId = "", name = "", value = "", ttlArg = "2000", security = "{}"] = process.argv.slice(2);
   const ttlMs = Number(ttlArg);
-  const c = new TestClient(endpoints.split(","));
+  const c = new TestClient(endpoints.split(","), JSON.parse(security) as TransportSecurity);
   let seq = 1;
   const g = await c.call<Obj>("Lease", "Grant", { clientId, seq: seq++, ttlMs });
   if (!g.ok) throw new Error(`grant failed: ${g.details}`);

@@ -7,7 +7,6 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { ProcessCluster } from "./process_cluster.ts";
-import { TestClient } from "./test_client.ts";
 import { until } from "./wait.ts";
 
 const campaignerScript = new URL("./campaigner.ts", import.meta.url).pathname;
@@ -20,10 +19,17 @@ interface Campaigner {
   readonly elected: Promise<Obj>;
 }
 
-function startCampaigner(endpoints: string[], clientId: string, value: string): Campaigner {
-  const child = spawn(process.execPath, ["--import", "tsx", campaignerScript, endpoints.join(","), clientId, "leader", value, "1000"], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+function startCampaigner(cluster: ProcessCluster, clientId: string, value: string): Campaigner {
+  const args = [
+    campaignerScript,
+    cluster.endpoints().join(","),
+    clientId,
+    "leader",
+    value,
+    "1000",
+    JSON.stringify(cluster.clientSecurity()),
+  ];
+  const child = spawn(process.execPath, ["--import", "tsx", ...args], { stdio: ["ignore", "pipe", "pipe"] });
   const lines = createInterface({ input: child.stdout! });
   let stderr = "";
   child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
@@ -54,7 +60,7 @@ describe("election across a campaigner's death", { timeout: 120_000 }, () => {
   });
 
   it("the survivor is elected with a higher token and Observe yields both leaders in order", async () => {
-    const c = new TestClient(cluster.endpoints());
+    const c = cluster.testClient();
     const leaderAddress = await until("a Raft leader", 15_000, async () => {
       const r = await c.call<Obj>("Cluster", "Status", {}, 1000);
       return r.ok && r.value["leaderAddress"] ? String(r.value["leaderAddress"]) : null;
@@ -63,10 +69,10 @@ describe("election across a campaigner's death", { timeout: 120_000 }, () => {
     // Observe is served by the Raft leader (its events are linearizable).
     const stopObserving = c.observe(leaderAddress, "leader", (m) => seen.push(m));
     const leaderValues = (): unknown[] => seen.filter((m) => m["hasLeader"]).map((m) => (m["leader"] as Obj)["value"]);
-    const first = startCampaigner(cluster.endpoints(), "camp-1", "one");
+    const first = startCampaigner(cluster, "camp-1", "one");
     children.push(first.child);
     const firstElected = await first.elected;
-    const second = startCampaigner(cluster.endpoints(), "camp-2", "two");
+    const second = startCampaigner(cluster, "camp-2", "two");
     children.push(second.child);
     const secondLease = String((await second.campaigning)["leaseId"]);
     await until("the second campaign to queue behind the first", 10_000, async () => {

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { after, before, describe, it } from "node:test";
 import { ProcessCluster } from "./process_cluster.ts";
-import { TestClient, type CallResult } from "./test_client.ts";
+import type { CallResult, TestClient } from "./test_client.ts";
 import { until } from "./wait.ts";
 
 const TICK_MS = 50;
@@ -66,7 +66,7 @@ describe("lock service on three tenured processes", { timeout: 240_000 }, () => 
   before(async () => {
     seqs = new Map();
     cluster = await ProcessCluster.start({ lockDelayMs: LOCK_DELAY_MS, tickMs: TICK_MS, electionTimeoutTicks: 10 });
-    c = new TestClient(cluster.endpoints());
+    c = cluster.testClient();
     await c.leaderId(15_000);
   });
 
@@ -256,7 +256,7 @@ describe("lock service on three tenured processes", { timeout: 240_000 }, () => 
     await Promise.all(cluster.members.map((m) => cluster.stop(m.id)));
     await Promise.all(cluster.members.map((m) => cluster.startMember(m.id, { bootstrap: false })));
     c.close();
-    c = new TestClient(cluster.endpoints());
+    c = cluster.testClient();
     await c.leaderId(15_000);
     const status = await lockStatus(c, "durable-lock");
     assert.equal(String((status["holder"] as Obj)["token"]), String(held["token"]));

@@ -10,13 +10,24 @@
 // 127.0.0.1:0 for both and reports what it bound in its {"event":"started"} line; the two
 // proxies forward there. A connection that arrives while the member starts waits for that line;
 // one that arrives while it is down is refused (accepted and closed at once).
+//
+// Transport security: mutual TLS on both ports by default, every member with the process's dev
+// CA (test_certs.ts) and its own certificate (CN and SANs = its id, IP:127.0.0.1), clients with
+// a client certificate of the same CA. The proxies carry TLS unchanged (they are TCP). A test
+// that needs plaintext sets `insecure` and says why.
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import type { TlsOptions, TransportSecurity } from "../../client-sdk/tls.ts";
+import type { DevCertificates } from "../../tools/dev_certs.ts";
 import { TcpProxy } from "./tcp_proxy.ts";
+import { TestClient } from "./test_client.ts";
+import { ADMIN_CLIENT_IDENTITY, clientTlsOf, DEFAULT_CLIENT_IDENTITY, testCertificates } from "./test_certs.ts";
+
+export { ADMIN_CLIENT_IDENTITY, DEFAULT_CLIENT_IDENTITY };
 
 const mainScript = new URL("../../server/main.ts", import.meta.url).pathname;
 const witnessScript = new URL("../../witness/main.ts", import.meta.url).pathname;
@@ -48,6 +59,29 @@ export interface ClusterOptions {
   readonly peerRoute?: (from: string, to: Member) => string;
   /** Flags for one member only (e.g. its own test clock file); `root` is the cluster's temp root. */
   readonly perMemberFlags?: (id: string, root: string) => readonly string[];
+  /** Plaintext on both ports (--insecure on every member) instead of mutual TLS. Only for a test
+   *  that is about plaintext or must not depend on TLS; the call site says why. */
+  readonly insecure?: boolean;
+  /** Client identities to issue certificates for, besides DEFAULT_CLIENT_IDENTITY and
+   *  ADMIN_CLIENT_IDENTITY (auth tests). */
+  readonly clientIdentities?: readonly string[];
+  /** --admin-identities of every member (TLS only; default [ADMIN_CLIENT_IDENTITY]): membership
+   *  changes, leadership transfer and other identities' leases need one of these. [] for none. */
+  readonly adminIdentities?: readonly string[];
+  /** Member ids to issue certificates for that are not members (a peer claiming an id outside
+   *  the configuration, a member added later). */
+  readonly extraMemberIds?: readonly string[];
+  /** One member's TLS files instead of the defaults (the dev CA, its own certificate): a
+   *  certificate of another member or another CA, for peer-identity tests. Fields left out keep
+   *  their default. Read at every start of the member. */
+  readonly memberTls?: (id: string, certs: DevCertificates) => Partial<MemberTlsFiles> | undefined;
+}
+
+/** The three files a member's --tls-ca, --tls-cert and --tls-key name. */
+export interface MemberTlsFiles {
+  readonly caFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
 }
 
 const START_TIMEOUT_MS = 30_000;
@@ -68,6 +102,8 @@ export class ProcessCluster {
     readonly members: readonly Member[],
     private readonly fronts: readonly TcpProxy[],
     private readonly options: ClusterOptions,
+    /** The run's dev certificates, or null for an --insecure cluster. */
+    readonly certificates: DevCertificates | null,
   ) {}
 
   /** Binds every member's client and peer proxies (port 0, held until stopAll) and starts no
@@ -75,6 +111,13 @@ export class ProcessCluster {
    *  startAll(). */
   static async create(options: ClusterOptions = {}): Promise<ProcessCluster> {
     const ids = options.ids ?? ["a", "b", "c"];
+    const certificates =
+      options.insecure === true
+        ? null
+        : testCertificates({
+            memberIds: [...ids, ...(options.extraMemberIds ?? [])],
+            clientIdentities: options.clientIdentities ?? [],
+          });
     let cluster: ProcessCluster | null = null;
     const fronts: TcpProxy[] = [];
     const members: Member[] = [];
@@ -90,7 +133,7 @@ export class ProcessCluster {
       await Promise.all(fronts.map((f) => f.close()));
       throw e;
     }
-    cluster = new ProcessCluster(members, fronts, options);
+    cluster = new ProcessCluster(members, fronts, options, certificates);
     return cluster;
   }
 
@@ -135,6 +178,49 @@ export class ProcessCluster {
     return this.members.map((m) => m.clientAddress);
   }
 
+  /** How a client reaches this cluster: spread into TenureClient's options, or give to
+   *  TestClient. TLS with `identity`'s certificate files, or insecure for an --insecure cluster. */
+  clientSecurity(identity: string = DEFAULT_CLIENT_IDENTITY): TransportSecurity {
+    return this.certificates === null ? { insecure: true } : { tls: this.clientTls(identity) };
+  }
+
+  /** The TLS options (CA, certificate and key files) of client `identity`; throws for an
+   *  --insecure cluster. */
+  clientTls(identity: string = DEFAULT_CLIENT_IDENTITY): TlsOptions {
+    if (this.certificates === null) throw new Error("an --insecure cluster has no certificates");
+    return clientTlsOf(this.certificates, identity);
+  }
+
+  /** A TestClient for this cluster's transport (default: every member's client address). */
+  testClient(endpoints: readonly string[] = this.endpoints(), identity: string = DEFAULT_CLIENT_IDENTITY): TestClient {
+    return new TestClient(endpoints, this.clientSecurity(identity));
+  }
+
+  /** The TLS files member `id` starts with (memberTls over the defaults); null when insecure. */
+  memberTlsFiles(id: string): MemberTlsFiles | null {
+    const certs = this.certificates;
+    if (certs === null) return null;
+    const own = certs.members[id];
+    if (!own) throw new Error(`no certificate for member ${id}: add it to extraMemberIds`);
+    return { caFile: certs.caFile, certFile: own.certFile, keyFile: own.keyFile, ...this.options.memberTls?.(id, certs) };
+  }
+
+  private securityFlags(id: string): string[] {
+    const files = this.memberTlsFiles(id);
+    // Plaintext has no identities (the open mode: everyone may do everything), so no admins either.
+    if (files === null) return ["--insecure"];
+    const admins = this.options.adminIdentities ?? [ADMIN_CLIENT_IDENTITY];
+    return [
+      "--tls-ca",
+      files.caFile,
+      "--tls-cert",
+      files.certFile,
+      "--tls-key",
+      files.keyFile,
+      ...(admins.length > 0 ? ["--admin-identities", admins.join(",")] : []),
+    ];
+  }
+
   member(id: string): Member {
     const m = this.members.find((x) => x.id === id);
     if (!m) throw new Error(`no member ${id}`);
@@ -175,6 +261,7 @@ export class ProcessCluster {
       "--lock-delay-ms",
       String(o.lockDelayMs ?? 500),
       ...(opts.bootstrap ? ["--bootstrap"] : []),
+      ...this.securityFlags(id),
       ...(o.extraFlags ?? []),
       ...(o.perMemberFlags?.(id, this.root) ?? []),
     ];
@@ -212,6 +299,14 @@ export class ProcessCluster {
         fail(`exited with ${code}`);
       });
     });
+  }
+
+  /** Drops every connection through member `id`'s client and peer addresses (its process keeps
+   *  running): the clients and peers reconnect, with a new TLS handshake. */
+  resetConnections(id: string): void {
+    const i = this.members.findIndex((m) => m.id === id);
+    if (i < 0) throw new Error(`no member ${id}`);
+    for (const front of this.fronts.slice(2 * i, 2 * i + 2)) front.resetConnections();
   }
 
   /** kill -9: no shutdown, no flush beyond what SQLite already made durable. */

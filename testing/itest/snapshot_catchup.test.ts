@@ -17,7 +17,7 @@ import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { after, before, describe, it } from "node:test";
 import { ProcessCluster } from "./process_cluster.ts";
-import { TestClient } from "./test_client.ts";
+import type { TestClient } from "./test_client.ts";
 import { until } from "./wait.ts";
 
 const LEASES = Number(process.env["SNAPSHOT_CATCHUP_LEASES"] ?? 40_000);
@@ -134,7 +134,7 @@ describe(`a follower that missed ${LEASES} lease grants catches up by a chunked 
       electionTimeoutTicks: 40,
       extraFlags: ["--snapshot-every-entries", String(SNAPSHOT_EVERY_ENTRIES)],
     });
-    c = new TestClient(cluster.endpoints());
+    c = cluster.testClient();
   });
 
   after(async () => {

@@ -1,8 +1,11 @@
 // A thin gRPC client for integration tests: the dynamic clients of the tenure.v1 protos, leader
 // discovery by following NOT_LEADER hints, and errors decoded from the `tenure-error-bin`
 // trailer. The real SDK (client-sdk/) is a separate issue; this one stays deliberately simple.
+// It dials with the SDK's transport security (mutual TLS or an explicit insecure), by default the
+// test run's dev client certificate when this process issued one (test_certs.ts).
 
 import * as grpc from "@grpc/grpc-js";
+import { channelCredentials, type TransportSecurity } from "../../client-sdk/tls.ts";
 import {
   decodeErrorDetail,
   ERROR_DETAIL_METADATA_KEY,
@@ -10,6 +13,7 @@ import {
   type ErrorReason,
   type ServiceName,
 } from "../../server/api/protos.ts";
+import { defaultTestSecurity } from "./test_certs.ts";
 
 export type CallResult<T> =
   | { readonly ok: true; readonly value: T; readonly endpoint: string }
@@ -35,16 +39,24 @@ const loaded = grpc.loadPackageDefinition(tenurePackage()) as unknown as { tenur
 export class TestClient {
   private readonly clients = new Map<string, grpc.Client>();
   private preferred: string;
+  private readonly credentials: grpc.ChannelCredentials;
 
-  constructor(private readonly endpoints: readonly string[]) {
+  /** `security` defaults to the run's dev client certificate (plaintext if this process issued
+   *  none); a test against an --insecure cluster passes { insecure: true } (cluster.testClient()
+   *  picks the right one). */
+  constructor(
+    private readonly endpoints: readonly string[],
+    security: TransportSecurity = defaultTestSecurity(),
+  ) {
     this.preferred = endpoints[0] ?? "";
+    this.credentials = channelCredentials(security);
   }
 
   client(service: ServiceName, endpoint: string): grpc.Client {
     const key = `${service}@${endpoint}`;
     let c = this.clients.get(key);
     if (!c) {
-      c = new loaded.tenure.v1[service](endpoint, grpc.credentials.createInsecure());
+      c = new loaded.tenure.v1[service](endpoint, this.credentials);
       this.clients.set(key, c);
     }
     return c;

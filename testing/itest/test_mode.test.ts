@@ -9,7 +9,7 @@ import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { describe, it } from "node:test";
 import { ProcessCluster } from "./process_cluster.ts";
-import { TestClient, type CallResult } from "./test_client.ts";
+import type { CallResult, TestClient } from "./test_client.ts";
 
 const mainScript = new URL("../../server/main.ts", import.meta.url).pathname;
 const HOUR_MS = 3_600_000;
@@ -88,7 +88,7 @@ describe("test mode (test-only switches) on tenured processes", { timeout: 120_0
         return ["--test-clock-file", file];
       },
     });
-    const c = new TestClient(cluster.endpoints());
+    const c = cluster.testClient();
     try {
       const logsA = cluster.logs.get("a") ?? [];
       await waitForLine(logsA, /"event":"test-mode".*"warning":"TEST MODE/);
@@ -119,7 +119,7 @@ describe("test mode (test-only switches) on tenured processes", { timeout: 120_0
     const cluster = await ProcessCluster.start({
       extraFlags: ["--test-mode", "--test-bugs", "stale-local-reads,grant-without-lease-check"],
     });
-    const c = new TestClient(cluster.endpoints());
+    const c = cluster.testClient();
     try {
       const follower = await followerAddress(cluster, c);
       const status = await c.callAt<Obj>(follower, "Lock", "Status", { name: "x" });

@@ -12,9 +12,9 @@ import { createServer, connect, type Server } from "node:net";
 import { performance } from "node:perf_hooks";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { ProcessCluster, type Member } from "./process_cluster.ts";
+import { ADMIN_CLIENT_IDENTITY, ProcessCluster, type Member } from "./process_cluster.ts";
 import { TcpProxy } from "./tcp_proxy.ts";
-import { TestClient, type CallResult } from "./test_client.ts";
+import type { CallResult, TestClient } from "./test_client.ts";
 
 type Obj = Record<string, unknown>;
 const ids = ["a", "b", "w"] as const;
@@ -100,7 +100,8 @@ describe("S3 on real processes: A commits with W while B lags, A dies, B takes o
       for (const to of ids) if (to !== from) proxies.set(`${from}->${to}`, await TcpProxy.start(() => cluster.peerTarget(to)));
     }
     await cluster.startAll();
-    c = new TestClient([at("a"), at("b")]);
+    // Admin: the test transfers leadership.
+    c = cluster.testClient([at("a"), at("b")], ADMIN_CLIENT_IDENTITY);
   });
 
   after(async () => {

@@ -6,14 +6,13 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { TenureClient, type LeaderInfo } from "../../../client-sdk/index.ts";
 import { ProcessCluster, raftLeader } from "./helpers.ts";
-import { TestClient } from "../test_client.ts";
 import { until } from "../wait.ts";
 
 describe("SDK elections on three tenured processes", { timeout: 60_000 }, () => {
   let cluster: ProcessCluster;
   const clients: TenureClient[] = [];
   const client = (id: string): TenureClient => {
-    const c = new TenureClient({ endpoints: cluster.endpoints(), clientId: id });
+    const c = new TenureClient({ endpoints: cluster.endpoints(), ...cluster.clientSecurity(), clientId: id });
     clients.push(c);
     return c;
   };
@@ -44,7 +43,7 @@ describe("SDK elections on three tenured processes", { timeout: 60_000 }, () => 
     // Long enough to outlive the Raft failover below on a loaded machine with margin.
     const leaseB = await b.grantLease({ ttlMs: 6000 });
     const secondP = b.election("e").campaign("two", { lease: leaseB });
-    const status = new TestClient(cluster.endpoints());
+    const status = cluster.testClient();
     try {
       await until("b to queue behind a", 10_000, async () => {
         const r = await status.call<Record<string, unknown>>("Lease", "TimeToLive", { leaseId: String(leaseB.id) }, 1000);

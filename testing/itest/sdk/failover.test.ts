@@ -28,7 +28,7 @@ describe("SDK across Raft leader failures", { timeout: 60_000 }, () => {
   });
 
   it("a lease and its lock survive kill -9 of the Raft leader: the signal never aborts, the token stays current", async () => {
-    const client = new TenureClient({ endpoints: cluster.endpoints(), clientId: "survivor" });
+    const client = new TenureClient({ endpoints: cluster.endpoints(), ...cluster.clientSecurity(), clientId: "survivor" });
     clients.push(client);
     const lease = await client.grantLease({ ttlMs: TTL_MS });
     const lock = await client.lock("kept", { lease });
@@ -67,7 +67,12 @@ describe("SDK across Raft leader failures", { timeout: 60_000 }, () => {
     const errors: string[] = [];
     let stop = false;
     const workers = Array.from({ length: 12 }, (_, i) => {
-      const c = new TenureClient({ endpoints: cluster.endpoints(), clientId: `storm-${i}`, attemptTimeoutMs: 1000 });
+      const c = new TenureClient({
+        endpoints: cluster.endpoints(),
+        ...cluster.clientSecurity(),
+        clientId: `storm-${i}`,
+        attemptTimeoutMs: 1000,
+      });
       clients.push(c);
       return (async () => {
         for (let n = 0; !stop; n++) {

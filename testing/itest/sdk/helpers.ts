@@ -1,13 +1,12 @@
 // Shared by the SDK's integration tests: a cluster of real tenured processes and the Raft leader.
 
 import { ProcessCluster } from "../process_cluster.ts";
-import { TestClient } from "../test_client.ts";
 
 export { ProcessCluster };
 
 /** The Raft leader's member id, as some member reports it. */
 export async function raftLeader(cluster: ProcessCluster, budgetMs = 15_000): Promise<string> {
-  const c = new TestClient(cluster.endpoints());
+  const c = cluster.testClient();
   try {
     const deadline = Date.now() + budgetMs;
     while (Date.now() < deadline) {

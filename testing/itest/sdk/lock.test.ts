@@ -13,7 +13,7 @@ describe("SDK locks on three tenured processes", { timeout: 60_000 }, () => {
   before(async () => {
     cluster = await ProcessCluster.start({ lockDelayMs: 300 });
     await raftLeader(cluster);
-    client = new TenureClient({ endpoints: cluster.endpoints(), clientId: "itest-lock" });
+    client = new TenureClient({ endpoints: cluster.endpoints(), ...cluster.clientSecurity(), clientId: "itest-lock" });
   });
 
   after(async () => {

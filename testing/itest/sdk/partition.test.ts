@@ -21,7 +21,7 @@ describe("SDK cut off from every voter", { timeout: 60_000 }, () => {
   before(async () => {
     cluster = await ProcessCluster.start({ lockDelayMs: 300 });
     await raftLeader(cluster);
-    client = new TenureClient({ endpoints: cluster.endpoints(), clientId: "cutoff", graceMs: GRACE_MS });
+    client = new TenureClient({ endpoints: cluster.endpoints(), ...cluster.clientSecurity(), clientId: "cutoff", graceMs: GRACE_MS });
   });
 
   after(async () => {

@@ -51,9 +51,22 @@ describe("the paused holder", { timeout: 120_000 }, () => {
         waiters.push({ match, resolve });
         setTimeout(() => reject(new Error(`no event; saw ${JSON.stringify(events)}`)), 30_000).unref();
       });
-    holder = spawn(process.execPath, ["--import", "tsx", holderScript, cluster.endpoints().join(","), "res", dbPath, String(TTL_MS)], {
-      stdio: ["pipe", "pipe", "inherit"],
-    });
+    holder = spawn(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        holderScript,
+        cluster.endpoints().join(","),
+        "res",
+        dbPath,
+        String(TTL_MS),
+        JSON.stringify(cluster.clientSecurity()),
+      ],
+      {
+        stdio: ["pipe", "pipe", "inherit"],
+      },
+    );
     createInterface({ input: holder.stdout! }).on("line", (line) => {
       const e = JSON.parse(line) as Event;
       events.push(e);
@@ -65,7 +78,7 @@ describe("the paused holder", { timeout: 120_000 }, () => {
 
     holder.kill("SIGSTOP");
     try {
-      const b = new TenureClient({ endpoints: cluster.endpoints(), clientId: "holder-b" });
+      const b = new TenureClient({ endpoints: cluster.endpoints(), ...cluster.clientSecurity(), clientId: "holder-b" });
       const lockB = await b.lock("res", { ttlMs: 30_000, wait: true, timeoutMs: 20_000 });
       const grantedWallMs = Date.now();
       assert.ok(lockB.token > Number(locked["token"]), "B's token is not higher than A's");

@@ -3,19 +3,25 @@
 // token it was granted, WITHOUT checking its signal first (the paused-holder bug every lock user
 // risks). It prints JSON lines: locked (token, validUntil as wall-clock ms), wrote, rejected.
 //
-//   node --import tsx paused_holder_process.ts <endpoints> <lockName> <dbPath> <ttlMs>
+//   node --import tsx paused_holder_process.ts <endpoints> <lockName> <dbPath> <ttlMs> <security>
+// <security>: the cluster's clientSecurity() as JSON (TLS file paths, or {"insecure":true}).
 
 import { createInterface } from "node:readline";
 import { SqliteGuard } from "../../../client-sdk/guard/sqlite_guard.ts";
 import { TenureClient } from "../../../client-sdk/index.ts";
+import type { TransportSecurity } from "../../../client-sdk/tls.ts";
 
 function say(fields: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(fields)}\n`);
 }
 
 async function main(): Promise<void> {
-  const [endpoints = "", name = "", dbPath = "", ttl = "1500"] = process.argv.slice(2);
-  const client = new TenureClient({ endpoints: endpoints.split(","), clientId: "paused-holder" });
+  const [endpoints = "", name = "", dbPath = "", ttl = "1500", security = "{}"] = process.argv.slice(2);
+  const client = new TenureClient({
+    endpoints: endpoints.split(","),
+    ...(JSON.parse(security) as TransportSecurity),
+    clientId: "paused-holder",
+  });
   const guard = SqliteGuard.open(dbPath);
   guard.run("setup", 1, (db) => db.exec("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT, token TEXT)"));
   const lock = await client.lock(name, { ttlMs: Number(ttl), wait: true });
