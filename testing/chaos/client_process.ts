@@ -9,11 +9,14 @@
 // SIGTERM stops it after the current cycle.
 
 import { performance } from "node:perf_hooks";
+import type { TransportSecurity } from "../../client-sdk/tls.ts";
 import { HttpGuardTarget } from "./http_guard.ts";
 import { GuardStores, runWorkload, type GuardTarget, type Op } from "./workload.ts";
 
 export interface ClientProcessOptions {
   readonly endpoints: readonly string[];
+  /** TLS as file paths (the process reads the harness's client certificate), or insecure. */
+  readonly security: TransportSecurity;
   readonly names: readonly string[];
   readonly outDir: string;
   readonly seed: number;
@@ -44,6 +47,7 @@ const toEpoch = (op: Op): Op => ({
 await runWorkload(
   {
     endpoints: o.endpoints,
+    security: o.security,
     clients: o.clients,
     names: o.names,
     seed: o.seed,

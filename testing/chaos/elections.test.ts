@@ -7,7 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { describe, it } from "node:test";
 import { SeededRandom } from "../../server/core/random.ts";
 import { ProcessCluster } from "../itest/process_cluster.ts";
-import { TestClient } from "../itest/test_client.ts";
+import type { TestClient } from "../itest/test_client.ts";
 import { until } from "../itest/wait.ts";
 import {
   checkElectionFinal,
@@ -151,12 +151,13 @@ async function raftLeader(cluster: ProcessCluster, status: TestClient): Promise<
 describe("elections on three tenured processes", () => {
   it("a run with a kill -9 of the Raft leader shows no violations", { timeout: 60_000 }, async () => {
     const cluster = await ProcessCluster.start({ tickMs: 20, electionTimeoutTicks: 10 });
-    const status = new TestClient(cluster.endpoints());
+    const status = cluster.testClient();
     const stop = new AbortController();
     const random = new SeededRandom(23);
     const live: ElectionEvent[] = [];
     const running = runElections({
       endpoints: cluster.endpoints(),
+      security: cluster.clientSecurity(),
       name: "e",
       campaigners: 3,
       observers: 2,
@@ -190,6 +191,7 @@ describe("elections on three tenured processes", () => {
       assert.ok(performance.now() - stoppedAt < 10_000, "the workload stops promptly");
       const final = await probeElection({
         endpoints: cluster.endpoints(),
+        security: cluster.clientSecurity(),
         name: "e",
         ttlMs: 2000,
         clientId: `e-final-${Date.now()}`,

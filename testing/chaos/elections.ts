@@ -6,6 +6,7 @@
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
 import { TenureClient, type Leadership } from "../../client-sdk/index.ts";
+import type { TransportSecurity } from "../../client-sdk/tls.ts";
 import { SeededRandom } from "../../server/core/random.ts";
 import { errorOf } from "./workload.ts";
 
@@ -45,6 +46,7 @@ export type ElectionEvent =
 
 export interface ElectionOptions {
   readonly endpoints: readonly string[];
+  readonly security: TransportSecurity;
   readonly name: string;
   readonly campaigners: number;
   readonly observers: number;
@@ -85,6 +87,7 @@ interface Run {
 function newClient(run: Run, id: string, rng: SeededRandom): TenureClient {
   const c = new TenureClient({
     endpoints: run.o.endpoints,
+    ...run.o.security,
     clientId: `${run.prefix}-${id}`,
     random: () => rng.nextFloat(),
     attemptTimeoutMs: 1000,
@@ -242,6 +245,7 @@ export interface ElectionFinal {
  *  The campaign may wait for an abandoned lease to lapse, hence the long server-side timeout. */
 export async function probeElection(o: {
   endpoints: readonly string[];
+  security: TransportSecurity;
   name: string;
   ttlMs: number;
   clientId: string;
@@ -249,6 +253,7 @@ export async function probeElection(o: {
 }): Promise<ElectionFinal> {
   const client = new TenureClient({
     endpoints: o.endpoints,
+    ...o.security,
     clientId: o.clientId,
     random: () => o.random.nextFloat(),
     attemptTimeoutMs: 1000,

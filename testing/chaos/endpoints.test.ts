@@ -82,6 +82,7 @@ describe("chaos against an existing deployment and a user's guard", { timeout: 1
         locks: 1,
         outDir: join(dir, "ok"),
         endpoints: cluster.endpoints(),
+        security: cluster.clientSecurity(),
         guardUrl: store.url,
         log: (l) => lines.push(l),
       });
@@ -106,6 +107,7 @@ describe("chaos against an existing deployment and a user's guard", { timeout: 1
         locks: 1,
         outDir: join(dir, "broken"),
         endpoints: cluster.endpoints(),
+        security: cluster.clientSecurity(),
         guardUrl: broken.url,
         // A stale write needs the client process frozen right after a grant and past its lease
         // (TTL 2 s + lock-delay) while another holder writes: every pause is one, so the run does

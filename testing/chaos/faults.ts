@@ -7,13 +7,19 @@
 // membership change (remove it and add it back) while another fault runs on another member.
 // Every fault is undone in `finally`, and healAll() resumes, heals, restarts, resets clocks and
 // restores the membership.
+//
+// Transport: mutual TLS on both ports (ProcessCluster's default: the run's dev CA, a certificate
+// per member, one for the harness's clients); the fault proxies are TCP and carry TLS unchanged,
+// so a reset or a cut link costs a new handshake as it would in production. `insecure` runs the
+// same on plaintext, for comparison.
 
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { ProcessCluster } from "../itest/process_cluster.ts";
+import { ADMIN_CLIENT_IDENTITY, ProcessCluster } from "../itest/process_cluster.ts";
 import { TcpProxy } from "../itest/tcp_proxy.ts";
-import { TestClient } from "../itest/test_client.ts";
+import type { TestClient } from "../itest/test_client.ts";
+import type { TransportSecurity } from "../../client-sdk/tls.ts";
 import type { SeededRandom } from "../../server/core/random.ts";
 
 export type Topology = "three" | "witness";
@@ -31,6 +37,8 @@ export interface ChaosClusterOptions {
   readonly bugs?: readonly string[];
   /** Runs every member's clock this much fast (beyond rho: out of the model) for the whole run. */
   readonly clockRateOutOfModel?: number;
+  /** Plaintext (--insecure) instead of mutual TLS, to compare. */
+  readonly insecure?: boolean;
 }
 
 /** What a clock fault sets on a member (server/test_mode/test_clock.ts file format). */
@@ -53,7 +61,8 @@ export class ChaosCluster {
     readonly rho: number,
     private readonly baseRate: number,
   ) {
-    this.status = new TestClient(cluster.endpoints());
+    // Membership changes need admin; the workload's clients are a plain identity.
+    this.status = cluster.testClient(cluster.endpoints(), ADMIN_CLIENT_IDENTITY);
   }
 
   static async start(topology: Topology, o: ChaosClusterOptions = {}): Promise<ChaosCluster> {
@@ -64,6 +73,7 @@ export class ChaosCluster {
     const cluster = await ProcessCluster.create({
       ids,
       witnesses,
+      insecure: o.insecure === true,
       peerRoute: (from, to) => proxies.get(`${from}->${to.id}`)?.address ?? to.peerAddress,
       tickMs: o.tickMs ?? 20,
       electionTimeoutTicks: 10,
@@ -86,6 +96,11 @@ export class ChaosCluster {
       await Promise.all([...proxies.values()].map((p) => p.close()));
       throw e;
     }
+  }
+
+  /** How the harness's clients (in this process or the client process) reach the members. */
+  clientSecurity(): TransportSecurity {
+    return this.cluster.clientSecurity();
   }
 
   /** Client endpoints of the full members (a witness serves no clients). */

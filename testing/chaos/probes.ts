@@ -12,6 +12,7 @@
 
 import { performance } from "node:perf_hooks";
 import { TenureClient } from "../../client-sdk/index.ts";
+import type { TransportSecurity } from "../../client-sdk/tls.ts";
 import { SeededRandom } from "../../server/core/random.ts";
 import { TestClient, type CallResult } from "../itest/test_client.ts";
 import { sleep } from "./faults.ts";
@@ -21,6 +22,7 @@ type Obj = Record<string, unknown>;
 
 export interface ProbeOptions {
   readonly endpoints: readonly string[];
+  readonly security: TransportSecurity;
   readonly names: readonly string[];
   readonly readers: number;
   readonly seed: number;
@@ -58,7 +60,7 @@ function failed(
 }
 
 async function reader(i: number, o: ProbeOptions, sink: OpSink, rng: SeededRandom): Promise<void> {
-  const client = new TestClient(o.endpoints);
+  const client = new TestClient(o.endpoints, o.security);
   try {
     while (!o.stop.aborted) {
       const name = o.names[rng.nextInt(o.names.length)] ?? "l0";
@@ -105,11 +107,12 @@ async function leaseProber(i: number, o: ProbeOptions, sink: OpSink, rng: Seeded
   const clientId = `${o.clientPrefix}-${i}`;
   const sdk = new TenureClient({
     endpoints: o.endpoints,
+    ...o.security,
     clientId: `${clientId}-sdk`,
     random: () => rng.nextFloat(),
     attemptTimeoutMs: 1000,
   });
-  const raw = new TestClient(o.endpoints);
+  const raw = new TestClient(o.endpoints, o.security);
   let seq = 0;
   try {
     while (!o.stop.aborted) {

@@ -6,6 +6,7 @@ import { createWriteStream, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { TenureClient, TenureError } from "../../client-sdk/index.ts";
+import type { TransportSecurity } from "../../client-sdk/tls.ts";
 import { SeededRandom } from "../../server/core/random.ts";
 import {
   checkAuditMatchesHistory,
@@ -43,6 +44,12 @@ export interface ChaosOptions {
   readonly clientProcess?: boolean;
   /** An existing deployment: no cluster is started and no faults are injected. */
   readonly endpoints?: readonly string[];
+  /** How the harness's clients reach an existing deployment (--endpoints): its CA and a client
+   *  certificate, or insecure. Ignored for the harness's own cluster (it issues its own). */
+  readonly security?: TransportSecurity;
+  /** The harness's own cluster on plaintext (--insecure on every member), for comparison; by
+   *  default it runs mutual TLS on both ports with certificates from a CA of its own. */
+  readonly insecure?: boolean;
   /** A user's own guarded store over HTTP (examples/guarded_store.ts protocol) instead of the
    *  harness's SQLite guards; needs locks = 1 (one guard compares one lock's tokens). */
   readonly guardUrl?: string;
@@ -147,11 +154,12 @@ async function nemesis(d: NemesisDeps, rng: SeededRandom, stop: AbortSignal): Pr
 
 async function finalProbe(
   endpoints: readonly string[],
+  security: TransportSecurity,
   names: readonly string[],
   stores: GuardTarget,
   clientPrefix: string,
 ): Promise<FinalLock[]> {
-  const client = new TenureClient({ endpoints, clientId: `${clientPrefix}-final` });
+  const client = new TenureClient({ endpoints, ...security, clientId: `${clientPrefix}-final` });
   const out: FinalLock[] = [];
   try {
     for (const name of names) {
@@ -242,6 +250,11 @@ function electionSummary(events: readonly ElectionEvent[]): string {
     .join(", ")})`;
 }
 
+/** The transport the run's clients use, for its log and report lines. */
+function transportOf(security: TransportSecurity): string {
+  return security.insecure === true ? "PLAINTEXT (--insecure)" : `mutual TLS ${security.tls?.minVersion ?? "TLSv1.3"}`;
+}
+
 /** Sets an environment variable for processes spawned from now on; returns the undo. */
 function setEnv(name: string, value: string): () => void {
   const before = process.env[name];
@@ -276,11 +289,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       : await ChaosCluster.start(o.topology, {
           ...(o.bugs ? { bugs: o.bugs } : {}),
           ...(o.clockRateOutOfModel !== undefined ? { clockRateOutOfModel: o.clockRateOutOfModel } : {}),
+          insecure: o.insecure === true,
         });
   } catch (e) {
     restoreEnv();
     throw e;
   }
+  const security = cluster?.clientSecurity() ?? o.security ?? {};
   const started = performance.now();
   const violations: string[] = [];
   let finals: FinalLock[] = [];
@@ -296,7 +311,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const endpoints = o.endpoints ?? cluster?.clientEndpoints() ?? [];
     if (cluster && (await cluster.waitLeader(20_000)) === null) throw new Error("no leader at start");
     log(
-      `chaos: seed ${o.seed}, ${o.endpoints ? "external" : o.topology}, ${o.clients} clients, locks ${names.join(" ")}, ${o.seconds} s, out ${o.outDir}${o.bugs?.length ? `, TEST BUGS ${o.bugs.join(",")}` : ""}${o.applyDelayMs !== undefined ? `, apply delay ${o.applyDelayMs} ms` : ""}`,
+      `chaos: seed ${o.seed}, ${o.endpoints ? "external" : o.topology}, ${o.clients} clients, ${transportOf(security)}, locks ${names.join(" ")}, ${o.seconds} s, out ${o.outDir}${o.bugs?.length ? `, TEST BUGS ${o.bugs.join(",")}` : ""}${o.applyDelayMs !== undefined ? `, apply delay ${o.applyDelayMs} ms` : ""}`,
     );
     const tokens = new Map<string, number[]>();
     const record = (op: Op): void => {
@@ -309,7 +324,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     };
     const workSeed = rng.nextUint32();
     const work = runWorkload(
-      { endpoints, clients: o.clients, names, seed: workSeed, ttlMs: TTL_MS, stop: stopWork.signal, clientPrefix },
+      { endpoints, security, clients: o.clients, names, seed: workSeed, ttlMs: TTL_MS, stop: stopWork.signal, clientPrefix },
       { add: record },
       stores,
     );
@@ -317,6 +332,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const probes = runProbes(
       {
         endpoints,
+        security,
         names,
         readers,
         seed: rng.nextUint32(),
@@ -331,6 +347,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       campaigners > 0
         ? runElections({
             endpoints,
+            security,
             name: electionName,
             campaigners,
             observers: 2,
@@ -345,6 +362,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       client = new ClientHandle(
         {
           endpoints,
+          security,
           names,
           outDir: o.outDir,
           seed: rng.nextUint32(),
@@ -389,10 +407,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     await sleep(1000); // some quiet traffic on the healed cluster
     stopWork.abort();
     [electionEvents] = await Promise.all([elections, work, probes, client?.stop()]);
-    finals = await finalProbe(endpoints, names, stores, clientPrefix);
+    finals = await finalProbe(endpoints, security, names, stores, clientPrefix);
     if (campaigners > 0)
       electionFinal = await probeElection({
         endpoints,
+        security,
         name: electionName,
         ttlMs: TTL_MS,
         clientId: `${clientPrefix}-efinal`,
@@ -446,11 +465,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const k = `${op.type}:${op.outcome}`;
     byType[k] = (byType[k] ?? 0) + 1;
   }
+  const transport = transportOf(security);
   const totalFaults = Object.values(faults).reduce((a, b) => a + b, 0);
   const elapsed = ((performance.now() - started) / 1000).toFixed(1);
   const linearizability = `${lin.verdict}${lin.verdict === "unknown" ? " (search budget exhausted; not a verdict)" : ""}, ${lin.partitions.length} objects, ${linSteps} search steps, ${((performance.now() - linStarted) / 1000).toFixed(1)} s`;
   const lines = [
-    `tenure chaos run: seed ${o.seed}, topology ${o.endpoints ? `external ${o.endpoints.join(",")}` : o.topology}, ${o.clients} clients, ${o.seconds} s (${elapsed} s total)${o.bugs?.length ? `, TEST BUGS ${o.bugs.join(",")}` : ""}${o.clockRateOutOfModel !== undefined ? `, every clock ${o.clockRateOutOfModel}x (out of model)` : ""}${o.applyDelayMs !== undefined ? `, apply delay ${o.applyDelayMs} ms per entry` : ""}`,
+    `tenure chaos run: seed ${o.seed}, topology ${o.endpoints ? `external ${o.endpoints.join(",")}` : o.topology}, ${o.clients} clients, ${transport}, ${o.seconds} s (${elapsed} s total)${o.bugs?.length ? `, TEST BUGS ${o.bugs.join(",")}` : ""}${o.clockRateOutOfModel !== undefined ? `, every clock ${o.clockRateOutOfModel}x (out of model)` : ""}${o.applyDelayMs !== undefined ? `, apply delay ${o.applyDelayMs} ms per entry` : ""}`,
     `operations: ${ops.length} (${Object.entries(byType)
       .sort()
       .map(([k, v]) => `${k} ${v}`)

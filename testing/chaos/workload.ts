@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { TenureClient, TenureError, type Lock } from "../../client-sdk/index.ts";
 import { SqliteGuard } from "../../client-sdk/guard/sqlite_guard.ts";
+import type { TransportSecurity } from "../../client-sdk/tls.ts";
 import { SeededRandom } from "../../server/core/random.ts";
 import { sleep } from "./faults.ts";
 
@@ -141,6 +142,9 @@ function retryBusySync(run: () => void): void {
 
 export interface WorkloadOptions {
   readonly endpoints: readonly string[];
+  /** How the clients reach the members: mutual TLS with the harness's client certificate, or
+   *  plaintext against an --insecure cluster. */
+  readonly security: TransportSecurity;
   readonly clients: number;
   readonly names: readonly string[];
   readonly seed: number;
@@ -167,6 +171,7 @@ export function errorOf(e: unknown): { error: string; ambiguous: boolean } {
 async function worker(i: number, o: WorkloadOptions, h: { add: OpSink }, stores: GuardTarget, rng: SeededRandom): Promise<void> {
   let client = new TenureClient({
     endpoints: o.endpoints,
+    ...o.security,
     clientId: `${o.clientPrefix}-${i}`,
     random: () => rng.nextFloat(),
     attemptTimeoutMs: 1000,
@@ -222,6 +227,7 @@ async function worker(i: number, o: WorkloadOptions, h: { add: OpSink }, stores:
         client.close();
         client = new TenureClient({
           endpoints: o.endpoints,
+          ...o.security,
           clientId: `${o.clientPrefix}-${i}-${++generation}`,
           random: () => rng.nextFloat(),
           attemptTimeoutMs: 1000,
