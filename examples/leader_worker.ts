@@ -3,19 +3,17 @@
 // deadline, before the server could elect someone else). Run several copies: one works, the
 // others wait; kill the worker (Ctrl-C, kill -9) and another takes over with a higher token.
 //
-//   node --import tsx examples/leader_worker.ts [--endpoints 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003] [--name worker]
+//   node --import tsx examples/leader_worker.ts [--name worker] [connection flags: examples/connection.ts]
+//
+// By default it connects to `npm start`'s cluster with mutual TLS, using the client certificate
+// npm start created under data/local/tls.
 
 import { TenureClient } from "../client-sdk/index.ts";
+import { arg, connectionOptions } from "./connection.ts";
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback;
-}
-
-const endpoints = arg("endpoints", "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003").split(",");
 const electionName = arg("name", "worker");
 const me = `worker-${process.pid}`;
-const client = new TenureClient({ endpoints });
+const client = new TenureClient(connectionOptions());
 const stopping = new AbortController();
 process.once("SIGINT", () => stopping.abort());
 process.once("SIGTERM", () => stopping.abort());

@@ -1,5 +1,7 @@
-// examples/leader_worker.ts as a user runs it: two workers against a cluster, one leads and
-// works; kill -9 it and the other takes over with a higher token.
+// examples/leader_worker.ts as a user runs it: two workers against a cluster (mutual TLS, the
+// client certificate given by its --tls-* flags), one leads and works; kill -9 it and the other
+// takes over with a higher token. (Its default, npm start's certificates under the data
+// directory, is run by local_cluster.test.ts.)
 
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -27,7 +29,18 @@ describe("examples/leader_worker.ts", { timeout: 90_000 }, () => {
   it("exactly one worker leads; after kill -9 the other leads with a higher token", async () => {
     const events: { worker: number; e: Event }[] = [];
     for (let i = 0; i < 2; i++) {
-      const child = spawn(process.execPath, ["--import", "tsx", workerScript, "--endpoints", cluster.endpoints().join(",")], {
+      const tls = cluster.clientTls();
+      const flags = [
+        "--endpoints",
+        cluster.endpoints().join(","),
+        "--tls-ca",
+        tls.caFile ?? "",
+        "--tls-cert",
+        tls.certFile ?? "",
+        "--tls-key",
+        tls.keyFile ?? "",
+      ];
+      const child = spawn(process.execPath, ["--import", "tsx", workerScript, ...flags], {
         stdio: ["ignore", "pipe", "inherit"],
       });
       workers.push(child);
