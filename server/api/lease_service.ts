@@ -118,7 +118,7 @@ function keepAliveHandler(deps: ServiceDeps): grpc.handleBidiStreamingCall<unkno
     try {
       // Once per stream: the connection and its metadata do not change under it.
       const principal = authenticate(deps, call);
-      requirePermission({ rpc, principal }, "lease", null);
+      requirePermission({ principal }, "lease", null);
       caller = callerFields(principal);
     } catch (error) {
       failStream(call, rpc, error);
