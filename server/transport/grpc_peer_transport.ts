@@ -35,7 +35,7 @@ import {
 import { LogLimiter } from "./log_limiter.ts";
 import { PeerLink, type LinkContext } from "./peer_link.ts";
 import { InboundGuard, type Refusal, type StreamSender } from "./peer_inbound.ts";
-import type { ReceiverView, SnapshotImageCheck } from "./peer_message_checks.ts";
+import { receiverConflict, type ReceiverView, type SnapshotImageCheck } from "./peer_message_checks.ts";
 import { TermGuard, type TermGuardView } from "./term_guard.ts";
 import { SnapshotReceiver, type InstallMethod } from "./snapshot_stream.ts";
 
@@ -233,7 +233,6 @@ export class GrpcPeerTransport implements PeerTransport {
       isAdmissiblePeer: options.isAdmissiblePeer ?? (() => true),
       checks: {
         ...(options.checkSnapshotImage ? { checkSnapshotImage: options.checkSnapshotImage } : {}),
-        ...(options.receiverState ? { receiver: options.receiverState } : {}),
       },
       messageBytesMax,
       counters: this.counters,
@@ -470,6 +469,17 @@ export class GrpcPeerTransport implements PeerTransport {
     for (const m of r.messages) {
       this.counters.receivedMessages += 1;
       if (this.handler === null) continue;
+      const conflict = this.options.receiverState ? receiverConflict(m, this.options.receiverState()) : null;
+      if (conflict !== null) {
+        this.counters.invalidMessages += 1;
+        this.limiter.maybeLog(`message_ignored:${m.from}:${m.kind}`, {
+          event: "message_ignored",
+          from: m.from,
+          kind: m.kind,
+          reason: conflict,
+        });
+        continue;
+      }
       if (this.termGuard?.ignores(m)) {
         this.counters.termBumpsIgnored += 1;
         this.limiter.maybeLog(`higher_term_ignored:${m.from}`, { event: "higher_term_ignored", from: m.from, kind: m.kind, term: m.term });

@@ -6,7 +6,15 @@ import { Driver } from "../../testing/kits/state_test_kit.ts";
 import type { Message } from "../core/messages.ts";
 import type { SnapshotMetadata } from "../core/types.ts";
 import { DEFAULT_STATE_CONFIG } from "../state/limits.ts";
-import { INDEX_MAX, TERM_MAX, checkPeerMessage, confEntryProblem, confStateProblem, witnessImageCheck } from "./peer_message_checks.ts";
+import {
+  INDEX_MAX,
+  TERM_MAX,
+  checkPeerMessage,
+  confEntryProblem,
+  confStateProblem,
+  receiverConflict,
+  witnessImageCheck,
+} from "./peer_message_checks.ts";
 import { isAdmissibleMember } from "./peer_admission.ts";
 import { machineImageCheck } from "./snapshot_image_check.ts";
 
@@ -62,13 +70,13 @@ describe("checkPeerMessage", () => {
     assert.equal(checkPeerMessage({ ...append, entries: [{ term: 3, index: 5, type: "normal", data: new Uint8Array([1]) }] }), null);
   });
 
-  it("refuses a heartbeat that commits, or an acknowledgement in our term, beyond the receiver's log", () => {
-    const receiver = () => ({ term: 3, lastIndex: 10 });
-    assert.equal(checkPeerMessage(heartbeat(10), { receiver }), null);
-    assert.match(checkPeerMessage(heartbeat(11), { receiver }) ?? "", /beyond this member's last index 10/);
-    assert.match(checkPeerMessage(heartbeat(11, 4), { receiver }) ?? "", /beyond/);
+  it("receiverConflict: a heartbeat that commits, or an acknowledgement in our term, beyond the receiver's log", () => {
+    const receiver = { term: 3, lastIndex: 10 };
+    assert.equal(receiverConflict(heartbeat(10), receiver), null);
+    assert.match(receiverConflict(heartbeat(11), receiver) ?? "", /beyond this member's last index 10/);
+    assert.match(receiverConflict(heartbeat(11, 4), receiver) ?? "", /beyond/);
     // A stale heartbeat is ignored by the core, whatever it says.
-    assert.equal(checkPeerMessage(heartbeat(99, 2), { receiver }), null);
+    assert.equal(receiverConflict(heartbeat(99, 2), receiver), null);
     const ack = (index: number, term = 3): Message => ({
       ...head,
       term,
@@ -78,9 +86,10 @@ describe("checkPeerMessage", () => {
       rejectHintIndex: 0,
       rejectHintTerm: 0,
     });
-    assert.equal(checkPeerMessage(ack(10), { receiver }), null);
-    assert.match(checkPeerMessage(ack(11), { receiver }) ?? "", /acknowledges 11, beyond/);
-    assert.equal(checkPeerMessage(ack(11, 4), { receiver }), null, "a newer term: the core steps down on it");
+    assert.equal(receiverConflict(ack(10), receiver), null);
+    assert.match(receiverConflict(ack(11), receiver) ?? "", /acknowledges 11, beyond/);
+    assert.equal(receiverConflict(ack(11, 4), receiver), null, "a newer term: the core steps down on it");
+    assert.equal(checkPeerMessage(heartbeat(11)), null, "not a shape problem: the frame is not refused for it");
   });
 
   it("refuses a snapshot whose configuration the core could not have made", () => {

@@ -14,6 +14,8 @@
 // - A heartbeat may not commit beyond the receiver's log (RaftLog.commitTo asserts it): a
 //   leader sends min(match, commit), so a larger one is a lie. Likewise an acknowledgement in
 //   the receiver's own term beyond its log (only the receiver, as leader, sent appends in it).
+//   These two depend on the receiver's state: receiverConflict drops that one message, not the
+//   frame, reading the state just before the message is stepped.
 
 import { isConfChange } from "../core/conf_change.ts";
 import type { Message } from "../core/messages.ts";
@@ -49,8 +51,6 @@ export interface ReceiverView {
 
 export interface MessageCheckOptions {
   readonly checkSnapshotImage?: SnapshotImageCheck;
-  /** Absent: the checks that need the receiver's state are skipped (tests of the shape only). */
-  readonly receiver?: () => ReceiverView;
 }
 
 function termOk(n: number): boolean {
@@ -123,30 +123,10 @@ export function checkPeerMessage(m: Message, options: MessageCheckOptions = {}):
       if (m.prevIndex + m.entries.length > INDEX_MAX) return `append runs past INDEX_MAX ${INDEX_MAX}`;
       return entriesProblem(m.entries);
     }
-    case "appendResponse": {
-      const bounds = outOfBounds(
-        "appendResponse",
-        { rejectHintTerm: m.rejectHintTerm },
-        { index: m.index, rejectHintIndex: m.rejectHintIndex },
-      );
-      if (bounds !== null) return bounds;
-      const receiver = options.receiver?.();
-      // In our term only we (as leader) sent appends, so nobody can have matched beyond our log.
-      if (receiver !== undefined && m.term === receiver.term && !m.reject && m.index > receiver.lastIndex) {
-        return `appendResponse acknowledges ${m.index}, beyond this member's last index ${receiver.lastIndex}`;
-      }
-      return null;
-    }
-    case "heartbeat": {
-      const bounds = outOfBounds("heartbeat", {}, { commit: m.commit, witnessFloor: m.witnessFloor });
-      if (bounds !== null) return bounds;
-      const receiver = options.receiver?.();
-      // Only a heartbeat the core acts on (its term or newer) commits; a stale one is ignored.
-      if (receiver !== undefined && m.term >= receiver.term && m.commit > receiver.lastIndex) {
-        return `heartbeat commits ${m.commit}, beyond this member's last index ${receiver.lastIndex}: a leader sends at most the match it was told`;
-      }
-      return null;
-    }
+    case "appendResponse":
+      return outOfBounds("appendResponse", { rejectHintTerm: m.rejectHintTerm }, { index: m.index, rejectHintIndex: m.rejectHintIndex });
+    case "heartbeat":
+      return outOfBounds("heartbeat", {}, { commit: m.commit, witnessFloor: m.witnessFloor });
     case "vote":
       return outOfBounds("vote", { lastTerm: m.lastTerm }, { lastIndex: m.lastIndex });
     case "snapshot": {
@@ -163,4 +143,22 @@ export function checkPeerMessage(m: Message, options: MessageCheckOptions = {}):
     case "timeoutNow":
       return null;
   }
+}
+
+/**
+ * Null if `m` agrees with what the receiver holds right now, else why it must not reach the core.
+ * Read just before the message is stepped (the state the core will see), and applied to that one
+ * message only: the sender may be a sound member while this one is behind or lost data, so the
+ * rest of its frame is delivered.
+ */
+export function receiverConflict(m: Message, receiver: ReceiverView): string | null {
+  // Only a heartbeat the core acts on (its term or newer) commits; a stale one is ignored.
+  if (m.kind === "heartbeat" && m.term >= receiver.term && m.commit > receiver.lastIndex) {
+    return `heartbeat commits ${m.commit}, beyond this member's last index ${receiver.lastIndex}: a leader sends at most the match it was told`;
+  }
+  // In our term only we (as leader) sent appends, so nobody can have matched beyond our log.
+  if (m.kind === "appendResponse" && m.term === receiver.term && !m.reject && m.index > receiver.lastIndex) {
+    return `appendResponse acknowledges ${m.index}, beyond this member's last index ${receiver.lastIndex}`;
+  }
+  return null;
 }
