@@ -5,7 +5,9 @@
 
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
+import type * as grpc from "@grpc/grpc-js";
 import type { BackoffOptions, MonotonicClock, RandomSource } from "./backoff.ts";
+import { BearerToken, bearerInterceptor, type BearerTokenOptions } from "./bearer_token.ts";
 import { Election } from "./election.ts";
 import { TenureError } from "./errors.ts";
 import { KeepAlive } from "./keepalive.ts";
@@ -26,6 +28,12 @@ export interface TenureClientOptions {
   readonly tls?: TlsOptions;
   /** Plaintext, for a cluster started with --insecure only; never together with `tls`. */
   readonly insecure?: boolean;
+  /**
+   * A bearer token sent on every call (`authorization: Bearer <token>`), for clusters started
+   * with --auth-tokens: the token itself or a file holding it (re-read when it changes). With
+   * tls it may replace the client certificate; over `insecure` it crosses the network in plaintext.
+   */
+  readonly bearerToken?: BearerTokenOptions;
   /** Prefix of this client's session ids (visible ASCII, at most 100 bytes). Default: random. */
   readonly clientId?: string;
   /** Clock-rate error bound assumed by the client (default 0.01); the larger of it and the server's is used. */
@@ -67,6 +75,11 @@ export interface ClientRuntime {
   readonly testOnlyBugLeaseStartAfterReply?: boolean;
 }
 
+/** The wire options for `bearerToken` (validated here: a bad token is the caller's error at construction). */
+function bearerOptions(options: TenureClientOptions): { readonly interceptors?: readonly grpc.Interceptor[] } {
+  return options.bearerToken === undefined ? {} : { interceptors: [bearerInterceptor(new BearerToken(options.bearerToken))] };
+}
+
 const CLIENT_ID_RE = /^[\x21-\x7e]{1,100}$/;
 
 export class TenureClient {
@@ -88,7 +101,7 @@ export class TenureClient {
     this.clientId = clientId;
     this.random = options.random ?? Math.random;
     this.#leaseStartAfterReply = runtime.testOnlyBugLeaseStartAfterReply === true;
-    this.transport = new Transport(options.endpoints, runtime.wire ?? new GrpcWire(options));
+    this.transport = new Transport(options.endpoints, runtime.wire ?? new GrpcWire(options, bearerOptions(options)));
     const pool = new SessionPool(clientId);
     const attemptTimeoutMs = options.attemptTimeoutMs ?? 2_000;
     this.rpc = new Rpc({

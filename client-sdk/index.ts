@@ -7,4 +7,5 @@ export { Lock, type LockOptions, type LockScope } from "./lock.ts";
 export { Election, Leadership, type LeaderInfo, type CampaignOptions } from "./election.ts";
 export type { CallOptions } from "./signals.ts";
 export type { TlsOptions } from "./transport.ts";
+export type { BearerTokenOptions } from "./bearer_token.ts";
 export type { BackoffOptions, RandomSource, MonotonicClock } from "./backoff.ts";
