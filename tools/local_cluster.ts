@@ -6,12 +6,18 @@
 // and a tenure-witness w, data under ./data/local-witness/<id> (a separate cluster, so the two
 // layouts never share a data directory). Clients use a and b; w serves no client calls.
 //
+// Both ports run mutual TLS. The first run creates a development CA under <data dir>/tls
+// (tools/dev_certs.ts) with a certificate for every member and two client certificates, "dev" and
+// "admin"; later runs reuse them (delete the tls folder to start over). The launcher prints the
+// files a client needs.
+//
 //   npm start -- [--witness] [--data-dir DIR] [--base-port 7000]
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { ensureDevCertificates, type DevCertificates } from "./dev_certs.ts";
 
 interface LauncherOptions {
   readonly dataDir: string;
@@ -23,6 +29,8 @@ const voterIds = ["a", "b", "c"] as const;
 const witnessLayout = { ids: ["a", "b", "w"], witnesses: ["w"] } as const;
 const mainScript = new URL("../server/main.ts", import.meta.url).pathname;
 const witnessScript = new URL("../witness/main.ts", import.meta.url).pathname;
+/** The client certificates the launcher issues: one to work with, one for admin calls. */
+const clientIdentities = ["dev", "admin"] as const;
 
 function parseArgs(argv: readonly string[]): LauncherOptions {
   let dataDir: string | null = null;
@@ -50,6 +58,27 @@ export function localMembers(
   }));
 }
 
+function tlsFlags(certs: DevCertificates, id: string): string[] {
+  const own = certs.members[id];
+  if (!own) throw new Error(`no certificate for member ${id}`);
+  return ["--tls-ca", certs.caFile, "--tls-cert", own.certFile, "--tls-key", own.keyFile];
+}
+
+/** How to connect, for the banner: the files and the SDK options that use them. */
+function connectHelp(certs: DevCertificates, endpoints: readonly string[]): string {
+  const dev = certs.clients["dev"];
+  const admin = certs.clients["admin"];
+  if (!dev || !admin) throw new Error("client certificates missing");
+  const tls = `{ caFile: "${certs.caFile}", certFile: "${dev.certFile}", keyFile: "${dev.keyFile}" }`;
+  return (
+    "  mutual TLS (TLSv1.3) on every port:\n" +
+    `    CA          ${certs.caFile}\n` +
+    `    client dev  ${dev.certFile} + ${dev.keyFile}\n` +
+    `    admin       ${admin.certFile} + ${admin.keyFile}\n` +
+    `  SDK: new TenureClient({ endpoints: ${JSON.stringify(endpoints)}, tls: ${tls} })\n`
+  );
+}
+
 function main(): void {
   const o = parseArgs(process.argv.slice(2));
   const ids: readonly string[] = o.witness ? witnessLayout.ids : voterIds;
@@ -59,6 +88,7 @@ function main(): void {
   // Bootstrap only a brand-new cluster. If one member's data is missing, its tenured refuses to
   // start (it must not rejoin under its old id) and says so.
   const bootstrap = fresh.length === ids.length;
+  const certs = ensureDevCertificates(join(o.dataDir, "tls"), { memberIds: [...ids], clientIdentities: [...clientIdentities] });
   const memberFlag = members.map((m) => `${m.id}=${m.peerAddress}/${m.clientAddress}`).join(",");
   const children = new Map<string, ChildProcess>();
   for (const m of members) {
@@ -82,6 +112,7 @@ function main(): void {
       "2000",
       ...(witnesses.length > 0 ? ["--witnesses", witnesses.join(",")] : []),
       ...(bootstrap ? ["--bootstrap"] : []),
+      ...tlsFlags(certs, m.id),
     ];
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
     children.set(m.id, child);
@@ -100,6 +131,7 @@ function main(): void {
   process.stdout.write(
     `Tenure local cluster, ${layout} (${bootstrap ? "new" : "resumed"}), data in ${o.dataDir}\n` +
       `  client endpoints: ${endpoints.join(",")}\n` +
+      connectHelp(certs, endpoints) +
       `  Ctrl-C stops it; run again to resume.\n`,
   );
   const stopAll = (): void => {
