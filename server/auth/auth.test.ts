@@ -107,6 +107,8 @@ describe("auth: roles and permissions", () => {
     const p = principalOf({ identity: "x", via: "certificate", config: null, adminIdentities: new Set(["root"]) });
     assert.equal(p.can("lock", "any") && !p.admin, true);
     assert.equal(principalOf({ identity: "root", via: "certificate", config: null, adminIdentities: new Set(["root"]) }).admin, true);
+    const member = principalOf({ identity: "member:b", via: "certificate", config: null, adminIdentities: new Set() });
+    assert.equal(member.can("read", "x") || member.can("lease", null), false, "a member certificate is no client");
   });
 
   it("refuses a config with unknown keys, permissions, roles, or admin redefined", () => {

@@ -2,14 +2,18 @@
 // permissions"):
 //   open        --insecure without auth: nobody is identified; every caller is the anonymous
 //               identity "" and may do everything (the legacy mode, flagged in Cluster.Status);
-//   identities  no auth config: every identity the CA (or the token file) vouches for may use
-//               every name; admin only for --admin-identities;
+//   identities  no auth config: every client identity the CA (or the token file) vouches for
+//               may use every name (member:<id>, a member's certificate, none); admin only for
+//               --admin-identities;
 //   roles       an auth config: what the identity's roles (and those of "*") grant; admin for an
 //               identity bound to the built-in admin role or listed in --admin-identities.
 
 import { ADMIN_ROLE, EVERY_IDENTITY, type AuthConfig, type Permission } from "./auth_config.ts";
 
 export type AuthMode = "open" | "identities" | "roles";
+
+/** The identity of a member certificate used on the client port: member:<id> (identity.ts). */
+export const MEMBER_IDENTITY_PREFIX = "member:";
 
 export interface Principal {
   /** "" only in open mode. */
@@ -33,7 +37,12 @@ export function principalOf(options: {
 }): Principal {
   const { identity, via, config } = options;
   const listedAdmin = options.adminIdentities.has(identity);
-  if (config === null) return { identity, via, admin: listedAdmin, roles: listedAdmin ? [ADMIN_ROLE] : [], can: () => true };
+  if (config === null) {
+    // A member's certificate is for the peer port: on the client port it may read the cluster's
+    // status, nothing more, unless it is listed as an admin (or bound in an auth config).
+    const member = identity.startsWith(MEMBER_IDENTITY_PREFIX) && !listedAdmin;
+    return { identity, via, admin: listedAdmin, roles: listedAdmin ? [ADMIN_ROLE] : [], can: () => !member };
+  }
   const roles = [...new Set([...(config.bindings.get(identity) ?? []), ...(config.bindings.get(EVERY_IDENTITY) ?? [])])];
   const admin = listedAdmin || roles.includes(ADMIN_ROLE);
   const grants = roles.flatMap((role) => config.roles.get(role) ?? []);
