@@ -8,6 +8,10 @@
 //   - maximum: EPOCH_MAX * 2^32 + 2^32 - 1 = 2^53 - 1 = Number.MAX_SAFE_INTEGER.
 // Tokens (lock grants and election leaderships) share one counter; lease ids use a second counter
 // with the same layout. Both are replicated state, carried in snapshots, identical on every replica.
+// Since command codec v2 the leader draws lease ids at random (server/api/lease_ids.ts: not
+// guessable) and this counter serves only grants without a drawn id (v1 entries, tests). A random
+// id carries no epoch: after a restore an old cluster's lease id comes back only by chance (odds
+// 2^-53 per draw and old id), and even then it is owned by whoever granted it (caller.ts).
 //
 // Restoring from a backup must never reissue a token (or a lease id): a backup is an old image,
 // and the cluster it came from may have issued larger tokens after it was taken. A restore
