@@ -116,8 +116,10 @@ describe("config: transport security", () => {
   });
 
   it("requires the files unless --insecure, naming the missing flags", () => {
-    // TRANSITION: no TLS flag at all is still plaintext until the harnesses pass TLS flags.
-    assert.equal(loadConfig(untrusted, {}).tls, null);
+    assert.throws(
+      () => loadConfig(untrusted, {}),
+      (e: unknown) => e instanceof ConfigError && /^--tls-ca, --tls-cert, --tls-key are required: .*--insecure/.test(e.message),
+    );
     assert.throws(() => loadConfig([...untrusted, "--tls-ca", "/c", "--tls-cert", "/a"], {}), /: --tls-key is required/);
     assert.throws(() => loadConfig([...untrusted, "--tls-ca", "", "--tls-cert", "/a", "--tls-key", "/k"], {}), /: --tls-ca is required/);
     assert.throws(() => loadConfig([...base, "--tls-min-version", "TLSv1.1"], {}), /tlsMinVersion must be TLSv1.3 or TLSv1.2/);

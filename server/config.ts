@@ -254,9 +254,6 @@ function tlsOptions(raw: Raw): TlsFiles | null {
     }
     return null;
   }
-  // TRANSITION (until the process harnesses pass TLS flags): no TLS flag at all is still
-  // plaintext, with the --insecure warning at start. One or two of the three is an error.
-  if (given.length === 0) return null;
   const missing = TLS_FILE_FLAGS.filter(([key]) => raw[key] === undefined || raw[key] === "").map(([, flag]) => flag);
   if (missing.length > 0) {
     throw new ConfigError(

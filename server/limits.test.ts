@@ -115,6 +115,7 @@ describe("limits", () => {
         "127.0.0.1:2",
         "--members",
         "a=127.0.0.1:1/127.0.0.1:2",
+        "--insecure",
       ],
       {},
     );
@@ -138,6 +139,7 @@ describe("limits", () => {
       "127.0.0.1:2",
       "--members",
       "a=127.0.0.1:1/127.0.0.1:2",
+      "--insecure",
     ];
     const flags = ["--client-message-bytes-max", "65536", "--peer-message-bytes-max", "8388608", "--snapshot-chunk-bytes", "2097152"];
     const c = loadConfig([...base, ...flags], { TENURE_SNAPSHOT_BYTES_MAX: "134217728" });
