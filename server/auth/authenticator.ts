@@ -32,6 +32,9 @@ export interface AuthenticatorOptions {
   readonly checkIntervalMs?: number;
 }
 
+export const OPEN_MODE_WARNING =
+  "auth mode open (--insecure, no --auth-config or --auth-tokens): no client is identified; every caller may release any lock, revoke any lease and change membership. For tests and local experiments only.";
+
 export const TOKENS_OVER_PLAINTEXT_WARNING =
   "--insecure with bearer tokens: tokens cross the network in PLAINTEXT; anyone on the path can read one and act as its identity. For tests only.";
 
