@@ -61,7 +61,9 @@ export function localMembers(
 function tlsFlags(certs: DevCertificates, id: string): string[] {
   const own = certs.members[id];
   if (!own) throw new Error(`no certificate for member ${id}`);
-  return ["--tls-ca", certs.caFile, "--tls-cert", own.certFile, "--tls-key", own.keyFile];
+  // The "admin" client certificate is the one allowed membership changes and leadership transfer
+  // (server/auth: without an auth config every identity may use every name, only these are admin).
+  return ["--tls-ca", certs.caFile, "--tls-cert", own.certFile, "--tls-key", own.keyFile, "--admin-identities", "admin"];
 }
 
 /** How to connect, for the banner: the files and the SDK options that use them. */
