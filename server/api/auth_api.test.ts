@@ -124,6 +124,13 @@ describe("API: authentication, permissions, ownership", () => {
     assert.equal(remove, 'identity "alice" lacks permission admin: Cluster.RemoveMember needs the admin role');
     await denied("alice", "Cluster", "TransferLeader", { toNodeId: "b" }, grpc.status.PERMISSION_DENIED);
     assert.deepEqual(api.node.transfers, []);
+    assert.deepEqual(audit.at(-1), {
+      identity: "alice",
+      rpc: "Cluster.TransferLeader",
+      target: "leadership to b",
+      owner: null,
+      outcome: "denied",
+    });
     await ok("ops", "Cluster", "TransferLeader", { toNodeId: "b" });
     assert.deepEqual(api.node.transfers, ["b"]);
     assert.deepEqual(audit.at(-1), {

@@ -28,10 +28,15 @@ function requireKnownMember(deps: ServiceDeps, nodeId: string): void {
   throw new ApiError("REFUSED", `no address is known for member ${nodeId}: list it in --members of every member before adding it`);
 }
 
-/** Runs an admin-only call and writes its audit line, whatever the outcome. */
+/** Runs an admin-only call and writes its audit line, whatever the outcome (a refusal too). */
 async function audited<T>(deps: ServiceDeps, ctx: HandlerContext, target: string, act: () => Promise<T>): Promise<T> {
-  requireAdmin(ctx);
   const record = { identity: ctx.principal.identity, rpc: ctx.rpc, target, owner: null };
+  try {
+    requireAdmin(ctx);
+  } catch (error) {
+    deps.audit?.({ ...record, outcome: "denied" });
+    throw error;
+  }
   try {
     const result = await act();
     deps.audit?.({ ...record, outcome: "ok" });

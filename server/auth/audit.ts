@@ -11,7 +11,8 @@ export interface AuditRecord {
   readonly target: string;
   /** The identity that owns the target; null for cluster-wide acts. */
   readonly owner: string | null;
-  readonly outcome: "ok" | "failed";
+  /** denied: a non-admin tried an admin-only call. */
+  readonly outcome: "ok" | "failed" | "denied";
 }
 
 export type AuditSink = (record: AuditRecord) => void;

@@ -151,7 +151,9 @@ describe("client authentication, permissions and ownership (real processes, mutu
     ok(await admin.call("Cluster", "TransferLeader", { toNodeId: target }), "admin transfers");
     await until("the new leader", 10_000, async () => (await admin.leaderId(5_000)) === target);
     const audit = await until("the audit line", 5_000, () =>
-      (cluster.logs.get(leader) ?? []).find((l) => l.includes('"component":"audit"') && l.includes("Cluster.TransferLeader")),
+      (cluster.logs.get(leader) ?? []).find(
+        (l) => l.includes('"component":"audit"') && l.includes('"outcome":"ok"') && l.includes("Cluster.TransferLeader"),
+      ),
     );
     const line = JSON.parse(audit) as Obj;
     assert.deepEqual([line["identity"], line["target"], line["outcome"]], [ADMIN_CLIENT_IDENTITY, `leadership to ${target}`, "ok"]);
@@ -161,7 +163,9 @@ describe("client authentication, permissions and ownership (real processes, mutu
     const leaseId = String(grant["leaseId"]);
     ok(await admin.call("Lease", "Revoke", { clientId: "adm", seq: 1, leaseId }), "admin revokes bob's lease");
     const revokeLine = await until("the revoke audit line", 5_000, () =>
-      [...cluster.logs.values()].flat().find((l) => l.includes('"component":"audit"') && l.includes(`lease ${leaseId}`)),
+      [...cluster.logs.values()]
+        .flat()
+        .find((l) => l.includes('"component":"audit"') && l.includes('"outcome":"ok"') && l.includes(`lease ${leaseId}`)),
     );
     const revoke = JSON.parse(revokeLine) as Obj;
     assert.deepEqual([revoke["identity"], revoke["rpc"], revoke["owner"]], [ADMIN_CLIENT_IDENTITY, "LeaseRevoke", "bob"]);
@@ -196,5 +200,20 @@ describe("client authentication, permissions and ownership (real processes, mutu
     } finally {
       carol.close();
     }
+  });
+  // Last: it shrinks the cluster.
+  it("an admin removes a member; the audit line names who and which", async () => {
+    const leader = await admin.leaderId(10_000);
+    const target = cluster.members.find((m) => m.id !== leader)?.id ?? "";
+    denied(await bob.call("Cluster", "RemoveMember", { nodeId: target }), grpc.status.PERMISSION_DENIED, "bob removes a member");
+    const removed = ok(await admin.call<Obj>("Cluster", "RemoveMember", { nodeId: target }, 15_000), "admin removes");
+    assert.ok(!((removed["confState"] as Obj)["voters"] as string[]).includes(target));
+    const line = await until("the remove audit line", 5_000, () =>
+      [...cluster.logs.values()]
+        .flat()
+        .find((l) => l.includes('"component":"audit"') && l.includes('"outcome":"ok"') && l.includes("Cluster.RemoveMember")),
+    );
+    const audit = JSON.parse(line) as Obj;
+    assert.deepEqual([audit["identity"], audit["target"], audit["outcome"]], [ADMIN_CLIENT_IDENTITY, `member ${target}`, "ok"]);
   });
 });
