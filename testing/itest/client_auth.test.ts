@@ -174,7 +174,9 @@ describe("client authentication, permissions and ownership (real processes, mutu
   it("no credentials or a bad token is UNAUTHENTICATED; a good bearer token works through the SDK", async () => {
     const leader = await admin.leaderId(10_000);
     const address = cluster.member(leader).clientAddress;
-    const caOnly = channelCredentials({ tls: { caFile: cluster.clientTls().caFile } });
+    const caFile = cluster.certificates?.caFile;
+    assert.ok(caFile !== undefined, "a TLS cluster has a CA");
+    const caOnly = channelCredentials({ tls: { caFile } });
     const none = await rawCall(address, caOnly, "/tenure.v1.Lease/List");
     assert.deepEqual([grpc.status[none.code], none.reason], ["UNAUTHENTICATED", "UNAUTHENTICATED"]);
     assert.match(none.details, /no credentials/);
@@ -183,7 +185,7 @@ describe("client authentication, permissions and ownership (real processes, mutu
 
     const carol = new TenureClient({
       endpoints: cluster.endpoints(),
-      tls: { caFile: cluster.clientTls().caFile },
+      tls: { caFile },
       bearerToken: { token: CAROL_TOKEN },
     });
     try {
