@@ -110,7 +110,9 @@ describe("peer port security on real tenured processes", { timeout: 240_000 }, (
     const before = await settled();
     const term = before.get("a")?.term ?? 0;
     const caFile = cluster.certificates?.caFile ?? "";
-    const itest = cluster.clientTls();
+    const clientFiles = cluster.certificates?.clients["itest"];
+    assert.ok(clientFiles, "the run's default client certificate");
+    const itest = { caFile, certFile: clientFiles.certFile, keyFile: clientFiles.keyFile };
     const attempts: { name: string; credentials: PeerCredentials; claim: (to: string) => string; expect: grpc.status }[] = [
       { name: "plaintext", credentials: { kind: "insecure" }, claim: () => "b", expect: grpc.status.UNAVAILABLE },
       { name: "no client certificate", credentials: { kind: "tls", caFile }, claim: () => "b", expect: grpc.status.UNAVAILABLE },
