@@ -1,7 +1,9 @@
 // `npm start` as a user runs it: the launcher starts three tenured processes, clients can take
 // a lock, Ctrl-C (SIGINT) stops every voter cleanly, and a second start resumes the same
 // cluster with its locks and token counter. `npm start -- --witness` runs two voters and a
-// tenure-witness the same way.
+// tenure-witness the same way. Both run mutual TLS with the certificates the launcher creates
+// under the data directory (tls/): the clients here use its "dev" client certificate, as the
+// examples do by default (examples/leader_worker.ts is run against it with only --data-dir).
 
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -10,9 +12,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, describe, it } from "node:test";
+import type { TransportSecurity } from "../../client-sdk/tls.ts";
 import { TestClient } from "./test_client.ts";
+import { until } from "./wait.ts";
 
 const launcher = new URL("../../tools/local_cluster.ts", import.meta.url).pathname;
+const workerScript = new URL("../../examples/leader_worker.ts", import.meta.url).pathname;
 const dataDir = mkdtempSync(join(tmpdir(), "tenure-local-"));
 // Fixed ports below Linux's ephemeral range (32768+), where other tests' port-0 listeners and
 // outgoing connections live, so the launcher's base+N ports cannot collide with them.
@@ -21,6 +26,12 @@ const endpoints = [1, 2, 3].map((i) => `127.0.0.1:${basePort + i}`);
 // Ports far enough from the three-voter cluster's that the two never collide.
 const witnessBasePort = basePort + 6000;
 let running: ChildProcess | null = null;
+
+/** The launcher's "dev" client certificate under `dir`/tls, as the examples find it. */
+function devCertificate(dir: string): TransportSecurity {
+  const tls = join(dir, "tls");
+  return { tls: { caFile: join(tls, "ca.pem"), certFile: join(tls, "client-dev.pem"), keyFile: join(tls, "client-dev.key") } };
+}
 
 after(async () => {
   // SIGINT lets the launcher stop its tenured children; SIGKILL would orphan them.
@@ -77,7 +88,11 @@ describe("npm start", { timeout: 120_000 }, () => {
       output.some((l) => l.includes(endpoints.join(","))),
       "endpoints not printed",
     );
-    const c = new TestClient(endpoints);
+    assert.ok(
+      output.some((l) => l.includes(join(dataDir, "tls", "ca.pem"))),
+      "the CA file is not printed",
+    );
+    const c = new TestClient(endpoints, devCertificate(dataDir));
     const g = await c.call<Obj>("Lease", "Grant", { clientId: "demo", seq: 1, ttlMs: 3_600_000 }, 20_000);
     assert.ok(g.ok, g.ok ? "" : g.details);
     const a = await c.call<Obj>("Lock", "Acquire", { clientId: "demo", seq: 3, name: "demo", leaseId: g.value["leaseId"], wait: false });
@@ -91,11 +106,29 @@ describe("npm start", { timeout: 120_000 }, () => {
   it("a second start resumes the cluster with its lock and token counter", async () => {
     const { child, output } = await launch();
     assert.ok(output.some((l) => l.includes("resumed")));
-    const c = new TestClient(endpoints);
+    const c = new TestClient(endpoints, devCertificate(dataDir));
     const s = await c.call<Obj>("Lock", "Status", { name: "demo" }, 20_000);
     assert.ok(s.ok, s.ok ? "" : s.details);
     assert.equal(String((s.value["holder"] as Obj)["token"]), token);
     c.close();
+    // The example with its defaults but the data directory and ports: npm start's dev certificate.
+    const worker = spawn(process.execPath, ["--import", "tsx", workerScript, "--data-dir", dataDir, "--endpoints", endpoints.join(",")], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const events: string[] = [];
+    createInterface({ input: worker.stdout! }).on("line", (l) => events.push(l));
+    createInterface({ input: worker.stderr! }).on("line", (l) => events.push(l));
+    try {
+      await until("the example leading over TLS", 30_000, () => events.some((l) => l.includes('"event":"work"')), 50).catch(() =>
+        assert.fail(`examples/leader_worker.ts did not work: ${events.slice(-5).join(" | ")}`),
+      );
+    } finally {
+      const exited = new Promise((resolve) => worker.once("exit", resolve));
+      worker.kill("SIGTERM");
+      const stuck = setTimeout(() => worker.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(stuck);
+    }
     assert.equal(await stopWithCtrlC(child), 0);
   });
 });
@@ -113,7 +146,7 @@ describe("npm start -- --witness", { timeout: 90_000 }, () => {
       output.some((l) => l.startsWith("[w]") && l.includes('"witness":true')),
       "w is not a tenure-witness",
     );
-    const c = new TestClient([a ?? "", b ?? ""]);
+    const c = new TestClient([a ?? "", b ?? ""], devCertificate(dir));
     const g = await c.call<Obj>("Lease", "Grant", { clientId: "wdemo", seq: 1, ttlMs: 600_000 }, 20_000);
     assert.ok(g.ok, g.ok ? "" : g.details);
     const l = await c.call<Obj>("Lock", "Acquire", { clientId: "wdemo", seq: 3, name: "wdemo", leaseId: g.value["leaseId"], wait: false });
