@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -109,6 +109,13 @@ describe("auth: roles and permissions", () => {
     assert.equal(principalOf({ identity: "root", via: "certificate", config: null, adminIdentities: new Set(["root"]) }).admin, true);
     const member = principalOf({ identity: "member:b", via: "certificate", config: null, adminIdentities: new Set() });
     assert.equal(member.can("read", "x") || member.can("lease", null), false, "a member certificate is no client");
+  });
+
+  it("the deploy example parses", () => {
+    const path = new URL("../../deploy/config/auth.yaml", import.meta.url).pathname;
+    const example = parseAuthConfig(readFileSync(path, "utf8"), path);
+    const runner = principalOf({ identity: "batch-runner", via: "certificate", config: example, adminIdentities: new Set() });
+    assert.equal(runner.can("lock", "jobs/nightly") && !runner.can("lock", "scheduler/x") && runner.can("read", "anything"), true);
   });
 
   it("refuses a config with unknown keys, permissions, roles, or admin redefined", () => {
