@@ -177,32 +177,42 @@ describe("mutual TLS on tenured", { timeout: 180_000 }, () => {
     }
   });
 
-  it("--insecure logs the warning at start and Cluster.Status reports it; a TLS member reports insecure false", async () => {
-    const plain = await ProcessCluster.start({ insecure: true }); // the behaviour under test is plaintext
-    try {
-      const c = plain.testClient();
+  it("--insecure logs the warning at start and Cluster.Status reports it, on tenured and tenure-witness; TLS members report false", async () => {
+    const layout = { ids: ["a", "b", "w"], witnesses: ["w"] };
+    /** Each member's Cluster.Status insecure field, its insecure warning, its started line's transport. */
+    const report = async (cluster: ProcessCluster): Promise<Obj[]> => {
+      const c = cluster.testClient();
       await c.leaderId(20_000);
-      const s = await c.callAt<Obj>(plain.member("a").clientAddress, "Cluster", "Status", {});
-      assert.ok(s.ok, s.ok ? "" : s.details);
-      assert.equal(s.value["insecure"], true);
+      const out: Obj[] = [];
+      for (const id of layout.ids) {
+        const s = await c.callAt<Obj>(cluster.member(id).clientAddress, "Cluster", "Status", {});
+        assert.ok(s.ok, s.ok ? "" : s.details);
+        const lines = cluster.logs.get(id) ?? [];
+        out.push({
+          id,
+          insecure: s.value["insecure"],
+          warned: lines.some((l) => l.includes('"event":"insecure"') && l.includes("PLAINTEXT")),
+          plaintextStart: lines.some((l) => l.includes('"event":"started"') && l.includes("PLAINTEXT (--insecure)")),
+        });
+      }
       c.close();
-      const lines = plain.logs.get("a") ?? [];
-      assert.ok(
-        lines.some((l) => l.includes('"event":"insecure"') && l.includes("PLAINTEXT")),
-        "no insecure warning in a's log",
+      return out;
+    };
+    const plain = await ProcessCluster.start({ ...layout, insecure: true }); // the behaviour under test is plaintext
+    try {
+      assert.deepEqual(
+        await report(plain),
+        layout.ids.map((id) => ({ id, insecure: true, warned: true, plaintextStart: true })),
       );
-      assert.ok(lines.some((l) => l.includes('"event":"started"') && l.includes("PLAINTEXT (--insecure)")));
     } finally {
       await plain.stopAll();
     }
-    const secure = await ProcessCluster.start({ ids: ["a"] });
+    const secure = await ProcessCluster.start(layout);
     try {
-      const c = secure.testClient();
-      await c.leaderId(20_000);
-      const s = await c.callAt<Obj>(secure.member("a").clientAddress, "Cluster", "Status", {});
-      assert.ok(s.ok && s.value["insecure"] === false, JSON.stringify(s));
-      c.close();
-      assert.ok(!(secure.logs.get("a") ?? []).some((l) => l.includes('"event":"insecure"')));
+      assert.deepEqual(
+        await report(secure),
+        layout.ids.map((id) => ({ id, insecure: false, warned: false, plaintextStart: false })),
+      );
     } finally {
       await secure.stopAll();
     }
