@@ -73,6 +73,14 @@ export interface RaftNodeOptions {
    */
   readonly readBeforeApplied?: boolean;
   /**
+   * TEST-ONLY DELIBERATE BUG (the lock simulator's `sendBeforePersist` switch): the Ready loop's
+   * testOnlyBugSendBeforePersist (ready_loop.ts): a Ready's messages, a follower's append
+   * acknowledgements among them, leave before its write, which becomes durable only at the
+   * node's next pass. The simulator's commit-not-durable check must catch the leader counting
+   * such an acknowledgement. Absent (false) in every real configuration.
+   */
+  readonly testOnlyBugSendBeforePersist?: boolean;
+  /**
    * Readies handled by one process() pass at most (default 1000). When a pass stops with work
    * left (this bound, or the core's committedEntriesPerReadyMax leaving committed entries
    * unapplied), the node asks for another pass (requestProcess), so apply can lag commit across
@@ -143,6 +151,7 @@ export class RaftNode implements NodeApi {
       storage: options.storage,
       transport: options.transport,
       readiesPerPassMax: options.readiesPerPassMax ?? READIES_PER_PASS_MAX_DEFAULT,
+      ...(options.testOnlyBugSendBeforePersist === true ? { testOnlyBugSendBeforePersist: true } : {}),
       applier: {
         restoreSnapshot: (snapshot) => this.restoreSnapshot(snapshot),
         applyEntry: (entry) => this.applyEntry(entry),

@@ -18,6 +18,7 @@ export type CheckName =
   | "applied-diverged"
   | "acked-lost"
   | "conf-quorums-disjoint"
+  | "commit-not-durable"
   | "liveness"
   | "assertion"
   // The witness invariants (research/witness-and-raft-safety.md §1.6; witness_checks.ts).
@@ -47,6 +48,8 @@ export interface CheckedCore {
     readonly commit: Index;
     readonly lastIndex: Index;
     readonly firstIndex: Index;
+    /** The configuration the core counts its quorums in (commit-not-durable needs it). */
+    readonly confState?: ConfState;
   };
   termAt(index: Index): Term | undefined;
 }
@@ -63,6 +66,12 @@ export interface CheckerHooks {
   onApply(node: NodeId, entry: Entry): void;
   /** The configuration a node's core is in now (before the config entry being applied takes effect). */
   confOf?(node: NodeId): ConfState | null;
+  /**
+   * The term of `node`'s entry at `index` in its SYNCED disk state (SimDisk's durable part, never
+   * unsynced writes): "snapshot" if its durable snapshot covers the index, undefined if it holds
+   * none. Without this hook commit-not-durable is off.
+   */
+  durableTermAt?(node: NodeId, index: Index): Term | "snapshot" | undefined;
 }
 
 interface NodeBaseline {
@@ -71,11 +80,16 @@ interface NodeBaseline {
   term: Term;
   checkedCommit: Index;
   leaderTerm: Term;
+  /** The term this process was last seen leading, and its configuration then (commit-not-durable). */
+  ledTerm: Term;
+  conf: ConfState | null;
 }
 
 export class SafetyChecker implements SimNodeObserver {
   readonly violations: Violation[] = [];
   nowMs = 0;
+  /** Commit advances of a leader checked by commit-not-durable (a run that checks none proves nothing). */
+  durableCommitChecks = 0;
   /** Checks whose violations are not recorded (a run that shows what else a bug breaks). */
   disabledChecks: ReadonlySet<CheckName> = new Set();
   /** term -> the one node that led it. */
@@ -198,6 +212,8 @@ export class SafetyChecker implements SimNodeObserver {
         term: s.term,
         checkedCommit: Math.min(b?.checkedCommit ?? 0, s.commit),
         leaderTerm: b?.leaderTerm ?? 0,
+        ledTerm: 0,
+        conf: s.confState ?? null,
       };
       this.baselines.set(node.id, b);
     }
@@ -206,13 +222,48 @@ export class SafetyChecker implements SimNodeObserver {
     if (s.term < sentTerm) this.fail("term-regressed", `${node.id} at term ${s.term} after sending at term ${sentTerm}`);
     if (s.commit < b.commit) this.fail("commit-regressed", `${node.id} commit ${s.commit} after ${b.commit}`);
     if (s.commit > s.lastIndex) this.fail("commit-beyond-log", `${node.id} commit ${s.commit} > last index ${s.lastIndex}`);
+    if (s.role === "leader" && b.ledTerm === s.term && s.commit > b.commit) this.checkCommitDurable(node, b.conf, s);
     b.term = s.term;
     b.commit = s.commit;
+    b.conf = s.confState ?? null;
+    b.ledTerm = s.role === "leader" ? s.term : 0;
     this.recordCommitted(node, b, s.commit, s.role === "leader" ? s.term : 0);
     if (s.role === "leader" && b.leaderTerm !== s.term) {
       b.leaderTerm = s.term;
       this.onNewLeader(node, s.term);
     }
+  }
+
+  /**
+   * commit-not-durable: a leader that advanced its commit index to N (seen leading this term, in
+   * this process, at its last observation too) must have N, with its term, on the SYNCED disks
+   * of a quorum of its configuration (joint: of both halves), itself included only if its own
+   * write is synced. A quorum's acknowledgement means the entry survives any crash; an
+   * acknowledgement sent before the sync (or a leader counting its own unsynced write) breaks that
+   * without any crash having to happen. The configuration may change between two observations (a
+   * config entry applied in the same pass), so a quorum of the one before or the one after
+   * suffices.
+   */
+  private checkCommitDurable(node: CheckedNode, before: ConfState | null, s: ReturnType<CheckedCore["status"]>): void {
+    const durableTermAt = this.hooks.durableTermAt;
+    const core = node.core;
+    if (!durableTermAt || !core) return;
+    const index = s.commit;
+    if (index < s.firstIndex) return; // under the leader's own snapshot: committed long ago
+    const confs = [before, s.confState ?? null].filter((c): c is ConfState => c !== null);
+    if (confs.length === 0) return;
+    const members = [...new Set(confs.flatMap((c) => allMembers(c)))];
+    this.durableCommitChecks++;
+    const terms = new Map(members.map((id) => [id, durableTermAt(id, index)]));
+    // The leader's entry (a lock-simulation leader's view is its durable log: if its own write is
+    // not synced, the term most members hold durably).
+    const term = core.termAt(index) ?? mostCommon([...terms.values()].filter((t): t is Term => typeof t === "number"));
+    const holders = new Set(members.filter((id) => terms.get(id) === "snapshot" || (term !== undefined && terms.get(id) === term)));
+    if (confs.some((c) => isQuorum(c, holders))) return;
+    this.fail(
+      "commit-not-durable",
+      `${node.id} leads term ${s.term} and committed ${term ?? "?"}/${index}, held durably only by {${[...holders].join(",")}} of ${confs.map(describeHalves).join(" / ")}`,
+    );
   }
 
   private recordCommitted(node: CheckedNode, b: NodeBaseline, commit: Index, leaderTerm: Term): void {
@@ -262,6 +313,14 @@ export class SafetyChecker implements SimNodeObserver {
   committedIndexMax(): Index {
     return this.committedMax;
   }
+}
+
+function mostCommon(terms: readonly Term[]): Term | undefined {
+  const counts = new Map<Term, number>();
+  for (const t of terms) counts.set(t, (counts.get(t) ?? 0) + 1);
+  let best: Term | undefined;
+  for (const [t, n] of counts) if (best === undefined || n > (counts.get(best) ?? 0)) best = t;
+  return best;
 }
 
 /** The voter halves of a configuration: incoming, and outgoing while joint. */

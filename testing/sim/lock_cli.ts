@@ -1,10 +1,12 @@
 // npm run sim -- --lock --seeds N [--from S] | --seed S [--verbose] [--bug NAME]
-//                       [--break-drift-bound] [--apply-lag off|C,P,D] [--time-budget-s T]
+//                       [--break-drift-bound] [--apply-lag off|C,P,D] [--acquire-deadline]
+//                       [--time-budget-s T]
 // The lock simulation's command line (vopr_cli.ts hands over when it sees --lock): runs seeds,
 // prints a summary, and for every failure the command that replays it. With --break-drift-bound
 // (the negative control) overlapping beliefs are reported as observations, not failures.
 // --apply-lag: none on any node (off), or on every node at most C committed entries per Ready,
-// P Readies per pass, a pass every D ms (default: drawn from the seed).
+// P Readies per pass, a pass every D ms (default: drawn from the seed). --acquire-deadline: the
+// clients put a 4-TTL deadline on every blocking acquire (the former workaround; default none).
 
 import { runLockSeed, type LockRunResult } from "./lock_sim.ts";
 import { LOCK_SIM_BUG_NAMES, type LockRunOptions, type LockSimBugName } from "./lock_sim_types.ts";
@@ -17,6 +19,7 @@ interface LockCliOptions {
   verbose: boolean;
   breakDriftBound: boolean;
   applyLag: NonNullable<LockRunOptions["applyLag"]>;
+  acquireDeadline: boolean;
   timeBudgetS: number;
 }
 
@@ -41,6 +44,7 @@ function parse(argv: readonly string[]): LockCliOptions {
     verbose: false,
     breakDriftBound: false,
     applyLag: "drawn",
+    acquireDeadline: false,
     timeBudgetS: Infinity,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -56,6 +60,7 @@ function parse(argv: readonly string[]): LockCliOptions {
     else if (arg === "--time-budget-s") o.timeBudgetS = value();
     else if (arg === "--verbose") o.verbose = true;
     else if (arg === "--break-drift-bound") o.breakDriftBound = true;
+    else if (arg === "--acquire-deadline") o.acquireDeadline = true;
     else if (arg === "--apply-lag") o.applyLag = parseApplyLag(argv[++i]);
     else if (arg === "--bug") {
       const b = argv[++i];
@@ -74,7 +79,7 @@ function print(r: LockRunResult, o: LockCliOptions, verbose: boolean): void {
   for (const v of r.violations) console.log(`  violation ${v.check} at ${v.atMs.toFixed(1)}ms: ${v.detail}`);
   if (verbose) for (const d of r.observations.details) console.log(`  observed (expected) overlap: ${d}`);
   if (!r.ok) {
-    const flags = `${o.bug ? ` --bug ${o.bug}` : ""}${o.breakDriftBound ? " --break-drift-bound" : ""}${o.applyLag !== "drawn" ? ` --apply-lag ${describeApplyLag(o.applyLag)}` : ""}`;
+    const flags = `${o.bug ? ` --bug ${o.bug}` : ""}${o.breakDriftBound ? " --break-drift-bound" : ""}${o.applyLag !== "drawn" ? ` --apply-lag ${describeApplyLag(o.applyLag)}` : ""}${o.acquireDeadline ? " --acquire-deadline" : ""}`;
     console.log(`  replay: npm run sim -- --lock --seed ${r.seed}${flags} --verbose`);
   }
 }
@@ -89,14 +94,30 @@ export async function runLockCli(argv: readonly string[]): Promise<number> {
   let overlaps = 0;
   let seedsWithOverlap = 0;
   let staleRejected = 0;
+  const crashPoints = { armed: 0, fired: 0, before: {} as Record<string, number> };
+  let churnReadsAnswered = 0;
+  let durableCommitChecks = 0;
+  let restoresToWaiters = 0;
   for (const seed of seeds) {
     if ((performance.now() - startedMs) / 1000 > o.timeBudgetS) break;
-    const r = await runLockSeed({ seed, bug: o.bug, breakDriftBound: o.breakDriftBound, applyLag: o.applyLag });
+    const r = await runLockSeed({
+      seed,
+      bug: o.bug,
+      breakDriftBound: o.breakDriftBound,
+      applyLag: o.applyLag,
+      acquireDeadline: o.acquireDeadline,
+    });
     ran++;
     if (!r.ok) failed++;
     overlaps += r.observations.overlaps;
     if (r.observations.overlaps > 0) seedsWithOverlap++;
     staleRejected += r.stats.guardRejected;
+    crashPoints.armed += r.stats.crashPointsArmed;
+    crashPoints.fired += r.stats.crashesInReady;
+    for (const [op, n] of Object.entries(r.stats.crashesInReadyBefore)) crashPoints.before[op] = (crashPoints.before[op] ?? 0) + n;
+    churnReadsAnswered += r.stats.churnReadsAnswered;
+    durableCommitChecks += r.stats.durableCommitChecks;
+    restoresToWaiters += r.stats.restoresToWaiters;
     print(r, o, o.verbose || o.single !== null);
   }
   const seconds = (performance.now() - startedMs) / 1000;
@@ -104,6 +125,14 @@ export async function runLockCli(argv: readonly string[]): Promise<number> {
     `lock simulator: ${ran} seeds, ${failed} with violations, ${seconds.toFixed(1)}s` +
       `${o.bug ? `, bug=${o.bug}` : ""}${o.applyLag !== "drawn" ? `, apply lag ${describeApplyLag(o.applyLag)}` : ""}; stale writes rejected by the guard: ${staleRejected}` +
       (o.breakDriftBound ? `; negative control: ${overlaps} overlapping beliefs observed in ${seedsWithOverlap} seeds (expected)` : ""),
+  );
+  const before = Object.entries(crashPoints.before)
+    .map(([op, n]) => `${op} ${n}`)
+    .join(", ");
+  console.log(
+    `  crash points: ${crashPoints.armed} armed, ${crashPoints.fired} fired inside a Ready (before: ${before}); ` +
+      `reads answered to readers of churned-in members: ${churnReadsAnswered}; leader commits checked durable: ${durableCommitChecks}; ` +
+      `snapshot restores told to queued waiters: ${restoresToWaiters}`,
   );
   return failed > 0 ? 1 : 0;
 }

@@ -37,8 +37,17 @@ import { SdkSimClient, type SdkClientEnv } from "./sdk_client.ts";
 import { SimWireHub, type WireEnv } from "./sim_client.ts";
 import { drawFault } from "./nemesis.ts";
 import { drawMembership, MembershipNemesis, membershipRandom, type MembershipHost } from "./membership_nemesis.ts";
-import { SimDisk } from "./sim_disk.ts";
+import {
+  CRASH_POINT_OPS_MAX,
+  crashPointRandom,
+  drawCrashPoints,
+  SimDisk,
+  SimulatedCrash,
+  type CrashPointOp,
+  type CrashPointOptions,
+} from "./sim_disk.ts";
 import { SimGuard, type GuardWrite } from "./sim_guard.ts";
+import { durableTermOrSnapshot } from "./sim_storage.ts";
 
 export type { LockRunOptions, LockRunResult, LockRunStats } from "./lock_sim_types.ts";
 
@@ -88,6 +97,13 @@ class LockSimulation {
   private readonly readRandom: SeededRandom;
   private readonly readNet: SeededRandom;
   private readonly readers = new Map<string, SimReader>();
+  /** Crash points inside a Ready (sim_disk.ts), drawn on their own stream (other draws unchanged). */
+  private readonly crashPointRandom: SeededRandom;
+  private readonly crashPoints: CrashPointOptions;
+  /** Pause between a reader's reads, at most (drawn per seed). */
+  private readonly readEveryMsMax: number;
+  /** The members of the bootstrap configuration. */
+  private readonly initialIds: readonly NodeId[];
   private readonly reads = new ReadHistory();
   private readonly readViolations: LockViolation[] = [];
   private nowMs = 0;
@@ -122,10 +138,19 @@ class LockSimulation {
     readCheckOps: 0,
     readCheckSteps: 0,
     readCheckUnknown: 0,
+    churnReaders: 0,
+    churnReadsAnswered: 0,
+    durableCommitChecks: 0,
+    restoresToWaiters: 0,
+    crashPointsArmed: 0,
+    crashesInReady: 0,
+    crashesInReadyBefore: { writeSnapshot: 0, writeEntries: 0, writeHardState: 0, compact: 0, sync: 0, send: 0 },
   };
 
   constructor(private readonly options: LockRunOptions) {
     this.random = new SeededRandom(options.seed ^ 0x5a17c0de);
+    this.crashPointRandom = crashPointRandom(options.seed ^ 0x6c6f636b);
+    this.crashPoints = drawCrashPoints(this.crashPointRandom);
     const churnRandom = membershipRandom(options.seed, 0x6c6f636b); // membership churn: its own stream
     this.swarm = withLockLivenessBound({ ...drawLockSwarm(this.random), ...drawMembership(churnRandom), ...options.swarm });
     this.net = this.random.fork();
@@ -133,7 +158,12 @@ class LockSimulation {
     this.checker = new SafetyChecker({
       onSend: (m) => this.transmit(m.from, m.to, { kind: "peer", message: m }, m.term),
       onApply: () => {},
+      durableTermAt: (id, index) => {
+        const n = this.nodes.get(id);
+        return n ? durableTermOrSnapshot(n.disk, index) : undefined;
+      },
     });
+    this.checker.disabledChecks = new Set(options.disabledChecks ?? []);
     this.locks = new LockChecker((check, detail) => this.checker.fail(check, detail), options.breakDriftBound === true);
     this.guard = new SimGuard(this.locks, options.bug === "guardCheckNotAtomic");
     const bugs = {
@@ -145,6 +175,7 @@ class LockSimulation {
     this.replyPauses = { random: replyRandom, holderProbability: replyRandom.pick([0.2, 0.5, 0.8]) };
     this.wires = new SimWireHub(this.wireEnv());
     const ids = ["a", "b", "c", "d", "e"].slice(0, s.nodeCount);
+    this.initialIds = ids;
     const initial = bootstrapState(ids);
     this.readRandom = new SeededRandom(options.seed ^ 0x7ead1a99);
     this.readNet = this.readRandom.fork();
@@ -194,21 +225,35 @@ class LockSimulation {
         revokeProbability: s.revokeProbability,
         staleLeaseProbe: true,
         bugLeaseStartAfterReply: options.bug === "leaseStartAfterReply",
-        acquireTimeoutMs: options.acquireDeadline === false ? Number.POSITIVE_INFINITY : 4 * s.ttlMs,
+        acquireTimeoutMs: options.acquireDeadline === true ? 4 * s.ttlMs : Number.POSITIVE_INFINITY,
       };
       this.clients.set(id, new SdkSimClient(config, this.clientEnv(), random));
     }
-    const readEveryMsMax = this.readRandom.pick([2, 5, 20]);
-    for (const node of ids) {
-      for (let k = 1; k <= READERS_PER_MEMBER; k++) {
-        const id = `r${node}${k}`;
-        const config = { id, node, lockNames: ["x", "y", "z"].slice(0, s.lockCount), readEveryMsMax, timeoutMs: 300 };
-        this.readers.set(id, new SimReader(config, this.readerEnv(), this.readRandom.fork()));
-      }
-    }
+    this.readEveryMsMax = this.readRandom.pick([2, 5, 20]);
+    for (const node of ids) this.addReaders(node);
     const initialConf = initial.snapshot?.metadata.confState;
     if (!initialConf) throw new Error("bootstrap state without a configuration");
     this.membership = new MembershipNemesis(this.membershipHost(initial), churnRandom, s, "plain", initialConf, () => false);
+  }
+
+  /**
+   * READERS_PER_MEMBER readers asking `node`: for the initial members at construction (started
+   * by run()), for a member the churn adds when its process starts (started at once). Each
+   * reader's stream is a fork of the readers' stream, taken in that order.
+   */
+  private addReaders(node: NodeId, start = false): void {
+    const s = this.swarm;
+    for (let k = 1; k <= READERS_PER_MEMBER; k++) {
+      const id = `r${node}${k}`;
+      const config = { id, node, lockNames: ["x", "y", "z"].slice(0, s.lockCount), readEveryMsMax: this.readEveryMsMax, timeoutMs: 300 };
+      const reader = new SimReader(config, this.readerEnv(), this.readRandom.fork());
+      this.readers.set(id, reader);
+      if (start) {
+        this.stats.churnReaders++;
+        reader.nowTrue = this.nowMs;
+        reader.start();
+      }
+    }
   }
 
   /**
@@ -291,6 +336,9 @@ class LockSimulation {
       touched: () => {
         this.drain = true;
       },
+      restoredToWaiter: () => {
+        this.stats.restoresToWaiters++;
+      },
       fail: (error) => this.escape(error),
       stateConfig: this.stateConfig,
       brokenDetectMs: s.attemptTimeoutMs,
@@ -346,6 +394,7 @@ class LockSimulation {
       if (!this.checker.ok()) this.stopped = true;
     }
     for (const a of this.acked) this.checker.checkAcked(a.index, a.term);
+    this.stats.durableCommitChecks = this.checker.durableCommitChecks;
     this.stats.simulatedMs = Math.round(this.nowMs);
     this.stats.grants = this.locks.grantsSeen;
     this.stats.beliefs = this.locks.beliefsOpened;
@@ -353,10 +402,12 @@ class LockSimulation {
     this.stats.guardRejected = this.guard.rejected;
     for (const c of this.clients.values()) this.stats.leasesLost += c.leasesLost;
     Object.assign(this.stats, this.membership.stats);
+    const initial = new Set(this.initialIds);
     for (const r of this.readers.values()) {
       this.stats.reads += r.stats.issued;
       this.stats.readsAnswered += r.stats.answered;
       this.stats.readsRefused += r.stats.refused;
+      if (!initial.has(r.config.node)) this.stats.churnReadsAnswered += r.stats.answered;
     }
     this.checkReads();
   }
@@ -380,7 +431,9 @@ class LockSimulation {
       observations: { overlaps: this.locks.overlapsObserved, details: this.locks.observations },
       traceHash: (this.trace >>> 0).toString(16).padStart(8, "0"),
       stats: this.stats,
-      swarm: describeSwarm(this.swarm) + (this.options.breakDriftBound ? " breakDriftBound=true" : ""),
+      swarm:
+        `${describeSwarm(this.swarm)} crashInReadyProbability=${this.crashPoints.inReadyProbability}` +
+        (this.options.breakDriftBound ? " breakDriftBound=true" : ""),
     };
   }
 
@@ -454,6 +507,7 @@ class LockSimulation {
       locks: this.locks,
       reads: this.reads,
       readBeforeApplied: this.options.bug === "readBeforeApplied",
+      sendBeforePersist: this.options.bug === "sendBeforePersist",
       nowMs: () => this.nowMs,
       debug,
     });
@@ -506,7 +560,12 @@ class LockSimulation {
   private runPass(n: SimLockNode): void {
     n.passRequested = false;
     n.lastPassMs = this.nowMs;
-    n.raft?.process();
+    try {
+      n.raft?.process();
+    } catch (err) {
+      if (!(err instanceof SimulatedCrash)) throw err;
+      return this.onCrashPoint(n, err.op);
+    }
     const status = n.raft?.status();
     // Left after a pass (not at a restart, whose first pass has not run yet): apply lag.
     if (status) this.stats.applyLagMax = Math.max(this.stats.applyLagMax, status.commitIndex - status.appliedIndex);
@@ -549,6 +608,30 @@ class LockSimulation {
     const leader = raft.status().role === "leader";
     if (leader && !n.wasLeader) this.stats.leaderElections++;
     n.wasLeader = leader;
+  }
+
+  /**
+   * The nemesis's crash: at once (between events), or, with the seed's crashInReadyProbability, at
+   * a crash point 1..CRASH_POINT_OPS_MAX storage operations or sends ahead, which stops the node
+   * in the middle of one of its next Ready cycles (sim_disk.ts; as vopr.ts does). A node already
+   * armed crashes now.
+   */
+  private crashOrArm(n: SimLockNode): void {
+    if (!n.raft) return;
+    const r = this.crashPointRandom;
+    if (!n.disk.isArmed() && r.nextFloat() < this.crashPoints.inReadyProbability) {
+      n.disk.armCrash(1 + r.nextInt(CRASH_POINT_OPS_MAX));
+      this.stats.crashPointsArmed++;
+      return;
+    }
+    this.crash(n);
+  }
+
+  /** An armed crash point stopped the node inside a Ready, before `op`: the disk holds what was synced. */
+  private onCrashPoint(n: SimLockNode, op: CrashPointOp): void {
+    this.stats.crashesInReady++;
+    this.stats.crashesInReadyBefore[op]++;
+    this.crash(n);
   }
 
   private crash(n: SimLockNode): void {
@@ -637,7 +720,7 @@ class LockSimulation {
     const fault = drawFault(this.net, this.swarm, { nodes: ids, clients: [...this.clients.keys()], leader });
     switch (fault.kind) {
       case "crash":
-        this.crash(this.node(fault.node));
+        this.crashOrArm(this.node(fault.node));
         break;
       case "partition":
         this.stats.partitions++;
@@ -672,6 +755,7 @@ class LockSimulation {
     this.clientPausedUntil.clear();
     for (const n of this.nodes.values()) {
       n.pausedUntilMs = 0;
+      n.disk.disarm(); // the liveness phase has no faults
       if (!n.raft) this.restart(n.id);
     }
     this.healedAtMs = this.nowMs;
@@ -765,6 +849,7 @@ class LockSimulation {
         this.nodes.set(id, n);
         this.mix(13, id, 0);
         this.startNode(n);
+        this.addReaders(id, true); // a new member is read like the others
       },
       retire: (id) => {
         const n = this.node(id);

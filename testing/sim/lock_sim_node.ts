@@ -49,6 +49,8 @@ export interface NodeDeps {
   readonly reads: ReadHistory;
   /** The production RaftNode's test-only readBeforeApplied switch. */
   readonly readBeforeApplied: boolean;
+  /** The production RaftNode's test-only testOnlyBugSendBeforePersist switch. */
+  readonly sendBeforePersist: boolean;
   nowMs(): number;
   readonly debug: ((line: string) => void) | null;
 }
@@ -72,7 +74,7 @@ export function makeRaftNode(n: SimLockNode, deps: NodeDeps): RaftNode {
       logger: debug,
     }),
     storage: new SimStorage(n.id, n.disk, deps.checker),
-    transport: new SimTransport((m) => deps.checker.onSend(m)),
+    transport: new SimTransport(n.disk, (m) => deps.checker.onSend(m)),
     clock: { monotonicMs: () => n.offsetMs + n.rate * deps.nowMs() },
     stateConfig: deps.stateConfig,
     snapshotEveryEntries: s.snapshotEveryEntries,
@@ -85,6 +87,7 @@ export function makeRaftNode(n: SimLockNode, deps: NodeDeps): RaftNode {
     log: debug ? (f) => debug(JSON.stringify(f)) : () => {},
     ...(n.lag ? { readiesPerPassMax: n.lag.readiesPerPassMax } : {}),
     ...(deps.readBeforeApplied ? { readBeforeApplied: true } : {}),
+    ...(deps.sendBeforePersist ? { testOnlyBugSendBeforePersist: true } : {}),
   });
   raft.subscribe((events, index) => {
     deps.reads.onApplied(index, events, deps.nowMs());
@@ -107,7 +110,8 @@ export function checkedView(n: SimLockNode, raft: RaftNode): CheckedNode {
     core: {
       status: () => {
         const s = raft.status();
-        return { role: s.role, term: s.term, commit: s.commitIndex, lastIndex: s.lastIndex, firstIndex: durableFirstIndex(n.disk) };
+        const firstIndex = durableFirstIndex(n.disk);
+        return { role: s.role, term: s.term, commit: s.commitIndex, lastIndex: s.lastIndex, firstIndex, confState: s.confState };
       },
       termAt: (i) => durableTermAt(n.disk, i),
     },
@@ -153,11 +157,19 @@ export function serveRead(raft: RaftNode, request: ReaderRequest, alive: () => b
   });
 }
 
-/** The node's PeerTransport: every message goes to the checker (votes seen on the wire), then the network. */
+/**
+ * The node's PeerTransport: every message goes to the checker (votes seen on the wire), then the
+ * network. A send first passes the disk's crash point (sim_disk.ts), as SimNode's does: an armed
+ * point can stop the process between a Ready's persist and its send.
+ */
 class SimTransport implements PeerTransport {
   private sent = 0;
-  constructor(private readonly onSend: (m: Message) => void) {}
+  constructor(
+    private readonly disk: SimDisk,
+    private readonly onSend: (m: Message) => void,
+  ) {}
   send(messages: readonly Message[]): void {
+    this.disk.crashPoint("send");
     for (const m of messages) {
       this.sent++;
       this.onSend(m);

@@ -4,17 +4,29 @@ import type { Message } from "../../server/core/messages.ts";
 import type { NodeId } from "../../server/core/types.ts";
 import type { CheckName, Violation } from "./checkers.ts";
 import { LOCK_BUG_NAMES, type LockBugName, type LockSwarm } from "./swarm.ts";
+import type { CrashPointOp } from "./sim_disk.ts";
 import type { GuardOutcome, GuardWrite } from "./sim_guard.ts";
 import type { ReaderReply, ReaderRequest, ReaderTimer } from "./sim_reader.ts";
 
 /**
- * The lock simulation's bug switches: swarm.ts' LockBugName, plus `readBeforeApplied`, the
- * production RaftNode's test-only switch (server/node/raft_node.ts RaftNodeOptions): a confirmed
- * read is served before the state machine applied up to its read index; plus the SDK's
- * (SdkBugName).
+ * The lock simulation's bug switches: swarm.ts' LockBugName, plus the production RaftNode's
+ * (NodeBugName), plus the SDK's (SdkBugName).
  */
-export type LockSimBugName = LockBugName | "readBeforeApplied" | SdkBugName;
-export const LOCK_SIM_BUG_NAMES: readonly LockSimBugName[] = [...LOCK_BUG_NAMES, "readBeforeApplied", "leaseStartAfterReply"];
+export type LockSimBugName = LockBugName | NodeBugName | SdkBugName;
+export const LOCK_SIM_BUG_NAMES: readonly LockSimBugName[] = [
+  ...LOCK_BUG_NAMES,
+  "readBeforeApplied",
+  "sendBeforePersist",
+  "leaseStartAfterReply",
+];
+
+/**
+ * The production RaftNode's test-only switches (server/node/raft_node.ts RaftNodeOptions):
+ * `readBeforeApplied` serves a confirmed read before the state machine applied up to its read
+ * index; `sendBeforePersist` (the Ready loop's, as in the Raft simulator) sends a Ready's
+ * messages, append acknowledgements included, before its write is synced.
+ */
+export type NodeBugName = "readBeforeApplied" | "sendBeforePersist";
 
 /**
  * The SDK's test-only switches (client-sdk/client.ts ClientRuntime), set on every simulated
@@ -73,11 +85,14 @@ export interface LockRunOptions {
   /** Negative control: some client clocks run slower than 1 - rho, some pauses go unnoticed. */
   readonly breakDriftBound?: boolean;
   readonly swarm?: Partial<LockSwarm>;
+  /** Checks whose violations are not recorded (a run that shows what else a bug breaks). */
+  readonly disabledChecks?: readonly CheckName[];
   /** Compare replicas' stateHash (default true); off, the token checks must catch divergence alone. */
   readonly compareStateHashes?: boolean;
   /**
-   * The SDK clients' deadline on a blocking acquire, 4 TTLs (default true). Off, a waiter queued
-   * on a member that catches up by snapshot is never answered (sdk_client.ts acquireTimeoutMs).
+   * The SDK clients' deadline on a blocking acquire, 4 TTLs (default false: none). It was the
+   * workaround for waiters queued on a member that catches up by snapshot, never answered before
+   * the node told its waiters of a restore (sdk_client.ts acquireTimeoutMs).
    */
   readonly acquireDeadline?: boolean;
   /** Apply lag: "drawn" (default: from the seed, on about half of the seeds), "off", or fixed for every node. */
@@ -117,6 +132,20 @@ export interface LockRunStats {
   readCheckSteps: number;
   /** 1 if the read check's search budget ran out (no verdict). */
   readCheckUnknown: number;
+  /** Readers of members the churn added (READERS_PER_MEMBER each), and the reads they got answered. */
+  churnReaders: number;
+  churnReadsAnswered: number;
+  /** Leader commit advances checked by commit-not-durable (checkers.ts). */
+  durableCommitChecks: number;
+  /**
+   * Snapshot restores told to a blocking wait (wait_grant.ts) queued on the restoring member: the
+   * waits that, before the node told them, were never answered.
+   */
+  restoresToWaiters: number;
+  /** Crashes armed as crash points inside a Ready (sim_disk.ts), those that fired, and before which operation. */
+  crashPointsArmed: number;
+  crashesInReady: number;
+  crashesInReadyBefore: Record<CrashPointOp, number>;
 }
 
 export interface LockRunResult {

@@ -52,12 +52,13 @@ export interface SdkClientConfig {
   /** After a revoke, sometimes acquire with the revoked lease id (an out-of-date client). */
   readonly staleLeaseProbe: boolean;
   /**
-   * The application's deadline on one blocking acquire (local ms; Infinity: none). Needed for
-   * liveness: the api layer's wait (server/api/wait_grant.ts) learns of its grant from state
-   * machine events, and a member that catches up by snapshot restore emits none for the entries
-   * the snapshot covers, so a waiter queued on it is never answered (seeds 67, 88, 89 of the lock
-   * corpus, runLockSeed({ seed: 89, bug: null, acquireDeadline: false })). At the deadline the SDK
-   * ends the call with OUTCOME_UNKNOWN and releases a grant it finds in Status (lock.ts).
+   * The application's deadline on one blocking acquire (local ms; Infinity: none, the default).
+   * It was a workaround: the api layer's wait (server/api/wait_grant.ts) learnt of its grant only
+   * from state-machine events, and a member that catches up by snapshot restore emits none for
+   * the entries the snapshot covers, so a waiter queued on it was never answered. The node now
+   * tells its waiters of a restore (RaftNode restore listeners) and the wait re-checks the
+   * restored state; runLockSeed({ acquireDeadline: true }) still gives 4 TTLs. At a deadline the
+   * SDK ends the call with OUTCOME_UNKNOWN and releases a grant it finds in Status (lock.ts).
    */
   readonly acquireTimeoutMs: number;
   /** The SDK's deliberate bug (client.ts ClientRuntime.testOnlyBugLeaseStartAfterReply). */

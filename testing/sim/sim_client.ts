@@ -83,6 +83,8 @@ export interface WireEnv {
   onApplied(command: ClientCommand, result: ApplyResult, termAtSubmit: number): void;
   /** Promise continuations are pending: drain them before the next event. */
   touched(): void;
+  /** A snapshot restore was told to an api-layer listener (a blocking wait or an Observe): counted. */
+  restoredToWaiter?(): void;
   /** An exception escaped node code while serving (an AssertionError is a violation). */
   fail(error: unknown): void;
   /**
@@ -541,6 +543,7 @@ class SimNodeApi implements NodeApi {
     const restored: RestoreListener | undefined = onRestored
       ? (machine, index) => {
           onRestored(machine, index);
+          this.env.restoredToWaiter?.();
           this.env.touched();
         }
       : undefined;

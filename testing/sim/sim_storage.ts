@@ -84,6 +84,13 @@ export function durableTermAt(disk: SimDisk, index: Index): Term | undefined {
   return state.entries[index - base - 1]?.term;
 }
 
+/** The durable log's term at `index` for commit-not-durable (checkers.ts): "snapshot" if its snapshot covers it. */
+export function durableTermOrSnapshot(disk: SimDisk, index: Index): Term | "snapshot" | undefined {
+  const snap = disk.load().snapshot?.metadata;
+  if (snap && index <= snap.index) return "snapshot";
+  return durableTermAt(disk, index);
+}
+
 export function durableFirstIndex(disk: SimDisk): Index {
   return (disk.load().snapshot?.metadata.index ?? 0) + 1;
 }

@@ -16,6 +16,7 @@ import { bootstrapState } from "../../server/core/bootstrap.ts";
 import { SafetyChecker, type CheckName } from "./checkers.ts";
 import { EventQueue } from "./event_queue.ts";
 import { SimNode, type SimNodeObserver } from "./sim_node.ts";
+import { durableTermOrSnapshot } from "./sim_storage.ts";
 import { CRASH_POINT_OPS_MAX, crashPointRandom, drawCrashPoints, type CrashPointOp, type CrashPointOptions } from "./sim_disk.ts";
 import { WitnessChecker } from "./witness_checks.ts";
 import { drawFault, type Fault } from "./nemesis.ts";
@@ -114,6 +115,10 @@ export class Simulation {
       onSend: (m) => this.send(m),
       onApply: (n, e) => this.noteApplied(n, e),
       confOf: (n) => this.nodes.get(n)?.core?.status().confState ?? null,
+      durableTermAt: (n, index) => {
+        const disk = this.nodes.get(n)?.disk;
+        return disk ? durableTermOrSnapshot(disk, index) : undefined;
+      },
     });
     const disabled = new Set<CheckName>(options.disabledChecks ?? []);
     this.checker.disabledChecks = disabled;
@@ -292,6 +297,9 @@ export class Simulation {
   private send(m: Message): void {
     this.stats.messagesSent++;
     if (m.kind === "snapshot") this.snapshotsSent.set(`${m.from}>${m.to}`, (this.snapshotsSent.get(`${m.from}>${m.to}`) ?? 0) + 1);
+    if (m.kind === "snapshot" && this.isWitness(m.to) && m.snapshot.data.length === 0 && m.snapshot.metadata.index > 0) {
+      this.stats.witnessMarkersSent++;
+    }
     this.mix(2, m.from + m.to, m.term);
     if (this.blocked.has(`${m.from}>${m.to}`) || this.random.nextFloat() < this.loss()) {
       this.stats.messagesDropped++;
