@@ -149,6 +149,27 @@ describe("API: authentication, permissions, ownership", () => {
     assert.deepEqual([status["authMode"], status["callerIdentity"], status["callerAdmin"]], ["roles", "ops", true]);
   });
 
+  it("elections: a reader sees the leader's value and token, not its lease; only the owner proclaims", async () => {
+    const grant = await ok("alice", "Lease", "Grant", { clientId: "e", seq: 1, ttlMs: 10_000 });
+    const leaseId = String(grant["leaseId"]);
+    const elected = await ok("alice", "Election", "Campaign", { clientId: "e", seq: 2, name: "jobs/leader", leaseId, value: "a:1" });
+    const token = String((elected["leader"] as Message)["token"]);
+    const byBob = (await ok("bob", "Election", "Leader", { name: "jobs/leader" }))["leader"] as Message;
+    assert.deepEqual([byBob["value"], byBob["token"], byBob["leaseId"]], ["a:1", token, "0"]);
+    const byAlice = (await ok("alice", "Election", "Leader", { name: "jobs/leader" }))["leader"] as Message;
+    assert.equal(byAlice["leaseId"], leaseId);
+    const proclaim = await denied(
+      "bob",
+      "Election",
+      "Proclaim",
+      { clientId: "eb", seq: 1, name: "jobs/leader", token, value: "b" },
+      grpc.status.PERMISSION_DENIED,
+    );
+    assert.match(proclaim, /^identity "bob" may not ElectionProclaim/);
+    await denied("bob", "Election", "Resign", { clientId: "eb", seq: 2, name: "jobs/leader", token }, grpc.status.PERMISSION_DENIED);
+    assert.equal((await ok("alice", "Election", "Resign", { clientId: "e", seq: 4, name: "jobs/leader", token }))["resigned"], true);
+  });
+
   it("the same client id under two identities is two sessions", async () => {
     const a = await ok("alice", "Lease", "Grant", { clientId: "shared", seq: 1, ttlMs: 10_000 });
     const b = await ok("bob", "Lease", "Grant", { clientId: "shared", seq: 1, ttlMs: 10_000 });
