@@ -19,7 +19,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import Database from "better-sqlite3";
 import { ProcessCluster } from "./process_cluster.ts";
-import type { TestClient } from "./test_client.ts";
+import type { CallResult, TestClient } from "./test_client.ts";
 import { until } from "./wait.ts";
 
 type Obj = Record<string, unknown>;
@@ -46,9 +46,9 @@ const nextSeq = (clientId: string): number => {
   return s;
 };
 
-function ok(r: { ok: boolean }, what: string): Obj {
+function ok(r: CallResult<Obj>, what: string): Obj {
   if (!r.ok) assert.fail(`${what}: ${JSON.stringify(r)}`);
-  return (r as { value: Obj }).value;
+  return r.value;
 }
 
 async function statusOf(id: string): Promise<Obj | null> {
