@@ -114,12 +114,15 @@ function encodeKeepAlive(seq: number, body: Extract<OkBody, { kind: "LeaseKeepAl
 function keepAliveHandler(deps: ServiceDeps): grpc.handleBidiStreamingCall<unknown, object> {
   const rpc = "Lease.KeepAlive";
   return (call) => {
-    let caller: ReturnType<typeof callerFields>;
-    try {
-      // Once per stream: the connection and its metadata do not change under it.
+    // At the start, and again for every request: the metadata stays, but a token removed from the
+    // token file, or a role taken away, must stop a long-lived stream's renewals too.
+    const callerNow = (): ReturnType<typeof callerFields> => {
       const principal = authenticate(deps, call);
       requirePermission({ principal }, "lease", null);
-      caller = callerFields(principal);
+      return callerFields(principal);
+    };
+    try {
+      callerNow();
     } catch (error) {
       failStream(call, rpc, error);
       return;
@@ -133,6 +136,7 @@ function keepAliveHandler(deps: ServiceDeps): grpc.handleBidiStreamingCall<unkno
       failStream(call, rpc, error);
     };
     const renew = async (raw: unknown): Promise<void> => {
+      const caller = callerNow();
       const req = parseLeaseKeepAlive(raw, deps.config.limits);
       const { body } = await submitOk(deps, { kind: "LeaseKeepAlive", ...req, ...caller }, "LeaseKeepAlive");
       pending -= 1;
