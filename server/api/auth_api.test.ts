@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { errorReply, type Message, type Reply, TestApi } from "../../testing/kits/api_test_kit.ts";
+import { assertError, errorReply, type Message, nextMessage, type Reply, streamEnd, TestApi } from "../../testing/kits/api_test_kit.ts";
 import type { AuditRecord } from "../auth/audit.ts";
 import { Authenticator } from "../auth/authenticator.ts";
 import { sha256Hex } from "../auth/token_file.ts";
@@ -175,5 +175,55 @@ describe("API: authentication, permissions, ownership", () => {
     const b = await ok("bob", "Lease", "Grant", { clientId: "shared", seq: 1, ttlMs: 10_000 });
     assert.equal(b["replayed"], false);
     assert.notEqual(a["leaseId"], b["leaseId"]);
+  });
+  it("a KeepAlive stream stops renewing once its token is removed from the token file", async () => {
+    const file = join(dir, "revocable.yaml");
+    const token = "dave-token-0123456789abcdefghijklm";
+    writeFileSync(file, `tokens:\n  - identity: dave\n    sha256: ${sha256Hex(token)}\n`);
+    const auth = Authenticator.start({
+      authConfigFile: null,
+      tokenFile: file,
+      adminIdentities: [],
+      tls: false,
+      log: () => {},
+      checkIntervalMs: 0,
+    });
+    const own = await TestApi.start({ auth });
+    const c = new grpc.Client(`127.0.0.1:${own.handle.port}`, grpc.credentials.createInsecure());
+    try {
+      const metadata = new grpc.Metadata();
+      metadata.set("authorization", `Bearer ${token}`);
+      const grantDef = serviceDefinition("Lease")["Grant"];
+      const kaDef = serviceDefinition("Lease")["KeepAlive"];
+      if (grantDef === undefined || kaDef === undefined) throw new Error("no Lease methods");
+      const grant = await new Promise<Message>((resolve, reject) =>
+        c.makeUnaryRequest(
+          grantDef.path,
+          grantDef.requestSerialize,
+          grantDef.responseDeserialize,
+          { clientId: "d", seq: 1, ttlMs: 10_000 },
+          metadata,
+          {},
+          (e, r) => (e ? reject(e) : resolve((r ?? {}) as Message)),
+        ),
+      );
+      const stream = c.makeBidiStreamRequest(
+        kaDef.path,
+        kaDef.requestSerialize,
+        (b: Buffer) => kaDef.responseDeserialize(b) as Message,
+        metadata,
+        {},
+      );
+      stream.write({ clientId: "d-ka", seq: 1, leaseIds: [String(grant["leaseId"])] });
+      assert.equal(((await nextMessage(stream))["renewed"] as unknown[]).length, 1);
+      writeFileSync(file, "tokens: []\n");
+      const ended = streamEnd(stream);
+      stream.write({ clientId: "d-ka", seq: 2, leaseIds: [String(grant["leaseId"])] });
+      const reply = assertError(await ended, grpc.status.UNAUTHENTICATED, "UNAUTHENTICATED");
+      assert.equal(reply.details, "the bearer token is not recognized");
+    } finally {
+      c.close();
+      await own.close();
+    }
   });
 });
