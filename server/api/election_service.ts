@@ -214,6 +214,14 @@ class ObserveStream {
 
   private send(update: LeaderUpdate): void {
     if (this.ended) return;
+    try {
+      // Each update is still the caller's to read: a removed token or a role taken away ends
+      // the stream (as KeepAlive re-checks each request).
+      requirePermission({ principal: authenticate(this.deps, this.call) }, "read", this.name);
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
     if (this.unflushed >= this.deps.observeBufferMax) {
       this.fail(slowConsumer(this.deps.observeBufferMax));
       return;
