@@ -195,6 +195,35 @@ describe("core issues found by membership churn", () => {
     assert.ok(b.status().commit > committed, "b did not commit past what a had committed");
   });
 
+  it("issue 4: a follower keeps its log from the floor when it compacts, so as a later leader it can bring a new witness in below a lagging voter", () => {
+    // Voters a, b, c and the witness w. c is cut off and lags; a leads and commits with b and w;
+    // b, a FOLLOWER, compacts; leadership moves to b; then w is replaced by an empty w2.
+    const net = new Net();
+    const boot = bootstrapState(["a", "b", "c", "w"], ["w"]);
+    for (const id of ["a", "b", "c", "w"]) net.add(id, boot);
+    net.add("w2", EMPTY_PERSISTED_STATE);
+    const a = net.node("a");
+    const b = net.node("b");
+    a.campaign();
+    net.stabilize();
+    net.drop = (m) => m.to === "c" || m.from === "c";
+    for (let i = 0; i < 20; i++) assert.ok(a.propose(new Uint8Array([i])).ok);
+    net.stabilize();
+    net.tick(1); // a heartbeat carries the floor (c's match) to b
+    const cLast = net.node("c").status().lastIndex;
+    net.flush();
+    b.createSnapshot(new Uint8Array([7]));
+    assert.ok(b.status().firstIndex <= cLast + 1, `b compacted to ${b.status().firstIndex - 1}, above c's last entry ${cLast}`);
+    assert.ok(a.transferLeadership("b").ok);
+    net.stabilize();
+    assert.equal(net.leader()?.id, "b");
+    net.propose("b", { kind: "simple", change: single("addLearner", "w2", true) });
+    net.stabilize();
+    const w2 = net.node("w2");
+    assert.ok(w2.status().firstIndex <= cLast + 1, `w2's log starts at ${w2.status().firstIndex}, above c's last entry ${cLast}`);
+    assert.ok(w2.status().lastIndex >= b.status().commit, "w2 did not catch up");
+  });
+
   it("issue 3: a leader that commits its own removal keeps replicating the commit and hands over", () => {
     // {a,b,c}; a leads; d joins as a learner and replaces a in one joint step. The commit of
     // the leave-joint reaches nobody (a's broadcast is lost), then c is lost and a is shut down.

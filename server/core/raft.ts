@@ -56,6 +56,7 @@ import {
   handsOverTo,
   leavesJointConfig,
   proposalRefusal,
+  leaderFloor,
   raisedFloor,
   readRefusal,
   retainedLogStart,
@@ -129,7 +130,7 @@ export class RaftCore {
   private commitBroadcastPending = false;
   /** Followers behind us that answered a heartbeat: send them an append even if empty. */
   private catchUpProbes = new Set<NodeId>();
-  /** Witness only: the highest truncation floor a current-term leader sent (rule W3). */
+  /** The highest W3 floor a current-term leader sent: a witness truncates to it, a full member retains from it. */
   private witnessFloorReceived: Index = 0;
   /** Witness only: ticks spent as leader this term, capped by witnessLeaderMaxTicks (W5). */
   private witnessLeaderTicks = 0;
@@ -337,22 +338,24 @@ export class RaftCore {
     const term = this.log.term(index);
     assert(term !== undefined, `no term for applied index ${index}`);
     const snapshot: Snapshot = { metadata: { index, term, confState: this.confState }, data };
-    const retainFrom = this.role === "leader" ? this.retainedLogStart(index) : index; // W1/W3: churn issue 4
+    const retainFrom = this.retainedLogStart(index); // W1/W3: churn issue 4
     this.moveLogStart(Math.max(this.log.startIndex(), retainFrom), () => this.log.compact(snapshot, retainFrom));
     return snapshot;
   }
 
-  /** W1/W3 (witness_rules.retainedLogStart): how far back a leader keeps its log for a witness. */
+  /** W1/W3 (witness_rules.retainedLogStart): how far back a full member keeps its log for a witness. */
   private retainedLogStart(snapshotIndex: Index): Index {
+    if (this.isSelfWitness()) return snapshotIndex; // a witness truncates by compactWitnessLog only
     const leader = { id: this.id, committed: this.log.committed, stableIndex: this.log.stableIndex };
-    return retainedLogStart(this.confState, leader, this.progress, snapshotIndex);
+    const floor = this.role === "leader" ? leaderFloor(this.confState, leader, this.progress) : this.witnessFloorReceived;
+    return retainedLogStart(this.confState, floor, snapshotIndex);
   }
 
-  /** Releases retained entries below the snapshot once no witness may need them (or we stopped leading). */
+  /** Releases retained entries below the snapshot once no witness may need them (the floor rose). */
   private maybeReleaseRetained(): void {
     const snapIndex = this.log.snapshotIndex();
     if (this.log.startIndex() >= snapIndex) return;
-    const to = this.role === "leader" ? this.retainedLogStart(snapIndex) : snapIndex;
+    const to = this.retainedLogStart(snapIndex);
     if (to > this.log.startIndex()) this.moveLogStart(to, () => this.log.releaseTo(to));
   }
 
@@ -841,8 +844,8 @@ export class RaftCore {
       if (pr.maybeDecrTo(m.index, hint)) {
         if (pr.state === "replicate") pr.becomeProbe();
         if (pr.next - 1 === m.index && m.index <= this.log.startIndex()) {
-          // The follower rejects even our snapshot's index and we cannot probe lower: it holds
-          // no state there at all (an empty disk; raft_log.ts term()). Only the snapshot helps,
+          // The follower rejects even our log start and we cannot probe lower: it holds no
+          // state there at all (an empty disk; raft_log.ts isEmpty). Only the snapshot helps,
           // even the bootstrap one at index 0, which carries the configuration; entries from
           // index 1 would leave it building its membership from nothing (churn issue 1: it then
           // counted itself the only voter and elected itself).
@@ -882,16 +885,16 @@ export class RaftCore {
     this.send({ kind: "timeoutNow", to });
   }
 
-  /** W3: the truncation floor for `to` (0 unless `to` is a witness). */
+  /** W3: the floor for `to` (0 without a witness in the configuration). */
   private witnessFloorFor(to: NodeId): Index {
     const leader = { id: this.id, committed: this.log.committed, stableIndex: this.log.stableIndex };
     return truncationFloorFor(this.confState, to, leader, this.progress);
   }
 
-  /** W3: a witness keeps the highest floor a current-term leader sent for its current membership. */
+  /** W3: a member keeps the highest floor a current-term leader sent for its current membership. */
   private noteWitnessFloor(m: AppendMessage | HeartbeatMessage): void {
     if (!floorStillBinds(m.witnessFloorAppliedIndex ?? 0, this.confIndex)) return;
-    this.witnessFloorReceived = raisedFloor(this.confState, this.id, this.witnessFloorReceived, m.witnessFloor);
+    this.witnessFloorReceived = raisedFloor(this.witnessFloorReceived, m.witnessFloor);
   }
 
   private onHeartbeatResponse(m: HeartbeatResponseMessage): void {
@@ -1154,10 +1157,10 @@ export class RaftCore {
    * CheckQuorum, accepts no proposal (refuseProposal), keeps replicating and heartbeating the
    * commit, and hands leadership to the first remaining full voter that holds its whole log
    * (TimeoutNow, retried on every answer: maybeHandOverAfterRemoval). That voter's election ends
-   * the removed leader's term; by then the voter holds the removal, and its own no-op commits it in
-   * its term if it had not yet learned the commit. A removed WITNESS leader still steps down at once: the
-   * new configuration no longer flags it a witness, so the core would lead it as a full voter
-   * (snapshots, no cap) with a log it never applied.
+   * the removed leader's term; by then the voter holds the removal, and its own no-op commits it
+   * in its term if it had not yet learned the commit. A removed WITNESS leader still steps down at
+   * once: the new configuration no longer flags it a witness, so the core would lead it as a full
+   * voter (snapshots, no cap) with a log it never applied.
    */
   private onRemovedWhileLeading(wasWitness: boolean): void {
     if (wasWitness) {

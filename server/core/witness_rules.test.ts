@@ -15,6 +15,7 @@ import {
   proposalRefusal,
   raisedFloor,
   readRefusal,
+  retainedLogStart,
   sendsSnapshots,
   transferRefusal,
   truncationFloorFor,
@@ -66,18 +67,25 @@ describe("witness rules", () => {
     const fullVotersOnly = new Map([...progress].filter(([id]) => id !== "l"));
     assert.equal(truncationFloorFor(cs, "w", leader, fullVotersOnly), 4);
     assert.equal(truncationFloorFor(cs, "w", leader, new Map([["b", { match: 9 }]])), 7);
-    assert.equal(truncationFloorFor(cs, "b", leader, progress), 0);
+    // Full members get it too (they retain their log from it); without a witness nobody does.
+    assert.equal(truncationFloorFor(cs, "b", leader, fullVotersOnly), 4);
+    assert.equal(truncationFloorFor({ ...cs, witnesses: [] }, "w", leader, progress), 0);
   });
 
   it("W3: a witness keeps the highest floor; truncation stops at the floor and at applied", () => {
-    assert.equal(raisedFloor(cs, "w", 3, 5), 5);
-    assert.equal(raisedFloor(cs, "w", 5, 3), 5);
-    assert.equal(raisedFloor(cs, "a", 0, 5), 0);
+    assert.equal(raisedFloor(3, 5), 5);
+    assert.equal(raisedFloor(5, 3), 5);
     const log = { floorReceived: 4, committed: 9, applied: 6, snapshotIndex: 2 };
     assert.equal(truncationIndex(cs, "w", log, false), 4);
     assert.equal(truncationIndex(cs, "w", log, true), 6, "the bug truncates at commit, bounded by applied");
     assert.equal(truncationIndex(cs, "w", { ...log, snapshotIndex: 4 }, false), null);
     assert.equal(truncationIndex(cs, "a", log, false), null);
+  });
+
+  it("W1/W3: with a witness, a full member's log starts no higher than the floor when it compacts", () => {
+    assert.equal(retainedLogStart(cs, 4, 9), 4);
+    assert.equal(retainedLogStart(cs, 12, 9), 9, "never above the snapshot");
+    assert.equal(retainedLogStart({ ...cs, witnesses: [] }, 4, 9), 9, "without a witness: plain Raft");
   });
 
   it("W3: a floor binds only a membership the leader had applied when it computed the floor", () => {

@@ -42,18 +42,21 @@ export function readRefusal(cs: ConfState, self: NodeId): string | null {
 // ---------------------------------------------------------------- W3: the truncation floor
 
 /**
- * W3 (leader side): the floor sent to `to` in every append and heartbeat. Only a witness gets one
- * (0 means "no floor"): min(commit, the lowest match of every non-witness member, the leader's own
- * durable index standing in for its match). Below it every full member holds every entry, so the
- * witness can never again be the only holder of one, and may drop it.
+ * W3 (leader side): the floor sent to `to` in every append and heartbeat: min(commit, the lowest
+ * match of every non-witness member, the leader's durable index standing in for its match). Below
+ * it every full member holds every entry, so a witness can never again be the only holder of one,
+ * and may drop it. Every member of a configuration with a witness gets it (0 means "no floor";
+ * without a witness there is none): a witness truncates up to it, a full member keeps its log
+ * from it when it compacts (retainedLogStart), since any full member may lead later and then be
+ * the one that must hand a new witness, or a lagging full member, the entries above it.
  */
 export function truncationFloorFor(
   cs: ConfState,
-  to: NodeId,
+  _to: NodeId,
   leader: { readonly id: NodeId; readonly committed: Index; readonly stableIndex: Index },
   progress: ReadonlyMap<NodeId, { readonly match: Index }>,
 ): Index {
-  return isWitness(cs, to) ? fullMembersFloor(cs, leader, progress) : 0;
+  return cs.witnesses.length > 0 ? fullMembersFloor(cs, leader, progress) : 0;
 }
 
 /** min(commit, the lowest match of every non-witness member, the leader's durable index). */
@@ -71,37 +74,43 @@ function fullMembersFloor(
 }
 
 /**
- * W1/W3 on the leader (churn issue 4): where a leader's log starts after it compacts at
+ * W1/W3 on full members (churn issue 4): where a full member's log starts after it compacts at
  * `snapshotIndex`. Without a witness in the configuration, at the snapshot, as in plain Raft.
- * With one, no higher than the W3 floor: the entries above it may be needed by a full member
- * that lags, and a witness is their second copy only if it HAS them. A witness that joins (or is
- * caught up) after the leader compacted cannot get them from a snapshot: before this rule it
- * got the leader's snapshot and held nothing below it, so once site A was lost nobody could bring
- * the lagging B up (witness seeds 288, 308 before the fix). So the leader keeps the entries above
- * the floor, catches B up with them instead of a snapshot, and brings a new witness in with a
+ * With one, no higher than the W3 floor (`floor`: a leader's own, a follower's the highest its
+ * leader sent): the entries above it may be needed by a full member that lags, and a witness is
+ * their second copy only if it HAS them. A witness that joins (or is caught up) after the leader
+ * compacted cannot get them from a snapshot: before this rule it got the leader's snapshot and
+ * held nothing below it, so once site A was lost nobody could bring the lagging B up (witness
+ * seeds 288, 308 before the fix). So full members keep the entries above the floor (a follower
+ * too: it may lead later; witness seed 661, where the new leader had compacted them as a
+ * follower), a leader catches B up with them instead of a snapshot, and brings a witness in with a
  * metadata-only marker at its log start followed by those entries (raft.ts sendSnapshot), so the
- * witness starts at or below the floor, as W3 would have left the old one. It costs the leader's
- * memory what W3 already costs the witness's disk (entries are tiny; a full member down for good
- * holds both back until it is replaced). The retained entries are in memory only (storage
- * compacted them with the snapshot): a leader that restarts keeps none, which reopens the gap
+ * witness starts at or below the floor, as W3 would have left the old one. It costs the full
+ * members' memory what W3 already costs the witness's disk (entries are tiny; a full member down
+ * for good holds both back until it is replaced). The retained entries are in memory only (storage
+ * compacted them with the snapshot): a member that restarts keeps none, which reopens the gap
  * until the lagging member catches up (README, churn issue 4).
  */
-export function retainedLogStart(
+export function retainedLogStart(cs: ConfState, floor: Index, snapshotIndex: Index): Index {
+  return cs.witnesses.length === 0 ? snapshotIndex : Math.min(snapshotIndex, floor);
+}
+
+/** W3 (leader side): the floor over the leader's own progress (truncationFloorFor's value). */
+export function leaderFloor(
   cs: ConfState,
   leader: { readonly id: NodeId; readonly committed: Index; readonly stableIndex: Index },
   progress: ReadonlyMap<NodeId, { readonly match: Index }>,
-  snapshotIndex: Index,
 ): Index {
-  if (cs.witnesses.length === 0) return snapshotIndex;
-  return Math.min(snapshotIndex, fullMembersFloor(cs, leader, progress));
+  return fullMembersFloor(cs, leader, progress);
 }
 
 /**
- * W3 (witness side): the floor a witness holds after a current-term leader sent `sent`: the highest
- * seen, since a floor only ever grows while membership stands. Full voters ignore floors.
+ * W3 (member side): the floor a member holds after a current-term leader sent `sent`: the highest
+ * seen, since a floor only ever grows while membership stands. A witness truncates up to it; a
+ * full member keeps its log from it when it compacts (retainedLogStart).
  */
-export function raisedFloor(cs: ConfState, self: NodeId, held: Index, sent: Index): Index {
-  return isWitness(cs, self) && sent > held ? sent : held;
+export function raisedFloor(held: Index, sent: Index): Index {
+  return sent > held ? sent : held;
 }
 
 /**
