@@ -10,6 +10,7 @@ import { assert } from "../core/assert.ts";
 import { NO_NODE } from "../core/types.ts";
 import type { ConfState, Entry, HardState, Index, PersistedState, Snapshot, Term } from "../core/types.ts";
 import { StorageCorruptError } from "./raft_storage.ts";
+import { OPERATOR_ADVICE } from "./startup_checks.ts";
 import type { StorageIdentity, StorageWrite } from "./raft_storage.ts";
 
 /** What the write checks need to know about the stored log, read inside the write transaction. */
@@ -23,7 +24,7 @@ export interface LogView {
 }
 
 export function corruptError(where: string, table: string, detail: string): StorageCorruptError {
-  return new StorageCorruptError(`${where}: table ${table}: ${detail}; refusing to serve it`);
+  return new StorageCorruptError(`${where}: table ${table}: ${detail}; refusing to serve it. ${OPERATOR_ADVICE}`);
 }
 
 function isCount(value: unknown): value is number {

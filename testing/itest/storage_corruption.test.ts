@@ -7,7 +7,8 @@
 // record deleted or damaged) and starts the follower on it: it must exit with 1 and one
 // {"event":"fatal"} line naming a StorageCorruptError and what was found. Meanwhile the other two
 // keep serving; at the end the follower starts on its undamaged data and every acknowledged
-// lease and lock token is still there.
+// lease and lock token is still there. The same for a witness (tenure-witness stores with the
+// same SqliteStorage), on a few of the cases.
 //
 // Before the checks (issue 13) the WAL cases started and served a shorter log, and WAL deletion
 // was refused as an "empty" directory; the ack record did not exist. The raft.db cases are a
@@ -32,36 +33,28 @@ const WAL = "raft.db-wal";
 const WAL_HEADER_BYTES = 32;
 const FRAME_HEADER_BYTES = 24;
 
-let cluster: ProcessCluster;
-let c: TestClient;
-let victim = "";
-let crashedBase = "";
-let cleanBase = "";
-const leases: string[] = [];
-const tokens = new Map<string, string>(); // lock name -> token
-const seqs = new Map<string, number>();
-const nextSeq = (clientId: string): number => {
-  const s = (seqs.get(clientId) ?? 0) + 1;
-  seqs.set(clientId, s + 1);
-  return s;
-};
-
 function ok(r: CallResult<Obj>, what: string): Obj {
   if (!r.ok) assert.fail(`${what}: ${JSON.stringify(r)}`);
   return r.value;
 }
 
-async function statusOf(id: string): Promise<Obj | null> {
-  const r = await c.callAt<Obj>(cluster.member(id).clientAddress, "Cluster", "Status", {}, 2000);
+interface Ctx {
+  readonly cluster: ProcessCluster;
+  readonly c: TestClient;
+}
+
+async function statusOf(ctx: Ctx, id: string): Promise<Obj | null> {
+  const r = await ctx.c.callAt<Obj>(ctx.cluster.member(id).clientAddress, "Cluster", "Status", {}, 2000);
   return r.ok ? r.value : null;
 }
 
-/** Until `id` has applied everything the leader committed when this was called. */
-async function caughtUp(id: string): Promise<void> {
-  const leaderId = await c.leaderId(15_000);
-  const leader = await statusOf(leaderId);
+/** Until `id` holds (a witness: has committed; a voter: has applied) what the leader committed. */
+async function caughtUp(ctx: Ctx, id: string, witness: boolean): Promise<void> {
+  const leaderId = await ctx.c.leaderId(15_000);
+  const leader = await statusOf(ctx, leaderId);
   const target = Number(leader?.["commitIndex"] ?? 0);
-  await until(`${id} applied ${target}`, 30_000, async () => Number((await statusOf(id))?.["appliedIndex"] ?? -1) >= target);
+  const field = witness ? "commitIndex" : "appliedIndex";
+  await until(`${id} ${field} ${target}`, 30_000, async () => Number((await statusOf(ctx, id))?.[field] ?? -1) >= target);
 }
 
 /** The frames of the WAL's current generation (the header's salts), without our own checker. */
@@ -94,7 +87,7 @@ function flipWalAt(dir: string, fraction: number): void {
 
 /** Reads from a throwaway copy (SQLite would otherwise touch the case's files). */
 function queryCopy<T>(base: string, run: (db: Database.Database) => T): T {
-  const dir = fs.mkdtempSync(path.join(cluster.root, "query-"));
+  const dir = fs.mkdtempSync(path.join(path.dirname(base), "query-"));
   fs.cpSync(base, dir, { recursive: true });
   fs.rmSync(path.join(dir, "LOCK"), { force: true });
   const db = new Database(path.join(dir, "raft.db"));
@@ -113,184 +106,231 @@ interface Case {
   readonly refusal: RegExp;
 }
 
-const cases: Case[] = [
-  ...[0.1, 0.5, 0.9].map(
-    (fraction): Case => ({
-      name: `WAL: 8 bytes flipped at ${fraction * 100}% of its frames`,
-      base: () => crashedBase,
-      damage: (dir) => flipWalAt(dir, fraction),
-      refusal: /raft\.db-wal: corrupt at frame \d+ \(byte offset \d+\): frame \d+: checksum mismatch, yet commit frame \d+/,
-    }),
-  ),
-  ...[0.5, 0.3].map(
-    (fraction): Case => ({
-      name: `WAL truncated to ${fraction * 100}%`,
-      base: () => crashedBase,
+interface Bases {
+  readonly crashed: string;
+  readonly clean: string;
+}
+
+function casesFor(bases: Bases): Case[] {
+  // Read when a case runs: the bases are made by the suite's before().
+  const crashedBase = (): string => bases.crashed;
+  const cleanBase = (): string => bases.clean;
+  return [
+    ...[0.1, 0.5, 0.9].map(
+      (fraction): Case => ({
+        name: `WAL: 8 bytes flipped at ${fraction * 100}% of its frames`,
+        base: crashedBase,
+        damage: (dir) => flipWalAt(dir, fraction),
+        refusal: /raft\.db-wal: corrupt at frame \d+ \(byte offset \d+\): frame \d+: checksum mismatch, yet commit frame \d+/,
+      }),
+    ),
+    ...[0.5, 0.3].map(
+      (fraction): Case => ({
+        name: `WAL truncated to ${fraction * 100}%`,
+        base: crashedBase,
+        damage: (dir) => {
+          const walPath = path.join(dir, WAL);
+          fs.truncateSync(walPath, Math.floor(fs.statSync(walPath).size * fraction));
+        },
+        refusal: /raft\.db-wal is \d+ bytes, but .*ack_record \(generation \d+\) says .* it was truncated/,
+      }),
+    ),
+    {
+      name: "WAL truncated at a frame boundary (half its frames)",
+      base: crashedBase,
       damage: (dir) => {
         const walPath = path.join(dir, WAL);
-        fs.truncateSync(walPath, Math.floor(fs.statSync(walPath).size * fraction));
+        const { frames, frameBytes } = currentFrames(walPath);
+        fs.truncateSync(walPath, WAL_HEADER_BYTES + Math.floor(frames / 2) * frameBytes);
       },
-      refusal: /raft\.db-wal is \d+ bytes, but .*ack_record \(generation \d+\) says .* it was truncated/,
-    }),
-  ),
-  {
-    name: "WAL truncated at a frame boundary (half its frames)",
-    base: () => crashedBase,
-    damage: (dir) => {
-      const walPath = path.join(dir, WAL);
-      const { frames, frameBytes } = currentFrames(walPath);
-      fs.truncateSync(walPath, WAL_HEADER_BYTES + Math.floor(frames / 2) * frameBytes);
+      refusal: /raft\.db-wal is \d+ bytes, but .* it was truncated|lost acknowledged data: .*last log index: expected >= \d+, found \d+/,
     },
-    refusal: /raft\.db-wal is \d+ bytes, but .* it was truncated|lost acknowledged data: .*last log index: expected >= \d+, found \d+/,
-  },
-  {
-    name: "WAL deleted",
-    base: () => crashedBase,
-    damage: (dir) => fs.rmSync(path.join(dir, WAL)),
-    refusal: /raft\.db-wal is missing, but .*ack_record \(generation \d+\) says the store was open and not closed cleanly/,
-  },
-  {
-    name: "raft.db: 8 bytes flipped inside a log entry (after a clean close checkpointed it)",
-    base: () => cleanBase,
-    damage: (dir) => {
-      const data = queryCopy(cleanBase, (db) => {
-        const row = db.prepare("SELECT data FROM entries WHERE idx = (SELECT MAX(idx) / 2 FROM entries)").get() as { data: Buffer };
-        return Buffer.from(row.data);
-      });
-      const file = path.join(dir, "raft.db");
-      const image = fs.readFileSync(file);
-      // Every copy: an older version of the page may still sit in a free page.
-      let copies = 0;
-      for (let at = image.indexOf(data); at >= 0; at = image.indexOf(data, at + 1)) {
-        flip(file, at + Math.floor(data.length / 2) - 4);
-        copies++;
-      }
-      assert.ok(copies > 0 && data.length >= 12, "the entry's bytes are in raft.db");
+    {
+      name: "WAL deleted",
+      base: crashedBase,
+      damage: (dir) => fs.rmSync(path.join(dir, WAL)),
+      refusal: /raft\.db-wal is missing, but .*ack_record \(generation \d+\) says the store was open and not closed cleanly/,
     },
-    refusal: /StorageCorruptError: .*(table entries: index \d+: (checksum mismatch|row has wrong types)|integrity_check)/,
-  },
-  {
-    name: "raft.db: 8 bytes flipped in the entries table's root page header",
-    base: () => cleanBase,
-    damage: (dir) => {
-      const { root, pageBytes } = queryCopy(cleanBase, (db) => ({
-        root: (db.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'entries'").get() as { rootpage: number }).rootpage,
-        pageBytes: db.pragma("page_size", { simple: true }) as number,
-      }));
-      flip(path.join(dir, "raft.db"), (root - 1) * pageBytes + (root === 1 ? 100 : 0));
-    },
-    refusal: /StorageCorruptError: .*(integrity_check|malformed|SQLITE_CORRUPT)/,
-  },
-  {
-    name: "ack record deleted",
-    base: () => crashedBase,
-    damage: (dir) => fs.rmSync(path.join(dir, "ack_record")),
-    refusal: /ack_record is missing, but raft\.db \(schema 2\) was always written with one/,
-  },
-  {
-    name: "ack record damaged",
-    base: () => crashedBase,
-    damage: (dir) => flip(path.join(dir, "ack_record"), 60, 2),
-    refusal: /ack_record: checksum mismatch: the record of what this member acknowledged is damaged/,
-  },
-];
-
-describe("a stopped member whose disk lies is refused at start", { timeout: 600_000 }, () => {
-  before(async () => {
-    cluster = await ProcessCluster.start({ tickMs: 50, electionTimeoutTicks: 10 });
-    c = cluster.testClient();
-    const leaderId = await c.leaderId(15_000);
-    victim = cluster.members.map((m) => m.id).find((id) => id !== leaderId) ?? assert.fail("no follower");
-    await Promise.all(
-      Array.from({ length: CLIENTS }, async (_, w) => {
-        const clientId = `corruption-${w}`;
-        for (let i = 0; i < LEASES / CLIENTS; i++) {
-          const r = ok(await c.call<Obj>("Lease", "Grant", { clientId, seq: nextSeq(clientId), ttlMs: TTL_MS }, 30_000), "grant");
-          leases.push(String(r["leaseId"]));
-          if (i < LOCKS / CLIENTS) {
-            const name = `corruption-lock-${w}-${i}`;
-            const a = ok(
-              await c.call<Obj>("Lock", "Acquire", { clientId, seq: nextSeq(clientId), name, leaseId: r["leaseId"], wait: false }, 30_000),
-              "acquire",
-            );
-            tokens.set(name, String(a["token"]));
-          }
+    {
+      name: "raft.db: 8 bytes flipped inside a log entry (after a clean close checkpointed it)",
+      base: cleanBase,
+      damage: (dir) => {
+        const data = queryCopy(cleanBase(), (db) => {
+          const row = db.prepare("SELECT data FROM entries WHERE idx = (SELECT MAX(idx) / 2 FROM entries)").get() as { data: Buffer };
+          return Buffer.from(row.data);
+        });
+        const file = path.join(dir, "raft.db");
+        const image = fs.readFileSync(file);
+        // Every copy: an older version of the page may still sit in a free page.
+        let copies = 0;
+        for (let at = image.indexOf(data); at >= 0; at = image.indexOf(data, at + 1)) {
+          flip(file, at + Math.floor(data.length / 2) - 4);
+          copies++;
         }
-      }),
-    );
-    // Enough frames in the WAL's current generation (SQLite's auto-checkpoint restarts it every
-    // ~1000 pages) that 10% and 90% of it both have later commits.
-    const liveWal = path.join(cluster.dataDir(victim), WAL);
-    for (let extra = 0; currentFrames(liveWal).frames < 200; extra++) {
-      assert.ok(extra < 2000, "the WAL never grew");
-      const clientId = `corruption-filler-${extra % CLIENTS}`;
-      ok(await c.call<Obj>("Lease", "Grant", { clientId, seq: nextSeq(clientId), ttlMs: TTL_MS }, 30_000), "filler grant");
-      await caughtUp(victim);
+        assert.ok(copies > 0 && data.length >= 12, "the entry's bytes are in raft.db");
+      },
+      refusal: /StorageCorruptError: .*(table entries: index \d+: (checksum mismatch|row has wrong types)|integrity_check)/,
+    },
+    {
+      name: "raft.db: 8 bytes flipped in the entries table's root page header",
+      base: cleanBase,
+      damage: (dir) => {
+        const { root, pageBytes } = queryCopy(cleanBase(), (db) => ({
+          root: (db.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'entries'").get() as { rootpage: number }).rootpage,
+          pageBytes: db.pragma("page_size", { simple: true }) as number,
+        }));
+        flip(path.join(dir, "raft.db"), (root - 1) * pageBytes + (root === 1 ? 100 : 0));
+      },
+      refusal: /StorageCorruptError: .*(integrity_check|malformed|SQLITE_CORRUPT)/,
+    },
+    {
+      name: "ack record deleted",
+      base: crashedBase,
+      damage: (dir) => fs.rmSync(path.join(dir, "ack_record")),
+      refusal: /ack_record is missing, but raft\.db \(schema 2\) was always written with one/,
+    },
+    {
+      name: "ack record damaged",
+      base: crashedBase,
+      damage: (dir) => flip(path.join(dir, "ack_record"), 60, 2),
+      refusal: /ack_record: checksum mismatch: the record of what this member acknowledged is damaged/,
+    },
+  ];
+}
+
+interface SuiteOptions {
+  readonly title: string;
+  /** Members that run tenure-witness; the victim is the first of them, else a follower. */
+  readonly witnesses: readonly string[];
+  readonly leases: number;
+  /** Which cases run (all when left out). */
+  readonly only?: (name: string) => boolean;
+}
+
+function suite(options: SuiteOptions): void {
+  describe(options.title, { timeout: 600_000 }, () => {
+    let ctx: Ctx;
+    let victim = "";
+    const witness = options.witnesses.length > 0;
+    const bases = { crashed: "", clean: "" };
+    const leases: string[] = [];
+    const tokens = new Map<string, string>(); // lock name -> token
+    const seqs = new Map<string, number>();
+    const nextSeq = (clientId: string): number => {
+      const s = (seqs.get(clientId) ?? 0) + 1;
+      seqs.set(clientId, s + 1);
+      return s;
+    };
+    const grantAll = async (): Promise<void> => {
+      await Promise.all(
+        Array.from({ length: CLIENTS }, async (_, w) => {
+          const clientId = `corruption-${w}`;
+          for (let i = 0; i < options.leases / CLIENTS; i++) {
+            const request = { clientId, seq: nextSeq(clientId), ttlMs: TTL_MS };
+            const r = ok(await ctx.c.call<Obj>("Lease", "Grant", request, 30_000), "grant");
+            leases.push(String(r["leaseId"]));
+            if (i >= LOCKS / CLIENTS) continue;
+            const name = `corruption-lock-${w}-${i}`;
+            const acquire = { clientId, seq: nextSeq(clientId), name, leaseId: r["leaseId"], wait: false };
+            tokens.set(name, String(ok(await ctx.c.call<Obj>("Lock", "Acquire", acquire, 30_000), "acquire")["token"]));
+          }
+        }),
+      );
+    };
+
+    before(async () => {
+      const cluster = await ProcessCluster.start({ tickMs: 50, electionTimeoutTicks: 10, witnesses: options.witnesses });
+      ctx = { cluster, c: cluster.testClient() };
+      const leaderId = await ctx.c.leaderId(15_000);
+      victim = options.witnesses[0] ?? cluster.members.map((m) => m.id).find((id) => id !== leaderId) ?? assert.fail("no follower");
+      await grantAll();
+      // Enough frames in the WAL's current generation (SQLite's auto-checkpoint restarts it every
+      // ~1000 pages) that 10% and 90% of it both have later commits.
+      const liveWal = path.join(cluster.dataDir(victim), WAL);
+      for (let extra = 0; currentFrames(liveWal).frames < 200; extra++) {
+        assert.ok(extra < 2000, "the WAL never grew");
+        const clientId = `corruption-filler-${extra % CLIENTS}`;
+        ok(await ctx.c.call<Obj>("Lease", "Grant", { clientId, seq: nextSeq(clientId), ttlMs: TTL_MS }, 30_000), "filler grant");
+        await caughtUp(ctx, victim, witness);
+      }
+      await caughtUp(ctx, victim, witness);
+      // Idle past the ack record's interval (1 s): its watermark now holds the exact last index.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await cluster.kill9(victim);
+      bases.crashed = path.join(cluster.root, "base-crashed");
+      fs.cpSync(cluster.dataDir(victim), bases.crashed, { recursive: true });
+      // No false alarm on a real crash: the killed member comes back with all of it.
+      await cluster.startMember(victim, { bootstrap: false });
+      await caughtUp(ctx, victim, witness);
+      await cluster.stop(victim);
+      bases.clean = path.join(cluster.root, "base-clean");
+      fs.cpSync(cluster.dataDir(victim), bases.clean, { recursive: true });
+      assert.ok(!fs.existsSync(path.join(bases.clean, WAL)), "a clean stop checkpoints the WAL into raft.db");
+    });
+
+    after(async () => {
+      ctx?.c.close();
+      await ctx?.cluster.stopAll();
+    });
+
+    for (const k of casesFor(bases).filter((x) => options.only?.(x.name) ?? true)) {
+      it(`${k.name}: refused with a clear message; the other two keep serving`, async (t) => {
+        const { cluster, c } = ctx;
+        const dir = cluster.dataDir(victim);
+        fs.rmSync(dir, { recursive: true, force: true });
+        fs.cpSync(k.base(), dir, { recursive: true });
+        k.damage(dir);
+        const started = await cluster.startMember(victim, { bootstrap: false }).then(
+          () => "started",
+          (e: unknown) => String(e),
+        );
+        if (started === "started") {
+          const served = await statusOf(ctx, victim);
+          await cluster.stop(victim);
+          assert.fail(`${victim} started and served on damaged data: ${JSON.stringify(served)}`);
+        }
+        assert.match(started, new RegExp(`^Error: ${victim} exited with 1:`));
+        // "exit" can come before the pipes are drained: wait for the line itself.
+        const fatal = await until("the fatal line", 5000, () =>
+          (cluster.logs.get(victim) ?? []).find((l) => l.includes('"event":"fatal"')),
+        );
+        const parsed = JSON.parse(fatal.slice(fatal.indexOf("{"))) as Obj;
+        assert.equal(parsed["where"], "startup");
+        assert.match(String(parsed["error"]), /^StorageCorruptError: /);
+        assert.match(String(parsed["error"]), k.refusal);
+        t.diagnostic(String(parsed["error"]).slice(0, 400));
+        const leaderId = await c.leaderId(15_000);
+        assert.notEqual(leaderId, victim);
+        ok(await c.call<Obj>("Lease", "TimeToLive", { leaseId: leases[0] }), "the others keep serving");
+      });
     }
-    await caughtUp(victim);
-    // Idle past the ack record's interval (1 s): its watermark now holds the exact last index.
-    await new Promise((resolve) => setTimeout(resolve, 1500));
-    await cluster.kill9(victim);
-    crashedBase = path.join(cluster.root, "base-crashed");
-    fs.cpSync(cluster.dataDir(victim), crashedBase, { recursive: true });
-    // No false alarm on a real crash: the killed member comes back with all of it.
-    await cluster.startMember(victim, { bootstrap: false });
-    await caughtUp(victim);
-    await cluster.stop(victim);
-    cleanBase = path.join(cluster.root, "base-clean");
-    fs.cpSync(cluster.dataDir(victim), cleanBase, { recursive: true });
-    assert.ok(!fs.existsSync(path.join(cleanBase, WAL)), "a clean stop checkpoints the WAL into raft.db");
-  });
 
-  after(async () => {
-    c?.close();
-    await cluster?.stopAll();
-  });
-
-  for (const k of cases) {
-    it(`${k.name}: refused with a clear message; the other two keep serving`, async (t) => {
+    it("on its undamaged data the member rejoins, and every acknowledged lease and token is intact", async () => {
+      const { cluster, c } = ctx;
       const dir = cluster.dataDir(victim);
       fs.rmSync(dir, { recursive: true, force: true });
-      fs.cpSync(k.base(), dir, { recursive: true });
-      k.damage(dir);
-      const started = await cluster.startMember(victim, { bootstrap: false }).then(
-        () => "started",
-        (e: unknown) => String(e),
-      );
-      if (started === "started") {
-        const served = await statusOf(victim);
-        await cluster.stop(victim);
-        assert.fail(`${victim} started and served on damaged data: ${JSON.stringify(served)}`);
+      fs.cpSync(bases.clean, dir, { recursive: true });
+      await cluster.startMember(victim, { bootstrap: false });
+      await caughtUp(ctx, victim, witness);
+      assert.equal(leases.length, options.leases);
+      for (const leaseId of leases) {
+        const r = ok(await c.call<Obj>("Lease", "TimeToLive", { leaseId }), `lease ${leaseId}`);
+        assert.ok(Number(r["remainingMs"]) > 0, `lease ${leaseId} alive`);
       }
-      assert.match(started, new RegExp(`^Error: ${victim} exited with 1:`));
-      // "exit" can come before the pipes are drained: wait for the line itself.
-      const fatal = await until("the fatal line", 5000, () => (cluster.logs.get(victim) ?? []).find((l) => l.includes('"event":"fatal"')));
-      const parsed = JSON.parse(fatal.slice(fatal.indexOf("{"))) as Obj;
-      assert.equal(parsed["where"], "startup");
-      assert.match(String(parsed["error"]), /^StorageCorruptError: /);
-      assert.match(String(parsed["error"]), k.refusal);
-      t.diagnostic(String(parsed["error"]).slice(0, 400));
-      const leaderId = await c.leaderId(15_000);
-      assert.notEqual(leaderId, victim);
-      ok(await c.call<Obj>("Lease", "TimeToLive", { leaseId: leases[0] }), "the others keep serving");
+      assert.equal(tokens.size, LOCKS);
+      for (const [name, token] of tokens) {
+        const status = ok(await c.call<Obj>("Lock", "Status", { name }), `lock ${name}`);
+        assert.equal(String((status["holder"] as Obj | undefined)?.["token"]), token, `lock ${name} keeps token ${token}`);
+      }
     });
-  }
-
-  it("on its undamaged data the member rejoins, and every acknowledged lease and token is intact", async () => {
-    const dir = cluster.dataDir(victim);
-    fs.rmSync(dir, { recursive: true, force: true });
-    fs.cpSync(cleanBase, dir, { recursive: true });
-    await cluster.startMember(victim, { bootstrap: false });
-    await caughtUp(victim);
-    assert.equal(leases.length, LEASES);
-    for (const leaseId of leases) {
-      const r = ok(await c.call<Obj>("Lease", "TimeToLive", { leaseId }), `lease ${leaseId}`);
-      assert.ok(Number(r["remainingMs"]) > 0, `lease ${leaseId} alive`);
-    }
-    assert.equal(tokens.size, LOCKS);
-    for (const [name, token] of tokens) {
-      const status = ok(await c.call<Obj>("Lock", "Status", { name }), `lock ${name}`);
-      assert.equal(String((status["holder"] as Obj | undefined)?.["token"]), token, `lock ${name} keeps token ${token}`);
-    }
   });
+}
+
+suite({ title: "a stopped voter whose disk lies is refused at start", witnesses: [], leases: LEASES });
+// The witness runs the same SqliteStorage through openStorage: the same refusals, a few of them.
+suite({
+  title: "a stopped witness whose disk lies is refused at start (same storage, same checks)",
+  witnesses: ["c"],
+  leases: 100,
+  only: (name) => /50%|deleted|root page/.test(name),
 });
