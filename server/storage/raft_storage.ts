@@ -30,7 +30,10 @@ export interface StorageIdentity {
 }
 
 export interface RaftStorage {
-  /** Reads everything back, verifying checksums; throws StorageCorruptError on any mismatch. */
+  /**
+   * Reads everything back, verifying checksums; throws StorageCorruptError on any mismatch, and
+   * (SqliteStorage) when it holds less than its ack record says was durable.
+   */
   load(): PersistedState;
   /** Durable (fsynced) when it returns. */
   save(write: StorageWrite): void;
