@@ -5,9 +5,10 @@
 // leader, retried until it is seen in force. A new member starts as a process with an empty
 // disk and a never-used id, joins as a learner, is promoted to voter once it has caught up (its
 // log reaches the leader's commit index), and only then replaces the member it stands in for. A
-// removed member keeps running for a drawn while after its removal is in force, so its late
-// messages still arrive and must be ignored or be harmless; then its process stops for good (it
-// is retired, never restarted). Ids are never reused (DESIGN.md §2: a wiped node must not rejoin
+// removed member keeps running until every remaining full voter has applied its removal (the
+// operator's rule: before that, a voter still in the joint configuration needs it), then for a
+// drawn while, so its late messages still arrive and must be ignored or be harmless; then its
+// process stops for good (it is retired, never restarted). Ids are never reused (DESIGN.md §2: a wiped node must not rejoin
 // under its old id).
 //
 // Plain topology: the ids a..j, the first nodeCount bootstrapped, the rest spares; voters stay
@@ -21,10 +22,9 @@
 // itself. It polls the cluster on a 5 ms grid of the simulation's own event times.
 //
 // Configuration in force: the configuration of the node with the highest applied index ever seen
-// among the nodes that are members of the configuration they applied (what is applied is
-// committed, and the committed log is one sequence, so this never goes back; a removed node's own
-// view does not count, so a removed leader is retired only after a remaining member applied its
-// removal).
+// among the nodes that are full (non-witness) members of the configuration they applied (what is
+// applied is committed, and the committed log is one sequence, so this never goes back; neither a
+// removed node's own view nor a witness's counts).
 // The simulations ask it who is a member: liveness after healing is required of the members in
 // force, not of removed ones.
 
@@ -126,6 +126,8 @@ export class MembershipNemesis {
   readonly stats: MembershipStats = newMembershipStats();
   private readonly lifecycle = new Map<NodeId, Lifecycle>();
   private readonly retireAt = new Map<NodeId, number>();
+  /** Removed members whose removal some remaining full voter has not applied yet (not retired yet). */
+  private readonly retirePending = new Set<NodeId>();
   private readonly retiredIds = new Set<NodeId>();
   private readonly spares: NodeId[];
   /** Witness topology: the site of every id (A, B, C), for the A-B link cut and replacements. */
@@ -216,28 +218,29 @@ export class MembershipNemesis {
   }
 
   /**
-   * Healing: no new operation, no more proposals, and every member whose removal is in force is
-   * retired now (a removed node that never learned of its removal would keep campaigning).
-   * Call before the simulation restarts its crashed processes.
+   * Healing: no new operation, no more proposals, and every member whose removal is in force and
+   * known to every remaining full voter is retired now (a removed node that never learned of its
+   * removal would keep campaigning); the others as soon as it is known. Call before the
+   * simulation restarts its crashed processes.
    */
   onHeal(nowMs: number): void {
     if (!this.enabled) return;
     this.poll(Math.max(nowMs, this.nextPollMs));
     this.healed = true;
-    for (const [id, life] of this.lifecycle) if (life === "removed" && !this.retiredIds.has(id)) this.retire(id);
+    // Those whose removal every remaining full voter knows (below, learn); the others are retired
+    // once it does (the poll goes on learning after the heal).
+    for (const id of [...this.retireAt.keys()]) this.retire(id);
   }
 
   // ------------------------------------------------------------------ knowledge
 
   private learn(views: readonly MemberView[], nowMs: number): void {
-    // Only a node that is a member of the configuration it applied counts: a removed leader
-    // applies its removal first, and is shut down only once a remaining member has applied it too
-    // (before that the remaining members may still need it: the removed leader leads on and hands
-    // over, raft.ts onRemovedWhileLeading; an operator waits for the new configuration to be
-    // reported by a member that stays).
+    // Only a FULL member of the configuration it applied counts: a removed leader applies its
+    // removal first (it leads on and hands over, raft.ts onRemovedWhileLeading), and a witness
+    // that applied it cannot lead with a log equal to a full voter's (W4).
     for (const v of views) {
-      if (v.applied > this.inForce.applied && allMembers(v.confState).includes(v.id))
-        this.inForce = { applied: v.applied, confState: v.confState };
+      const full = allMembers(v.confState).includes(v.id) && !v.confState.witnesses.includes(v.id);
+      if (v.applied > this.inForce.applied && full) this.inForce = { applied: v.applied, confState: v.confState };
     }
     const members = new Set(allMembers(this.inForce.confState));
     this.inForceMembers = members;
@@ -246,7 +249,21 @@ export class MembershipNemesis {
       if (life !== "member" || members.has(id)) continue;
       // Ids are never reused: a member missing from the newest configuration is gone for good.
       this.lifecycle.set(id, "removed");
-      this.retireAt.set(id, nowMs + this.random.nextFloat() * this.options.retireDelayMsMax);
+      this.retirePending.add(id);
+    }
+    // The operator shuts a removed member down only once every remaining full voter has applied
+    // its removal. Until a voter knows the leave-joint committed it is still joint, and the
+    // outgoing half counts the removed member: witness seed 883 retired b2 once a3 alone had
+    // applied it, then lost site A, and b3 (joint, without the commit) could never be elected.
+    const fullVoters = this.inForce.confState.voters.filter((v) => !this.inForce.confState.witnesses.includes(v));
+    for (const id of this.retirePending) {
+      const known = fullVoters.every((voter) => {
+        const view = views.find((v) => v.id === voter);
+        return view !== undefined && !allMembers(view.confState).includes(id);
+      });
+      if (!known) continue;
+      this.retirePending.delete(id);
+      this.retireAt.set(id, nowMs + (this.healed ? 0 : this.random.nextFloat() * this.options.retireDelayMsMax));
     }
   }
 

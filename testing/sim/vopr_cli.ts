@@ -1,5 +1,5 @@
 // npm run sim -- --seeds N [--from S] | --seed S [--verbose] [--bug NAME] [--preset random|figure8|witness]
-//                [--time-budget-s T]
+//                [--time-budget-s T] [--fresh-members empty|bootstrap]
 // Runs simulator seeds, prints a summary, and for every failure the command that replays it.
 // npm run sim -- --lock ... runs the lock-service simulation instead (lock_cli.ts).
 
@@ -15,10 +15,21 @@ interface CliOptions {
   verbose: boolean;
   timeBudgetS: number;
   preset: SwarmPreset | null;
+  /** What members the churn adds start from (RunOptions.freshMembers; default empty). */
+  freshMembers: "empty" | "bootstrap";
 }
 
 function parseArgs(argv: readonly string[]): CliOptions {
-  const o: CliOptions = { seeds: 100, from: 1, single: null, bug: null, verbose: false, timeBudgetS: Infinity, preset: null };
+  const o: CliOptions = {
+    seeds: 100,
+    from: 1,
+    single: null,
+    bug: null,
+    verbose: false,
+    timeBudgetS: Infinity,
+    preset: null,
+    freshMembers: "empty",
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = (): string => {
@@ -31,7 +42,11 @@ function parseArgs(argv: readonly string[]): CliOptions {
     else if (arg === "--seed") o.single = positiveInt(value(), "--seed");
     else if (arg === "--verbose") o.verbose = true;
     else if (arg === "--time-budget-s") o.timeBudgetS = positiveInt(value(), "--time-budget-s");
-    else if (arg === "--preset") {
+    else if (arg === "--fresh-members") {
+      const f = value();
+      if (f !== "empty" && f !== "bootstrap") throw new Error("--fresh-members must be empty or bootstrap");
+      o.freshMembers = f;
+    } else if (arg === "--preset") {
       const p = value();
       if (!(p in SWARM_PRESETS)) throw new Error(`--preset must be one of ${Object.keys(SWARM_PRESETS).join(", ")}`);
       o.preset = p as SwarmPreset;
@@ -50,17 +65,18 @@ function positiveInt(s: string, what: string): number {
   return n;
 }
 
-function replayCommand(r: RunResult, bug: BugName | null, preset: SwarmPreset): string {
-  return `npm run sim -- --seed ${r.seed}${bug ? ` --bug ${bug}` : ""} --preset ${preset} --verbose`;
+function replayCommand(r: RunResult, o: CliOptions, preset: SwarmPreset): string {
+  const fresh = o.freshMembers === "bootstrap" ? " --fresh-members bootstrap" : "";
+  return `npm run sim -- --seed ${r.seed}${o.bug ? ` --bug ${o.bug}` : ""} --preset ${preset}${fresh} --verbose`;
 }
 
-function printResult(r: RunResult, bug: BugName | null, preset: SwarmPreset, verbose: boolean): void {
+function printResult(r: RunResult, o: CliOptions, preset: SwarmPreset, verbose: boolean): void {
   if (verbose || !r.ok) {
     console.log(`SEED=${r.seed} ${r.ok ? "ok" : "FAILED"} trace=${r.traceHash} ${r.swarm}`);
     console.log(`  stats ${JSON.stringify(r.stats)}`);
   }
   for (const v of r.violations) console.log(`  violation ${v.check} at ${v.atMs.toFixed(1)}ms: ${v.detail}`);
-  if (!r.ok) console.log(`  replay: ${replayCommand(r, bug, preset)}`);
+  if (!r.ok) console.log(`  replay: ${replayCommand(r, o, preset)}`);
 }
 
 function main(): void {
@@ -81,11 +97,11 @@ function main(): void {
   let events = 0;
   for (const seed of seeds) {
     if ((performance.now() - startedMs) / 1000 > o.timeBudgetS) break;
-    const r = runSeed({ seed, bug: o.bug, preset });
+    const r = runSeed({ seed, bug: o.bug, preset, freshMembers: o.freshMembers });
     ran++;
     events += r.stats.events;
     if (!r.ok) failed++;
-    printResult(r, o.bug, preset, o.verbose || o.single !== null);
+    printResult(r, o, preset, o.verbose || o.single !== null);
   }
   const seconds = (performance.now() - startedMs) / 1000;
   console.log(

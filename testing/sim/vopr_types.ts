@@ -43,6 +43,8 @@ export interface RunStats {
   witnessTerms: number;
   witnessLeadTicksMax: number;
   witnessLeadMsMax: number;
+  /** Metadata-only markers a retaining leader sent a witness instead of a snapshot (churn issue 4). */
+  witnessMarkersSent: number;
 }
 
 export interface RunResult {
@@ -76,6 +78,7 @@ export function newRunStats(): RunStats {
     witnessTerms: 0,
     witnessLeadTicksMax: 0,
     witnessLeadMsMax: 0,
+    witnessMarkersSent: 0,
   };
 }
 
