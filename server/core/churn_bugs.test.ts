@@ -12,11 +12,13 @@ import type { Message } from "./messages.ts";
 import { SeededRandom } from "./random.ts";
 import { RaftCore } from "./raft.ts";
 import { EMPTY_PERSISTED_STATE, type NodeId, type PersistedState } from "./types.ts";
+import { ReadyLoop } from "../node/ready_loop.ts";
 
 /**
- * Synchronous cores with nothing on disk: a Ready is "persisted" by being taken, its messages go
- * to the outbox, and `deliver` hands them over unless `drop` says otherwise. A node that is down
- * receives nothing and does not tick.
+ * Synchronous cores with nothing on disk, each driven by the production Ready loop
+ * (server/node/ready_loop.ts): a Ready is "persisted" by a save that keeps nothing, its messages
+ * go to the outbox, and `deliver` hands them over unless `drop` says otherwise. A node that is
+ * down receives nothing and does not tick. Compactions are the tests' own calls.
  */
 class Net {
   readonly nodes = new Map<NodeId, RaftCore>();
@@ -25,11 +27,25 @@ class Net {
   drop: (m: Message) => boolean = () => false;
   readonly sent: Message[] = [];
   private outbox: Message[] = [];
+  private readonly loops = new Map<NodeId, ReadyLoop>();
   private readonly random = new SeededRandom(7);
 
   add(id: NodeId, state: PersistedState): RaftCore {
     const core = new RaftCore(makeRaftConfig({ id, random: this.random.fork(), appliedIndex: 0 }), state);
     this.nodes.set(id, core);
+    const loop = new ReadyLoop({
+      core,
+      storage: { save: () => {}, saveSnapshotAndCompact: () => {} },
+      transport: {
+        send: (messages) => {
+          this.outbox.push(...messages);
+          this.sent.push(...messages);
+        },
+      },
+      applier: { restoreSnapshot: () => {}, applyEntry: () => {}, afterAdvance: () => {} },
+      readiesPerPassMax: 1000,
+    });
+    this.loops.set(id, loop);
     return core;
   }
 
@@ -39,16 +55,11 @@ class Net {
     return n;
   }
 
-  /** Takes every pending Ready of every live node (its messages go to the outbox). */
+  /** Runs every live node's Ready loop until it is quiet (its messages go to the outbox). */
   flush(): void {
-    for (const [id, core] of this.nodes) {
+    for (const [id, loop] of this.loops) {
       if (this.down.has(id)) continue;
-      while (core.hasReady()) {
-        const rd = core.ready();
-        this.outbox.push(...rd.messages);
-        this.sent.push(...rd.messages);
-        core.advance(rd);
-      }
+      while (loop.process() > 0);
     }
   }
 
