@@ -33,7 +33,7 @@ export const LOCK_BUG_CASES: readonly BugCase[] = [
   // The SDK's own lease code (client-sdk/client.ts ClientRuntime): t0 taken when the answer arrives.
   { bug: "leaseStartAfterReply", limit: 20, check: "mutual-exclusion" },
   // A stale read needs a leader whose applied index lags an entry committed before the read was
-  // sent: with every node lagging, caught on about one seed in twelve (README; first at seed 3).
+  // sent: with every node lagging, caught on about one seed in twelve (README; first at seed 21).
   { bug: "readBeforeApplied", limit: 40, check: "read-linearizable", options: { applyLag: EVERY_NODE_LAGS } },
   // The Ready loop's switch through RaftNode: append acknowledgements leave before the write is
   // synced; a leader counting one commits what no durable quorum holds (caught at seed 1).
