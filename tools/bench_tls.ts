@@ -5,11 +5,16 @@
 // load while the benchmark runs lands on both. Each client holds one lease and cycles on a lock
 // of its own (no contention: the figure is the request path, not the lock queue), connected
 // straight to the leader's own port (the cluster's stable addresses are proxies in this process,
-// which would take CPU from the clients being measured). 127.0.0.1 only.
+// which would take CPU from the clients being measured). 127.0.0.1 only. Besides cycles/s, p50 and
+// p99 it reports CPU time per cycle, of the three members (from /proc/<pid>/stat) and of this
+// process (the clients), over the measured windows: on a shared machine the rates move with the
+// other load, CPU per cycle much less. The TLS cluster authenticates every call by its client
+// certificate (the "identities" mode); the --insecure one runs the open mode, as deployed.
 //
 //   npm run bench:tls -- [--seconds 20] [--clients 16] [--windows 4]
 //   (--seconds per transport, split into --windows alternating windows)
 
+import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
@@ -25,7 +30,26 @@ interface Sample {
   cycles: number;
   failures: number;
   measuredMs: number;
+  /** CPU time of the cluster's three processes, and of this process (the clients), in the windows. */
+  serverCpuMs: number;
+  clientCpuMs: number;
   readonly latenciesMs: number[];
+}
+
+/** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s on every architecture it runs on. */
+const CLOCK_TICKS_PER_S = 100;
+
+/** User + system CPU time of process `pid` so far (0 if it is gone). */
+function cpuMsOf(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
+  } catch {
+    return 0;
+  }
 }
 
 function options(): { seconds: number; clients: number; windows: number } {
@@ -89,8 +113,14 @@ class Bench {
     }
   }
 
+  private serverCpuMs(): number {
+    return [...this.cluster.processes.values()].reduce((sum, child) => sum + cpuMsOf(child.pid), 0);
+  }
+
   /** Every client cycles acquire + release until `windowMs` has passed. */
   async window(windowMs: number, into: Sample): Promise<void> {
+    const serverCpuBefore = this.serverCpuMs();
+    const clientCpuBefore = process.cpuUsage();
     const started = performance.now();
     const endAt = started + windowMs;
     await Promise.all(
@@ -109,6 +139,9 @@ class Bench {
       }),
     );
     into.measuredMs += performance.now() - started;
+    into.serverCpuMs += this.serverCpuMs() - serverCpuBefore;
+    const client = process.cpuUsage(clientCpuBefore);
+    into.clientCpuMs += (client.user + client.system) / 1000;
   }
 
   async stop(): Promise<void> {
@@ -130,11 +163,12 @@ function table(samples: Record<Transport, Sample>, clients: number): string[] {
     return { t, rate, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), s };
   });
   const out = [
-    `| transport (${clients} clients) | cycles | failed | cycles/s | p50 ms | p99 ms |`,
-    "| --- | ---: | ---: | ---: | ---: | ---: |",
-    ...rows.map(
-      (r) => `| ${LABEL[r.t]} | ${r.s.cycles} | ${r.s.failures} | ${r.rate.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} |`,
-    ),
+    `| transport (${clients} clients) | cycles | failed | cycles/s | p50 ms | p99 ms | server CPU ms/cycle | client CPU ms/cycle |`,
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...rows.map((r) => {
+      const perCycle = (ms: number): string => (r.s.cycles > 0 ? (ms / r.s.cycles).toFixed(2) : "-");
+      return `| ${LABEL[r.t]} | ${r.s.cycles} | ${r.s.failures} | ${r.rate.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${perCycle(r.s.serverCpuMs)} | ${perCycle(r.s.clientCpuMs)} |`;
+    }),
   ];
   const [tls, plain] = rows;
   if (tls && plain && plain.rate > 0)
@@ -156,8 +190,8 @@ async function main(): Promise<void> {
     // One after the other: two clusters starting at once would each measure the other's start.
     for (const t of TRANSPORTS) benches.push(await Bench.start(t, o.clients));
     const samples: Record<Transport, Sample> = {
-      tls: { cycles: 0, failures: 0, measuredMs: 0, latenciesMs: [] },
-      insecure: { cycles: 0, failures: 0, measuredMs: 0, latenciesMs: [] },
+      tls: { cycles: 0, failures: 0, measuredMs: 0, serverCpuMs: 0, clientCpuMs: 0, latenciesMs: [] },
+      insecure: { cycles: 0, failures: 0, measuredMs: 0, serverCpuMs: 0, clientCpuMs: 0, latenciesMs: [] },
     };
     const windowMs = (o.seconds * 1000) / o.windows;
     for (let w = 0; w < o.windows; w++) {
