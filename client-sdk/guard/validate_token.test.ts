@@ -43,15 +43,32 @@ describe("validateToken", () => {
     follower.server.forceShutdown();
   });
 
+  it("refuses to pick plaintext by itself: security (tls or insecure: true) or credentials is required", async () => {
+    asked.length = 0;
+    await assert.rejects(validateToken([leader.address], "jobs", 12n), (e: unknown) => {
+      assert.equal((e as { code?: string }).code, "INVALID_ARGUMENT");
+      return true;
+    });
+    assert.deepEqual(asked, [], "nothing was sent");
+  });
+
   it("follows the NOT_LEADER hint and reports whether the token is current", async () => {
     asked.length = 0;
-    assert.deepEqual(await validateToken([follower.address], "jobs", 12n), { current: true, currentToken: 12n, kind: "GRANT_KIND_LOCK" });
+    assert.deepEqual(await validateToken([follower.address], "jobs", 12n, { security: { insecure: true } }), {
+      current: true,
+      currentToken: 12n,
+      kind: "GRANT_KIND_LOCK",
+    });
     assert.deepEqual(asked, ["follower", "leader"]);
-    assert.deepEqual(await validateToken([follower.address], "jobs", "11"), { current: false, currentToken: 12n, kind: "GRANT_KIND_LOCK" });
+    assert.deepEqual(await validateToken([follower.address], "jobs", "11", { security: { insecure: true } }), {
+      current: false,
+      currentToken: 12n,
+      kind: "GRANT_KIND_LOCK",
+    });
   });
 
   it("skips an unreachable endpoint", async () => {
-    const r = await validateToken(["127.0.0.1:1", leader.address], "jobs", 12, { timeoutMs: 1000 });
+    const r = await validateToken(["127.0.0.1:1", leader.address], "jobs", 12, { timeoutMs: 1000, security: { insecure: true } });
     assert.equal(r.current, true);
   });
 });

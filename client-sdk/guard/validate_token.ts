@@ -9,6 +9,7 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { decodeErrorDetail, ERROR_DETAIL_METADATA_KEY, tenurePackage } from "../../proto/tenure_protos.ts";
+import { channelCredentials, type TransportSecurity } from "../tls.ts";
 import { parseFencingToken } from "./token_store.ts";
 import type { FencingToken } from "./token_store.ts";
 
@@ -25,6 +26,11 @@ export interface ValidateTokenOptions {
   readonly timeoutMs?: number;
   /** Total attempts over endpoints and leader hints (default 2 * endpoints + 2). */
   readonly maxAttempts?: number;
+  /** How to reach the members, as TenureClient takes it: `{ tls }` or, for a cluster started with
+   *  --insecure, `{ insecure: true }`. Required unless `credentials` is given: no plaintext by
+   *  default. */
+  readonly security?: TransportSecurity;
+  /** Ready-made channel credentials instead of `security`. */
   readonly credentials?: grpc.ChannelCredentials;
   readonly signal?: AbortSignal;
 }
@@ -54,7 +60,8 @@ export async function validateToken(
   if (endpoints.length === 0) throw new Error("validateToken: no endpoints");
   const t = parseFencingToken(token);
   const Lock = lockClientConstructor();
-  const credentials = options.credentials ?? grpc.credentials.createInsecure();
+  // channelCredentials refuses a security with neither tls nor insecure: true (INVALID_ARGUMENT).
+  const credentials = options.credentials ?? channelCredentials(options.security ?? {});
   const maxAttempts = options.maxAttempts ?? 2 * endpoints.length + 2;
   const clients = new Map<string, LockClient>();
   let next = 0;
