@@ -14,7 +14,7 @@ import type { RaftConfig } from "../server/core/config.ts";
 import type { Message } from "../server/core/messages.ts";
 import type { Ready, Role, SoftState } from "../server/core/ready.ts";
 import type { ConfState, Index, NodeId, Snapshot, Term } from "../server/core/types.ts";
-import { ReadyLoop, type ReadyApplier } from "../server/node/ready_loop.ts";
+import { type Compact, ReadyLoop, type ReadyApplier } from "../server/node/ready_loop.ts";
 import type { RaftStorage } from "../server/storage/raft_storage.ts";
 import type { PeerTransport } from "../server/transport/peer_transport.ts";
 
@@ -143,10 +143,10 @@ export class WitnessApplier implements ReadyApplier {
   }
 
   /** W3: truncate up to the leader's floor, never past what this node handed out. */
-  afterAdvance(_rd: Ready, compact: (snapshot: Snapshot) => void): void {
+  afterAdvance(_rd: Ready, compact: Compact): void {
     const marker = this.core.compactWitnessLog();
     if (!marker) return;
-    compact(marker);
+    compact(marker, null); // a witness keeps nothing below its marker (W3)
     this.log({ event: "truncated", upTo: marker.metadata.index, term: marker.metadata.term });
   }
 }

@@ -12,7 +12,8 @@ import type { Message } from "./messages.ts";
 import { SeededRandom } from "./random.ts";
 import { RaftCore } from "./raft.ts";
 import { EMPTY_PERSISTED_STATE, type NodeId, type PersistedState } from "./types.ts";
-import { ReadyLoop } from "../node/ready_loop.ts";
+import { ReadyLoop, type ReadyStorage } from "../node/ready_loop.ts";
+import { MemoryDisk, MemoryStorage } from "../storage/memory_storage.ts";
 
 /**
  * Synchronous cores with nothing on disk, each driven by the production Ready loop
@@ -30,12 +31,13 @@ class Net {
   private readonly loops = new Map<NodeId, ReadyLoop>();
   private readonly random = new SeededRandom(7);
 
-  add(id: NodeId, state: PersistedState): RaftCore {
+  /** A node; with `storage`, its Readies are persisted there (a restart is an add() from its load()). */
+  add(id: NodeId, state: PersistedState, storage: ReadyStorage = { save: () => {}, saveSnapshotAndCompact: () => {} }): RaftCore {
     const core = new RaftCore(makeRaftConfig({ id, random: this.random.fork(), appliedIndex: 0 }), state);
     this.nodes.set(id, core);
     const loop = new ReadyLoop({
       core,
-      storage: { save: () => {}, saveSnapshotAndCompact: () => {} },
+      storage,
       transport: {
         send: (messages) => {
           this.outbox.push(...messages);
@@ -233,6 +235,53 @@ describe("core issues found by membership churn", () => {
     const w2 = net.node("w2");
     assert.ok(w2.status().firstIndex <= cLast + 1, `w2's log starts at ${w2.status().firstIndex}, above c's last entry ${cLast}`);
     assert.ok(w2.status().lastIndex >= b.status().commit, "w2 did not catch up");
+  });
+
+  it("issue 4: a member keeps its log from the floor on disk too, so after a restart it still brings a new witness in below a lagging voter", () => {
+    // As above, but b persists to a MemoryStorage, a membership change (learner d, never up)
+    // lies between the floor and b's snapshot, and b restarts from its disk after compacting:
+    // its log must still start at or below c's last entry (storage keeps it, with the log
+    // start's membership), and the w2 it brings in must get the right membership.
+    const net = new Net();
+    const boot = bootstrapState(["a", "b", "c", "w"], ["w"]);
+    const disk = new MemoryDisk();
+    MemoryStorage.open(disk).save({ hardState: boot.hardState, snapshot: boot.snapshot, entries: boot.entries });
+    for (const id of ["a", "c", "w"]) net.add(id, boot);
+    net.add("b", MemoryStorage.open(disk).load(), MemoryStorage.open(disk));
+    net.add("w2", EMPTY_PERSISTED_STATE);
+    const a = net.node("a");
+    a.campaign();
+    net.stabilize();
+    net.drop = (m) => m.to === "c" || m.from === "c";
+    for (let i = 0; i < 10; i++) assert.ok(a.propose(new Uint8Array([i])).ok);
+    net.stabilize();
+    net.tick(1); // a heartbeat carries the floor (c's match) to b
+    const cLast = net.node("c").status().lastIndex;
+    net.propose("a", { kind: "simple", change: single("addLearner", "d") });
+    for (let i = 0; i < 10; i++) assert.ok(a.propose(new Uint8Array([i])).ok);
+    net.stabilize();
+    net.flush();
+    const before = net.node("b");
+    const snap = before.createSnapshot(new Uint8Array([7]));
+    MemoryStorage.open(disk).saveSnapshotAndCompact(snap, before.storageLogStart());
+    assert.ok(snap.metadata.index > cLast + 2, "b's snapshot does not cover the membership change");
+    assert.ok(before.status().firstIndex <= cLast + 1, `b compacted to ${before.status().firstIndex - 1}`);
+    const b = net.add("b", MemoryStorage.open(disk).load(), MemoryStorage.open(disk)); // restart
+    assert.ok(
+      b.status().firstIndex <= cLast + 1,
+      `b restarted with its log from ${b.status().firstIndex - 1}, above c's last entry ${cLast}`,
+    );
+    assert.deepEqual(b.status().confState, before.status().confState);
+    assert.ok(a.transferLeadership("b").ok);
+    net.stabilize();
+    net.tick(3);
+    assert.equal(net.leader()?.id, "b");
+    net.propose("b", { kind: "simple", change: single("addLearner", "w2", true) });
+    net.stabilize();
+    const w2 = net.node("w2");
+    assert.ok(w2.status().firstIndex <= cLast + 1, `w2's log starts at ${w2.status().firstIndex}, above c's last entry ${cLast}`);
+    assert.ok(w2.status().lastIndex >= b.status().commit, "w2 did not catch up");
+    assert.deepEqual(w2.status().confState, b.status().confState);
   });
 
   it("issue 3: a leader that commits its own removal keeps replicating the commit and hands over", () => {

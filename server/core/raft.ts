@@ -45,6 +45,7 @@ import {
   type NodeId,
   type PersistedState,
   type Snapshot,
+  type SnapshotMetadata,
   type Term,
 } from "./types.ts";
 import {
@@ -166,7 +167,8 @@ export class RaftCore {
       witnesses: [],
       autoLeave: false,
     };
-    this.confAtStart = this.confState;
+    this.confAtStart = persisted.logStart?.confState ?? this.confState;
+    this.replayRetainedConfChanges();
     this.readOnly = new ReadOnlyQueue(config.pendingReadsMax);
     this.confIndex = this.log.snapshotIndex();
     this.replayAppliedConfChanges();
@@ -1209,6 +1211,35 @@ export class RaftCore {
         if (id !== this.id) this.catchUpProbes.add(id);
       }
     }
+  }
+
+  /**
+   * A log loaded with entries kept below its snapshot (churn issue 4, PersistedState.logStart):
+   * rebuild the membership history between the log start and the snapshot from the config entries
+   * there, on the membership stored with the start (the marker a new witness gets needs it).
+   */
+  private replayRetainedConfChanges(): void {
+    let cs = this.confAtStart;
+    for (let i = this.log.startIndex() + 1; i <= this.log.snapshotIndex(); i++) {
+      const e = this.log.entry(i);
+      if (e?.type !== "config") continue;
+      const result = applyConfChange(cs, decodeConfChange(e.data));
+      if (!result.ok) continue;
+      cs = result.confState;
+      this.confHistory.push({ index: i, confState: cs });
+    }
+  }
+
+  /**
+   * What storage keeps the log from when it records this core's latest snapshot
+   * (RaftStorage.saveSnapshotAndCompact's logStart): null, as plain Raft (every entry at or below
+   * the snapshot goes), unless this member keeps its log below the snapshot for a witness (W1/W3,
+   * churn issue 4); then its log start: index, term and membership there.
+   */
+  storageLogStart(): SnapshotMetadata | null {
+    const start = this.log.startIndex();
+    if (start >= this.log.snapshotIndex()) return null;
+    return { index: start, term: this.log.startTermOf(), confState: this.confStateAt(start) };
   }
 
   /** On restart with appliedIndex beyond the snapshot, re-apply config entries up to it. */

@@ -8,8 +8,9 @@
 //
 // `start` is the index just before the first entry held. It is the snapshot's index except on a
 // leader that RETAINS entries below its latest snapshot (compact's retainFrom) because a witness
-// may still need them (witness_rules.retainedLogStart, churn issue 4). The retained entries are in
-// memory only: storage compacted them with the snapshot, so a restart starts at the snapshot.
+// may still need them (witness_rules.retainedLogStart, churn issue 4). Storage keeps them too
+// (RaftStorage.saveSnapshotAndCompact's logStart), so a log loaded from disk may start below its
+// snapshot, at the persisted log start (PersistedState.logStart).
 
 import { assert } from "./assert.ts";
 import type { Entry, Index, PersistedState, Snapshot, Term } from "./types.ts";
@@ -46,8 +47,15 @@ export class RaftLog {
     const snapIndex = state.snapshot?.metadata.index ?? 0;
     this.start = snapIndex;
     this.startTerm = state.snapshot?.metadata.term ?? 0;
+    if (state.logStart !== undefined) {
+      // Kept below the snapshot (storage kept it for a witness, churn issue 4).
+      assert(state.logStart.index < snapIndex, "log start not below the snapshot");
+      this.start = state.logStart.index;
+      this.startTerm = state.logStart.term;
+      assert(this.term(snapIndex) === state.snapshot?.metadata.term, "log kept below the snapshot disagrees with its term");
+    }
     const first = this.entries[0];
-    assert(first === undefined || first.index === snapIndex + 1, "log does not start after the snapshot");
+    assert(first === undefined || first.index === this.start + 1, "log does not start after its start");
     this.stableIndex = this.lastIndex();
     this.committed = Math.max(state.hardState.commit, snapIndex);
     assert(this.committed <= this.lastIndex(), "hard state commit is beyond the log");
@@ -67,6 +75,11 @@ export class RaftLog {
   /** The index just before the first entry held (below snapshotIndex() while retaining). */
   startIndex(): Index {
     return this.start;
+  }
+
+  /** The start's term (the snapshot's unless retaining below it). */
+  startTermOf(): Term {
+    return this.startTerm;
   }
 
   lastIndex(): Index {

@@ -77,8 +77,16 @@ export interface Snapshot {
 export interface PersistedState {
   readonly hardState: HardState;
   readonly snapshot: Snapshot | null;
-  /** Entries after the snapshot, contiguous, in index order. */
+  /**
+   * Entries, contiguous, in index order: after the snapshot, or after `logStart` when the member
+   * keeps its log below its snapshot from the W3 floor for a witness (churn issue 4).
+   */
   readonly entries: readonly Entry[];
+  /**
+   * Only while the log is kept below the snapshot: the index just before the first entry, its
+   * term and the membership there (which the snapshot, taken later, cannot give).
+   */
+  readonly logStart?: SnapshotMetadata;
 }
 
 export const EMPTY_PERSISTED_STATE: PersistedState = {

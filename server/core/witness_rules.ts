@@ -87,9 +87,9 @@ function fullMembersFloor(
  * metadata-only marker at its log start followed by those entries (raft.ts sendSnapshot), so the
  * witness starts at or below the floor, as W3 would have left the old one. It costs the full
  * members' memory what W3 already costs the witness's disk (entries are tiny; a full member down
- * for good holds both back until it is replaced). The retained entries are in memory only (storage
- * compacted them with the snapshot): a member that restarts keeps none, which reopens the gap
- * until the lagging member catches up (README, churn issue 4).
+ * for good holds both back until it is replaced). Storage keeps them too: the node passes the
+ * core's log start (RaftCore.storageLogStart) into its compaction (saveSnapshotAndCompact), so a
+ * member that restarts still holds them (witness seed 661 before that).
  */
 export function retainedLogStart(cs: ConfState, floor: Index, snapshotIndex: Index): Index {
   return cs.witnesses.length === 0 ? snapshotIndex : Math.min(snapshotIndex, floor);

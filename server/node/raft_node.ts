@@ -26,7 +26,7 @@ import { LockStateMachine } from "../state/machine.ts";
 import type { RaftStorage } from "../storage/raft_storage.ts";
 import type { PeerTransport } from "../transport/peer_transport.ts";
 import { LeaderClock, type MonotonicClock } from "./leader_clock.ts";
-import { ReadyLoop } from "./ready_loop.ts";
+import { type Compact, ReadyLoop } from "./ready_loop.ts";
 import type {
   AdminOutcome,
   CallOptions,
@@ -302,7 +302,7 @@ export class RaftNode implements NodeApi {
     if (soft.role !== "leader") this.onNotLeader();
   }
 
-  private afterAdvance(rd: Ready, compact: (snapshot: Snapshot) => void): void {
+  private afterAdvance(rd: Ready, compact: Compact): void {
     // Reads confirmed by this Ready run once applied reaches their index.
     this.confirmReads(rd.readStates);
     if (this.options.readBeforeApplied === true) this.runConfirmedReadsAtOnce();
@@ -348,12 +348,13 @@ export class RaftNode implements NodeApi {
     for (const l of [...this.restoreListeners]) l(this.machine, snapshot.metadata.index);
   }
 
-  private maybeSnapshot(compact: (snapshot: Snapshot) => void): void {
+  private maybeSnapshot(compact: Compact): void {
     const snapIndex = this.core.latestSnapshot()?.metadata.index ?? 0;
     const applied = this.core.status().applied;
     if (applied - snapIndex < this.options.snapshotEveryEntries) return;
     if (this.machine.appliedIndex() > applied) return;
-    compact(this.core.createSnapshot(this.machine.snapshot()));
+    const snapshot = this.core.createSnapshot(this.machine.snapshot());
+    compact(snapshot, this.core.storageLogStart());
   }
 
   // ------------------------------------------------------------------ leadership

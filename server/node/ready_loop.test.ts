@@ -81,7 +81,7 @@ function recordingLoop(readies: Ready[], extra: Partial<ReadyLoopOptions> = {}):
       softStateChanged: (s) => log.push(`soft ${s.role}`),
       afterAdvance: (rd, compact) => {
         log.push(`after ${rd.hardState?.commit}`);
-        if (rd.committedEntries.length > 0) compact(snapshotAt(rd.committedEntries.length));
+        if (rd.committedEntries.length > 0) compact(snapshotAt(rd.committedEntries.length), null);
       },
     },
     readiesPerPassMax: 100,

@@ -14,7 +14,9 @@
 //      towards the commit only now, ready.ts "Self-durability"; config entries take effect);
 //   5. the role's after-advance step, applier.afterAdvance(rd, compact): the voter serves
 //      confirmed reads and takes periodic snapshots, the witness truncates at the floor (W3).
-//      `compact` records a snapshot and drops the log below it (storage.saveSnapshotAndCompact).
+//      `compact` records a snapshot and drops the log up to it, or up to the log start the role
+//      passes (storage.saveSnapshotAndCompact; the core's storageLogStart(): null, or below the
+//      snapshot while a member keeps its log for a witness, churn issue 4).
 //
 // Synchronous and deterministic: no clock, no randomness, no timers, no Promises, so the
 // simulator drives the production loop step by step. It imports nothing of server/state (the
@@ -24,7 +26,7 @@
 import { assert } from "../core/assert.ts";
 import type { Message } from "../core/messages.ts";
 import type { Ready, SoftState } from "../core/ready.ts";
-import type { Entry, Snapshot } from "../core/types.ts";
+import type { Entry, Snapshot, SnapshotMetadata } from "../core/types.ts";
 import type { RaftStorage, StorageWrite } from "../storage/raft_storage.ts";
 
 /** What the loop needs of the core (RaftCore fits). */
@@ -39,6 +41,13 @@ export interface MessageSink {
   send(messages: readonly Message[]): void;
 }
 
+/**
+ * Records `snapshot` durably and drops the stored log up to `logStart` (the core's
+ * storageLogStart() right after it made the snapshot), or up to the snapshot when null (always
+ * without a witness).
+ */
+export type Compact = (snapshot: Snapshot, logStart: SnapshotMetadata | null) => void;
+
 /** The durable half of the loop: one save per Ready, plus the role's own compactions. */
 export type ReadyStorage = Pick<RaftStorage, "save" | "saveSnapshotAndCompact">;
 
@@ -52,9 +61,10 @@ export interface ReadyApplier {
   softStateChanged?(softState: SoftState): void;
   /**
    * After core.advance(rd): the role's own step. `compact` records `snapshot` durably and drops
-   * the log at and below its index (a voter's state-machine snapshot, a witness's marker).
+   * the log up to the log start given, or up to the snapshot when null (a voter's state-machine
+   * snapshot, with the core's storageLogStart(); a witness's marker, with null).
    */
-  afterAdvance(rd: Ready, compact: (snapshot: Snapshot) => void): void;
+  afterAdvance(rd: Ready, compact: Compact): void;
 }
 
 export interface ReadyLoopOptions {
@@ -85,10 +95,12 @@ export interface ReadyLoopOptions {
 }
 
 /** A durable step the deliberate bug holds back until the next pass. */
-type HeldWrite = { readonly kind: "save"; readonly write: StorageWrite } | { readonly kind: "compact"; readonly snapshot: Snapshot };
+type HeldWrite =
+  | { readonly kind: "save"; readonly write: StorageWrite }
+  | { readonly kind: "compact"; readonly snapshot: Snapshot; readonly logStart: SnapshotMetadata | null };
 
 export class ReadyLoop {
-  private readonly compact = (snapshot: Snapshot): void => this.persistCompaction(snapshot);
+  private readonly compact: Compact = (snapshot, logStart) => this.persistCompaction(snapshot, logStart);
   /** Only under testOnlyBugSendBeforePersist: writes whose messages already left. */
   private held: HeldWrite[] = [];
 
@@ -144,9 +156,9 @@ export class ReadyLoop {
     applier.afterAdvance(rd, this.compact);
   }
 
-  private persistCompaction(snapshot: Snapshot): void {
-    if (this.options.testOnlyBugSendBeforePersist === true) this.held.push({ kind: "compact", snapshot });
-    else this.options.storage.saveSnapshotAndCompact(snapshot);
+  private persistCompaction(snapshot: Snapshot, logStart: SnapshotMetadata | null): void {
+    if (this.options.testOnlyBugSendBeforePersist === true) this.held.push({ kind: "compact", snapshot, logStart });
+    else this.options.storage.saveSnapshotAndCompact(snapshot, logStart);
   }
 
   private releaseHeldWrites(): void {
@@ -155,7 +167,7 @@ export class ReadyLoop {
     this.held = [];
     for (const h of held) {
       if (h.kind === "save") this.options.storage.save(h.write);
-      else this.options.storage.saveSnapshotAndCompact(h.snapshot);
+      else this.options.storage.saveSnapshotAndCompact(h.snapshot, h.logStart);
     }
   }
 }

@@ -7,7 +7,7 @@
 
 import { assert } from "../core/assert.ts";
 import { EMPTY_HARD_STATE } from "../core/types.ts";
-import type { Entry, HardState, Index, PersistedState, Snapshot, Term } from "../core/types.ts";
+import type { Entry, HardState, Index, PersistedState, Snapshot, SnapshotMetadata, Term } from "../core/types.ts";
 import { encodeConfState, entryChecksum, hardStateChecksum, identityChecksum, snapshotChecksum } from "./checksum.ts";
 import type { RaftStorage, StorageIdentity, StorageWrite } from "./raft_storage.ts";
 import {
@@ -46,6 +46,8 @@ export type MemoryCorruption =
 export class MemoryDisk {
   hardState: { readonly value: HardState; readonly checksum: number } | null = null;
   snapshot: SnapshotRow | null = null;
+  /** The log start below the snapshot while entries are kept for a witness (a data-less row). */
+  logStart: SnapshotRow | null = null;
   /** Contiguous, ascending by index (unless a test corrupted it). */
   entries: EntryRow[] = [];
   identity: { readonly value: StorageIdentity; readonly checksum: number } | null = null;
@@ -101,7 +103,8 @@ export class MemoryStorage implements RaftStorage {
       }
       return copyEntry(row.entry);
     });
-    const state: PersistedState = { hardState, snapshot, entries };
+    const logStart = this.loadLogStart();
+    const state: PersistedState = logStart === null ? { hardState, snapshot, entries } : { hardState, snapshot, entries, logStart };
     verifyLoadedState(state, WHERE);
     return state;
   }
@@ -111,6 +114,7 @@ export class MemoryStorage implements RaftStorage {
     assertWriteValid(this.view(), write);
     if (write.snapshot !== null) {
       this.disk.snapshot = snapshotRow(write.snapshot);
+      this.disk.logStart = null;
       this.disk.entries = [];
     }
     const first = write.entries[0];
@@ -129,12 +133,13 @@ export class MemoryStorage implements RaftStorage {
     }
   }
 
-  saveSnapshotAndCompact(snapshot: Snapshot): void {
+  saveSnapshotAndCompact(snapshot: Snapshot, logStart: SnapshotMetadata | null = null): void {
     this.assertOpen();
-    assertCompactValid(this.view(), snapshot);
-    const index = snapshot.metadata.index;
+    assertCompactValid(this.view(), snapshot, logStart);
+    const retainFrom = (logStart?.index ?? snapshot.metadata.index) + 1;
     this.disk.snapshot = snapshotRow(snapshot);
-    this.disk.entries = this.disk.entries.filter((row) => row.entry.index > index);
+    this.disk.logStart = logStart === null ? null : snapshotRow({ metadata: logStart, data: new Uint8Array(0) });
+    this.disk.entries = this.disk.entries.filter((row) => row.entry.index >= retainFrom);
   }
 
   identity(): StorageIdentity | null {
@@ -172,11 +177,18 @@ export class MemoryStorage implements RaftStorage {
     return copyHardState(stored.value);
   }
 
+  private loadLogStart(): SnapshotMetadata | null {
+    return this.loadSnapshotRow(this.disk.logStart, "log_start")?.metadata ?? null;
+  }
+
   private loadSnapshot(): Snapshot | null {
-    const row = this.disk.snapshot;
+    return this.loadSnapshotRow(this.disk.snapshot, "snapshot");
+  }
+
+  private loadSnapshotRow(row: SnapshotRow | null, table: string): Snapshot | null {
     if (row === null) return null;
     if (snapshotChecksum(row, row.confStateJson, row.data) !== row.checksum) {
-      throw corruptError(WHERE, "snapshot", `index ${row.index}: checksum mismatch`);
+      throw corruptError(WHERE, table, `index ${row.index}: checksum mismatch`);
     }
     const confState = decodeConfState(row.confStateJson, WHERE);
     const metadata = { index: row.index, term: row.term, confState };
@@ -190,7 +202,7 @@ export class MemoryStorage implements RaftStorage {
     return {
       hardState: this.disk.hardState?.value ?? EMPTY_HARD_STATE,
       snapshot: snapshot === null ? null : { index: snapshot.index, term: snapshot.term },
-      lastIndex: entries[entries.length - 1]?.entry.index ?? snapshot?.index ?? 0,
+      lastIndex: Math.max(entries[entries.length - 1]?.entry.index ?? 0, snapshot?.index ?? 0),
       termAt: (index) => entries[index - firstIndex]?.entry.term ?? null,
     };
   }

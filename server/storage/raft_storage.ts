@@ -5,7 +5,7 @@
 // Failure model: every method either completes durably or throws. A throw is fatal to the node:
 // the caller must stop the process rather than continue on a possibly diverged state.
 
-import type { Entry, HardState, NodeId, PersistedState, Snapshot } from "../core/types.ts";
+import type { Entry, HardState, NodeId, PersistedState, Snapshot, SnapshotMetadata } from "../core/types.ts";
 
 /** Everything one Ready asks to be made durable, written in ONE transaction. */
 export interface StorageWrite {
@@ -38,10 +38,17 @@ export interface RaftStorage {
   /** Durable (fsynced) when it returns. */
   save(write: StorageWrite): void;
   /**
-   * Records a snapshot the node made itself and drops entries at or below its index.
-   * Entries above the index are kept. Durable when it returns.
+   * Records a snapshot the node made itself and drops the stored entries below the retain index
+   * (retainFromIndex = logStart.index + 1). Without `logStart` (plain Raft, no witness) that is
+   * the snapshot index + 1: every entry at or below the snapshot goes. With a witness in the
+   * configuration the core keeps its log from the W3 floor (churn issue 4) and passes its log
+   * start (index below the snapshot's, its term, the membership there; the core's
+   * storageLogStart()): the entries after it are kept, as etcd's storage keeps entries below its
+   * snapshot, and load() returns them with PersistedState.logStart. Entries above the snapshot
+   * index are always kept. A Ready's snapshot, or a compaction without `logStart`, clears it.
+   * Durable when it returns.
    */
-  saveSnapshotAndCompact(snapshot: Snapshot): void;
+  saveSnapshotAndCompact(snapshot: Snapshot, logStart?: SnapshotMetadata | null): void;
   /** null for a data directory that has never been bootstrapped. */
   identity(): StorageIdentity | null;
   /** Written once; throws if an identity is already stored. */

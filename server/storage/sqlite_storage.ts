@@ -15,7 +15,7 @@ import { mkdirSync, realpathSync } from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { assert } from "../core/assert.ts";
-import type { Entry, HardState, PersistedState, Snapshot } from "../core/types.ts";
+import type { Entry, HardState, PersistedState, Snapshot, SnapshotMetadata } from "../core/types.ts";
 import { encodeConfState, entryChecksum, hardStateChecksum, identityChecksum, snapshotChecksum } from "./checksum.ts";
 import { AckRecordFile, ackRecordPath, readAckRecord } from "./ack_record.ts";
 import type { AckRecord, RecordedWal } from "./ack_record.ts";
@@ -45,6 +45,16 @@ export const WAL_FILE_NAME = `${DB_FILE_NAME}-wal`;
 const SCHEMA_VERSION = 2;
 const SCHEMA_VERSION_BEFORE_ACK_RECORD = 1;
 
+// The log start below the snapshot while a member keeps entries for a witness (churn issue 4):
+// its index, term and membership (checksum as a snapshot row with empty data). Added after schema
+// 2 without a version bump: open() creates it in an older store (an older build refuses a log kept
+// below its snapshot as a gap).
+const LOG_START_TABLE = `CREATE TABLE IF NOT EXISTS log_start (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  idx INTEGER NOT NULL, term INTEGER NOT NULL, conf_state TEXT NOT NULL,
+  checksum INTEGER NOT NULL) STRICT;
+`;
+
 // Singleton tables use `id = 1`. STRICT makes SQLite refuse values of the wrong type.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS identity (
@@ -61,7 +71,7 @@ CREATE TABLE IF NOT EXISTS snapshot (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   idx INTEGER NOT NULL, term INTEGER NOT NULL, conf_state TEXT NOT NULL, data BLOB NOT NULL,
   checksum INTEGER NOT NULL) STRICT;
-`;
+${LOG_START_TABLE}`;
 
 type Row = Record<string, unknown>;
 
@@ -78,7 +88,7 @@ export class SqliteStorage implements RaftStorage {
   private readonly where: string;
   private readonly sql: ReturnType<typeof prepareStatements>;
   private readonly saveTransaction: (write: StorageWrite) => void;
-  private readonly compactTransaction: (snapshot: Snapshot) => void;
+  private readonly compactTransaction: (snapshot: Snapshot, logStart: SnapshotMetadata | null) => void;
   private readonly loadTransaction: () => PersistedState;
   private tracker: AckTracker | null = null;
   private ackFile: AckRecordFile | null = null;
@@ -91,7 +101,9 @@ export class SqliteStorage implements RaftStorage {
     this.where = `sqlite store ${dataDir}`;
     this.sql = prepareStatements(db);
     this.saveTransaction = db.transaction((write: StorageWrite) => this.writeRows(write));
-    this.compactTransaction = db.transaction((snapshot: Snapshot) => this.compactRows(snapshot));
+    this.compactTransaction = db.transaction((snapshot: Snapshot, logStart: SnapshotMetadata | null) =>
+      this.compactRows(snapshot, logStart),
+    );
     this.loadTransaction = db.transaction(() => this.readState());
   }
 
@@ -172,7 +184,7 @@ export class SqliteStorage implements RaftStorage {
     this.assertOpen();
     const state = guardSqlite(this.where, () => this.loadTransaction());
     // Again on the verified rows: the store never holds less than the record says (any time).
-    const lastIndex = state.entries.at(-1)?.index ?? state.snapshot?.metadata.index ?? 0;
+    const lastIndex = Math.max(state.entries.at(-1)?.index ?? 0, state.snapshot?.metadata.index ?? 0);
     checkAgainstRecord(this.where, ackRecordPath(this.dataDir), this.ack().record, { hardState: state.hardState, lastIndex });
     return state;
   }
@@ -198,9 +210,9 @@ export class SqliteStorage implements RaftStorage {
     return guardSqlite(this.where, () => this.sql.anyState.get() !== undefined);
   }
 
-  saveSnapshotAndCompact(snapshot: Snapshot): void {
+  saveSnapshotAndCompact(snapshot: Snapshot, logStart: SnapshotMetadata | null = null): void {
     this.assertOpen();
-    guardSqlite(this.where, () => this.compactTransaction(snapshot));
+    guardSqlite(this.where, () => this.compactTransaction(snapshot, logStart));
   }
 
   identity(): StorageIdentity | null {
@@ -261,6 +273,7 @@ export class SqliteStorage implements RaftStorage {
     assertWriteValid(this.view(), write);
     if (write.snapshot !== null) {
       this.sql.deleteAllEntries.run();
+      this.sql.deleteLogStart.run();
       this.putSnapshot(write.snapshot);
     }
     const first = write.entries[0];
@@ -277,10 +290,17 @@ export class SqliteStorage implements RaftStorage {
     }
   }
 
-  private compactRows(snapshot: Snapshot): void {
-    assertCompactValid(this.view(), snapshot);
+  private compactRows(snapshot: Snapshot, logStart: SnapshotMetadata | null): void {
+    assertCompactValid(this.view(), snapshot, logStart);
     this.putSnapshot(snapshot);
-    this.sql.deleteEntriesThrough.run(snapshot.metadata.index);
+    if (logStart === null) this.sql.deleteLogStart.run();
+    else {
+      const { index, term, confState } = logStart;
+      const confStateJson = encodeConfState(confState);
+      const checksum = snapshotChecksum(logStart, confStateJson, new Uint8Array(0));
+      this.sql.putLogStart.run(index, term, confStateJson, checksum);
+    }
+    this.sql.deleteEntriesBelow.run((logStart?.index ?? snapshot.metadata.index) + 1);
   }
 
   private putSnapshot(snapshot: Snapshot): void {
@@ -297,7 +317,7 @@ export class SqliteStorage implements RaftStorage {
     return {
       hardState: this.readHardState(),
       snapshot: snapshot === null ? null : { index: snapshotIndex, term: snapshot.metadata.term },
-      lastIndex: typeof last === "number" ? last : snapshotIndex,
+      lastIndex: typeof last === "number" ? Math.max(last, snapshotIndex) : snapshotIndex,
       termAt: (index) => {
         const row = this.sql.termAt.get(index) as Row | undefined;
         return typeof row?.term === "number" ? row.term : null;
@@ -309,7 +329,8 @@ export class SqliteStorage implements RaftStorage {
     const hardState = this.readHardState();
     const snapshot = this.readSnapshot();
     const entries = (this.sql.allEntries.all() as Row[]).map((row) => this.decodeEntry(row));
-    const state: PersistedState = { hardState, snapshot, entries };
+    const logStart = this.readLogStart();
+    const state: PersistedState = logStart === null ? { hardState, snapshot, entries } : { hardState, snapshot, entries, logStart };
     verifyLoadedState(state, this.where);
     return state;
   }
@@ -331,6 +352,19 @@ export class SqliteStorage implements RaftStorage {
     }
     const confState = decodeConfState(confStateJson, this.where);
     return { metadata: { index, term, confState }, data: new Uint8Array(data) };
+  }
+
+  private readLogStart(): SnapshotMetadata | null {
+    const row = this.sql.logStart.get() as Row | undefined;
+    if (row === undefined) return null;
+    const { idx: index, term, conf_state: confStateJson, checksum } = row;
+    if (!isSafeCount(index) || !isSafeCount(term) || typeof confStateJson !== "string") {
+      throw corruptError(this.where, "log_start", "row has wrong types");
+    }
+    if (snapshotChecksum({ index, term }, confStateJson, new Uint8Array(0)) !== checksum) {
+      throw corruptError(this.where, "log_start", `index ${index}: checksum mismatch`);
+    }
+    return { index, term, confState: decodeConfState(confStateJson, this.where) };
   }
 
   private decodeEntry(row: Row): Entry {
@@ -358,6 +392,7 @@ function configure(db: Database.Database, version: number): number {
   if (!known) throw new Error(`${db.name}: schema version ${version}, expected ${SCHEMA_VERSION}`);
   // The tables, but not yet the version: that is set once the ack record exists (startRecord).
   if (version === 0) db.exec(SCHEMA);
+  else db.exec(LOG_START_TABLE); // a no-op unless the store predates the table
   return version;
 }
 
@@ -386,8 +421,11 @@ function prepareStatements(db: Database.Database) {
     termAt: db.prepare("SELECT term FROM entries WHERE idx = ?"),
     putEntry: db.prepare("INSERT INTO entries (idx, term, type, data, checksum) VALUES (?, ?, ?, ?, ?)"),
     deleteEntriesFrom: db.prepare("DELETE FROM entries WHERE idx >= ?"),
-    deleteEntriesThrough: db.prepare("DELETE FROM entries WHERE idx <= ?"),
+    deleteEntriesBelow: db.prepare("DELETE FROM entries WHERE idx < ?"),
     deleteAllEntries: db.prepare("DELETE FROM entries"),
+    logStart: db.prepare("SELECT idx, term, conf_state, checksum FROM log_start WHERE id = 1"),
+    putLogStart: db.prepare("INSERT OR REPLACE INTO log_start (id, idx, term, conf_state, checksum) VALUES (1, ?, ?, ?, ?)"),
+    deleteLogStart: db.prepare("DELETE FROM log_start"),
   };
 }
 

@@ -8,7 +8,7 @@
 
 import { assert } from "../core/assert.ts";
 import { NO_NODE } from "../core/types.ts";
-import type { ConfState, Entry, HardState, Index, PersistedState, Snapshot, Term } from "../core/types.ts";
+import type { ConfState, Entry, HardState, Index, PersistedState, Snapshot, SnapshotMetadata, Term } from "../core/types.ts";
 import { StorageCorruptError } from "./raft_storage.ts";
 import { OPERATOR_ADVICE } from "./startup_checks.ts";
 import type { StorageIdentity, StorageWrite } from "./raft_storage.ts";
@@ -117,10 +117,24 @@ export function assertWriteValid(view: LogView, write: StorageWrite): void {
   assert(commit <= lastIndexAfter, `commit ${commit} beyond last index ${lastIndexAfter}`);
 }
 
-/** A node's own snapshot: covers stored entries only and agrees with the log at its index. */
-export function assertCompactValid(view: LogView, snapshot: Snapshot): void {
+/**
+ * A node's own snapshot: covers stored entries only and agrees with the log at its index. With
+ * `logStart` (a log kept below the snapshot for a witness, churn issue 4) the entries after
+ * logStart.index are kept: it must lie below the snapshot, the entry after it must be stored, and
+ * its term must agree with the log (index 0 has term 0).
+ */
+export function assertCompactValid(view: LogView, snapshot: Snapshot, logStart: SnapshotMetadata | null): void {
   assertSnapshotShape(snapshot);
   const { index, term } = snapshot.metadata;
+  if (logStart !== null) {
+    const start = logStart.index;
+    assert(isCount(start) && start < index, `log start ${start} not below the snapshot ${index}`);
+    assert(isCount(logStart.term) && isConfState(logStart.confState), `log start ${start}: term or confState invalid`);
+    assert(view.termAt(start + 1) !== null, `log start ${start}: entry ${start + 1} is not stored`);
+    const storedIndex = view.snapshot?.index ?? 0;
+    const termAtStart = start === 0 ? 0 : start === storedIndex ? (view.snapshot?.term ?? null) : view.termAt(start);
+    assert(termAtStart === null || termAtStart === logStart.term, `log start ${start}: term ${logStart.term} disagrees with the log`);
+  }
   const storedIndex = view.snapshot?.index ?? 0;
   assert(index >= storedIndex, `snapshot ${index} older than the stored ${storedIndex}`);
   assert(index <= view.lastIndex, `snapshot ${index} beyond last index ${view.lastIndex}`);
@@ -128,11 +142,22 @@ export function assertCompactValid(view: LogView, snapshot: Snapshot): void {
   assert(termThere === term, `snapshot term ${term} disagrees with the log at ${index}`);
 }
 
-/** The loaded log must be a valid Raft log: no gaps, terms never going back, commit in range. */
+/**
+ * The loaded log must be a valid Raft log: no gaps, terms never going back, commit in range. With
+ * a log start below the snapshot (kept for a witness, saveSnapshotAndCompact's logStart) the
+ * entries follow the start, reach the snapshot's index and agree with its term there.
+ */
 export function verifyLoadedState(state: PersistedState, where: string): void {
   const snapshot = state.snapshot;
-  let previousIndex = snapshot?.metadata.index ?? 0;
-  let previousTerm = snapshot?.metadata.term ?? 0;
+  const snapshotIndex = snapshot?.metadata.index ?? 0;
+  const snapshotTerm = snapshot?.metadata.term ?? 0;
+  const logStart = state.logStart;
+  const retained = logStart !== undefined;
+  if (retained && logStart.index >= snapshotIndex) {
+    throw corruptError(where, "log_start", `log start ${logStart.index} not below the snapshot ${snapshotIndex}`);
+  }
+  let previousIndex = retained ? logStart.index : snapshotIndex;
+  let previousTerm = retained ? logStart.term : snapshotTerm;
   for (const entry of state.entries) {
     if (entry.index !== previousIndex + 1) {
       const detail = `index ${entry.index} follows ${previousIndex} (gap or missing head)`;
@@ -141,8 +166,16 @@ export function verifyLoadedState(state: PersistedState, where: string): void {
     if (entry.term < previousTerm) {
       throw corruptError(where, "entries", `index ${entry.index}: term ${entry.term} goes back`);
     }
+    if (entry.index === snapshotIndex && entry.term !== snapshotTerm) {
+      const detail = `index ${entry.index}: term ${entry.term} disagrees with the snapshot's ${snapshotTerm}`;
+      throw corruptError(where, "entries", detail);
+    }
     previousIndex = entry.index;
     previousTerm = entry.term;
+  }
+  if (retained && previousIndex < snapshotIndex) {
+    const detail = `the log kept below the snapshot ends at ${previousIndex}, before the snapshot's ${snapshotIndex}`;
+    throw corruptError(where, "entries", detail);
   }
   if (state.hardState.commit > previousIndex) {
     const detail = `commit ${state.hardState.commit} beyond last index ${previousIndex}`;

@@ -194,6 +194,47 @@ export function runStorageContract(name: string, makeStore: () => StorageHarness
       });
     });
 
+    it("saveSnapshotAndCompact with a log start keeps the entries after it, below the snapshot, and loads them", () => {
+      withStore(({ store, reopen }) => {
+        const log = [...entryRange(1, 3, 1), ...entryRange(4, 8, 2)];
+        store.save(write({ hardState: hard(2, "a", 7), entries: log }));
+        const start = { index: 2, term: 1, confState: CONF }; // a witness's W3 window from 2
+        store.saveSnapshotAndCompact(snapshot(6, 2, CONF), start);
+        const kept = [...entryRange(3, 3, 1), ...entryRange(4, 8, 2)];
+        assert.deepStrictEqual(store.load().entries, kept);
+        let reopened = reopen();
+        const expected = { hardState: hard(2, "a", 7), snapshot: snapshot(6, 2, CONF), entries: kept, logStart: start };
+        assert.deepStrictEqual(reopened.load(), expected);
+        reopened.save(write({ entries: [entry(9, 2)] }));
+        // A later compaction with a higher start drops the window up to it.
+        const later = { index: 4, term: 2, confState: EMPTY_CONF_STATE };
+        reopened.saveSnapshotAndCompact(snapshot(7, 2, CONF), later);
+        reopened = reopen();
+        assert.deepStrictEqual(reopened.load().entries, entryRange(5, 9, 2));
+        assert.deepStrictEqual(reopened.load().logStart, later);
+        // Refused: a start at or above the snapshot, one not stored, one with the wrong term.
+        const bad = [
+          { index: 8, term: 2, confState: CONF },
+          { index: 2, term: 1, confState: CONF },
+          { index: 5, term: 1, confState: CONF },
+        ];
+        for (const b of bad) assert.throws(() => reopened.saveSnapshotAndCompact(snapshot(8, 2, CONF), b), AssertionError);
+        // Without a log start: plain compaction, the start is gone.
+        reopened.saveSnapshotAndCompact(snapshot(8, 2, CONF));
+        reopened = reopen();
+        assert.deepStrictEqual(reopened.load(), { hardState: hard(2, "a", 7), snapshot: snapshot(8, 2, CONF), entries: [entry(9, 2)] });
+      });
+    });
+
+    it("a leader's snapshot in a Ready clears the log kept below the snapshot", () => {
+      withStore(({ store, reopen }) => {
+        store.save(write({ hardState: hard(2, "a", 6), entries: entryRange(1, 6, 2) }));
+        store.saveSnapshotAndCompact(snapshot(5, 2, CONF), { index: 2, term: 2, confState: CONF });
+        store.save(write({ hardState: hard(3, "", 9), snapshot: snapshot(9, 3, CONF) }));
+        assert.deepStrictEqual(reopen().load(), { hardState: hard(3, "", 9), snapshot: snapshot(9, 3, CONF), entries: [] });
+      });
+    });
+
     it("compaction refuses a snapshot beyond the log, with the wrong term, or older", () => {
       withStore(({ store }) => {
         store.save(write({ hardState: hard(2, "a", 3), entries: entryRange(1, 4, 2) }));

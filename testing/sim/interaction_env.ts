@@ -255,7 +255,7 @@ export class InteractionEnv {
         const n = this.node(id);
         const marker = this.core(n.id).compactWitnessLog();
         if (!marker) return this.print(`${n.id} has nothing to truncate`);
-        n.storage.saveSnapshotAndCompact(marker);
+        n.storage.saveSnapshotAndCompact(marker, null);
         return this.print(
           `${n.id} truncated its log through ${marker.metadata.term}/${marker.metadata.index} (marker, ${marker.data.length} bytes of state)`,
         );
@@ -264,7 +264,7 @@ export class InteractionEnv {
       case "compact": {
         const n = this.node(id);
         const snap = this.core(n.id).createSnapshot(enc.encode(JSON.stringify(n.applied)));
-        n.storage.saveSnapshotAndCompact(snap);
+        n.storage.saveSnapshotAndCompact(snap, this.core(n.id).storageLogStart());
         return this.print(`${n.id} compacted the log through ${snap.metadata.term}/${snap.metadata.index}`);
       }
       // status a: one node in detail, with the leader's view of each follower's progress.

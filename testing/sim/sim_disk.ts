@@ -10,7 +10,7 @@
 // Ready that crashed before its send never leave.
 
 import { SeededRandom } from "../../server/core/random.ts";
-import type { Entry, HardState, PersistedState, Snapshot } from "../../server/core/types.ts";
+import type { Entry, HardState, PersistedState, Snapshot, SnapshotMetadata } from "../../server/core/types.ts";
 import type { StorageWrite } from "../../server/storage/raft_storage.ts";
 
 /**
@@ -36,7 +36,9 @@ export function drawCrashPoints(r: SeededRandom): CrashPointOptions {
   return { inReadyProbability: r.pick([0.25, 0.5, 0.9]) };
 }
 
-type DiskOp = { readonly kind: "write"; readonly write: StorageWrite } | { readonly kind: "compact"; readonly snapshot: Snapshot };
+type DiskOp =
+  | { readonly kind: "write"; readonly write: StorageWrite }
+  | { readonly kind: "compact"; readonly snapshot: Snapshot; readonly logStart: SnapshotMetadata | null };
 
 /** The operations a crash point can stop before. */
 export type CrashPointOp = "writeSnapshot" | "writeEntries" | "writeHardState" | "compact" | "sync" | "send";
@@ -104,16 +106,17 @@ export class SimDisk {
     this.write({ hardState, snapshot: null, entries: [] });
   }
 
-  compact(snapshot: Snapshot): void {
+  /** Records `snapshot` and drops the entries up to `logStart` or the snapshot (RaftStorage.saveSnapshotAndCompact). */
+  compact(snapshot: Snapshot, logStart: SnapshotMetadata | null = null): void {
     this.crashPoint("compact");
-    this.unsynced.push({ kind: "compact", snapshot });
+    this.unsynced.push({ kind: "compact", snapshot, logStart });
   }
 
   /** The fsync; a crash point only when there is something to sync (an empty sync does nothing). */
   sync(): void {
     if (this.unsynced.length > 0) this.crashPoint("sync");
     for (const op of this.unsynced) {
-      this.durable = op.kind === "write" ? applyWrite(this.durable, op.write) : applyCompact(this.durable, op.snapshot);
+      this.durable = op.kind === "write" ? applyWrite(this.durable, op.write) : applyCompact(this.durable, op.snapshot, op.logStart);
     }
     if (this.unsynced.length > 0) this.syncCount++;
     this.unsynced = [];
@@ -138,23 +141,31 @@ export class SimDisk {
 export function applyWrite(state: PersistedState, w: StorageWrite): PersistedState {
   let snapshot = state.snapshot;
   let entries = state.entries;
+  let logStart = state.logStart;
   if (w.snapshot) {
     snapshot = w.snapshot;
     entries = [];
+    logStart = undefined;
   }
   const first = w.entries[0];
   if (first) {
-    const base = snapshot?.metadata.index ?? 0;
+    // The stored log starts after its log start while kept below the snapshot for a witness.
+    const base = logStart?.index ?? snapshot?.metadata.index ?? 0;
     const keep = Math.max(0, first.index - base - 1);
     if (keep > entries.length) throw new Error(`disk append at ${first.index} leaves a gap after ${base + entries.length}`);
     entries = [...entries.slice(0, keep), ...w.entries];
   }
-  return { hardState: w.hardState ?? state.hardState, snapshot, entries };
+  const hardState = w.hardState ?? state.hardState;
+  return logStart === undefined ? { hardState, snapshot, entries } : { hardState, snapshot, entries, logStart };
 }
 
-function applyCompact(state: PersistedState, snapshot: Snapshot): PersistedState {
+function applyCompact(state: PersistedState, snapshot: Snapshot, logStart: SnapshotMetadata | null): PersistedState {
   const base = state.snapshot?.metadata.index ?? 0;
   const idx = snapshot.metadata.index;
   if (idx <= base) return state;
-  return { hardState: state.hardState, snapshot, entries: state.entries.filter((e) => e.index > idx) };
+  if (logStart === null) return { hardState: state.hardState, snapshot, entries: state.entries.filter((e) => e.index > idx) };
+  if (logStart.index >= idx) throw new Error(`compaction at ${idx} keeps the log from ${logStart.index}`);
+  const entries = state.entries.filter((e) => e.index > logStart.index);
+  if (entries[0]?.index !== logStart.index + 1) throw new Error(`compaction keeps the log from ${logStart.index}, not stored`);
+  return { hardState: state.hardState, snapshot, entries, logStart };
 }

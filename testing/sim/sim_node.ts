@@ -15,7 +15,7 @@ import type { Message } from "../../server/core/messages.ts";
 import { RaftCore } from "../../server/core/raft.ts";
 import type { Ready } from "../../server/core/ready.ts";
 import type { Entry, NodeId, PersistedState, Snapshot } from "../../server/core/types.ts";
-import { ReadyLoop, type ReadyApplier } from "../../server/node/ready_loop.ts";
+import { type Compact, ReadyLoop, type ReadyApplier } from "../../server/node/ready_loop.ts";
 import { WitnessApplier } from "../../witness/witness_node.ts";
 import { SimDisk, SimulatedCrash, type CrashPointOp } from "./sim_disk.ts";
 import { SimStorage } from "./sim_storage.ts";
@@ -169,11 +169,12 @@ class HashChainApplier implements ReadyApplier {
     this.observer.onApply(this.id, e, this.hash);
   }
 
-  afterAdvance(_rd: Ready, compact: (snapshot: Snapshot) => void): void {
+  afterAdvance(_rd: Ready, compact: Compact): void {
     const snapIndex = this.core.latestSnapshot()?.metadata.index ?? 0;
     if (this.index - snapIndex < this.snapshotEveryEntries) return;
     if (this.core.status().applied !== this.index) return;
-    compact(this.core.createSnapshot(encodeSnapshotData(this.index, this.hash)));
+    const snapshot = this.core.createSnapshot(encodeSnapshotData(this.index, this.hash));
+    compact(snapshot, this.core.storageLogStart());
   }
 }
 

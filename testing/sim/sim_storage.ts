@@ -12,7 +12,7 @@
 // index) taken from what the node made durable: after a process() pass the RaftNode has persisted
 // every Ready, so this equals the core's own log without reaching into the node's private core.
 
-import type { Entry, Index, NodeId, PersistedState, Snapshot, Term } from "../../server/core/types.ts";
+import type { Entry, Index, NodeId, PersistedState, Snapshot, SnapshotMetadata, Term } from "../../server/core/types.ts";
 import type { RaftStorage, StorageIdentity, StorageWrite } from "../../server/storage/raft_storage.ts";
 import type { SimDisk } from "./sim_disk.ts";
 
@@ -49,9 +49,9 @@ export class SimStorage implements RaftStorage {
     this.disk.sync();
   }
 
-  saveSnapshotAndCompact(snapshot: Snapshot): void {
+  saveSnapshotAndCompact(snapshot: Snapshot, logStart: SnapshotMetadata | null = null): void {
     this.assertOpen();
-    this.disk.compact(snapshot);
+    this.disk.compact(snapshot, logStart);
     this.observer?.onCompact?.(this.node, snapshot);
     this.disk.sync();
   }
@@ -79,9 +79,9 @@ export function durableTermAt(disk: SimDisk, index: Index): Term | undefined {
   const state = disk.load();
   const snap = state.snapshot?.metadata;
   if (snap && index === snap.index) return snap.term;
-  const base = snap?.index ?? 0;
-  if (index === 0 && base === 0) return 0;
-  return state.entries[index - base - 1]?.term;
+  if (index === 0 && (snap?.index ?? 0) === 0) return 0;
+  const first = (state.logStart?.index ?? snap?.index ?? 0) + 1; // below the snapshot while kept for a witness
+  return index >= first ? state.entries[index - first]?.term : undefined;
 }
 
 /** The durable log's term at `index` for commit-not-durable (checkers.ts): "snapshot" if its snapshot covers it. */
@@ -92,5 +92,6 @@ export function durableTermOrSnapshot(disk: SimDisk, index: Index): Term | "snap
 }
 
 export function durableFirstIndex(disk: SimDisk): Index {
-  return (disk.load().snapshot?.metadata.index ?? 0) + 1;
+  const state = disk.load();
+  return (state.logStart?.index ?? state.snapshot?.metadata.index ?? 0) + 1;
 }

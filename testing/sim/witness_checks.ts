@@ -121,7 +121,9 @@ export class WitnessChecker {
       const d = durableOf(id);
       const snapIndex = d?.snapshot?.metadata.index ?? 0;
       if (d && snapIndex >= index) continue;
-      const e = d?.entries[index - snapIndex - 1]; // durable entries are contiguous after the snapshot
+      // Durable entries are contiguous, from their first (at or below the snapshot while retaining).
+      const first = (d?.logStart?.index ?? snapIndex) + 1;
+      const e = d?.entries[index - first];
       if (e && e.term === term) continue;
       const has = d ? `snapshot ${snapIndex}, last ${d.entries[d.entries.length - 1]?.index ?? snapIndex}` : "no disk";
       this.fail("IW1-truncated-not-durable", `witness ${witness} truncated up to ${term}/${index}, not durable on ${id} (${has})`);
