@@ -14,9 +14,10 @@
 // it. Whatever is dropped for its size is counted and logged (rate-limited), never silently.
 
 import { performance } from "node:perf_hooks";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import { PROTO_ROOT } from "../../proto/tenure_protos.ts";
 import type { Message, SnapshotMessage } from "../core/messages.ts";
 import type { NodeId } from "../core/types.ts";
 import { fatal, isFatal } from "../fatal.ts";
@@ -149,8 +150,9 @@ export interface GrpcPeerTransportStats extends PeerTransportStats {
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-// Resolved from this module, not the cwd, so the node can be started from anywhere.
-const PROTO_PATH = fileURLToPath(new URL("../../proto/tenure/v1/peer.proto", import.meta.url));
+// Resolved from the protos' own module, not the cwd, so the node can be started from anywhere and
+// a bundled build (tools/build.ts puts the .proto files beside the bundle) finds them too.
+const PROTO_PATH = join(PROTO_ROOT, "tenure/v1/peer.proto");
 const SERVICE_NAME = "tenure.v1.RaftPeer";
 function loadMethods(): { service: grpc.ServiceDefinition; send: grpc.MethodDefinition<WirePeerBatch, unknown>; install: InstallMethod } {
   const definition = protoLoader.loadSync(PROTO_PATH, { ...PEER_PROTO_LOADER_OPTIONS });
