@@ -30,11 +30,13 @@
 // --verbose or TEST_VERBOSE=1), then the slowest and a summary.
 
 import { spawn } from "node:child_process";
-import { type Dirent, readdirSync, readFileSync } from "node:fs";
+import { type Dirent, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, setPriority } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
+import { buildServer } from "../tools/build.ts";
+import { BUILD_DIR_ENV } from "./itest/server_command.ts";
 
 const repoRoot = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const ROOTS = ["server", "client-sdk", "witness", "testing", "tools"];
@@ -272,8 +274,20 @@ async function main(argv: readonly string[]): Promise<number> {
     ...(halves.has("system") ? [`${limits.system} system of which ${limits.heavy} heavy`] : []),
   ];
   process.stdout.write(`${what}: ${jobs.length} jobs, at once: ${slots.join(", ")}\n`);
+  // One build of the server per run (tools/build.ts): the system tests start tenured and
+  // tenure-witness from it with plain node, as production runs them (testing/itest/server_command.ts).
+  let buildDir: string | null = null;
+  if (halves.has("system") && process.env[BUILD_DIR_ENV] === undefined) {
+    // Inside the repository, so the bundle's external packages resolve from its node_modules.
+    mkdirSync(join(repoRoot, "dist"), { recursive: true });
+    buildDir = mkdtempSync(join(repoRoot, "dist", "test-build-"));
+    await buildServer(buildDir);
+    process.env[BUILD_DIR_ENV] = buildDir;
+    process.stdout.write(`built the server into ${buildDir} (${BUILD_DIR_ENV})\n`);
+  }
   const started = performance.now();
   const results = await runAll(jobs, limits, verbose);
+  if (buildDir !== null) rmSync(buildDir, { recursive: true, force: true });
   const failed = results.filter((r) => !r.ok);
   const slowest = [...results].sort((a, b) => b.seconds - a.seconds).slice(0, 5);
   process.stdout.write(`slowest: ${slowest.map((r) => `${r.name} ${r.seconds.toFixed(1)} s`).join(", ")}\n`);

@@ -23,14 +23,12 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { TlsOptions, TransportSecurity } from "../../client-sdk/tls.ts";
 import type { DevCertificates } from "../../tools/dev_certs.ts";
+import { serverArgs } from "./server_command.ts";
 import { TcpProxy } from "./tcp_proxy.ts";
 import { TestClient } from "./test_client.ts";
 import { ADMIN_CLIENT_IDENTITY, clientTlsOf, DEFAULT_CLIENT_IDENTITY, testCertificates } from "./test_certs.ts";
 
 export { ADMIN_CLIENT_IDENTITY, DEFAULT_CLIENT_IDENTITY };
-
-const mainScript = new URL("../../server/main.ts", import.meta.url).pathname;
-const witnessScript = new URL("../../witness/main.ts", import.meta.url).pathname;
 
 export interface Member {
   readonly id: string;
@@ -238,9 +236,7 @@ export class ProcessCluster {
     const witnesses = o.witnesses ?? [];
     const route = (x: Member): string => (x.id === id || !o.peerRoute ? x.peerAddress : o.peerRoute(id, x));
     const args = [
-      "--import",
-      "tsx",
-      witnesses.includes(id) ? witnessScript : mainScript,
+      ...serverArgs(witnesses.includes(id) ? "tenure-witness" : "tenured"),
       "--id",
       id,
       "--cluster-id",

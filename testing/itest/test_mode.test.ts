@@ -9,9 +9,9 @@ import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { describe, it } from "node:test";
 import { ProcessCluster } from "./process_cluster.ts";
+import { serverArgs } from "./server_command.ts";
 import type { CallResult, TestClient } from "./test_client.ts";
 
-const mainScript = new URL("../../server/main.ts", import.meta.url).pathname;
 const HOUR_MS = 3_600_000;
 /** A lease id no Lease.Grant ever handed out in these short runs. */
 const MISSING_LEASE_ID = "424242";
@@ -53,9 +53,7 @@ function acquireWithMissingLease(c: TestClient): Promise<CallResult<Obj>> {
 describe("test mode (test-only switches) on tenured processes", { timeout: 120_000 }, () => {
   it("refuses a test-only option without --test-mode: exit code 2 and a message", async () => {
     const args = [
-      "--import",
-      "tsx",
-      mainScript,
+      ...serverArgs("tenured"),
       "--id",
       "a",
       "--cluster-id",
