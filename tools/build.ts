@@ -7,7 +7,7 @@
 // with ".ts" extensions (run directly by tsx), which tsc does not rewrite; and a process that loads
 // one file instead of ~150 modules through a TypeScript loader starts in a fraction of the CPU
 // time, which is most of the cost of the test suite's real-process tests (testing/run_tests.ts
-// builds once per run and hands the directory on in TENURE_BUILD_DIR).
+// builds once per run and hands the directory on in TEST_SERVER_BUILD_DIR).
 //
 // Packages from node_modules stay external (better-sqlite3 is a native addon; grpc-js, prom-client
 // and yaml are loaded as installed), so the bundle needs `npm ci --omit=dev` beside it, nothing

@@ -1,5 +1,5 @@
 // How a test starts a server process: the compiled bundle when the test runner built one
-// (testing/run_tests.ts runs tools/build.ts once and sets TENURE_BUILD_DIR), else the sources
+// (testing/run_tests.ts runs tools/build.ts once and sets TEST_SERVER_BUILD_DIR), else the sources
 // through tsx, so a test file run on its own (`node --import tsx --test FILE`) needs no build.
 //
 // The suite thereby tests what production runs (plain node on dist/), and each of its few hundred
@@ -10,7 +10,7 @@ import { join } from "node:path";
 
 export type ServerProgram = "tenured" | "tenure-witness";
 
-export const BUILD_DIR_ENV = "TENURE_BUILD_DIR";
+export const BUILD_DIR_ENV = "TEST_SERVER_BUILD_DIR";
 
 const SOURCES: Readonly<Record<ServerProgram, string>> = {
   tenured: new URL("../../server/main.ts", import.meta.url).pathname,
