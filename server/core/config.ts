@@ -29,6 +29,12 @@ export interface BugSwitches {
    * that carries it is durable (etcd-io/raft's appendEntry shape; ready.ts "Self-durability").
    */
   readonly commitBeforeSelfDurable: boolean;
+  /**
+   * A member started in recovery (RaftConfig.recovery: storage found it lost log data it may have
+   * acknowledged) ignores that and votes, campaigns and counts towards commits at once, as if its
+   * shortened log were all it ever acknowledged (issue 13: the vote that loses a commit).
+   */
+  readonly trustCorruptLog: boolean;
 }
 
 export const NO_BUGS: BugSwitches = {
@@ -39,6 +45,7 @@ export const NO_BUGS: BugSwitches = {
   truncateWitnessAtCommit: false,
   witnessMetadataOnlyLog: false,
   commitBeforeSelfDurable: false,
+  trustCorruptLog: false,
 };
 
 /**
@@ -81,6 +88,14 @@ export interface RaftConfig {
   readonly appliedIndex: Index;
   readonly random: Random;
   readonly bugs: BugSwitches;
+  /**
+   * Set at start when storage found that this member lost log data it may have acknowledged: its
+   * durable log ends below `untilIndex`, the last index its ack record says was durable (a cut or
+   * deleted WAL, a store rebuilt after main-file corruption). Until it has caught up from a leader
+   * to there, the member does not vote, does not campaign and is not counted towards a commit
+   * (raft.ts "Recovery"; Protocol-Aware Recovery, FAST 2018). null: a normal start.
+   */
+  readonly recovery: { readonly untilIndex: Index } | null;
   /** Deterministic log lines (no timestamps); scenario scripts print them. */
   readonly logger: ((line: string) => void) | null;
 }
@@ -96,6 +111,7 @@ export function makeRaftConfig(input: RaftConfigInput): RaftConfig {
     ...RAFT_LIMITS_DEFAULT,
     appliedIndex: 0,
     bugs: NO_BUGS,
+    recovery: null,
     logger: null,
     ...input,
   };
@@ -113,4 +129,8 @@ export function validateRaftConfig(c: RaftConfig): void {
   assert(c.uncommittedEntriesMax >= 1, "raft config: uncommittedEntriesMax must be >= 1");
   assert(c.pendingReadsMax >= 1, "raft config: pendingReadsMax must be >= 1");
   assert(c.committedEntriesPerReadyMax >= 1, "raft config: committedEntriesPerReadyMax must be >= 1");
+  assert(
+    c.recovery === null || (Number.isSafeInteger(c.recovery.untilIndex) && c.recovery.untilIndex >= 0),
+    "raft config: recovery.untilIndex must be a non-negative integer",
+  );
 }

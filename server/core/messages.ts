@@ -43,6 +43,11 @@ export interface AppendResponseMessage extends MessageBase {
   readonly reject: boolean;
   readonly rejectHintIndex: Index;
   readonly rejectHintTerm: Term;
+  /**
+   * The sender is recovering lost log data (RaftConfig.recovery): the leader does not count its
+   * `index` towards a commit until an answer comes without this flag. Absent is false.
+   */
+  readonly recovering?: boolean;
 }
 
 /** Leader liveness plus commit propagation; `readContext` != 0 asks for a ReadIndex ack. */
@@ -59,6 +64,8 @@ export interface HeartbeatMessage extends MessageBase {
 export interface HeartbeatResponseMessage extends MessageBase {
   readonly kind: "heartbeatResponse";
   readonly readContext: number;
+  /** As AppendResponseMessage.recovering. */
+  readonly recovering?: boolean;
 }
 
 /**
@@ -111,14 +118,18 @@ export function describeMessage(m: Message): string {
       const floor = m.witnessFloor > 0 ? ` floor=${m.witnessFloor}` : "";
       return `${head} prev=${m.prevTerm}/${m.prevIndex} commit=${m.commit}${floor} entries=[${ents.join(" ")}]`;
     }
-    case "appendResponse":
-      return m.reject ? `${head} reject index=${m.index} hint=${m.rejectHintTerm}/${m.rejectHintIndex}` : `${head} index=${m.index}`;
+    case "appendResponse": {
+      const rec = m.recovering === true ? " recovering" : "";
+      return m.reject
+        ? `${head} reject index=${m.index} hint=${m.rejectHintTerm}/${m.rejectHintIndex}${rec}`
+        : `${head} index=${m.index}${rec}`;
+    }
     case "heartbeat": {
       const floor = m.witnessFloor > 0 ? ` floor=${m.witnessFloor}` : "";
       return `${head} commit=${m.commit}${floor}${m.readContext ? ` read=${m.readContext}` : ""}`;
     }
     case "heartbeatResponse":
-      return `${head}${m.readContext ? ` read=${m.readContext}` : ""}`;
+      return `${head}${m.readContext ? ` read=${m.readContext}` : ""}${m.recovering === true ? " recovering" : ""}`;
     case "vote":
       return `${head}${m.preVote ? " pre" : ""}${m.transfer ? " transfer" : ""} last=${m.lastTerm}/${m.lastIndex}`;
     case "voteResponse":

@@ -50,6 +50,12 @@ export class Progress {
   matchAtLastHeartbeat: Index = 0;
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
+  /**
+   * The follower's latest answer said it is recovering lost log data (messages.ts
+   * AppendResponseMessage.recovering): its match does not count towards a commit. Replication to
+   * it goes on as usual; the flag is set from every answer before that answer's index is used.
+   */
+  recovering = false;
   readonly inflights: Inflights;
 
   constructor(next: Index, inflightMax: number) {
@@ -91,6 +97,21 @@ export class Progress {
     return updated;
   }
 
+  /**
+   * The follower says it is recovering lost log data (raft.ts noteRecovering): the match we
+   * recorded may be gone from its log. Back to probe from match 0; with `rejectedIndex` (the
+   * append it rejected) the next probe starts there, so maybeDecrTo takes that rejection's hint.
+   */
+  forgetMatch(rejectedIndex: Index | null): void {
+    this.match = 0;
+    this.matchAtLastHeartbeat = 0;
+    this.state = "probe";
+    this.probeSent = false;
+    this.inflights.reset();
+    if (rejectedIndex !== null) this.next = rejectedIndex + 1;
+    this.next = Math.max(this.next, 1);
+  }
+
   /** After sending entries up to `lastIndex` in replicate state. */
   sentEntries(lastIndex: Index, entryCount: number): void {
     if (this.state === "replicate") {
@@ -125,6 +146,7 @@ export class Progress {
 
   describe(): string {
     const paused = this.isPaused() ? " paused" : "";
-    return `${this.state} match=${this.match} next=${this.next}${paused} inflight=${this.inflights.count()}`;
+    const recovering = this.recovering ? " recovering" : "";
+    return `${this.state} match=${this.match} next=${this.next}${paused} inflight=${this.inflights.count()}${recovering}`;
   }
 }

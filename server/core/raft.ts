@@ -6,6 +6,14 @@
 // applies and then calls advance(ready) (contract in ready.ts). Roles are swapped step/tick
 // functions, so role behaviour lives in one place per role. A witness (DESIGN.md §4) behaves like a
 // full voter except where a rule of witness_rules.ts is called; each call is marked with its rule.
+//
+// Recovery (RaftConfig.recovery; issue 13; Protocol-Aware Recovery, Alagappan et al., FAST 2018):
+// a member whose storage lost log data it may have acknowledged cannot tell what it promised, so
+// until it has caught up from a leader to the index its ack record says was durable it acts as a
+// learner would: it grants no vote or pre-vote, never campaigns (election timeout, campaign(),
+// TimeoutNow), takes a commit index only from an append it verified (never from a heartbeat: its
+// surviving tail may hold entries the cluster overwrote), and marks its answers `recovering`, so
+// a leader neither counts it towards a commit nor trusts the match it recorded before the loss.
 
 import { assert, assertNever } from "./assert.ts";
 import {
@@ -99,6 +107,8 @@ export interface RaftStatus {
   readonly lastTerm: Term;
   readonly confState: ConfState;
   readonly leadTransferee: NodeId;
+  /** Recovering lost log data (RaftConfig.recovery): no vote, no campaign, not counted in commits. */
+  readonly recovering: boolean;
 }
 
 type CampaignKind = "preElection" | "election" | "transfer";
@@ -149,6 +159,11 @@ export class RaftCore {
   private lastHardState: HardState;
   private lastSoftState: SoftState;
   private outstanding: Ready | null = null;
+  /**
+   * Recovery: the index this member must hold, verified against a leader, before it votes,
+   * campaigns or counts towards a commit again; null when not recovering (file header).
+   */
+  private recoveryUntil: Index | null;
   private stepRole: (m: Message) => void = (m) => this.stepFollower(m);
   private tickRole: () => void = () => this.tickElection();
 
@@ -159,6 +174,7 @@ export class RaftCore {
     this.term = persisted.hardState.term;
     this.vote = persisted.hardState.vote;
     this.lastHardState = persisted.hardState;
+    this.recoveryUntil = config.recovery === null || config.bugs.trustCorruptLog ? null : config.recovery.untilIndex;
     this.confState = persisted.snapshot?.metadata.confState ?? {
       voters: [],
       votersOutgoing: [],
@@ -175,6 +191,15 @@ export class RaftCore {
     this.resetProgress();
     this.becomeFollower(this.term, NO_NODE);
     this.lastSoftState = this.softState();
+    if (config.recovery !== null) {
+      const until = config.recovery.untilIndex;
+      const last = this.log.lastIndex();
+      this.logLine(
+        this.recoveryUntil === null
+          ? `${this.id} BUG trusts its log: ignores recovery untilIndex=${until} lastIndex=${last}`
+          : `${this.id} starts recovering untilIndex=${until} lastIndex=${last}: no vote, no campaign, not counted in commits until caught up`,
+      );
+    }
   }
 
   // ---------------------------------------------------------------- inputs
@@ -421,7 +446,13 @@ export class RaftCore {
       lastTerm: this.log.lastTerm(),
       confState: this.confState,
       leadTransferee: this.leadTransferee,
+      recovering: this.recoveryUntil !== null,
     };
+  }
+
+  /** Recovering lost log data (file header): no vote, no campaign, not counted towards commits. */
+  recovering(): boolean {
+    return this.recoveryUntil !== null;
   }
 
   /** The entry at `index` if held in memory (checkers and scenario dumps). */
@@ -472,6 +503,15 @@ export class RaftCore {
   }
 
   private onVote(m: VoteMessage): void {
+    if (this.recoveryUntil !== null) {
+      // Recovery: our log may lack entries we acknowledged, so the up-to-date check would compare
+      // the candidate with a log we no longer have; a vote could elect a leader without them.
+      this.logLine(
+        `${this.id} rejects ${m.preVote ? "pre-vote" : "vote"} from ${m.from} at term ${m.term}: recovering untilIndex=${this.recoveryUntil}`,
+      );
+      this.send({ kind: "voteResponse", to: m.from, preVote: m.preVote, reject: true });
+      return;
+    }
     const canVote = this.vote === m.from || (this.vote === NO_NODE && this.leader === NO_NODE) || (m.preVote && m.term > this.term);
     const logOk = this.config.bugs.voteWithoutLogCheck || this.candidateLogOk(m);
     if (canVote && logOk) {
@@ -532,6 +572,7 @@ export class RaftCore {
 
   private becomeLeader(): void {
     assert(this.role === "candidate", "only a candidate becomes leader");
+    assert(this.recoveryUntil === null, `${this.id} becomes leader while recovering`);
     this.reset(this.term);
     this.leader = this.id;
     this.role = "leader";
@@ -637,6 +678,10 @@ export class RaftCore {
   private hup(kind: CampaignKind): void {
     if (this.role === "leader") return;
     if (!this.promotable()) return;
+    if (this.recoveryUntil !== null) {
+      this.logLine(`${this.id} does not campaign (${kind}): recovering untilIndex=${this.recoveryUntil}`);
+      return;
+    }
     if (this.hasUnappliedConfChange()) {
       this.logLine(`${this.id} cannot campaign: a committed config change is not applied yet`);
       return;
@@ -786,6 +831,7 @@ export class RaftCore {
     const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.commit, entries);
     if (lastNew !== undefined) {
       this.noteWitnessFloor(m);
+      this.maybeEndRecovery(lastNew);
       this.send({ kind: "appendResponse", to: m.from, index: lastNew, reject: false, rejectHintIndex: 0, rejectHintTerm: 0 });
       return;
     }
@@ -805,8 +851,9 @@ export class RaftCore {
   }
 
   private onHeartbeat(m: HeartbeatMessage): void {
-    // The leader sends min(our match, its commit), so this never passes our matching prefix.
-    this.log.commitTo(m.commit);
+    // The leader sends min(our match, its commit), so this never passes our matching prefix;
+    // unless we lost data since it recorded that match (recovery): then only a verified append commits.
+    if (this.recoveryUntil === null) this.log.commitTo(m.commit);
     this.noteWitnessFloor(m);
     this.send({ kind: "heartbeatResponse", to: m.from, readContext: m.readContext });
   }
@@ -832,7 +879,21 @@ export class RaftCore {
       this.confHistory = [];
       this.resetProgress();
     }
+    this.maybeEndRecovery(s.index);
     this.send({ kind: "appendResponse", to: m.from, index: s.index, reject: false, rejectHintIndex: 0, rejectHintTerm: 0 });
+  }
+
+  /**
+   * Recovery ends once a leader of our current term (stepFollower handles nothing else) has
+   * verified our log up to `verifiedIndex` (an append accepted by log matching, or its snapshot)
+   * and that reaches the index we may have acknowledged: from here our log holds everything we
+   * ever promised. The answer to this very message goes out without the flag, after the Ready
+   * that carries these entries is durable (ready.ts step 1), so the leader may count it at once.
+   */
+  private maybeEndRecovery(verifiedIndex: Index): void {
+    if (this.recoveryUntil === null || verifiedIndex < this.recoveryUntil) return;
+    this.logLine(`${this.id} recovery_done untilIndex=${this.recoveryUntil} lastIndex=${this.log.lastIndex()}`);
+    this.recoveryUntil = null;
   }
 
   // ---------------------------------------------------------------- leader handlers
@@ -841,6 +902,7 @@ export class RaftCore {
     const pr = this.progress.get(m.from);
     if (!pr) return; // removed member
     pr.recentActive = true;
+    this.noteRecovering(pr, m);
     if (m.reject) {
       const hint = m.rejectHintTerm > 0 ? this.log.findConflictByTerm(m.rejectHintIndex, m.rejectHintTerm) : m.rejectHintIndex;
       if (pr.maybeDecrTo(m.index, hint)) {
@@ -880,6 +942,26 @@ export class RaftCore {
     this.maybeWitnessHandover(m.from, pr);
   }
 
+  /**
+   * Recovery (file header): each answer says whether its sender is recovering, and the flag is
+   * taken before the answer's index is used. A follower that starts recovering lost data we had
+   * recorded as its match: forget that match (commits, heartbeat commits and witness floors must
+   * not rely on it) and probe its log afresh from the index it rejected. One that stops recovering
+   * is counted again, which may commit at once.
+   */
+  private noteRecovering(pr: Progress, m: AppendResponseMessage | HeartbeatResponseMessage): void {
+    const recovering = m.recovering === true;
+    if (recovering === pr.recovering) return;
+    pr.recovering = recovering;
+    if (recovering) {
+      this.logLine(`${this.id} sees ${m.from} recovering: forgets its match ${pr.match}`);
+      pr.forgetMatch(m.kind === "appendResponse" && m.reject ? m.index : null);
+      return;
+    }
+    this.logLine(`${this.id} counts ${m.from} towards commits again at match ${pr.match}`);
+    if (this.maybeCommit()) this.commitBroadcastPending = true;
+  }
+
   /** W5: a witness leader hands leadership to the first full voter that holds its whole log. */
   private maybeWitnessHandover(to: NodeId, pr: Progress): void {
     if (!handsOverTo(this.confState, this.id, to, pr.match, this.log.lastIndex())) return;
@@ -903,6 +985,7 @@ export class RaftCore {
     const pr = this.progress.get(m.from);
     if (!pr) return;
     pr.recentActive = true;
+    this.noteRecovering(pr, m);
     pr.probeSent = false;
     this.maybeWitnessHandover(m.from, pr);
     this.maybeHandOverAfterRemoval(m.from, pr);
@@ -944,11 +1027,10 @@ export class RaftCore {
    */
   private maybeCommit(): boolean {
     this.assertSelfDurable();
-    const quorumIndex = jointCommittedIndex(
-      this.confState.voters,
-      this.confState.votersOutgoing,
-      (id) => this.progress.get(id)?.match ?? 0,
-    );
+    const quorumIndex = jointCommittedIndex(this.confState.voters, this.confState.votersOutgoing, (id) => {
+      const pr = this.progress.get(id);
+      return pr === undefined || pr.recovering ? 0 : pr.match; // recovery: a recovering follower counts nothing
+    });
     if (!Number.isFinite(quorumIndex) || quorumIndex <= this.log.committed) return false;
     const term = this.log.term(quorumIndex);
     if (term !== this.term) {
@@ -1114,7 +1196,8 @@ export class RaftCore {
   }
 
   private send(m: DistributiveOmit<Message, "from" | "term"> & { term?: Term }): void {
-    const full = { ...m, from: this.id, term: m.term ?? this.term } as Message;
+    const marked = this.recoveryUntil !== null && (m.kind === "appendResponse" || m.kind === "heartbeatResponse");
+    const full = { ...m, ...(marked ? { recovering: true } : {}), from: this.id, term: m.term ?? this.term } as Message;
     this.msgs.push(full);
   }
 

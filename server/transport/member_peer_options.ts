@@ -17,6 +17,8 @@ export interface MemberStatus {
   readonly leader: NodeId;
   readonly lastIndex: number;
   readonly confState: ConfState;
+  /** Recovering lost log data (server/core/raft.ts "Recovery"); absent is false. */
+  readonly recovering?: boolean;
 }
 
 export type MemberPeerOptions = Pick<
@@ -46,7 +48,14 @@ export function memberPeerOptions(o: {
       const s = o.status();
       return s === null
         ? BEFORE_NODE
-        : { term: s.term, lastIndex: s.lastIndex, role: s.role, leader: s.leader, voters: s.confState.voters };
+        : {
+            term: s.term,
+            lastIndex: s.lastIndex,
+            role: s.role,
+            leader: s.leader,
+            voters: s.confState.voters,
+            recovering: s.recovering === true,
+          };
     },
     termGuardLeaseMs: o.electionTimeoutMs,
   };

@@ -72,6 +72,9 @@ const everyKind: readonly Message[] = [
     },
   },
   { kind: "timeoutNow", from: "a", to: "b", term: 7 },
+  // Answers of a member recovering lost log data (server/core/raft.ts "Recovery"); last, so the indexes above stay.
+  { kind: "appendResponse", from: "b", to: "a", term: 7, index: 9, reject: false, rejectHintIndex: 0, rejectHintTerm: 0, recovering: true },
+  { kind: "heartbeatResponse", from: "c", to: "a", term: 7, readContext: 3, recovering: true },
 ];
 
 const definition = protoLoader.loadSync(fileURLToPath(new URL("../../proto/tenure/v1/peer.proto", import.meta.url)), {

@@ -58,9 +58,9 @@ export interface WireRaftMessage {
     witness_floor: string;
     witness_floor_applied_index: string;
   };
-  append_response?: { index: string; reject: boolean; reject_hint_index: string; reject_hint_term: string };
+  append_response?: { index: string; reject: boolean; reject_hint_index: string; reject_hint_term: string; recovering: boolean };
   heartbeat?: { commit: string; read_context: string; witness_floor: string; witness_floor_applied_index: string };
-  heartbeat_response?: { read_context: string };
+  heartbeat_response?: { read_context: string; recovering: boolean };
   vote?: { pre_vote: boolean; transfer: boolean; last_index: string; last_term: string };
   vote_response?: { pre_vote: boolean; reject: boolean };
   snapshot?: { snapshot: WireSnapshot };
@@ -122,6 +122,7 @@ export function encodeMessage(m: Message): WireRaftMessage {
           reject: m.reject,
           reject_hint_index: u64(m.rejectHintIndex),
           reject_hint_term: u64(m.rejectHintTerm),
+          recovering: m.recovering === true,
         },
       };
     case "heartbeat":
@@ -135,7 +136,7 @@ export function encodeMessage(m: Message): WireRaftMessage {
         },
       };
     case "heartbeatResponse":
-      return { ...head, heartbeat_response: { read_context: u64(m.readContext) } };
+      return { ...head, heartbeat_response: { read_context: u64(m.readContext), recovering: m.recovering === true } };
     case "vote":
       return { ...head, vote: { pre_vote: m.preVote, transfer: m.transfer, last_index: u64(m.lastIndex), last_term: u64(m.lastTerm) } };
     case "voteResponse":
@@ -187,6 +188,11 @@ function record(raw: unknown, what: string): Record<string, unknown> {
 function floorAppliedIndex(b: Record<string, unknown>, what: string): { witnessFloorAppliedIndex?: number } {
   const n = readU64(b, "witness_floor_applied_index", what);
   return n > 0 ? { witnessFloorAppliedIndex: n } : {};
+}
+
+/** The sender is recovering lost log data (messages.ts); absent when false, as the core sends it. */
+function recoveringFlag(b: Record<string, unknown>, what: string): { recovering?: true } {
+  return readBool(b, "recovering", what) ? { recovering: true } : {};
 }
 
 function readU64(obj: Record<string, unknown>, key: string, what: string): number {
@@ -324,6 +330,7 @@ function decodeMessageOrThrow(raw: unknown): Message {
         reject: readBool(b, "reject", kind),
         rejectHintIndex: readU64(b, "reject_hint_index", kind),
         rejectHintTerm: readU64(b, "reject_hint_term", kind),
+        ...recoveringFlag(b, kind),
       };
     case "heartbeat":
       return {
@@ -335,7 +342,7 @@ function decodeMessageOrThrow(raw: unknown): Message {
         ...floorAppliedIndex(b, kind),
       };
     case "heartbeat_response":
-      return { ...head, kind: "heartbeatResponse", readContext: readU64(b, "read_context", kind) };
+      return { ...head, kind: "heartbeatResponse", readContext: readU64(b, "read_context", kind), ...recoveringFlag(b, kind) };
     case "vote":
       return {
         ...head,

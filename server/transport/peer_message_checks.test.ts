@@ -77,6 +77,8 @@ describe("checkPeerMessage", () => {
     assert.match(receiverConflict(heartbeat(11, 4), receiver) ?? "", /beyond/);
     // A stale heartbeat is ignored by the core, whatever it says.
     assert.equal(receiverConflict(heartbeat(99, 2), receiver), null);
+    // A recovering receiver takes no commit from a heartbeat: it must get it to answer it.
+    assert.equal(receiverConflict(heartbeat(11), { ...receiver, recovering: true }), null);
     const ack = (index: number, term = 3): Message => ({
       ...head,
       term,

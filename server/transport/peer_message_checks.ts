@@ -47,6 +47,12 @@ export interface ReceiverView {
   /** The receiver's current term and last log index (the node's status, read just before step). */
   readonly term: number;
   readonly lastIndex: number;
+  /**
+   * The receiver recovers lost log data (server/core/raft.ts "Recovery"): its core takes no
+   * commit from a heartbeat, and the leader's first heartbeats still carry the match it recorded
+   * before the loss, so they are delivered (the answer is how the leader learns of the loss).
+   */
+  readonly recovering?: boolean;
 }
 
 export interface MessageCheckOptions {
@@ -153,7 +159,7 @@ export function checkPeerMessage(m: Message, options: MessageCheckOptions = {}):
  */
 export function receiverConflict(m: Message, receiver: ReceiverView): string | null {
   // Only a heartbeat the core acts on (its term or newer) commits; a stale one is ignored.
-  if (m.kind === "heartbeat" && m.term >= receiver.term && m.commit > receiver.lastIndex) {
+  if (m.kind === "heartbeat" && m.term >= receiver.term && m.commit > receiver.lastIndex && receiver.recovering !== true) {
     return `heartbeat commits ${m.commit}, beyond this member's last index ${receiver.lastIndex}: a leader sends at most the match it was told`;
   }
   // In our term only we (as leader) sent appends, so nobody can have matched beyond our log.

@@ -1,6 +1,6 @@
 // A minimal synchronous in-memory cluster for core unit tests: deliver every message at once,
 // in order, with optional drops. Each core runs the production Ready loop
-// (server/node/ready_loop.ts) with nothing on disk (no restart here) and an applier that records
+// (server/node/ready_loop.ts) with nothing on disk and an applier that records
 // committed entries and read states. The simulator (testing/sim) is the adversarial version.
 //
 // Every loop runs under a DurabilityRecorder, so every core test that uses this cluster also
@@ -8,16 +8,16 @@
 // that Ready is not yet durable (by default the first violation throws).
 
 import { bootstrapState } from "../../server/core/bootstrap.ts";
-import { makeRaftConfig, type BugSwitches, NO_BUGS } from "../../server/core/config.ts";
+import { makeRaftConfig, type BugSwitches, NO_BUGS, type RaftConfigInput } from "../../server/core/config.ts";
 import type { Message } from "../../server/core/messages.ts";
 import { SeededRandom } from "../../server/core/random.ts";
 import { RaftCore } from "../../server/core/raft.ts";
 import type { ReadState, Ready } from "../../server/core/ready.ts";
-import type { Entry, HardState, NodeId, Snapshot } from "../../server/core/types.ts";
+import type { Entry, HardState, NodeId, PersistedState, Snapshot } from "../../server/core/types.ts";
 import { ReadyLoop, type MessageSink, type ReadyStorage } from "../../server/node/ready_loop.ts";
 import type { StorageWrite } from "../../server/storage/raft_storage.ts";
 
-/** Nothing survives here: the kit never restarts a node. */
+/** Nothing survives here: restartNode hands the new core what its disk is meant to hold. */
 const NO_DISK: ReadyStorage = { save: () => {}, saveSnapshotAndCompact: () => {} };
 
 /** What one Ready asked to be made durable and is not yet (struck off as saves return). */
@@ -120,6 +120,7 @@ export class TestCluster {
   readonly recorders = new Map<NodeId, DurabilityRecorder>();
   private readonly loops = new Map<NodeId, ReadyLoop>();
   private outbox: Message[] = [];
+  private restarts = 0;
 
   constructor(
     ids: readonly NodeId[],
@@ -171,6 +172,21 @@ export class TestCluster {
       },
       readiesPerPassMax: 1000,
     });
+  }
+
+  /**
+   * Replaces `id` with a new core started from `persisted` (what the test says its disk still
+   * holds, e.g. a log cut short) and these config fields (recovery, bugs, logger); its applied
+   * record starts empty. The other cores keep their view of it (a leader's progress included), as
+   * after a real restart.
+   */
+  restartNode(id: NodeId, persisted: PersistedState, config: Partial<Omit<RaftConfigInput, "id">> = {}): RaftCore {
+    if (!this.nodes.has(id)) throw new Error(`no node ${id}`);
+    const core = new RaftCore(makeRaftConfig({ id, random: new SeededRandom(this.restarts++ + 1000), ...config }), persisted);
+    this.nodes.set(id, core);
+    this.applied.set(id, []);
+    this.loops.set(id, this.loopOf(id, core));
+    return core;
   }
 
   /** Processes Readys and delivers messages until nothing moves. */
