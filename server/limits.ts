@@ -41,7 +41,8 @@ export const SNAPSHOT_CHUNK_BYTES_DEFAULT = 1 * MiB;
 /**
  * The largest snapshot a member sends or reassembles; a larger one is refused and logged. 288 MiB
  * (was 256) since every lease and session also carries its identity (server/state/caller.ts):
- * a state at the maxima is 240 MiB, within it with an eighth to spare.
+ * a state at the maxima is 244 MiB (with each session's 32-digit request digest, 4 MiB of it),
+ * within it with an eighth to spare.
  */
 export const SNAPSHOT_BYTES_MAX_DEFAULT = 288 * MiB;
 /**

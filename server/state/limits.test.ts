@@ -23,6 +23,7 @@ import {
   type StateLimits,
 } from "./limits.ts";
 import { encodeImage, type MachineImage } from "./machine_snapshot.ts";
+import { REQUEST_DIGEST_HEX_DIGITS } from "./request_digest.ts";
 import type { ApplyResult } from "./results.ts";
 
 const WIDEST = Number.MAX_SAFE_INTEGER;
@@ -86,6 +87,7 @@ describe("state limits: bytes at the maxima", () => {
       clientId: sessionId,
       lastSeq: WIDEST,
       lastActiveMs: WIDEST,
+      digest: "f".repeat(REQUEST_DIGEST_HEX_DIGITS),
       result: { ok: false as const, code: "PERMISSION_DENIED" as const, message: "m".repeat(ERROR_MESSAGE_BYTES_MAX) },
     };
     assert.ok(perRecord((n) => ({ sessions: copies(n, session) }), 2) <= b.sessionRecordBytesMax);
@@ -111,6 +113,7 @@ describe("state limits: bytes at the maxima", () => {
       clientId,
       lastSeq: WIDEST,
       lastActiveMs: WIDEST,
+      digest: "f".repeat(REQUEST_DIGEST_HEX_DIGITS),
       result: {
         ok: true as const,
         kind: "LeaseKeepAlive" as const,

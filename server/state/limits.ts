@@ -22,6 +22,7 @@ import type { IdleEntry, SessionRecord } from "./session_table.ts";
 import { IDENTITY_BYTES_MAX } from "./caller.ts";
 import { COMMAND_CODEC_VERSION } from "./commands.ts";
 import { encodeImage, type MachineImage } from "./machine_snapshot.ts";
+import { REQUEST_DIGEST_HEX_DIGITS } from "./request_digest.ts";
 import type { CommandResult, OkBody, ValidUntil } from "./results.ts";
 
 export interface StateLimits {
@@ -335,7 +336,9 @@ export function stateImageBytesAtMaxima(limits: StateLimits): StateImageBytes {
   const held: MutexRecord = { name: "", holder, waiters: [], delay: null };
   const delayed: MutexRecord = { name: "", holder: null, waiters: [], delay: { delayId: WIDEST, untilMs: WIDEST } };
   const waiter: Waiter = { leaseId: WIDEST, value: "" };
-  const session: SessionRecord = { clientId: "", lastSeq: WIDEST, lastActiveMs: WIDEST, result: { ok: true, kind: "Noop" } };
+  // A digest is 32 hex digits (no escapes); null, for a session restored from before digests, is shorter.
+  const digest = "f".repeat(REQUEST_DIGEST_HEX_DIGITS);
+  const session: SessionRecord = { clientId: "", lastSeq: WIDEST, lastActiveMs: WIDEST, digest, result: { ok: true, kind: "Noop" } };
   const idle: IdleEntry = { clientId: "", dropAtMs: WIDEST };
   const sizes = {
     fixedBytes: encodeImage(empty).length,

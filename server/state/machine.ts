@@ -25,6 +25,7 @@ import { DEFAULT_STATE_CONFIG, SESSION_SWEEP_PER_APPLY_MAX, utf8ByteLength, vali
 import { LockTable, type MutexStatus } from "./lock_table.ts";
 import { decodeImage, encodeImage, type MachineImage } from "./machine_snapshot.ts";
 import { errorResult, okResult, type ApplyResult, type CommandResult, type StateEvent } from "./results.ts";
+import { requestDigest } from "./request_digest.ts";
 import { SessionTable } from "./session_table.ts";
 
 export interface LeaseInfo {
@@ -158,10 +159,16 @@ export class LockStateMachine {
       return { result: errorResult("INVALID_ARGUMENT", "identity is malformed"), replayed: false };
     }
     const session = sessionKey(identity, clientId);
-    const check = this.s.sessions.check(session, seq);
+    const digest = requestDigest(command);
+    const check = this.s.sessions.check(session, seq, digest);
     switch (check.kind) {
       case "replay":
         return { result: check.result, replayed: true };
+      case "mismatch": {
+        // Never another request's result: the caller would believe it holds what it does not.
+        const message = `seq ${seq} was first applied to a request with other arguments; this one differs and is refused: use a new seq`;
+        return { result: errorResult("STALE_SEQUENCE", message), replayed: false };
+      }
       case "stale": {
         const result = errorResult("STALE_SEQUENCE", `seq ${seq} is below ${check.lastSeq}`);
         return { result, replayed: false };
@@ -175,7 +182,7 @@ export class LockStateMachine {
         // A taken lease id changed nothing: the leader retries this seq with another draw.
         if (!result.ok && result.code === "LEASE_ID_TAKEN") return { result, replayed: false };
         const hasLeases = this.s.leases.leaseCountOf(session) > 0;
-        this.s.sessions.record({ clientId: session, seq, result, nowMs: ctx.nowMs, hasLeases });
+        this.s.sessions.record({ clientId: session, seq, digest, result, nowMs: ctx.nowMs, hasLeases });
         return { result, replayed: false };
       }
     }

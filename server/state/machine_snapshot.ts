@@ -7,18 +7,23 @@
 //
 // Versions: 2 adds each lease's owner (caller.ts). A version 1 image (taken before identities)
 // still restores: its leases belong to the anonymous identity "", and its sessions are keyed by
-// the bare client id, which is what sessionKey("", clientId) is.
+// the bare client id, which is what sessionKey("", clientId) is. 3 adds each session's request
+// digest (request_digest.ts); a version 1 or 2 image restores its sessions with digest null (a
+// retry of their last seq replays as before, see session_table.ts), and a version 3 image may
+// hold null too, for such a session not yet written to since. A member of the older code refuses
+// a version 3 image, so upgrade every member together (as for version 2).
 
 import { assert } from "../core/assert.ts";
 import { isIdentity } from "./caller.ts";
 import type { IdCounters } from "./id_allocator.ts";
 import type { LeaseRecord } from "./lease_table.ts";
 import type { Delay, Holder, MutexRecord, Waiter } from "./lock_table.ts";
+import { REQUEST_DIGEST_PATTERN } from "./request_digest.ts";
 import type { CommandResult } from "./results.ts";
 import type { IdleEntry, SessionRecord } from "./session_table.ts";
 
-export const SNAPSHOT_VERSION = 2;
-const SNAPSHOT_VERSIONS_DECODED: readonly number[] = [1, SNAPSHOT_VERSION];
+export const SNAPSHOT_VERSION = 3;
+const SNAPSHOT_VERSIONS_DECODED: readonly number[] = [1, 2, SNAPSHOT_VERSION];
 
 export interface MachineImage {
   readonly appliedIndex: number;
@@ -50,7 +55,7 @@ export function decodeImage(bytes: Uint8Array): MachineImage {
     leases: list(o, "leases").map((l) => decodeLease(l, version)),
     locks: list(o, "locks").map(decodeMutex),
     elections: list(o, "elections").map(decodeMutex),
-    sessions: list(o, "sessions").map(decodeSession),
+    sessions: list(o, "sessions").map((s) => decodeSession(s, version)),
     idle: list(o, "idle").map((e) => {
       const r = obj(e, "idle entry");
       return { clientId: str(r, "clientId"), dropAtMs: uint(r, "dropAtMs") };
@@ -100,14 +105,18 @@ function decodeMutex(value: unknown): MutexRecord {
   return { name: str(r, "name"), holder, waiters, delay };
 }
 
-function decodeSession(value: unknown): SessionRecord {
+function decodeSession(value: unknown, version: number): SessionRecord {
   const r = obj(value, "session");
   const result = obj(r["result"], "session result");
   assert(typeof result["ok"] === "boolean", "session result needs ok");
+  const digest = version < 3 ? null : r["digest"];
+  const digestOk = digest === null || (typeof digest === "string" && REQUEST_DIGEST_PATTERN.test(digest));
+  assert(digestOk, "session digest must be null or 32 hex digits");
   return {
     clientId: str(r, "clientId"),
     lastSeq: uint(r, "lastSeq"),
     lastActiveMs: uint(r, "lastActiveMs"),
+    digest: digest as string | null,
     // Stored results are opaque: written by this machine and handed back verbatim on a retry.
     result: result as unknown as CommandResult,
   };

@@ -1,14 +1,20 @@
 // Exactly-once sessions: the last result per client. PURE.
 //
-// Every client command carries (clientId, seq). The table keeps, per client, the last seq applied
-// and its result:
-//   seq == last  -> the stored result again (a retry after a lost reply: no second grant)
+// Every client command carries (clientId, seq). The table keeps, per client, the last seq applied,
+// the digest of its request (request_digest.ts) and its result:
+//   seq == last, same request -> the stored result again (a retry after a lost reply: no second
+//                   grant)
+//   seq == last, other request -> MISMATCH, refused as STALE_SEQUENCE: a reused seq never gets
+//                   another request's result (a token for a lock it does not hold)
 //   seq <  last  -> STALE_SEQUENCE (an old duplicate; the client has moved on)
 //   seq >  last  -> apply, then store
 //   unknown client with seq > 1 -> SESSION_EXPIRED: its session was dropped, so a retry can no
 //                   longer be told from a new request (Raft thesis 6.3); the SDK reports the
 //                   pending call as OUTCOME_UNKNOWN and starts a new clientId.
 // So a client keeps at most one mutating request in flight per clientId.
+// A session restored from a snapshot older than digests (version 2, machine_snapshot.ts) has
+// digest null: its last seq replays to any request, as before, until the client's next command
+// stores a digest. Only that one seq per such session is affected.
 //
 // Bounded, deterministically (leader time only):
 //   - idle expiry: a client with no leases is dropped sessionIdleMs after the later of its last
@@ -27,12 +33,15 @@
 
 import { assert } from "../core/assert.ts";
 import { ERROR_MESSAGE_BYTES_MAX, utf8ByteLength } from "./limits.ts";
+import { REQUEST_DIGEST_PATTERN } from "./request_digest.ts";
 import type { CommandResult } from "./results.ts";
 
 export interface SessionRecord {
   readonly clientId: string;
   readonly lastSeq: number;
   readonly lastActiveMs: number;
+  /** requestDigest of the request applied as lastSeq; null: restored from before digests. */
+  readonly digest: string | null;
   readonly result: CommandResult;
 }
 
@@ -44,6 +53,8 @@ export interface IdleEntry {
 export type SessionCheck =
   | { readonly kind: "new" }
   | { readonly kind: "replay"; readonly result: CommandResult }
+  /** seq == lastSeq, but the request is not the one applied under it. */
+  | { readonly kind: "mismatch" }
   | { readonly kind: "stale"; readonly lastSeq: number }
   | { readonly kind: "expired" };
 
@@ -87,16 +98,20 @@ export class SessionTable {
     return this.keepAliveIdsTotal;
   }
 
-  check(clientId: string, seq: number): SessionCheck {
+  /** What (clientId, seq) with a request of `digest` is: new, a retry, a mismatch, stale, expired. */
+  check(clientId: string, seq: number, digest: string): SessionCheck {
     const session = this.sessions.get(clientId);
     if (session === undefined) return seq === 1 ? { kind: "new" } : { kind: "expired" };
-    if (seq === session.lastSeq) return { kind: "replay", result: session.result };
+    if (seq === session.lastSeq) {
+      const same = session.digest === null || session.digest === digest;
+      return same ? { kind: "replay", result: session.result } : { kind: "mismatch" };
+    }
     if (seq < session.lastSeq) return { kind: "stale", lastSeq: session.lastSeq };
     return { kind: "new" };
   }
 
   /** Stores the result of (clientId, seq); `hasLeases` decides whether the idle clock runs. */
-  record(options: { clientId: string; seq: number; result: CommandResult; nowMs: number; hasLeases: boolean }): void {
+  record(options: { clientId: string; seq: number; digest: string; result: CommandResult; nowMs: number; hasLeases: boolean }): void {
     const { clientId, nowMs, result } = options;
     const previous = this.sessions.get(clientId);
     assert(previous === undefined || options.seq > previous.lastSeq, "session seq must grow");
@@ -106,7 +121,8 @@ export class SessionTable {
     }
     if (previous === undefined && this.sessions.size >= this.options.sessionsMax) this.evictOldest();
     this.forget(clientId);
-    const session = { clientId, lastSeq: options.seq, lastActiveMs: nowMs, result };
+    assert(REQUEST_DIGEST_PATTERN.test(options.digest), `malformed request digest ${options.digest}`);
+    const session = { clientId, lastSeq: options.seq, lastActiveMs: nowMs, digest: options.digest, result };
     this.sessions.set(clientId, session);
     this.countKeepAliveIds(session);
     if (!options.hasLeases) this.idle.set(clientId, nowMs + this.options.sessionIdleMs);
