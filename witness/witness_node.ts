@@ -25,6 +25,8 @@ export interface WitnessNodeOptions {
   /** Asks the driver for a process() pass soon (coalesced by ProcessScheduler). */
   readonly requestProcess: () => void;
   readonly log: (fields: Record<string, unknown>) => void;
+  /** As RaftNodeOptions.onConfiguration: the applied configuration after every process() pass. */
+  readonly onConfiguration?: (confState: ConfState) => void;
 }
 
 /** What Cluster.Status reports for a witness. */
@@ -112,6 +114,7 @@ export class WitnessNode {
   process(): void {
     if (this.stopped) return;
     this.loop.process();
+    this.options.onConfiguration?.(this.core.status().confState);
   }
 }
 

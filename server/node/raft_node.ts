@@ -19,7 +19,7 @@ import type { Message } from "../core/messages.ts";
 import { RaftCore } from "../core/raft.ts";
 import type { RaftConfig } from "../core/config.ts";
 import type { ReadState, Ready, SoftState } from "../core/ready.ts";
-import type { Entry, Index, NodeId, Snapshot } from "../core/types.ts";
+import type { ConfState, Entry, Index, NodeId, Snapshot } from "../core/types.ts";
 import { encodeCommand, type ClientCommand, type Command } from "../state/commands.ts";
 import { DEFAULT_STATE_CONFIG, type StateConfig } from "../state/limits.ts";
 import { LockStateMachine } from "../state/machine.ts";
@@ -92,6 +92,11 @@ export interface RaftNodeOptions {
    * is applied; the server sleeps there, a slow state machine. Absent in every real configuration.
    */
   readonly testOnlyBeforeApply?: () => void;
+  /**
+   * Called after every process() pass with the applied configuration (the core's): the peer
+   * transport forgets the incarnations of ids that left it (server/transport/peer_incarnations.ts).
+   */
+  readonly onConfiguration?: (confState: ConfState) => void;
 }
 
 type SubmitCallback = (outcome: SubmitOutcome) => void;
@@ -294,6 +299,7 @@ export class RaftNode implements NodeApi {
   process(): void {
     if (this.stopped) return;
     this.loop.process();
+    this.options.onConfiguration?.(this.core.status().confState);
     // Work left by the pass bound (or committed entries beyond the per-Ready cap): another pass.
     if (!this.stopped && this.core.hasReady()) this.options.requestProcess();
   }
