@@ -38,6 +38,7 @@ import { PeerLink, type LinkContext } from "./peer_link.ts";
 import { InboundGuard, type Refusal, type StreamSender } from "./peer_inbound.ts";
 import { receiverConflict, type ReceiverView, type SnapshotImageCheck } from "./peer_message_checks.ts";
 import { TermGuard, type TermGuardView } from "./term_guard.ts";
+import type { PeerIncarnations } from "./peer_incarnations.ts";
 import { SnapshotReceiver, type InstallMethod } from "./snapshot_stream.ts";
 
 /** One structured log record (an `event` name plus fields), as server/logger.ts takes it. */
@@ -110,6 +111,13 @@ export interface GrpcPeerTransportOptions {
    * member that is not the leader cannot depose a healthy one. Default: off.
    */
   readonly termGuardLeaseMs?: number;
+  /**
+   * This member's incarnation and what it remembers of its peers' (peer_incarnations.ts): sent
+   * on every stream, checked on every inbound stream and frame (a sender whose incarnation changed
+   * under its id is refused, FAILED_PRECONDITION, counted in incarnationRefusals), and members
+   * whose incarnation is not known are greeted. Default: none sent, none checked.
+   */
+  readonly incarnations?: PeerIncarnations;
   /** Reconnect delay is uniform in [0, min(max, min * 2^attempt)). Defaults 50 and 2000. */
   readonly reconnectBackoffMsMin?: number;
   readonly reconnectBackoffMsMax?: number;
@@ -146,6 +154,8 @@ export interface GrpcPeerTransportStats extends PeerTransportStats {
   readonly invalidMessages: number;
   /** Higher-term messages ignored while in a leader lease (termGuardLeaseMs); not in rejectedBatches. */
   readonly termBumpsIgnored: number;
+  /** Inbound streams or frames refused for an incarnation (options.incarnations); also in rejectedBatches. */
+  readonly incarnationRefusals: number;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -205,6 +215,7 @@ export class GrpcPeerTransport implements PeerTransport {
     undecodableFrames: 0,
     invalidMessages: 0,
     termBumpsIgnored: 0,
+    incarnationRefusals: 0,
   };
   private readonly ctx: LinkContext;
   private readonly snapshotBytesMax: number;
@@ -239,7 +250,9 @@ export class GrpcPeerTransport implements PeerTransport {
       messageBytesMax,
       counters: this.counters,
       limiter,
+      ...(options.incarnations ? { incarnations: options.incarnations } : {}),
     });
+    options.incarnations?.onGreet((id) => this.links.get(id)?.greet());
     const receiverState = options.receiverState;
     if (options.termGuardLeaseMs !== undefined && receiverState === undefined) throw new RangeError("termGuardLeaseMs needs receiverState");
     this.termGuard =
@@ -325,6 +338,7 @@ export class GrpcPeerTransport implements PeerTransport {
       connectTimeoutMs: positiveInt(options.connectTimeoutMs, 2000, "connectTimeoutMs"),
       stats: this.counters,
       log: x.log,
+      incarnations: options.incarnations ?? null,
       snapshots: {
         method: x.install,
         chunkBytes,
@@ -404,7 +418,10 @@ export class GrpcPeerTransport implements PeerTransport {
       this.links.delete(id);
     }
     for (const [id, address] of next) {
-      if (!this.links.has(id)) this.links.set(id, new PeerLink(id, address, this.ctx));
+      if (this.links.has(id)) continue;
+      const link = new PeerLink(id, address, this.ctx);
+      this.links.set(id, link);
+      link.greet();
     }
   }
 

@@ -2,12 +2,18 @@
 // bytes, a writer that drains it into frames, lazy connect, and reconnect with capped exponential
 // backoff and full jitter (see grpc_peer_transport.ts for the whole picture). Under TLS each dial
 // expects the peer's certificate to name its member id (grpc.ssl_target_name_override).
+// With incarnations (peer_incarnations.ts), every stream the link opens (Send and the snapshots'
+// InstallSnapshot) carries this member's incarnation and what it remembers of the peer's; the
+// peer's answer headers teach it the peer's; a member of the configuration whose incarnation is
+// not known yet is greeted (a stream is opened for its headers, even with nothing to send); and
+// an incarnation refusal is logged for what it means.
 
 import * as grpc from "@grpc/grpc-js";
 import type { Message, SnapshotMessage } from "../core/messages.ts";
 import type { NodeId } from "../core/types.ts";
 import type { LogLimiter, TransportLog } from "./log_limiter.ts";
 import { encodeBatch, type WirePeerBatch } from "./peer_codec.ts";
+import { INCARNATION_HEADER, INCARNATION_REFUSAL_HEADER, PEER_INCARNATION_HEADER, type PeerIncarnations } from "./peer_incarnations.ts";
 import { SnapshotSender, type InstallMethod, type SnapshotCounters } from "./snapshot_stream.ts";
 
 /** The counters a link updates (a subset of GrpcPeerTransportStats). */
@@ -35,6 +41,8 @@ export interface LinkContext {
   readonly connectTimeoutMs: number;
   readonly stats: LinkCounters;
   readonly log: TransportLog;
+  /** This member's incarnation and its peers'; null: no incarnation headers (tests of other things). */
+  readonly incarnations: PeerIncarnations | null;
   readonly snapshots: {
     readonly method: InstallMethod;
     readonly chunkBytes: number;
@@ -44,6 +52,9 @@ export interface LinkContext {
 }
 
 type LinkState = "idle" | "connecting" | "open" | "backoff" | "closed";
+
+/** An open stream is reopened to greet the peer at most this often. */
+const GREETING_INTERVAL_MS = 1000;
 
 /**
  * The outbound half towards one peer. Never holds more than queueMessagesMax messages or
@@ -64,6 +75,9 @@ export class PeerLink {
   private loggedReason: string | null = null;
   private writeBlocked = false;
   private pumpScheduled = false;
+  private lastGreetingMs = Number.NEGATIVE_INFINITY;
+  /** The peer answered without an incarnation (an older build): greeting it again is useless. */
+  private peerWithoutIncarnation = false;
 
   private readonly snapshots: SnapshotSender;
 
@@ -130,6 +144,29 @@ export class PeerLink {
     }
   }
 
+  /**
+   * The peer is a member whose incarnation we do not know: open a stream (or a new one, at most
+   * once per GREETING_INTERVAL_MS) so its response headers tell us. A failed attempt is retried
+   * after the backoff for as long as it is not known.
+   */
+  greet(): void {
+    if (!this.wantsGreeting()) return;
+    if (this.state === "idle") this.connect();
+    else if (this.state === "open" && this.client !== null) {
+      const nowMs = Date.now();
+      if (nowMs - this.lastGreetingMs < GREETING_INTERVAL_MS) return;
+      this.lastGreetingMs = nowMs;
+      const old = this.call;
+      this.call = null; // its end is not a failure
+      old?.end();
+      this.openStream(this.client);
+    }
+  }
+
+  private wantsGreeting(): boolean {
+    return this.ctx.incarnations?.wantsGreeting(this.id) === true && !this.peerWithoutIncarnation;
+  }
+
   close(): void {
     this.dropQueue();
     this.snapshots.drop();
@@ -144,7 +181,8 @@ export class PeerLink {
     const options = this.ctx.verifyPeerName
       ? { ...this.ctx.channelOptions, "grpc.ssl_target_name_override": this.id }
       : this.ctx.channelOptions;
-    const client = new grpc.Client(this.address, this.ctx.credentials, options);
+    const interceptors = this.ctx.incarnations === null ? [] : [this.incarnationInterceptor(this.ctx.incarnations)];
+    const client = new grpc.Client(this.address, this.ctx.credentials, { ...options, interceptors });
     this.client = client;
     const channel = client.getChannel();
     const deadline = Date.now() + this.ctx.connectTimeoutMs;
@@ -158,6 +196,51 @@ export class PeerLink {
       else channel.watchConnectivityState(s, deadline, (err) => (err ? this.fail("connect timeout") : check()));
     };
     check();
+  }
+
+  /**
+   * On every call of this link's client (Send and InstallSnapshot): our incarnation and what we
+   * remember of the peer's go out; the peer's comes back in its headers; a refusal for an
+   * incarnation is logged for what it means (rate-limited).
+   */
+  private incarnationInterceptor(incarnations: PeerIncarnations): grpc.Interceptor {
+    return (options, nextCall) =>
+      new grpc.InterceptingCall(nextCall(options), {
+        start: (metadata, _listener, next) => {
+          metadata.set(INCARNATION_HEADER, incarnations.own);
+          const remembered = incarnations.rememberedOf(this.id);
+          if (remembered !== undefined) metadata.set(PEER_INCARNATION_HEADER, remembered);
+          next(metadata, {
+            onReceiveMetadata: (headers, nextHeaders) => {
+              const theirs = headers.get(INCARNATION_HEADER)[0];
+              if (typeof theirs === "string") incarnations.learn(this.id, theirs, "response");
+              else this.peerWithoutIncarnation = true;
+              nextHeaders(headers);
+            },
+            onReceiveStatus: (status, nextStatus) => {
+              this.noteRefusal(status);
+              nextStatus(status);
+            },
+          });
+        },
+      });
+  }
+
+  private noteRefusal(status: grpc.StatusObject): void {
+    const side = status.metadata.get(INCARNATION_REFUSAL_HEADER)[0];
+    if (side !== "sender" && side !== "receiver") return;
+    const limiter = this.ctx.snapshots.limiter;
+    // "sender": the peer remembers another incarnation of us, so this member is the wiped one.
+    if (side === "sender") {
+      const reason = `this member (${this.ctx.selfId}) was wiped and is refused by ${this.id}: ${status.details}; remove --bootstrap from its service definition`;
+      limiter.maybeLog(`incarnation_refused_by_peer:${this.id}`, { event: "incarnation_refused_by_peer", peer: this.id, reason });
+    } else {
+      limiter.maybeLog(`peer_incarnation_refused:${this.id}:out`, {
+        event: "peer_incarnation_refused",
+        peer: this.id,
+        reason: status.details,
+      });
+    }
   }
 
   private openStream(client: grpc.Client): void {
@@ -221,7 +304,7 @@ export class PeerLink {
     this.timer = setTimeout(() => {
       this.timer = null;
       this.state = "idle";
-      if (this.queue.length > 0 || this.snapshots.hasWaiting()) this.connect();
+      if (this.queue.length > 0 || this.snapshots.hasWaiting() || this.wantsGreeting()) this.connect();
     }, Math.random() * ceilingMs); // full jitter: peers that lost us together do not retry together
   }
 
