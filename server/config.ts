@@ -182,7 +182,7 @@ function validate(raw: Raw): ServerConfig {
   const members = parseMembers(raw["members"]);
   const config: ServerConfig = {
     id: str(raw, "id", /^[a-z0-9][a-z0-9_-]{0,62}$/),
-    clusterId: str(raw, "clusterId", /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/),
+    clusterId: str(raw, "clusterId", CLUSTER_ID_PATTERN),
     dataDir: str(raw, "dataDir", /.+/),
     peerListen: str(raw, "peerListen", HOST_PORT),
     clientListen: str(raw, "clientListen", HOST_PORT),
@@ -318,10 +318,13 @@ function parseWitnesses(value: unknown): string[] {
 }
 
 const HOST_PORT = /^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/;
+/** --cluster-id (also checked by `tenured restore`, server/backup/cli.ts). */
+export const CLUSTER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
-/** members: a YAML list of {id, peerAddress, clientAddress}, or "id=peer/client,id=peer/client". */
-function parseMembers(value: unknown): MemberConfig[] {
+/** members: a YAML list of {id, peerAddress, clientAddress}, or "id=peer/client,id=peer/client"
+ *  (exported for `tenured restore`, which takes the same --members). */
+export function parseMembers(value: unknown): MemberConfig[] {
   if (value === undefined) throw new ConfigError("members is required (flag --members a=127.0.0.1:7101/127.0.0.1:7001,...)");
   const list = typeof value === "string" ? value.split(",").map(parseMemberString) : value;
   if (!Array.isArray(list) || list.length === 0) throw new ConfigError("members must be a non-empty list");

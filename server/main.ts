@@ -11,6 +11,8 @@
 //
 // Test-only (testing/chaos): --test-mode [--test-clock-file PATH] [--test-bugs NAME,...]
 // [--test-apply-delay-ms N].
+//
+// Subcommands: `tenured backup` and `tenured restore` (server/backup/README.md).
 
 import { performance } from "node:perf_hooks";
 import { randomInt } from "node:crypto";
@@ -33,6 +35,7 @@ import { Authenticator, OPEN_MODE_WARNING } from "./auth/authenticator.ts";
 import { openStorage } from "./data_dir.ts";
 import { log } from "./logger.ts";
 import { startTestMode, startTicker } from "./test_mode/test_clock.ts";
+import { isSubcommand, runSubcommand } from "./backup/cli.ts";
 
 interface Running {
   readonly node: RaftNode;
@@ -148,6 +151,7 @@ async function start(config: ServerConfig): Promise<Running> {
     credentials: tls.client,
     auth,
     audit: auditTo(log),
+    clusterId: config.clusterId,
   });
   const stopTicker = startTicker(testClock, config.tickMs, () => node.tick());
   return { node, api, transport, storage, stopTicker, tls };
@@ -162,14 +166,20 @@ async function stop(r: Running): Promise<void> {
   r.tls.close();
 }
 
-runProcess(async (config) => {
-  const running = await start(config);
-  return {
-    startedFields: {
-      clientAddress: running.api.boundAddress(),
-      peerAddress: running.transport.boundAddress(),
-      transport: running.tls.transport,
-    },
-    stop: () => stop(running),
-  };
-});
+// `tenured backup ...` and `tenured restore ...` are one-shot commands (server/backup/cli.ts).
+const subcommand = process.argv[2];
+if (isSubcommand(subcommand)) {
+  void runSubcommand(subcommand, process.argv.slice(3)).then((code) => process.exit(code));
+} else {
+  runProcess(async (config) => {
+    const running = await start(config);
+    return {
+      startedFields: {
+        clientAddress: running.api.boundAddress(),
+        peerAddress: running.transport.boundAddress(),
+        transport: running.tls.transport,
+      },
+      stop: () => stop(running),
+    };
+  });
+}

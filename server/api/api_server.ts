@@ -11,6 +11,7 @@ import type { Authenticator } from "../auth/authenticator.ts";
 import { CLIENT_MESSAGE_BYTES_MAX_DEFAULT, CLIENT_RESPONSE_FRAME_FACTOR } from "../limits.ts";
 import type { NodeApi } from "../node/node_api.ts";
 import { DEFAULT_STATE_CONFIG, validateStateConfig, type StateConfig } from "../state/limits.ts";
+import { backupChunkBytes } from "../backup/backup_rpc.ts";
 import { clusterService } from "./cluster_service.ts";
 import { electionService } from "./election_service.ts";
 import type { ServiceDeps } from "./handler_kit.ts";
@@ -41,6 +42,8 @@ export interface ApiServerOptions {
   readonly auth?: Authenticator;
   /** Where audit lines go (server/auth/audit.ts); default: not written. */
   readonly audit?: AuditSink;
+  /** The cluster's id, written into backups (Cluster.Backup); default "" (in-process tests). */
+  readonly clusterId?: string;
 }
 
 export function createApiServer(options: ApiServerOptions): grpc.Server {
@@ -66,7 +69,13 @@ export function createApiServer(options: ApiServerOptions): grpc.Server {
     ["Lease", leaseService(deps)],
     ["Lock", lockService(deps)],
     ["Election", electionService(deps)],
-    ["Cluster", clusterService(deps, { insecure: options.insecure ?? true })],
+    [
+      "Cluster",
+      clusterService(deps, {
+        insecure: options.insecure ?? true,
+        backup: { clusterId: options.clusterId ?? "", chunkBytes: backupChunkBytes(messageBytesMax) },
+      }),
+    ],
   ];
   for (const [name, implementation] of services) {
     server.addService(tolerant(serviceDefinition(name)), implementation);

@@ -1,4 +1,5 @@
-// tenure.v1.Cluster: Status, Members, AddMember, RemoveMember, ReplaceMember, TransferLeader.
+// tenure.v1.Cluster: Status, Members, AddMember, RemoveMember, ReplaceMember, TransferLeader,
+// Backup (server/backup/backup_rpc.ts).
 //
 // Membership changes are one joint-consensus step each (enterJoint with autoLeave), and are
 // idempotent by target state: if the configuration already has the requested shape nothing is
@@ -10,6 +11,7 @@
 // shrink the cluster's margin.
 
 import type * as grpc from "@grpc/grpc-js";
+import { backupHandler, type BackupRpcOptions } from "../backup/backup_rpc.ts";
 import { allMembers, isJoint, type ConfChange, type ConfChangeSingle } from "../core/conf_change.ts";
 import type { ConfState } from "../core/types.ts";
 import type { AdminOutcome } from "../node/node_api.ts";
@@ -20,6 +22,8 @@ import { parseAddMember, parseEmpty, parseRemoveMember, parseReplaceMember, pars
 export interface ClusterServiceOptions {
   /** Plaintext ports (--insecure): Status reports it. */
   readonly insecure: boolean;
+  /** Cluster.Backup (server/backup/backup_rpc.ts): admin only, streamed by the leader. */
+  readonly backup: BackupRpcOptions;
 }
 
 /** Refuses a member this node has no address for (it could never be reached). */
@@ -120,6 +124,7 @@ export function clusterService(deps: ServiceDeps, options: ClusterServiceOptions
         return {};
       });
     }),
+    Backup: backupHandler(deps, options.backup),
   };
 }
 
