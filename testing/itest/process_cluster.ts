@@ -264,6 +264,9 @@ export class ProcessCluster {
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
     this.processes.set(id, child);
     const lines: string[] = [];
+    // The previous life's last lines and exit, for a start that fails because of how it ended.
+    const before = this.logs.get(id);
+    const previousLife = before === undefined ? "" : ` (previous run's last lines: ${before.slice(-4).join(" | ")})`;
     this.logs.set(id, lines);
     let settle: (b: BoundAddresses | null) => void = () => undefined;
     const started = new Promise<BoundAddresses | null>((resolve) => (settle = resolve));
@@ -272,7 +275,7 @@ export class ProcessCluster {
       const fail = (why: string): void => {
         clearTimeout(timer);
         settle(null);
-        reject(new Error(`${id} ${why}: ${lines.slice(-5).join(" | ")}`));
+        reject(new Error(`${id} ${why}: ${lines.slice(-5).join(" | ")}${previousLife}`));
       };
       const timer = setTimeout(() => fail("did not start"), START_TIMEOUT_MS);
       for (const stream of [child.stdout, child.stderr]) {
@@ -287,7 +290,8 @@ export class ProcessCluster {
           resolve();
         });
       }
-      child.once("exit", (code) => {
+      child.once("exit", (code, signal) => {
+        lines.push(`[exited: code ${code} signal ${signal}]`);
         if (this.processes.get(id) === child) {
           this.processes.delete(id);
           this.states.set(id, { kind: "down" });
