@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { TestApi, assertError } from "../../testing/kits/api_test_kit.ts";
+import type { ServiceName } from "./protos.ts";
+import { TestApi, assertError, type Reply } from "../../testing/kits/api_test_kit.ts";
 
 describe("status mapping and request validation over gRPC", () => {
   let api: TestApi;
@@ -56,13 +57,69 @@ describe("status mapping and request validation over gRPC", () => {
       grpc.status.FAILED_PRECONDITION,
       "STALE_SEQUENCE",
     );
-    assert.match(reused.details, /already used for a LeaseGrant/);
+    assert.match(reused.details, /^seq 2 was first applied to a request with other arguments; this one differs and is refused/);
+  });
+
+  it("a reused seq with other arguments is STALE_SEQUENCE for every mutating RPC; the same arguments replay", async () => {
+    const lease = await api.ok("Lease", "Grant", { clientId: "r", seq: 1, ttlMs: 5_000 });
+    const leaseId = lease["leaseId"] as string;
+    const lock = await api.ok("Lock", "Acquire", { clientId: "r", seq: 2, name: "X", leaseId, wait: false });
+    const token = lock["token"] as string;
+    // Each first request at seq n, then the same seq with one argument changed.
+    const steps: [ServiceName, string, object, object][] = [
+      ["Lock", "Acquire", { name: "X2", leaseId, wait: false }, { name: "Y" }],
+      ["Lock", "Release", { name: "never-held", token }, { name: "X" }],
+      ["Lease", "Revoke", { leaseId: "4242" }, { leaseId }],
+      ["Lease", "Grant", { ttlMs: 5_000 }, { ttlMs: 6_000 }],
+      ["Election", "Campaign", { name: "E", leaseId, value: "a" }, { value: "b" }],
+      ["Election", "Proclaim", { name: "E", token: "1", value: "a" }, { token: "2" }],
+      ["Election", "Resign", { name: "E", token: "1" }, { name: "F" }],
+    ];
+    let seq = 10;
+    for (const [service, method, fields, change] of steps) {
+      seq += 2; // Campaign reserves seq + 1
+      const first = await api.unary(service, method, { clientId: "r", seq, ...fields });
+      const again = await api.unary(service, method, { clientId: "r", seq, ...fields });
+      const answer = (r: Reply) => (r.ok ? { ...r.response, replayed: undefined } : { code: r.code, details: r.details });
+      assert.deepEqual(answer(again), answer(first), `${method}: the same request gets the same answer`);
+      const other = assertError(
+        await api.unary(service, method, { clientId: "r", seq, ...fields, ...change }),
+        grpc.status.FAILED_PRECONDITION,
+        "STALE_SEQUENCE",
+      );
+      assert.match(other.details, new RegExp(`^seq ${seq} was first applied to a request with other arguments`), method);
+    }
+    assert.equal(api.node.machine.lockStatus("Y").state, "FREE");
+    assert.equal(api.node.machine.lockStatus("X").holder?.token, Number(token), "X is still held, not released");
+  });
+
+  it("a seq without a successor is INVALID_ARGUMENT: 2^53 - 1, or 2^53 - 2 for a blocking call", async () => {
+    const top = Number.MAX_SAFE_INTEGER;
+    const refused = assertError(await grant("top", String(top)), grpc.status.INVALID_ARGUMENT, "INVALID_ARGUMENT");
+    assert.equal(refused.details, `seq must be 1..${top - 1}, got ${top} (a seq must leave a successor; start a new client_id)`);
+    const lease = await api.ok("Lease", "Grant", { clientId: "top", seq: 1, ttlMs: 5_000 });
+    const blocking = { clientId: "top", name: "T", leaseId: lease["leaseId"], wait: true };
+    const reserved = assertError(
+      await api.unary("Lock", "Acquire", { ...blocking, seq: String(top - 1) }),
+      grpc.status.INVALID_ARGUMENT,
+      "INVALID_ARGUMENT",
+    );
+    assert.match(reserved.details, new RegExp(`^seq must be 1\\.\\.${top - 2}, got ${top - 1} \\(a blocking call reserves seq \\+ 1`));
+    const campaign = { clientId: "top", name: "T2", leaseId: lease["leaseId"], value: "" };
+    assertError(
+      await api.unary("Election", "Campaign", { ...campaign, seq: String(top - 1) }),
+      grpc.status.INVALID_ARGUMENT,
+      "INVALID_ARGUMENT",
+    );
+    // The largest seqs that leave a successor are accepted.
+    await api.ok("Lock", "Acquire", { ...blocking, seq: String(top - 2) });
+    await api.ok("Lock", "Release", { clientId: "top", seq: String(top - 1), name: "T", token: "1" });
   });
 
   it("malformed requests get INVALID_ARGUMENT with a precise message, and the server keeps serving", async () => {
     const cases: [string, string, object, RegExp][] = [
       ["Lease", "Grant", {}, /^client_id must be 1\.\.128 bytes, got 0$/],
-      ["Lease", "Grant", { clientId: "ok", ttlMs: 1_000 }, /^seq must be 1\.\.9007199254740991, got 0$/],
+      ["Lease", "Grant", { clientId: "ok", ttlMs: 1_000 }, /^seq must be 1\.\.9007199254740990, got 0$/],
       ["Lease", "Grant", { clientId: "ok", seq: "18446744073709551615", ttlMs: 1_000 }, /^seq must be 1\.\.\d+, got 18446744073709551615$/],
       ["Lease", "Grant", { clientId: "ok", seq: 1, ttlMs: 10 }, /^ttl_ms must be 500\.\.3600000, got 10$/],
       ["Lease", "Grant", { clientId: "has space", seq: 1, ttlMs: 1_000 }, /^client_id must be visible ASCII/],

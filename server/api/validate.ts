@@ -16,6 +16,14 @@ export const WAIT_TIMEOUT_MS_MAX = 3_600_000;
 export const LIST_LIMIT_DEFAULT = 1_000;
 export const LIST_LIMIT_MAX = 10_000;
 export const NODE_ID_CHARS_MAX = 64;
+/**
+ * The largest seq of a request: 2^53 - 2. A seq must leave a successor for the client's next
+ * request (seqs are JavaScript safe integers, 2^53 - 1 at most): a session that accepted
+ * 2^53 - 1 could never be used again. A blocking call reserves seq + 1 for the withdrawal of its
+ * wait (errors.proto), so its seq is at most 2^53 - 3. Beyond, a client starts a new client_id
+ * (the SDK does, client-sdk/sessions.ts).
+ */
+export const SEQ_MAX = Number.MAX_SAFE_INTEGER - 1;
 
 const NODE_ID_PATTERN = /^[A-Za-z0-9._:-]+$/;
 const CLIENT_ID_PATTERN = /^[\x21-\x7e]+$/;
@@ -67,7 +75,8 @@ export class Fields {
     this.record = raw as Record<string, unknown>;
   }
 
-  uint(field: string, range: { readonly min: number; readonly max: number }): number {
+  /** `beyond`: why the maximum is what it is, told to a value above it. */
+  uint(field: string, range: { readonly min: number; readonly max: number; readonly beyond?: string }): number {
     const raw = this.record[field];
     const text = typeof raw === "number" ? String(raw) : raw;
     const label = snake(field);
@@ -76,7 +85,8 @@ export class Fields {
     }
     const value = Number(text);
     if (!Number.isSafeInteger(value) || value < range.min || value > range.max) {
-      throw invalidArgument(`${label} must be ${range.min}..${range.max}, got ${text}`);
+      const why = range.beyond !== undefined && Number.isSafeInteger(value) && value > range.max ? ` (${range.beyond})` : "";
+      throw invalidArgument(`${label} must be ${range.min}..${range.max}, got ${text}${why}`);
     }
     return value;
   }
@@ -102,9 +112,10 @@ export class Fields {
     if (!CLIENT_ID_PATTERN.test(clientId)) {
       throw invalidArgument("client_id must be visible ASCII (0x21..0x7e)");
     }
-    // A blocking call reserves seq + 1 for the withdrawal of its wait (errors.proto).
-    const seqMax = Number.MAX_SAFE_INTEGER - (options.reservesNextSeq ? 1 : 0);
-    return { clientId, seq: this.uint("seq", { min: 1, max: seqMax }) };
+    const reserves = options.reservesNextSeq;
+    const seqMax = SEQ_MAX - (reserves ? 1 : 0);
+    const beyond = `${reserves ? "a blocking call reserves seq + 1, which" : "a seq"} must leave a successor; start a new client_id`;
+    return { clientId, seq: this.uint("seq", { min: 1, max: seqMax, beyond }) };
   }
 
   name(field = "name"): string {
