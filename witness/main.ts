@@ -20,7 +20,7 @@ import { makeRaftConfig } from "../server/core/config.ts";
 import { SeededRandom } from "../server/core/random.ts";
 import type { ServerConfig } from "../server/config.ts";
 import { runProcess } from "../server/process_main.ts";
-import { openStorage } from "../server/data_dir.ts";
+import { openDataDir } from "../server/data_dir.ts";
 import { log } from "../server/logger.ts";
 import { startTestMode, startTicker } from "../server/test_mode/test_clock.ts";
 import { ProcessScheduler } from "../server/node/process_scheduler.ts";
@@ -57,7 +57,7 @@ async function start(config: ServerConfig): Promise<Running> {
   // as tenured does, and a member that is not listed as a witness.
   // Before the data directory: a TLS file that is missing or does not fit is a config error.
   const tls = startMemberTls(config.tls, (fields) => log({ component: "tls", ...fields }));
-  const storage = openStorage(config, "witness");
+  const { storage, incarnations } = openDataDir(config, "witness");
   const peers = config.members.filter((m) => m.id !== config.id).map((m) => ({ id: m.id, address: m.peerAddress }));
   // Identity, admission, message checks and the term guard read the node, which needs the
   // transport first: bound below, once the node exists (server/transport/member_peer_options.ts).
@@ -77,6 +77,7 @@ async function start(config: ServerConfig): Promise<Running> {
     snapshotBytesMax: config.snapshotBytesMax,
     snapshotChunkBytes: config.snapshotChunkBytes,
     credentials: tls.peer,
+    incarnations,
     log: (fields: Record<string, unknown>) => log({ component: "transport", ...fields }),
   });
   const scheduler = new ProcessScheduler();
@@ -86,6 +87,8 @@ async function start(config: ServerConfig): Promise<Running> {
     transport,
     requestProcess: () => scheduler.request(),
     log: (fields) => log({ component: "witness", ...fields }),
+    // A member that left the configuration is forgotten (server/transport/peer_incarnations.ts).
+    onConfiguration: (cs) => incarnations.observeConfiguration(cs),
   });
   scheduler.bind(() => node.process());
   nodeStatus = () => node.status();
