@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { SeqAllocator, SessionPool } from "./sessions.ts";
+import { performance } from "node:perf_hooks";
+import { Rpc } from "./rpc.ts";
+import { SEQ_MAX, SeqAllocator, SessionPool } from "./sessions.ts";
+import { SYSTEM_TIMERS } from "./timers.ts";
+import type { Message, Transport } from "./transport.ts";
 
 describe("seq allocation", () => {
   it("starts at 1 and grows by one per request", () => {
@@ -31,5 +35,70 @@ describe("seq allocation", () => {
     const f = pool.fresh();
     assert.ok(![a.clientId, b.clientId].includes(f.clientId));
     assert.equal(f.seqs.next(), 1, "a fresh client id starts at seq 1 (the server wants 1 for an unknown client)");
+  });
+
+  it("at the top of the seq space a session moves to a new client_id at seq 1, never sending a seq the server refuses", () => {
+    assert.equal(SEQ_MAX, 2 ** 53 - 2, "server/api/validate.ts SEQ_MAX");
+    const pool = new SessionPool("c");
+    const s = pool.fresh(SEQ_MAX - 1);
+    const first = s.clientId;
+    assert.equal(s.seqs.next(), SEQ_MAX - 1);
+    assert.equal(s.clientId, first);
+    assert.equal(s.seqs.next(), SEQ_MAX, "the largest seq with a successor is still sent");
+    assert.equal(s.clientId, first);
+    assert.equal(s.seqs.next(), 1, "2^53 - 1 is never sent: a new client id starts over");
+    assert.notEqual(s.clientId, first);
+    assert.equal(s.seqs.next(), 2);
+    // A blocking call needs seq + 1 as well: SEQ_MAX - 1 is the last it may take.
+    const b = pool.fresh(SEQ_MAX);
+    const before = b.clientId;
+    assert.equal(b.seqs.next({ blocking: true }), 1);
+    assert.notEqual(b.clientId, before);
+    const c = pool.fresh(SEQ_MAX - 1);
+    const cFirst = c.clientId;
+    assert.equal(c.seqs.next({ blocking: true }), SEQ_MAX - 1, "its reserved seq + 1 = SEQ_MAX is still a valid seq");
+    assert.equal(c.seqs.next(), 1, "after the reservation nothing is left on that client id");
+    assert.notEqual(c.clientId, cFirst);
+    assert.ok(
+      [first, s.clientId, before, b.clientId, cFirst, c.clientId].every((id, i, all) => all.indexOf(id) === i),
+      "ids are never reused",
+    );
+  });
+
+  it("the SDK's calls switch client_id instead of sending seq 2^53 - 1", async () => {
+    const sent: Message[] = [];
+    const transport = {
+      endpoints: ["a"],
+      leader: "a",
+      setLeader: () => {},
+      rotate: () => {},
+      unary: async (_endpoint: string, _s: string, _m: string, request: Message) => {
+        sent.push(request);
+        return { leaseId: "1" };
+      },
+    } as unknown as Transport;
+    class TopPool extends SessionPool {
+      override fresh(): ReturnType<SessionPool["fresh"]> {
+        return super.fresh(SEQ_MAX);
+      }
+    }
+    const rpc = new Rpc({
+      transport,
+      pool: new TopPool("t"),
+      backoff: { baseMs: 1, capMs: 5 },
+      random: () => 0.5,
+      clock: () => performance.now(),
+      timers: SYSTEM_TIMERS,
+      attemptTimeoutMs: 100,
+      defaultTimeoutMs: 1000,
+      closed: new AbortController().signal,
+    });
+    for (let i = 0; i < 3; i++) await rpc.mutate("Lease", "Grant", { ttlMs: 1000 });
+    await rpc.mutate("Lock", "Acquire", { name: "n" }, { blocking: true });
+    assert.deepEqual(
+      sent.map((r) => `${String(r["clientId"])}#${String(r["seq"])}`),
+      [`t.1#${SEQ_MAX}`, "t.2#1", "t.2#2", "t.2#3"],
+    );
+    assert.ok(sent.every((r) => Number(r["seq"]) <= SEQ_MAX));
   });
 });

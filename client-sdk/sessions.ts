@@ -3,16 +3,38 @@
 // starting at 1, +1 per request, +2 after a blocking Acquire/Campaign (the server may use seq + 1
 // to withdraw the wait). A pool hands each concurrent caller its own session, so concurrent calls
 // never share a client_id; a session is returned to the pool when its call has a definitive end.
+//
+// The server takes seqs up to SEQ_MAX (2^53 - 2: every seq leaves a successor), and a blocking
+// call's up to SEQ_MAX - 1 (its seq + 1 is reserved). A session whose next seq would pass that
+// moves to a new client_id and starts again at 1, instead of sending a seq the server refuses:
+// its last request has ended (a session carries one request at a time, and a retry reuses its
+// seq without asking for another), so nothing pending is left on the old id.
+
+/** The largest seq the server accepts (server/api/validate.ts SEQ_MAX). */
+export const SEQ_MAX = Number.MAX_SAFE_INTEGER - 1;
 
 /** Per client_id sequence numbers; respects the seq + 1 reservation of blocking calls. */
 export class SeqAllocator {
-  private nextSeq = 1;
+  /**
+   * `onExhausted` moves the session to a new client_id when no seq is left; `firstSeq` lets tests
+   * start near the top.
+   */
+  constructor(
+    private readonly onExhausted: () => void = () => {
+      throw new Error("seq space exhausted; use a new client id");
+    },
+    private nextSeq = 1,
+  ) {}
 
   /** The seq for the next request; `blocking` also reserves seq + 1 for the server's WaitCancel. */
   next(options: { readonly blocking: boolean } = { blocking: false }): number {
+    const seqMax = SEQ_MAX - (options.blocking ? 1 : 0);
+    if (this.nextSeq > seqMax) {
+      this.onExhausted();
+      this.nextSeq = 1;
+    }
     const seq = this.nextSeq;
     this.nextSeq += options.blocking ? 2 : 1;
-    if (!Number.isSafeInteger(this.nextSeq)) throw new Error("seq space exhausted; use a new client id");
     return seq;
   }
 
@@ -22,9 +44,21 @@ export class SeqAllocator {
   }
 }
 
-export interface Session {
-  readonly clientId: string;
+/** One client_id and its seqs; the client_id changes only when the seqs run out (see above). */
+export class Session {
+  private current: string;
   readonly seqs: SeqAllocator;
+
+  constructor(newClientId: () => string, firstSeq = 1) {
+    this.current = newClientId();
+    this.seqs = new SeqAllocator(() => {
+      this.current = newClientId();
+    }, firstSeq);
+  }
+
+  get clientId(): string {
+    return this.current;
+  }
 }
 
 export class SessionPool {
@@ -39,9 +73,8 @@ export class SessionPool {
   }
 
   /** A brand-new client_id (after SESSION_EXPIRED, or for a stream of its own). */
-  fresh(): Session {
-    this.created += 1;
-    return { clientId: `${this.baseClientId}.${this.created}`, seqs: new SeqAllocator() };
+  fresh(firstSeq = 1): Session {
+    return new Session(() => this.newClientId(), firstSeq);
   }
 
   /**
@@ -50,5 +83,10 @@ export class SessionPool {
    */
   give(session: Session): void {
     this.free.push(session);
+  }
+
+  private newClientId(): string {
+    this.created += 1;
+    return `${this.baseClientId}.${this.created}`;
   }
 }
