@@ -136,8 +136,8 @@ async function receive(
   let header: BackupHeader | null = null;
   let imageReceived = 0;
   let fileBytes = 0;
-  const append = (bytes: Uint8Array): void => {
-    file.update(bytes);
+  const append = (bytes: Uint8Array, hashed = true): void => {
+    if (hashed) file.update(bytes);
     let offset = 0;
     while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset);
     fileBytes += bytes.length;
@@ -168,8 +168,7 @@ async function receive(
       if (!(expected instanceof Uint8Array) || !actual.equals(expected)) {
         throw new BackupFormatError(`${source}: the image's SHA-256 does not match the member's trailer (damaged in transit)`);
       }
-      const checksum = file.digest();
-      append(checksum);
+      append(file.digest(), false);
       return { header, fileBytes, imageSha256: actual.toString("hex") };
     } else {
       throw new BackupFormatError(`${source} sent a message without a part`);
