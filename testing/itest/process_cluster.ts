@@ -46,6 +46,8 @@ export interface BoundAddresses {
 
 export interface ClusterOptions {
   readonly ids?: readonly string[];
+  /** --cluster-id of every member (default "itest"); a cluster restored from a backup needs a new one. */
+  readonly clusterId?: string;
   readonly tickMs?: number;
   readonly electionTimeoutTicks?: number;
   readonly lockDelayMs?: number;
@@ -240,7 +242,7 @@ export class ProcessCluster {
       "--id",
       id,
       "--cluster-id",
-      "itest",
+      o.clusterId ?? "itest",
       "--data-dir",
       this.dataDir(id),
       "--peer-listen",
