@@ -147,7 +147,7 @@ export class InboundGuard {
     const peer = from ?? call.getPeer();
     const reason = wipedReason({ self: incarnations.selfId, own: incarnations.own, peer, believed: believed.slice(0, 64) });
     // The line an operator must find on the wiped member: it says what happened and what to do.
-    this.options.limiter.maybeLog(`incarnation_refused_by_peer:${peer}`, { event: "incarnation_refused_by_peer", peer, reason });
+    this.options.limiter.maybeLog(`incarnation_refused_by_peer:${peer}:in`, { event: "incarnation_refused_by_peer", peer, reason });
     return this.refuseIncarnation("receiver", reason);
   }
 

@@ -233,7 +233,7 @@ export class PeerLink {
     // "sender": the peer remembers another incarnation of us, so this member is the wiped one.
     if (side === "sender") {
       const reason = `this member (${this.ctx.selfId}) was wiped and is refused by ${this.id}: ${status.details}; remove --bootstrap from its service definition`;
-      limiter.maybeLog(`incarnation_refused_by_peer:${this.id}`, { event: "incarnation_refused_by_peer", peer: this.id, reason });
+      limiter.maybeLog(`incarnation_refused_by_peer:${this.id}:out`, { event: "incarnation_refused_by_peer", peer: this.id, reason });
     } else {
       limiter.maybeLog(`peer_incarnation_refused:${this.id}:out`, {
         event: "peer_incarnation_refused",
