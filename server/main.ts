@@ -32,7 +32,7 @@ import { startMemberTls, type MemberTls } from "./tls/member_tls.ts";
 import { startApiServer, type ApiServerHandle } from "./api/api_server.ts";
 import { auditTo } from "./auth/audit.ts";
 import { Authenticator, OPEN_MODE_WARNING } from "./auth/authenticator.ts";
-import { openStorage } from "./data_dir.ts";
+import { openDataDir } from "./data_dir.ts";
 import { log } from "./logger.ts";
 import { startTestMode, startTicker } from "./test_mode/test_clock.ts";
 import { isSubcommand, runSubcommand } from "./backup/cli.ts";
@@ -101,7 +101,7 @@ async function start(config: ServerConfig): Promise<Running> {
   const tls = startMemberTls(config.tls, (fields) => log({ component: "tls", ...fields }), {
     requireClientCertificate: !auth.acceptsTokens,
   });
-  const storage = openStorage(config);
+  const { storage, incarnations } = openDataDir(config);
   const peers = config.members.filter((m) => m.id !== config.id).map((m) => ({ id: m.id, address: m.peerAddress }));
   // Identity, admission, message checks and the term guard read the node, which needs the
   // transport first: bound below, once the node exists (server/transport/member_peer_options.ts).
@@ -121,6 +121,7 @@ async function start(config: ServerConfig): Promise<Running> {
     snapshotBytesMax: config.snapshotBytesMax,
     snapshotChunkBytes: config.snapshotChunkBytes,
     credentials: tls.peer,
+    incarnations,
     log: (fields: Record<string, unknown>) => log({ component: "transport", ...fields }),
   });
   const scheduler = new ProcessScheduler();
@@ -135,6 +136,8 @@ async function start(config: ServerConfig): Promise<Running> {
     memberAddresses: new Map(config.members.map((m) => [m.id, m.clientAddress])),
     requestProcess: () => scheduler.request(),
     log: (fields) => log({ component: "node", ...fields }),
+    // A member that left the configuration is forgotten (server/transport/peer_incarnations.ts).
+    onConfiguration: (cs) => incarnations.observeConfiguration(cs),
     staleLocalReads: config.testBugs.includes("stale-local-reads"),
     readBeforeApplied: config.testBugs.includes("read-before-applied"),
     ...(config.testApplyDelayMs !== null
