@@ -7,6 +7,7 @@
 
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
+import { ENV_PREFIX, isBooleanOption, keyOfEnvName, keyOfFlagName, unknownOptionMessage } from "./config_options.ts";
 import {
   CLIENT_MESSAGE_BYTES_MAX_DEFAULT,
   PEER_MESSAGE_BYTES_MAX_DEFAULT,
@@ -134,17 +135,18 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
   return validate(merged);
 }
 
-/** Flags that take no value: present means true (--bootstrap); --name=false still works. */
-const BOOLEAN_FLAGS = new Set(["bootstrap", "testMode", "insecure"]);
-
+// Flags of kind boolean (config_options.ts) take no value: present means true (--bootstrap);
+// --name=false still works.
 function parseFlags(argv: readonly string[]): Raw {
   const out: Raw = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? "";
     if (!arg.startsWith("--")) throw new ConfigError(`unexpected argument "${arg}": flags look like --name value`);
     const [rawName, inline] = arg.slice(2).split("=", 2);
-    const key = camel(rawName ?? "");
-    if (BOOLEAN_FLAGS.has(key) && inline === undefined) {
+    const unknown = unknownOptionMessage("flag", rawName ?? "");
+    if (unknown !== null) throw new ConfigError(unknown);
+    const key = keyOfFlagName(rawName ?? "");
+    if (isBooleanOption(key) && inline === undefined) {
       out[key] = true;
       continue;
     }
@@ -158,8 +160,10 @@ function parseFlags(argv: readonly string[]): Raw {
 function fromEnv(env: Readonly<Record<string, string | undefined>>): Raw {
   const out: Raw = {};
   for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith("TENURE_") || value === undefined) continue;
-    out[camel(name.slice("TENURE_".length).toLowerCase().replaceAll("_", "-"))] = value;
+    if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
+    const unknown = unknownOptionMessage("env", name);
+    if (unknown !== null) throw new ConfigError(unknown);
+    out[keyOfEnvName(name)] = value;
   }
   return out;
 }
@@ -173,10 +177,12 @@ function readYaml(path: string): Raw {
   }
   if (parsed === null || parsed === undefined) return {};
   if (typeof parsed !== "object" || Array.isArray(parsed)) throw new ConfigError(`${path}: the top level must be a mapping`);
+  for (const key of Object.keys(parsed)) {
+    const unknown = unknownOptionMessage("yaml", key, path);
+    if (unknown !== null) throw new ConfigError(unknown);
+  }
   return parsed as Raw;
 }
-
-const camel = (kebab: string): string => kebab.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 
 function validate(raw: Raw): ServerConfig {
   const members = parseMembers(raw["members"]);
@@ -331,6 +337,10 @@ export function parseMembers(value: unknown): MemberConfig[] {
   return list.map((m, i) => {
     if (typeof m !== "object" || m === null) throw new ConfigError(`members[${i}] must be a mapping`);
     const r = m as Raw;
+    const extra = Object.keys(r).filter((k) => !MEMBER_KEYS.includes(k));
+    if (extra.length > 0) {
+      throw new ConfigError(`unknown key "${extra[0]}" in members[${i}]: a member has ${MEMBER_KEYS.join(", ")}`);
+    }
     return {
       id: str(r, "id", /^[a-z0-9][a-z0-9_-]{0,62}$/, `members[${i}].id`),
       peerAddress: str(r, "peerAddress", HOST_PORT, `members[${i}].peerAddress`),
@@ -338,6 +348,8 @@ export function parseMembers(value: unknown): MemberConfig[] {
     };
   });
 }
+
+const MEMBER_KEYS = ["id", "peerAddress", "clientAddress"];
 
 function parseMemberString(s: string): Raw {
   const m = /^([^=]+)=([^/]+)\/(.+)$/.exec(s.trim());

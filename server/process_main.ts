@@ -4,11 +4,15 @@
 // exits), log "started" (with the pid: SIGHUP reloads the TLS certificates), and shut down
 // gracefully on SIGINT/SIGTERM.
 //
-// Exit codes: 0 after a signal, 2 for a bad configuration, 1 for any other failure to start,
+// --help lists every option (server/config_options.ts); --version prints the version.
+//
+// Exit codes: 0 after a signal or for --help/--version, 2 for a bad configuration, 1 for any other failure to start,
 // FATAL_EXIT_CODE (70) when a running member stops itself.
 
 import { ConfigError, loadConfig, type ServerConfig } from "./config.ts";
+import { helpText } from "./config_options.ts";
 import { fatal } from "./fatal.ts";
+import { TENURE_VERSION } from "./version.ts";
 import { log } from "./logger.ts";
 
 export interface RunningService {
@@ -18,7 +22,25 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
-export function runProcess(start: (config: ServerConfig) => Promise<RunningService>): void {
+/** Who the process is, for --help and --version. */
+export interface ProgramInfo {
+  readonly name: string;
+  readonly summary: string;
+}
+
+const TENURED: ProgramInfo = { name: "tenured", summary: "One voter of a Tenure cluster (leases, locks, elections with fencing tokens)." };
+
+export function runProcess(start: (config: ServerConfig) => Promise<RunningService>, program: ProgramInfo = TENURED): void {
+  // Before anything else: --help and --version answer and exit 0, whatever else is given.
+  const argv = process.argv.slice(2);
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(helpText(program.name, program.summary));
+    return;
+  }
+  if (argv.includes("--version")) {
+    process.stdout.write(`${program.name} ${TENURE_VERSION}\n`);
+    return;
+  }
   // Installed before anything starts: a timer or stream callback may throw during startup too.
   // Whatever reaches these handlers was caught by nobody, so its state is unknown: fatal for
   // every error, not just isFatal() ones.

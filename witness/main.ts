@@ -115,6 +115,11 @@ async function stop(r: Running): Promise<void> {
 
 // An uncaught exception is fatal (runProcess): a witness that acked an entry it did not keep
 // would break W1, so it stops rather than carries on.
+const WITNESS_PROGRAM = {
+  name: "tenure-witness",
+  summary: "The witness member of a two-site Tenure cluster: keeps the log, votes, never serves clients.",
+};
+
 runProcess(async (config) => {
   const running = await start(config);
   return {
@@ -126,4 +131,4 @@ runProcess(async (config) => {
     },
     stop: () => stop(running),
   };
-});
+}, WITNESS_PROGRAM);
