@@ -1,9 +1,12 @@
 // tenure.v1.Cluster: Status, Members, AddMember, RemoveMember, ReplaceMember, TransferLeader,
 // Backup (server/backup/backup_rpc.ts).
 //
-// Membership changes are one joint-consensus step each (enterJoint with autoLeave), and are
-// idempotent by target state: if the configuration already has the requested shape nothing is
-// proposed and already_done is true, so a retry after a lost reply is safe.
+// Membership changes are one joint-consensus step each (enterJoint with autoLeave). Each names
+// members, and one naming a node in the wrong place (adding a voter that is one, removing a
+// non-member, replacing a node that is not a voter) is refused with FAILED_PRECONDITION (REFUSED)
+// and nothing proposed: membership_rules.ts, checked by the node when it proposes. A retry after
+// a lost reply is refused the same way, and its message shows the configuration; already_done is
+// always false.
 //
 // Status and Members answer any authenticated caller. The membership calls and TransferLeader
 // need admin (server/auth), and each is audited; a voter or learner is added only if its address
@@ -12,10 +15,11 @@
 
 import type * as grpc from "@grpc/grpc-js";
 import { backupHandler, type BackupRpcOptions } from "../backup/backup_rpc.ts";
-import { allMembers, isJoint, type ConfChange, type ConfChangeSingle } from "../core/conf_change.ts";
+import { allMembers, type ConfChange, type ConfChangeSingle } from "../core/conf_change.ts";
 import type { ConfState } from "../core/types.ts";
-import type { AdminOutcome } from "../node/node_api.ts";
+import type { AdminOutcome, MembershipPrecondition } from "../node/node_api.ts";
 import { requireAdmin, unary, type HandlerContext, type ServiceDeps } from "./handler_kit.ts";
+import { addMemberRule, removeMemberRule, replaceMemberRule } from "./membership_rules.ts";
 import { ApiError, notLeaderError } from "./status_map.ts";
 import { parseAddMember, parseEmpty, parseRemoveMember, parseReplaceMember, parseTransferLeader } from "./validate.ts";
 
@@ -91,30 +95,26 @@ export function clusterService(deps: ServiceDeps, options: ClusterServiceOptions
     AddMember: unary(deps, "Cluster.AddMember", async (raw, ctx) => {
       const req = parseAddMember(raw, limits);
       return audited(deps, ctx, `member ${req.nodeId}`, async () => {
-        const cs = node.status().confState;
-        const done = req.learner ? cs.learners.includes(req.nodeId) : cs.voters.includes(req.nodeId);
-        if (!done) requireKnownMember(deps, req.nodeId);
+        requireKnownMember(deps, req.nodeId);
         const op = req.learner ? "addLearner" : "addVoter";
-        return changeMembership(deps, done, [{ op, nodeId: req.nodeId, witness: req.witness }]);
+        return changeMembership(deps, [{ op, nodeId: req.nodeId, witness: req.witness }], addMemberRule(req));
       });
     }),
     RemoveMember: unary(deps, "Cluster.RemoveMember", async (raw, ctx) => {
       const { nodeId } = parseRemoveMember(raw, limits);
-      return audited(deps, ctx, `member ${nodeId}`, async () => {
-        const done = !allMembers(node.status().confState).includes(nodeId);
-        return changeMembership(deps, done, [{ op: "removeNode", nodeId, witness: false }]);
-      });
+      return audited(deps, ctx, `member ${nodeId}`, async () =>
+        changeMembership(deps, [{ op: "removeNode", nodeId, witness: false }], removeMemberRule({ nodeId })),
+      );
     }),
     ReplaceMember: unary(deps, "Cluster.ReplaceMember", async (raw, ctx) => {
       const req = parseReplaceMember(raw, limits);
       return audited(deps, ctx, `member ${req.oldNodeId} by ${req.newNodeId}`, async () => {
-        const cs = node.status().confState;
-        const done = !allMembers(cs).includes(req.oldNodeId) && cs.voters.includes(req.newNodeId);
-        if (!done) requireKnownMember(deps, req.newNodeId);
-        return changeMembership(deps, done, [
+        requireKnownMember(deps, req.newNodeId);
+        const changes: ConfChangeSingle[] = [
           { op: "addVoter", nodeId: req.newNodeId, witness: req.witness },
           { op: "removeNode", nodeId: req.oldNodeId, witness: false },
-        ]);
+        ];
+        return changeMembership(deps, changes, replaceMemberRule(req));
       });
     }),
     TransferLeader: unary(deps, "Cluster.TransferLeader", async (raw, ctx) => {
@@ -130,14 +130,11 @@ export function clusterService(deps: ServiceDeps, options: ClusterServiceOptions
 
 async function changeMembership(
   deps: ServiceDeps,
-  alreadyDone: boolean,
   changes: readonly ConfChangeSingle[],
+  precondition: MembershipPrecondition,
 ): Promise<{ alreadyDone: boolean; confState: ConfState }> {
-  const before = deps.node.status().confState;
-  // A joint configuration still in effect is the node's to refuse; never report it as done.
-  if (alreadyDone && !isJoint(before)) return { alreadyDone: true, confState: before };
   const change: ConfChange = { kind: "enterJoint", changes, autoLeave: true };
-  throwUnlessOk(deps, await deps.node.changeMembership(change));
+  throwUnlessOk(deps, await deps.node.changeMembership(change, precondition));
   return { alreadyDone: false, confState: deps.node.status().confState };
 }
 

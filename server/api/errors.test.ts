@@ -191,7 +191,7 @@ describe("status mapping and request validation over gRPC", () => {
     await api.ok("Lease", "Grant", { clientId: "i", seq: 1, ttlMs: 1_000 });
   });
 
-  it("Cluster: status, members, idempotent membership steps, transfer", async () => {
+  it("Cluster: status, members, membership steps, transfer", async () => {
     const status = await api.ok("Cluster", "Status", {});
     assert.equal(status["role"], "leader");
     assert.deepEqual((status["confState"] as Record<string, unknown>)["voters"], ["a", "b", "c"]);
@@ -216,11 +216,41 @@ describe("status mapping and request validation over gRPC", () => {
     const cs = replaced["confState"] as Record<string, unknown>;
     assert.deepEqual(cs["voters"], ["a", "b", "w"]);
     assert.deepEqual(cs["witnesses"], ["w"]);
-    const again = await api.ok("Cluster", "ReplaceMember", { oldNodeId: "c", newNodeId: "w", witness: true });
-    assert.equal(again["alreadyDone"], true);
-    assert.equal((await api.ok("Cluster", "RemoveMember", { nodeId: "zz" }))["alreadyDone"], true);
     await api.ok("Cluster", "TransferLeader", { toNodeId: "b" });
     assert.deepEqual(api.node.transfers, ["b"]);
     assertError(await api.unary("Cluster", "TransferLeader", { toNodeId: "q" }), grpc.status.FAILED_PRECONDITION, "REFUSED");
+  });
+
+  it("Cluster: a membership call naming a node in the wrong place is FAILED_PRECONDITION and proposes nothing", async () => {
+    for (const id of ["d", "e", "f", "w"]) api.node.addresses.set(id, "127.0.0.1:7010");
+    const voters = () => api.node.status().confState.voters;
+    const refused = async (method: string, request: object, message: RegExp) => {
+      const before = api.node.status().confState;
+      const reply = assertError(await api.unary("Cluster", method, request), grpc.status.FAILED_PRECONDITION, "REFUSED");
+      assert.match(reply.details, message, `${method} ${JSON.stringify(request)}`);
+      assert.match(reply.details, /in the configuration voters=\(.*\); nothing was proposed$/);
+      assert.deepEqual(api.node.status().confState, before, "nothing changed");
+    };
+    const start = voters();
+    assert.equal(start.length, 3);
+    const [v1 = "", v2 = ""] = start;
+    // The issue's case: the old id is no member; this used to add the new voter and remove nothing.
+    await refused("ReplaceMember", { oldNodeId: "zz", newNodeId: "d" }, /^old_node_id zz is not a member/);
+    await refused("ReplaceMember", { oldNodeId: v1, newNodeId: v2 }, new RegExp(`^new_node_id ${v2} is already a voter`));
+    await refused("RemoveMember", { nodeId: "zz" }, /^zz is not a member/);
+    await refused("AddMember", { nodeId: v1 }, new RegExp(`^${v1} is already a voter`));
+    await refused("AddMember", { nodeId: v1, learner: true }, new RegExp(`^${v1} is already a voter`));
+    // A learner: not again as a learner, but promoted by AddMember as a voter.
+    await api.ok("Cluster", "AddMember", { nodeId: "e", learner: true });
+    await refused("AddMember", { nodeId: "e", learner: true }, /^e is already a learner/);
+    await refused("ReplaceMember", { oldNodeId: "e", newNodeId: "f" }, /^old_node_id e is a learner, not a voter/);
+    const promoted = await api.ok("Cluster", "AddMember", { nodeId: "e" });
+    assert.equal(promoted["alreadyDone"], false);
+    assert.ok(voters().includes("e"));
+    await api.ok("Cluster", "RemoveMember", { nodeId: "e" });
+    // A retry after a lost reply is refused too; its message shows the change took effect.
+    await api.ok("Cluster", "ReplaceMember", { oldNodeId: v1, newNodeId: "d" });
+    await refused("ReplaceMember", { oldNodeId: v1, newNodeId: "d" }, new RegExp(`^old_node_id ${v1} is not a member .*\\bd\\b`));
+    assert.equal(voters().length, 3);
   });
 });

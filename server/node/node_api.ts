@@ -66,6 +66,13 @@ export type AdminOutcome =
   | { readonly kind: "notLeader"; readonly hint: LeaderHint | null }
   | { readonly kind: "refused"; readonly reason: string };
 
+/**
+ * Why a membership change must not be proposed on top of configuration `cs` (null: it may). The
+ * node evaluates it when it proposes, against the configuration the change will apply to: no
+ * change is pending then (the core refuses a second one), so nothing can overtake the check.
+ */
+export type MembershipPrecondition = (cs: ConfState) => string | null;
+
 export interface NodeApi {
   submit(command: ClientCommand, options?: CallOptions): Promise<SubmitOutcome>;
   /** ReadIndex: the query runs on the leader's state machine once it is linearizable. */
@@ -77,7 +84,8 @@ export interface NodeApi {
   subscribe(listener: EventListener, onRestored?: RestoreListener): () => void;
   status(): NodeStatus;
   transferLeader(to: NodeId): AdminOutcome;
-  changeMembership(change: ConfChange): Promise<AdminOutcome>;
+  /** `precondition` refusing: "refused" with its reason, nothing proposed (server/api/membership_rules.ts). */
+  changeMembership(change: ConfChange, precondition?: MembershipPrecondition): Promise<AdminOutcome>;
   /** Client-API address of every member (for leader hints and the Members call). */
   memberAddresses(): ReadonlyMap<NodeId, string>;
 }

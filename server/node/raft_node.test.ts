@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import type { ConfChange } from "../core/conf_change.ts";
+import type { ConfState } from "../core/types.ts";
 import type { ClientCommand } from "../state/commands.ts";
 import type { StateEvent } from "../state/results.ts";
 import type { SubmitOutcome } from "./node_api.ts";
@@ -20,6 +22,37 @@ async function electedCluster(): Promise<NodeCluster> {
 }
 
 describe("RaftNode", () => {
+  it("a membership precondition is asked when the change is proposed, against the configuration it applies to", async () => {
+    const c = await electedCluster();
+    const leader = c.leader()!;
+    const follower = [...c.nodes.values()].find((n) => n !== leader)!.id;
+    const remove: ConfChange = { kind: "enterJoint", changes: [{ op: "removeNode", nodeId: follower, witness: false }], autoLeave: true };
+    const asked: ConfState[] = [];
+    const memberRule = (cs: ConfState): string | null => {
+      asked.push(cs);
+      return cs.voters.includes(follower) ? null : `${follower} is not a member`;
+    };
+    const first = leader.changeMembership(remove, memberRule);
+    assert.equal(asked.length, 1);
+    assert.ok(asked[0]?.voters.includes(follower));
+    // While that change is in the log, a second is the core's to refuse; the rule is not asked
+    // against a configuration the pending change is about to replace.
+    const second = await leader.changeMembership(remove, memberRule);
+    assert.equal(second.kind, "refused");
+    if (second.kind === "refused") assert.match(second.reason, /not yet applied/);
+    assert.equal(asked.length, 1);
+    assert.equal((await c.settle(first)).kind, "ok");
+    c.advance(500); // the automatic leaveJoint
+    assert.deepEqual(leader.status().confState.votersOutgoing, []);
+    const third = await leader.changeMembership(remove, memberRule);
+    assert.deepEqual(third, { kind: "refused", reason: `${follower} is not a member` });
+    assert.equal(asked.length, 2);
+    assert.ok(!asked[1]?.voters.includes(follower), "asked against the configuration after the first change");
+    const lastIndex = leader.status().lastIndex;
+    c.advance(200);
+    assert.equal(leader.status().lastIndex, lastIndex, "a refused change proposes nothing");
+  });
+
   it("grants a lease and a lock with a token, and answers a retry with the same token", async () => {
     const c = await electedCluster();
     const leader = c.leader()!;

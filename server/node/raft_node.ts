@@ -14,7 +14,7 @@
 // lease and lock-delay restarts at full length before it grants anything.
 
 import { asInvariantViolation, assert } from "../core/assert.ts";
-import type { ConfChange } from "../core/conf_change.ts";
+import { isJoint, type ConfChange } from "../core/conf_change.ts";
 import type { Message } from "../core/messages.ts";
 import { RaftCore } from "../core/raft.ts";
 import type { RaftConfig } from "../core/config.ts";
@@ -32,6 +32,7 @@ import type {
   CallOptions,
   EventListener,
   LeaderHint,
+  MembershipPrecondition,
   NodeApi,
   NodeStatus,
   ReadOutcome,
@@ -252,8 +253,14 @@ export class RaftNode implements NodeApi {
     return { kind: "refused", reason: r.detail };
   }
 
-  changeMembership(change: ConfChange): Promise<AdminOutcome> {
+  changeMembership(change: ConfChange, precondition?: MembershipPrecondition): Promise<AdminOutcome> {
     return new Promise((resolve) => {
+      const refused = precondition === undefined ? null : this.membershipRefusal(precondition);
+      if (refused !== null) {
+        resolve({ kind: "refused", reason: refused });
+        return;
+      }
+      // In the same turn as the check: no other proposal can come between them.
       const r = this.core.proposeConfChange(change);
       if (!r.ok) {
         resolve(r.reason === "notLeader" ? { kind: "notLeader", hint: this.leaderHint() } : { kind: "refused", reason: r.detail });
@@ -266,6 +273,23 @@ export class RaftNode implements NodeApi {
 
   memberAddresses(): ReadonlyMap<NodeId, string> {
     return this.options.memberAddresses;
+  }
+
+  /**
+   * The precondition's refusal against the configuration a change proposed now applies to. That
+   * is the core's applied configuration when this node leads, it is not joint and no config entry
+   * waits in the log above the applied index; otherwise the core refuses the proposal itself (not
+   * leader, joint, a change pending), so the precondition is not asked and the core's reason is
+   * the answer.
+   */
+  private membershipRefusal(precondition: MembershipPrecondition): string | null {
+    const s = this.core.status();
+    if (s.role !== "leader" || isJoint(s.confState)) return null;
+    for (let index = s.applied + 1; index <= s.lastIndex; index++) {
+      const entry = this.core.entryAt(index);
+      if (entry === undefined || entry.type === "config") return null;
+    }
+    return precondition(s.confState);
   }
 
   status(): NodeStatus {

@@ -8,6 +8,7 @@ import type {
   AdminOutcome,
   EventListener,
   LeaderHint,
+  MembershipPrecondition,
   NodeApi,
   NodeStatus,
   ReadOutcome,
@@ -123,9 +124,12 @@ export class FakeNode implements NodeApi {
     return { kind: "ok" };
   }
 
-  async changeMembership(change: ConfChange): Promise<AdminOutcome> {
+  async changeMembership(change: ConfChange, precondition?: MembershipPrecondition): Promise<AdminOutcome> {
     await Promise.resolve();
     if (this.mode.kind === "notLeader") return { kind: "notLeader", hint: this.mode.hint };
+    // As the real node: asked at the proposal, against the configuration the change applies to.
+    const refused = precondition?.(this.confState) ?? null;
+    if (refused !== null) return { kind: "refused", reason: refused };
     const entered = applyConfChange(this.confState, change);
     if (!entered.ok) return { kind: "refused", reason: entered.reason };
     let next = entered.confState;
