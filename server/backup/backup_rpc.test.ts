@@ -113,6 +113,43 @@ describe("Cluster.Backup", () => {
     decodeBackupFile(readFileSync(out));
   });
 
+  it("one backup at a time per member: a second while the first waits for its read is LIMIT_EXCEEDED", async () => {
+    const node = leader.node;
+    const realRead = node.read.bind(node);
+    let releaseRead: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (releaseRead = resolve));
+    node.read = async (query) => {
+      await gate;
+      return realRead(query);
+    };
+    const backup = (name: string) =>
+      runBackup({
+        endpoints: [leader.handle.boundAddress()],
+        outFile: join(dir, name),
+        security: { insecure: true },
+        tokenFile: tokenFile("ops"),
+        timeoutMs: 10_000,
+      });
+    try {
+      const first = backup("first.bak");
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await assert.rejects(backup("second.bak"), (error: unknown) => {
+        assert.ok(error instanceof BackupCallError);
+        assert.equal(error.code, grpc.status.RESOURCE_EXHAUSTED);
+        assert.match(error.message, /a backup is already running on this member \(at most 1\)/);
+        return true;
+      });
+      releaseRead();
+      await first;
+      decodeBackupFile(readFileSync(join(dir, "first.bak")));
+      // The slot is free again once the first finished.
+      await backup("third.bak");
+    } finally {
+      releaseRead();
+      node.read = realRead;
+    }
+  });
+
   it("a non-admin gets PERMISSION_DENIED, audited, and no file", async () => {
     const out = join(dir, "denied.bak");
     await assert.rejects(
