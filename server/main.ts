@@ -183,6 +183,7 @@ if (isSubcommand(subcommand)) {
         transport: running.tls.transport,
       },
       stop: () => stop(running),
+      readiness: { status: () => running.node.status(), applies: true, intervalMs: config.tickMs },
     };
   });
 }

@@ -1,7 +1,8 @@
 // The process lifecycle shared by tenured and tenure-witness: load the config, treat an uncaught
 // exception or an unhandled rejection as fatal (storage failure and broken invariants must stop
 // the process rather than let it serve diverged state; server/fatal.ts writes the one line and
-// exits), log "started" (with the pid: SIGHUP reloads the TLS certificates), and shut down
+// exits), log "started" (with the pid: SIGHUP reloads the TLS certificates), log "ready" (with
+// the leader) once the member serves, and shut down
 // gracefully on SIGINT/SIGTERM.
 //
 // --help lists every option (server/config_options.ts); --version prints the version.
@@ -12,6 +13,8 @@
 import { ConfigError, loadConfig, type ServerConfig } from "./config.ts";
 import { helpText } from "./config_options.ts";
 import { fatal } from "./fatal.ts";
+import type { NodeStatus } from "./node/node_api.ts";
+import { watchReady } from "./node/ready_watch.ts";
 import { TENURE_VERSION } from "./version.ts";
 import { log } from "./logger.ts";
 
@@ -20,6 +23,8 @@ export interface RunningService {
   readonly startedFields: Record<string, unknown>;
   /** Stops serving and releases ports and the data directory. */
   stop(): Promise<void>;
+  /** For the one {"event":"ready"} line (server/node/ready_watch.ts). */
+  readonly readiness: { readonly status: () => NodeStatus; readonly applies: boolean; readonly intervalMs: number };
 }
 
 /** Who the process is, for --help and --version. */
@@ -63,10 +68,15 @@ async function main(start: (config: ServerConfig) => Promise<RunningService>): P
     pid: process.pid,
     ...running.startedFields,
   });
+  const stopWatch = watchReady({
+    ...running.readiness,
+    onReady: (s) => log({ event: "ready", id: config.id, leader: s.leader, term: s.term, appliedIndex: s.appliedIndex }),
+  });
   let stopping = false;
   const onSignal = (signal: string): void => {
     if (stopping) return;
     stopping = true;
+    stopWatch();
     log({ event: "stopping", why: signal });
     void running.stop().then(() => {
       log({ event: "stopped", why: signal });

@@ -93,6 +93,10 @@ function main(): void {
   const certs = ensureDevCertificates(join(o.dataDir, "tls"), { memberIds: [...ids], clientIdentities: [...clientIdentities] });
   const memberFlag = members.map((m) => `${m.id}=${m.peerAddress}/${m.clientAddress}`).join(",");
   const children = new Map<string, ChildProcess>();
+  // The witness serves no client calls (it only answers IS_WITNESS), so it is not an endpoint.
+  const endpoints = members.filter((m) => !witnesses.includes(m.id)).map((m) => m.clientAddress);
+  /** Member id -> the leader named in its {"event":"ready"} line. */
+  const ready = new Map<string, string>();
   for (const m of members) {
     const args = [
       "--import",
@@ -119,7 +123,15 @@ function main(): void {
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
     children.set(m.id, child);
     for (const stream of [child.stdout, child.stderr]) {
-      createInterface({ input: stream }).on("line", (line) => process.stdout.write(`[${m.id}] ${line}\n`));
+      createInterface({ input: stream }).on("line", (line) => {
+        process.stdout.write(`[${m.id}] ${line}\n`);
+        const leader = readyLeader(line);
+        if (leader === null || ready.has(m.id)) return;
+        ready.set(m.id, leader);
+        if (ready.size === members.length) {
+          process.stdout.write(`cluster ready: every member serves, leader ${leader}; endpoints ${endpoints.join(",")}\n`);
+        }
+      });
     }
     child.on("exit", (code, signal) => {
       children.delete(m.id);
@@ -127,8 +139,6 @@ function main(): void {
       if (children.size === 0) process.exit(0);
     });
   }
-  // The witness serves no client calls (it only answers IS_WITNESS), so it is not an endpoint.
-  const endpoints = members.filter((m) => !witnesses.includes(m.id)).map((m) => m.clientAddress);
   const layout = o.witness ? "two voters (a, b) + witness (w)" : "three voters";
   process.stdout.write(
     `Tenure local cluster, ${layout} (${bootstrap ? "new" : "resumed"}), data in ${o.dataDir}\n` +
@@ -141,6 +151,17 @@ function main(): void {
   };
   process.on("SIGINT", stopAll);
   process.on("SIGTERM", stopAll);
+}
+
+/** The leader named by a member's {"event":"ready"} log line, or null for any other line. */
+function readyLeader(line: string): string | null {
+  if (!line.includes('"event":"ready"')) return null;
+  try {
+    const parsed = JSON.parse(line) as { leader?: unknown };
+    return typeof parsed.leader === "string" ? parsed.leader : null;
+  } catch {
+    return null;
+  }
 }
 
 main();

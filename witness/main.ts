@@ -130,5 +130,6 @@ runProcess(async (config) => {
       transport: running.tls.transport,
     },
     stop: () => stop(running),
+    readiness: { status: () => running.node.status(), applies: false, intervalMs: config.tickMs },
   };
 }, WITNESS_PROGRAM);

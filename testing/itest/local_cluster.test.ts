@@ -56,7 +56,6 @@ function launch(
   running = child;
   const output: string[] = [];
   return new Promise((resolve, reject) => {
-    let started = 0;
     const timer = setTimeout(() => {
       // Stop what did start, so the next test does not meet a half-started cluster.
       child.kill("SIGINT");
@@ -64,7 +63,8 @@ function launch(
     }, 40_000);
     createInterface({ input: child.stdout! }).on("line", (line) => {
       output.push(line);
-      if (line.includes('"event":"started"') && ++started === 3) {
+      // The launcher's own line once every member has logged {"event":"ready"} (issue 15).
+      if (line.startsWith("cluster ready: every member serves, leader ")) {
         clearTimeout(timer);
         resolve({ child, output });
       }
@@ -134,7 +134,7 @@ describe("npm start", { timeout: 120_000 }, () => {
 });
 
 describe("npm start -- --witness", { timeout: 90_000 }, () => {
-  it("starts voters a, b and witness w, serves a lock through a or b, and stops all three on Ctrl-C", async () => {
+  it("starts voters a, b and witness w, serves a lock through a or b, and stops all three on SIGTERM", async () => {
     const dir = join(dataDir, "local-witness");
     const { child, output } = await launch(["--witness", "--data-dir", dir, "--base-port", String(witnessBasePort)]);
     const [a, b, w] = [1, 2, 3].map((i) => `127.0.0.1:${witnessBasePort + i}`);
@@ -154,7 +154,13 @@ describe("npm start -- --witness", { timeout: 90_000 }, () => {
     const refused = await c.callAt<Obj>(w ?? "", "Lock", "Status", { name: "wdemo" });
     assert.ok(!refused.ok && refused.reason === "IS_WITNESS", "the witness served a client call");
     c.close();
-    assert.equal(await stopWithCtrlC(child), 0);
+    // Every member said whom it serves under, and they agree.
+    const leaders = new Set(output.filter((l) => l.includes('"event":"ready"')).map((l) => /"leader":"(\w+)"/.exec(l)?.[1]));
+    assert.equal(leaders.size, 1, `ready lines name different leaders: ${[...leaders].join(",")}`);
+    // SIGTERM (a supervisor's stop), not only Ctrl-C, stops the members instead of orphaning them.
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0);
     for (const id of ["a", "b", "w"]) {
       assert.ok(
         output.some((line) => line.startsWith(`[${id}]`) && line.includes('"event":"stopped"')),
