@@ -152,6 +152,18 @@ describe("Cluster.Backup", () => {
 
   it("a non-admin gets PERMISSION_DENIED, audited, and no file", async () => {
     const out = join(dir, "denied.bak");
+    const kept = join(dir, "kept.bak");
+    writeFileSync(kept, "the previous backup");
+    await assert.rejects(
+      runBackup({
+        endpoints: [leader.handle.boundAddress()],
+        outFile: kept,
+        security: { insecure: true },
+        tokenFile: tokenFile("alice"),
+        timeoutMs: 10_000,
+      }),
+    );
+    assert.equal(readFileSync(kept, "utf8"), "the previous backup", "a failed backup leaves the file as it was");
     await assert.rejects(
       runBackup({
         endpoints: [leader.handle.boundAddress()],
