@@ -11,7 +11,11 @@
 // digest (request_digest.ts); a version 1 or 2 image restores its sessions with digest null (a
 // retry of their last seq replays as before, see session_table.ts), and a version 3 image may
 // hold null too, for such a session not yet written to since. A member of the older code refuses
-// a version 3 image, so upgrade every member together (as for version 2).
+// a version 3 image, so upgrade every member together (as for version 2). Right after an upgrade
+// a replica that restored a version 2 image and one that applied the same entries under this code
+// may differ in one thing: whether a session's digest is null (its stateHash differs) until that
+// client's next command stores one; the tables agree, and only a mismatched retry of that one
+// seq is answered differently (replayed there, refused here).
 
 import { assert } from "../core/assert.ts";
 import { isIdentity } from "./caller.ts";
