@@ -151,7 +151,19 @@ function main(): void {
   };
   process.on("SIGINT", stopAll);
   process.on("SIGTERM", stopAll);
+  // `npm start` runs this under npm (and a shell), and npm does not pass a SIGTERM on: it exits
+  // and this process is re-parented. So watch the parent too; its death means "stop".
+  const parentPid = process.ppid;
+  const parentWatch = setInterval(() => {
+    if (process.ppid === parentPid) return;
+    process.stdout.write(`the launching process (pid ${parentPid}) is gone: stopping the cluster\n`);
+    clearInterval(parentWatch);
+    stopAll();
+  }, PARENT_CHECK_INTERVAL_MS);
+  parentWatch.unref();
 }
+
+const PARENT_CHECK_INTERVAL_MS = 500;
 
 /** The leader named by a member's {"event":"ready"} log line, or null for any other line. */
 function readyLeader(line: string): string | null {

@@ -131,6 +131,29 @@ describe("npm start", { timeout: 120_000 }, () => {
     }
     assert.equal(await stopWithCtrlC(child), 0);
   });
+
+  it("stops the cluster when its parent dies without passing SIGTERM on (npm does that)", async () => {
+    // A shell in npm's place: it runs the launcher in the background and exits on SIGTERM.
+    const command = [process.execPath, "--import", "tsx", launcher, "--data-dir", dataDir, "--base-port", String(basePort)]
+      .map((a) => `'${a}'`)
+      .join(" ");
+    const parent = spawn("sh", ["-c", `${command} & wait`], { stdio: ["ignore", "pipe", "pipe"] });
+    const output: string[] = [];
+    const closed = new Promise<void>((resolve) => parent.stdout!.once("close", () => resolve()));
+    createInterface({ input: parent.stdout! }).on("line", (l) => output.push(l));
+    await until("cluster ready under the shell", 40_000, () => output.some((l) => l.startsWith("cluster ready:")), 50);
+    parent.kill("SIGTERM");
+    // The pipe closes only when the launcher and every member have exited.
+    await until("every process gone", 20_000, async () => {
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 100))]);
+      return parent.stdout!.closed;
+    });
+    assert.ok(
+      output.some((l) => l.includes("is gone: stopping the cluster")),
+      output.slice(-5).join(" | "),
+    );
+    assert.equal(output.filter((l) => l.includes('"event":"stopped"')).length, 3, "not every voter stopped cleanly");
+  });
 });
 
 describe("npm start -- --witness", { timeout: 90_000 }, () => {
