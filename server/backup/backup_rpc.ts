@@ -8,8 +8,9 @@
 //
 // Stream: one header (format version, cluster id, applied index, term, token epoch, highest
 // token and lease id, image length, members), the image in chunks, a trailer with the SHA-256 of
-// the image. Memory: the image snapshot() made is the only full copy; chunks are views into it
-// and each is written only when the previous ones have drained. One backup runs per member at a
+// the image. Memory: the image snapshot() made is the only full copy; chunks are views into it,
+// queued up to the stream's high-water mark (16 messages, still views) and serialized by grpc-js
+// one at a time as the transport drains (its flow control). One backup runs per member at a
 // time (a second is LIMIT_EXCEEDED), so concurrent admins cannot stack images in memory.
 
 import { createHash } from "node:crypto";
@@ -136,7 +137,7 @@ async function stream(
   call.end();
 }
 
-/** Writes one message, waiting for the transport to drain first (one chunk buffered at most). */
+/** Writes one message; past the stream's high-water mark, waits for it to drain. */
 async function write(call: grpc.ServerWritableStream<unknown, object>, signal: AbortSignal, message: object): Promise<void> {
   if (signal.aborted) throw new ApiError("CANCELLED", `${RPC} was cancelled`);
   if (call.write(message)) return;
