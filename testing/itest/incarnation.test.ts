@@ -165,3 +165,47 @@ describe("member incarnations on real tenured processes", { timeout: 240_000 }, 
     assert.ok((cs["voters"] as string[]).includes(victim), JSON.stringify(cs));
   });
 });
+
+// tenure-witness carries and checks incarnations with the same transport: a wiped witness
+// restarted with --bootstrap under its old id is refused by both voters, and says why.
+describe("a wiped witness", { timeout: 120_000 }, () => {
+  let cluster: ProcessCluster;
+  let admin: TestClient;
+
+  before(async () => {
+    cluster = await ProcessCluster.start({ ids: ["a", "b", "w"], witnesses: ["w"] });
+    admin = cluster.testClient([cluster.member("a").clientAddress, cluster.member("b").clientAddress], ADMIN_CLIENT_IDENTITY);
+  });
+  after(async () => {
+    admin?.close();
+    await cluster?.stopAll();
+  });
+
+  it("is refused by both voters under its old id; the voters keep serving", async () => {
+    assert.ok((await admin.call<Obj>("Lease", "Grant", { clientId: "incarnation-w", seq: 1, ttlMs: 60_000 }, 20_000)).ok);
+    for (const id of ["a", "b"]) {
+      await until(`${id} records w`, 20_000, () => events(cluster, id, "peer_incarnation_recorded").some((f) => f["peer"] === "w"));
+    }
+    await until(
+      "w records a and b",
+      20_000,
+      () => new Set(events(cluster, "w", "peer_incarnation_recorded").map((f) => f["peer"])).size === 2,
+    );
+    const old = incarnationOf(cluster, "w");
+    await cluster.stop("w");
+    rmSync(cluster.dataDir("w"), { recursive: true, force: true });
+    await cluster.startMember("w", { bootstrap: true });
+    const wiped = incarnationOf(cluster, "w");
+    assert.notEqual(wiped, old);
+    for (const id of ["a", "b"]) {
+      await until(`${id} refuses the wiped witness`, 20_000, () =>
+        events(cluster, id, "peer_incarnation_refused").some((f) => f["peer"] === "w" && f["remembered"] === old && f["claimed"] === wiped),
+      );
+    }
+    await until("w logs that both refuse it", 20_000, () => {
+      const by = new Set(events(cluster, "w", "incarnation_refused_by_peer").map((f) => f["peer"]));
+      return by.has("a") && by.has("b");
+    });
+    assert.ok((await admin.call<Obj>("Lease", "Grant", { clientId: "incarnation-w", seq: 2, ttlMs: 60_000 }, 20_000)).ok);
+  });
+});
