@@ -33,6 +33,7 @@ import { startApiServer, type ApiServerHandle } from "./api/api_server.ts";
 import { auditTo } from "./auth/audit.ts";
 import { Authenticator, OPEN_MODE_WARNING } from "./auth/authenticator.ts";
 import { openDataDir } from "./data_dir.ts";
+import { configWithRecovery } from "./node/recovery_config.ts";
 import { log } from "./logger.ts";
 import { startTestMode, startTicker } from "./test_mode/test_clock.ts";
 import { isSubcommand, runSubcommand } from "./backup/cli.ts";
@@ -126,7 +127,8 @@ async function start(config: ServerConfig): Promise<Running> {
   });
   const scheduler = new ProcessScheduler();
   const node = new RaftNode({
-    raftConfig,
+    // Lost or damaged log data found at open: no vote, no campaign until caught up (issue 13).
+    raftConfig: configWithRecovery(raftConfig, storage.recovery(), (fields) => log(fields)),
     storage,
     transport,
     clock: { monotonicMs: testClock === null ? () => performance.now() : () => testClock.monotonicMs() },

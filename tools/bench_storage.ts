@@ -74,7 +74,16 @@ function benchOpen(root: string, entries: number): void {
   });
   const inspectMs = timeMs(() => inspectReadOnly(dbPath, "bench"));
   const file = new AckRecordFile(dataDir);
-  const record: AckRecord = { generation: 1, term: 1, vote: "a", commit: entries, lastIndex: entries, open: false, wal: null };
+  const record: AckRecord = {
+    generation: 1,
+    term: 1,
+    vote: "a",
+    commit: entries,
+    lastIndex: entries,
+    open: false,
+    wal: null,
+    identity: null,
+  };
   const recordWriteMs = timeMs(() => file.write(record), 21);
   file.close();
   const bytes = fs.statSync(dbPath).size;

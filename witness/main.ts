@@ -21,6 +21,7 @@ import { SeededRandom } from "../server/core/random.ts";
 import type { ServerConfig } from "../server/config.ts";
 import { runProcess } from "../server/process_main.ts";
 import { openDataDir } from "../server/data_dir.ts";
+import { configWithRecovery } from "../server/node/recovery_config.ts";
 import { log } from "../server/logger.ts";
 import { startTestMode, startTicker } from "../server/test_mode/test_clock.ts";
 import { ProcessScheduler } from "../server/node/process_scheduler.ts";
@@ -82,7 +83,8 @@ async function start(config: ServerConfig): Promise<Running> {
   });
   const scheduler = new ProcessScheduler();
   const node = new WitnessNode({
-    raftConfig,
+    // Lost or damaged log data found at open: no vote, no campaign until caught up (issue 13).
+    raftConfig: configWithRecovery(raftConfig, storage.recovery(), (fields) => log(fields)),
     storage,
     transport,
     requestProcess: () => scheduler.request(),

@@ -42,6 +42,8 @@ export interface WitnessStatus {
   /** First index still in the log; everything below was truncated at a floor (W3). */
   readonly firstIndex: Index;
   readonly confState: ConfState;
+  /** Recovering lost log data (server/core/raft.ts "Recovery"): no vote, not counted in commits. */
+  readonly recovering?: boolean;
 }
 
 const readiesPerPassMax = 1000;
@@ -60,7 +62,10 @@ export class WitnessNode {
     const appliedIndex = persisted.snapshot?.metadata.index ?? 0;
     this.core = new RaftCore({ ...options.raftConfig, appliedIndex }, persisted);
     const cs = this.core.status().confState;
-    if (!cs.witnesses.includes(this.id)) {
+    // A store rebuilt empty after its raft.db was lost (storage recovery) holds no configuration
+    // yet: it learns it, with the witness flag, from the leader's marker.
+    const rebuiltEmpty = this.core.recovering() && cs.voters.length === 0 && persisted.snapshot === null;
+    if (!rebuiltEmpty && !cs.witnesses.includes(this.id)) {
       // The core applies the witness rules only to a member flagged in the configuration; run
       // without the flag, this process would vote and lead as a full copy it does not have.
       throw new Error(`the stored configuration does not list ${this.id} as a witness (witnesses: ${cs.witnesses.join(",") || "none"})`);
@@ -103,6 +108,7 @@ export class WitnessNode {
       lastIndex: s.lastIndex,
       firstIndex: s.firstIndex,
       confState: s.confState,
+      recovering: s.recovering,
     };
   }
 

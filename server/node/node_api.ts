@@ -47,6 +47,8 @@ export interface NodeStatus {
   readonly appliedIndex: Index;
   readonly lastIndex: Index;
   readonly confState: ConfState;
+  /** Recovering lost log data (server/core/raft.ts "Recovery"): no vote, not counted in commits. */
+  readonly recovering?: boolean;
 }
 
 /** Events of one applied entry, delivered synchronously in log order. */

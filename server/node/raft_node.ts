@@ -303,6 +303,7 @@ export class RaftNode implements NodeApi {
       appliedIndex: s.applied,
       lastIndex: s.lastIndex,
       confState: s.confState,
+      recovering: s.recovering,
     };
   }
 

@@ -12,11 +12,14 @@
 // - at a clean close: the exact final state, after the WAL is checkpointed away.
 //
 // The record only ever claims what is already durable (it is written after the commit), so
-// "store >= record" holds at every instant, crash or not.
+// "store >= record" holds at every instant, crash or not. One exception, on purpose: while the
+// member recovers lost log data (recoveryUntil, sqlite_storage.ts) the record keeps claiming the
+// last index it had acknowledged before the loss, until the store holds that much again, so a
+// restart in the middle of the recovery finds the loss again instead of a member that may vote.
 
 import type { Index, NodeId, Term } from "../core/types.ts";
 import type { AckRecord, AckRecordFile, RecordedWal } from "./ack_record.ts";
-import type { StorageWrite } from "./raft_storage.ts";
+import type { StorageIdentity, StorageWrite } from "./raft_storage.ts";
 
 export interface AckPolicy {
   readonly watermarkEntries: number;
@@ -45,6 +48,12 @@ export interface AckTrackerOptions {
   /** The WAL's header salts and size now, or null without a header. */
   readonly readWal: () => RecordedWal | null;
   readonly nowMs: () => number;
+  /**
+   * The store lost log data and recovers up to this index (the record's last index before the
+   * loss): the record's lastIndex stays at least this until the durable log reaches it. null:
+   * not recovering.
+   */
+  readonly recoveryUntil?: Index | null;
 }
 
 export class AckTracker {
@@ -52,6 +61,7 @@ export class AckTracker {
   private durable: DurableProgress;
   private writtenAtMs: number;
   private timer: ReturnType<typeof setTimeout> | null = null;
+  private recoveryUntil: Index | null;
   /** Record writes since open, for the benchmark and tests. */
   writes = 0;
 
@@ -59,6 +69,17 @@ export class AckTracker {
     this.recordNow = options.record;
     this.durable = options.durable;
     this.writtenAtMs = options.nowMs();
+    this.recoveryUntil = options.recoveryUntil ?? null;
+  }
+
+  /** The index the record keeps claiming while the store recovers (null: not recovering). */
+  get recovering(): Index | null {
+    return this.recoveryUntil;
+  }
+
+  /** The identity was just written to raft.db: the record carries it from now on. */
+  setIdentity(identity: StorageIdentity): void {
+    this.write({ identity });
   }
 
   get record(): AckRecord {
@@ -67,12 +88,14 @@ export class AckTracker {
 
   /** Marks the store open (the WAL must exist from now until a clean close) with the exact state. */
   markOpen(): void {
-    this.write({ ...this.durable, open: true });
+    this.write({ ...this.claimed(this.durable), open: true });
   }
 
   beforeSave(write: StorageWrite): void {
     const nextLast = lastIndexAfter(write);
-    if (nextLast !== null && nextLast < this.recordNow.lastIndex) this.write({ lastIndex: nextLast });
+    if (nextLast === null) return;
+    const lowered = this.recoveryUntil === null ? nextLast : Math.max(nextLast, this.recoveryUntil);
+    if (lowered < this.recordNow.lastIndex) this.write({ lastIndex: lowered });
   }
 
   afterSave(write: StorageWrite): void {
@@ -83,27 +106,35 @@ export class AckTracker {
       commit: hardState?.commit ?? this.durable.commit,
       lastIndex: lastIndexAfter(write) ?? this.durable.lastIndex,
     };
+    if (this.recoveryUntil !== null && this.durable.lastIndex >= this.recoveryUntil) this.recoveryUntil = null;
     const r = this.recordNow;
-    if (this.durable.term !== r.term || this.durable.vote !== r.vote) return this.write(this.durable);
-    const behind = this.durable.lastIndex !== r.lastIndex || this.durable.commit !== r.commit;
+    const claim = this.claimed(this.durable);
+    if (claim.term !== r.term || claim.vote !== r.vote) return this.write(claim);
+    const behind = claim.lastIndex !== r.lastIndex || claim.commit !== r.commit;
     if (!behind) return;
-    const entriesBehind = this.durable.lastIndex - r.lastIndex;
+    const entriesBehind = claim.lastIndex - r.lastIndex;
     const due =
       entriesBehind >= this.options.policy.watermarkEntries ||
       this.options.nowMs() - this.writtenAtMs >= this.options.policy.watermarkIntervalMs;
-    if (due) return this.write(this.durable);
+    if (due) return this.write(claim);
     this.armTimer();
   }
 
   /** Clean close, step 1 (before the TRUNCATE checkpoint): the exact state, no WAL expectation. */
   beforeCheckpoint(): void {
     this.stopTimer();
-    this.write({ ...this.durable, wal: null });
+    this.write({ ...this.claimed(this.durable), wal: null });
   }
 
   /** Clean close, step 2 (after the checkpoint): raft.db alone holds everything. */
   markClosed(): void {
-    this.write({ ...this.durable, open: false, wal: null });
+    this.write({ ...this.claimed(this.durable), open: false, wal: null });
+  }
+
+  /** What the record says of `d`: d itself, but at least recoveryUntil as last index while recovering. */
+  private claimed(d: DurableProgress): DurableProgress {
+    if (this.recoveryUntil === null || d.lastIndex >= this.recoveryUntil) return d;
+    return { ...d, lastIndex: this.recoveryUntil };
   }
 
   stopTimer(): void {
@@ -118,7 +149,7 @@ export class AckTracker {
     this.timer = setTimeout(() => {
       this.timer = null;
       // A throw here is uncaught: fatal in tenured (server/process_main.ts), as in save().
-      this.write(this.durable);
+      this.write(this.claimed(this.durable));
     }, waitMs);
     this.timer.unref(); // never keeps a process alive
   }
@@ -130,7 +161,7 @@ export class AckTracker {
     this.recordNow = next;
     this.writtenAtMs = this.options.nowMs();
     this.writes++;
-    const d = this.durable;
+    const d = this.claimed(this.durable);
     if (next.term === d.term && next.vote === d.vote && next.commit === d.commit && next.lastIndex === d.lastIndex) this.stopTimer();
   }
 }

@@ -3,17 +3,18 @@
 // checkpoints the WAL into raft.db and deletes it, so refusing a damaged store through one
 // would destroy the very evidence (the frames after the damage) that a forensic copy needs, and
 // the next start would see a "missing WAL" instead of the real cause. A read-only connection
-// never checkpoints and never deletes the WAL.
+// never checkpoints and never deletes the WAL. It reads (and verifies) every row, so a damaged
+// row is found here too, before the store decides to recover (sqlite_storage.ts).
 
 import Database from "better-sqlite3";
 import { closeSync, existsSync, openSync, readSync } from "node:fs";
 import { EMPTY_HARD_STATE } from "../core/types.ts";
-import type { HardState } from "../core/types.ts";
+import type { PersistedState } from "../core/types.ts";
 import type { DurableProgress } from "./ack_tracker.ts";
-import { hardStateChecksum } from "./checksum.ts";
 import { StorageCorruptError } from "./raft_storage.ts";
+import type { StorageIdentity } from "./raft_storage.ts";
+import { decodeIdentityRow, prepareReads, readVerifiedState } from "./sqlite_rows.ts";
 import { OPERATOR_ADVICE } from "./startup_checks.ts";
-import { corruptError, isSafeCount } from "./storage_checks.ts";
 
 type Row = Record<string, unknown>;
 
@@ -22,16 +23,22 @@ export const EMPTY_PROGRESS: DurableProgress = { ...EMPTY_HARD_STATE, lastIndex:
 export interface Inspection {
   /** PRAGMA user_version; 0 for a new (or absent) raft.db. */
   readonly version: number;
-  /** What raft.db holds (hard state checksum-verified). */
+  /** What raft.db holds (every row checksum-verified). */
   readonly progress: DurableProgress;
+  /** Every row, verified (null: no tables yet); the store's first load() returns it. */
+  readonly state: PersistedState | null;
+  readonly identity: StorageIdentity | null;
 }
 
+const NOTHING: Omit<Inspection, "version"> = { progress: EMPTY_PROGRESS, state: null, identity: null };
+
 /**
- * integrity_check, the schema version and the stored term, vote, commit and last index. Throws
- * StorageCorruptError for a damaged file (SQLite's own corruption errors included).
+ * integrity_check, the schema version, and every row read back and verified (the stored term,
+ * vote, commit and last index come from them). Throws StorageCorruptError for a damaged file
+ * (SQLite's own corruption errors included, by the caller's guard).
  */
 export function inspectReadOnly(dbPath: string, where: string): Inspection {
-  if (!existsSync(dbPath)) return { version: 0, progress: EMPTY_PROGRESS };
+  if (!existsSync(dbPath)) return { version: 0, ...NOTHING };
   const db = new Database(dbPath, { readonly: true });
   try {
     // Page-level damage (torn pages, a truncated file, broken b-trees) is refused before any row
@@ -44,34 +51,18 @@ export function inspectReadOnly(dbPath: string, where: string): Inspection {
     const version = db.pragma("user_version", { simple: true });
     if (typeof version !== "number") throw new Error(`${dbPath}: user_version ${String(version)}`);
     // A version-0 file may already hold the tables (a start that stopped before setting it).
-    const tables = db.prepare(
-      "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('hard_state', 'entries', 'snapshot')",
+    const tables = new Set(
+      (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Row[]).map((r) => String(r["name"])),
     );
-    if ((tables.get() as Row).n !== 3) return { version, progress: EMPTY_PROGRESS };
-    const hardState = decodeHardStateRow(
-      db.prepare("SELECT term, vote, commit_index, checksum FROM hard_state WHERE id = 1").get() as Row | undefined,
-      where,
-    );
-    const last = (db.prepare("SELECT MAX(idx) AS last FROM entries").get() as Row).last;
-    const snapshotIndex = (db.prepare("SELECT idx FROM snapshot WHERE id = 1").get() as Row | undefined)?.idx;
-    const fromSnapshot = isSafeCount(snapshotIndex) ? snapshotIndex : 0;
-    const lastIndex = isSafeCount(last) ? Math.max(last, fromSnapshot) : fromSnapshot;
-    return { version, progress: { ...hardState, lastIndex } };
+    if (!["hard_state", "entries", "snapshot", "identity"].every((t) => tables.has(t))) return { version, ...NOTHING };
+    const reads = prepareReads(db, tables.has("log_start"));
+    const state = readVerifiedState(reads, where);
+    const identity = decodeIdentityRow(reads.identity.get() as Row | undefined, where);
+    const lastIndex = Math.max(state.entries.at(-1)?.index ?? 0, state.snapshot?.metadata.index ?? 0);
+    return { version, progress: { ...state.hardState, lastIndex }, state, identity };
   } finally {
     db.close();
   }
-}
-
-/** The hard_state row, checksum-verified; the empty hard state when there is no row. */
-export function decodeHardStateRow(row: Row | undefined, where: string): HardState {
-  if (row === undefined) return EMPTY_HARD_STATE;
-  const { term, vote, commit_index: commit, checksum } = row;
-  if (!isSafeCount(term) || typeof vote !== "string" || !isSafeCount(commit)) {
-    throw corruptError(where, "hard_state", "row has wrong types");
-  }
-  const hardState: HardState = { term, vote, commit };
-  if (hardStateChecksum(hardState) !== checksum) throw corruptError(where, "hard_state", "checksum mismatch");
-  return hardState;
 }
 
 /** raft.db's page size from its header (bytes 16-17; 1 means 65536), or null without a file. */

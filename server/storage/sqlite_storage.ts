@@ -9,13 +9,22 @@
 // (ack_record.ts, written by ack_tracker.ts from save()); the store must hold at least that
 // (startup_checks.ts). A clean close checkpoints the WAL into raft.db, so raft.db holds the live
 // pages and its integrity check and row checksums see damage to them.
+//
+// Recovery (issue 13 point 2; README "Recovery"): when the evidence shows lost or damaged log
+// data and the ack record is intact, open() keeps the evidence (evidence.ts), cuts the WAL back to
+// what SQLite would read, or moves a damaged raft.db aside and starts an empty store with the
+// record's identity, raises term and vote to the record's, and reports recovery() = { untilIndex:
+// the record's last index }: the node starts its core in recovery (RaftConfig.recovery), so the
+// member neither votes nor counts towards a commit until it has caught up from a leader. The
+// record keeps claiming untilIndex until the store holds it again (ack_tracker.ts). Without an
+// intact record the loss cannot be bounded: refused (OPERATOR_ADVICE).
 
 import Database from "better-sqlite3";
 import { mkdirSync, realpathSync } from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { assert } from "../core/assert.ts";
-import type { Entry, HardState, PersistedState, Snapshot, SnapshotMetadata } from "../core/types.ts";
+import type { HardState, Index, PersistedState, Snapshot, SnapshotMetadata } from "../core/types.ts";
 import { encodeConfState, entryChecksum, hardStateChecksum, identityChecksum, snapshotChecksum } from "./checksum.ts";
 import { AckRecordFile, ackRecordPath, readAckRecord } from "./ack_record.ts";
 import type { AckRecord, RecordedWal } from "./ack_record.ts";
@@ -24,20 +33,14 @@ import type { AckPolicy } from "./ack_tracker.ts";
 import { acquireLock, releaseLock } from "./lock_file.ts";
 import { StorageCorruptError } from "./raft_storage.ts";
 import type { RaftStorage, StorageIdentity, StorageWrite } from "./raft_storage.ts";
-import {
-  assertCompactValid,
-  assertIdentityShape,
-  assertWriteValid,
-  corruptError,
-  decodeConfState,
-  isSafeCount,
-  verifyLoadedState,
-} from "./storage_checks.ts";
+import { assertCompactValid, assertIdentityShape, assertWriteValid } from "./storage_checks.ts";
 import type { LogView } from "./storage_checks.ts";
-import { OPERATOR_ADVICE, checkAgainstRecord, checkWalEvidence } from "./startup_checks.ts";
+import { OPERATOR_ADVICE, assessWal, describeLosses, lossesAgainstRecord, raisedHardState, recordClaimsNothing } from "./startup_checks.ts";
 import { checkWal, readWalSalts } from "./wal_check.ts";
-import { decodeHardStateRow, inspectReadOnly, readPageSizeBytes } from "./sqlite_inspect.ts";
+import { inspectReadOnly, readPageSizeBytes } from "./sqlite_inspect.ts";
 import type { Inspection } from "./sqlite_inspect.ts";
+import { decodeHardStateRow, decodeIdentityRow, decodeSnapshotRow, prepareReads, readVerifiedState } from "./sqlite_rows.ts";
+import { cutWal, dropWalIndex, keepWalCopy, moveStoreAside } from "./evidence.ts";
 
 export const DB_FILE_NAME = "raft.db";
 export const WAL_FILE_NAME = `${DB_FILE_NAME}-wal`;
@@ -79,9 +82,24 @@ export interface SqliteStorageOptions {
   readonly dataDir: string;
   /** When the ack record's watermark is rewritten (default DEFAULT_ACK_POLICY). */
   readonly ackPolicy?: AckPolicy;
-  /** Non-fatal findings at open (an old store given its first ack record). */
+  /** Non-fatal findings at open (an old store given its first ack record; storage_recovery). */
   readonly warn?: (fields: Record<string, unknown>) => void;
 }
+
+/** What open() found and repaired; the node starts its core in recovery until untilIndex. */
+export interface StorageRecovery {
+  /** The last index the ack record says was durable before the loss (RaftConfig.recovery). */
+  readonly untilIndex: Index;
+  /** What the evidence showed, one line each. */
+  readonly found: readonly string[];
+  /** Where the damaged files were kept (copied or moved aside). */
+  readonly evidence: readonly string[];
+}
+
+/** The store as inspected, read-only, before a read-write connection opens it. */
+type Inspected =
+  | { readonly kind: "ok"; readonly inspection: Inspection }
+  | { readonly kind: "corrupt"; readonly error: StorageCorruptError };
 
 export class SqliteStorage implements RaftStorage {
   private closed = false;
@@ -92,6 +110,9 @@ export class SqliteStorage implements RaftStorage {
   private readonly loadTransaction: () => PersistedState;
   private tracker: AckTracker | null = null;
   private ackFile: AckRecordFile | null = null;
+  private recoveryFound: StorageRecovery | null = null;
+  /** The state the inspection verified at open: the first load() returns it (no second read). */
+  private preloaded: PersistedState | null = null;
 
   private constructor(
     private readonly db: Database.Database,
@@ -109,69 +130,170 @@ export class SqliteStorage implements RaftStorage {
 
   /**
    * Opens (creating if needed) the store in `dataDir`; throws StorageLockedError if held, and
-   * StorageCorruptError if the WAL, raft.db or the ack record show damage or lost data.
+   * StorageCorruptError if the WAL, raft.db or the ack record show damage or lost data that it
+   * cannot recover from (no intact ack record). Recoverable findings: recovery() (file header).
    */
   static open(options: SqliteStorageOptions): SqliteStorage {
     mkdirSync(options.dataDir, { recursive: true });
     const dataDir = realpathSync(options.dataDir);
-    const where = `sqlite store ${dataDir}`;
     const lockPath = acquireLock(dataDir);
     try {
-      const dbPath = path.join(dataDir, DB_FILE_NAME);
-      const record = readRecordOrRefuse(dataDir);
-      const walPath = path.join(dataDir, WAL_FILE_NAME);
-      const recordPath = ackRecordPath(dataDir);
-      // Before SQLite opens it: SQLite's recovery would silently drop what follows a bad frame.
-      const wal = checkWal(walPath, readPageSizeBytes(dbPath));
-      checkWalEvidence({ walPath, recordPath, record, wal });
-      // Then through a read-only connection, which never checkpoints the WAL away on a refusal.
-      const inspection = guardSqlite(where, () => inspectReadOnly(dbPath, where));
-      if (record === null && inspection.version === SCHEMA_VERSION) {
-        throw new StorageCorruptError(
-          `${recordPath} is missing, but raft.db (schema ${SCHEMA_VERSION}) was always written with one: without it the ` +
-            `store cannot show it still holds what it acknowledged; refusing to start. ${OPERATOR_ADVICE}`,
-        );
-      }
-      const { progress } = inspection;
-      if (record !== null) checkAgainstRecord(where, recordPath, record, { hardState: progress, lastIndex: progress.lastIndex });
-      const db = new Database(dbPath);
-      let store: SqliteStorage | null = null;
-      try {
-        const version = guardSqlite(where, () => configure(db, inspection.version));
-        store = new SqliteStorage(db, dataDir, lockPath);
-        const opened = store;
-        guardSqlite(where, () => opened.startRecord(record, { version, progress }, options));
-        return store;
-      } catch (error) {
-        store?.ackFile?.close();
-        db.close();
-        throw error;
-      }
+      return SqliteStorage.openLocked(dataDir, lockPath, options);
     } catch (error) {
       releaseLock(lockPath);
       throw error;
     }
   }
 
-  /** Starts the record (checked against the store by open()), then marks the store open. */
-  private startRecord(record: AckRecord | null, inspection: Inspection, options: SqliteStorageOptions): void {
-    const { version, progress } = inspection;
+  private static openLocked(dataDir: string, lockPath: string, options: SqliteStorageOptions): SqliteStorage {
+    const where = `sqlite store ${dataDir}`;
+    const dbPath = path.join(dataDir, DB_FILE_NAME);
+    const walPath = path.join(dataDir, WAL_FILE_NAME);
+    const recordPath = ackRecordPath(dataDir);
+    const record = readRecordOrRefuse(dataDir);
+    const generation = record?.generation ?? 0;
+    const found: string[] = [];
+    const evidence: string[] = [];
+    // Before SQLite opens it: SQLite's recovery would silently drop what follows a bad frame.
+    const walFinding = assessWal({ walPath, recordPath, record, wal: checkWal(walPath, readPageSizeBytes(dbPath)) });
+    if (walFinding !== null) {
+      if (record === null) {
+        throw new StorageCorruptError(
+          `${walFinding.detail}; no ack record says what this member acknowledged (a store older than ack records), so it ` +
+            `cannot recover; refusing to start. ${OPERATOR_ADVICE}`,
+        );
+      }
+      found.push(walFinding.detail);
+      if (walFinding.kind !== "missing") evidence.push(keepWalCopy(walPath, generation));
+      // Cut where SQLite stops reading: from here on SQLite and our check agree on the WAL.
+      if (walFinding.kind === "corrupt") cutWal(walPath, walFinding.cutAtBytes);
+      dropWalIndex(dbPath);
+    }
+    // Then through a read-only connection, which never checkpoints the WAL away (evidence).
+    let inspected = inspect(dbPath, where);
+    if (inspected.kind === "corrupt") {
+      if (record === null) throw inspected.error;
+      if (record.identity === null) throw unknownIdentity(findingOf(inspected.error), recordPath);
+      found.push(findingOf(inspected.error));
+      evidence.push(moveStoreAside(dataDir, DB_FILE_NAME, generation));
+      inspected = inspect(dbPath, where);
+      if (inspected.kind === "corrupt") throw inspected.error; // nothing is left to be damaged
+    }
+    const { inspection } = inspected;
+    if (record === null && inspection.version === SCHEMA_VERSION) {
+      throw new StorageCorruptError(
+        `${recordPath} is missing, but raft.db (schema ${SCHEMA_VERSION}) was always written with one: without it the ` +
+          `store cannot show it still holds what it acknowledged, nor whom it voted for; refusing to start. ${OPERATOR_ADVICE}`,
+      );
+    }
+    if (record !== null && record.identity !== null && inspection.identity !== null) {
+      const a = record.identity;
+      const b = inspection.identity;
+      if (a.clusterId !== b.clusterId || a.nodeId !== b.nodeId) {
+        throw new StorageCorruptError(
+          `${recordPath} belongs to member "${a.nodeId}" of cluster "${a.clusterId}", raft.db to "${b.nodeId}" of ` +
+            `"${b.clusterId}": files of two data directories mixed; refusing to start. ${OPERATOR_ADVICE}`,
+        );
+      }
+    }
+    const db = new Database(dbPath);
+    let store: SqliteStorage | null = null;
+    try {
+      const version = guardSqlite(where, () => configure(db, inspection.version));
+      store = new SqliteStorage(db, dataDir, lockPath);
+      const opened = store;
+      guardSqlite(where, () => opened.startRecord(record, { ...inspection, version }, { found, evidence }, options));
+      return store;
+    } catch (error) {
+      store?.ackFile?.close();
+      db.close();
+      throw error;
+    }
+  }
+
+  /**
+   * Compares the store with the record (found: what open() already saw), starts recovery when
+   * anything acknowledged is lost, then starts the record and marks the store open.
+   */
+  private startRecord(
+    record: AckRecord | null,
+    inspection: Inspection,
+    seen: { readonly found: string[]; readonly evidence: string[] },
+    options: SqliteStorageOptions,
+  ): void {
+    const { version } = inspection;
+    let progress = inspection.progress;
+    this.preloaded = inspection.state;
+    let raised: HardState | null = null;
+    if (record !== null && !recordClaimsNothing(record)) {
+      const losses = lossesAgainstRecord(record, { hardState: progress, lastIndex: progress.lastIndex });
+      if (losses.length > 0) seen.found.push(describeLosses(ackRecordPath(this.dataDir), record, losses));
+      if (seen.found.length > 0) {
+        raised = this.rebuildAfterLoss(record, progress, seen.found);
+        if (raised !== null) progress = { ...progress, ...raised };
+        this.recoveryFound = { untilIndex: Math.max(record.lastIndex, progress.lastIndex), found: seen.found, evidence: seen.evidence };
+      }
+    }
     this.ackFile = new AckRecordFile(this.dataDir);
-    const initial: AckRecord = record ?? { generation: 0, ...progress, open: true, wal: null };
+    const identity = record?.identity ?? inspection.identity ?? this.identity();
+    const initial: AckRecord = record ?? { generation: 0, ...progress, open: true, wal: null, identity };
     this.tracker = new AckTracker({
       file: this.ackFile,
-      record: initial,
+      record: { ...initial, identity },
       durable: progress,
       policy: options.ackPolicy ?? DEFAULT_ACK_POLICY,
       readWal: () => this.recordedWal(),
       nowMs: () => performance.now(),
+      recoveryUntil: this.recoveryFound?.untilIndex ?? null,
     });
     this.tracker.markOpen();
     if (record === null && version === SCHEMA_VERSION_BEFORE_ACK_RECORD) {
       options.warn?.({ event: "ack_record_created", dataDir: this.dataDir, from: progress, warning: "store written before ack records" });
     }
+    const recovery = this.recoveryFound;
+    if (recovery !== null) {
+      options.warn?.({
+        event: "storage_recovery",
+        dataDir: this.dataDir,
+        found: recovery.found,
+        untilIndex: recovery.untilIndex,
+        lastIndex: progress.lastIndex,
+        ...(raised !== null ? { raisedHardState: { term: raised.term, vote: raised.vote } } : {}),
+        evidence: recovery.evidence,
+        warning:
+          `log data lost or damaged: this member starts without voting and is not counted towards commits until it has ` +
+          `caught up from the leader to index ${recovery.untilIndex} (recovery_done)`,
+      });
+    }
     // Only now: a raft.db of this version without a record is refused as a lost record.
     if (version !== SCHEMA_VERSION) this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }
+
+  /**
+   * Recovery, inside open: a store rebuilt empty gets the record's identity back (so it is not
+   * bootstrapped again), and term and vote are raised to the record's when they went back.
+   * Returns the raised hard state, or null when the store's was not behind.
+   */
+  private rebuildAfterLoss(
+    record: AckRecord,
+    progress: { readonly term: number; readonly vote: string; readonly commit: number },
+    found: readonly string[],
+  ): HardState | null {
+    if (this.identity() === null) {
+      if (record.identity === null) throw unknownIdentity(`${this.where}: ${found.join("; ")}`, ackRecordPath(this.dataDir));
+      const { clusterId, nodeId } = record.identity;
+      this.sql.putIdentity.run(clusterId, nodeId, identityChecksum(record.identity));
+    }
+    const raised = raisedHardState(record, progress);
+    if (raised === null) return null;
+    this.sql.putHardState.run(raised.term, raised.vote, raised.commit, hardStateChecksum(raised));
+    if (this.preloaded !== null) this.preloaded = { ...this.preloaded, hardState: raised };
+    return raised;
+  }
+
+  /** What open() found and repaired (the node starts its core in recovery), or null. */
+  recovery(): StorageRecovery | null {
+    return this.recoveryFound;
   }
 
   private recordedWal(): RecordedWal | null {
@@ -182,10 +304,23 @@ export class SqliteStorage implements RaftStorage {
 
   load(): PersistedState {
     this.assertOpen();
-    const state = guardSqlite(this.where, () => this.loadTransaction());
-    // Again on the verified rows: the store never holds less than the record says (any time).
+    const preloaded = this.preloaded;
+    this.preloaded = null;
+    const state = preloaded ?? guardSqlite(this.where, () => this.loadTransaction());
+    // Again on the verified rows: the store never holds less than the record says (any time),
+    // but for the last index the record keeps claiming while the store recovers.
     const lastIndex = Math.max(state.entries.at(-1)?.index ?? 0, state.snapshot?.metadata.index ?? 0);
-    checkAgainstRecord(this.where, ackRecordPath(this.dataDir), this.ack().record, { hardState: state.hardState, lastIndex });
+    const tracker = this.ack();
+    const record = tracker.record;
+    const losses = lossesAgainstRecord(record, { hardState: state.hardState, lastIndex }).filter(
+      (loss) => tracker.recovering === null || !loss.startsWith("last log index"),
+    );
+    if (losses.length > 0) {
+      throw new StorageCorruptError(
+        `${this.where}: ${describeLosses(ackRecordPath(this.dataDir), record, losses)}. ` +
+          `The disk dropped writes it had confirmed while the store was open; this member must not vote or serve on that.`,
+      );
+    }
     return state;
   }
 
@@ -194,6 +329,7 @@ export class SqliteStorage implements RaftStorage {
     const empty = write.hardState === null && write.snapshot === null && write.entries.length === 0;
     if (empty) return;
     const tracker = this.ack();
+    this.preloaded = null;
     tracker.beforeSave(write);
     guardSqlite(this.where, () => this.saveTransaction(write));
     tracker.afterSave(write); // durable now: term/vote at once, the watermark now and then
@@ -212,22 +348,13 @@ export class SqliteStorage implements RaftStorage {
 
   saveSnapshotAndCompact(snapshot: Snapshot, logStart: SnapshotMetadata | null = null): void {
     this.assertOpen();
+    this.preloaded = null;
     guardSqlite(this.where, () => this.compactTransaction(snapshot, logStart));
   }
 
   identity(): StorageIdentity | null {
     this.assertOpen();
-    const row = guardSqlite(this.where, () => this.sql.identity.get() as Row | undefined);
-    if (row === undefined) return null;
-    const { cluster_id: clusterId, node_id: nodeId, checksum } = row;
-    if (typeof clusterId !== "string" || typeof nodeId !== "string") {
-      throw corruptError(this.where, "identity", "row has wrong types");
-    }
-    const identity = { clusterId, nodeId };
-    if (identityChecksum(identity) !== checksum) {
-      throw corruptError(this.where, "identity", "checksum mismatch");
-    }
-    return identity;
+    return guardSqlite(this.where, () => decodeIdentityRow(this.sql.reads.identity.get() as Row | undefined, this.where));
   }
 
   setIdentity(identity: StorageIdentity): void {
@@ -236,6 +363,7 @@ export class SqliteStorage implements RaftStorage {
     assert(this.identity() === null, `${this.where}: identity already set; written only once`);
     const { clusterId, nodeId } = identity;
     guardSqlite(this.where, () => this.sql.putIdentity.run(clusterId, nodeId, identityChecksum(identity)));
+    this.tracker?.setIdentity(identity); // the record can give it back if raft.db is lost
   }
 
   /**
@@ -326,58 +454,15 @@ export class SqliteStorage implements RaftStorage {
   }
 
   private readState(): PersistedState {
-    const hardState = this.readHardState();
-    const snapshot = this.readSnapshot();
-    const entries = (this.sql.allEntries.all() as Row[]).map((row) => this.decodeEntry(row));
-    const logStart = this.readLogStart();
-    const state: PersistedState = logStart === null ? { hardState, snapshot, entries } : { hardState, snapshot, entries, logStart };
-    verifyLoadedState(state, this.where);
-    return state;
+    return readVerifiedState(this.sql.reads, this.where);
   }
 
   private readHardState(): HardState {
-    return decodeHardStateRow(this.sql.hardState.get() as Row | undefined, this.where);
+    return decodeHardStateRow(this.sql.reads.hardState.get() as Row | undefined, this.where);
   }
 
   private readSnapshot(): Snapshot | null {
-    const row = this.sql.snapshot.get() as Row | undefined;
-    if (row === undefined) return null;
-    const { idx: index, term, conf_state: confStateJson, data, checksum } = row;
-    if (!isSafeCount(index) || !isSafeCount(term) || typeof confStateJson !== "string") {
-      throw corruptError(this.where, "snapshot", "row has wrong types");
-    }
-    if (!(data instanceof Uint8Array)) throw corruptError(this.where, "snapshot", "data type");
-    if (snapshotChecksum({ index, term }, confStateJson, data) !== checksum) {
-      throw corruptError(this.where, "snapshot", `index ${index}: checksum mismatch`);
-    }
-    const confState = decodeConfState(confStateJson, this.where);
-    return { metadata: { index, term, confState }, data: new Uint8Array(data) };
-  }
-
-  private readLogStart(): SnapshotMetadata | null {
-    const row = this.sql.logStart.get() as Row | undefined;
-    if (row === undefined) return null;
-    const { idx: index, term, conf_state: confStateJson, checksum } = row;
-    if (!isSafeCount(index) || !isSafeCount(term) || typeof confStateJson !== "string") {
-      throw corruptError(this.where, "log_start", "row has wrong types");
-    }
-    if (snapshotChecksum({ index, term }, confStateJson, new Uint8Array(0)) !== checksum) {
-      throw corruptError(this.where, "log_start", `index ${index}: checksum mismatch`);
-    }
-    return { index, term, confState: decodeConfState(confStateJson, this.where) };
-  }
-
-  private decodeEntry(row: Row): Entry {
-    const { idx: index, term, type, data, checksum } = row;
-    if (!isSafeCount(index) || !isSafeCount(term) || (type !== "normal" && type !== "config") || !(data instanceof Uint8Array)) {
-      throw corruptError(this.where, "entries", `index ${String(index)}: row has wrong types`);
-    }
-    // A plain Uint8Array copy: callers compare and keep it without holding a Buffer view.
-    const entry: Entry = { index, term, type, data: new Uint8Array(data) };
-    if (entryChecksum(entry) !== checksum) {
-      throw corruptError(this.where, "entries", `index ${index}: checksum mismatch`);
-    }
-    return entry;
+    return decodeSnapshotRow(this.sql.reads.snapshot.get() as Row | undefined, this.where);
   }
 }
 
@@ -396,6 +481,29 @@ function configure(db: Database.Database, version: number): number {
   return version;
 }
 
+/** raft.db read-only: its inspection, or the corruption found in it (integrity_check, a row, SQLite's own). */
+function inspect(dbPath: string, where: string): Inspected {
+  try {
+    return { kind: "ok", inspection: guardSqlite(where, () => inspectReadOnly(dbPath, where)) };
+  } catch (error) {
+    if (error instanceof StorageCorruptError) return { kind: "corrupt", error };
+    throw error;
+  }
+}
+
+/** Recovery would rebuild raft.db, but the record predates identities: whose store it was is unknown. */
+function unknownIdentity(finding: string, recordPath: string): StorageCorruptError {
+  return new StorageCorruptError(
+    `${finding}; raft.db would have to be rebuilt, but ${recordPath} holds no member identity (written before records ` +
+      `held one, or before the member was bootstrapped), so it cannot say whose it was; refusing to start. ${OPERATOR_ADVICE}`,
+  );
+}
+
+/** A refusal's message without the refusal and the advice: what was found (for storage_recovery). */
+function findingOf(error: StorageCorruptError): string {
+  return error.message.replace(/; refusing to (start|serve it)\. .*$/s, "");
+}
+
 /** The record, or null if there is none; a damaged one is refused (never a torn write: rename). */
 function readRecordOrRefuse(dataDir: string): AckRecord | null {
   const read = readAckRecord(dataDir);
@@ -403,19 +511,16 @@ function readRecordOrRefuse(dataDir: string): AckRecord | null {
   if (read.kind === "ok") return read.record;
   throw new StorageCorruptError(
     `${ackRecordPath(dataDir)}: ${read.detail}: the record of what this member acknowledged is damaged, so the store ` +
-      `cannot show it still holds it; refusing to start. ${OPERATOR_ADVICE}`,
+      `cannot show it still holds it, nor whom it voted for (recovery needs it); refusing to start. ${OPERATOR_ADVICE}`,
   );
 }
 
 function prepareStatements(db: Database.Database) {
   return {
-    identity: db.prepare("SELECT cluster_id, node_id, checksum FROM identity WHERE id = 1"),
+    reads: prepareReads(db, true), // configure() created log_start in any older store
     putIdentity: db.prepare("INSERT INTO identity (id, cluster_id, node_id, checksum) VALUES (1, ?, ?, ?)"),
-    hardState: db.prepare("SELECT term, vote, commit_index, checksum FROM hard_state WHERE id = 1"),
     putHardState: db.prepare("INSERT OR REPLACE INTO hard_state (id, term, vote, commit_index, checksum) " + "VALUES (1, ?, ?, ?, ?)"),
-    snapshot: db.prepare("SELECT idx, term, conf_state, data, checksum FROM snapshot WHERE id = 1"),
     putSnapshot: db.prepare("INSERT OR REPLACE INTO snapshot (id, idx, term, conf_state, data, checksum) " + "VALUES (1, ?, ?, ?, ?, ?)"),
-    allEntries: db.prepare("SELECT idx, term, type, data, checksum FROM entries ORDER BY idx"),
     lastIndex: db.prepare("SELECT MAX(idx) AS last FROM entries"),
     anyState: db.prepare("SELECT 1 FROM hard_state UNION ALL SELECT 1 FROM entries UNION ALL SELECT 1 FROM snapshot LIMIT 1"),
     termAt: db.prepare("SELECT term FROM entries WHERE idx = ?"),
@@ -423,7 +528,6 @@ function prepareStatements(db: Database.Database) {
     deleteEntriesFrom: db.prepare("DELETE FROM entries WHERE idx >= ?"),
     deleteEntriesBelow: db.prepare("DELETE FROM entries WHERE idx < ?"),
     deleteAllEntries: db.prepare("DELETE FROM entries"),
-    logStart: db.prepare("SELECT idx, term, conf_state, checksum FROM log_start WHERE id = 1"),
     putLogStart: db.prepare("INSERT OR REPLACE INTO log_start (id, idx, term, conf_state, checksum) VALUES (1, ?, ?, ?, ?)"),
     deleteLogStart: db.prepare("DELETE FROM log_start"),
   };

@@ -73,6 +73,12 @@ export type WalCheck =
       readonly frame: number;
       readonly offsetBytes: number;
       readonly detail: string;
+      /**
+       * The end of the last valid commit frame of the unbroken chain from frame 1 (0 with a damaged
+       * header): what SQLite itself would read. A store that recovers (sqlite_storage.ts) cuts the
+       * WAL there, after keeping a copy, so that SQLite and this check then agree on it.
+       */
+      readonly cutAtBytes: number;
     };
 
 interface Header {
@@ -161,7 +167,7 @@ function scanFrames(fd: number, bytes: number, header: Header): WalCheck {
     const vouched = result.kind === "corrupt" || ((result.kind === "clean" || result.kind === "tornTail") && result.lastCommitFrame > 0);
     if (vouched) {
       const detail = `WAL header damaged (${header.problem}), yet commit frames verify against it`;
-      return { kind: "corrupt", frame: 0, offsetBytes: 0, detail };
+      return { kind: "corrupt", frame: 0, offsetBytes: 0, detail, cutAtBytes: 0 };
     }
   }
   return { kind: "headerIgnored", bytes, detail: header.problem };
@@ -205,6 +211,7 @@ function scanChain(fd: number, bytes: number, header: Header): WalCheck {
         detail: `frame ${firstBreak}: ${firstBreakWhy}, yet commit frame ${frame} (byte offset ${
           WAL_HEADER_BYTES + (frame - 1) * frameBytes
         }) was written after it`,
+        cutAtBytes: WAL_HEADER_BYTES + lastCommitFrame * frameBytes,
       };
     }
     seed = stored; // the next frame was chained to what this frame stores, damaged or not
