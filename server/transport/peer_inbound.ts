@@ -90,7 +90,9 @@ export class InboundGuard {
 
   /**
    * At the start of a stream, before any frame: with requirePeerIdentity the certificate must
-   * name one member and that member must be admissible.
+   * name one member and that member must be admissible. With incarnations, our own goes back in
+   * the response headers, and the stream is refused if it names another incarnation for us or
+   * (its member known) if its member's incarnation changed.
    */
   streamSender(call: ServerCall): StreamSender | Refusal {
     let memberId: NodeId | null = null;
@@ -104,7 +106,8 @@ export class InboundGuard {
     }
     const incarnations = this.options.incarnations;
     if (incarnations === undefined) return { memberId };
-    // Our incarnation in the response headers: the sender learns it (and greets us for it).
+    // Our incarnation in the response headers: how the sender learns it (a greeting opens a
+    // stream for just that).
     const headers = new grpc.Metadata();
     headers.set(INCARNATION_HEADER, incarnations.own);
     call.sendMetadata(headers);
