@@ -158,6 +158,8 @@ export class LockStateMachine {
     if (identity !== "" && !isIdentity(identity)) {
       return { result: errorResult("INVALID_ARGUMENT", "identity is malformed"), replayed: false };
     }
+    // A seq without a successor (2^53 - 1) is refused by the api (server/api/validate.ts), not
+    // here: entries the older code applied with one must still apply the same way on replay.
     const session = sessionKey(identity, clientId);
     const digest = requestDigest(command);
     const check = this.s.sessions.check(session, seq, digest);

@@ -3,7 +3,9 @@
 //   - a reused (client_id, seq) with other arguments is STALE_SEQUENCE for every mutating call
 //     (Grant, KeepAlive, Revoke, Acquire, Release, Campaign, Proclaim, Resign), never another
 //     request's result; the same arguments still replay; another identity under the same
-//     client_id never sees the first one's result; the refusal survives a leader's kill -9;
+//     client_id never sees the first one's result; the refusal survives a leader's kill -9, and
+//     a member that caught up by InstallSnapshot gives it too once it leads (the digest is in the
+//     snapshot image);
 //   - a seq without a successor (2^53 - 1; 2^53 - 2 for a blocking call) is INVALID_ARGUMENT;
 //   - membership calls naming a node in the wrong place are FAILED_PRECONDITION and change
 //     nothing (ReplaceMember with a non-member old id used to leave 4 voters).
@@ -23,6 +25,8 @@ import { until } from "./wait.ts";
 type Obj = Record<string, unknown>;
 
 const OTHER_IDENTITY = "other-service";
+/** The smallest --snapshot-every-entries (server/config.ts). */
+const SNAPSHOT_EVERY_ENTRIES = 10;
 const MISMATCH = (seq: number) => new RegExp(`^seq ${seq} was first applied to a request with other arguments; this one differs`);
 
 function ok<T>(r: CallResult<T>, what: string): T {
@@ -68,7 +72,14 @@ describe("exactly-once sessions and membership preconditions on three tenured pr
   let token = "";
 
   before(async () => {
-    cluster = await ProcessCluster.start({ tickMs: 50, electionTimeoutTicks: 10, lockDelayMs: 500, clientIdentities: [OTHER_IDENTITY] });
+    cluster = await ProcessCluster.start({
+      tickMs: 50,
+      electionTimeoutTicks: 10,
+      lockDelayMs: 500,
+      clientIdentities: [OTHER_IDENTITY],
+      // Snapshots (and log compaction) every few entries: a lagging member catches up by one.
+      extraFlags: ["--snapshot-every-entries", String(SNAPSHOT_EVERY_ENTRIES)],
+    });
     c = cluster.testClient();
     other = cluster.testClient(cluster.endpoints(), OTHER_IDENTITY);
     admin = cluster.testClient(cluster.endpoints(), ADMIN_CLIENT_IDENTITY);
@@ -192,6 +203,47 @@ describe("exactly-once sessions and membership preconditions on three tenured pr
     } finally {
       await cluster.startMember(leaderId, { bootstrap: false });
     }
+  });
+
+  it("a member that caught up by InstallSnapshot refuses the same mismatch when it leads: the digest is in the image", async () => {
+    const leaderId = await c.leaderId(10_000);
+    const lagging = cluster.members.map((m) => m.id).find((m) => m !== leaderId) ?? "";
+    await cluster.kill9(lagging);
+    let fill = 0;
+    const filler = async (entries: number) => {
+      for (let i = 0; i < entries; i++) {
+        fill += 1;
+        const r = await c.call<Obj>("Lease", "Revoke", { clientId: "filler", seq: fill, leaseId: "1" }, 15_000);
+        assert.ok(!r.ok && r.reason === "LEASE_NOT_FOUND", `filler ${fill}: ${r.ok ? "ok" : r.details}`);
+      }
+    };
+    const snapLease = String(
+      ok(await c.call<Obj>("Lease", "Grant", { clientId: "snap", seq: 1, ttlMs: 60_000 }, 15_000), "grant")["leaseId"],
+    );
+    await filler(3 * SNAPSHOT_EVERY_ENTRIES);
+    const held = ok(
+      await c.call<Obj>("Lock", "Acquire", { clientId: "snap", seq: 2, name: "S", leaseId: snapLease, wait: false }),
+      "acquire S",
+    );
+    await filler(3 * SNAPSHOT_EVERY_ENTRIES); // the leader's snapshot covers seq 2; its log no longer reaches the lagging member
+    await cluster.startMember(lagging, { bootstrap: false });
+    // cluster.logs holds the lines of the member's current run only.
+    await until(`${lagging} receives a snapshot`, 30_000, () =>
+      (cluster.logs.get(lagging) ?? []).some((l) => l.includes('"event":"snapshot_received"')),
+    );
+    await until(`${lagging} leads`, 30_000, async () => {
+      const moved = await admin.call<Obj>("Cluster", "TransferLeader", { toNodeId: lagging }, 5_000);
+      if (!moved.ok && moved.reason !== "REFUSED") assert.fail(`transfer: ${moved.reason} ${moved.details}`);
+      return (await c.leaderId(5_000)) === lagging;
+    });
+    const r = await c.call<Obj>("Lock", "Acquire", { clientId: "snap", seq: 2, name: "S2", leaseId: snapLease, wait: false }, 15_000);
+    refused(r, grpc.status.FAILED_PRECONDITION, "STALE_SEQUENCE", MISMATCH(2), "Acquire S2 under S's seq, at the restored member");
+    assert.equal(r.endpoint, cluster.member(lagging).clientAddress, "answered by the member restored from the snapshot");
+    const again = ok(
+      await c.call<Obj>("Lock", "Acquire", { clientId: "snap", seq: 2, name: "S", leaseId: snapLease, wait: false }),
+      "retry S",
+    );
+    assert.deepEqual([again["token"], again["replayed"]], [held["token"], true]);
   });
 
   it("a seq without a successor is INVALID_ARGUMENT, not accepted and then unusable", async () => {
