@@ -166,6 +166,11 @@ export class InboundGuard {
         return null;
       case "malformed":
         this.options.counters.incarnationRefusals += 1;
+        this.options.limiter.maybeLog(`peer_incarnation_malformed:${id}`, {
+          event: "peer_incarnation_malformed",
+          peer: id,
+          value: v.value,
+        });
         return { code: grpc.status.INVALID_ARGUMENT, details: `${INCARNATION_HEADER} ${JSON.stringify(v.value)} is not an incarnation` };
       case "changed": {
         const reason = changedReason(id, v.was, v.now);
