@@ -250,4 +250,32 @@ describe("incarnations over mutual TLS", () => {
       await b2?.transport.close();
     }
   });
+
+  it("a peer of an older build (no incarnation headers) is accepted both ways, never recorded, and said", async () => {
+    const a = await member("a", X);
+    const old = await GrpcPeerTransport.start({
+      selfId: "b",
+      clusterId: "k1",
+      listenAddress: "127.0.0.1:0",
+      peers: [{ id: "a", address: a.transport.boundAddress() }],
+      credentials: credentialsOf("b"),
+      requirePeerIdentity: true,
+      log: () => undefined,
+    });
+    try {
+      const atOld: Message[] = [];
+      old.onMessage((m) => void atOld.push(m));
+      a.transport.setPeers([{ id: "b", address: old.boundAddress() }]);
+      a.incarnations.observeConfiguration(conf("a", "b"));
+      old.send([heartbeat("b", "a")]);
+      a.transport.send([heartbeat("a", "b")]);
+      await waitFor("both delivered", () => a.got.length === 1 && atOld.length === 1);
+      assert.equal(a.incarnations.rememberedOf("b"), undefined);
+      assert.equal(a.transport.stats().incarnationRefusals, 0);
+      assert.ok(events(a, "peer_incarnation_missing").some((f) => f["peer"] === "b"));
+    } finally {
+      await a.transport.close();
+      await old.close();
+    }
+  });
 });
