@@ -19,10 +19,12 @@
 // anything issued in an epoch below newEpoch. newEpoch = max(currentEpoch + 1, epochMin):
 //   - "+1" alone is enough when the old cluster stayed in the backup's epoch (it would need 4.29e9
 //     grants after the backup to leave it) and was not itself restored again;
-//   - epochMin covers the rest: the restore tool passes epochMin = whole hours since
-//     2025-01-01T00:00Z (its wall clock, outside this pure module). An old cluster can only reach
-//     an epoch above that hour count by granting over 4.29e9 tokens per hour (~1.2M grants/s, far
-//     beyond one Raft group), so the restored cluster starts above it. 2^21 hours is 239 years.
+//   - epochMin covers the rest: `tenured restore` (server/backup/restore.ts) passes epochMin =
+//     the epoch of the backup's highest token or lease id + 2, so the old cluster would need more
+//     than 2^32 grants after the backup to reach the restored cluster's first id ("+1" could be
+//     crossed by a few grants when the counter was near the top of its epoch). Not the wall
+//     clock: members restored from one file in separate runs must get the same epoch, or tokens
+//     would fall when leadership moves between them.
 // The bump happens inside the restore (LockStateMachine.restoreFromBackup) or as the replicated
 // RestoreEpochBump command: there is no operator flag to remember.
 
