@@ -203,6 +203,32 @@ describe("locks", () => {
     assert.ok(queued.ok && queued.kind === "LockAcquire" && queued.status === "queued");
   });
 
+  it("heldCount and delayedCount: an expired holder's name is delayed, not held, until its delay ends", () => {
+    let index = 0;
+    let token = 0;
+    let nowMs = 0;
+    const ctx = (): ApplyContext => ({
+      index: ++index,
+      nowMs,
+      events: [],
+      nextToken: () => ++token,
+      leaseLive: () => true,
+      leaseOwner: () => "",
+    });
+    const table = new LockTable("lock");
+    const room = { canCreate: true, waitersMax: 3, canQueue: true, valueBytesRoom: Number.MAX_SAFE_INTEGER, value: "", wait: true };
+    table.acquire(ctx(), { name: "A", leaseId: 1, ...room });
+    table.acquire(ctx(), { name: "B", leaseId: 1, ...room });
+    table.acquire(ctx(), { name: "A", leaseId: 2, ...room });
+    assert.deepEqual([table.heldCount(), table.delayedCount()], [2, 0]);
+    table.removeLease(ctx(), { leaseId: 1, expired: true, lockDelayMs: 1_000 });
+    assert.deepEqual([table.heldCount(), table.delayedCount()], [0, 2]);
+    nowMs = 1_000;
+    for (const r of table.snapshotRecords()) if (r.delay !== null) table.endDelay(ctx(), r.name, r.delay.delayId);
+    // A went to its waiter (lease 2); B had none and is gone.
+    assert.deepEqual([table.heldCount(), table.delayedCount()], [1, 0]);
+  });
+
   it("usage() follows every change of holders and waiters, and restore recounts it", () => {
     let index = 0;
     let token = 0;
@@ -262,6 +288,8 @@ describe("locks", () => {
       }
       const records = table.snapshotRecords();
       assert.deepEqual(table.usage(), recount(records), `step ${step}`);
+      assert.equal(table.heldCount(), records.filter((r) => r.holder !== null).length, `held at step ${step}`);
+      assert.equal(table.delayedCount(), records.filter((r) => r.delay !== null).length, `delayed at step ${step}`);
       seen.waiters = Math.max(seen.waiters, table.usage().waiters);
       seen.valueBytes = Math.max(seen.valueBytes, table.usage().valueBytes);
       assert.deepEqual(LockTable.restore("election", records).usage(), table.usage());

@@ -119,6 +119,16 @@ export class LockTable {
     return { waiters: this.waiterCount, valueBytes: this.valueBytes };
   }
 
+  /** Names held now, O(1) (metrics): a record is either held or in lock-delay, never FREE. */
+  heldCount(): number {
+    return this.records.size - this.delayed.size;
+  }
+
+  /** Names in lock-delay now, O(1) (metrics). */
+  delayedCount(): number {
+    return this.delayed.size;
+  }
+
   has(name: string): boolean {
     return this.records.has(name);
   }

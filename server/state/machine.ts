@@ -51,6 +51,18 @@ export interface TokenCheck {
   readonly currentToken: number | null;
 }
 
+/** LockStateMachine.usage(): how many of each the tables hold now. */
+export interface MachineUsage {
+  readonly leases: number;
+  readonly locksHeld: number;
+  /** Locks in lock-delay (their holder's lease expired; nobody holds them until it ends). */
+  readonly locksDelayed: number;
+  readonly lockWaiters: number;
+  /** Elections with a leader. */
+  readonly electionsLed: number;
+  readonly electionWaiters: number;
+}
+
 /** Timer commands proposed per timers() call, at most (the rest come next tick). */
 export const TIMER_COMMANDS_MAX = 256;
 
@@ -214,6 +226,20 @@ export class LockStateMachine {
 
   timersTerm(): number {
     return this.s.timersTerm;
+  }
+
+  /** Table sizes for metrics (server/metrics/state_metrics.ts), each O(1). */
+  usage(): MachineUsage {
+    const locks = this.s.locks;
+    const elections = this.s.elections.table;
+    return {
+      leases: this.s.leases.size,
+      locksHeld: locks.heldCount(),
+      locksDelayed: locks.delayedCount(),
+      lockWaiters: locks.usage().waiters,
+      electionsLed: elections.heldCount(),
+      electionWaiters: elections.usage().waiters,
+    };
   }
 
   /** The last token issued and the epoch of the next one. */
