@@ -472,6 +472,15 @@ export class RaftCore {
     return this.progress.get(id)?.describe() ?? "none";
   }
 
+  /**
+   * The leader's match index for `id` (the highest entry it knows `id` holds), or null when this
+   * member does not lead or does not track `id`. Read-only: metrics derive replication lag from it.
+   */
+  matchIndexOf(id: NodeId): Index | null {
+    if (this.role !== "leader") return null;
+    return this.progress.get(id)?.match ?? null;
+  }
+
   // ---------------------------------------------------------------- term handling
 
   /** Returns false when the message must be dropped. */

@@ -307,6 +307,11 @@ export class RaftNode implements NodeApi {
     };
   }
 
+  /** For metrics (replication lag): the leader's match index for `id`, null off the leader. */
+  matchIndexOf(id: NodeId): Index | null {
+    return this.core.matchIndexOf(id);
+  }
+
   /** For checkers and metrics: the replica's state machine (read-only use). */
   stateMachine(): LockStateMachine {
     return this.machine;
