@@ -1,0 +1,268 @@
+// `npm run bench`: Tenure and etcd side by side on this machine (issue 14 point 1). Both run
+// three members on 127.0.0.1 with fsync on (etcd's default; Tenure's SQLite WAL with
+// synchronous=FULL), both get the same closed-loop generator over raw gRPC, in interleaved
+// repetitions (the system that goes first alternates) with a fresh cluster each. Tenure runs the
+// compiled server with mutual TLS, as users run it; etcd runs plaintext, its default (the table
+// says so; --tenure-insecure adds a plaintext Tenure column for a like-for-like row). One table
+// of medians, every repetition in the JSON lines (--out). See the README's "Benchmarks".
+//
+//   npm run bench                       bounded default (3 reps, under 10 minutes)
+//   npm run bench -- --quick            about a minute, a smoke run
+//   npm run bench -- --only lock1,failover --reps 1 --no-etcd --out /tmp/b.jsonl
+
+import { setMaxListeners } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ensureDevCertificates } from "../dev_certs.ts";
+import type { BenchCluster } from "./cluster.ts";
+import { contended } from "./contended.ts";
+import type { RunContext } from "./context.ts";
+import { EtcdCluster } from "./etcd_cluster.ts";
+import { findOrInstallEtcd } from "./etcd_install.ts";
+import { EtcdRawTarget } from "./etcd_raw.ts";
+import { failoverTrial } from "./failover.ts";
+import { keepaliveResult } from "./keepalive.ts";
+import { leaseCycles } from "./lease_cycles.ts";
+import type { LeaseHold } from "./lease_hold.ts";
+import { holdEtcdLeases } from "./lease_hold_etcd.ts";
+import { holdTenureLeases } from "./lease_hold_tenure.ts";
+import { lockCycles } from "./lock_cycles.ts";
+import { loadAverageText, machineFacts } from "./machine.ts";
+import { memoryResult } from "./memory.ts";
+import { type BenchOptions, parseOptions, type Selectable } from "./options.ts";
+import { stopEveryProcess } from "./processes.ts";
+import { type Column, JsonLines } from "./results.ts";
+import { type FigureSpec, renderTable } from "./table.ts";
+import { buildTenure, type TenureBuild } from "./tenure_build.ts";
+import { BENCH_CLIENT_IDENTITY, TENURE_MEMBER_IDS, TenureCluster } from "./tenure_cluster.ts";
+import { TenureRawTarget } from "./tenure_raw.ts";
+import { etcdUserClient, tenureUserClient } from "./user_clients.ts";
+
+const TENURE_BASE_PORT = 24700;
+const CONTENDED_WORKERS = 16;
+const LEASE_WORKERS = 16;
+const GRANT_CONCURRENCY = 64;
+const IDLE_SETTLE_MS = 1500;
+
+export const FIGURES: readonly FigureSpec[] = [
+  { figure: "lock1", label: "lock cycle, 1 client" },
+  { figure: "lock16", label: "lock cycle, 16 clients" },
+  { figure: "lock64", label: "lock cycle, 64 clients" },
+  { figure: "contended16", label: "contended: 16 workers on one name (acquire wait)" },
+  { figure: "lease16", label: "lease grant + revoke, 16 clients" },
+  { figure: "keepalive-small", label: "keepalive, 10,000 leases" },
+  { figure: "keepalive-big", label: "keepalive, 100,000 leases" },
+  { figure: "failover", label: "failover: kill -9 leader → first acquire (4 workers, user client)" },
+  { figure: "memory-idle", label: "memory (RSS), idle" },
+  { figure: "memory-big", label: "memory (RSS), 100,000 leases" },
+];
+
+interface Run {
+  readonly o: BenchOptions;
+  readonly out: JsonLines;
+  readonly build: TenureBuild | null;
+  readonly certs: ReturnType<typeof ensureDevCertificates> | null;
+  readonly etcdBinary: string | null;
+}
+
+const log = (line: string): void => void process.stdout.write(`${line}\n`);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const has = (o: BenchOptions, ...names: Selectable[]): boolean => names.some((n) => o.only.has(n));
+
+async function startCluster(run: Run, column: Column, layout: "three" | "witness" = "three"): Promise<BenchCluster> {
+  if (column === "etcd") {
+    if (run.etcdBinary === null) throw new Error("no etcd");
+    return EtcdCluster.start(run.etcdBinary);
+  }
+  if (run.build === null) throw new Error("no Tenure build");
+  return TenureCluster.start({ build: run.build, layout, certs: column === "tenure" ? run.certs : null, basePort: TENURE_BASE_PORT });
+}
+
+function leaderAddress(cluster: BenchCluster, id: string): string {
+  const m = cluster.members.find((x) => x.id === id);
+  if (!m) throw new Error(`no member ${id}`);
+  return m.clientAddress;
+}
+
+async function holdLeases(cluster: BenchCluster, count: number, run: Run, grantMaxMs: number): Promise<LeaseHold> {
+  const leader = leaderAddress(cluster, await cluster.leaderId(10_000));
+  const hold = { count, ttlMs: run.o.keepaliveTtlMs, grantConcurrency: GRANT_CONCURRENCY, grantDeadlineMs: grantMaxMs, log };
+  if (cluster instanceof TenureCluster) {
+    return holdTenureLeases({ ...hold, voters: cluster.voterAddresses(), leader, security: cluster.security() });
+  }
+  return holdEtcdLeases({ ...hold, leader });
+}
+
+/** The witness's idle RSS (Tenure's two-site layout: voters a, b and the witness w). */
+async function witnessIdleRss(run: Run, column: Column): Promise<Record<string, number>> {
+  const cluster = await startCluster(run, column, "witness");
+  try {
+    await sleep(IDLE_SETTLE_MS);
+    const r = memoryResult(cluster, { column, rep: 0, figure: "witness" });
+    return Object.fromEntries(Object.entries(r.extra).filter(([k]) => k.startsWith("rssMiB_witness_")) as [string, number][]);
+  } finally {
+    await cluster.stop();
+  }
+}
+
+/** One repetition of the steady-state figures on one system, on a fresh cluster. */
+async function repetition(run: Run, column: Column, rep: number): Promise<void> {
+  const o = run.o;
+  log(`rep ${rep}: ${column} (load average ${loadAverageText()})`);
+  const witness = column !== "etcd" && has(o, "memory") ? await witnessIdleRss(run, column) : {};
+  const cluster = await startCluster(run, column);
+  const leader = leaderAddress(cluster, await cluster.leaderId(10_000));
+  const target = cluster instanceof TenureCluster ? new TenureRawTarget(leader, cluster.security()) : new EtcdRawTarget(leader);
+  const ctx: RunContext = { column, cluster, target, windows: { warmupMs: o.warmupMs, measureMs: o.measureMs }, rep, log };
+  const add = (r: Parameters<JsonLines["add"]>[0]): void => {
+    run.out.add(r);
+    log(
+      `  ${r.figure}: ${r.value.toFixed(1)} ${r.unit}${r.p50Ms === null ? "" : `, p50 ${r.p50Ms.toFixed(2)} / p99 ${(r.p99Ms ?? 0).toFixed(2)} ms`}${r.errors > 0 ? `, ${r.errors} errors` : ""}`,
+    );
+  };
+  try {
+    if (has(o, "memory")) {
+      await sleep(IDLE_SETTLE_MS);
+      const r = memoryResult(cluster, { column, rep, figure: "memory-idle" });
+      add({ ...r, extra: { ...r.extra, ...witness } });
+    }
+    for (const n of [1, 16, 64] as const) if (has(o, `lock${n}`)) add(await lockCycles(ctx, n));
+    if (has(o, "contended")) add(await contended(ctx, CONTENDED_WORKERS));
+    if (has(o, "lease")) add(await leaseCycles(ctx, LEASE_WORKERS));
+    if (has(o, "failover")) {
+      const perRep = Math.ceil(o.failoverTrials / o.reps);
+      const done = (rep - 1) * perRep;
+      for (let t = done; t < Math.min(o.failoverTrials, done + perRep); t++) {
+        const make =
+          cluster instanceof TenureCluster
+            ? () => tenureUserClient(cluster.voterAddresses(), cluster.security())
+            : () => etcdUserClient(cluster.members.map((m) => m.clientAddress));
+        add(await failoverTrial({ cluster, column, rep, trial: t + 1, log }, make));
+      }
+    }
+    // Last: the leases it leaves behind would expire (and load the cluster) under a later figure.
+    if (has(o, "keepalive10k")) {
+      const hold = await holdLeases(cluster, o.smallLeases, run, o.bigGrantMaxMs);
+      try {
+        add(
+          await keepaliveResult({ cluster, column, rep, figure: "keepalive-small", target: o.smallLeases }, hold, o.keepaliveTtlMs + 1000),
+        );
+      } finally {
+        await hold.close();
+      }
+    }
+  } finally {
+    target.close();
+    await cluster.stop();
+  }
+}
+
+/** The big lease set, once per system (granting it is the slow part), with its memory. */
+async function bigLeases(run: Run, column: Column): Promise<void> {
+  const o = run.o;
+  log(`big: ${column}, ${o.bigLeases} leases (granting for at most ${o.bigGrantMaxMs / 1000} s)`);
+  const cluster = await startCluster(run, column);
+  try {
+    const hold = await holdLeases(cluster, o.bigLeases, run, o.bigGrantMaxMs);
+    log(`  granted ${hold.granted} in ${(hold.grantMs / 1000).toFixed(1)} s`);
+    try {
+      if (has(o, "keepalive100k")) {
+        const r = await keepaliveResult(
+          { cluster, column, rep: 1, figure: "keepalive-big", target: o.bigLeases },
+          hold,
+          o.keepaliveTtlMs + 1000,
+        );
+        run.out.add(r);
+        log(`  keepalive-big: ${r.value.toFixed(0)} renewals/s, alive ${r.extra["aliveAtEnd"]}/${hold.granted}`);
+      }
+      if (has(o, "memory")) run.out.add(memoryResult(cluster, { column, rep: 1, figure: "memory-big", extra: { leases: hold.granted } }));
+    } finally {
+      await hold.close();
+    }
+  } finally {
+    await cluster.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions(process.argv.slice(2));
+  const startedMs = performance.now();
+  const out = new JsonLines(o.outFile);
+  const machine = machineFacts();
+  log(`bench: ${o.reps} reps, windows ${o.warmupMs / 1000} s warm-up + ${o.measureMs / 1000} s, figures ${[...o.only].join(",")}`);
+  log(
+    `machine: ${machine["cpus"]} × ${machine["cpuModel"]}, ${machine["memoryGiB"]} GiB, ${machine["kernel"]}, node ${machine["node"]}; ${machine["uptime"]}`,
+  );
+  let etcdBinary: string | null = null;
+  let etcdVersion = "not run (--no-etcd)";
+  if (o.etcd) {
+    const found = findOrInstallEtcd(log, { install: o.installEtcd });
+    if (found.ok) {
+      etcdBinary = found.binary;
+      etcdVersion = found.version;
+    } else {
+      etcdVersion = `not run: ${found.why}`;
+      log(`etcd: ${found.why}\n  running Tenure only.`);
+    }
+  }
+  out.header({ kind: "run", atIso: new Date().toISOString(), argv: process.argv.slice(2), machine, etcd: etcdVersion });
+  const certDir = mkdtempSync(join(tmpdir(), "tenure-bench-tls-"));
+  let build: TenureBuild | null = null;
+  try {
+    build = await buildTenure();
+    const certs = ensureDevCertificates(certDir, {
+      memberIds: [...new Set([...TENURE_MEMBER_IDS.three, ...TENURE_MEMBER_IDS.witness])],
+      clientIdentities: [BENCH_CLIENT_IDENTITY],
+    });
+    const columns: Column[] = [
+      ...(etcdBinary !== null ? (["etcd"] as const) : []),
+      "tenure",
+      ...(o.tenureInsecure ? (["tenure-plaintext"] as const) : []),
+    ];
+    const run: Run = { o, out, build, certs, etcdBinary };
+    const steady = [...o.only].some((n) => n !== "keepalive100k");
+    for (let rep = 1; rep <= o.reps && steady; rep++) {
+      // Interleaved: who goes first alternates, so a change in the machine's load lands on both.
+      const order = rep % 2 === 1 ? columns : [...columns].reverse();
+      for (const column of order) await repetition(run, column, rep);
+    }
+    if (has(o, "keepalive100k", "memory")) for (const column of columns) await bigLeases(run, column);
+    log("");
+    for (const line of renderTable(FIGURES, columns, out.results)) log(line);
+    log("");
+    log(
+      `etcd ${etcdVersion}; Tenure compiled (node ${build.tenured.split("/").pop()}), ${o.reps} reps, medians; raw results: ${o.outFile}`,
+    );
+    log(`took ${((performance.now() - startedMs) / 1000).toFixed(0)} s; load average at the end ${loadAverageText()} (1, 5, 15 min)`);
+  } finally {
+    build?.remove();
+    rmSync(certDir, { recursive: true, force: true });
+    stopEveryProcess();
+  }
+}
+
+/** Ctrl-C, SIGTERM or a crash: every process started is killed by its pid before we go. */
+function installCleanup(): void {
+  const bail = (code: number) => () => {
+    const n = stopEveryProcess();
+    process.stderr.write(`bench: stopped ${n} processes\n`);
+    process.exit(code);
+  };
+  process.once("SIGINT", bail(130));
+  process.once("SIGTERM", bail(143));
+  process.once("uncaughtException", (e) => {
+    process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    bail(1)();
+  });
+}
+
+installCleanup();
+// Hundreds of concurrent SDK calls each add an abort listener to their client's close signal:
+// expected here, and Node's leak warning for more than 10 would bury the bench's own output.
+setMaxListeners(10_000);
+main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
+  stopEveryProcess();
+  process.exit(1);
+});
