@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // tenurectl: the operator's command line for a Tenure cluster (`tenurectl --help`). The process
 // part only: SIGINT/SIGTERM become the commands' abort signal (a second one exits at once), and
 // the exit code is main()'s.

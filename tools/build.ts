@@ -1,4 +1,5 @@
-// Builds the server processes to plain JavaScript: dist/tenured.mjs and dist/tenure-witness.mjs,
+// Builds the server processes to plain JavaScript: dist/tenured.mjs, dist/tenure-witness.mjs and
+// the CLI dist/tenurectl.mjs,
 // each one ESM bundle of the product's own modules, run with plain `node` (no tsx at run time).
 //
 //   node --import tsx tools/build.ts [--out-dir DIR]     (npm run build)
@@ -25,6 +26,8 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const BUILD_ENTRIES: Readonly<Record<string, string>> = {
   "tenured.mjs": "server/main.ts",
   "tenure-witness.mjs": "witness/main.ts",
+  // The operator's CLI; beside tenured.mjs, which its snapshot commands run.
+  "tenurectl.mjs": "cli/tenurectl.ts",
 };
 
 export const DEFAULT_BUILD_DIR = join(repoRoot, "dist");
