@@ -13,8 +13,7 @@
 import { ConfigError, loadConfig, type ServerConfig } from "./config.ts";
 import { helpText } from "./config_options.ts";
 import { fatal } from "./fatal.ts";
-import type { NodeStatus } from "./node/node_api.ts";
-import { watchReady } from "./node/ready_watch.ts";
+import { type ServingStatus, watchReady } from "./node/ready_watch.ts";
 import { TENURE_VERSION } from "./version.ts";
 import { log } from "./logger.ts";
 
@@ -24,7 +23,7 @@ export interface RunningService {
   /** Stops serving and releases ports and the data directory. */
   stop(): Promise<void>;
   /** For the one {"event":"ready"} line (server/node/ready_watch.ts). */
-  readonly readiness: { readonly status: () => NodeStatus; readonly applies: boolean; readonly intervalMs: number };
+  readonly readiness: { readonly status: () => ServingStatus; readonly applies: boolean; readonly intervalMs: number };
 }
 
 /** Who the process is, for --help and --version. */

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { NO_NODE } from "../core/types.ts";
 import type { NodeStatus } from "./node_api.ts";
-import { isServing, watchReady } from "./ready_watch.ts";
+import { isServing, type ServingStatus, watchReady } from "./ready_watch.ts";
 
 const status = (over: Partial<NodeStatus>): NodeStatus => ({
   id: "a",
@@ -30,7 +30,7 @@ describe("ready: the member serves", () => {
 
   it("watchReady reports once, the first time, then stops polling", async () => {
     let current = status({ leader: NO_NODE });
-    const seen: NodeStatus[] = [];
+    const seen: ServingStatus[] = [];
     let polls = 0;
     watchReady({
       status: () => {

@@ -78,9 +78,10 @@ describe("@tenure/client packed, installed and run with plain node", { timeout: 
     assert.ok(installed.includes("@tenure"), `installed: ${installed.join(", ")}`);
     assert.ok(!installed.includes("tsx"), "the package pulled in tsx");
     writeFileSync(join(project, "main.mjs"), USER_PROGRAM);
-    const tls = cluster.clientTls();
+    const { caFile, certFile, keyFile } = cluster.clientTls();
+    assert.ok(caFile !== undefined && certFile !== undefined && keyFile !== undefined, "the test cluster's TLS files");
     const endpoints = cluster.members.map((m) => m.clientAddress).join(",");
-    const { stdout } = await run(process.execPath, ["main.mjs", endpoints, tls.caFile, tls.certFile, tls.keyFile], {
+    const { stdout } = await run(process.execPath, ["main.mjs", endpoints, caFile, certFile, keyFile], {
       cwd: project,
       timeout: 60_000,
       // Plain node: nothing from the repository's loader setup leaks into the user's process.
