@@ -119,8 +119,11 @@ export function parseCommandLine(argv: readonly string[], table: readonly Comman
   const rest = tokens.filter((_, i) => !drop.has(i));
   const options: Record<string, OptionSpec> = { ...GLOBAL_OPTIONS, ...command.options };
   // Our own check first: it names the nearest flag, which parseArgs's message does not.
-  for (const t of rest) {
+  for (let i = 0; i < rest.length; i++) {
+    const t = rest[i] ?? "";
     if (!t.startsWith("-") || t === "-") continue;
+    // A string flag's value is not a flag, even when it starts with "-".
+    if (t.startsWith("--") && !t.includes("=") && options[t.slice(2)]?.type === "string") i++;
     const name = t.startsWith("--") ? (t.slice(2).split("=")[0] ?? "") : t.slice(1);
     const known = t.startsWith("--") ? name in options : Object.values(options).some((o) => o.short === name);
     if (!known)

@@ -74,15 +74,16 @@ export function superviseChild(o: SuperviseOptions): Promise<ChildOutcome> {
       if (stoppedFor !== null) return;
       stoppedFor = why;
       const now = o.clock();
-      const leftMs = o.validity.validUntilMs() - now;
+      const leftMs = Math.round(o.validity.validUntilMs() - now);
+      // Lost already (jeopardy, expiry): no time for a grace, the lock may be someone else's.
+      if (why === "lost") return kill();
       o.onEvent(
         "child-sigterm",
-        { pid: child.pid, reason: why, validityLeftMs: Math.round(leftMs) },
-        `${why === "interrupted" ? "interrupted" : "the lock may be lost"}: SIGTERM to child ${child.pid} (validity left ${Math.round(leftMs)} ms)`,
+        { pid: child.pid, reason: why, validityLeftMs: leftMs },
+        `${why === "interrupted" ? "interrupted" : "the lock may be lost"}: SIGTERM to child ${child.pid} (validity left ${leftMs} ms)`,
       );
       group("SIGTERM");
       killAt = Math.min(now + o.killGraceMs, o.validity.validUntilMs() - o.killMarginMs);
-      if (why === "lost") kill();
     };
     const tick = setInterval(() => {
       const now = o.clock();
