@@ -9,6 +9,7 @@ import type * as grpc from "@grpc/grpc-js";
 import type { BackoffOptions, MonotonicClock, RandomSource } from "./backoff.ts";
 import { BearerToken, bearerInterceptor, type BearerTokenOptions } from "./bearer_token.ts";
 import { Election } from "./election.ts";
+import { checkEndpoints } from "./endpoints.ts";
 import { TenureError } from "./errors.ts";
 import { KeepAlive } from "./keepalive.ts";
 import { Lease, safeInt, type LeaseHost } from "./lease.ts";
@@ -101,6 +102,8 @@ export class TenureClient {
     this.clientId = clientId;
     this.random = options.random ?? Math.random;
     this.#leaseStartAfterReply = runtime.testOnlyBugLeaseStartAfterReply === true;
+    // The simulation's wire names members its own way; the production wire needs host:port.
+    if (runtime.wire === undefined) checkEndpoints(options.endpoints);
     this.transport = new Transport(options.endpoints, runtime.wire ?? new GrpcWire(options, bearerOptions(options)));
     const pool = new SessionPool(clientId);
     const attemptTimeoutMs = options.attemptTimeoutMs ?? 2_000;

@@ -57,6 +57,8 @@ export interface TenureErrorInit {
   readonly leaderHint?: string;
   readonly currentToken?: number;
   readonly cause?: unknown;
+  /** The request never left this process (no connection to the endpoint); see notSent. */
+  readonly notSent?: boolean;
 }
 
 export class TenureError extends Error {
@@ -71,6 +73,12 @@ export class TenureError extends Error {
   readonly leaderHint: string;
   /** NOT_HOLDER, LOCK_HELD: the current grant's token (0: none or unknown). */
   readonly currentToken: number;
+  /**
+   * The request never left this process: no connection to the endpoint could be made (refused,
+   * unresolvable name, failed TLS handshake). Such a failure cannot have applied anything, so it
+   * is never turned into OUTCOME_UNKNOWN.
+   */
+  readonly notSent: boolean;
 
   constructor(code: TenureErrorCode, message: string, init: TenureErrorInit = {}) {
     super(message, init.cause === undefined ? undefined : { cause: init.cause });
@@ -80,6 +88,7 @@ export class TenureError extends Error {
     this.grpcCode = init.grpcCode;
     this.leaderHint = init.leaderHint ?? "";
     this.currentToken = init.currentToken ?? 0;
+    this.notSent = init.notSent === true;
   }
 
   /** Wraps anything thrown into a TenureError (a TenureError is returned as it is). */
@@ -138,6 +147,18 @@ const GRPC_CODES: Readonly<Record<number, TenureErrorCode>> = {
   [grpc.status.PERMISSION_DENIED]: "PERMISSION_DENIED",
 };
 
+/**
+ * grpc-js's words for a call that failed before any connection carried it: the subchannel never
+ * connected ("No connection established. Last error: connect ECONNREFUSED ...", also a failed
+ * TLS handshake) or the name did not resolve. Pinned by client-sdk/not_sent.test.ts against real
+ * refused and unresolvable endpoints, so a grpc-js upgrade that rewords them fails that test.
+ */
+const NOT_SENT_DETAILS = ["No connection established", "Name resolution failed"];
+
+export function isNotSent(error: grpc.ServiceError): boolean {
+  return error.code === grpc.status.UNAVAILABLE && NOT_SENT_DETAILS.some((d) => (error.details ?? "").startsWith(d));
+}
+
 /** Decodes a grpc-js error and its `tenure-error-bin` trailer. */
 export function fromServiceError(error: grpc.ServiceError): TenureError {
   const raw = error.metadata.get(ERROR_DETAIL_METADATA_KEY)[0];
@@ -154,6 +175,7 @@ export function fromServiceError(error: grpc.ServiceError): TenureError {
   const init: TenureErrorInit = {
     grpcCode: error.code,
     cause: error,
+    notSent: detail === null && isNotSent(error),
     ...(detail && detail.reason !== "REASON_UNSPECIFIED" ? { reason: detail.reason } : {}),
     ...(detail ? { leaderHint: detail.leaderAddress, currentToken: detail.currentToken } : {}),
   };

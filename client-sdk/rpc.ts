@@ -127,6 +127,10 @@ export class Rpc {
     const t = this.o.transport;
     let mayHaveApplied = false; // some attempt may have reached the state machine
     let hops = 0;
+    // Endpoints that refused a connection since the last answer from any member: when every one
+    // has, nothing is reachable and nothing was sent, so the call fails at once as UNAVAILABLE
+    // instead of backing off until its deadline.
+    const unreachable = new Map<string, string>();
     for (let attempt = 0; ; attempt++) {
       if (signal.aborted) throw this.ended(kind, signal, mayHaveApplied);
       const endpoint = t.leader;
@@ -138,7 +142,19 @@ export class Rpc {
       } catch (error) {
         e = TenureError.from(error);
       }
-      if (signal.aborted) throw this.ended(kind, signal, mayHaveApplied || kind !== "read");
+      if (signal.aborted) throw this.ended(kind, signal, mayHaveApplied || (kind !== "read" && !e.notSent));
+      if (e.notSent) {
+        unreachable.set(endpoint, e.message);
+        if (!mayHaveApplied && t.endpoints.every((ep) => unreachable.has(ep))) {
+          const why = [...unreachable].map(([ep, m]) => `${ep} (${m})`).join("; ");
+          const err = new TenureError("UNAVAILABLE", `${method}: no endpoint reachable, nothing was sent: ${why}`, {
+            cause: e,
+            notSent: true,
+          });
+          definitive.add(err); // never sent: the session (and its seq) may carry the next request
+          throw err;
+        }
+      } else unreachable.clear();
       const fromServer = e.reason !== undefined;
       if (e.code === "NOT_LEADER" && e.leaderHint && e.leaderHint !== endpoint && hops < HINT_HOPS_MAX) {
         hops += 1;
@@ -167,9 +183,11 @@ export class Rpc {
       }
       // UNAVAILABLE without a reason (connection failure, reset) or a lost reply: the request may
       // have been proposed; OUTCOME_UNKNOWN and INTERNAL say so explicitly.
-      if (e.code !== "NOT_LEADER" && e.code !== "NO_LEADER") mayHaveApplied = true;
+      if (e.code !== "NOT_LEADER" && e.code !== "NO_LEADER" && !e.notSent) mayHaveApplied = true;
       if (e.code !== "OUTCOME_UNKNOWN") t.rotate(endpoint);
       const wait = backoffDelayMs(attempt, this.o.random, this.o.backoff ?? DEFAULT_BACKOFF);
+      // Another endpoint not yet tried after a refused connection: no need to wait for it.
+      if (e.notSent && !t.endpoints.every((ep) => unreachable.has(ep))) continue;
       if (this.o.clock() + wait >= deadline) {
         throw mayHaveApplied && kind !== "read"
           ? new TenureError("OUTCOME_UNKNOWN", `deadline exceeded after ${method} may have been applied`, { cause: e })
