@@ -45,18 +45,34 @@ const LEASE_WORKERS = 16;
 const GRANT_CONCURRENCY = 64;
 const IDLE_SETTLE_MS = 1500;
 
-export const FIGURES: readonly FigureSpec[] = [
-  { figure: "lock1", label: "lock cycle, 1 client" },
-  { figure: "lock16", label: "lock cycle, 16 clients" },
-  { figure: "lock64", label: "lock cycle, 64 clients" },
-  { figure: "contended16", label: "contended: 16 workers on one name (acquire wait)" },
-  { figure: "lease16", label: "lease grant + revoke, 16 clients" },
-  { figure: "keepalive-small", label: "keepalive, 10,000 leases" },
-  { figure: "keepalive-big", label: "keepalive, 100,000 leases" },
-  { figure: "failover", label: "failover: kill -9 leader → first acquire (4 workers, user client)" },
-  { figure: "memory-idle", label: "memory (RSS), idle" },
-  { figure: "memory-big", label: "memory (RSS), 100,000 leases" },
-];
+/** The table's rows, in order; the lease counts are the run's own. */
+export function figures(o: BenchOptions): FigureSpec[] {
+  const n = (x: number): string => x.toLocaleString("en-US");
+  return [
+    { figure: "lock1", label: "lock cycle, 1 client" },
+    { figure: "lock16", label: "lock cycle, 16 clients" },
+    { figure: "lock64", label: "lock cycle, 64 clients" },
+    { figure: "contended16", label: "contended: 16 workers on one name (handoffs, acquire wait)" },
+    { figure: "lease16", label: "lease grant + revoke, 16 clients" },
+    { figure: "keepalive-small", label: `keepalive, ${n(o.smallLeases)} leases (renewal p50/p99)` },
+    { figure: "keepalive-big", label: `keepalive, ${n(o.bigLeases)} leases (renewal p50/p99)` },
+    { figure: "failover", label: "failover: kill -9 the leader → first acquire (4 workers, user client)" },
+    { figure: "memory-idle", label: "memory (RSS), idle" },
+    { figure: "memory-big", label: `memory (RSS), ${n(o.bigLeases)} leases` },
+  ];
+}
+
+/** What the table does not say by itself. */
+export function tableNotes(o: BenchOptions): string[] {
+  return [
+    "Cells: median across repetitions of the rate, of p50 and of p99; the ratio is Tenure/etcd of the first number (for failover and memory, lower is better).",
+    "Load: the same closed loop for both, raw @grpc/grpc-js to the leader's own port, one connection and one lease per worker; lock = blocking acquire + release of a name of the worker's own (etcd: v3lock Lock + Unlock).",
+    "Transport: etcd plaintext (its default); Tenure mutual TLS 1.3 on every port (its default; the --insecure column, if shown, is plaintext). fsync on for both (etcd's WAL; Tenure's SQLite WAL, synchronous=FULL).",
+    `Keepalive: every lease renewed about ttl/3 after its last renewal (TTL ${o.keepaliveTtlMs / 1000} s, window ${o.keepaliveTtlMs / 1000 + 1} s > TTL), so renewals/s is set by the schedule and leader CPU is the cost; Tenure's leases are held by the SDK (one KeepAlive stream per client, up to 1024 ids per request, latency from a probe renewal beside it), etcd's by 4 raw LeaseKeepAlive streams (one id per request; etcd3 npm would open a stream per lease). "alive" = held by the client at the end AND counted by the server.`,
+    `Failover: each system's own client with its defaults (Tenure SDK client.lock(); etcd3 npm lock()), all members' addresses; time from SIGKILL of the leader to the first acquire that started after it. ${o.failoverTrials} trials in all.`,
+    "Memory: VmRSS of each member; the witness (w) from Tenure's two-site layout (voters a, b + witness w), idle only.",
+  ];
+}
 
 interface Run {
   readonly o: BenchOptions;
@@ -67,6 +83,18 @@ interface Run {
 }
 
 const log = (line: string): void => void process.stdout.write(`${line}\n`);
+const failures: string[] = [];
+
+/** Runs one figure; a failure is logged and kept for the summary, and the run goes on. */
+async function guarded(what: string, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    const message = `${what}: ${e instanceof Error ? e.message : String(e)}`;
+    failures.push(message);
+    log(`  FAILED ${message}`);
+  }
+}
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const has = (o: BenchOptions, ...names: Selectable[]): boolean => names.some((n) => o.only.has(n));
 
@@ -127,30 +155,40 @@ async function repetition(run: Run, column: Column, rep: number): Promise<void> 
       const r = memoryResult(cluster, { column, rep, figure: "memory-idle" });
       add({ ...r, extra: { ...r.extra, ...witness } });
     }
-    for (const n of [1, 16, 64] as const) if (has(o, `lock${n}`)) add(await lockCycles(ctx, n));
-    if (has(o, "contended")) add(await contended(ctx, CONTENDED_WORKERS));
-    if (has(o, "lease")) add(await leaseCycles(ctx, LEASE_WORKERS));
+    const where = `${column} rep ${rep}`;
+    for (const n of [1, 16, 64] as const)
+      if (has(o, `lock${n}`)) await guarded(`lock${n} ${where}`, async () => add(await lockCycles(ctx, n)));
+    if (has(o, "contended")) await guarded(`contended ${where}`, async () => add(await contended(ctx, CONTENDED_WORKERS)));
+    if (has(o, "lease")) await guarded(`lease ${where}`, async () => add(await leaseCycles(ctx, LEASE_WORKERS)));
     if (has(o, "failover")) {
       const perRep = Math.ceil(o.failoverTrials / o.reps);
       const done = (rep - 1) * perRep;
+      const make =
+        cluster instanceof TenureCluster
+          ? () => tenureUserClient(cluster.voterAddresses(), cluster.security())
+          : () => etcdUserClient(cluster.members.map((m) => m.clientAddress));
       for (let t = done; t < Math.min(o.failoverTrials, done + perRep); t++) {
-        const make =
-          cluster instanceof TenureCluster
-            ? () => tenureUserClient(cluster.voterAddresses(), cluster.security())
-            : () => etcdUserClient(cluster.members.map((m) => m.clientAddress));
-        add(await failoverTrial({ cluster, column, rep, trial: t + 1, log }, make));
+        await guarded(`failover trial ${t + 1} ${where}`, async () =>
+          add(await failoverTrial({ cluster, column, rep, trial: t + 1, log }, make)),
+        );
       }
     }
     // Last: the leases it leaves behind would expire (and load the cluster) under a later figure.
     if (has(o, "keepalive10k")) {
-      const hold = await holdLeases(cluster, o.smallLeases, run, o.bigGrantMaxMs);
-      try {
-        add(
-          await keepaliveResult({ cluster, column, rep, figure: "keepalive-small", target: o.smallLeases }, hold, o.keepaliveTtlMs + 1000),
-        );
-      } finally {
-        await hold.close();
-      }
+      await guarded(`keepalive10k ${where}`, async () => {
+        const hold = await holdLeases(cluster, o.smallLeases, run, o.bigGrantMaxMs);
+        try {
+          add(
+            await keepaliveResult(
+              { cluster, column, rep, figure: "keepalive-small", target: o.smallLeases },
+              hold,
+              o.keepaliveTtlMs + 1000,
+            ),
+          );
+        } finally {
+          await hold.close();
+        }
+      });
     }
   } finally {
     target.close();
@@ -225,15 +263,18 @@ async function main(): Promise<void> {
     for (let rep = 1; rep <= o.reps && steady; rep++) {
       // Interleaved: who goes first alternates, so a change in the machine's load lands on both.
       const order = rep % 2 === 1 ? columns : [...columns].reverse();
-      for (const column of order) await repetition(run, column, rep);
+      for (const column of order) await guarded(`rep ${rep} ${column}`, () => repetition(run, column, rep));
     }
-    if (has(o, "keepalive100k", "memory")) for (const column of columns) await bigLeases(run, column);
+    if (has(o, "keepalive100k", "memory")) for (const column of columns) await guarded(`big ${column}`, () => bigLeases(run, column));
     log("");
-    for (const line of renderTable(FIGURES, columns, out.results)) log(line);
+    for (const line of renderTable(figures(o), columns, out.results)) log(line);
+    for (const line of tableNotes(o)) log(`- ${line}`);
     log("");
     log(
       `etcd ${etcdVersion}; Tenure compiled (node ${build.tenured.split("/").pop()}), ${o.reps} reps, medians; raw results: ${o.outFile}`,
     );
+    for (const f of failures) log(`FAILED ${f}`);
+    if (failures.length > 0) process.exitCode = 1;
     log(`took ${((performance.now() - startedMs) / 1000).toFixed(0)} s; load average at the end ${loadAverageText()} (1, 5, 15 min)`);
   } finally {
     build?.remove();

@@ -17,7 +17,7 @@ export interface HoldOptions {
 export interface HoldWindow {
   readonly renewals: number;
   readonly ratePerS: number;
-  /** Renewal round trips, when the client can see them (raw etcd streams; not the SDK's). */
+  /** Renewal round trips: etcd's raw streams' own; Tenure's from a probe beside the SDK's. */
   readonly latency: LatencySummary | null;
   /** Leases alive by the client's view at the window's end, and by the server's count. */
   readonly aliveAtEnd: number;

@@ -80,7 +80,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     only,
     reps: int("reps", values.reps, quick ? 1 : 3, 1, 20),
     warmupMs: int("warmup", values.warmup, quick ? 0.5 : 1, 0, 60) * 1000,
-    measureMs: int("seconds", values.seconds, quick ? 2 : 3, 0.5, 120) * 1000,
+    measureMs: int("seconds", values.seconds, quick ? 1.5 : 3, 0.5, 120) * 1000,
     outFile: values.out ?? `data/bench/bench-${stamp}.jsonl`,
     etcd: !values["no-etcd"],
     installEtcd: !values["no-install"],
