@@ -8,19 +8,31 @@ import * as grpc from "@grpc/grpc-js";
 import { ConfigError } from "../config.ts";
 import { CertificateReloader, TlsLoadError } from "./cert_reloader.ts";
 import { memberCredentials, type ServerTlsOptions } from "./credentials.ts";
-import type { TlsFiles } from "./tls_material.ts";
+import type { TlsFiles, TlsMaterial } from "./tls_material.ts";
 
 export interface MemberTls {
   /** The peer transport's credentials (GrpcPeerTransportOptions.credentials). */
   readonly peer: { readonly server: grpc.ServerCredentials; readonly channel: grpc.ChannelCredentials };
   /** The client port's. */
   readonly client: grpc.ServerCredentials;
+  /**
+   * The material in force and its reloads, for listeners that are not gRPC (the HTTPS metrics and
+   * health port, server/health/http_endpoints.ts); null with --insecure.
+   */
+  readonly material: TlsMaterialSource | null;
   /** Plaintext (--insecure): Cluster.Status says so. */
   readonly insecure: boolean;
   /** For the started line: "mutual TLS (TLSv1.3 minimum)" or "PLAINTEXT (--insecure)". */
   readonly transport: string;
   /** Stops the file watch and the SIGHUP handler. */
   close(): void;
+}
+
+/** The current TLS material and a subscription to each newly loaded one (CertificateReloader). */
+export interface TlsMaterialSource {
+  current(): TlsMaterial;
+  /** Returns the unsubscribe. */
+  subscribe(onMaterial: (m: TlsMaterial) => void): () => void;
 }
 
 export const INSECURE_WARNING =
@@ -41,6 +53,7 @@ export function startMemberTls(
     return {
       peer: { server, channel: grpc.credentials.createInsecure() },
       client: server,
+      material: null,
       insecure: true,
       transport: "PLAINTEXT (--insecure)",
       close: () => process.off("SIGHUP", onHangup),
@@ -61,6 +74,7 @@ export function startMemberTls(
   return {
     peer: { server: creds.peerServer, channel: creds.peerChannel },
     client: creds.clientServer,
+    material: { current: () => reloader.material(), subscribe: (onMaterial) => reloader.subscribe(onMaterial) },
     insecure: false,
     transport: `mutual TLS (${tls.minVersion} minimum)`,
     close: () => {
