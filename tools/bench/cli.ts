@@ -32,6 +32,7 @@ import { loadAverageText, machineFacts } from "./machine.ts";
 import { memoryResult } from "./memory.ts";
 import { type BenchOptions, parseOptions, type Selectable } from "./options.ts";
 import { stopEveryProcess } from "./processes.ts";
+import { registerCleanup, runCleanups } from "./cleanup.ts";
 import { type Column, JsonLines } from "./results.ts";
 import { type FigureSpec, renderTable } from "./table.ts";
 import { buildTenure, type TenureBuild } from "./tenure_build.ts";
@@ -246,6 +247,7 @@ async function main(): Promise<void> {
   }
   out.header({ kind: "run", atIso: new Date().toISOString(), argv: process.argv.slice(2), machine, etcd: etcdVersion });
   const certDir = mkdtempSync(join(tmpdir(), "tenure-bench-tls-"));
+  const removeCerts = registerCleanup(() => rmSync(certDir, { recursive: true, force: true }));
   let build: TenureBuild | null = null;
   try {
     build = await buildTenure();
@@ -270,16 +272,14 @@ async function main(): Promise<void> {
     for (const line of renderTable(figures(o), columns, out.results)) log(line);
     for (const line of tableNotes(o)) log(`- ${line}`);
     log("");
-    log(
-      `etcd ${etcdVersion}; Tenure compiled (node ${build.tenured.split("/").pop()}), ${o.reps} reps, medians; raw results: ${o.outFile}`,
-    );
+    log(`etcd ${etcdVersion}; Tenure compiled (node ${build.tenured}), ${o.reps} reps, medians; raw results: ${o.outFile}`);
     for (const f of failures) log(`FAILED ${f}`);
     if (failures.length > 0) process.exitCode = 1;
     log(`took ${((performance.now() - startedMs) / 1000).toFixed(0)} s; load average at the end ${loadAverageText()} (1, 5, 15 min)`);
   } finally {
-    build?.remove();
-    rmSync(certDir, { recursive: true, force: true });
     stopEveryProcess();
+    build?.remove();
+    removeCerts();
   }
 }
 
@@ -287,7 +287,8 @@ async function main(): Promise<void> {
 function installCleanup(): void {
   const bail = (code: number) => () => {
     const n = stopEveryProcess();
-    process.stderr.write(`bench: stopped ${n} processes\n`);
+    runCleanups();
+    process.stderr.write(`bench: stopped ${n} processes, removed the run's temp files\n`);
     process.exit(code);
   };
   process.once("SIGINT", bail(130));
@@ -305,5 +306,6 @@ setMaxListeners(10_000);
 main().catch((e: unknown) => {
   process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
   stopEveryProcess();
+  runCleanups();
   process.exit(1);
 });

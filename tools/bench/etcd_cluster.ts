@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { registerCleanup } from "./cleanup.ts";
 import { type BenchCluster, type BenchMember, OutputTail } from "./cluster.ts";
 import { EtcdConnection } from "./etcd_client.ts";
 import { assertPortsFree, HOST, waitFor } from "./ports.ts";
@@ -28,6 +29,7 @@ export class EtcdCluster implements BenchCluster {
   private readonly tails = new Map<string, OutputTail>();
   private readonly probes = new Map<string, EtcdConnection>();
   private readonly root = mkdtempSync(join(tmpdir(), "etcd-bench-"));
+  private readonly removeRoot = registerCleanup(() => rmSync(this.root, { recursive: true, force: true }));
 
   private constructor(private readonly binary: string) {}
 
@@ -100,7 +102,7 @@ export class EtcdCluster implements BenchCluster {
     this.probes.clear();
     await Promise.all([...this.children.values()].map((c) => stopProcess(c)));
     this.children.clear();
-    rmSync(this.root, { recursive: true, force: true });
+    this.removeRoot();
   }
 
   private spawnMember(id: string, state: "new" | "existing"): void {

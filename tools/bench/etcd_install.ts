@@ -3,6 +3,8 @@
 // otherwise a value that says how to install it, and the bench runs Tenure alone.
 
 import { execFileSync, spawnSync } from "node:child_process";
+import { accessSync, constants } from "node:fs";
+import { delimiter, join } from "node:path";
 
 export type EtcdFound =
   | { readonly ok: true; readonly binary: string; readonly version: string }
@@ -11,10 +13,19 @@ export type EtcdFound =
 const HOW_TO_INSTALL =
   "install it with `sudo apt-get install -y etcd-server etcd-client` (Debian/Ubuntu; 3.4 is what the baseline used), or put an etcd binary on PATH";
 
+/** The first executable `name` on PATH, or null. */
 function which(name: string): string | null {
-  const r = spawnSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" });
-  const path = r.stdout.trim();
-  return r.status === 0 && path !== "" ? path : null;
+  for (const dir of (process.env["PATH"] ?? "").split(delimiter)) {
+    if (dir === "") continue;
+    const path = join(dir, name);
+    try {
+      accessSync(path, constants.X_OK);
+      return path;
+    } catch {
+      // not here
+    }
+  }
+  return null;
 }
 
 function versionOf(binary: string): string {

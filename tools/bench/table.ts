@@ -57,7 +57,8 @@ export function cell(figure: string, rs: readonly BenchResult[]): string {
 }
 
 export function renderTable(figures: readonly FigureSpec[], columns: readonly Column[], results: readonly BenchResult[]): string[] {
-  const tenureColumns = columns.filter((c) => c !== "etcd");
+  // Without etcd there is nothing to divide by: no ratio columns.
+  const tenureColumns = columns.includes("etcd") ? columns.filter((c) => c !== "etcd") : [];
   const header = [
     "figure",
     ...columns.map((c) => COLUMN_LABEL[c]),

@@ -8,6 +8,7 @@ import { rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildServer } from "../build.ts";
+import { registerCleanup } from "./cleanup.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -19,11 +20,13 @@ export interface TenureBuild {
 }
 
 export async function buildTenure(): Promise<TenureBuild> {
-  const dir = await buildServer(join(REPO_ROOT, "node_modules", ".cache", "tenure-bench", `build-${process.pid}`));
+  const target = join(REPO_ROOT, "node_modules", ".cache", "tenure-bench", `build-${process.pid}`);
+  const remove = registerCleanup(() => rmSync(target, { recursive: true, force: true }));
+  const dir = await buildServer(target);
   return {
     dir,
     tenured: join(dir, "tenured.mjs"),
     witness: join(dir, "tenure-witness.mjs"),
-    remove: () => rmSync(dir, { recursive: true, force: true }),
+    remove,
   };
 }

@@ -11,6 +11,7 @@ import { createInterface } from "node:readline";
 import type { TransportSecurity } from "../../client-sdk/tls.ts";
 import { TestClient } from "../../testing/itest/test_client.ts";
 import type { DevCertificates } from "../dev_certs.ts";
+import { registerCleanup } from "./cleanup.ts";
 import { type BenchCluster, type BenchMember, OutputTail } from "./cluster.ts";
 import { assertPortsFree, HOST, waitFor } from "./ports.ts";
 import { spawnTracked, stopProcess } from "./processes.ts";
@@ -40,6 +41,7 @@ export class TenureCluster implements BenchCluster {
   private readonly children = new Map<string, ChildProcess>();
   private readonly tails = new Map<string, OutputTail>();
   private readonly root = mkdtempSync(join(tmpdir(), "tenure-bench-"));
+  private readonly removeRoot = registerCleanup(() => rmSync(this.root, { recursive: true, force: true }));
   private probe: TestClient | null = null;
 
   private constructor(
@@ -127,7 +129,7 @@ export class TenureCluster implements BenchCluster {
     this.probe = null;
     await Promise.all([...this.children.values()].map((c) => stopProcess(c)));
     this.children.clear();
-    rmSync(this.root, { recursive: true, force: true });
+    this.removeRoot();
   }
 
   private args(s: Spec, bootstrap: boolean): string[] {
