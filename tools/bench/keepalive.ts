@@ -36,6 +36,7 @@ export async function keepaliveResult(
       aliveAtEnd: w.aliveAtEnd,
       serverCount: w.serverCount,
       lost: w.lost,
+      streamErrors: w.streamErrors,
       allAlive,
       grantMs: Math.round(hold.grantMs),
       grantsPerS: Math.round((hold.granted / hold.grantMs) * 1000),

@@ -23,6 +23,8 @@ export interface HoldWindow {
   readonly aliveAtEnd: number;
   readonly serverCount: number;
   readonly lost: number;
+  /** Keepalive streams that failed and were reopened (the raw etcd client's; the SDK's own). */
+  readonly streamErrors: number;
 }
 
 export interface LeaseHold {

@@ -21,24 +21,43 @@ interface Due {
 }
 
 class Renewer {
+  private stream: ClientDuplexStream<Message, Message>;
   private readonly queue: Due[] = [];
   private head = 0;
   private readonly sentAt = new Map<string, number>();
   private stopped = false;
   renewals = 0;
   lost = 0;
+  /** Streams that failed and were reopened, and the first failure's message. */
+  streamErrors = 0;
+  firstStreamError = "";
   latency = new LatencyRecorder();
   private readonly loopDone: Promise<void>;
 
   constructor(
-    private readonly stream: ClientDuplexStream<Message, Message>,
+    private readonly connection: EtcdConnection,
     private readonly periodMs: number,
   ) {
-    stream.on("data", (m: Message) => this.onAnswer(m));
-    stream.on("error", () => {
-      this.stopped = true;
-    });
+    this.stream = this.open();
     this.loopDone = this.loop();
+  }
+
+  /** A stream that fails is replaced; its unanswered renewals are due again at once. */
+  private open(): ClientDuplexStream<Message, Message> {
+    const stream = this.connection.keepAliveStream();
+    stream.on("data", (m: Message) => this.onAnswer(m));
+    const fail = (why: string): void => {
+      if (this.stopped || this.stream !== stream) return;
+      this.streamErrors++;
+      if (this.firstStreamError === "") this.firstStreamError = why;
+      const now = performance.now();
+      for (const id of this.sentAt.keys()) this.queue.push({ id, dueAt: now });
+      this.sentAt.clear();
+      this.stream = this.open();
+    };
+    stream.on("error", (e: Error) => fail(e.message));
+    stream.on("end", () => fail("stream ended by the server"));
+    return stream;
   }
 
   add(id: string): void {
@@ -93,7 +112,7 @@ class Renewer {
 export async function holdEtcdLeases(o: HoldOptions & { readonly leader: string }): Promise<LeaseHold> {
   const connections = Array.from({ length: STREAMS }, () => new EtcdConnection(o.leader));
   const periodMs = o.ttlMs / 3;
-  const renewers = connections.map((c) => new Renewer(c.keepAliveStream(), periodMs));
+  const renewers = connections.map((c) => new Renewer(c, periodMs));
   const ttlS = Math.round(o.ttlMs / 1000);
   const g = await grantAll(o, async (i) => {
     const c = connections[i % STREAMS];
@@ -119,8 +138,21 @@ export async function holdEtcdLeases(o: HoldOptions & { readonly leader: string 
       const busiest = renewers.reduce((a, b) => (b.renewals > a.renewals ? b : a));
       const lost = renewers.reduce((s, r) => s + r.lost, 0);
       const aliveAtEnd = renewers.reduce((s, r) => s + r.alive(), 0);
+      const streamErrors = renewers.reduce((s, r) => s + r.streamErrors, 0);
+      if (streamErrors > 0)
+        o.log(
+          `  etcd: ${streamErrors} keepalive streams failed and were reopened, first: ${renewers.find((r) => r.firstStreamError)?.firstStreamError}`,
+        );
       const serverCount = await (connections[0] ?? new EtcdConnection(o.leader)).leaseCount();
-      return { renewals, ratePerS: renewals / (elapsedMs / 1000), latency: busiest.latency.summary(), aliveAtEnd, serverCount, lost };
+      return {
+        streamErrors,
+        renewals,
+        ratePerS: renewals / (elapsedMs / 1000),
+        latency: busiest.latency.summary(),
+        aliveAtEnd,
+        serverCount,
+        lost,
+      };
     },
     async close(): Promise<void> {
       await Promise.all(renewers.map((r) => r.stop()));

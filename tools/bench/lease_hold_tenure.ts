@@ -71,6 +71,7 @@ export async function holdTenureLeases(
       const lost = leases.filter((l) => l.state === "lost").length;
       const aliveAtEnd = leases.filter((l) => l.state === "active").length;
       return {
+        streamErrors: 0,
         renewals,
         ratePerS: renewals / (elapsedMs / 1000),
         latency: probeResult?.latency ?? null,
