@@ -376,8 +376,11 @@ export class RaftNode implements NodeApi {
   }
 
   private restoreSnapshot(snapshot: Snapshot): void {
-    assert(snapshot.data.length > 0, "a snapshot from the leader must carry a state machine image");
-    this.machine = LockStateMachine.restore(snapshot.data, this.stateConfig);
+    // The bootstrap snapshot (index 0, no image) reaches a member whose store was rebuilt empty
+    // (storage recovery): it carries the first configuration and an empty state machine.
+    const bootstrap = snapshot.metadata.index === 0 && snapshot.data.length === 0;
+    assert(bootstrap || snapshot.data.length > 0, "a snapshot from the leader must carry a state machine image");
+    this.machine = bootstrap ? new LockStateMachine(this.stateConfig) : LockStateMachine.restore(snapshot.data, this.stateConfig);
     this.appliedIndex = snapshot.metadata.index;
     // The entries the snapshot covers were never applied here: no events. Whoever waits for one
     // (a blocking Acquire or Campaign queued on this member, an Observe stream) re-checks now.

@@ -312,7 +312,7 @@ describe("peer_codec rejects malformed input with a reason", () => {
       mutate(snapshot, (w) => {
         w["snapshot"].snapshot.metadata.index = "0";
       }),
-      />= 1/,
+      /both be 0 \(bootstrap\) or both >= 1/,
     );
     rejects(
       mutate(snapshot, (w) => {

@@ -271,7 +271,9 @@ function decodeSnapshot(raw: unknown, term: number): Snapshot {
   const md = record(s["metadata"], "snapshot.metadata");
   const index = readU64(md, "index", "snapshot.metadata");
   const snapTerm = readU64(md, "term", "snapshot.metadata");
-  if (index < 1 || snapTerm < 1) fail("snapshot.metadata index and term must be >= 1");
+  // Index 0 / term 0 is the bootstrap snapshot (the first configuration, no image): what a member
+  // whose store is empty (storage recovery after raft.db was lost) learns the membership from.
+  if ((index === 0) !== (snapTerm === 0)) fail("snapshot.metadata index and term must both be 0 (bootstrap) or both >= 1");
   if (snapTerm > term) fail(`snapshot term ${snapTerm} is above the message term ${term}`);
   const confState = decodeConfState(md["conf_state"], "snapshot.metadata.conf_state");
   if (confState.voters.length === 0) fail("snapshot.metadata.conf_state has no voters");

@@ -17,7 +17,8 @@ import type { SnapshotImageCheck } from "./peer_message_checks.ts";
  */
 export function machineImageCheck(config: StateConfig): SnapshotImageCheck {
   return (data: Uint8Array, metadata: SnapshotMetadata): string | null => {
-    if (data.byteLength === 0) return "empty image: a voter's snapshot carries its state machine";
+    // The bootstrap snapshot (index 0) carries only the first configuration: an empty machine.
+    if (data.byteLength === 0) return metadata.index === 0 ? null : "empty image: a voter's snapshot carries its state machine";
     let machine: LockStateMachine;
     try {
       machine = LockStateMachine.restore(data, config);
