@@ -1,25 +1,32 @@
-// Issue 13, point 1 on real tenured processes: a stopped member whose disk lies is refused at
-// start, never served with less. Three members grant a few hundred leases and locks; one
-// follower is killed (kill -9: its WAL holds the live pages) and, after a restart that must come
-// back whole, stopped cleanly (its WAL checkpointed into raft.db). Each case damages a COPY of
-// the stopped follower's data directory the way the tester did (WAL bytes flipped at 10/50/90%,
-// WAL cut to half, to 30% and at a frame boundary, WAL deleted, raft.db bytes flipped, the ack
-// record deleted or damaged) and starts the follower on it: it must exit with 1 and one
-// {"event":"fatal"} line naming a StorageCorruptError and what was found. Meanwhile the other two
-// keep serving; at the end the follower starts on its undamaged data and every acknowledged
-// lease and lock token is still there. The same for a witness (tenure-witness stores with the
-// same SqliteStorage), on a few of the cases.
+// Issue 13 on real tenured processes: a stopped member whose disk lies is either recovered
+// without voting on what it lost (point 2) or refused with a clear message (point 1), never
+// served with less. Three members grant a few hundred leases and locks; one follower is killed
+// (kill -9: its WAL holds the live pages) and, after a restart that must come back whole,
+// stopped cleanly (its WAL checkpointed into raft.db). Each case damages a COPY of the stopped
+// follower's data directory the way the tester did (WAL bytes flipped at 10/50/90%, WAL cut to
+// half, to 30% and at a frame boundary, WAL deleted, raft.db bytes flipped, the ack record
+// deleted or damaged) and starts the follower on it:
 //
-// Before the checks (issue 13) the WAL cases started and served a shorter log, and WAL deletion
-// was refused as an "empty" directory; the ack record did not exist. The raft.db cases are a
-// guard: a clean close already checkpointed raft.db, and its row checksums caught those then too.
+// - recoverable (every case but the ack record's): it starts, logs one storage_recovery warning
+//   (what it found, untilIndex, where the evidence was kept), catches up from the leader, logs
+//   recovery_done, and then, as the leader (TransferLeader), still holds every lease and lock
+//   token acknowledged before; a new token is higher than all of them. In the 50% case the
+//   leader is SIGSTOPped first, so the recovering member cannot catch up: with only it and the
+//   third member running no leader is elected (its logged pre-vote refusals), until SIGCONT;
+// - the ack record lost or damaged (term and vote unknown): it exits with 1 and one
+//   {"event":"fatal"} line naming a StorageCorruptError, what was found and what to do.
+//
+// The same for a witness (tenure-witness stores with the same SqliteStorage), on a few cases.
+//
+// Before issue 13 the WAL cases started and served a shorter log, and WAL deletion was refused as
+// an "empty" directory; before point 2 every case here was refused.
 
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import Database from "better-sqlite3";
-import { ProcessCluster } from "./process_cluster.ts";
+import { ADMIN_CLIENT_IDENTITY, ProcessCluster } from "./process_cluster.ts";
 import type { CallResult, TestClient } from "./test_client.ts";
 import { until } from "./wait.ts";
 
@@ -32,6 +39,9 @@ const TTL_MS = 3_600_000; // longer than the test: nothing expires
 const WAL = "raft.db-wal";
 const WAL_HEADER_BYTES = 32;
 const FRAME_HEADER_BYTES = 24;
+const TICK_MS = 50;
+const ELECTION_TIMEOUT_TICKS = 10;
+const ELECTION_TIMEOUT_MS = TICK_MS * ELECTION_TIMEOUT_TICKS;
 
 function ok(r: CallResult<Obj>, what: string): Obj {
   if (!r.ok) assert.fail(`${what}: ${JSON.stringify(r)}`);
@@ -103,7 +113,10 @@ interface Case {
   readonly name: string;
   readonly base: () => string;
   readonly damage: (dir: string) => void;
-  readonly refusal: RegExp;
+  /** recover: what storage_recovery must report as found; refuse: the fatal line's error. */
+  readonly expect: { readonly recover: RegExp } | { readonly refuse: RegExp };
+  /** Prove the recovering member does not vote (the leader SIGSTOPped while it recovers). */
+  readonly withoutLeader?: boolean;
 }
 
 interface Bases {
@@ -121,7 +134,8 @@ function casesFor(bases: Bases): Case[] {
         name: `WAL: 8 bytes flipped at ${fraction * 100}% of its frames`,
         base: crashedBase,
         damage: (dir) => flipWalAt(dir, fraction),
-        refusal: /raft\.db-wal: corrupt at frame \d+ \(byte offset \d+\): frame \d+: checksum mismatch, yet commit frame \d+/,
+        expect: { recover: /raft\.db-wal: corrupt at frame \d+ \(byte offset \d+\): frame \d+: checksum mismatch, yet commit frame \d+/ },
+        withoutLeader: fraction === 0.5,
       }),
     ),
     ...[0.5, 0.3].map(
@@ -132,7 +146,7 @@ function casesFor(bases: Bases): Case[] {
           const walPath = path.join(dir, WAL);
           fs.truncateSync(walPath, Math.floor(fs.statSync(walPath).size * fraction));
         },
-        refusal: /raft\.db-wal is \d+ bytes, but .*ack_record \(generation \d+\) says .* it was truncated/,
+        expect: { recover: /raft\.db-wal is \d+ bytes, but .*ack_record \(generation \d+\) says .* it was truncated/ },
       }),
     ),
     {
@@ -143,13 +157,15 @@ function casesFor(bases: Bases): Case[] {
         const { frames, frameBytes } = currentFrames(walPath);
         fs.truncateSync(walPath, WAL_HEADER_BYTES + Math.floor(frames / 2) * frameBytes);
       },
-      refusal: /raft\.db-wal is \d+ bytes, but .* it was truncated|lost acknowledged data: .*last log index: expected >= \d+, found \d+/,
+      expect: {
+        recover: /raft\.db-wal is \d+ bytes, but .* it was truncated|lost acknowledged data: .*last log index: expected >= \d+, found \d+/,
+      },
     },
     {
       name: "WAL deleted",
       base: crashedBase,
       damage: (dir) => fs.rmSync(path.join(dir, WAL)),
-      refusal: /raft\.db-wal is missing, but .*ack_record \(generation \d+\) says the store was open and not closed cleanly/,
+      expect: { recover: /raft\.db-wal is missing, but .*ack_record \(generation \d+\) says the store was open and not closed cleanly/ },
     },
     {
       name: "raft.db: 8 bytes flipped inside a log entry (after a clean close checkpointed it)",
@@ -169,7 +185,7 @@ function casesFor(bases: Bases): Case[] {
         }
         assert.ok(copies > 0 && data.length >= 12, "the entry's bytes are in raft.db");
       },
-      refusal: /StorageCorruptError: .*(table entries: index \d+: (checksum mismatch|row has wrong types)|integrity_check)/,
+      expect: { recover: /table entries: index \d+: (checksum mismatch|row has wrong types)|integrity_check/ },
     },
     {
       name: "raft.db: 8 bytes flipped in the entries table's root page header",
@@ -181,19 +197,19 @@ function casesFor(bases: Bases): Case[] {
         }));
         flip(path.join(dir, "raft.db"), (root - 1) * pageBytes + (root === 1 ? 100 : 0));
       },
-      refusal: /StorageCorruptError: .*(integrity_check|malformed|SQLITE_CORRUPT)/,
+      expect: { recover: /integrity_check|malformed|SQLITE_CORRUPT/ },
     },
     {
       name: "ack record deleted",
       base: crashedBase,
       damage: (dir) => fs.rmSync(path.join(dir, "ack_record")),
-      refusal: /ack_record is missing, but raft\.db \(schema 2\) was always written with one/,
+      expect: { refuse: /ack_record is missing, but raft\.db \(schema 2\) was always written with one.*ReplaceMember/ },
     },
     {
       name: "ack record damaged",
       base: crashedBase,
       damage: (dir) => flip(path.join(dir, "ack_record"), 60, 2),
-      refusal: /ack_record: checksum mismatch: the record of what this member acknowledged is damaged/,
+      expect: { refuse: /ack_record: checksum mismatch: the record of what this member acknowledged is damaged.*ReplaceMember/ },
     },
   ];
 }
@@ -213,6 +229,9 @@ function suite(options: SuiteOptions): void {
     let victim = "";
     const witness = options.witnesses.length > 0;
     const bases = { crashed: "", clean: "" };
+    // The victim's directory after the last recovered case's clean stop: its real last state. The
+    // clean base is older than what it acknowledged since, an undetectable old copy (README).
+    let latest: string | null = null;
     const leases: string[] = [];
     const tokens = new Map<string, string>(); // lock name -> token
     const seqs = new Map<string, number>();
@@ -239,7 +258,11 @@ function suite(options: SuiteOptions): void {
     };
 
     before(async () => {
-      const cluster = await ProcessCluster.start({ tickMs: 50, electionTimeoutTicks: 10, witnesses: options.witnesses });
+      const cluster = await ProcessCluster.start({
+        tickMs: TICK_MS,
+        electionTimeoutTicks: ELECTION_TIMEOUT_TICKS,
+        witnesses: options.witnesses,
+      });
       ctx = { cluster, c: cluster.testClient() };
       const leaderId = await ctx.c.leaderId(15_000);
       victim = options.witnesses[0] ?? cluster.members.map((m) => m.id).find((id) => id !== leaderId) ?? assert.fail("no follower");
@@ -273,45 +296,9 @@ function suite(options: SuiteOptions): void {
       await ctx?.cluster.stopAll();
     });
 
-    for (const k of casesFor(bases).filter((x) => options.only?.(x.name) ?? true)) {
-      it(`${k.name}: refused with a clear message; the other two keep serving`, async (t) => {
-        const { cluster, c } = ctx;
-        const dir = cluster.dataDir(victim);
-        fs.rmSync(dir, { recursive: true, force: true });
-        fs.cpSync(k.base(), dir, { recursive: true });
-        k.damage(dir);
-        const started = await cluster.startMember(victim, { bootstrap: false }).then(
-          () => "started",
-          (e: unknown) => String(e),
-        );
-        if (started === "started") {
-          const served = await statusOf(ctx, victim);
-          await cluster.stop(victim);
-          assert.fail(`${victim} started and served on damaged data: ${JSON.stringify(served)}`);
-        }
-        assert.match(started, new RegExp(`^Error: ${victim} exited with 1:`));
-        // "exit" can come before the pipes are drained: wait for the line itself.
-        const fatal = await until("the fatal line", 5000, () =>
-          (cluster.logs.get(victim) ?? []).find((l) => l.includes('"event":"fatal"')),
-        );
-        const parsed = JSON.parse(fatal.slice(fatal.indexOf("{"))) as Obj;
-        assert.equal(parsed["where"], "startup");
-        assert.match(String(parsed["error"]), /^StorageCorruptError: /);
-        assert.match(String(parsed["error"]), k.refusal);
-        t.diagnostic(String(parsed["error"]).slice(0, 400));
-        const leaderId = await c.leaderId(15_000);
-        assert.notEqual(leaderId, victim);
-        ok(await c.call<Obj>("Lease", "TimeToLive", { leaseId: leases[0] }), "the others keep serving");
-      });
-    }
-
-    it("on its undamaged data the member rejoins, and every acknowledged lease and token is intact", async () => {
-      const { cluster, c } = ctx;
-      const dir = cluster.dataDir(victim);
-      fs.rmSync(dir, { recursive: true, force: true });
-      fs.cpSync(bases.clean, dir, { recursive: true });
-      await cluster.startMember(victim, { bootstrap: false });
-      await caughtUp(ctx, victim, witness);
+    /** Every lease and lock token acknowledged before the damage, read back through the API. */
+    const assertIntact = async (): Promise<void> => {
+      const { c } = ctx;
       assert.equal(leases.length, options.leases);
       for (const leaseId of leases) {
         const r = ok(await c.call<Obj>("Lease", "TimeToLive", { leaseId }), `lease ${leaseId}`);
@@ -322,14 +309,159 @@ function suite(options: SuiteOptions): void {
         const status = ok(await c.call<Obj>("Lock", "Status", { name }), `lock ${name}`);
         assert.equal(String((status["holder"] as Obj | undefined)?.["token"]), token, `lock ${name} keeps token ${token}`);
       }
+    };
+
+    /** A new lock's token is higher than every token acknowledged before (never issued twice). */
+    const assertNewTokenHigher = async (): Promise<void> => {
+      const { c } = ctx;
+      const clientId = "corruption-after";
+      const lease = ok(await c.call<Obj>("Lease", "Grant", { clientId, seq: nextSeq(clientId), ttlMs: TTL_MS }, 30_000), "grant");
+      const name = `corruption-after-${nextSeq(clientId)}`;
+      const acquire = { clientId, seq: nextSeq(clientId), name, leaseId: lease["leaseId"], wait: false };
+      const token = BigInt(String(ok(await c.call<Obj>("Lock", "Acquire", acquire, 30_000), "acquire")["token"]));
+      let highest = 0n;
+      for (const t of tokens.values()) if (BigInt(t) > highest) highest = BigInt(t);
+      assert.ok(token > highest, `new token ${token} not above ${highest}`);
+    };
+
+    /** The victim's logged line with this event (its current run), parsed, once it is there. */
+    const eventLine = (event: string, waitMs: number): Promise<Obj> =>
+      until(`${victim} logs ${event}`, waitMs, () => {
+        const line = (ctx.cluster.logs.get(victim) ?? []).find((l) => l.includes(`"event":"${event}"`));
+        return line === undefined ? undefined : (JSON.parse(line.slice(line.indexOf("{"))) as Obj);
+      }).catch((error: unknown) => {
+        const last = (ctx.cluster.logs.get(victim) ?? []).slice(-12).join("\n");
+        throw new Error(`${String(error)}; ${victim}'s last lines:\n${last}`);
+      });
+
+    /**
+     * The leader SIGSTOPped while the victim recovers: the third member's campaigns get the
+     * victim's refusals, so no leader is elected (with the victim voting on its shortened log,
+     * the third member, whose log is longer, would have won at once).
+     */
+    const proveNoVote = async (stopped: string, other: string, electionTimeoutMs: number): Promise<void> => {
+      const { cluster } = ctx;
+      await new Promise((resolve) => setTimeout(resolve, 6 * electionTimeoutMs));
+      for (const id of [victim, other]) {
+        const st = await statusOf(ctx, id);
+        assert.notEqual(st?.["role"], "leader", `${id} became leader while ${stopped} was stopped`);
+      }
+      const refusals = (cluster.logs.get(victim) ?? []).filter((l) =>
+        new RegExp(`${victim} rejects (pre-vote|vote) from ${other} at term \\d+: recovering untilIndex=\\d+`).test(l),
+      );
+      assert.ok(refusals.length > 0, `${victim} logged no vote refusal to ${other}`);
+      assert.ok(!(cluster.logs.get(victim) ?? []).some((l) => l.includes('"event":"recovery_done"')), "caught up without a leader");
+    };
+
+    for (const k of casesFor(bases).filter((x) => options.only?.(x.name) ?? true)) {
+      const what = "recover" in k.expect ? "recovered without voting on what it lost" : "refused with a clear message";
+      it(`${k.name}: ${what}; acknowledged leases and tokens intact`, async (t) => {
+        try {
+          await runCase(k, t);
+        } finally {
+          await ctx.cluster.stop(victim); // never two runs of it on one directory
+        }
+      });
+    }
+
+    const runCase = async (k: Case, t: { diagnostic: (message: string) => void }): Promise<void> => {
+      {
+        const { cluster, c } = ctx;
+        const dir = cluster.dataDir(victim);
+        fs.rmSync(dir, { recursive: true, force: true });
+        fs.cpSync(k.base(), dir, { recursive: true });
+        k.damage(dir);
+        // A leader that leads now (a member may still name the victim, stopped by the last case).
+        const leaderBefore = await until("a leader other than the victim", 15_000, async () => {
+          const id = await c.leaderId(5_000);
+          return id !== victim && (await statusOf(ctx, id))?.["role"] === "leader" ? id : undefined;
+        });
+        const other = cluster.members.map((m) => m.id).find((id) => id !== victim && id !== leaderBefore) ?? "";
+        const stopped = k.withoutLeader === true ? leaderBefore : null;
+        const leaderProcess = cluster.processes.get(leaderBefore);
+        if (stopped !== null) leaderProcess?.kill("SIGSTOP");
+        try {
+          const started = await cluster.startMember(victim, { bootstrap: false }).then(
+            () => "started",
+            (e: unknown) => String(e),
+          );
+          if ("refuse" in k.expect) {
+            if (started === "started") {
+              const served = await statusOf(ctx, victim);
+              await cluster.stop(victim);
+              assert.fail(`${victim} started and served on damaged data: ${JSON.stringify(served)}`);
+            }
+            assert.match(started, new RegExp(`^Error: ${victim} exited with 1:`));
+            // "exit" can come before the pipes are drained: wait for the line itself.
+            const fatal = await until("the fatal line", 5000, () =>
+              (cluster.logs.get(victim) ?? []).find((l) => l.includes('"event":"fatal"')),
+            );
+            const parsed = JSON.parse(fatal.slice(fatal.indexOf("{"))) as Obj;
+            assert.equal(parsed["where"], "startup");
+            assert.match(String(parsed["error"]), /^StorageCorruptError: /);
+            assert.match(String(parsed["error"]), k.expect.refuse);
+            t.diagnostic(String(parsed["error"]).slice(0, 400));
+            assert.notEqual(await c.leaderId(15_000), victim);
+            ok(await c.call<Obj>("Lease", "TimeToLive", { leaseId: leases[0] }), "the others keep serving");
+            return;
+          }
+          assert.equal(started, "started", `${victim} did not start on a recoverable store`);
+          const recovery = await eventLine("storage_recovery", 10_000);
+          assert.match(JSON.stringify(recovery["found"]), k.expect.recover);
+          const untilIndex = Number(recovery["untilIndex"]);
+          assert.ok(untilIndex > Number(recovery["lastIndex"]) || /truncated/.test(JSON.stringify(recovery["found"])));
+          for (const kept of recovery["evidence"] as string[]) assert.ok(fs.existsSync(kept), `evidence ${kept} kept`);
+          assert.ok(fs.existsSync(path.join(dir, "incarnation")) === fs.existsSync(path.join(k.base(), "incarnation")));
+          t.diagnostic(`found ${JSON.stringify(recovery["found"]).slice(0, 300)}; untilIndex ${untilIndex}`);
+          if (stopped !== null) {
+            await proveNoVote(stopped, other, ELECTION_TIMEOUT_MS);
+            leaderProcess?.kill("SIGCONT");
+          }
+          const done = await eventLine("recovery_done", 30_000);
+          assert.match(String(done["line"]), new RegExp(`^${victim} recovery_done untilIndex=${untilIndex} lastIndex=\\d+$`));
+        } finally {
+          if (stopped !== null) leaderProcess?.kill("SIGCONT");
+        }
+        await caughtUp(ctx, victim, witness);
+        if (!witness) {
+          // As the leader, the recovered member answers every read from its own state machine.
+          const admin = cluster.testClient(cluster.endpoints(), ADMIN_CLIENT_IDENTITY);
+          try {
+            await until(`${victim} leads`, 30_000, async () => {
+              const moved = await admin.call<Obj>("Cluster", "TransferLeader", { toNodeId: victim }, 5_000);
+              if (!moved.ok && moved.reason !== "REFUSED") assert.fail(`transfer: ${moved.reason} ${moved.details}`);
+              return (await c.leaderId(5_000)) === victim;
+            });
+          } finally {
+            admin.close();
+          }
+        }
+        await assertIntact();
+        await assertNewTokenHigher();
+        await cluster.stop(victim);
+        latest = path.join(cluster.root, "latest");
+        fs.rmSync(latest, { recursive: true, force: true });
+        fs.cpSync(dir, latest, { recursive: true });
+      }
+    };
+
+    it("on its undamaged data the member rejoins, and every acknowledged lease and token is intact", async () => {
+      const { cluster } = ctx;
+      const dir = cluster.dataDir(victim);
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.cpSync(latest ?? bases.clean, dir, { recursive: true });
+      await cluster.startMember(victim, { bootstrap: false });
+      await caughtUp(ctx, victim, witness);
+      assert.ok(!(cluster.logs.get(victim) ?? []).some((l) => l.includes('"event":"storage_recovery"')), "no false alarm");
+      await assertIntact();
     });
   });
 }
 
-suite({ title: "a stopped voter whose disk lies is refused at start", witnesses: [], leases: LEASES });
-// The witness runs the same SqliteStorage through openStorage: the same refusals, a few of them.
+suite({ title: "a stopped voter whose disk lies recovers without voting, or is refused", witnesses: [], leases: LEASES });
+// The witness runs the same SqliteStorage through openStorage: the same recoveries, a few of them.
 suite({
-  title: "a stopped witness whose disk lies is refused at start (same storage, same checks)",
+  title: "a stopped witness whose disk lies recovers without voting (same storage, same checks)",
   witnesses: ["c"],
   leases: 100,
   only: (name) => /50%|deleted|root page/.test(name),
