@@ -6,6 +6,7 @@ import { TenureClient, TenureError } from "../client-sdk/index.ts";
 import { COMMANDS } from "./commands.ts";
 import { EXIT_OK, exitCodeOf, UsageError } from "./exit_codes.ts";
 import { resolveGlobals } from "./globals.ts";
+import { usageLine } from "./help.ts";
 import { Output, type Sink } from "./output.ts";
 import { CommandUsageError, parseCommandLine } from "./parse.ts";
 import type { CommandSpec } from "./spec.ts";
@@ -54,7 +55,7 @@ export async function main(argv: readonly string[], io: MainIo, table: readonly 
     });
   } catch (error) {
     const code = exitCodeOf(error);
-    if (error instanceof UsageError) out.error(`${error.message}\n${parsed.command.usage ?? ""}`.trimEnd());
+    if (error instanceof UsageError) out.error(`${error.message}\n${usageLine(parsed.command)}`);
     else {
       const e = TenureError.from(error);
       out.error(`${parsed.command.path.join(" ")}: ${e.code}: ${e.message}`);
