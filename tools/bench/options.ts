@@ -88,7 +88,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     smallLeases: int("leases-small", values["leases-small"], quick ? 1000 : 10_000, 1, 100_000),
     bigLeases: int("leases-big", values["leases-big"], quick ? 5000 : 100_000, 1, 100_000),
     keepaliveTtlMs: quick ? 3000 : 10_000,
-    bigGrantMaxMs: int("grant-seconds-max", values["grant-seconds-max"], quick ? 15 : 120, 1, 3600) * 1000,
+    bigGrantMaxMs: int("grant-seconds-max", values["grant-seconds-max"], quick ? 15 : 90, 1, 3600) * 1000,
     failoverTrials: int("failover-trials", values["failover-trials"], quick ? 1 : 5, 1, 50),
     quick,
   };
