@@ -12,9 +12,10 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
+import { TEST_ROOTS } from "./test_roots.ts";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const productDirs = ["server", "witness", "client-sdk", "proto"];
+const productDirs = ["server", "witness", "client-sdk", "cli", "proto"];
 const harnessDirs = ["testing", "tools"];
 
 function sources(dir: string): string[] {
@@ -87,6 +88,14 @@ describe("layout", () => {
       harnessImports([fake], () => code),
       ["server/node/fake.ts -> testing/sim/vopr.ts", "server/node/fake.ts -> tools/local_cluster.ts"],
     );
+  });
+
+  it("every test file sits under a folder the runner searches", () => {
+    const all = topLevelFolders().flatMap((d) => sources(join(repoRoot, d)));
+    const tests = all.map((f) => relative(repoRoot, f)).filter((f) => f.endsWith(".test.ts"));
+    assert.ok(tests.length > 100, "test files not found");
+    const lost = tests.filter((f) => !TEST_ROOTS.includes(f.split("/")[0] ?? ""));
+    assert.deepEqual(lost, [], "add their folder to testing/test_roots.ts");
   });
 
   it("README's Layout section names exactly the top-level folders", () => {

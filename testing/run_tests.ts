@@ -37,9 +37,10 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { buildServer } from "../tools/build.ts";
 import { BUILD_DIR_ENV } from "./itest/server_command.ts";
+import { TEST_ROOTS } from "./test_roots.ts";
 
 const repoRoot = resolve(fileURLToPath(new URL("..", import.meta.url)));
-const ROOTS = ["server", "client-sdk", "witness", "testing", "tools"];
+const ROOTS = TEST_ROOTS;
 
 /** The long poles of both halves, longest first (measured on 2 cores). */
 const LONGEST_FIRST = [
