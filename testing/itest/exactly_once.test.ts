@@ -93,7 +93,7 @@ describe("exactly-once sessions and membership preconditions on three tenured pr
 
   it("a reused seq with other arguments is STALE_SEQUENCE for every mutating call; the same arguments replay", async () => {
     const call = (service: "Lease" | "Lock" | "Election", method: string, request: Obj) =>
-      c.call<Obj>(service, method, { clientId: id, ...request }, 15_000);
+      c.callSameSeq<Obj>(service, method, { clientId: id, ...request }, 15_000);
     lease = String(ok(await call("Lease", "Grant", { seq: 1, ttlMs: 20_000 }), "grant")["leaseId"]);
     spare = String(ok(await call("Lease", "Grant", { seq: 2, ttlMs: 20_000 }), "grant 2")["leaseId"]);
 
@@ -106,7 +106,7 @@ describe("exactly-once sessions and membership preconditions on three tenured pr
       const r = await call("Lock", "Acquire", { seq: 3, name: "X", leaseId: lease, wait: false, ...change });
       refused(r, grpc.status.FAILED_PRECONDITION, "STALE_SEQUENCE", MISMATCH(3), `Acquire ${JSON.stringify(change)}`);
     }
-    const y = ok(await c.call<Obj>("Lock", "Status", { name: "Y" }), "status Y");
+    const y = ok(await c.callSameSeq<Obj>("Lock", "Status", { name: "Y" }), "status Y");
     assert.equal(y["state"], "MUTEX_STATE_FREE", "Y is free, and no caller was told it holds it");
 
     // The second: Release of a never-held lock under the seq of a real release.
@@ -138,7 +138,7 @@ describe("exactly-once sessions and membership preconditions on three tenured pr
       MISMATCH(7),
       "Proclaim, other value",
     );
-    const leader = ok(await c.call<Obj>("Election", "Leader", { name: "E" }), "leader");
+    const leader = ok(await c.callSameSeq<Obj>("Election", "Leader", { name: "E" }), "leader");
     assert.equal((leader["leader"] as Obj)["value"], "v2", "the refused proclaim changed nothing");
     ok(await call("Election", "Resign", { seq: 8, name: "E", token: electionToken }), "resign");
     refused(
@@ -150,7 +150,7 @@ describe("exactly-once sessions and membership preconditions on three tenured pr
     );
 
     // KeepAlive on a stream of its own at the leader.
-    const ttl = await c.call<Obj>("Lease", "TimeToLive", { leaseId: lease });
+    const ttl = await c.callSameSeq<Obj>("Lease", "TimeToLive", { leaseId: lease });
     assert.ok(ttl.ok, "TimeToLive");
     const endpoint = ttl.endpoint; // the leader's: only it answers reads
     const renewed = ok(await keepAlive(c, endpoint, { clientId: id, seq: 9, leaseIds: [lease] }), "keepalive");
@@ -170,7 +170,7 @@ describe("exactly-once sessions and membership preconditions on three tenured pr
       MISMATCH(10),
       "Revoke, other lease",
     );
-    ok(await c.call<Obj>("Lease", "TimeToLive", { leaseId: lease }), "the lease the refused revoke named is still there");
+    ok(await c.callSameSeq<Obj>("Lease", "TimeToLive", { leaseId: lease }), "the lease the refused revoke named is still there");
     const granted = ok(await call("Lease", "Grant", { seq: 11, ttlMs: 20_000 }), "grant 11");
     refused(
       await call("Lease", "Grant", { seq: 11, ttlMs: 30_000 }),
@@ -184,9 +184,9 @@ describe("exactly-once sessions and membership preconditions on three tenured pr
   });
 
   it("another identity under the same client_id has its own session: it never gets the first one's result", async () => {
-    const r = await other.call<Obj>("Lock", "Acquire", { clientId: id, seq: 3, name: "X", leaseId: lease, wait: false });
+    const r = await other.callSameSeq<Obj>("Lock", "Acquire", { clientId: id, seq: 3, name: "X", leaseId: lease, wait: false });
     refused(r, grpc.status.FAILED_PRECONDITION, "SESSION_EXPIRED", /no session/, "other identity, seq 3");
-    const own = ok(await other.call<Obj>("Lease", "Grant", { clientId: id, seq: 1, ttlMs: 5_000 }), "other's grant");
+    const own = ok(await other.callSameSeq<Obj>("Lease", "Grant", { clientId: id, seq: 1, ttlMs: 5_000 }), "other's grant");
     assert.equal(own["replayed"], false);
     assert.notEqual(String(own["leaseId"]), lease);
   });
@@ -195,9 +195,12 @@ describe("exactly-once sessions and membership preconditions on three tenured pr
     const leaderId = await c.leaderId(10_000);
     await cluster.kill9(leaderId);
     try {
-      const r = await c.call<Obj>("Lease", "Grant", { clientId: id, seq: 11, ttlMs: 30_000 }, 30_000);
+      const r = await c.callSameSeq<Obj>("Lease", "Grant", { clientId: id, seq: 11, ttlMs: 30_000 }, 30_000);
       refused(r, grpc.status.FAILED_PRECONDITION, "STALE_SEQUENCE", MISMATCH(11), "Grant, other TTL, at the new leader");
-      const same = ok(await c.call<Obj>("Lease", "Grant", { clientId: id, seq: 11, ttlMs: 20_000 }, 30_000), "retry at the new leader");
+      const same = ok(
+        await c.callSameSeq<Obj>("Lease", "Grant", { clientId: id, seq: 11, ttlMs: 20_000 }, 30_000),
+        "retry at the new leader",
+      );
       assert.equal(same["replayed"], true);
       assert.notEqual(await c.leaderId(10_000), leaderId);
     } finally {
@@ -213,16 +216,16 @@ describe("exactly-once sessions and membership preconditions on three tenured pr
     const filler = async (entries: number) => {
       for (let i = 0; i < entries; i++) {
         fill += 1;
-        const r = await c.call<Obj>("Lease", "Revoke", { clientId: "filler", seq: fill, leaseId: "1" }, 15_000);
+        const r = await c.callSameSeq<Obj>("Lease", "Revoke", { clientId: "filler", seq: fill, leaseId: "1" }, 15_000);
         assert.ok(!r.ok && r.reason === "LEASE_NOT_FOUND", `filler ${fill}: ${r.ok ? "ok" : r.details}`);
       }
     };
     const snapLease = String(
-      ok(await c.call<Obj>("Lease", "Grant", { clientId: "snap", seq: 1, ttlMs: 60_000 }, 15_000), "grant")["leaseId"],
+      ok(await c.callSameSeq<Obj>("Lease", "Grant", { clientId: "snap", seq: 1, ttlMs: 60_000 }, 15_000), "grant")["leaseId"],
     );
     await filler(3 * SNAPSHOT_EVERY_ENTRIES);
     const held = ok(
-      await c.call<Obj>("Lock", "Acquire", { clientId: "snap", seq: 2, name: "S", leaseId: snapLease, wait: false }),
+      await c.callSameSeq<Obj>("Lock", "Acquire", { clientId: "snap", seq: 2, name: "S", leaseId: snapLease, wait: false }),
       "acquire S",
     );
     await filler(3 * SNAPSHOT_EVERY_ENTRIES); // the leader's snapshot covers seq 2; its log no longer reaches the lagging member
@@ -236,11 +239,16 @@ describe("exactly-once sessions and membership preconditions on three tenured pr
       if (!moved.ok && moved.reason !== "REFUSED") assert.fail(`transfer: ${moved.reason} ${moved.details}`);
       return (await c.leaderId(5_000)) === lagging;
     });
-    const r = await c.call<Obj>("Lock", "Acquire", { clientId: "snap", seq: 2, name: "S2", leaseId: snapLease, wait: false }, 15_000);
+    const r = await c.callSameSeq<Obj>(
+      "Lock",
+      "Acquire",
+      { clientId: "snap", seq: 2, name: "S2", leaseId: snapLease, wait: false },
+      15_000,
+    );
     refused(r, grpc.status.FAILED_PRECONDITION, "STALE_SEQUENCE", MISMATCH(2), "Acquire S2 under S's seq, at the restored member");
     assert.equal(r.endpoint, cluster.member(lagging).clientAddress, "answered by the member restored from the snapshot");
     const again = ok(
-      await c.call<Obj>("Lock", "Acquire", { clientId: "snap", seq: 2, name: "S", leaseId: snapLease, wait: false }),
+      await c.callSameSeq<Obj>("Lock", "Acquire", { clientId: "snap", seq: 2, name: "S", leaseId: snapLease, wait: false }),
       "retry S",
     );
     assert.deepEqual([again["token"], again["replayed"]], [held["token"], true]);
@@ -248,7 +256,7 @@ describe("exactly-once sessions and membership preconditions on three tenured pr
 
   it("a seq without a successor is INVALID_ARGUMENT, not accepted and then unusable", async () => {
     const top = Number.MAX_SAFE_INTEGER;
-    const r = await c.call<Obj>("Lease", "Grant", { clientId: "top", seq: String(top), ttlMs: 5_000 });
+    const r = await c.callSameSeq<Obj>("Lease", "Grant", { clientId: "top", seq: String(top), ttlMs: 5_000 });
     refused(
       r,
       grpc.status.INVALID_ARGUMENT,
@@ -256,10 +264,16 @@ describe("exactly-once sessions and membership preconditions on three tenured pr
       /^seq must be 1\.\.9007199254740990, got 9007199254740991 \(/,
       "seq 2^53 - 1",
     );
-    const blocking = await c.call<Obj>("Lock", "Acquire", { clientId: "top", seq: String(top - 1), name: "T", leaseId: lease, wait: true });
+    const blocking = await c.callSameSeq<Obj>("Lock", "Acquire", {
+      clientId: "top",
+      seq: String(top - 1),
+      name: "T",
+      leaseId: lease,
+      wait: true,
+    });
     refused(blocking, grpc.status.INVALID_ARGUMENT, "INVALID_ARGUMENT", /reserves seq \+ 1/, "blocking seq 2^53 - 2");
     // 2^53 - 2 passes validation: the state machine answers (an unknown client past seq 1).
-    const below = await c.call<Obj>("Lease", "Grant", { clientId: "top", seq: String(top - 1), ttlMs: 5_000 });
+    const below = await c.callSameSeq<Obj>("Lease", "Grant", { clientId: "top", seq: String(top - 1), ttlMs: 5_000 });
     refused(below, grpc.status.FAILED_PRECONDITION, "SESSION_EXPIRED", /no session/, "seq 2^53 - 2");
   });
 

@@ -42,7 +42,7 @@ describe("member incarnations on real tenured processes", { timeout: 240_000 }, 
     return r.ok ? r.value : null;
   };
   const grant = async (budgetMs = 10_000): Promise<boolean> =>
-    (await admin.call<Obj>("Lease", "Grant", { clientId: "incarnation-itest", seq: ++seq, ttlMs: 60_000 }, budgetMs)).ok;
+    (await admin.callSameSeq<Obj>("Lease", "Grant", { clientId: "incarnation-itest", seq: ++seq, ttlMs: 60_000 }, budgetMs)).ok;
 
   before(async () => {
     cluster = await ProcessCluster.start();

@@ -106,6 +106,22 @@ export class TestClient {
     return last ?? { ok: false, code: grpc.status.DEADLINE_EXCEEDED, details: "budget spent", reason: "", leaderAddress: "", endpoint };
   }
 
+  /**
+   * `call` for a request that carries its (client_id, seq): an OUTCOME_UNKNOWN answer (the
+   * leadership changed while the entry was in flight) is retried with the very same request, as
+   * the SDK does. The session table makes that safe: a retry of an applied request replays its
+   * first result, one never applied is applied once. Tests whose subject is not failover use
+   * it, so a leader change on a loaded machine is not a failure.
+   */
+  async callSameSeq<T>(service: ServiceName, method: string, request: object, budgetMs = 10_000): Promise<CallResult<T>> {
+    const deadline = Date.now() + budgetMs;
+    for (;;) {
+      const r = await this.call<T>(service, method, request, Math.max(100, deadline - Date.now()));
+      if (r.ok || r.reason !== "OUTCOME_UNKNOWN" || Date.now() >= deadline) return r;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  }
+
   /** The leader's id as Cluster.Status reports it, polled until `budgetMs` runs out (throws). */
   async leaderId(budgetMs = 5000): Promise<string> {
     const deadline = Date.now() + budgetMs;
