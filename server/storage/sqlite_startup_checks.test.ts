@@ -6,6 +6,7 @@
 // the node to start its core in recovery; an undamaged crash copy must open with everything in it.
 
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -230,6 +231,34 @@ describe("SqliteStorage evidence checks at open", () => {
       assert.equal(recovery.untilIndex, recordOf(dir).lastIndex);
       assert.equal(state.hardState.term, 3, "term from the record (raft.db alone held term 0)");
       assert.equal(state.hardState.vote, "a");
+    } finally {
+      store.close();
+    }
+  });
+
+  it("a process that ends without close(): SQLite's own close at exit deletes the WAL; the next open is normal", () => {
+    // better-sqlite3 closes open databases when the event loop drains (not on process.exit);
+    // SQLite's close checkpoints the WAL into raft.db and deletes it while the record still says
+    // "open". Nothing is lost, so nothing may be reported (a member once refused to restart so).
+    const dir = newDir();
+    const child = `
+      import { SqliteStorage } from ${JSON.stringify(new URL("./sqlite_storage.ts", import.meta.url).href)};
+      const store = SqliteStorage.open({ dataDir: ${JSON.stringify(dir)} });
+      store.setIdentity({ clusterId: "c1", nodeId: "a" });
+      const entry = (i) => ({ index: i, term: 2, type: "normal", data: new Uint8Array(100).fill(i & 0xff) });
+      for (let i = 1; i <= 40; i++) store.save({ hardState: { term: 2, vote: "a", commit: i - 1 }, snapshot: null, entries: [entry(i)] });
+    `;
+    const run = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", child], { encoding: "utf8" });
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(fs.existsSync(path.join(dir, WAL_FILE_NAME)), false, "SQLite's close at exit deleted the WAL");
+    assert.equal(recordOf(dir).open, true, "the record still says open");
+    const warnings: Record<string, unknown>[] = [];
+    const store = SqliteStorage.open({ dataDir: dir, warn: (w) => warnings.push(w) });
+    try {
+      assert.equal(store.recovery(), null, JSON.stringify(warnings));
+      const state = store.load();
+      assert.equal(state.entries.length, 40);
+      assert.deepStrictEqual(state.hardState, { term: 2, vote: "a", commit: 39 });
     } finally {
       store.close();
     }

@@ -154,6 +154,7 @@ export class SqliteStorage implements RaftStorage {
     const generation = record?.generation ?? 0;
     const found: string[] = [];
     const evidence: string[] = [];
+    let walMissing: string | null = null;
     // Before SQLite opens it: SQLite's recovery would silently drop what follows a bad frame.
     const walFinding = assessWal({ walPath, recordPath, record, wal: checkWal(walPath, readPageSizeBytes(dbPath)) });
     if (walFinding !== null) {
@@ -163,7 +164,12 @@ export class SqliteStorage implements RaftStorage {
             `cannot recover; refusing to start. ${OPERATOR_ADVICE}`,
         );
       }
-      found.push(walFinding.detail);
+      // A missing WAL is a loss only if the store then lacks what the record claims (startRecord):
+      // any exit that skips close() (a fatal stop, a signal during shutdown) lets better-sqlite3's
+      // exit hook close the database, and SQLite's close checkpoints the WAL into raft.db and
+      // deletes it, record still "open", nothing lost.
+      if (walFinding.kind === "missing") walMissing = walFinding.detail;
+      else found.push(walFinding.detail);
       if (walFinding.kind !== "missing") evidence.push(keepWalCopy(walPath, generation));
       // Cut where SQLite stops reading: from here on SQLite and our check agree on the WAL.
       if (walFinding.kind === "corrupt") cutWal(walPath, walFinding.cutAtBytes);
@@ -202,7 +208,7 @@ export class SqliteStorage implements RaftStorage {
       const version = guardSqlite(where, () => configure(db, inspection.version));
       store = new SqliteStorage(db, dataDir, lockPath);
       const opened = store;
-      guardSqlite(where, () => opened.startRecord(record, { ...inspection, version }, { found, evidence }, options));
+      guardSqlite(where, () => opened.startRecord(record, { ...inspection, version }, { found, evidence, walMissing }, options));
       return store;
     } catch (error) {
       store?.ackFile?.close();
@@ -218,7 +224,7 @@ export class SqliteStorage implements RaftStorage {
   private startRecord(
     record: AckRecord | null,
     inspection: Inspection,
-    seen: { readonly found: string[]; readonly evidence: string[] },
+    seen: { readonly found: string[]; readonly evidence: string[]; readonly walMissing: string | null },
     options: SqliteStorageOptions,
   ): void {
     const { version } = inspection;
@@ -227,7 +233,10 @@ export class SqliteStorage implements RaftStorage {
     let raised: HardState | null = null;
     if (record !== null && !recordClaimsNothing(record)) {
       const losses = lossesAgainstRecord(record, { hardState: progress, lastIndex: progress.lastIndex });
-      if (losses.length > 0) seen.found.push(describeLosses(ackRecordPath(this.dataDir), record, losses));
+      if (losses.length > 0) {
+        if (seen.walMissing !== null) seen.found.push(seen.walMissing);
+        seen.found.push(describeLosses(ackRecordPath(this.dataDir), record, losses));
+      }
       if (seen.found.length > 0) {
         raised = this.rebuildAfterLoss(record, progress, seen.found);
         if (raised !== null) progress = { ...progress, ...raised };
