@@ -4,10 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { EPOCH_SPAN } from "../state/id_allocator.ts";
-import { DEFAULT_STATE_CONFIG } from "../state/limits.ts";
 import { LockStateMachine } from "../state/machine.ts";
 import { SqliteStorage } from "../storage/sqlite_storage.ts";
-import { BACKUP_FORMAT_VERSION, encodeBackupFile, type BackupHeader } from "./backup_format.ts";
+import { sampleBackup } from "../../testing/kits/backup_samples.ts";
+import { encodeBackupFile, type BackupHeader } from "./backup_format.ts";
 import { restoreEpochMin, restoreMember } from "./restore.ts";
 
 const root = mkdtempSync(join(tmpdir(), "tenure-restore-test-"));
@@ -15,32 +15,7 @@ let fileNo = 0;
 
 /** Writes a backup file of an empty state whose counters are `ids`; returns its path. */
 function backupFile(ids: { lastToken: number; lastLeaseId: number }, edit: (h: BackupHeader) => BackupHeader = (h) => h): string {
-  const machine = new LockStateMachine(DEFAULT_STATE_CONFIG, {
-    appliedIndex: 17,
-    nowMs: 90_000,
-    timersTerm: 3,
-    ids,
-    leases: [],
-    locks: [],
-    elections: [],
-    sessions: [],
-    idle: [],
-  });
-  const image = machine.snapshot();
-  const t = machine.tokens();
-  const header: BackupHeader = {
-    formatVersion: BACKUP_FORMAT_VERSION,
-    clusterId: "old",
-    appliedIndex: 17,
-    term: 3,
-    tokenEpoch: t.epoch,
-    lastToken: t.lastToken,
-    lastLeaseId: t.lastLeaseId,
-    imageBytes: image.length,
-    members: [],
-    takenAtMs: 0,
-    leaderId: "a",
-  };
+  const { header, image } = sampleBackup({ ids });
   const path = join(root, `b${fileNo++}.bak`);
   writeFileSync(path, encodeBackupFile(edit(header), image));
   return path;
