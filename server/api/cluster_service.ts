@@ -15,10 +15,11 @@
 
 import type * as grpc from "@grpc/grpc-js";
 import { backupHandler, type BackupRpcOptions } from "../backup/backup_rpc.ts";
-import { allMembers, type ConfChange, type ConfChangeSingle } from "../core/conf_change.ts";
+import type { ConfChange, ConfChangeSingle } from "../core/conf_change.ts";
 import type { ConfState } from "../core/types.ts";
 import type { AdminOutcome, MembershipPrecondition } from "../node/node_api.ts";
 import { requireAdmin, unary, type HandlerContext, type ServiceDeps } from "./handler_kit.ts";
+import { memberRows } from "./member_rows.ts";
 import { addMemberRule, removeMemberRule, replaceMemberRule } from "./membership_rules.ts";
 import { ApiError, notLeaderError } from "./status_map.ts";
 import { parseAddMember, parseEmpty, parseRemoveMember, parseReplaceMember, parseTransferLeader } from "./validate.ts";
@@ -80,17 +81,7 @@ export function clusterService(deps: ServiceDeps, options: ClusterServiceOptions
     }),
     Members: unary(deps, "Cluster.Members", async (raw) => {
       parseEmpty(raw, limits);
-      const s = node.status();
-      const addresses = node.memberAddresses();
-      const cs = s.confState;
-      const members = allMembers(cs).map((id) => ({
-        id,
-        address: addresses.get(id) ?? "",
-        role: cs.voters.includes(id) || cs.votersOutgoing.includes(id) ? "MEMBER_ROLE_VOTER" : "MEMBER_ROLE_LEARNER",
-        witness: cs.witnesses.includes(id),
-        isLeader: id === s.leader,
-      }));
-      return { members };
+      return { members: memberRows(node) };
     }),
     AddMember: unary(deps, "Cluster.AddMember", async (raw, ctx) => {
       const req = parseAddMember(raw, limits);

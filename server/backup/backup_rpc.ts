@@ -16,8 +16,8 @@
 import { createHash } from "node:crypto";
 import { once } from "node:events";
 import type * as grpc from "@grpc/grpc-js";
-import { allMembers } from "../core/conf_change.ts";
 import { authenticate, callContext, failStream, readOk, requireAdmin, type HandlerContext, type ServiceDeps } from "../api/handler_kit.ts";
+import { memberRows } from "../api/member_rows.ts";
 import { ApiError } from "../api/status_map.ts";
 import { parseEmpty } from "../api/validate.ts";
 import { CLIENT_RESPONSE_FRAME_FACTOR, SNAPSHOT_CHUNK_BYTES_DEFAULT, SNAPSHOT_CHUNK_OVERHEAD_BYTES } from "../limits.ts";
@@ -93,15 +93,7 @@ async function takeImage(deps: ServiceDeps): Promise<Taken> {
   const { value } = await readOk(deps, (m) => {
     // Inside the confirmed read: the term and members are the leader's at this moment.
     const s = node.status();
-    const addresses = node.memberAddresses();
-    const cs = s.confState;
-    const members = allMembers(cs).map((id) => ({
-      id,
-      address: addresses.get(id) ?? "",
-      role: cs.voters.includes(id) || cs.votersOutgoing.includes(id) ? "MEMBER_ROLE_VOTER" : "MEMBER_ROLE_LEARNER",
-      witness: cs.witnesses.includes(id),
-      isLeader: id === s.id,
-    }));
+    const members = memberRows(node);
     return { image: m.snapshot(), appliedIndex: m.appliedIndex(), tokens: m.tokens(), term: s.term, leaderId: s.id, members };
   });
   return value;
