@@ -191,3 +191,37 @@ describe("deploy/config examples", () => {
     assert.equal(c.tls?.certFile, "/etc/tenure/tls/member-w.pem");
   });
 });
+
+describe("config: the metrics port and gRPC reflection", () => {
+  it("are off by default", () => {
+    const c = loadConfig(base, {});
+    assert.equal(c.metricsListen, null);
+    assert.equal(c.grpcReflection, false);
+  });
+
+  it("--metrics-listen takes a loopback host:port from a flag, TENURE_METRICS_LISTEN or YAML metricsListen", () => {
+    assert.equal(loadConfig([...base, "--metrics-listen", "127.0.0.1:9100"], {}).metricsListen, "127.0.0.1:9100");
+    assert.equal(loadConfig(base, { TENURE_METRICS_LISTEN: "localhost:0" }).metricsListen, "localhost:0");
+    assert.equal(loadConfig([...base, "--metrics-listen", "[::1]:9100"], {}).metricsListen, "[::1]:9100");
+    const dir = mkdtempSync(join(tmpdir(), "tenure-config-metrics-"));
+    const file = join(dir, "t.yaml");
+    writeFileSync(file, "metricsListen: 127.0.0.2:9100\ngrpcReflection: true\n");
+    const c = loadConfig([...base, "--config", file], {});
+    assert.equal(c.metricsListen, "127.0.0.2:9100");
+    assert.equal(c.grpcReflection, true);
+    assert.equal(loadConfig([...base, "--grpc-reflection"], {}).grpcReflection, true);
+  });
+
+  it("a non-loopback metrics address is refused unless --metrics-allow-remote says so", () => {
+    for (const remote of ["0.0.0.0:9100", "10.0.0.1:9100", "metrics.example:9100", "[::]:9100", "127.0.0.256:9100"]) {
+      assert.throws(
+        () => loadConfig([...base, "--metrics-listen", remote], {}),
+        (e: unknown) => e instanceof ConfigError && /not a loopback address.*--metrics-allow-remote/.test(e.message),
+        remote,
+      );
+      assert.equal(loadConfig([...base, "--metrics-listen", remote, "--metrics-allow-remote"], {}).metricsListen, remote);
+    }
+    assert.throws(() => loadConfig([...base, "--metrics-listen", "9100"], {}), ConfigError);
+    assert.throws(() => loadConfig([...base, "--metrics-allow-remote"], {}), /needs --metrics-listen/);
+  });
+});

@@ -73,6 +73,14 @@ export interface ServerConfig {
    * and none of them, the open mode.
    */
   readonly auth: AuthOptions;
+  /**
+   * The plain-HTTP listener of /metrics, /healthz and /readyz (server/health/http_server.ts),
+   * from --metrics-listen host:port; null (the default): no listener. A loopback host unless
+   * --metrics-allow-remote says otherwise by name: the port has no TLS and no authentication.
+   */
+  readonly metricsListen: string | null;
+  /** gRPC server reflection on the client port (--grpc-reflection); off by default. */
+  readonly grpcReflection: boolean;
   /** Test-only (the chaos harness): permits the two options below; logged loudly at start. */
   readonly testMode: boolean;
   /** Test-only: the JSON file of a controllable clock (server/test_mode/test_clock.ts), re-read on SIGUSR2. */
@@ -98,7 +106,7 @@ export interface AuthOptions {
 export const TEST_BUGS = ["grant-without-lease-check", "stale-local-reads", "read-before-applied"] as const;
 export type TestBug = (typeof TEST_BUGS)[number];
 
-type NoDefault = "id" | "clusterId" | "dataDir" | "peerListen" | "clientListen" | "members" | "tls" | "auth";
+type NoDefault = "id" | "clusterId" | "dataDir" | "peerListen" | "clientListen" | "members" | "tls" | "auth" | "metricsListen";
 // The test-only options have no default here: validate() must see whether one was given at all.
 type TestOnly = "testClockFile" | "testBugs" | "testApplyDelayMs";
 
@@ -118,6 +126,7 @@ const DEFAULTS: Omit<ServerConfig, NoDefault | TestOnly> & { readonly insecure: 
   snapshotChunkBytes: SNAPSHOT_CHUNK_BYTES_DEFAULT,
   testMode: false,
   insecure: false,
+  grpcReflection: false,
 };
 
 type Raw = Record<string, unknown>;
@@ -211,6 +220,8 @@ function validate(raw: Raw): ServerConfig {
     ...testOptions(raw),
     tls: tlsOptions(raw),
     auth: authOptions(raw),
+    metricsListen: metricsListenOf(raw),
+    grpcReflection: bool(raw, "grpcReflection"),
   };
   if (config.heartbeatIntervalTicks >= config.electionTimeoutTicks) {
     throw new ConfigError("heartbeatIntervalTicks must be smaller than electionTimeoutTicks");
@@ -223,6 +234,31 @@ function validate(raw: Raw): ServerConfig {
   // A cluster of witnesses only could never apply anything or serve a client.
   if (members.every((m) => config.witnesses.includes(m.id))) throw new ConfigError("at least one member must not be a witness");
   return config;
+}
+
+/** --metrics-listen: off when absent or empty; a non-loopback host only with --metrics-allow-remote. */
+function metricsListenOf(raw: Raw): string | null {
+  const allowRemote = raw["metricsAllowRemote"] === undefined ? false : bool(raw, "metricsAllowRemote");
+  if (raw["metricsListen"] === undefined || raw["metricsListen"] === "" || raw["metricsListen"] === null) {
+    if (allowRemote) throw new ConfigError("--metrics-allow-remote needs --metrics-listen host:port");
+    return null;
+  }
+  const listen = str(raw, "metricsListen", HOST_PORT);
+  const host = listen.slice(0, listen.lastIndexOf(":"));
+  if (!allowRemote && !isLoopbackHost(host)) {
+    throw new ConfigError(
+      `--metrics-listen ${listen} is not a loopback address: the metrics port is plain HTTP with no authentication, so binding it where others can reach it must be asked for by name with --metrics-allow-remote (or use 127.0.0.1:PORT)`,
+    );
+  }
+  return listen;
+}
+
+/** 127.0.0.0/8, ::1 and localhost; anything else (0.0.0.0, a hostname, a LAN address) is remote. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+  if (h === "localhost" || h === "::1") return true;
+  const m = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
+  return m?.slice(1).every((x) => Number(x) <= 255) === true;
 }
 
 const TLS_FILE_FLAGS = [

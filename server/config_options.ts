@@ -85,6 +85,24 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
   { key: "authConfig", kind: "file", help: "YAML roles and bindings (README 'Authentication and permissions')", defaultShown: "none" },
   { key: "authTokens", kind: "file", help: "file of SHA-256 hashes of bearer tokens (tools/auth_token.ts)", defaultShown: "none" },
   { key: "adminIdentities", kind: "list", help: "identities with the admin role, a,b", defaultShown: "none" },
+  {
+    key: "metricsListen",
+    kind: "string",
+    help: "host:port of the plain-HTTP /metrics, /healthz, /readyz listener (port 0: any); loopback only unless --metrics-allow-remote",
+    defaultShown: "none (off)",
+  },
+  {
+    key: "metricsAllowRemote",
+    kind: "boolean",
+    help: "let --metrics-listen bind a non-loopback address (anyone who reaches it reads the metrics; no TLS, no auth)",
+    defaultShown: "false",
+  },
+  {
+    key: "grpcReflection",
+    kind: "boolean",
+    help: "serve gRPC server reflection on the client port (same TLS and auth as the port)",
+    defaultShown: "false",
+  },
   { key: "testMode", kind: "boolean", help: "permit the test-only options below (logged loudly)", defaultShown: "false", testOnly: true },
   {
     key: "testClockFile",
