@@ -17,7 +17,8 @@ import { electionService } from "./election_service.ts";
 import type { ServiceDeps } from "./handler_kit.ts";
 import { leaseService } from "./lease_service.ts";
 import { lockService } from "./lock_service.ts";
-import { serviceDefinition, type ServiceName } from "./protos.ts";
+import { addReflection, type GrpcHealth, healthServiceDefinition } from "../health/grpc_health.ts";
+import { serviceDefinition, tenurePackage, type ServiceName } from "./protos.ts";
 import { tolerantDeserializer } from "./validate.ts";
 
 export const OBSERVE_BUFFER_MAX_DEFAULT = 1_024;
@@ -44,6 +45,14 @@ export interface ApiServerOptions {
   readonly audit?: AuditSink;
   /** The cluster's id, written into backups (Cluster.Backup); default "" (in-process tests). */
   readonly clusterId?: string;
+  /** Server interceptors, outermost first (the request metrics of server/metrics). */
+  readonly interceptors?: readonly grpc.ServerInterceptor[];
+  /** Told of every service definition added, before serving (the request metrics' method labels). */
+  readonly onService?: (definition: grpc.ServiceDefinition) => void;
+  /** grpc.health.v1.Health on this port (server/health/grpc_health.ts); none when left out. */
+  readonly health?: GrpcHealth;
+  /** gRPC server reflection of tenure.v1 and the health service (--grpc-reflection); default off. */
+  readonly reflection?: boolean;
 }
 
 export function createApiServer(options: ApiServerOptions): grpc.Server {
@@ -64,6 +73,7 @@ export function createApiServer(options: ApiServerOptions): grpc.Server {
   const server = new grpc.Server({
     "grpc.max_receive_message_length": messageBytesMax,
     "grpc.max_send_message_length": CLIENT_RESPONSE_FRAME_FACTOR * messageBytesMax,
+    ...(options.interceptors === undefined ? {} : { interceptors: [...options.interceptors] }),
   });
   const services: readonly [ServiceName, grpc.UntypedServiceImplementation][] = [
     ["Lease", leaseService(deps)],
@@ -78,8 +88,15 @@ export function createApiServer(options: ApiServerOptions): grpc.Server {
     ],
   ];
   for (const [name, implementation] of services) {
-    server.addService(tolerant(serviceDefinition(name)), implementation);
+    const definition = tolerant(serviceDefinition(name));
+    options.onService?.(definition);
+    server.addService(definition, implementation);
   }
+  if (options.health !== undefined) {
+    options.onService?.(healthServiceDefinition as grpc.ServiceDefinition);
+    options.health.addToServer(server);
+  }
+  if (options.reflection === true) addReflection(server, tenurePackage());
   return server;
 }
 

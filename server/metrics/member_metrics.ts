@@ -1,21 +1,20 @@
 // Every metric of one member process (tenured or tenure-witness) on one registry: the wrappers
-// main.ts puts around storage, transport and node before it wires them, and the scrape-time and
-// per-tick readers bound once the node exists. README "Metrics and health" lists the names.
+// main.ts puts around storage and transport before it wires them, and the scrape-time and
+// per-tick readers bound once the node exists. What only a voter has (the client API's
+// proposals, the state machine's tables) is in voter_metrics.ts, so that tenure-witness never
+// reaches server/state, not even by a type (witness/purity.test.ts). README "Metrics and health"
+// lists the names.
 
 import type * as grpc from "@grpc/grpc-js";
 import type { Index, NodeId } from "../core/types.ts";
-import type { NodeApi } from "../node/node_api.ts";
-import type { LockStateMachine } from "../state/machine.ts";
 import type { RaftStorage } from "../storage/raft_storage.ts";
 import type { PeerTransport } from "../transport/peer_transport.ts";
 import { type ClockPair, ClockRateCheck } from "./clock_metrics.ts";
 import { LeadershipMetrics } from "./leadership_metrics.ts";
 import { MeteredTransport } from "./peer_metrics.ts";
-import { MeteredNode } from "./proposal_metrics.ts";
 import { registerRaftMetrics, type RaftStatusView } from "./raft_metrics.ts";
 import { createRegistry, type MetricsRegistry } from "./registry.ts";
 import { RequestMetrics } from "./request_metrics.ts";
-import { registerStateMetrics } from "./state_metrics.ts";
 import { MeteredStorage } from "./storage_metrics.ts";
 
 export interface MemberMetricsOptions {
@@ -31,18 +30,13 @@ export interface MemberMetricsOptions {
 export interface MetricsNodeSource {
   readonly status: () => RaftStatusView;
   readonly matchIndexOf?: (id: NodeId) => Index | null;
-  /** tenured only: the state machine and its events. */
-  readonly machine?: () => LockStateMachine;
-  readonly subscribe?: NodeApi["subscribe"];
 }
 
 export class MemberMetrics {
   readonly registry: MetricsRegistry;
   readonly requests: RequestMetrics;
-  private meteredNode: MeteredNode | null = null;
   private leadership: LeadershipMetrics | null = null;
   private readonly clock: ClockRateCheck;
-  private unsubscribe: () => void = () => undefined;
 
   constructor(private readonly options: MemberMetricsOptions) {
     this.registry = createRegistry({ processMetrics: options.processMetrics ?? true });
@@ -58,12 +52,6 @@ export class MemberMetrics {
     return new MeteredTransport(inner, this.registry, { peerIds, view, log: this.options.log });
   }
 
-  /** The NodeApi the client API is given (tenured). */
-  node(inner: NodeApi): NodeApi {
-    this.meteredNode = new MeteredNode(inner, this.registry);
-    return this.meteredNode;
-  }
-
   interceptor(): grpc.ServerInterceptor {
     return this.requests.interceptor();
   }
@@ -71,15 +59,16 @@ export class MemberMetrics {
   /** Once the node exists: the scrape-time readers. */
   bind(source: MetricsNodeSource): void {
     registerRaftMetrics(this.registry, source);
-    const metered = this.meteredNode;
     this.leadership = new LeadershipMetrics(this.registry, {
       status: source.status,
-      pendingProposals: () => metered?.pendingProposals() ?? 0,
+      pendingProposals: () => this.pendingProposals(),
       electionTimeoutMs: this.options.electionTimeoutMs,
     });
-    if (source.machine !== undefined && source.subscribe !== undefined) {
-      this.unsubscribe = registerStateMetrics(this.registry, { machine: source.machine, subscribe: source.subscribe });
-    }
+  }
+
+  /** Client proposals waiting for their outcome (none on a witness; VoterMetrics counts them). */
+  protected pendingProposals(): number {
+    return 0;
   }
 
   /** Once per tick (the member's ticker): the samplers. */
@@ -89,7 +78,6 @@ export class MemberMetrics {
   }
 
   close(): void {
-    this.unsubscribe();
     this.registry.clear();
   }
 }

@@ -58,6 +58,10 @@ describe("request metrics", () => {
     assert.equal(sampleValue(s, "tenure_requests_total", { method: "/test.v1.Echo/Say", code: "INVALID_ARGUMENT" }), 1);
     assert.equal(sampleValue(s, "tenure_requests_total", { method: "other", code: "OK" }), 1);
     assert.equal(samplesOf(s, "tenure_requests_total", { method: "/test.v1.Other/Do" }).length, 0);
+    // Each call's duration too, under the same labels.
+    assert.equal(sampleValue(s, "tenure_request_duration_seconds_count", { method: "/test.v1.Echo/Say", code: "OK" }), 2);
+    assert.equal(sampleValue(s, "tenure_request_duration_seconds_count", { method: "other", code: "OK" }), 1);
+    assert.ok(sampleValue(s, "tenure_request_duration_seconds_sum", { method: "/test.v1.Echo/Say", code: "OK" }) > 0);
   });
 
   it("a code outside gRPC's 17 is counted as UNKNOWN", async () => {
