@@ -130,6 +130,16 @@ describe("ReadyLoop", () => {
     assert.deepEqual(log, ["ready 2"], "nothing was sent, applied or advanced");
   });
 
+  it("writes a Ready without fsync only when mustSync is false (a commit-index-only change)", () => {
+    const syncs: (boolean | undefined)[] = [];
+    const commitOnly = readyWith(3, { entries: [], mustSync: false });
+    const { loop } = recordingLoop([readyWith(2), commitOnly], {
+      storage: { save: (w: StorageWrite) => syncs.push(w.sync), saveSnapshotAndCompact: () => {} },
+    });
+    loop.process();
+    assert.deepEqual(syncs, [true, false]);
+  });
+
   it("handles at most readiesPerPassMax Readies per pass; processOne handles one", () => {
     const { loop, log } = recordingLoop([readyWith(1), readyWith(2), readyWith(3)], { readiesPerPassMax: 2 });
     assert.equal(loop.process(), 2);

@@ -4,7 +4,9 @@
 // sink and a role-specific applier, and none of them takes a Ready itself
 // (ready_loop.test.ts fails if a second copy appears). For every Ready, in this order:
 //
-//   1. PERSIST: snapshot, entries and hard state in ONE storage.save(), durable when it returns;
+//   1. PERSIST: snapshot, entries and hard state in ONE storage.save(), durable when it returns
+//      (a Ready whose only change is the commit index, mustSync false, is written without an
+//      fsync: Raft need not keep the commit index durable; StorageWrite.sync);
 //   2. SEND the messages (they may promise what step 1 made durable: a vote, an ack); nothing of
 //      the Ready is written after this point, so a crash anywhere in the cycle (the simulator
 //      stops the process between any two storage operations) never leaves a promise undurable;
@@ -131,7 +133,8 @@ export class ReadyLoop {
   private handle(rd: Ready): void {
     const { storage, transport, applier, core } = this.options;
     this.options.onReady?.(rd);
-    const write: StorageWrite = { hardState: rd.hardState, snapshot: rd.snapshot, entries: rd.entries };
+    // mustSync false: only the commit index changed; written without an fsync (StorageWrite.sync).
+    const write: StorageWrite = { hardState: rd.hardState, snapshot: rd.snapshot, entries: rd.entries, sync: rd.mustSync };
     if (this.options.testOnlyBugSendBeforePersist === true) {
       // The deliberate bug: see ReadyLoopOptions.testOnlyBugSendBeforePersist.
       if (rd.messages.length > 0) transport.send(rd.messages);

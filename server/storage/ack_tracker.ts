@@ -17,6 +17,7 @@
 // last index it had acknowledged before the loss, until the store holds that much again, so a
 // restart in the middle of the recovery finds the loss again instead of a member that may vote.
 
+import { assert } from "../core/assert.ts";
 import type { Index, NodeId, Term } from "../core/types.ts";
 import type { AckRecord, AckRecordFile, RecordedWal } from "./ack_record.ts";
 import type { StorageIdentity, StorageWrite } from "./raft_storage.ts";
@@ -62,6 +63,8 @@ export class AckTracker {
   private writtenAtMs: number;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private recoveryUntil: Index | null;
+  /** The highest commit index written without fsync since the last synced write, or null. */
+  private unsyncedCommit: Index | null = null;
   /** Record writes since open, for the benchmark and tests. */
   writes = 0;
 
@@ -98,12 +101,24 @@ export class AckTracker {
     if (lowered < this.recordNow.lastIndex) this.write({ lastIndex: lowered });
   }
 
-  afterSave(write: StorageWrite): void {
+  /**
+   * `synced` false (a commit-index-only write without fsync, StorageWrite.sync): nothing is
+   * claimed yet; its commit index becomes durable with the next synced write (the WAL is
+   * append-only and that write fsyncs all of it), and only then may the record claim it.
+   */
+  afterSave(write: StorageWrite, synced = true): void {
     const hardState = write.hardState;
+    if (!synced) {
+      assert(lastIndexAfter(write) === null && (hardState === null || hardState.term === this.durable.term), "unsynced write");
+      if (hardState !== null) this.unsyncedCommit = Math.max(this.unsyncedCommit ?? 0, hardState.commit);
+      return;
+    }
+    const commit = Math.max(hardState?.commit ?? this.durable.commit, this.unsyncedCommit ?? 0);
+    this.unsyncedCommit = null;
     this.durable = {
       term: hardState?.term ?? this.durable.term,
       vote: hardState?.vote ?? this.durable.vote,
-      commit: hardState?.commit ?? this.durable.commit,
+      commit,
       lastIndex: lastIndexAfter(write) ?? this.durable.lastIndex,
     };
     if (this.recoveryUntil !== null && this.durable.lastIndex >= this.recoveryUntil) this.recoveryUntil = null;
@@ -128,6 +143,9 @@ export class AckTracker {
 
   /** Clean close, step 2 (after the checkpoint): raft.db alone holds everything. */
   markClosed(): void {
+    // The checkpoint synced the WAL (and raft.db): an unsynced commit index is durable now.
+    if (this.unsyncedCommit !== null) this.durable = { ...this.durable, commit: Math.max(this.durable.commit, this.unsyncedCommit) };
+    this.unsyncedCommit = null;
     this.write({ ...this.claimed(this.durable), open: false, wal: null });
   }
 

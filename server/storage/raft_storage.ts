@@ -21,6 +21,13 @@ export interface StorageWrite {
    * stored suffix from that index on is deleted first (conflict truncation decided by the core).
    */
   readonly entries: readonly Entry[];
+  /**
+   * false: the write may be made durable later, by the next synced write (Ready.mustSync false:
+   * only the commit index changed, which Raft need not keep durable; a crash may lose it and the
+   * member learns it again from the leader). Only a hard state whose term and vote are the stored
+   * ones may be written so; entries, a snapshot, a term or a vote always sync. Absent: true.
+   */
+  readonly sync?: boolean;
 }
 
 /** Who this data directory belongs to; written once at bootstrap, checked at every start. */
@@ -35,7 +42,7 @@ export interface RaftStorage {
    * (SqliteStorage) when it holds less than its ack record says was durable.
    */
   load(): PersistedState;
-  /** Durable (fsynced) when it returns. */
+  /** Durable (fsynced) when it returns, unless `write.sync` is false (see StorageWrite.sync). */
   save(write: StorageWrite): void;
   /**
    * Records a snapshot the node made itself and drops the stored entries below the retain index

@@ -33,13 +33,13 @@ import type { AckPolicy } from "./ack_tracker.ts";
 import { acquireLock, releaseLock } from "./lock_file.ts";
 import { StorageCorruptError } from "./raft_storage.ts";
 import type { RaftStorage, StorageIdentity, StorageWrite } from "./raft_storage.ts";
-import { assertCompactValid, assertIdentityShape, assertWriteValid } from "./storage_checks.ts";
+import { assertCompactValid, assertIdentityShape, assertWriteValid, corruptError, isSafeCount } from "./storage_checks.ts";
 import type { LogView } from "./storage_checks.ts";
 import { OPERATOR_ADVICE, assessWal, describeLosses, lossesAgainstRecord, raisedHardState, recordClaimsNothing } from "./startup_checks.ts";
 import { checkWal, readWalSalts } from "./wal_check.ts";
 import { inspectReadOnly, readPageSizeBytes } from "./sqlite_inspect.ts";
 import type { Inspection } from "./sqlite_inspect.ts";
-import { decodeHardStateRow, decodeIdentityRow, decodeSnapshotRow, prepareReads, readVerifiedState } from "./sqlite_rows.ts";
+import { decodeHardStateRow, decodeIdentityRow, prepareReads, readVerifiedState } from "./sqlite_rows.ts";
 import { cutWal, dropWalIndex, keepWalCopy, moveStoreAside } from "./evidence.ts";
 
 export const DB_FILE_NAME = "raft.db";
@@ -109,6 +109,7 @@ export class SqliteStorage implements RaftStorage {
   private readonly compactTransaction: (snapshot: Snapshot, logStart: SnapshotMetadata | null) => void;
   private readonly loadTransaction: () => PersistedState;
   private tracker: AckTracker | null = null;
+  private readonly saveCounts = { synced: 0, unsynced: 0 };
   private ackFile: AckRecordFile | null = null;
   private recoveryFound: StorageRecovery | null = null;
   /** The state the inspection verified at open: the first load() returns it (no second read). */
@@ -339,9 +340,33 @@ export class SqliteStorage implements RaftStorage {
     if (empty) return;
     const tracker = this.ack();
     this.preloaded = null;
+    const synced = write.sync !== false; // what may go unsynced: assertWriteValid, in the transaction
     tracker.beforeSave(write);
-    guardSqlite(this.where, () => this.saveTransaction(write));
-    tracker.afterSave(write); // durable now: term/vote at once, the watermark now and then
+    guardSqlite(this.where, () => (synced ? this.saveTransaction(write) : this.saveWithoutSync(write)));
+    tracker.afterSave(write, synced); // durable now: term/vote at once, the watermark now and then
+    if (synced) this.saveCounts.synced++;
+    else this.saveCounts.unsynced++;
+  }
+
+  /**
+   * A commit-index-only change (StorageWrite.sync false): the same transaction with
+   * synchronous=NORMAL, so its commit appends to the WAL without an fsync. The WAL is append-only
+   * and the next synced commit fsyncs the whole file, so this write becomes durable with it, in
+   * order; a crash before that loses only this commit index, which Raft need not keep. (SQLite
+   * in WAL mode also syncs the WAL before any checkpoint, at NORMAL as at FULL.)
+   */
+  private saveWithoutSync(write: StorageWrite): void {
+    this.sql.synchronousNormal.run();
+    try {
+      this.saveTransaction(write);
+    } finally {
+      this.sql.synchronousFull.run();
+    }
+  }
+
+  /** Saves since open, by whether they were fsynced (tests, benchmarks). */
+  saveCountsSinceOpen(): { readonly synced: number; readonly unsynced: number } {
+    return { ...this.saveCounts };
   }
 
   /** Ack record writes since open (tools/bench_storage.ts, tests). */
@@ -447,13 +472,18 @@ export class SqliteStorage implements RaftStorage {
     this.sql.putSnapshot.run(index, term, confStateJson, toBuffer(snapshot.data), checksum);
   }
 
+  /**
+   * What the write checks need, read inside the write's transaction. The snapshot's index and
+   * term only, never its image: the checks need no more, and reading the image back (select,
+   * checksum, decode, copy) made every save O(state). The row was checksum-verified at load.
+   */
   private view(): LogView {
-    const snapshot = this.readSnapshot();
-    const snapshotIndex = snapshot?.metadata.index ?? 0;
+    const snapshot = this.readSnapshotPosition();
+    const snapshotIndex = snapshot?.index ?? 0;
     const last = (this.sql.lastIndex.get() as Row).last;
     return {
       hardState: this.readHardState(),
-      snapshot: snapshot === null ? null : { index: snapshotIndex, term: snapshot.metadata.term },
+      snapshot,
       lastIndex: typeof last === "number" ? Math.max(last, snapshotIndex) : snapshotIndex,
       termAt: (index) => {
         const row = this.sql.termAt.get(index) as Row | undefined;
@@ -470,8 +500,12 @@ export class SqliteStorage implements RaftStorage {
     return decodeHardStateRow(this.sql.reads.hardState.get() as Row | undefined, this.where);
   }
 
-  private readSnapshot(): Snapshot | null {
-    return decodeSnapshotRow(this.sql.reads.snapshot.get() as Row | undefined, this.where);
+  private readSnapshotPosition(): { readonly index: Index; readonly term: number } | null {
+    const row = this.sql.snapshotPosition.get() as Row | undefined;
+    if (row === undefined) return null;
+    const { idx: index, term } = row;
+    if (!isSafeCount(index) || !isSafeCount(term)) throw corruptError(this.where, "snapshot", "row has wrong types");
+    return { index, term };
   }
 }
 
@@ -531,6 +565,10 @@ function prepareStatements(db: Database.Database) {
     putHardState: db.prepare("INSERT OR REPLACE INTO hard_state (id, term, vote, commit_index, checksum) " + "VALUES (1, ?, ?, ?, ?)"),
     putSnapshot: db.prepare("INSERT OR REPLACE INTO snapshot (id, idx, term, conf_state, data, checksum) " + "VALUES (1, ?, ?, ?, ?, ?)"),
     lastIndex: db.prepare("SELECT MAX(idx) AS last FROM entries"),
+    // Index and term only: SQLite then reads no overflow page of the image (view()).
+    snapshotPosition: db.prepare("SELECT idx, term FROM snapshot WHERE id = 1"),
+    synchronousNormal: db.prepare("PRAGMA synchronous = NORMAL"),
+    synchronousFull: db.prepare("PRAGMA synchronous = FULL"),
     anyState: db.prepare("SELECT 1 FROM hard_state UNION ALL SELECT 1 FROM entries UNION ALL SELECT 1 FROM snapshot LIMIT 1"),
     termAt: db.prepare("SELECT term FROM entries WHERE idx = ?"),
     putEntry: db.prepare("INSERT INTO entries (idx, term, type, data, checksum) VALUES (?, ?, ?, ?, ?)"),

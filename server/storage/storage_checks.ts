@@ -95,8 +95,20 @@ function assertEntriesFit(view: LogView, entries: readonly Entry[], first: Entry
   }
 }
 
+/**
+ * A write without fsync (StorageWrite.sync false) may change the commit index only: entries, a
+ * snapshot, a term or a vote promised to a peer must be durable before the message leaves.
+ */
+function assertUnsyncedWriteValid(view: LogView, write: StorageWrite): void {
+  assert(write.entries.length === 0 && write.snapshot === null, "entries or a snapshot written without sync");
+  const next = write.hardState;
+  if (next === null) return;
+  assert(next.term === view.hardState.term && next.vote === view.hardState.vote, "a term or vote change written without sync");
+}
+
 /** Every check a save() needs, done before the first row is touched. */
 export function assertWriteValid(view: LogView, write: StorageWrite): void {
+  if (write.sync === false) assertUnsyncedWriteValid(view, write);
   if (write.hardState !== null) assertHardStateAdvances(view.hardState, write.hardState);
   assertEntriesChain(write.entries);
   const first = write.entries[0];
