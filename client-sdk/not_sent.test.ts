@@ -9,13 +9,12 @@ import { performance } from "node:perf_hooks";
 import { describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { tenurePackage } from "../proto/tenure_protos.ts";
+import { scriptedRpc, scriptedTransport } from "../testing/kits/scripted_transport.ts";
 import { TenureClient } from "./client.ts";
 import { endpointProblem } from "./endpoints.ts";
 import { isNotSent, TenureError } from "./errors.ts";
-import { Rpc } from "./rpc.ts";
-import { SessionPool } from "./sessions.ts";
-import { SYSTEM_TIMERS } from "./timers.ts";
-import type { Message, Transport } from "./transport.ts";
+import type { Rpc } from "./rpc.ts";
+import type { Message } from "./transport.ts";
 
 /** A port nothing listens on: bound, then closed (connections to it are refused). */
 async function refusedPort(): Promise<number> {
@@ -89,38 +88,10 @@ describe("the retry engine with refused endpoints (scripted transport)", () => {
   const reset = (): TenureError => new TenureError("UNAVAILABLE", "Connection dropped");
 
   function scripted(steps: (Message | TenureError)[]): { rpc: Rpc; calls: string[] } {
-    const calls: string[] = [];
-    const endpoints = ["a", "b", "c"];
-    let leader = "a";
-    const transport = {
-      endpoints,
-      get leader() {
-        return leader;
-      },
-      setLeader: (x: string) => (leader = x),
-      rotate: (from: string) => {
-        if (leader === from) leader = endpoints[(endpoints.indexOf(from) + 1) % 3] ?? "a";
-      },
-      unary: async (endpoint: string) => {
-        calls.push(endpoint);
-        const step = steps.shift() ?? notSent();
-        if (step instanceof TenureError) throw step;
-        return step;
-      },
-    } as unknown as Transport;
-    const rpc = new Rpc({
-      transport,
-      pool: new SessionPool("t"),
-      // A long backoff: a test that waits for one fails on time instead of passing slowly.
-      backoff: { baseMs: 5_000, capMs: 5_000 },
-      random: () => 0.5,
-      clock: () => performance.now(),
-      timers: SYSTEM_TIMERS,
-      attemptTimeoutMs: 100,
-      defaultTimeoutMs: 20_000,
-      closed: new AbortController().signal,
-    });
-    return { rpc, calls };
+    const { transport, endpointsCalled } = scriptedTransport(steps, notSent);
+    // A long backoff: a test that waits for one fails on time instead of passing slowly.
+    const rpc = scriptedRpc(transport, { backoff: { baseMs: 5_000, capMs: 5_000 }, defaultTimeoutMs: 20_000 });
+    return { rpc, calls: endpointsCalled };
   }
 
   it("moves on to the next endpoint at once after a refused connection and succeeds there", async () => {

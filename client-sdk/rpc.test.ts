@@ -4,13 +4,10 @@
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { describe, it } from "node:test";
-import { performance } from "node:perf_hooks";
 import { encodeErrorDetail, ERROR_DETAIL_METADATA_KEY, type ErrorReason } from "../proto/tenure_protos.ts";
+import { scriptedRpc, scriptedTransport, type ScriptedStep } from "../testing/kits/scripted_transport.ts";
 import { TenureError } from "./errors.ts";
-import { Rpc } from "./rpc.ts";
-import { SessionPool } from "./sessions.ts";
-import { SYSTEM_TIMERS } from "./timers.ts";
-import type { Message, Transport } from "./transport.ts";
+import type { Transport } from "./transport.ts";
 
 function err(code: grpc.status, reason: ErrorReason | null, leaderAddress = ""): TenureError {
   const metadata = new grpc.Metadata();
@@ -18,44 +15,10 @@ function err(code: grpc.status, reason: ErrorReason | null, leaderAddress = ""):
   return TenureError.from(Object.assign(new Error("x"), { code, details: "x", metadata }));
 }
 
-type Step = Message | TenureError;
+type Step = ScriptedStep;
 
-function scripted(steps: Step[]): { transport: Transport; calls: { endpoint: string; request: Message }[] } {
-  const calls: { endpoint: string; request: Message }[] = [];
-  let leader = "a";
-  const endpoints = ["a", "b", "c"];
-  const transport = {
-    endpoints,
-    get leader() {
-      return leader;
-    },
-    setLeader: (x: string) => (leader = x),
-    rotate: (from: string) => {
-      if (leader === from) leader = endpoints[(endpoints.indexOf(from) + 1) % 3] ?? "a";
-    },
-    unary: async (endpoint: string, _s: string, _m: string, request: Message) => {
-      calls.push({ endpoint, request });
-      const step = steps.shift() ?? err(grpc.status.UNAVAILABLE, null);
-      if (step instanceof TenureError) throw step;
-      return step;
-    },
-  };
-  return { transport: transport as unknown as Transport, calls };
-}
-
-function rpc(transport: Transport): Rpc {
-  return new Rpc({
-    transport,
-    pool: new SessionPool("t"),
-    backoff: { baseMs: 1, capMs: 5 },
-    random: () => 0.5,
-    clock: () => performance.now(),
-    timers: SYSTEM_TIMERS,
-    attemptTimeoutMs: 100,
-    defaultTimeoutMs: 1000,
-    closed: new AbortController().signal,
-  });
-}
+const scripted = (steps: Step[]) => scriptedTransport(steps, () => err(grpc.status.UNAVAILABLE, null));
+const rpc = (transport: Transport) => scriptedRpc(transport);
 
 describe("Rpc retries", () => {
   it("keeps (client_id, seq) across NOT_LEADER, NO_LEADER, OUTCOME_UNKNOWN and connection failures; follows the hint", async () => {

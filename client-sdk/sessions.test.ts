@@ -1,10 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { performance } from "node:perf_hooks";
-import { Rpc } from "./rpc.ts";
+import { scriptedRpc, scriptedTransport } from "../testing/kits/scripted_transport.ts";
 import { SEQ_MAX, SeqAllocator, SessionPool } from "./sessions.ts";
-import { SYSTEM_TIMERS } from "./timers.ts";
-import type { Message, Transport } from "./transport.ts";
 
 describe("seq allocation", () => {
   it("starts at 1 and grows by one per request", () => {
@@ -66,39 +63,19 @@ describe("seq allocation", () => {
   });
 
   it("the SDK's calls switch client_id instead of sending seq 2^53 - 1", async () => {
-    const sent: Message[] = [];
-    const transport = {
-      endpoints: ["a"],
-      leader: "a",
-      setLeader: () => {},
-      rotate: () => {},
-      unary: async (_endpoint: string, _s: string, _m: string, request: Message) => {
-        sent.push(request);
-        return { leaseId: "1" };
-      },
-    } as unknown as Transport;
+    const { transport, calls } = scriptedTransport([], () => ({ leaseId: "1" }), ["a"]);
     class TopPool extends SessionPool {
       override fresh(): ReturnType<SessionPool["fresh"]> {
         return super.fresh(SEQ_MAX);
       }
     }
-    const rpc = new Rpc({
-      transport,
-      pool: new TopPool("t"),
-      backoff: { baseMs: 1, capMs: 5 },
-      random: () => 0.5,
-      clock: () => performance.now(),
-      timers: SYSTEM_TIMERS,
-      attemptTimeoutMs: 100,
-      defaultTimeoutMs: 1000,
-      closed: new AbortController().signal,
-    });
+    const rpc = scriptedRpc(transport, { pool: new TopPool("t") });
     for (let i = 0; i < 3; i++) await rpc.mutate("Lease", "Grant", { ttlMs: 1000 });
     await rpc.mutate("Lock", "Acquire", { name: "n" }, { blocking: true });
     assert.deepEqual(
-      sent.map((r) => `${String(r["clientId"])}#${String(r["seq"])}`),
+      calls.map(({ request: r }) => `${String(r["clientId"])}#${String(r["seq"])}`),
       [`t.1#${SEQ_MAX}`, "t.2#1", "t.2#2", "t.2#3"],
     );
-    assert.ok(sent.every((r) => Number(r["seq"]) <= SEQ_MAX));
+    assert.ok(calls.every(({ request: r }) => Number(r["seq"]) <= SEQ_MAX));
   });
 });
