@@ -37,6 +37,9 @@ import { configWithRecovery } from "./node/recovery_config.ts";
 import { log } from "./logger.ts";
 import { startTestMode, startTicker } from "./test_mode/test_clock.ts";
 import { isSubcommand, runSubcommand } from "./backup/cli.ts";
+import { VoterMetrics } from "./metrics/voter_metrics.ts";
+import { GrpcHealth } from "./health/grpc_health.ts";
+import { readinessOf } from "./health/readiness.ts";
 
 interface Running {
   readonly node: RaftNode;
@@ -45,6 +48,9 @@ interface Running {
   readonly storage: SqliteStorage;
   readonly stopTicker: () => void;
   readonly tls: MemberTls;
+  /** null unless --metrics-listen (nothing is recorded then). */
+  readonly metrics: VoterMetrics | null;
+  readonly health: GrpcHealth;
 }
 
 /** The state machine's config; with the test-only bug switch only under --test-bugs. */
@@ -103,6 +109,18 @@ async function start(config: ServerConfig): Promise<Running> {
     requireClientCertificate: !auth.acceptsTokens,
   });
   const { storage, incarnations } = openDataDir(config);
+  const monotonicMs = testClock === null ? () => performance.now() : () => testClock.monotonicMs();
+  // Metrics (server/metrics) only with --metrics-listen: wrappers around storage, transport and
+  // the node's client API, readers bound once the node exists, samplers on the ticker.
+  const metrics =
+    config.metricsListen === null
+      ? null
+      : new VoterMetrics({
+          electionTimeoutMs: config.tickMs * config.electionTimeoutTicks,
+          rho: config.rho,
+          clocks: { monotonicMs, wallMs: () => Date.now() },
+          log: (fields) => log({ component: "metrics", ...fields }),
+        });
   const peers = config.members.filter((m) => m.id !== config.id).map((m) => ({ id: m.id, address: m.peerAddress }));
   // Identity, admission, message checks and the term guard read the node, which needs the
   // transport first: bound below, once the node exists (server/transport/member_peer_options.ts).
@@ -126,12 +144,18 @@ async function start(config: ServerConfig): Promise<Running> {
     log: (fields: Record<string, unknown>) => log({ component: "transport", ...fields }),
   });
   const scheduler = new ProcessScheduler();
-  const node = new RaftNode({
+  const nodeTransport =
+    metrics?.transport(
+      transport,
+      peers.map((p) => p.id),
+      () => node.status(),
+    ) ?? transport;
+  const node: RaftNode = new RaftNode({
     // Lost or damaged log data found at open: no vote, no campaign until caught up (issue 13).
     raftConfig: configWithRecovery(raftConfig, storage.recovery(), (fields) => log(fields)),
-    storage,
-    transport,
-    clock: { monotonicMs: testClock === null ? () => performance.now() : () => testClock.monotonicMs() },
+    storage: metrics?.storage(storage, storage.recovery() !== null) ?? storage,
+    transport: nodeTransport,
+    clock: { monotonicMs },
     stateConfig: machineConfig,
     snapshotEveryEntries: config.snapshotEveryEntries,
     pendingMax: config.pendingRequestsMax,
@@ -148,8 +172,16 @@ async function start(config: ServerConfig): Promise<Running> {
   });
   scheduler.bind(() => node.process());
   nodeStatus = () => node.status();
+  metrics?.bind({
+    status: () => node.status(),
+    matchIndexOf: (id) => node.matchIndexOf(id),
+    machine: () => node.stateMachine(),
+    subscribe: (listener, onRestored) => node.subscribe(listener, onRestored),
+  });
+  // grpc.health.v1 on the client port: SERVING exactly when /readyz says ready.
+  const health = new GrpcHealth(() => readinessOf(node.status(), { applies: true })).start(config.tickMs);
   const api = await startApiServer({
-    node,
+    node: metrics?.node(node) ?? node,
     stateConfig: machineConfig,
     listenAddress: config.clientListen,
     messageBytesMax: config.clientMessageBytesMax,
@@ -157,13 +189,20 @@ async function start(config: ServerConfig): Promise<Running> {
     auth,
     audit: auditTo(log),
     clusterId: config.clusterId,
+    health,
+    reflection: config.grpcReflection,
+    ...(metrics === null ? {} : { interceptors: [metrics.interceptor()], onService: (d) => metrics.requests.knowService(d) }),
   });
-  const stopTicker = startTicker(testClock, config.tickMs, () => node.tick());
-  return { node, api, transport, storage, stopTicker, tls };
+  const stopTicker = startTicker(testClock, config.tickMs, () => {
+    node.tick();
+    metrics?.tick();
+  });
+  return { node, api, transport, storage, stopTicker, tls, metrics, health };
 }
 
 async function stop(r: Running): Promise<void> {
   r.stopTicker();
+  r.health.close();
   await r.api.close();
   r.node.stop();
   await r.transport.close();
@@ -186,6 +225,7 @@ if (isSubcommand(subcommand)) {
       },
       stop: () => stop(running),
       readiness: { status: () => running.node.status(), applies: true, intervalMs: config.tickMs },
+      metrics: running.metrics?.registry ?? null,
     };
   });
 }

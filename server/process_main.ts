@@ -13,7 +13,10 @@
 import { ConfigError, loadConfig, type ServerConfig } from "./config.ts";
 import { helpText } from "./config_options.ts";
 import { fatal } from "./fatal.ts";
-import { type ServingStatus, watchReady } from "./node/ready_watch.ts";
+import { watchReady } from "./node/ready_watch.ts";
+import { startHealthServer, type HealthServerHandle } from "./health/http_server.ts";
+import { readinessOf, type ReadinessStatus } from "./health/readiness.ts";
+import type { MetricsRegistry } from "./metrics/registry.ts";
 import { TENURE_VERSION } from "./version.ts";
 import { log } from "./logger.ts";
 
@@ -22,8 +25,10 @@ export interface RunningService {
   readonly startedFields: Record<string, unknown>;
   /** Stops serving and releases ports and the data directory. */
   stop(): Promise<void>;
-  /** For the one {"event":"ready"} line (server/node/ready_watch.ts). */
-  readonly readiness: { readonly status: () => ServingStatus; readonly applies: boolean; readonly intervalMs: number };
+  /** For the one {"event":"ready"} line (server/node/ready_watch.ts) and /readyz (server/health). */
+  readonly readiness: { readonly status: () => ReadinessStatus; readonly applies: boolean; readonly intervalMs: number };
+  /** What /metrics serves with --metrics-listen (server/metrics); null: no metrics. */
+  readonly metrics?: MetricsRegistry | null;
 }
 
 /** Who the process is, for --help and --version. */
@@ -59,6 +64,21 @@ export function runProcess(start: (config: ServerConfig) => Promise<RunningServi
 async function main(start: (config: ServerConfig) => Promise<RunningService>): Promise<void> {
   const config = loadConfig(process.argv.slice(2), process.env);
   const running = await start(config);
+  // --metrics-listen: /metrics, /healthz, /readyz on plain HTTP (server/health/http_server.ts).
+  let httpPort: HealthServerHandle | null = null;
+  if (config.metricsListen !== null) {
+    const { applies, status } = running.readiness;
+    try {
+      httpPort = await startHealthServer(
+        config.metricsListen,
+        { registry: running.metrics ?? null, readiness: () => readinessOf(status(), { applies }) },
+        (fields) => log({ component: "metrics", ...fields }),
+      );
+    } catch (error) {
+      await running.stop();
+      throw new Error(`--metrics-listen ${config.metricsListen}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
   log({
     event: "started",
     id: config.id,
@@ -66,6 +86,7 @@ async function main(start: (config: ServerConfig) => Promise<RunningService>): P
     dataDir: config.dataDir,
     pid: process.pid,
     ...running.startedFields,
+    ...(httpPort === null ? {} : { metricsAddress: httpPort.address }),
   });
   const stopWatch = watchReady({
     ...running.readiness,
@@ -77,7 +98,8 @@ async function main(start: (config: ServerConfig) => Promise<RunningService>): P
     stopping = true;
     stopWatch();
     log({ event: "stopping", why: signal });
-    void running.stop().then(() => {
+    void running.stop().then(async () => {
+      await httpPort?.close();
       log({ event: "stopped", why: signal });
       process.exit(0);
     });

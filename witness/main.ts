@@ -16,6 +16,7 @@
 // does not have.
 
 import { randomInt } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import { makeRaftConfig } from "../server/core/config.ts";
 import { SeededRandom } from "../server/core/random.ts";
 import type { ServerConfig } from "../server/config.ts";
@@ -31,6 +32,7 @@ import { witnessImageCheck } from "../server/transport/peer_message_checks.ts";
 import { memberPeerOptions, type MemberStatus } from "../server/transport/member_peer_options.ts";
 import { startMemberTls, type MemberTls } from "../server/tls/member_tls.ts";
 import { assertLimitsAtStart } from "../server/limits.ts";
+import { MemberMetrics } from "../server/metrics/member_metrics.ts";
 import { startClientStub, type ClientStubHandle } from "./client_stub.ts";
 import { WitnessNode } from "./witness_node.ts";
 
@@ -41,6 +43,8 @@ interface Running {
   readonly storage: SqliteStorage;
   readonly stopTicker: () => void;
   readonly tls: MemberTls;
+  /** null unless --metrics-listen (nothing is recorded then). */
+  readonly metrics: MemberMetrics | null;
 }
 
 async function start(config: ServerConfig): Promise<Running> {
@@ -59,6 +63,19 @@ async function start(config: ServerConfig): Promise<Running> {
   // Before the data directory: a TLS file that is missing or does not fit is a config error.
   const tls = startMemberTls(config.tls, (fields) => log({ component: "tls", ...fields }));
   const { storage, incarnations } = openDataDir(config, "witness");
+  // The Raft, storage, peer and safety metrics of server/metrics (no state machine here).
+  const metrics =
+    config.metricsListen === null
+      ? null
+      : new MemberMetrics({
+          electionTimeoutMs: config.tickMs * config.electionTimeoutTicks,
+          rho: config.rho,
+          clocks: {
+            monotonicMs: testClock === null ? () => performance.now() : () => testClock.monotonicMs(),
+            wallMs: () => Date.now(),
+          },
+          log: (fields) => log({ component: "metrics", ...fields }),
+        });
   const peers = config.members.filter((m) => m.id !== config.id).map((m) => ({ id: m.id, address: m.peerAddress }));
   // Identity, admission, message checks and the term guard read the node, which needs the
   // transport first: bound below, once the node exists (server/transport/member_peer_options.ts).
@@ -82,11 +99,16 @@ async function start(config: ServerConfig): Promise<Running> {
     log: (fields: Record<string, unknown>) => log({ component: "transport", ...fields }),
   });
   const scheduler = new ProcessScheduler();
-  const node = new WitnessNode({
+  const node: WitnessNode = new WitnessNode({
     // Lost or damaged log data found at open: no vote, no campaign until caught up (issue 13).
     raftConfig: configWithRecovery(raftConfig, storage.recovery(), (fields) => log(fields)),
-    storage,
-    transport,
+    storage: metrics?.storage(storage, storage.recovery() !== null) ?? storage,
+    transport:
+      metrics?.transport(
+        transport,
+        peers.map((p) => p.id),
+        () => node.status(),
+      ) ?? transport,
     requestProcess: () => scheduler.request(),
     log: (fields) => log({ component: "witness", ...fields }),
     // A member that left the configuration is forgotten (server/transport/peer_incarnations.ts).
@@ -94,6 +116,7 @@ async function start(config: ServerConfig): Promise<Running> {
   });
   scheduler.bind(() => node.process());
   nodeStatus = () => node.status();
+  metrics?.bind({ status: () => node.status() });
   const stub = await startClientStub({
     listenAddress: config.clientListen,
     status: () => node.status(),
@@ -102,8 +125,11 @@ async function start(config: ServerConfig): Promise<Running> {
     credentials: tls.client,
   });
   // The witness reads no clock but its ticker: a test clock's rate reaches its Raft timers here.
-  const stopTicker = startTicker(testClock, config.tickMs, () => node.tick());
-  return { node, stub, transport, storage, stopTicker, tls };
+  const stopTicker = startTicker(testClock, config.tickMs, () => {
+    node.tick();
+    metrics?.tick();
+  });
+  return { node, stub, transport, storage, stopTicker, tls, metrics };
 }
 
 async function stop(r: Running): Promise<void> {
@@ -133,5 +159,6 @@ runProcess(async (config) => {
     },
     stop: () => stop(running),
     readiness: { status: () => running.node.status(), applies: false, intervalMs: config.tickMs },
+    metrics: running.metrics?.registry ?? null,
   };
 }, WITNESS_PROGRAM);
