@@ -19,16 +19,16 @@
 // v1 (written before issue 13 point 2) has no identity; it is read as identity null and the next
 // write is v2.
 
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { assert } from "../core/assert.ts";
 import type { Index, NodeId, Term } from "../core/types.ts";
 import { crc32 } from "./checksum.ts";
+import { replaceFileDurably, TEMP_SUFFIX } from "./durable_file.ts";
 import type { StorageIdentity } from "./raft_storage.ts";
 import type { WalSalts } from "./wal_check.ts";
 
 export const ACK_RECORD_FILE_NAME = "ack_record";
-const TEMP_SUFFIX = ".tmp";
 const PREFIX = "tenure-ack-record v2 crc32=";
 const PREFIX_V1 = "tenure-ack-record v1 crc32=";
 const RECORD_BYTES_MAX = 4096;
@@ -141,17 +141,7 @@ export class AckRecordFile {
     const text = encodeAckRecord(record);
     const decoded = decodeAckRecord(text);
     assert(typeof decoded !== "string", `ack record does not round trip: ${String(decoded)}`); // pair assertion
-    const target = ackRecordPath(this.dataDir);
-    const temp = target + TEMP_SUFFIX;
-    const fd = openSync(temp, "w");
-    try {
-      writeSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temp, target);
-    fsyncSync(this.dirFd); // the rename itself is durable only once the directory is
+    replaceFileDurably(ackRecordPath(this.dataDir), text, { fd: this.dirFd });
   }
 
   close(): void {

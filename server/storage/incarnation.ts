@@ -15,15 +15,15 @@
 // never a torn write and is refused. Format: one line, `tenure-<kind> v1 crc32=<8 hex> <json>`,
 // the CRC32 over the JSON text.
 
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { assert } from "../core/assert.ts";
 import type { NodeId } from "../core/types.ts";
 import { crc32 } from "./checksum.ts";
+import { replaceFileDurably, TEMP_SUFFIX } from "./durable_file.ts";
 
 export const INCARNATION_FILE_NAME = "incarnation";
 export const PEER_INCARNATIONS_FILE_NAME = "peer_incarnations";
-const TEMP_SUFFIX = ".tmp";
 /** An incarnation file is about 90 bytes; a peer table of 1000 members is about 60 KiB. */
 const FILE_BYTES_MAX = 1024 * 1024;
 const PEERS_MAX = 10_000;
@@ -82,22 +82,7 @@ function readRecord<T>(file: string, kind: string, shape: (value: unknown) => T 
 /** temp + fsync + rename + fsync dir: the file is the old one or the new one after any crash. */
 function writeRecord(dataDir: string, name: string, text: string): void {
   assert(text.length <= FILE_BYTES_MAX, `${name}: ${text.length} bytes is above ${FILE_BYTES_MAX}`);
-  const target = path.join(dataDir, name);
-  const temp = target + TEMP_SUFFIX;
-  const fd = openSync(temp, "w");
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, target);
-  const dirFd = openSync(dataDir, "r");
-  try {
-    fsyncSync(dirFd); // the rename itself is durable only once the directory is
-  } finally {
-    closeSync(dirFd);
-  }
+  replaceFileDurably(path.join(dataDir, name), text, { path: dataDir });
 }
 
 // ---------------------------------------------------------------- this member's incarnation
