@@ -29,6 +29,7 @@ describe("state metrics", () => {
     assert.equal(sampleValue(s, "tenure_locks_held"), 1);
     assert.equal(sampleValue(s, "tenure_locks_waiting"), 1);
     assert.equal(sampleValue(s, "tenure_elections_led"), 1);
+    assert.equal(sampleValue(s, "tenure_sessions"), 2, "clients c1 and c2");
     assert.equal(sampleValue(s, "tenure_tokens_issued_total", { table: "lock" }), 1);
     assert.equal(sampleValue(s, "tenure_tokens_issued_total", { table: "election" }), 1);
     const lastToken = sampleValue(s, "tenure_fencing_token_last");

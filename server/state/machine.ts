@@ -61,6 +61,8 @@ export interface MachineUsage {
   /** Elections with a leader. */
   readonly electionsLed: number;
   readonly electionWaiters: number;
+  /** Exactly-once sessions kept (one per client identity and id, bounded by sessionsMax). */
+  readonly sessions: number;
 }
 
 /** Timer commands proposed per timers() call, at most (the rest come next tick). */
@@ -239,6 +241,7 @@ export class LockStateMachine {
       lockWaiters: locks.usage().waiters,
       electionsLed: elections.heldCount(),
       electionWaiters: elections.usage().waiters,
+      sessions: this.s.sessions.size,
     };
   }
 
