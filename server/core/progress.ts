@@ -98,18 +98,18 @@ export class Progress {
   }
 
   /**
-   * The follower says it is recovering lost log data (raft.ts noteRecovering): the match we
-   * recorded may be gone from its log. Back to probe from match 0; with `rejectedIndex` (the
-   * append it rejected) the next probe starts there, so maybeDecrTo takes that rejection's hint.
+   * A recovering follower rejected our newest append at or below its match (raft.ts
+   * noteRecovering): the match we recorded is gone from its log. Back to probe from match 0; the
+   * next probe starts at the append it rejected (`rejectedIndex`), so maybeDecrTo takes that
+   * rejection's hint.
    */
-  forgetMatch(rejectedIndex: Index | null): void {
+  forgetMatch(rejectedIndex: Index): void {
     this.match = 0;
     this.matchAtLastHeartbeat = 0;
     this.state = "probe";
     this.probeSent = false;
     this.inflights.reset();
-    if (rejectedIndex !== null) this.next = rejectedIndex + 1;
-    this.next = Math.max(this.next, 1);
+    this.next = Math.max(rejectedIndex + 1, 1);
   }
 
   /** After sending entries up to `lastIndex` in replicate state. */

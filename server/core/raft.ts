@@ -953,18 +953,26 @@ export class RaftCore {
 
   /**
    * Recovery (file header): each answer says whether its sender is recovering, and the flag is
-   * taken before the answer's index is used. A follower that starts recovering lost data we had
-   * recorded as its match: forget that match (commits, heartbeat commits and witness floors must
-   * not rely on it) and probe its log afresh from the index it rejected. One that stops recovering
-   * is counted again, which may commit at once.
+   * taken before the answer's index is used: a recovering follower is not counted towards a
+   * commit. Answers can arrive out of order, so the latest one may be stale (a flagged answer sent
+   * before the follower's recovery ended, an unflagged one sent before it lost its data): the flag
+   * decides the counting only, and a change of it alone never resets the follower's progress
+   * (that reset, once per stale answer, restarted the whole in-flight window each time and grew
+   * into a message storm: simulator seed 1278). The match we recorded is forgotten on evidence
+   * that the follower's log no longer holds it: a recovering follower rejects our NEWEST append
+   * (prevIndex next - 1, so not an old one's late answer) at or below that match, which in Raft
+   * without data loss never happens. Then probe its log afresh from the index it rejected.
    */
   private noteRecovering(pr: Progress, m: AppendResponseMessage | HeartbeatResponseMessage): void {
     const recovering = m.recovering === true;
+    if (recovering && m.kind === "appendResponse" && m.reject && m.index <= pr.match && m.index === pr.next - 1) {
+      this.logLine(`${this.id} sees ${m.from} recovering without index ${m.index}: forgets its match ${pr.match}`);
+      pr.forgetMatch(m.index);
+    }
     if (recovering === pr.recovering) return;
     pr.recovering = recovering;
     if (recovering) {
-      this.logLine(`${this.id} sees ${m.from} recovering: forgets its match ${pr.match}`);
-      pr.forgetMatch(m.kind === "appendResponse" && m.reject ? m.index : null);
+      this.logLine(`${this.id} sees ${m.from} recovering: not counted towards commits`);
       return;
     }
     this.logLine(`${this.id} counts ${m.from} towards commits again at match ${pr.match}`);
@@ -1006,8 +1014,10 @@ export class RaftCore {
     }
     pr.matchAtLastHeartbeat = pr.match;
     // An append even without entries: if earlier ones were lost, the follower's rejection of
-    // this one sends us back to probing from its real match point.
-    if (pr.match < this.log.lastIndex()) this.catchUpProbes.add(m.from);
+    // this one sends us back to probing from its real match point. A recovering follower gets one
+    // even when we think it holds our whole log: it may have lost what we recorded as its match,
+    // and its rejection is the evidence noteRecovering waits for.
+    if (pr.match < this.log.lastIndex() || m.recovering === true) this.catchUpProbes.add(m.from);
     if (m.readContext === 0) return;
     const confirmed = this.readOnly.recvAck(m.from, m.readContext, (acks) => {
       const r = jointVoteResult(this.confState.voters, this.confState.votersOutgoing, (id) => acks.has(id));

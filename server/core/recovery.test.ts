@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import { TestCluster } from "../../testing/kits/raft_test_cluster.ts";
 import { bootstrapState } from "./bootstrap.ts";
 import { NO_BUGS } from "./config.ts";
-import type { HeartbeatResponseMessage, Message } from "./messages.ts";
+import type { AppendResponseMessage, HeartbeatResponseMessage, Message } from "./messages.ts";
 import type { RaftCore } from "./raft.ts";
 import type { HardState, Index, NodeId, PersistedState } from "./types.ts";
 
@@ -169,6 +169,69 @@ describe("recovery: a member that lost log data", () => {
     c.isolate("a");
     c.tickAll(100);
     assert.equal(["b", "c"].filter((id) => c.node(id).status().role === "leader").length, 1);
+  });
+
+  it("a stale recovering answer arriving after the recovery ended does not reset the leader's progress (seed 1278)", () => {
+    // The network reorders: answers c sent while recovering can reach the leader after the one
+    // that ended its recovery. The leader stops counting c until a newer answer, but keeps the
+    // match c verified; forgetting it on every such answer restarted the whole in-flight window
+    // each time, which under the simulator's reordering grew into a message storm (seed 1278).
+    const c = clusterWithEntries(5);
+    const leader = c.node("a");
+    const { core, untilIndex } = restartRecovering(c, "c", 2);
+    const term = leader.status().term;
+    const entry3 = leader.entryAt(3);
+    assert.ok(entry3);
+    const flaggedAnswer = (m: Message): AppendResponseMessage | HeartbeatResponseMessage => {
+      c.deliver(m);
+      const answer = c.processOnly("c").find((a) => a.kind === "appendResponse" || a.kind === "heartbeatResponse");
+      assert.ok(answer && (answer.kind === "appendResponse" || answer.kind === "heartbeatResponse"));
+      assert.equal(answer.recovering, true);
+      return answer;
+    };
+    // Three answers c sends while recovering, held back by the network: a heartbeat answer, an
+    // acknowledgement of entry 3 (below untilIndex) and a rejection of an append at 5.
+    const held = [
+      flaggedAnswer({ kind: "heartbeat", from: "a", to: "c", term, commit: 0, readContext: 0, witnessFloor: 0 }),
+      flaggedAnswer({
+        kind: "append",
+        from: "a",
+        to: "c",
+        term,
+        prevIndex: 2,
+        prevTerm: leader.entryAt(2)?.term ?? 0,
+        entries: [entry3],
+        commit: 0,
+        witnessFloor: 0,
+        witnessFloorAppliedIndex: 0,
+      }),
+      flaggedAnswer({
+        kind: "append",
+        from: "a",
+        to: "c",
+        term,
+        prevIndex: 5,
+        prevTerm: leader.entryAt(5)?.term ?? 0,
+        entries: [],
+        commit: 0,
+        witnessFloor: 0,
+        witnessFloorAppliedIndex: 0,
+      }),
+    ];
+    assert.ok(held.some((m) => m.kind === "appendResponse" && m.reject));
+    c.tickAll(5);
+    assert.equal(core.recovering(), false);
+    assert.equal(leader.matchIndexOf("c"), untilIndex);
+    const before = leader.progressOf("c");
+    for (const m of held) c.deliver(m);
+    assert.equal(leader.matchIndexOf("c"), untilIndex, `the leader forgot c's match: ${before} -> ${leader.progressOf("c")}`);
+    assert.match(leader.progressOf("c"), /^replicate /, `c's progress was reset: ${before} -> ${leader.progressOf("c")}`);
+    // c's next answer counts it again: with b cut off, a and c commit a new entry.
+    c.isolate("b");
+    const r = leader.propose(bytes("a and c"));
+    assert.ok(r.ok);
+    c.tickAll(2);
+    assert.equal(leader.status().commit, r.index);
   });
 
   it("an empty store (main file lost) catches up by snapshot and ends recovery", () => {
