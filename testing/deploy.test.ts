@@ -424,6 +424,30 @@ describe("deploy/Dockerfile", () => {
     for (const needed of ["node_modules", "dist", "data"]) assert.ok(ignored.includes(needed), `the context leaves out ${needed}`);
   });
 
+  it("the packages the bundles load at run time are production dependencies (the runtime stage has no others)", () => {
+    const pkg = JSON.parse(read("package.json")) as { dependencies: Record<string, string> };
+    const closure = importClosure(Object.values(BUILD_ENTRIES));
+    const needed = new Set<string>();
+    for (const f of [...closure].filter((f) => f.endsWith(".ts"))) {
+      const code = read(f);
+      // `import type` is erased by the bundler; everything else is loaded from node_modules.
+      const patterns = [
+        /^\s*(?:import|export)\s+(?!type\b)[^;]*?\bfrom\s+["']([^"'.][^"']*)["']/gm,
+        /\bimport\(\s*["']([^"'.][^"']*)["']\s*\)/g,
+      ];
+      for (const p of patterns) {
+        for (const m of code.matchAll(p)) {
+          const spec = m[1] ?? "";
+          if (spec.startsWith("node:")) continue;
+          needed.add(spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : (spec.split("/")[0] ?? spec));
+        }
+      }
+    }
+    assert.ok(needed.has("better-sqlite3"), "the import scan found better-sqlite3");
+    const missing = [...needed].filter((p) => pkg.dependencies[p] === undefined);
+    assert.deepEqual(missing, [], "packages the bundles import that npm prune --omit=dev removes from the image");
+  });
+
   it("runs as a non-root user, keeps data on a volume, checks health on /readyz, runs a built bundle", () => {
     const user = all(runtime, "USER").at(-1)?.args ?? "root";
     const uid = user.split(":")[0] ?? "";
