@@ -21,7 +21,9 @@ export function parseExposition(text: string): Sample[] {
       labels[l[1] ?? ""] = (l[2] ?? "").replace(/\\(.)/g, (_, c: string) => (c === "n" ? "\n" : c));
     const raw = m[3] ?? "";
     const value = raw === "+Inf" ? Number.POSITIVE_INFINITY : raw === "-Inf" ? Number.NEGATIVE_INFINITY : Number(raw);
-    if (Number.isNaN(value) && raw !== "NaN") throw new Error(`not a value: ${line}`);
+    // NaN in any case, as Prometheus reads it (Go's ParseFloat): prom-client writes "Nan" for
+    // a process metric with no samples yet (nodejs_eventloop_lag_mean_seconds at start).
+    if (Number.isNaN(value) && raw.toLowerCase() !== "nan") throw new Error(`not a value: ${line}`);
     out.push({ name: m[1] ?? "", labels, value });
   }
   return out;
