@@ -100,7 +100,7 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
   {
     key: "grpcReflection",
     kind: "boolean",
-    help: "serve gRPC server reflection on the client port (same TLS and auth as the port)",
+    help: "serve gRPC server reflection on the client port (behind its TLS, no per-call auth: it shows only the API schema)",
     defaultShown: "false",
   },
   { key: "testMode", kind: "boolean", help: "permit the test-only options below (logged loudly)", defaultShown: "false", testOnly: true },
