@@ -47,6 +47,14 @@ export interface TenureClientOptions {
   readonly attemptTimeoutMs?: number;
   /** Whole-call deadline of non-blocking calls without timeoutMs (default 30000 ms). */
   readonly defaultTimeoutMs?: number;
+  /**
+   * Which leader hints to follow. A member that is not the leader names the leader's advertised
+   * address; "follow" (the default) dials it even if it is not in `endpoints`. "listed" follows
+   * a hint only to a listed endpoint and otherwise tries the next listed one: for clients that
+   * reach the cluster through proxies, port forwards or NAT, where the members' own addresses
+   * are unreachable (or must not be used, e.g. to bypass a proxy).
+   */
+  readonly leaderHints?: "follow" | "listed";
   readonly backoff?: BackoffOptions;
   /** Injected for tests: [0, 1) random source and monotonic clock (default Math.random, performance.now). */
   readonly random?: RandomSource;
@@ -104,7 +112,11 @@ export class TenureClient {
     this.#leaseStartAfterReply = runtime.testOnlyBugLeaseStartAfterReply === true;
     // The simulation's wire names members its own way; the production wire needs host:port.
     if (runtime.wire === undefined) checkEndpoints(options.endpoints);
-    this.transport = new Transport(options.endpoints, runtime.wire ?? new GrpcWire(options, bearerOptions(options)));
+    this.transport = new Transport(
+      options.endpoints,
+      runtime.wire ?? new GrpcWire(options, bearerOptions(options)),
+      options.leaderHints ?? "follow",
+    );
     const pool = new SessionPool(clientId);
     const attemptTimeoutMs = options.attemptTimeoutMs ?? 2_000;
     this.rpc = new Rpc({

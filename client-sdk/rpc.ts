@@ -158,7 +158,7 @@ export class Rpc {
       const fromServer = e.reason !== undefined;
       if (e.code === "NOT_LEADER" && e.leaderHint && e.leaderHint !== endpoint && hops < HINT_HOPS_MAX) {
         hops += 1;
-        t.setLeader(e.leaderHint);
+        t.setLeader(e.leaderHint, endpoint);
         continue; // never proposed: go straight to the leader
       }
       hops = 0;

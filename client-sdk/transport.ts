@@ -61,6 +61,7 @@ export class Transport {
   constructor(
     readonly endpoints: readonly string[],
     private readonly wire: Wire,
+    private readonly leaderHints: "follow" | "listed" = "follow",
   ) {
     if (endpoints.length === 0) throw new TenureError("INVALID_ARGUMENT", "at least one endpoint is required");
     this.preferred = endpoints[0] ?? "";
@@ -71,9 +72,17 @@ export class Transport {
     return this.preferred;
   }
 
-  /** Follow a NOT_LEADER hint; the hint may name an endpoint the caller did not list. */
-  setLeader(address: string): void {
-    if (address) this.preferred = address;
+  /**
+   * Follow a NOT_LEADER hint from `from`; the hint may name an endpoint the caller did not list
+   * (with leaderHints "listed" such a hint only moves on to the next listed endpoint).
+   */
+  setLeader(address: string, from = this.preferred): void {
+    if (!address) return;
+    if (this.leaderHints === "listed" && !this.endpoints.includes(address)) {
+      this.rotate(from);
+      return;
+    }
+    this.preferred = address;
   }
 
   /** After a failure at `from` without a hint: move on to the next listed endpoint. */
