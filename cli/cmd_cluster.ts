@@ -23,6 +23,8 @@ export interface MemberView {
   readonly security: "tls" | "insecure";
   readonly callerIdentity: string;
   readonly callerAdmin: boolean;
+  /** Catching up after its disk lost log data: no vote, not counted in commits. */
+  readonly recovering: boolean;
 }
 
 export interface Unreachable {
@@ -60,6 +62,7 @@ export function clusterView(answers: readonly { endpoint: string; status?: Msg; 
       security: s["insecure"] === true ? "insecure" : "tls",
       callerIdentity: String(s["callerIdentity"] ?? ""),
       callerAdmin: s["callerAdmin"] === true,
+      recovering: s["recovering"] === true,
     };
   });
   const unreachable = answers
@@ -93,7 +96,7 @@ async function status(ctx: CommandContext): Promise<number> {
     const rows = view.members.map((m) => [
       m.id,
       m.endpoint,
-      m.role,
+      m.recovering ? `${m.role} (recovering)` : m.role,
       String(m.term),
       String(m.commitIndex),
       String(m.appliedIndex),

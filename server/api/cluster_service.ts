@@ -77,6 +77,7 @@ export function clusterService(deps: ServiceDeps, options: ClusterServiceOptions
         authMode: deps.auth?.mode ?? "open",
         callerIdentity: ctx.principal.identity,
         callerAdmin: ctx.principal.admin,
+        recovering: s.recovering === true,
       };
     }),
     Members: unary(deps, "Cluster.Members", async (raw) => {

@@ -195,6 +195,10 @@ describe("status mapping and request validation over gRPC", () => {
     const status = await api.ok("Cluster", "Status", {});
     assert.equal(status["role"], "leader");
     assert.deepEqual((status["confState"] as Record<string, unknown>)["voters"], ["a", "b", "c"]);
+    assert.equal(status["recovering"], false);
+    api.node.recovering = true;
+    assert.equal((await api.ok("Cluster", "Status", {}))["recovering"], true, "a recovering member says so");
+    api.node.recovering = false;
     const members = (await api.ok("Cluster", "Members", {}))["members"] as Record<string, unknown>[];
     assert.deepEqual(
       members.map((m) => [m["id"], m["role"], m["isLeader"]]),

@@ -33,6 +33,8 @@ export class FakeNode implements NodeApi {
   /** Leader time stamped on proposals; tests move it with advance(). */
   nowMs = 1_000;
   term = 1;
+  /** What status() says of recovery (server/core/raft.ts "Recovery"). */
+  recovering = false;
   confState: ConfState = {
     voters: ["a", "b", "c"],
     votersOutgoing: [],
@@ -114,6 +116,7 @@ export class FakeNode implements NodeApi {
       appliedIndex: this.index,
       lastIndex: this.index,
       confState: this.confState,
+      recovering: this.recovering,
     };
   }
 
