@@ -4,15 +4,19 @@
 // the unit tests: exactly one member says it leads and all name the same leader; a lock grant
 // raises the commit index and the Lock/Acquire request counter by one; the state tables, fsync
 // timings, RTT and the leader's per-peer lag are live; /readyz is 200 on every member and the
-// standard gRPC health service on the client port (mutual TLS) answers SERVING. A member cut from
+// standard gRPC health service on the client port (mutual TLS) answers SERVING; reflection answers
+// only on the member started with --grpc-reflection (UNIMPLEMENTED elsewhere). A member cut from
 // the quorum (its peer links cut at per-link proxies) turns 503 with the reason and NOT_SERVING
 // while the two others stay ready, and recovers when healed. kill -9 of the leader: is_leader sums
 // to 1 again after the election, leader changes rose, the dead member's lag shows on the new
 // leader. Then a witness's scrape: Raft and storage metrics, no state tables, ready with applied 0.
 
 import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
 import { channelCredentials } from "../../client-sdk/tls.ts";
 import { healthServiceDefinition } from "../../server/health/grpc_health.ts";
 import { parseExposition, type Sample, samplesOf, sampleValue } from "../kits/prom_text.ts";
@@ -87,6 +91,32 @@ function healthCheck(cluster: ProcessCluster, id: string, service = ""): Promise
   });
 }
 
+const reflectionProto = join(dirname(createRequire(import.meta.url).resolve("@grpc/reflection")), "..", "proto");
+
+/** The services member `id` lists through grpc.reflection.v1, or the error's code name. */
+function listServices(cluster: ProcessCluster, id: string): Promise<string[] | string> {
+  const pkg = loadSync("grpc/reflection/v1/reflection.proto", { includeDirs: [reflectionProto], keepCase: true });
+  const service = pkg["grpc.reflection.v1.ServerReflection"] as Record<string, grpc.MethodDefinition<object, object>>;
+  const def = service["ServerReflectionInfo"];
+  if (def === undefined) throw new Error("no ServerReflectionInfo");
+  const client = new grpc.Client(cluster.member(id).clientAddress, channelCredentials(cluster.clientSecurity()));
+  return new Promise((resolve) => {
+    const call = client.makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, new grpc.Metadata(), {
+      deadline: Date.now() + 5_000,
+    });
+    const done = (v: string[] | string): void => {
+      client.close();
+      resolve(v);
+    };
+    call.on("data", (r: { list_services_response?: { service: { name: string }[] } }) => {
+      done((r.list_services_response?.service ?? []).map((x) => x.name));
+      call.end();
+    });
+    call.on("error", (e: grpc.ServiceError) => done(grpc.status[e.code] ?? String(e.code)));
+    call.write({ list_services: "" });
+  });
+}
+
 describe("metrics and health endpoints of three real voters", () => {
   const ids = ["a", "b", "c"];
   let cluster: ProcessCluster;
@@ -103,6 +133,8 @@ describe("metrics and health endpoints of three real voters", () => {
       tickMs: TICK_MS,
       peerRoute: (from, to) => link(from, to.id).address,
       extraFlags: ["--metrics-listen", "127.0.0.1:0"],
+      // Reflection on c only: off by default on a and b.
+      perMemberFlags: (id) => (id === "c" ? ["--grpc-reflection"] : []),
     });
     for (const from of ids) {
       for (const to of ids) if (to !== from) proxies.set(`${from}->${to}`, await TcpProxy.start(() => cluster.peerTarget(to)));
@@ -191,11 +223,16 @@ describe("metrics and health endpoints of three real voters", () => {
     }
   });
 
-  it("the gRPC health service answers SERVING on every member's client port", async () => {
+  it("the gRPC health service answers SERVING on every member's client port; reflection only with --grpc-reflection", async () => {
     for (const id of ids) {
       assert.equal(await healthCheck(cluster, id), "SERVING", id);
       assert.equal(await healthCheck(cluster, id, "tenure.v1.Lock"), "SERVING", id);
     }
+    assert.equal(await listServices(cluster, "a"), "UNIMPLEMENTED");
+    const listed = await listServices(cluster, "c");
+    assert.ok(Array.isArray(listed), String(listed));
+    for (const name of ["tenure.v1.Lock", "tenure.v1.Lease", "grpc.health.v1.Health"])
+      assert.ok(listed.includes(name), `${name} in ${listed}`);
   });
 
   it("a member cut from the quorum: its /readyz is 503 with the reason and its gRPC health NOT_SERVING, the others stay ready; healed: ready again", async () => {
