@@ -2,8 +2,10 @@
 // exception or an unhandled rejection as fatal (storage failure and broken invariants must stop
 // the process rather than let it serve diverged state; server/fatal.ts writes the one line and
 // exits), log "started" (with the pid: SIGHUP reloads the TLS certificates), log "ready" (with
-// the leader) once the member serves, and shut down
-// gracefully on SIGINT/SIGTERM.
+// the leader) once the member serves, serve /metrics, /healthz and /readyz on plain HTTP with
+// --metrics-listen (server/health/http_server.ts; its address is metricsAddress in the "started"
+// line; a port that cannot be bound is a failure to start), and shut down gracefully on
+// SIGINT/SIGTERM.
 //
 // --help lists every option (server/config_options.ts); --version prints the version.
 //
