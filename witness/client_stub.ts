@@ -78,6 +78,7 @@ export function statusResponse(s: WitnessStatus, addresses: ReadonlyMap<string, 
     lastIndex: s.lastIndex,
     confState: s.confState,
     insecure,
+    recovering: s.recovering === true,
   };
 }
 

@@ -350,6 +350,7 @@ function suite(options: SuiteOptions): void {
         new RegExp(`${victim} rejects (pre-vote|vote) from ${other} at term \\d+: recovering untilIndex=\\d+`).test(l),
       );
       assert.ok(refusals.length > 0, `${victim} logged no vote refusal to ${other}`);
+      assert.equal((await statusOf(ctx, victim))?.["recovering"], true, `${victim}'s Cluster.Status says it is recovering`);
       assert.ok(!(cluster.logs.get(victim) ?? []).some((l) => l.includes('"event":"recovery_done"')), "caught up without a leader");
     };
 
@@ -423,6 +424,7 @@ function suite(options: SuiteOptions): void {
           if (stopped !== null) leaderProcess?.kill("SIGCONT");
         }
         await caughtUp(ctx, victim, witness);
+        assert.equal((await statusOf(ctx, victim))?.["recovering"], false, `${victim} no longer says it is recovering`);
         if (!witness) {
           // As the leader, the recovered member answers every read from its own state machine.
           const admin = cluster.testClient(cluster.endpoints(), ADMIN_CLIENT_IDENTITY);
