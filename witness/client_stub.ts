@@ -20,6 +20,7 @@ import {
   serviceDefinition,
   type ServiceName,
 } from "../proto/tenure_protos.ts";
+import type { GrpcHealth } from "../server/health/grpc_health.ts";
 import { fatal, isFatal } from "../server/fatal.ts";
 import { CLIENT_MESSAGE_BYTES_MAX_DEFAULT, CLIENT_RESPONSE_FRAME_FACTOR } from "../server/limits.ts";
 import type { WitnessStatus } from "./witness_node.ts";
@@ -36,6 +37,8 @@ export interface ClientStubOptions {
   /** The port's transport security, as tenured's client port (server/tls/member_tls.ts);
    *  plaintext when left out (in-process tests). Cluster.Status reports which. */
   readonly credentials?: grpc.ServerCredentials;
+  /** grpc.health.v1.Health on this port, following the witness's readiness; none when left out. */
+  readonly health?: GrpcHealth;
 }
 
 export interface ClientStubHandle {
@@ -150,6 +153,7 @@ export function createClientStub(options: ClientStubOptions): grpc.Server {
     }
     server.addService(service as grpc.ServiceDefinition, implementation);
   }
+  options.health?.addToServer(server);
   return server;
 }
 

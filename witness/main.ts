@@ -32,6 +32,8 @@ import { witnessImageCheck } from "../server/transport/peer_message_checks.ts";
 import { memberPeerOptions, type MemberStatus } from "../server/transport/member_peer_options.ts";
 import { startMemberTls, type MemberTls } from "../server/tls/member_tls.ts";
 import { assertLimitsAtStart } from "../server/limits.ts";
+import { GrpcHealth } from "../server/health/grpc_health.ts";
+import { readinessOf } from "../server/health/readiness.ts";
 import { MemberMetrics } from "../server/metrics/member_metrics.ts";
 import { startClientStub, type ClientStubHandle } from "./client_stub.ts";
 import { WitnessNode } from "./witness_node.ts";
@@ -45,6 +47,7 @@ interface Running {
   readonly tls: MemberTls;
   /** null unless --metrics-listen (nothing is recorded then). */
   readonly metrics: MemberMetrics | null;
+  readonly health: GrpcHealth;
 }
 
 async function start(config: ServerConfig): Promise<Running> {
@@ -117,23 +120,28 @@ async function start(config: ServerConfig): Promise<Running> {
   scheduler.bind(() => node.process());
   nodeStatus = () => node.status();
   metrics?.bind({ status: () => node.status() });
+  // grpc.health.v1 on the client port for the whole server (""): SERVING exactly when /readyz
+  // says ready. The witness serves no tenure.v1 service, so no per-service names.
+  const health = new GrpcHealth(() => readinessOf(node.status(), { applies: false }), []).start(config.tickMs);
   const stub = await startClientStub({
     listenAddress: config.clientListen,
     status: () => node.status(),
     memberAddresses: new Map(config.members.map((m) => [m.id, m.clientAddress])),
     messageBytesMax: config.clientMessageBytesMax,
     credentials: tls.client,
+    health,
   });
   // The witness reads no clock but its ticker: a test clock's rate reaches its Raft timers here.
   const stopTicker = startTicker(testClock, config.tickMs, () => {
     node.tick();
     metrics?.tick();
   });
-  return { node, stub, transport, storage, stopTicker, tls, metrics };
+  return { node, stub, transport, storage, stopTicker, tls, metrics, health };
 }
 
 async function stop(r: Running): Promise<void> {
   r.stopTicker();
+  r.health.close();
   await r.stub.close();
   r.node.stop();
   await r.transport.close();

@@ -340,5 +340,6 @@ describe("metrics of a real tenure-witness", () => {
       `is_leader a, b, w: ${leading}`,
     );
     assert.equal(sampleValue(s, "tenure_witness_leading"), leading[2] === 1 ? 1 : 0);
+    assert.equal(await healthCheck(cluster, "w"), "SERVING", "the witness's client port serves grpc.health.v1 too");
   });
 });
