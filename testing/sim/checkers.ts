@@ -19,6 +19,9 @@ export type CheckName =
   | "acked-lost"
   | "conf-quorums-disjoint"
   | "commit-not-durable"
+  // The disk lies (sim_disk_lies.ts): a member recovering lost data neither votes nor is counted.
+  | "recovering-voted"
+  | "recovering-counted"
   | "liveness"
   | "assertion"
   // The witness invariants (research/witness-and-raft-safety.md §1.6; witness_checks.ts).
@@ -72,6 +75,19 @@ export interface CheckerHooks {
    * none. Without this hook commit-not-durable is off.
    */
   durableTermAt?(node: NodeId, index: Index): Term | "snapshot" | undefined;
+  /**
+   * For a member whose disk lied and that has not caught up since: the term at `index` in what its
+   * disk held just before the lie (what its acknowledgements sent before then stood on). Its
+   * lost entries still count for commit-not-durable, which asks whether every acknowledgement was
+   * durable when it was sent; whether the member may be counted or vote after the loss is the
+   * recovering-* checks' question.
+   */
+  damagedTermAt?(node: NodeId, index: Index): Term | "snapshot" | undefined;
+  /**
+   * recovering-counted's commit side: a leader's commit must be backed by acknowledgements of its
+   * term from a quorum, none of them sent while recovering. Needs every message through onSend.
+   */
+  checkCommitAcks?: boolean;
 }
 
 interface NodeBaseline {
@@ -112,6 +128,16 @@ export class SafetyChecker implements SimNodeObserver {
   private readonly confChained = new Map<NodeId, { core: ConfState; after: ConfState }>();
   /** Config entry indexes already checked (every replica applies the same entry there). */
   private readonly confChecked = new Set<Index>();
+  /**
+   * node -> the index it must catch up to (RaftConfig.recovery), while recovering. The checker's
+   * own oracle, not the core's word: it ends when the member sends a leader of its term an
+   * acknowledgement without the recovering flag at or above that index (the core's rule).
+   */
+  private readonly recoveringUntil = new Map<NodeId, Index>();
+  /** leader -> term -> follower -> the highest index it acknowledged to that leader in that term, not recovering. */
+  private readonly countableAcks = new Map<NodeId, Map<Term, Map<NodeId, Index>>>();
+  recoveriesStarted = 0;
+  recoveriesCompleted = 0;
 
   constructor(private readonly hooks: CheckerHooks) {}
 
@@ -124,11 +150,26 @@ export class SafetyChecker implements SimNodeObserver {
     if (this.violations.length < 20) this.violations.push({ check, atMs: this.nowMs, detail });
   }
 
+  /** A member starts (again) recovering lost data up to `untilIndex` (sim_startup.ts). */
+  onRecoveryStart(node: NodeId, untilIndex: Index): void {
+    const prior = this.recoveringUntil.get(node);
+    if (prior === undefined) this.recoveriesStarted++;
+    this.recoveringUntil.set(node, Math.max(prior ?? 0, untilIndex));
+  }
+
+  isRecovering(node: NodeId): boolean {
+    return this.recoveringUntil.has(node);
+  }
+
   onSend(m: Message): void {
     // A pre-vote (and its answer) carries a term the sender never adopts; every other message
     // carries the sender's term, which ready.ts requires to be durable before the message leaves.
     const preVote = (m.kind === "vote" || m.kind === "voteResponse") && m.preVote;
     if (!preVote && m.term > (this.sentTermOf.get(m.from) ?? 0)) this.sentTermOf.set(m.from, m.term);
+    if (this.recoveringUntil.size > 0) this.checkRecovering(m);
+    if (m.kind === "appendResponse" && !m.reject && m.recovering !== true && this.hooks.checkCommitAcks === true) {
+      if (!this.recoveringUntil.has(m.from)) this.noteCountableAck(m.to, m.term, m.from, m.index);
+    }
     if (m.kind === "voteResponse" && !m.preVote && !m.reject) {
       const key = `${m.from}/${m.term}`;
       const prior = this.voteOf.get(key);
@@ -138,6 +179,39 @@ export class SafetyChecker implements SimNodeObserver {
       this.voteOf.set(key, m.to);
     }
     this.hooks.onSend(m);
+  }
+
+  /**
+   * recovering-voted: no vote or pre-vote granted, no campaign started, while recovering.
+   * recovering-counted: every answer to a leader carries the recovering flag until the one that
+   * ends the recovery (an acknowledgement at or above the target), or the leader would count it.
+   */
+  private checkRecovering(m: Message): void {
+    const until = this.recoveringUntil.get(m.from);
+    if (until === undefined) return;
+    if (m.kind === "voteResponse" && !m.reject) {
+      this.fail(
+        "recovering-voted",
+        `${m.from} grants a ${m.preVote ? "pre-vote" : "vote"} to ${m.to} in term ${m.term} while recovering until ${until}`,
+      );
+    } else if (m.kind === "vote") {
+      this.fail(
+        "recovering-voted",
+        `${m.from} campaigns (${m.preVote ? "pre-vote" : "vote"}) in term ${m.term} while recovering until ${until}`,
+      );
+    } else if (m.kind === "appendResponse" || m.kind === "heartbeatResponse") {
+      if (m.recovering === true) return;
+      if (m.kind === "appendResponse" && !m.reject && m.index >= until) {
+        this.recoveringUntil.delete(m.from);
+        this.recoveriesCompleted++;
+        return;
+      }
+      const what = m.kind === "appendResponse" ? `${m.reject ? "a rejection" : "an acknowledgement"} at ${m.index}` : "a heartbeat answer";
+      this.fail(
+        "recovering-counted",
+        `${m.from} sends ${m.to} ${what} without the recovering flag in term ${m.term}, recovering until ${until}`,
+      );
+    }
   }
 
   onApply(node: NodeId, entry: Entry, hashAfter: number): void {
@@ -222,7 +296,10 @@ export class SafetyChecker implements SimNodeObserver {
     if (s.term < sentTerm) this.fail("term-regressed", `${node.id} at term ${s.term} after sending at term ${sentTerm}`);
     if (s.commit < b.commit) this.fail("commit-regressed", `${node.id} commit ${s.commit} after ${b.commit}`);
     if (s.commit > s.lastIndex) this.fail("commit-beyond-log", `${node.id} commit ${s.commit} > last index ${s.lastIndex}`);
-    if (s.role === "leader" && b.ledTerm === s.term && s.commit > b.commit) this.checkCommitDurable(node, b.conf, s);
+    if (s.role === "leader" && b.ledTerm === s.term && s.commit > b.commit) {
+      this.checkCommitDurable(node, b.conf, s);
+      if (this.hooks.checkCommitAcks === true) this.checkCommitAcked(node, b.conf, s);
+    }
     b.term = s.term;
     b.commit = s.commit;
     b.conf = s.confState ?? null;
@@ -258,12 +335,50 @@ export class SafetyChecker implements SimNodeObserver {
     // The leader's entry (a lock-simulation leader's view is its durable log: if its own write is
     // not synced, the term most members hold durably).
     const term = core.termAt(index) ?? mostCommon([...terms.values()].filter((t): t is Term => typeof t === "number"));
-    const holders = new Set(members.filter((id) => terms.get(id) === "snapshot" || (term !== undefined && terms.get(id) === term)));
+    const held = (t: Term | "snapshot" | undefined): boolean => t === "snapshot" || (term !== undefined && t === term);
+    const damaged = this.hooks.damagedTermAt;
+    const holders = new Set(members.filter((id) => held(terms.get(id)) || (damaged !== undefined && held(damaged(id, index)))));
     if (confs.some((c) => isQuorum(c, holders))) return;
     this.fail(
       "commit-not-durable",
       `${node.id} leads term ${s.term} and committed ${term ?? "?"}/${index}, held durably only by {${[...holders].join(",")}} of ${confs.map(describeHalves).join(" / ")}`,
     );
+  }
+
+  /**
+   * recovering-counted, the leader's side: a commit to N needs, in each configuration half, a
+   * majority of the leader and followers that acknowledged N or above to it in this term, each
+   * acknowledgement sent without the recovering flag and while not recovering (the core resets
+   * every match when it becomes leader, so acknowledgements of other terms never count).
+   */
+  private checkCommitAcked(node: CheckedNode, before: ConfState | null, s: ReturnType<CheckedCore["status"]>): void {
+    const acks = this.countableAcks.get(node.id)?.get(s.term);
+    const acked = (id: NodeId): boolean => id === node.id || (acks?.get(id) ?? 0) >= s.commit;
+    const quorum = (c: ConfState | null): boolean => c !== null && halves(c).every((h) => isMajority(h, acked));
+    if (quorum(before) || quorum(s.confState ?? null)) return;
+    const confs = [before, s.confState ?? null].filter((c): c is ConfState => c !== null);
+    if (confs.length === 0) return;
+    const members = [...new Set(confs.flatMap((c) => allMembers(c)))];
+    const recovering = members.filter((id) => this.recoveringUntil.has(id));
+    this.fail(
+      "recovering-counted",
+      `${node.id} leads term ${s.term} and committed ${s.commit} with acknowledgements only from {${members.filter(acked).join(",")}} of ${confs.map(describeHalves).join(" / ")} (recovering: {${recovering.join(",")}})`,
+    );
+  }
+
+  private noteCountableAck(leader: NodeId, term: Term, follower: NodeId, index: Index): void {
+    let terms = this.countableAcks.get(leader);
+    if (terms === undefined) {
+      terms = new Map();
+      this.countableAcks.set(leader, terms);
+    }
+    // (An answer of a later term than the leader's, to a deposed leader, is keyed by its own term and never counted.)
+    let acks = terms.get(term);
+    if (acks === undefined) {
+      acks = new Map();
+      terms.set(term, acks);
+    }
+    if (index > (acks.get(follower) ?? 0)) acks.set(follower, index);
   }
 
   private recordCommitted(node: CheckedNode, b: NodeBaseline, commit: Index, leaderTerm: Term): void {
@@ -332,6 +447,14 @@ function describeHalves(cs: ConfState): string {
   return halves(cs)
     .map((h) => `(${h.join(" ")})`)
     .join("&&");
+}
+
+/** More than half of `half` (an empty half is no constraint). */
+function isMajority(half: readonly NodeId[], has: (id: NodeId) => boolean): boolean {
+  if (half.length === 0) return true;
+  let n = 0;
+  for (const id of half) if (has(id)) n++;
+  return 2 * n > half.length;
 }
 
 function isQuorum(cs: ConfState, set: ReadonlySet<NodeId>): boolean {

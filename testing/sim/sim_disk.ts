@@ -8,10 +8,18 @@
 // catches it and treats the node as crashed). So a crash falls between ANY two storage operations
 // of one Ready and between its persist and its send, not only between events; the messages of the
 // Ready that crashed before its send never leave.
+//
+// Beside the log the disk holds the member's ack record (sim_ack_record.ts, production's rules),
+// updated by SimStorage around each save. The disk's lies (sim_disk_lies.ts: corrupt, lost and
+// misdirected writes, a wiped disk) damage the durable state while the member is stopped, through
+// damage() and wipe(); every record carries a checksum over its index and content as production's
+// (server/storage/checksum.ts entryChecksum), which the start (sim_startup.ts) verifies.
 
 import { SeededRandom } from "../../server/core/random.ts";
-import type { Entry, HardState, PersistedState, Snapshot, SnapshotMetadata } from "../../server/core/types.ts";
+import type { Entry, HardState, Index, PersistedState, Snapshot, SnapshotMetadata } from "../../server/core/types.ts";
+import { entryChecksum } from "../../server/storage/checksum.ts";
 import type { StorageWrite } from "../../server/storage/raft_storage.ts";
+import { EXACT_ACK_POLICY, SimAckTracker, type SimAckPolicy, type SimAckRecord } from "./sim_ack_record.ts";
 
 /**
  * How far ahead a crash point is armed, in operations: a Ready of a busy node is about four
@@ -51,6 +59,16 @@ export class SimulatedCrash extends Error {
   }
 }
 
+export interface SimDiskOptions {
+  /** When the ack record's watermark is rewritten (default: on every save, EXACT_ACK_POLICY). */
+  readonly ackPolicy?: SimAckPolicy;
+  /** The simulated clock, for the ack record's interval (default: none, the interval never comes due). */
+  readonly nowMs?: () => number;
+}
+
+/** Earlier durable hard states kept for the lost-write lie (a truncated WAL rolls the hard state back too). */
+const HARD_STATE_HISTORY_MAX = 8;
+
 export class SimDisk {
   private durable: PersistedState;
   private unsynced: DiskOp[] = [];
@@ -59,9 +77,28 @@ export class SimDisk {
   opCount = 0;
   /** Armed: the process stops before the opsLeft-th operation from now; 0 = not armed. */
   private opsLeft = 0;
+  /** The ack record, or null once the disk was wiped. */
+  private ack: SimAckTracker | null;
+  /**
+   * Each record's checksum is entryChecksum of what was written at its index. A record the disk
+   * wrote faithfully has exactly its content's checksum, so it is computed when the start checks
+   * it (not on every write, which would cost the CI corpus a CRC per entry written); only the
+   * records a lie left behind carry another one, kept here until the start drops them.
+   */
+  private readonly damagedChecksums = new Map<Index, number>();
+  /** The durable state just before the latest lie (the checkers' view of what the member acknowledged). */
+  private beforeDamage: PersistedState | null = null;
+  /** Earlier durable hard states, oldest first. */
+  private readonly hardStates: HardState[] = [];
 
-  constructor(initial: PersistedState) {
+  constructor(initial: PersistedState, options: SimDiskOptions = {}) {
     this.durable = initial;
+    this.ack = new SimAckTracker(
+      initial.hardState,
+      lastIndexOf(initial),
+      options.ackPolicy ?? EXACT_ACK_POLICY,
+      options.nowMs ?? (() => 0),
+    );
   }
 
   /** Arms a crash point `k` (>= 1) operations ahead; re-arming replaces the previous one. */
@@ -115,8 +152,13 @@ export class SimDisk {
   /** The fsync; a crash point only when there is something to sync (an empty sync does nothing). */
   sync(): void {
     if (this.unsynced.length > 0) this.crashPoint("sync");
+    const hardStateBefore = this.durable.hardState;
     for (const op of this.unsynced) {
       this.durable = op.kind === "write" ? applyWrite(this.durable, op.write) : applyCompact(this.durable, op.snapshot, op.logStart);
+    }
+    if (this.durable.hardState !== hardStateBefore) {
+      this.hardStates.push(hardStateBefore);
+      if (this.hardStates.length > HARD_STATE_HISTORY_MAX) this.hardStates.shift();
     }
     if (this.unsynced.length > 0) this.syncCount++;
     this.unsynced = [];
@@ -126,15 +168,84 @@ export class SimDisk {
     return this.unsynced.length > 0;
   }
 
-  /** Power loss: the volatile buffer is gone (and an armed crash point with the process). */
+  /** Power loss: the volatile buffer is gone (and an armed crash point with the process, and its ack timer). */
   crash(): void {
     this.unsynced = [];
     this.opsLeft = 0;
+    this.ack?.crash();
   }
 
   load(): PersistedState {
     return this.durable;
   }
+
+  // ---------------------------------------------------------------- the ack record
+
+  /** The ack record as it is on this disk, or null (wiped). */
+  ackRecord(): SimAckRecord | null {
+    return this.ack?.record ?? null;
+  }
+
+  /** Production's AckTracker, driven by SimStorage.save around its writes and sync. */
+  ackTracker(): SimAckTracker | null {
+    return this.ack;
+  }
+
+  // ---------------------------------------------------------------- damage (sim_disk_lies.ts, sim_startup.ts)
+
+  /** The checksum stored with the record at `index` (see damagedChecksums). */
+  storedChecksum(index: Index, stored: Entry): number {
+    return this.damagedChecksums.get(index) ?? entryChecksum(stored);
+  }
+
+  /** Earlier durable hard states (oldest first), for the lost-write lie. */
+  earlierHardStates(): readonly HardState[] {
+    return this.hardStates;
+  }
+
+  /** A lie: the durable state becomes `state`, with `checksums` stored at the indexes it names. */
+  damage(state: PersistedState, checksums: ReadonlyMap<Index, number> = new Map()): void {
+    this.assertStopped();
+    if (this.beforeDamage === null) this.beforeDamage = this.durable;
+    this.durable = state;
+    for (const [index, checksum] of checksums) this.damagedChecksums.set(index, checksum);
+  }
+
+  /** The whole disk gone, the ack record with it. */
+  wipe(): void {
+    this.assertStopped();
+    if (this.beforeDamage === null) this.beforeDamage = this.durable;
+    this.durable = { hardState: { term: 0, vote: "", commit: 0 }, snapshot: null, entries: [] };
+    this.damagedChecksums.clear();
+    this.hardStates.length = 0;
+    this.ack = null;
+  }
+
+  /** What the disk held before its latest lie (null: never lied), for the checkers. */
+  stateBeforeDamage(): PersistedState | null {
+    return this.beforeDamage;
+  }
+
+  /** The start dropped the damaged records and fixed the hard state: that is the durable state now. */
+  repair(state: PersistedState): void {
+    this.assertStopped();
+    this.durable = state;
+    this.damagedChecksums.clear();
+  }
+
+  /** The member caught up after its lie: the checkers read its disk alone again. */
+  forgetDamage(): void {
+    this.beforeDamage = null;
+  }
+
+  private assertStopped(): void {
+    if (this.unsynced.length > 0) throw new Error("the disk lies only while its member is stopped (unsynced writes pending)");
+  }
+}
+
+/** The last index a state holds: its last entry's, or its snapshot's. */
+export function lastIndexOf(state: PersistedState): Index {
+  return state.entries.at(-1)?.index ?? state.snapshot?.metadata.index ?? 0;
 }
 
 /** The storage contract of server/storage/raft_storage.ts, on plain data. */

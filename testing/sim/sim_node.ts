@@ -9,6 +9,11 @@
 // Crash points (sim_disk.ts): every storage operation of the loop and every send passes the
 // disk's crash point; when an armed one comes due, the process stops right there, in the middle of
 // a Ready, and processReadies() reports it (the simulator schedules the restart).
+//
+// Start (sim_startup.ts): the storage checks the disk first. A wiped disk is refused (the node
+// stays down); damaged records are dropped, term and vote raised to the ack record's, and a
+// member that lost data it may have acknowledged starts its core with RaftConfig.recovery; once
+// the core says it caught up, the disk's ack record forgets the recovery.
 
 import type { RaftConfig } from "../../server/core/config.ts";
 import type { Message } from "../../server/core/messages.ts";
@@ -17,7 +22,8 @@ import type { Ready } from "../../server/core/ready.ts";
 import type { Entry, NodeId, PersistedState, Snapshot } from "../../server/core/types.ts";
 import { type Compact, ReadyLoop, type ReadyApplier } from "../../server/node/ready_loop.ts";
 import { WitnessApplier } from "../../witness/witness_node.ts";
-import { SimDisk, SimulatedCrash, type CrashPointOp } from "./sim_disk.ts";
+import { SimDisk, SimulatedCrash, type CrashPointOp, type SimDiskOptions } from "./sim_disk.ts";
+import { checkAtStart } from "./sim_startup.ts";
 import { SimStorage } from "./sim_storage.ts";
 
 export interface SimNodeObserver {
@@ -33,7 +39,9 @@ export interface SimNodeObserver {
 export interface SimNodeOptions {
   readonly id: NodeId;
   readonly initial: PersistedState;
-  readonly makeConfig: (appliedIndex: number) => RaftConfig;
+  /** The disk's ack-record policy and clock (SimDisk's defaults without). */
+  readonly disk?: SimDiskOptions;
+  readonly makeConfig: (appliedIndex: number, recovery: RaftConfig["recovery"]) => RaftConfig;
   /** Take a snapshot and compact once this many entries were applied since the last one. */
   readonly snapshotEveryEntries: number;
   /** The Ready loop's test-only bug (ReadyLoopOptions.testOnlyBugSendBeforePersist). */
@@ -56,13 +64,19 @@ export class SimNode {
   core: RaftCore | null = null;
   incarnation = 0;
   pausedUntilMs = 0;
+  /** Why the last start was refused (a wiped disk), or null. */
+  refusal: string | null = null;
+  /** The recovery target this process started with (null: a normal start). */
+  startedRecovering: number | null = null;
+  /** What the last start found and repaired on the disk (debug runs), or null. */
+  startupDetail: string | null = null;
   private loop: ReadyLoop | null = null;
   private machine: HashChainApplier | null = null;
 
   constructor(private readonly options: SimNodeOptions) {
     this.id = options.id;
     this.witness = options.witness ?? false;
-    this.disk = new SimDisk(options.initial);
+    this.disk = new SimDisk(options.initial, options.disk);
   }
 
   /** The voter's applied index and hash (0 for a witness, which applies nothing). */
@@ -78,9 +92,17 @@ export class SimNode {
     return this.core !== null;
   }
 
-  start(): void {
+  /** Starts the process; false if its storage refused to start (the node stays down). */
+  start(): boolean {
     const o = this.options;
     const observer = o.observer;
+    const check = checkAtStart(this.disk);
+    if (check.kind === "refused") {
+      this.refusal = check.detail;
+      return false;
+    }
+    this.startedRecovering = check.recovery?.untilIndex ?? null;
+    this.startupDetail = check.detail;
     const onDiskEntries = (node: NodeId, entries: readonly Entry[], commit: number): void => observer.onDiskEntries(node, entries, commit);
     // Only a witness's compactions are truncations at the floor; a voter's are its snapshots.
     const onCompact = (node: NodeId, marker: Snapshot): void => observer.onWitnessTruncate?.(node, marker);
@@ -88,7 +110,7 @@ export class SimNode {
     const state = storage.load();
     // A witness's snapshot is a marker (or a full leader's image it never reads): no state.
     const restored = state.snapshot && !this.witness ? decodeSnapshotData(state.snapshot.data) : { index: 0, hash: 0 };
-    const core = new RaftCore(o.makeConfig(restored.index), state);
+    const core = new RaftCore(o.makeConfig(restored.index, check.recovery), state);
     let applier: ReadyApplier;
     if (this.witness) {
       this.machine = null;
@@ -113,6 +135,7 @@ export class SimNode {
     });
     this.core = core;
     this.incarnation++;
+    return true;
   }
 
   /** Power loss: the disk drops what was not synced, the process (and its loop) is gone. */
@@ -130,6 +153,11 @@ export class SimNode {
   processReadies(): CrashPointOp | null {
     try {
       this.loop?.process();
+      // The Ready that ended the recovery is durable now (the loop saved it before advancing).
+      if (this.startedRecovering !== null && this.core?.recovering() === false) {
+        this.startedRecovering = null;
+        this.disk.ackTracker()?.recoveryDone();
+      }
       return null;
     } catch (err) {
       if (!(err instanceof SimulatedCrash)) throw err;

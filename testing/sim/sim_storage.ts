@@ -8,6 +8,8 @@
 // armed crash stops the process between any two of them, exactly like one between the Ready's
 // persist and its send.
 //
+// The ack record (sim_ack_record.ts) is kept around each save as production's is.
+//
 // It also gives the simulator's Raft checkers a view of the node's log (term at an index, first
 // index) taken from what the node made durable: after a process() pass the RaftNode has persisted
 // every Ready, so this equals the core's own log without reaching into the node's private core.
@@ -40,6 +42,12 @@ export class SimStorage implements RaftStorage {
 
   save(write: StorageWrite): void {
     this.assertOpen();
+    // The ack record around the transaction, as SqliteStorage.save drives production's AckTracker
+    // (lowered before a save that shortens the log; term/vote at once and the watermark after).
+    // Its writes are not crash points: production's follow the commit before save() returns, so
+    // a crash between the two leaves the record behind, never ahead, and no message has left yet.
+    const ack = this.disk.ackTracker();
+    ack?.beforeSave(write);
     if (write.snapshot) this.disk.writeSnapshot(write.snapshot);
     if (write.entries.length > 0) {
       this.disk.writeEntries(write.entries); // not yet durable: load() still has the old commit
@@ -47,6 +55,7 @@ export class SimStorage implements RaftStorage {
     }
     if (write.hardState) this.disk.writeHardState(write.hardState);
     this.disk.sync();
+    ack?.afterSave(write);
   }
 
   saveSnapshotAndCompact(snapshot: Snapshot, logStart: SnapshotMetadata | null = null): void {
@@ -76,7 +85,11 @@ export class SimStorage implements RaftStorage {
 
 /** The durable log of a disk, as the Raft checkers read it (RaftCore.termAt semantics). */
 export function durableTermAt(disk: SimDisk, index: Index): Term | undefined {
-  const state = disk.load();
+  return termIn(disk.load(), index);
+}
+
+/** The term at `index` in a persisted state (RaftCore.termAt semantics). */
+export function termIn(state: PersistedState, index: Index): Term | undefined {
   const snap = state.snapshot?.metadata;
   if (snap && index === snap.index) return snap.term;
   if (index === 0 && (snap?.index ?? 0) === 0) return 0;
@@ -86,9 +99,13 @@ export function durableTermAt(disk: SimDisk, index: Index): Term | undefined {
 
 /** The durable log's term at `index` for commit-not-durable (checkers.ts): "snapshot" if its snapshot covers it. */
 export function durableTermOrSnapshot(disk: SimDisk, index: Index): Term | "snapshot" | undefined {
-  const snap = disk.load().snapshot?.metadata;
+  return termOrSnapshotIn(disk.load(), index);
+}
+
+export function termOrSnapshotIn(state: PersistedState, index: Index): Term | "snapshot" | undefined {
+  const snap = state.snapshot?.metadata;
   if (snap && index <= snap.index) return "snapshot";
-  return durableTermAt(disk, index);
+  return termIn(state, index);
 }
 
 export function durableFirstIndex(disk: SimDisk): Index {

@@ -25,7 +25,9 @@ export type BugName =
   | "truncateWitnessAtCommit"
   | "witnessMetadataOnlyLog"
   /** conf_change.ts testOnlyBugSkipJointConsensus: enterJoint switches straight to the new voters. */
-  | "skipJointConsensus";
+  | "skipJointConsensus"
+  /** The core's trustCorruptLog: a member started in recovery ignores it (votes, campaigns, is counted at once). */
+  | "trustCorruptLog";
 
 export const BUG_NAMES: readonly BugName[] = [
   "commitOldTermByCounting",
@@ -38,6 +40,7 @@ export const BUG_NAMES: readonly BugName[] = [
   "truncateWitnessAtCommit",
   "witnessMetadataOnlyLog",
   "skipJointConsensus",
+  "trustCorruptLog",
 ];
 
 /** The lock simulation's bug switches (StateConfig.bugs, and the guard's). */
@@ -252,6 +255,7 @@ export const BUG_PRESET: Readonly<Record<BugName, SwarmPreset>> = {
   truncateWitnessAtCommit: "witness",
   witnessMetadataOnlyLog: "witness",
   skipJointConsensus: "random",
+  trustCorruptLog: "random",
 };
 
 // ------------------------------------------------------------------ the lock simulation (lock_sim.ts)

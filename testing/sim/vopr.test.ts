@@ -3,11 +3,13 @@
 // membership churn; part 3 (vopr_bugs.test.ts) proves the checkers have teeth and tests the crash
 // points. Three files so the test runner can spread the simulator over both cores.
 //
-// SIM_SEEDS (default 600) sets how many seeds the corpus runs; `npm run sim` runs more.
+// SIM_SEEDS (default 600) sets how many seeds the corpus runs; `npm run sim` runs more. The
+// corpus runs with the disk lies as drawn (sim_disk_lies.ts; README "The disk lies").
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { CrashPointOp } from "./sim_disk.ts";
+import { DISK_LIE_KINDS, type DiskLieKind } from "./sim_disk_lies.ts";
 import { runSeed } from "./vopr.ts";
 
 const corpusSeeds = Number(process.env["SIM_SEEDS"] ?? 600);
@@ -21,6 +23,10 @@ describe("simulator", () => {
       assert.deepEqual(a.stats, b.stats);
     }
     assert.notEqual(runSeed({ seed: 3, bug: null }).traceHash, runSeed({ seed: 4, bug: null }).traceHash);
+    // Seed 3's disks lie: with the lies off it runs otherwise (their draws are on their own stream).
+    const lying = runSeed({ seed: 3, bug: null });
+    assert.ok(lying.stats.recoveriesStarted > 0, "seed 3 no longer lies; pick a lying seed");
+    assert.notEqual(runSeed({ seed: 3, bug: null, diskLies: "off" }).traceHash, lying.traceHash);
   });
 
   it(`runs ${corpusSeeds} seeds with no violation and makes progress`, () => {
@@ -29,12 +35,16 @@ describe("simulator", () => {
     let crashes = 0;
     let partitions = 0;
     const inReady: Record<CrashPointOp, number> = { writeSnapshot: 0, writeEntries: 0, writeHardState: 0, compact: 0, sync: 0, send: 0 };
+    const lies: Record<DiskLieKind, number> = { corrupt: 0, lost: 0, misdirected: 0, wiped: 0 };
+    let recovered = 0;
     for (let seed = 1; seed <= corpusSeeds; seed++) {
       const r = runSeed({ seed, bug: null });
       acked += r.stats.proposalsAcked;
       crashes += r.stats.crashes;
       partitions += r.stats.partitions;
       for (const op of Object.keys(inReady) as CrashPointOp[]) inReady[op] += r.stats.crashesInReadyBefore[op];
+      for (const k of DISK_LIE_KINDS) lies[k] += r.stats.diskLies[k];
+      recovered += r.stats.recoveriesCompleted;
       for (const v of r.violations) failures.push(`seed ${seed}: ${v.check}: ${v.detail} (npm run sim -- --seed ${seed} --verbose)`);
     }
     assert.deepEqual(failures, []);
@@ -49,5 +59,8 @@ describe("simulator", () => {
     for (const op of ["writeEntries", "writeHardState", "sync", "send"] as const) {
       assert.ok(inReady[op] > 0, `no crash point ever stopped a node before ${op}: ${JSON.stringify(inReady)}`);
     }
+    // Every kind of disk lie, and members that caught up after one (about 1 lie in 3 seeds).
+    for (const k of DISK_LIE_KINDS) assert.ok(lies[k] > corpusSeeds / 200, `only ${lies[k]} ${k} lies: ${JSON.stringify(lies)}`);
+    assert.ok(recovered > corpusSeeds / 10, `only ${recovered} recoveries completed`);
   });
 });

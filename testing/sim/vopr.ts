@@ -16,8 +16,10 @@ import { bootstrapState } from "../../server/core/bootstrap.ts";
 import { SafetyChecker, type CheckName } from "./checkers.ts";
 import { EventQueue } from "./event_queue.ts";
 import { SimNode, type SimNodeObserver } from "./sim_node.ts";
-import { durableTermOrSnapshot } from "./sim_storage.ts";
+import { durableTermOrSnapshot, termOrSnapshotIn } from "./sim_storage.ts";
 import { CRASH_POINT_OPS_MAX, crashPointRandom, drawCrashPoints, type CrashPointOp, type CrashPointOptions } from "./sim_disk.ts";
+import { describeDiskLies, diskLieRandom, drawDiskLies, drawLie, NO_DISK_LIES, tellLie, type DiskLieOptions } from "./sim_disk_lies.ts";
+import { EXACT_ACK_POLICY, type SimAckPolicy } from "./sim_ack_record.ts";
 import { WitnessChecker } from "./witness_checks.ts";
 import { drawFault, type Fault } from "./nemesis.ts";
 import { drawMembership, MembershipNemesis, membershipRandom, type MembershipHost } from "./membership_nemesis.ts";
@@ -56,6 +58,12 @@ export interface RunOptions {
    * bootstrap state, as server/data_dir.ts writes it for every member.
    */
   readonly freshMembers?: "bootstrap" | "empty";
+  /** The disk lies (sim_disk_lies.ts): "drawn" from the seed (default), or "off". */
+  readonly diskLies?: "drawn" | "off";
+  /** Overrides of the drawn lie rates (a focused run). */
+  readonly diskLieOverrides?: Partial<DiskLieOptions>;
+  /** The ack record's watermark policy (default EXACT_ACK_POLICY; PRODUCTION_ACK_POLICY shows its window). */
+  readonly ackPolicy?: SimAckPolicy;
 }
 
 const eventsMax = 2_000_000;
@@ -98,11 +106,17 @@ export class Simulation {
   readonly crashPoints: CrashPointOptions;
   /** Membership churn (membership_nemesis.ts), on its own random stream. */
   readonly membership: MembershipNemesis;
+  /** The disk lies (sim_disk_lies.ts), on their own random stream. */
+  private readonly lieRandom: SeededRandom;
+  readonly diskLies: DiskLieOptions;
 
   constructor(private readonly options: RunOptions) {
     this.random = new SeededRandom(options.seed);
     this.crashPointRandom = crashPointRandom(options.seed);
     this.crashPoints = drawCrashPoints(this.crashPointRandom);
+    this.lieRandom = diskLieRandom(options.seed);
+    const drawnLies = drawDiskLies(this.lieRandom); // drawn always: the stream's position is part of the seed
+    this.diskLies = options.diskLies === "off" ? NO_DISK_LIES : { ...drawnLies, ...options.diskLieOverrides };
     const churnRandom = membershipRandom(options.seed, 0x766f7072);
     this.swarm = withLivenessBound({
       ...drawSwarm(this.random),
@@ -119,6 +133,11 @@ export class Simulation {
         const disk = this.nodes.get(n)?.disk;
         return disk ? durableTermOrSnapshot(disk, index) : undefined;
       },
+      damagedTermAt: (n, index) => {
+        const before = this.damagedView(n);
+        return before ? termOrSnapshotIn(before, index) : undefined;
+      },
+      checkCommitAcks: true,
     });
     const disabled = new Set<CheckName>(options.disabledChecks ?? []);
     this.checker.disabledChecks = disabled;
@@ -146,15 +165,16 @@ export class Simulation {
     const node = new SimNode({
       id,
       initial,
+      disk: { ackPolicy: this.options.ackPolicy ?? EXACT_ACK_POLICY, nowMs: () => this.nowMs },
       witness,
       snapshotEveryEntries: s.snapshotEveryEntries,
       sendBeforePersist: this.options.bug === "sendBeforePersist",
       hardStateAfterSend: this.options.bug === "hardStateAfterSend",
       observer: this.observer,
       log: this.options.debug ? (f) => console.log(`${this.nowMs.toFixed(1)} ${JSON.stringify(f)}`) : null,
-      makeConfig: (appliedIndex) =>
+      makeConfig: (appliedIndex, recovery) =>
         makeRaftConfig({
-          ...{ id, random: nodeRandom, appliedIndex, bugs, preVote: s.preVote, checkQuorum: s.checkQuorum },
+          ...{ id, random: nodeRandom, appliedIndex, recovery, bugs, preVote: s.preVote, checkQuorum: s.checkQuorum },
           ...{ electionTimeoutTicks: s.electionTimeoutTicks, heartbeatIntervalTicks: s.heartbeatIntervalTicks },
           ...{ inflightMessagesMax: s.inflightMessagesMax, entriesPerMessageMax: s.entriesPerMessageMax },
           uncommittedEntriesMax: s.uncommittedEntriesMax,
@@ -174,7 +194,7 @@ export class Simulation {
 
   private runEvents(): void {
     for (const node of this.nodes.values()) {
-      node.start();
+      this.startNode(node);
       this.scheduleTick(node.id);
     }
     if (this.options.nemesis !== false) this.queue.push(this.swarm.nemesisIntervalMs, { kind: "nemesis" });
@@ -205,6 +225,8 @@ export class Simulation {
     Object.assign(this.stats, { witnessTruncations: ws.truncations, witnessTerms: ws.witnessTerms });
     Object.assign(this.stats, { witnessLeadTicksMax: ws.witnessLeadTicksMax, witnessLeadMsMax: Math.round(ws.witnessLeadMsMax) });
     Object.assign(this.stats, this.membership.stats);
+    this.stats.recoveriesStarted = this.checker.recoveriesStarted;
+    this.stats.recoveriesCompleted = this.checker.recoveriesCompleted;
   }
 
   result(): RunResult {
@@ -214,7 +236,7 @@ export class Simulation {
       violations: this.checker.violations,
       traceHash: (this.trace >>> 0).toString(16).padStart(8, "0"),
       stats: this.stats,
-      swarm: `${describeSwarm(this.swarm)} crashInReadyProbability=${this.crashPoints.inReadyProbability}`,
+      swarm: `${describeSwarm(this.swarm)} crashInReadyProbability=${this.crashPoints.inReadyProbability} ${describeDiskLies(this.diskLies)}`,
     };
   }
 
@@ -268,6 +290,7 @@ export class Simulation {
     }
     const st = node.core.status();
     this.witnessChecker.onTick(id, st.role, st.term);
+    node.disk.ackTracker()?.poll(); // the ack record's interval timer (production's setTimeout)
     node.core.tick();
     this.touch(node);
     this.scheduleTick(id);
@@ -336,9 +359,77 @@ export class Simulation {
     const node = this.node(id);
     if (node.core || this.lost.has(id) || this.membership.isRetired(id)) return;
     this.mix(4, id, 0);
-    node.start();
+    this.maybeLie(node);
+    if (!this.startNode(node)) return;
     this.checker.checkNode(node);
     this.scheduleTick(id);
+  }
+
+  /**
+   * Starts a node's process. A refused start (a wiped disk: no ack record, no identity) leaves it
+   * down for good, as a lost site: it does not rejoin under its old id (the membership churn may
+   * replace it with a new one, as an operator would). A start in recovery tells the checkers.
+   */
+  private startNode(node: SimNode): boolean {
+    if (!node.start()) {
+      this.lost.add(node.id);
+      this.debugLog(`${node.id} refused to start: ${node.refusal ?? "?"}`);
+      return false;
+    }
+    if (node.startupDetail !== null) this.debugLog(`${node.id} start: ${node.startupDetail}`);
+    if (node.startedRecovering !== null) this.checker.onRecoveryStart(node.id, node.startedRecovering);
+    return true;
+  }
+
+  // ------------------------------------------------------------ the disk lies
+
+  /**
+   * At a restart in the safety phase, the stopped member's disk may come back damaged (the seed's
+   * rate and kinds, sim_disk_lies.ts), if the configuration can lose its data (withinLossBound).
+   */
+  private maybeLie(node: SimNode): void {
+    if (this.healed || this.options.nemesis === false) return;
+    const kind = drawLie(this.lieRandom, this.diskLies);
+    if (kind === null) return;
+    const damaged = this.damagedMembers();
+    if (damaged.has(node.id) || !this.withinLossBound(new Set([...damaged, node.id]))) {
+      this.stats.diskLiesOverBound++;
+      return;
+    }
+    node.disk.forgetDamage();
+    const outcome = tellLie(node.disk, kind, this.lieRandom);
+    if (outcome === null) return;
+    this.stats.diskLies[kind]++;
+    this.mix(9, node.id, outcome.index);
+    this.debugLog(`${node.id} disk lies (${kind}): ${outcome.detail}`);
+  }
+
+  /** Members whose data is not whole: lost for good (a site, a wiped disk) or recovering. */
+  private damagedMembers(): Set<NodeId> {
+    const ids = this.ids().filter((id) => this.membership.isMember(id) && !this.membership.isRetired(id));
+    return new Set(ids.filter((id) => this.lost.has(id) || this.checker.isRecovering(id)));
+  }
+
+  /**
+   * The bound on lies: a quorum of every configuration must keep its data, or nothing can be
+   * safe. Without churn, floor((n - 1) / 2) of the n voters; with churn, 1 (voters stay between 3
+   * and 5, and the configuration in force may be about to change).
+   */
+  private withinLossBound(damaged: ReadonlySet<NodeId>): boolean {
+    const voters = this.membership.confInForce().voters.length;
+    const bound = this.membership.enabled ? 1 : Math.floor((voters - 1) / 2);
+    return damaged.size <= bound;
+  }
+
+  /** What a damaged member's disk held before its lie, while it has not caught up (checkers.ts damagedTermAt). */
+  private damagedView(id: NodeId): PersistedState | null {
+    const before = this.nodes.get(id)?.disk.stateBeforeDamage() ?? null;
+    if (before === null || !(this.checker.isRecovering(id) || this.lost.has(id))) return null;
+    return before;
+  }
+
+  private debugLog(line: string): void {
+    if (this.options.debug) console.log(`${this.nowMs.toFixed(1)} ${line}`);
   }
 
   // ------------------------------------------------------------ faults
@@ -423,6 +514,8 @@ export class Simulation {
   /** Loses a site for good: its node crashes and never restarts (at most one per random run). */
   loseSite(id: NodeId): void {
     if (this.lost.has(id) || (this.lost.size > 0 && this.options.nemesis !== false)) return;
+    // A member recovering after a disk lie is not whole: losing a site too may exceed the bound.
+    if (this.options.nemesis !== false && !this.withinLossBound(new Set([...this.damagedMembers(), id]))) return;
     this.lost.add(id);
     this.stats.siteLosses++;
     this.crash(id);
@@ -443,7 +536,7 @@ export class Simulation {
   /** A fresh member with an empty disk (a replacement); it learns the configuration from a leader. */
   addNode(id: NodeId, witness: boolean): SimNode {
     const node = this.makeNode(id, EMPTY_PERSISTED_STATE, witness);
-    node.start();
+    this.startNode(node);
     this.scheduleTick(id);
     return node;
   }
@@ -476,7 +569,13 @@ export class Simulation {
   private onWitnessTruncate(id: NodeId, marker: Snapshot): void {
     const conf = this.node(id).core?.status().confState;
     if (!conf) return;
-    this.witnessChecker.onTruncate(id, marker, conf, (m) => this.nodes.get(m)?.disk.load() ?? null);
+    this.witnessChecker.onTruncate(
+      id,
+      marker,
+      conf,
+      (m) => this.nodes.get(m)?.disk.load() ?? null,
+      (m) => this.damagedView(m),
+    );
   }
 
   partitionLinks(blocked: readonly string[]): void {
@@ -569,7 +668,7 @@ export class Simulation {
       startMember: (id, witness, random) => {
         const node = this.makeNode(id, freshState, witness, random);
         this.mix(7, id, 0);
-        node.start();
+        this.startNode(node);
         this.checker.checkNode(node);
         this.scheduleTick(id);
       },

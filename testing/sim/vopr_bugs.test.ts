@@ -13,7 +13,8 @@ import { SimDisk, SimulatedCrash, type CrashPointOp } from "./sim_disk.ts";
 import { SimNode } from "./sim_node.ts";
 import { SimStorage } from "./sim_storage.ts";
 import { BUG_NAMES, BUG_PRESET, type BugName } from "./swarm.ts";
-import { runSeed } from "./vopr.ts";
+import { FOCUSED_DISK_LIES } from "./sim_disk_lies.ts";
+import { runSeed, type RunOptions } from "./vopr.ts";
 
 /** Seeds within which each bug must be caught, starting from seed 1 (measured; see README). */
 export const BUG_CATCH_LIMITS: Readonly<Record<BugName, number>> = {
@@ -27,11 +28,21 @@ export const BUG_CATCH_LIMITS: Readonly<Record<BugName, number>> = {
   truncateWitnessAtCommit: 10,
   witnessMetadataOnlyLog: 20,
   skipJointConsensus: 10,
+  trustCorruptLog: 10,
+};
+
+/**
+ * Run options beside the bug's preset (README's bug table says which): trustCorruptLog under the
+ * focused disk lies (half the restarts lie), which reaches a lie in the first seeds; with the
+ * seed's drawn rates it is caught first at seed 3, after the costly seed 2 (README).
+ */
+export const BUG_RUN_OPTIONS: Readonly<Partial<Record<BugName, Partial<RunOptions>>>> = {
+  trustCorruptLog: { diskLieOverrides: FOCUSED_DISK_LIES },
 };
 
 export function firstCaughtSeed(bug: BugName, limit: number): { seed: number; check: string } | null {
   for (let seed = 1; seed <= limit; seed++) {
-    const r = runSeed({ seed, bug, preset: BUG_PRESET[bug] });
+    const r = runSeed({ seed, bug, preset: BUG_PRESET[bug], ...BUG_RUN_OPTIONS[bug] });
     const v = r.violations[0];
     if (v) return { seed, check: v.check };
   }

@@ -1,10 +1,13 @@
 // npm run sim -- --seeds N [--from S] | --seed S [--verbose] [--bug NAME] [--preset random|figure8|witness]
-//                [--time-budget-s T] [--fresh-members empty|bootstrap]
+//                [--time-budget-s T] [--fresh-members empty|bootstrap] [--disk-lies drawn|off|focused]
+//                [--ack-watermark N]
 // Runs simulator seeds, prints a summary, and for every failure the command that replays it.
 // npm run sim -- --lock ... runs the lock-service simulation instead (lock_cli.ts).
 
 import { BUG_NAMES, BUG_PRESET, SWARM_PRESETS, type BugName, type SwarmPreset } from "./swarm.ts";
-import { runSeed, type RunResult } from "./vopr.ts";
+import { runSeed, type RunResult, type RunStats } from "./vopr.ts";
+import { PRODUCTION_ACK_POLICY, type SimAckPolicy } from "./sim_ack_record.ts";
+import { DISK_LIE_KINDS, FOCUSED_DISK_LIES } from "./sim_disk_lies.ts";
 import { runLockCli } from "./lock_cli.ts";
 
 interface CliOptions {
@@ -17,6 +20,10 @@ interface CliOptions {
   preset: SwarmPreset | null;
   /** What members the churn adds start from (RunOptions.freshMembers; default empty). */
   freshMembers: "empty" | "bootstrap";
+  /** RunOptions.diskLies (default drawn); focused: drawn, with FOCUSED_DISK_LIES's rates. */
+  diskLies: "drawn" | "off" | "focused";
+  /** The ack record's watermark in entries (RunOptions.ackPolicy; null: the simulator's exact default). */
+  ackWatermark: number | null;
 }
 
 function parseArgs(argv: readonly string[]): CliOptions {
@@ -29,6 +36,8 @@ function parseArgs(argv: readonly string[]): CliOptions {
     timeBudgetS: Infinity,
     preset: null,
     freshMembers: "empty",
+    diskLies: "drawn",
+    ackWatermark: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -46,6 +55,12 @@ function parseArgs(argv: readonly string[]): CliOptions {
       const f = value();
       if (f !== "empty" && f !== "bootstrap") throw new Error("--fresh-members must be empty or bootstrap");
       o.freshMembers = f;
+    } else if (arg === "--disk-lies") {
+      const d = value();
+      if (d !== "drawn" && d !== "off" && d !== "focused") throw new Error("--disk-lies must be drawn, off or focused");
+      o.diskLies = d;
+    } else if (arg === "--ack-watermark") {
+      o.ackWatermark = positiveInt(value(), "--ack-watermark");
     } else if (arg === "--preset") {
       const p = value();
       if (!(p in SWARM_PRESETS)) throw new Error(`--preset must be one of ${Object.keys(SWARM_PRESETS).join(", ")}`);
@@ -65,9 +80,11 @@ function positiveInt(s: string, what: string): number {
   return n;
 }
 
-function replayCommand(r: RunResult, o: CliOptions, preset: SwarmPreset): string {
+function replayCommand(seed: number, o: CliOptions, preset: SwarmPreset): string {
   const fresh = o.freshMembers === "bootstrap" ? " --fresh-members bootstrap" : "";
-  return `npm run sim -- --seed ${r.seed}${o.bug ? ` --bug ${o.bug}` : ""} --preset ${preset}${fresh} --verbose`;
+  const lies = o.diskLies !== "drawn" ? ` --disk-lies ${o.diskLies}` : "";
+  const ack = o.ackWatermark !== null ? ` --ack-watermark ${o.ackWatermark}` : "";
+  return `npm run sim -- --seed ${seed}${o.bug ? ` --bug ${o.bug}` : ""} --preset ${preset}${fresh}${lies}${ack} --verbose`;
 }
 
 function printResult(r: RunResult, o: CliOptions, preset: SwarmPreset, verbose: boolean): void {
@@ -76,7 +93,25 @@ function printResult(r: RunResult, o: CliOptions, preset: SwarmPreset, verbose: 
     console.log(`  stats ${JSON.stringify(r.stats)}`);
   }
   for (const v of r.violations) console.log(`  violation ${v.check} at ${v.atMs.toFixed(1)}ms: ${v.detail}`);
-  if (!r.ok) console.log(`  replay: ${replayCommand(r, o, preset)}`);
+  if (!r.ok) console.log(`  replay: ${replayCommand(r.seed, o, preset)}`);
+}
+
+interface DiskTotals {
+  lies: RunStats["diskLies"];
+  overBound: number;
+  recoveriesStarted: number;
+  recoveriesCompleted: number;
+}
+
+function newDiskTotals(): DiskTotals {
+  return { lies: { corrupt: 0, lost: 0, misdirected: 0, wiped: 0 }, overBound: 0, recoveriesStarted: 0, recoveriesCompleted: 0 };
+}
+
+function addDiskTotals(t: DiskTotals, s: RunStats): void {
+  for (const k of DISK_LIE_KINDS) t.lies[k] += s.diskLies[k];
+  t.overBound += s.diskLiesOverBound;
+  t.recoveriesStarted += s.recoveriesStarted;
+  t.recoveriesCompleted += s.recoveriesCompleted;
 }
 
 function main(): void {
@@ -95,11 +130,34 @@ function main(): void {
   let failed = 0;
   let ran = 0;
   let events = 0;
+  const disk = newDiskTotals();
+  const ackPolicy: SimAckPolicy | undefined =
+    o.ackWatermark === null ? undefined : { ...PRODUCTION_ACK_POLICY, watermarkEntries: Math.max(1, o.ackWatermark) };
   for (const seed of seeds) {
     if ((performance.now() - startedMs) / 1000 > o.timeBudgetS) break;
-    const r = runSeed({ seed, bug: o.bug, preset, freshMembers: o.freshMembers });
+    let r: RunResult;
+    try {
+      r = runSeed({
+        seed,
+        bug: o.bug,
+        preset,
+        freshMembers: o.freshMembers,
+        diskLies: o.diskLies === "off" ? "off" : "drawn",
+        ...(o.diskLies === "focused" ? { diskLieOverrides: FOCUSED_DISK_LIES } : {}),
+        ...(ackPolicy ? { ackPolicy } : {}),
+      });
+    } catch (err) {
+      // A seed that throws (the event queue over its limit, a simulator error) is a failure of
+      // that seed, reported with its replay line; the run goes on with the next seed.
+      ran++;
+      failed++;
+      console.log(`SEED=${seed} THREW ${err instanceof Error ? err.message : String(err)}`);
+      console.log(`  replay: ${replayCommand(seed, o, preset)}`);
+      continue;
+    }
     ran++;
     events += r.stats.events;
+    addDiskTotals(disk, r.stats);
     if (!r.ok) failed++;
     printResult(r, o, preset, o.verbose || o.single !== null);
   }
@@ -107,6 +165,11 @@ function main(): void {
   console.log(
     `simulator: ${ran} seeds, ${failed} with violations, ${events} events, ` +
       `${seconds.toFixed(1)}s, ${(ran / seconds).toFixed(1)} seeds/s, preset=${preset}${o.bug ? `, bug=${o.bug}` : ""}`,
+  );
+  const lies = DISK_LIE_KINDS.map((k) => `${k} ${disk.lies[k]}`).join(", ");
+  console.log(
+    `disk lies: ${lies} (${disk.overBound} more drawn over the loss bound); ` +
+      `recoveries started ${disk.recoveriesStarted}, completed ${disk.recoveriesCompleted}`,
   );
   process.exitCode = failed > 0 ? 1 : 0;
 }

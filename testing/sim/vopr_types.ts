@@ -6,6 +6,7 @@ import type { Message } from "../../server/core/messages.ts";
 import type { NodeId } from "../../server/core/types.ts";
 import type { Violation } from "./checkers.ts";
 import type { CrashPointOp } from "./sim_disk.ts";
+import type { DiskLieKind } from "./sim_disk_lies.ts";
 import type { BugName } from "./swarm.ts";
 
 export type SimEvent =
@@ -45,6 +46,13 @@ export interface RunStats {
   witnessLeadMsMax: number;
   /** Metadata-only markers a retaining leader sent a witness instead of a snapshot (churn issue 4). */
   witnessMarkersSent: number;
+  /** The disk lies told at restarts (sim_disk_lies.ts), by kind. */
+  diskLies: Record<DiskLieKind, number>;
+  /** Lies drawn but not told: the configuration could not lose another member's data then. */
+  diskLiesOverBound: number;
+  /** Starts in recovery (RaftConfig.recovery), first ones per loss, and recoveries completed (checkers' oracle). */
+  recoveriesStarted: number;
+  recoveriesCompleted: number;
 }
 
 export interface RunResult {
@@ -79,6 +87,10 @@ export function newRunStats(): RunStats {
     witnessLeadTicksMax: 0,
     witnessLeadMsMax: 0,
     witnessMarkersSent: 0,
+    diskLies: { corrupt: 0, lost: 0, misdirected: 0, wiped: 0 },
+    diskLiesOverBound: 0,
+    recoveriesStarted: 0,
+    recoveriesCompleted: 0,
   };
 }
 

@@ -111,22 +111,40 @@ export class WitnessChecker {
    * current configuration holds that index durably (in its log with the marker's term, or under
    * its snapshot). Otherwise a later loss of the other site leaves that member unable to get the
    * entry from anyone (W3).
+   *
+   * `damagedOf`: for a member whose disk lied and that has not caught up since, what its disk held
+   * just before the lie: the acknowledgements the floor came from stood on it (as for
+   * commit-not-durable, checkers.ts damagedTermAt).
    */
-  onTruncate(witness: NodeId, marker: Snapshot, conf: ConfState, durableOf: (id: NodeId) => PersistedState | null): void {
+  onTruncate(
+    witness: NodeId,
+    marker: Snapshot,
+    conf: ConfState,
+    durableOf: (id: NodeId) => PersistedState | null,
+    damagedOf: (id: NodeId) => PersistedState | null = () => null,
+  ): void {
     const { index, term } = marker.metadata;
     this.stats.truncations++;
     this.stats.markerIndexMax = Math.max(this.stats.markerIndexMax, index);
     for (const id of allMembers(conf)) {
       if (this.isWitness(id)) continue;
       const d = durableOf(id);
+      if (holds(d, index, term)) continue;
+      const before = damagedOf(id);
+      if (before !== null && holds(before, index, term)) continue;
       const snapIndex = d?.snapshot?.metadata.index ?? 0;
-      if (d && snapIndex >= index) continue;
-      // Durable entries are contiguous, from their first (at or below the snapshot while retaining).
-      const first = (d?.logStart?.index ?? snapIndex) + 1;
-      const e = d?.entries[index - first];
-      if (e && e.term === term) continue;
       const has = d ? `snapshot ${snapIndex}, last ${d.entries[d.entries.length - 1]?.index ?? snapIndex}` : "no disk";
       this.fail("IW1-truncated-not-durable", `witness ${witness} truncated up to ${term}/${index}, not durable on ${id} (${has})`);
     }
   }
+}
+
+/** Whether a durable state holds `index` with `term` (in its log) or under its snapshot. */
+function holds(d: PersistedState | null, index: number, term: number): boolean {
+  if (d === null) return false;
+  const snapIndex = d.snapshot?.metadata.index ?? 0;
+  if (snapIndex >= index) return true;
+  // Durable entries are contiguous, from their first (at or below the snapshot while retaining).
+  const first = (d.logStart?.index ?? snapIndex) + 1;
+  return d.entries[index - first]?.term === term;
 }
