@@ -79,6 +79,7 @@ async function start(config: ServerConfig): Promise<Running> {
           },
           log: (fields) => log({ component: "metrics", ...fields }),
         });
+  metrics?.tls(tls.material);
   const peers = config.members.filter((m) => m.id !== config.id).map((m) => ({ id: m.id, address: m.peerAddress }));
   // Identity, admission, message checks and the term guard read the node, which needs the
   // transport first: bound below, once the node exists (server/transport/member_peer_options.ts).

@@ -16,6 +16,7 @@ import { registerRaftMetrics, type RaftStatusView } from "./raft_metrics.ts";
 import { createRegistry, type MetricsRegistry } from "./registry.ts";
 import { RequestMetrics } from "./request_metrics.ts";
 import { MeteredStorage } from "./storage_metrics.ts";
+import { type TlsCertificateSource, TlsMetrics } from "./tls_metrics.ts";
 
 export interface MemberMetricsOptions {
   readonly electionTimeoutMs: number;
@@ -37,11 +38,18 @@ export class MemberMetrics {
   readonly requests: RequestMetrics;
   private leadership: LeadershipMetrics | null = null;
   private readonly clock: ClockRateCheck;
+  private readonly certificates: TlsMetrics;
 
   constructor(private readonly options: MemberMetricsOptions) {
     this.registry = createRegistry({ processMetrics: options.processMetrics ?? true });
     this.requests = new RequestMetrics(this.registry);
     this.clock = new ClockRateCheck(this.registry, { clocks: options.clocks, rho: options.rho, log: options.log });
+    this.certificates = new TlsMetrics(this.registry);
+  }
+
+  /** The TLS material in force (server/tls MemberTls.material; null with --insecure): certificate expiry. */
+  tls(source: TlsCertificateSource | null): void {
+    this.certificates.bind(source);
   }
 
   storage(inner: RaftStorage, recoveredAtStart: boolean): RaftStorage {
