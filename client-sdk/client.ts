@@ -20,6 +20,36 @@ import type { CallOptions } from "./signals.ts";
 import { SYSTEM_TIMERS, type Timers } from "./timers.ts";
 import { GrpcWire, Transport, type TlsOptions, type Wire } from "./transport.ts";
 
+/**
+ * A lock's state: "free"; "held" (holderLeaseId and token say by whom); "delayed" (its holder's
+ * lease expired and the lock-delay keeps it from being granted yet: the old holder may still be
+ * finishing a write that a guard will refuse).
+ */
+export type LockState = "free" | "held" | "delayed";
+
+export interface LockStatus {
+  readonly state: LockState;
+  /** 0 when free. */
+  readonly holderLeaseId: number;
+  /** The holder's fencing token; 0 when free. */
+  readonly token: number;
+  /** The queued acquirers' leases, first in line first. */
+  readonly waiterLeaseIds: number[];
+}
+
+const LOCK_STATES: Readonly<Record<string, LockState>> = {
+  MUTEX_STATE_FREE: "free",
+  MUTEX_STATE_HELD: "held",
+  MUTEX_STATE_DELAYED: "delayed",
+};
+
+/** The wire's MutexState name as a LockState; a value this SDK does not know is an error, not a guess. */
+export function lockStateOf(wire: unknown): LockState {
+  const state = LOCK_STATES[String(wire)];
+  if (state === undefined) throw new TenureError("INTERNAL", `the server answered lock state ${String(wire)}, unknown to this SDK version`);
+  return state;
+}
+
 export interface TenureClientOptions {
   /** Client-API addresses ("host:port") of the members; the leader is discovered. */
   readonly endpoints: readonly string[];
@@ -102,7 +132,10 @@ export class TenureClient {
   readonly #leaseHost: LeaseHost;
   readonly #leaseStartAfterReply: boolean;
 
-  constructor(options: TenureClientOptions, /** @internal */ runtime: ClientRuntime = {}) {
+  constructor(options: TenureClientOptions);
+  /** @internal The deterministic lock simulation's environment (ClientRuntime). */
+  constructor(options: TenureClientOptions, runtime: ClientRuntime);
+  constructor(options: TenureClientOptions, runtime: ClientRuntime = {}) {
     const clientId = options.clientId ?? `tenure-${randomBytes(8).toString("hex")}`;
     if (!CLIENT_ID_RE.test(clientId)) throw new TenureError("INVALID_ARGUMENT", "clientId must be 1..100 visible ASCII characters");
     const rho = options.rho ?? 0.01;
@@ -201,14 +234,11 @@ export class TenureClient {
   }
 
   /** Linearizable read of a lock's holder and waiters. */
-  async lockStatus(
-    name: string,
-    opts: CallOptions = {},
-  ): Promise<{ state: string; holderLeaseId: number; token: number; waiterLeaseIds: number[] }> {
+  async lockStatus(name: string, opts: CallOptions = {}): Promise<LockStatus> {
     const res = await this.rpc.read("Lock", "Status", { name }, opts);
     const holder = (res["holder"] ?? null) as Record<string, unknown> | null;
     return {
-      state: String(res["state"] ?? ""),
+      state: lockStateOf(res["state"]),
       holderLeaseId: holder ? safeInt(holder["leaseId"], "leaseId") : 0,
       token: holder ? safeInt(holder["token"], "token") : 0,
       waiterLeaseIds: ((res["waiterLeaseIds"] ?? []) as unknown[]).map((x) => safeInt(x, "leaseId")),

@@ -1,6 +1,6 @@
 // Public surface of the Tenure client SDK. Everything else in client-sdk/ is internal.
 
-export { TenureClient, type TenureClientOptions, type GrantLeaseOptions } from "./client.ts";
+export { TenureClient, type TenureClientOptions, type GrantLeaseOptions, type LockState, type LockStatus } from "./client.ts";
 export { TenureError, ERROR_CODES, type TenureErrorCode } from "./errors.ts";
 export { Lease, type LeaseState, type LeaseEvent } from "./lease.ts";
 export { Lock, type LockOptions, type LockScope } from "./lock.ts";

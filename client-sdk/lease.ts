@@ -105,7 +105,7 @@ export class Lease {
     await this.revoke();
   }
 
-  /** A renewal sent at t0Ms was applied (keepalive loop). */
+  /** @internal A renewal sent at t0Ms was applied (keepalive loop). */
   renewed(t0Ms: number, ttlMs: number, serverRho: number): void {
     if (this.ended) return;
     this.#lastRenewT0 = Math.max(this.#lastRenewT0, t0Ms);
@@ -122,12 +122,12 @@ export class Lease {
     this.arm();
   }
 
-  /** The server answered LEASE_EXPIRED or LEASE_NOT_FOUND for this lease. */
+  /** @internal The server answered LEASE_EXPIRED or LEASE_NOT_FOUND for this lease. */
   failed(error: TenureError): void {
     if (!this.ended) this.end("lost", error);
   }
 
-  /** The client closed: stop everything without revoking (the server expires it). */
+  /** @internal The client closed: stop everything without revoking (the server expires it). */
   abandon(error: TenureError): void {
     if (!this.ended) this.end("lost", error);
   }

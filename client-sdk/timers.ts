@@ -2,7 +2,7 @@
 // deadline and grace period, a keepalive request's timeout, a call's deadline, a retry's backoff.
 // Production uses the global timers (SYSTEM_TIMERS); the deterministic lock simulation
 // (testing/sim/sdk_client.ts) passes timers on its simulated clock, so the SDK's own lease code
-// runs on simulated time. Internal: TenureClient takes it through its @internal runtime argument.
+// runs on simulated time. Internal: TenureClient takes it through its internal runtime argument.
 
 /** Opaque: whatever setTimeout returned, handed back to clearTimeout. */
 export type TimerHandle = unknown;

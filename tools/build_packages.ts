@@ -43,6 +43,9 @@ export function buildClientPackage(): string {
     compilerOptions: {
       noEmit: false,
       declaration: true,
+      // Members marked @internal (client.rpc, client.transport, Lease.renewed, ...) are left out
+      // of the types: only the documented surface is visible to a user's code.
+      stripInternal: true,
       sourceMap: true,
       inlineSources: true,
       rewriteRelativeImportExtensions: true,

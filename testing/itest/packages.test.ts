@@ -8,11 +8,14 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { buildClientPackage, packClientPackage } from "../../tools/build_packages.ts";
 import { ProcessCluster } from "./process_cluster.ts";
+
+const repoRoot = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 
 const run = promisify(execFile);
 
@@ -48,6 +51,20 @@ try {
   client.close();
 }
 process.stdout.write(JSON.stringify(out) + "\\n");
+`;
+
+/** A user's TypeScript against the package's declarations (compiled, never run). */
+const TYPED_PROGRAM = `import { TenureClient, TenureError, type LockState, type LockStatus } from "@tenure/client";
+import { MemoryGuard } from "@tenure/client/guard";
+const client = new TenureClient({ endpoints: ["127.0.0.1:7001"], leaderHints: "listed", insecure: true });
+const status: LockStatus = await client.lockStatus("x", { timeoutMs: 1000 });
+const state: LockState = status.state;
+await client.withLock("n", async ({ token, signal }) => { void token; void signal; });
+await client.election("e").run("v", async (l) => { void l.token; void l.signal; }, { ttlMs: 5000 });
+const latch = client.election("e").latch("v");
+const leading: boolean = latch.isLeader();
+void [state, leading, new MemoryGuard(new Map<string, string>()), TenureError];
+client.close();
 `;
 
 describe("@tenure/client packed, installed and run with plain node", { timeout: 180_000 }, () => {
@@ -100,5 +117,36 @@ describe("@tenure/client packed, installed and run with plain node", { timeout: 
     assert.ok(result.leadershipToken > second, "the election's token is above the lock's: one counter");
     assert.equal(result.staleRefused, true, "the guard accepted a stale token");
     assert.equal(result.errorClass, true);
+
+    // The types: a user's strict TypeScript compiles against the installed declarations
+    // (skipLibCheck off, so a broken .d.ts fails), and the internals are not visible.
+    const tsc = join(repoRoot, "node_modules/typescript/bin/tsc");
+    writeFileSync(
+      join(project, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true,
+          module: "nodenext",
+          moduleResolution: "nodenext",
+          target: "es2022",
+          noEmit: true,
+          skipLibCheck: false,
+          types: ["node"],
+          typeRoots: [join(repoRoot, "node_modules/@types")],
+        },
+        files: ["typed.ts"],
+      }),
+    );
+    writeFileSync(join(project, "typed.ts"), TYPED_PROGRAM);
+    await run(process.execPath, [tsc, "-p", "tsconfig.json"], { cwd: project, timeout: 60_000 }).catch((e: { stdout?: string }) =>
+      assert.fail(`the documented surface does not type-check:\n${e.stdout ?? String(e)}`),
+    );
+    writeFileSync(join(project, "typed.ts"), `${TYPED_PROGRAM}\nvoid client.rpc;\nvoid client.transport;\n`);
+    const internals = await run(process.execPath, [tsc, "-p", "tsconfig.json"], { cwd: project, timeout: 60_000 }).then(
+      () => "",
+      (e: { stdout?: string }) => e.stdout ?? "",
+    );
+    assert.match(internals, /Property 'rpc' does not exist on type 'TenureClient'/);
+    assert.match(internals, /Property 'transport' does not exist on type 'TenureClient'/);
   });
 });
