@@ -112,6 +112,10 @@ export class MeteredNode implements NodeApi {
     return this.inner.subscribe(listener, onRestored);
   }
 
+  stateMachine(): LockStateMachine | undefined {
+    return this.inner.stateMachine?.();
+  }
+
   status(): NodeStatus {
     return this.inner.status();
   }

@@ -90,4 +90,6 @@ export interface NodeApi {
   changeMembership(change: ConfChange, precondition?: MembershipPrecondition): Promise<AdminOutcome>;
   /** Client-API address of every member (for leader hints and the Members call). */
   memberAddresses(): ReadonlyMap<NodeId, string>;
+  /** This member's state machine now: local, not linearizable (Cluster.Status shows its freeze). */
+  stateMachine?(): LockStateMachine | undefined;
 }
