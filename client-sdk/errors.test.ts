@@ -37,6 +37,11 @@ describe("TenureError.from", () => {
     assert.deepEqual([nh.code, nh.currentToken], ["NOT_HOLDER", 7]);
   });
 
+  it("decodes FROZEN (tenurectl freeze): its own code, FAILED_PRECONDITION, not retryable", () => {
+    const e = TenureError.from(serviceError(grpc.status.FAILED_PRECONDITION, "FROZEN"));
+    assert.deepEqual([e.code, e.reason, e.grpcCode, e.retryable], ["FROZEN", "FROZEN", grpc.status.FAILED_PRECONDITION, false]);
+  });
+
   it("maps reasons onto codes: OUTCOME_UNKNOWN retryable, TIMEOUT -> DEADLINE_EXCEEDED, LIMIT_EXCEEDED -> RESOURCE_EXHAUSTED, IS_WITNESS -> NOT_LEADER", () => {
     const table: [grpc.status, ErrorReason, string, boolean][] = [
       [grpc.status.UNAVAILABLE, "OUTCOME_UNKNOWN", "OUTCOME_UNKNOWN", true],

@@ -32,6 +32,8 @@ export const ERROR_CODES = [
   "SESSION_EXPIRED",
   "WAIT_CANCELLED",
   "REFUSED",
+  /** An admin froze the cluster (tenurectl freeze): no new grants until thaw; not retried. */
+  "FROZEN",
   // SDK-side
   "LEASE_LOST",
   "CLOSED",

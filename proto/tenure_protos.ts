@@ -77,6 +77,7 @@ export const ERROR_REASONS = [
   "IS_WITNESS",
   "UNAUTHENTICATED",
   "PERMISSION_DENIED",
+  "FROZEN",
 ] as const;
 
 export type ErrorReason = (typeof ERROR_REASONS)[number];

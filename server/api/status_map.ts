@@ -44,6 +44,8 @@ export const REASON_STATUS: Readonly<Record<ErrorReason, grpc.status>> = {
   IS_WITNESS: Status.UNAVAILABLE,
   UNAUTHENTICATED: Status.UNAUTHENTICATED,
   PERMISSION_DENIED: Status.PERMISSION_DENIED,
+  // Cluster.Freeze: no new grants until Thaw (renewals, releases and reads are served).
+  FROZEN: Status.FAILED_PRECONDITION,
 };
 
 /** State machine error codes are a subset of the wire reasons, with the same names. */
@@ -59,6 +61,7 @@ const CODE_REASON: Readonly<Record<ErrorCode, ErrorReason>> = {
   PERMISSION_DENIED: "PERMISSION_DENIED",
   // The handler draws another lease id and retries (lease_service.ts); seen only if it gives up.
   LEASE_ID_TAKEN: "INTERNAL",
+  FROZEN: "FROZEN",
 };
 
 export class ApiError extends Error {

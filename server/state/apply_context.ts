@@ -15,4 +15,9 @@ export interface ApplyContext {
   leaseLive(leaseId: number): boolean;
   /** The identity owning a lease ("" if none: only the grantWithoutLeaseCheck bug grants those). */
   leaseOwner(leaseId: number): string;
+  /**
+   * True while the cluster is frozen (Freeze): a name freed meanwhile keeps its waiters queued
+   * instead of granting the next one (LockTable parks it until Thaw). Absent: never frozen.
+   */
+  grantsFrozen?(): boolean;
 }

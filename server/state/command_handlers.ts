@@ -10,6 +10,12 @@
 // A LIMIT_EXCEEDED message names the limit and its value ("lease table is full: leasesMax =
 // 100000"). No stored message repeats a name, value or client id (ERROR_MESSAGE_BYTES_MAX): the
 // session table keeps it for retries, once per client.
+//
+// Freeze (an admin's read-only switch): while frozen, LeaseGrant, a LockAcquire or
+// ElectionCampaign that asks for anything new (the lease neither holds nor waits for the name),
+// are FROZEN, recorded in the session like any refusal. Renewals, releases, revokes, resigns,
+// proclaims (a value, not who leads), wait cancels and reads are served; a name freed meanwhile
+// keeps its waiters queued (LockTable PARKED) and Thaw grants them, with new tokens.
 
 import { assert, assertNever } from "../core/assert.ts";
 import type { ApplyContext } from "./apply_context.ts";
@@ -18,7 +24,7 @@ import type { ClientCommand, LeaseGrant, LeaseKeepAlive, SystemCommand } from ".
 import type { ElectionTable } from "./election_table.ts";
 import type { IdAllocator } from "./id_allocator.ts";
 import { sessionOf, type LeaseRecord, type LeaseTable } from "./lease_table.ts";
-import { utf8ByteLength, type StateConfig, type StateLimits } from "./limits.ts";
+import { FREEZE_REASON_BYTES_MAX, utf8ByteLength, type StateConfig, type StateLimits } from "./limits.ts";
 import type { AcquireOutcome, LockTable } from "./lock_table.ts";
 import { errorResult, okResult, type CommandError, type CommandResult, type KeepAliveFailure, type ValidUntil } from "./results.ts";
 import type { SessionTable } from "./session_table.ts";
@@ -36,12 +42,25 @@ export interface MachineTables {
   nowMs: number;
   /** Term of the last LeaderTimersRestart; timer commands of other terms do nothing. */
   timersTerm: number;
+  /** Set by Freeze, cleared by Thaw: no new grants meanwhile. */
+  frozen: FrozenState | null;
 }
+
+/** The cluster's freeze: why, who (the admin identity, "" in the open mode) and since when (leader time). */
+export interface FrozenState {
+  readonly reason: string;
+  readonly by: string;
+  readonly sinceMs: number;
+}
+
+/** The stored refusal (ERROR_MESSAGE_BYTES_MAX: no reason or identity; the api adds them). */
+export const FROZEN_MESSAGE = "the cluster is frozen: no new grants; renewals, releases and reads are served";
 
 export function applyClientCommand(s: MachineTables, ctx: ApplyContext, command: ClientCommand): CommandResult {
   const caller = callerOf(command);
   switch (command.kind) {
     case "LeaseGrant":
+      if (s.frozen !== null) return errorResult("FROZEN", FROZEN_MESSAGE);
       return leaseGrant(s, ctx, command, caller);
     case "LeaseKeepAlive":
       return leaseKeepAlive(s, ctx, command, caller);
@@ -91,6 +110,24 @@ export function applyClientCommand(s: MachineTables, ctx: ApplyContext, command:
         if (denied !== null) return denied;
       }
       return okResult({ kind: "WaitCancel", cancelled: table.cancelWait(command.name, command.leaseId) });
+    }
+    case "Freeze": {
+      if (!caller.admin) return errorResult("PERMISSION_DENIED", "Freeze needs admin");
+      if (utf8ByteLength(command.reason) > FREEZE_REASON_BYTES_MAX) {
+        return errorResult("INVALID_ARGUMENT", `reason longer than ${FREEZE_REASON_BYTES_MAX} bytes`);
+      }
+      // Frozen already: nothing changes (the first reason, identity and time stay).
+      if (s.frozen !== null) return okResult({ kind: "Freeze", alreadyFrozen: true });
+      s.frozen = { reason: command.reason, by: caller.identity, sinceMs: ctx.nowMs };
+      return okResult({ kind: "Freeze", alreadyFrozen: false });
+    }
+    case "Thaw": {
+      if (!caller.admin) return errorResult("PERMISSION_DENIED", "Thaw needs admin");
+      if (s.frozen === null) return okResult({ kind: "Thaw", alreadyThawed: true, granted: 0 });
+      s.frozen = null;
+      // Locks first, then elections: every replica hands on in the same order.
+      const granted = s.locks.thaw(ctx) + s.elections.table.thaw(ctx);
+      return okResult({ kind: "Thaw", alreadyThawed: false, granted });
     }
     default:
       return assertNever(command, "client command");
@@ -260,6 +297,9 @@ function acquire(
   const lease =
     s.config.bugs?.grantWithoutLeaseCheck === true ? leaseIgnoringLiveness(s, ctx, command.leaseId) : liveLease(s, ctx, command.leaseId);
   if ("code" in lease) return lease;
+  // A lease that holds or waits already gets that answer (a retry, a blocking call's re-check).
+  const table = isLock ? s.locks : s.elections.table;
+  if (s.frozen !== null && !table.holdsOrWaits(command.name, command.leaseId)) return errorResult("FROZEN", FROZEN_MESSAGE);
   const limits = s.config.limits;
   const request = {
     name: command.name,

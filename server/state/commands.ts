@@ -13,6 +13,8 @@
 // at random by the leader). Version 1 entries (logs written before) still decode, as the anonymous
 // caller with sequential lease ids; a v1 entry with a v2 field is refused. A member of the older
 // code refuses v2 entries, so upgrade every member together (README, Authentication).
+// Freeze and Thaw are new kinds of version 2 (no new field): a member of the older code answers
+// them "unknown command kind" and does not freeze, so upgrade every member before using them.
 
 import { COMMAND_BYTES_MAX } from "./limits.ts";
 
@@ -84,6 +86,20 @@ export interface WaitCancel extends SessionFields {
   readonly leaseId: number;
 }
 
+/**
+ * The cluster-wide read-only switch (issue 15, tenurectl freeze): while frozen no new lease,
+ * lock or leadership is granted; renewals, releases, revokes, resigns and reads are served.
+ * Admin only; its caller's identity is who froze it. Its reason is at most FREEZE_REASON_BYTES_MAX.
+ */
+export interface Freeze extends SessionFields {
+  readonly kind: "Freeze";
+  readonly reason: string;
+}
+/** Ends a freeze: the waiters of every lock and election left free meanwhile are granted. Admin only. */
+export interface Thaw extends SessionFields {
+  readonly kind: "Thaw";
+}
+
 /** Applies only if the lease's renewSeq is unchanged and its deadline has passed. */
 export interface LeaseExpire {
   readonly kind: "LeaseExpire";
@@ -119,7 +135,9 @@ export type ClientCommand =
   | ElectionCampaign
   | ElectionProclaim
   | ElectionResign
-  | WaitCancel;
+  | WaitCancel
+  | Freeze
+  | Thaw;
 export type SystemCommand = LeaseExpire | LockDelayEnd | LeaderTimersRestart | RestoreEpochBump | Noop;
 export type Command = ClientCommand | SystemCommand;
 export type CommandKind = Command["kind"];
@@ -156,6 +174,8 @@ const SCHEMAS: Readonly<Record<CommandKind, Schema>> = {
   ElectionProclaim: { session: true, fields: { name: "string", token: "uint", value: "string" } },
   ElectionResign: { session: true, fields: { name: "string", token: "uint" } },
   WaitCancel: { session: true, fields: { table: "table", name: "string", leaseId: "uint" } },
+  Freeze: { session: true, fields: { reason: "string" } },
+  Thaw: { session: true, fields: {} },
   LeaseExpire: { session: false, fields: { leaseId: "uint", renewSeq: "uint" } },
   LockDelayEnd: { session: false, fields: { table: "table", name: "string", delayId: "uint" } },
   LeaderTimersRestart: { session: false, fields: {} },

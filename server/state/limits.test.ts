@@ -9,6 +9,7 @@ import { Driver } from "../../testing/kits/state_test_kit.ts";
 import { IDENTITY_BYTES_MAX } from "./caller.ts";
 import { encodeCommand, type ClientCommand } from "./commands.ts";
 import {
+  FREEZE_REASON_BYTES_MAX,
   COMMAND_BYTES_MAX,
   DEFAULT_STATE_LIMITS,
   ERROR_MESSAGE_BYTES_MAX,
@@ -62,7 +63,9 @@ describe("state limits: bytes at the maxima", () => {
 
   it("every record bound holds against encodeImage, and the lease bound is tight", () => {
     const b = stateImageBytesAtMaxima(L);
-    assert.equal(b.fixedBytes, encodeImage(empty).length);
+    // The widest freeze: a reason of control characters (6 JSON bytes each) and a full identity.
+    const frozen = { reason: "\u0001".repeat(FREEZE_REASON_BYTES_MAX), by: identity, sinceMs: WIDEST };
+    assert.equal(b.fixedBytes, encodeImage({ ...empty, frozen }).length);
     const lease = {
       leaseId: WIDEST,
       clientId,

@@ -226,6 +226,8 @@ const RHO_JSON_BYTES_MAX = 24;
  * sessionsMax sessions would be up to 50 MiB of the snapshot). SessionTable.record asserts it.
  */
 export const ERROR_MESSAGE_BYTES_MAX = 128;
+/** A Freeze's reason (kept in the state and the snapshot, shown by Cluster.Status). */
+export const FREEZE_REASON_BYTES_MAX = 256;
 /** Array separator (",") per element. */
 const SEPARATOR_BYTES = 1;
 
@@ -288,6 +290,8 @@ export function resultBytesMax(limits: StateLimits): number {
     { kind: "ElectionProclaim", token: WIDEST },
     { kind: "ElectionResign", resigned: false },
     { kind: "WaitCancel", cancelled: false },
+    { kind: "Freeze", alreadyFrozen: false },
+    { kind: "Thaw", alreadyThawed: false, granted: WIDEST },
   ];
   const okBytes = Math.max(...bodies.map((body) => jsonBytes({ ok: true, ...body }) + ("validUntil" in body ? extraBytes : 0)));
   // PERMISSION_DENIED is the longest stored ErrorCode (LEASE_ID_TAKEN is never stored).
@@ -320,6 +324,8 @@ export function stateImageBytesAtMaxima(limits: StateLimits): StateImageBytes {
     elections: [],
     sessions: [],
     idle: [],
+    // A freeze's reason and identity are counted in fixedBytes below.
+    frozen: { reason: "", by: "", sinceMs: WIDEST },
   };
   const lease: LeaseRecord = {
     leaseId: WIDEST,
@@ -341,7 +347,7 @@ export function stateImageBytesAtMaxima(limits: StateLimits): StateImageBytes {
   const session: SessionRecord = { clientId: "", lastSeq: WIDEST, lastActiveMs: WIDEST, digest, result: { ok: true, kind: "Noop" } };
   const idle: IdleEntry = { clientId: "", dropAtMs: WIDEST };
   const sizes = {
-    fixedBytes: encodeImage(empty).length,
+    fixedBytes: encodeImage(empty).length + jsonStringBytesMax(FREEZE_REASON_BYTES_MAX, "any") + IDENTITY_BYTES_MAX,
     leaseRecordBytesMax: jsonBytes(lease) + clientId + IDENTITY_BYTES_MAX + SEPARATOR_BYTES,
     nameRecordBytesMax: Math.max(jsonBytes(held), jsonBytes(delayed)) + name + SEPARATOR_BYTES,
     waiterBytesMax: jsonBytes(waiter) + SEPARATOR_BYTES,

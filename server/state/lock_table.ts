@@ -4,6 +4,9 @@
 // States:  FREE    no record (a record is deleted when it has no holder, no delay, no waiters)
 //          HELD    holder set; waiters queue behind it
 //          DELAYED holder's lease EXPIRED; nobody gets it until LockDelayEnd(name, delayId)
+//          PARKED  only while the cluster is frozen (ctx.grantsFrozen): freed (release, revoke,
+//                  resign, delay end) with waiters, who stay queued with nobody holding it;
+//                  thaw() hands each on (status() reports it FREE with its waiters)
 // An explicit release (or revoke, or resign) hands it to the next waiter at once; only an expiry
 // delays it (Chubby's lock-delay). Every grant takes the next cluster-wide token; a lease that
 // acquires a lock it already holds gets its existing grant back (no new token).
@@ -91,6 +94,8 @@ export class LockTable {
   /** Names where a lease holds or waits, in the order it joined them. Rebuilt on restore. */
   private readonly namesByLease = new Map<number, Set<string>>();
   private readonly delayed = new Set<string>();
+  /** PARKED names: no holder, no delay, waiters (only while frozen). */
+  private readonly parked = new Set<string>();
   private waiterCount = 0;
   private valueBytes = 0;
 
@@ -99,7 +104,7 @@ export class LockTable {
   static restore(table: TableKind, records: readonly MutexRecord[]): LockTable {
     const out = new LockTable(table);
     for (const r of records) {
-      assert(r.holder !== null || r.delay !== null, `restored record ${r.name} is FREE`);
+      assert(r.holder !== null || r.delay !== null || r.waiters.length > 0, `restored record ${r.name} is FREE`);
       assert(r.holder === null || r.delay === null, `restored record ${r.name} held and delayed`);
       assert(!out.records.has(r.name), `restored record ${r.name} twice`);
       const copy: MutexRecord = { name: r.name, holder: null, waiters: [], delay: r.delay };
@@ -107,6 +112,7 @@ export class LockTable {
       if (r.holder !== null) out.setHolder(copy, r.holder);
       for (const w of r.waiters) out.addWaiter(copy, w);
       if (copy.delay !== null) out.delayed.add(r.name);
+      if (r.holder === null && r.delay === null) out.parked.add(r.name);
     }
     return out;
   }
@@ -119,9 +125,38 @@ export class LockTable {
     return { waiters: this.waiterCount, valueBytes: this.valueBytes };
   }
 
-  /** Names held now, O(1) (metrics): a record is either held or in lock-delay, never FREE. */
+  /** Names held now, O(1) (metrics): a record is held, in lock-delay or parked, never FREE. */
   heldCount(): number {
-    return this.records.size - this.delayed.size;
+    return this.records.size - this.delayed.size - this.parked.size;
+  }
+
+  /** Names parked (freed while frozen, waiters queued), O(1). */
+  parkedCount(): number {
+    return this.parked.size;
+  }
+
+  /** Whether `leaseId` holds `name` or waits for it (an acquire that asks for nothing new). */
+  holdsOrWaits(name: string, leaseId: number): boolean {
+    const record = this.records.get(name);
+    if (record === undefined) return false;
+    return record.holder?.leaseId === leaseId || record.waiters.some((w) => w.leaseId === leaseId);
+  }
+
+  /**
+   * The freeze ended (Thaw; ctx.grantsFrozen now false): every parked name is handed to its first
+   * live waiter with a new token, in name order (a restored replica agrees). Returns the grants.
+   */
+  thaw(ctx: ApplyContext): number {
+    assert(ctx.grantsFrozen?.() !== true, "thaw while frozen");
+    let granted = 0;
+    for (const name of [...this.parked].sort()) {
+      const record = this.records.get(name);
+      assert(record !== undefined && record.holder === null && record.delay === null, `parked index stale for ${name}`);
+      this.parked.delete(name);
+      this.handOff(ctx, record);
+      if (record.holder !== null) granted += 1;
+    }
+    return granted;
   }
 
   /** Names in lock-delay now, O(1) (metrics). */
@@ -147,7 +182,7 @@ export class LockTable {
     if (record.holder?.leaseId === req.leaseId) return { kind: "granted", holder: record.holder };
     const queuedAt = record.waiters.findIndex((w) => w.leaseId === req.leaseId);
     if (queuedAt >= 0) return { kind: "queued", position: queuedAt + 1 };
-    assert(record.holder !== null || record.delay !== null, `record ${req.name} FREE but present`);
+    assert(record.holder !== null || record.delay !== null || this.parked.has(req.name), `record ${req.name} FREE but present`);
     if (!req.wait) return { kind: "held" };
     if (record.waiters.length >= req.waitersMax) return { kind: "waitersFull" };
     if (!req.canQueue) return { kind: "waitersTotalFull" };
@@ -188,6 +223,7 @@ export class LockTable {
     const at = record.waiters.findIndex((w) => w.leaseId === leaseId);
     if (at < 0) return false;
     this.takeWaiter(record, at);
+    this.dropIfParkedEmpty(record);
     return true;
   }
 
@@ -206,6 +242,7 @@ export class LockTable {
       assert(record !== undefined, `lease index names missing record ${name}`);
       const at = record.waiters.findIndex((w) => w.leaseId === options.leaseId);
       if (at >= 0) this.takeWaiter(record, at);
+      if (this.dropIfParkedEmpty(record)) continue;
       if (record.holder?.leaseId !== options.leaseId) continue;
       this.setHolder(record, null);
       if (options.expired && options.lockDelayMs > 0) {
@@ -287,8 +324,24 @@ export class LockTable {
     return holder;
   }
 
-  /** Next waiter (FIFO) gets it with a new token; with no waiters the record goes (FREE). */
+  /** A parked name whose last waiter left is FREE: its record goes ("freed" was told at parking). */
+  private dropIfParkedEmpty(record: MutexRecord): boolean {
+    if (!this.parked.has(record.name) || record.waiters.length > 0) return false;
+    this.parked.delete(record.name);
+    this.records.delete(record.name);
+    return true;
+  }
+
+  /**
+   * Next waiter (FIFO) gets it with a new token; with no waiters the record goes (FREE). While
+   * frozen a name with waiters is parked instead: they stay queued until thaw().
+   */
   private handOff(ctx: ApplyContext, record: MutexRecord): void {
+    if (ctx.grantsFrozen?.() === true && record.waiters.length > 0) {
+      this.parked.add(record.name);
+      ctx.events.push({ kind: "freed", table: this.table, name: record.name });
+      return;
+    }
     while (record.waiters.length > 0) {
       const next = this.takeWaiter(record, 0);
       // A waiter whose lease is past its deadline (its expiry not yet committed) is passed over:

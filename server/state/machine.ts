@@ -15,7 +15,7 @@
 import { assert } from "../core/assert.ts";
 import type { ApplyContext } from "./apply_context.ts";
 import { callerOf, isIdentity, sessionKey } from "./caller.ts";
-import { applyClientCommand, applySystemCommand, type MachineTables } from "./command_handlers.ts";
+import { applyClientCommand, applySystemCommand, type FrozenState, type MachineTables } from "./command_handlers.ts";
 import { decodeCommand, isClientCommand, type ClientCommand, type SystemCommand } from "./commands.ts";
 import { ElectionTable, type ElectionLeader } from "./election_table.ts";
 import { fnv1a64Hex } from "./hash.ts";
@@ -63,6 +63,8 @@ export interface MachineUsage {
   readonly electionWaiters: number;
   /** Exactly-once sessions kept (one per client identity and id, bounded by sessionsMax). */
   readonly sessions: number;
+  /** The cluster is frozen (Freeze): no new grants until Thaw. */
+  readonly frozen: boolean;
 }
 
 /** Timer commands proposed per timers() call, at most (the rest come next tick). */
@@ -84,12 +86,15 @@ export class LockStateMachine {
       appliedIndex: image?.appliedIndex ?? 0,
       nowMs: image?.nowMs ?? 0,
       timersTerm: image?.timersTerm ?? 0,
+      frozen: image?.frozen ?? null,
     };
     if (image !== undefined) this.assertRestoredInvariants();
   }
 
   /** Every holder and waiter names a lease that exists (pair assertion on restore). */
   private assertRestoredInvariants(): void {
+    const parked = this.s.locks.parkedCount() + this.s.elections.table.parkedCount();
+    assert(parked === 0 || this.s.frozen !== null, "names parked (free with waiters) while not frozen");
     for (const table of [this.s.locks, this.s.elections.table]) {
       for (const record of table.snapshotRecords()) {
         const leaseIds = [...record.waiters.map((w) => w.leaseId), record.holder?.leaseId ?? null];
@@ -146,6 +151,7 @@ export class LockStateMachine {
       events,
       nextToken: () => ids.nextToken(),
       leaseOwner: (leaseId) => leases.get(leaseId)?.owner ?? "",
+      grantsFrozen: () => this.s.frozen !== null,
       leaseLive: (leaseId) => {
         const lease = leases.get(leaseId);
         return lease !== undefined && leases.isLive(lease, nowMs);
@@ -242,7 +248,13 @@ export class LockStateMachine {
       electionsLed: elections.heldCount(),
       electionWaiters: elections.usage().waiters,
       sessions: this.s.sessions.size,
+      frozen: this.s.frozen !== null,
     };
+  }
+
+  /** The freeze (Freeze/Thaw), null when not frozen. */
+  frozen(): FrozenState | null {
+    return this.s.frozen;
   }
 
   /** The last token issued and the epoch of the next one. */
@@ -330,6 +342,7 @@ export class LockStateMachine {
       elections: this.s.elections.table.snapshotRecords(),
       sessions: sessions.sessions,
       idle: sessions.idle,
+      frozen: this.s.frozen,
     };
   }
 }

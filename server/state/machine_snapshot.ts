@@ -15,10 +15,14 @@
 // a replica that restored a version 2 image and one that applied the same entries under this code
 // may differ in one thing: whether a session's digest is null (its stateHash differs) until that
 // client's next command stores one; the tables agree, and only a mismatched retry of that one
-// seq is answered differently (replayed there, refused here).
+// seq is answered differently (replayed there, refused here). 4 adds the freeze (frozen: null or
+// {reason, by, sinceMs}; Freeze/Thaw, command_handlers.ts) and lets a lock or election record be
+// PARKED (no holder, no delay, waiters; only in a frozen image). An image of version 1 to 3 restores
+// not frozen. A member of the older code refuses a version 4 image: upgrade every member together.
 
 import { assert } from "../core/assert.ts";
 import { isIdentity } from "./caller.ts";
+import type { FrozenState } from "./command_handlers.ts";
 import type { IdCounters } from "./id_allocator.ts";
 import type { LeaseRecord } from "./lease_table.ts";
 import type { Delay, Holder, MutexRecord, Waiter } from "./lock_table.ts";
@@ -26,8 +30,8 @@ import { REQUEST_DIGEST_PATTERN } from "./request_digest.ts";
 import type { CommandResult } from "./results.ts";
 import type { IdleEntry, SessionRecord } from "./session_table.ts";
 
-export const SNAPSHOT_VERSION = 3;
-const SNAPSHOT_VERSIONS_DECODED: readonly number[] = [1, 2, SNAPSHOT_VERSION];
+export const SNAPSHOT_VERSION = 4;
+const SNAPSHOT_VERSIONS_DECODED: readonly number[] = [1, 2, 3, SNAPSHOT_VERSION];
 
 export interface MachineImage {
   readonly appliedIndex: number;
@@ -39,6 +43,8 @@ export interface MachineImage {
   readonly elections: readonly MutexRecord[];
   readonly sessions: readonly SessionRecord[];
   readonly idle: readonly IdleEntry[];
+  /** Since version 4; absent in an older image: not frozen. */
+  readonly frozen?: FrozenState | null;
 }
 
 export function encodeImage(image: MachineImage): Uint8Array {
@@ -64,7 +70,16 @@ export function decodeImage(bytes: Uint8Array): MachineImage {
       const r = obj(e, "idle entry");
       return { clientId: str(r, "clientId"), dropAtMs: uint(r, "dropAtMs") };
     }),
+    frozen: version < 4 ? null : decodeFrozen(o["frozen"]),
   };
+}
+
+function decodeFrozen(value: unknown): FrozenState | null {
+  if (value === null) return null;
+  const r = obj(value, "frozen");
+  const by = str(r, "by");
+  assert(by === "" || isIdentity(by), "frozen by must be an identity");
+  return { reason: str(r, "reason"), by, sinceMs: uint(r, "sinceMs") };
 }
 
 function decodeLease(value: unknown, version: number): LeaseRecord {

@@ -19,7 +19,9 @@ export type ErrorCode =
    * LeaseGrant with a lease id that already exists. Never stored in the session and changes
    * nothing: the leader draws another id and proposes again with the same (clientId, seq).
    */
-  | "LEASE_ID_TAKEN";
+  | "LEASE_ID_TAKEN"
+  /** The cluster is frozen (Freeze): no new lease, lock or leadership until Thaw. */
+  | "FROZEN";
 
 /**
  * What a holder needs to know when to stop. Times are leader time (the machine's time domain).
@@ -65,6 +67,9 @@ export type OkBody =
   | { readonly kind: "ElectionProclaim"; readonly token: number }
   | { readonly kind: "ElectionResign"; readonly resigned: boolean }
   | { readonly kind: "WaitCancel"; readonly cancelled: boolean }
+  | { readonly kind: "Freeze"; readonly alreadyFrozen: boolean }
+  /** granted: waiters granted at the thaw (names freed while frozen). */
+  | { readonly kind: "Thaw"; readonly alreadyThawed: boolean; readonly granted: number }
   | { readonly kind: "LeaseExpire"; readonly applied: boolean }
   | { readonly kind: "LockDelayEnd"; readonly applied: boolean }
   | { readonly kind: "LeaderTimersRestart"; readonly leases: number; readonly delays: number }

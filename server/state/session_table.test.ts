@@ -274,7 +274,7 @@ describe("a reused seq with other arguments is refused, never answered with anot
     const lease = d.grant("c");
     const x = d.acquire("c", "X", lease); // seq 2
     const image = JSON.parse(new TextDecoder().decode(d.machine.snapshot())) as { v: number; sessions: Record<string, unknown>[] };
-    assert.equal(image.v, 3);
+    assert.equal(image.v, 4);
     image.v = 2;
     for (const s of image.sessions) delete s["digest"];
     const old = new Driver(DEFAULT_STATE_CONFIG, LockStateMachine.restore(new TextEncoder().encode(JSON.stringify(image))));
