@@ -1,5 +1,5 @@
 // tenure.v1.Cluster: Status, Members, AddMember, RemoveMember, ReplaceMember, TransferLeader,
-// Backup (server/backup/backup_rpc.ts).
+// Freeze, Thaw, Backup (server/backup/backup_rpc.ts).
 //
 // Membership changes are one joint-consensus step each (enterJoint with autoLeave). Each names
 // members, and one naming a node in the wrong place (adding a voter that is one, removing a
@@ -12,17 +12,25 @@
 // need admin (server/auth), and each is audited; a voter or learner is added only if its address
 // is known (in --members of this member), so a typo cannot add a member that does not exist and
 // shrink the cluster's margin.
+//
+// Freeze and Thaw (admin, audited) are replicated commands (server/state/command_handlers.ts),
+// each under a session of its own (a fresh client id, seq 1): both are idempotent, so a retry
+// after a lost reply is another call answered already_frozen / already_thawed. Status shows the
+// freeze as this member's state machine has applied it.
 
+import { randomBytes } from "node:crypto";
 import type * as grpc from "@grpc/grpc-js";
 import { backupHandler, type BackupRpcOptions } from "../backup/backup_rpc.ts";
 import type { ConfChange, ConfChangeSingle } from "../core/conf_change.ts";
 import type { ConfState } from "../core/types.ts";
 import type { AdminOutcome, MembershipPrecondition } from "../node/node_api.ts";
-import { requireAdmin, unary, type HandlerContext, type ServiceDeps } from "./handler_kit.ts";
+import type { FrozenState } from "../state/command_handlers.ts";
+import type { Freeze, Thaw } from "../state/commands.ts";
+import { callerFields, readOk, requireAdmin, submitOk, unary, type HandlerContext, type ServiceDeps } from "./handler_kit.ts";
 import { memberRows } from "./member_rows.ts";
 import { addMemberRule, removeMemberRule, replaceMemberRule } from "./membership_rules.ts";
 import { ApiError, notLeaderError } from "./status_map.ts";
-import { parseAddMember, parseEmpty, parseRemoveMember, parseReplaceMember, parseTransferLeader } from "./validate.ts";
+import { parseAddMember, parseEmpty, parseFreeze, parseRemoveMember, parseReplaceMember, parseTransferLeader } from "./validate.ts";
 
 export interface ClusterServiceOptions {
   /** Plaintext ports (--insecure): Status reports it. */
@@ -78,6 +86,7 @@ export function clusterService(deps: ServiceDeps, options: ClusterServiceOptions
         callerIdentity: ctx.principal.identity,
         callerAdmin: ctx.principal.admin,
         recovering: s.recovering === true,
+        ...frozenFields(node.stateMachine?.()?.frozen() ?? null),
       };
     }),
     Members: unary(deps, "Cluster.Members", async (raw) => {
@@ -116,8 +125,46 @@ export function clusterService(deps: ServiceDeps, options: ClusterServiceOptions
         return {};
       });
     }),
+    Freeze: unary(deps, "Cluster.Freeze", async (raw, ctx) => {
+      const { reason } = parseFreeze(raw, limits);
+      return audited(deps, ctx, `cluster (freeze: ${JSON.stringify(reason)})`, async () => {
+        const command: Freeze = { kind: "Freeze", reason, ...adminSession(ctx) };
+        const { body } = await submitOk(deps, command, "Freeze");
+        const { value } = await readOk(deps, (m) => m.frozen());
+        const frozen = frozenFields(value);
+        return {
+          alreadyFrozen: body.alreadyFrozen,
+          frozenReason: frozen.frozenReason,
+          frozenBy: frozen.frozenBy,
+          frozenSinceMs: frozen.frozenSinceMs,
+        };
+      });
+    }),
+    Thaw: unary(deps, "Cluster.Thaw", async (raw, ctx) => {
+      parseEmpty(raw, limits);
+      return audited(deps, ctx, "cluster (thaw)", async () => {
+        const command: Thaw = { kind: "Thaw", ...adminSession(ctx) };
+        const { body } = await submitOk(deps, command, "Thaw");
+        return { alreadyThawed: body.alreadyThawed, granted: body.granted };
+      });
+    }),
     Backup: backupHandler(deps, options.backup),
   };
+}
+
+/** A session of its own for one Freeze or Thaw (both idempotent: a retry is a new call). */
+function adminSession(ctx: HandlerContext): { clientId: string; seq: number; identity: string; admin: boolean } {
+  return { clientId: `cluster-freeze-${randomBytes(8).toString("hex")}`, seq: 1, ...callerFields(ctx.principal) };
+}
+
+export function frozenFields(frozen: FrozenState | null): {
+  readonly frozen: boolean;
+  readonly frozenReason: string;
+  readonly frozenBy: string;
+  readonly frozenSinceMs: number;
+} {
+  if (frozen === null) return { frozen: false, frozenReason: "", frozenBy: "", frozenSinceMs: 0 };
+  return { frozen: true, frozenReason: frozen.reason, frozenBy: frozen.by, frozenSinceMs: frozen.sinceMs };
 }
 
 async function changeMembership(

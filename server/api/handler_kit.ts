@@ -142,6 +142,7 @@ export async function submitOk<K extends OkBody["kind"]>(deps: ServiceDeps, comm
     throw new ApiError("PERMISSION_DENIED", `identity ${who} may not ${command.kind}: ${result.message} (only its owner or an admin may)`);
   }
   if (!result.ok && result.code === "LEASE_ID_TAKEN") throw new LeaseIdTakenError(result.message);
+  if (!result.ok && result.code === "FROZEN") throw frozenError(deps);
   if (!result.ok) throw errorFromCode(result.code, result.message);
   if (result.kind !== kind) {
     // The session table answered a retry with the stored result of a different command.
@@ -153,6 +154,21 @@ export async function submitOk<K extends OkBody["kind"]>(deps: ServiceDeps, comm
   // Checked just above: the result's kind is K.
   const body = result as unknown as OkOf<K>;
   return { body, index: result.index, replayed: result.replayed };
+}
+
+/**
+ * FROZEN with who froze the cluster, when and why: the stored message names none of them
+ * (state/limits.ts ERROR_MESSAGE_BYTES_MAX); this member's machine has just applied the refusal.
+ */
+export function frozenError(deps: Pick<ServiceDeps, "node">): ApiError {
+  const machine = deps.node.stateMachine?.();
+  const frozen = machine?.frozen() ?? null;
+  const served = "renewals, releases and reads are served; tenurectl thaw resumes";
+  if (machine === undefined || frozen === null) return new ApiError("FROZEN", `cluster frozen: no new grants; ${served}`);
+  const by = frozen.by === "" ? "an admin (open mode)" : `admin ${JSON.stringify(frozen.by)}`;
+  const agoS = Math.max(0, Math.round((machine.leaderTimeMs() - frozen.sinceMs) / 1000));
+  const at = `leader time ${frozen.sinceMs} ms (about ${agoS} s ago)`;
+  return new ApiError("FROZEN", `cluster frozen by ${by} at ${at}: ${JSON.stringify(frozen.reason)}; no new grants; ${served}`);
 }
 
 /** A LeaseGrant's drawn id was taken (nothing applied): draw again with the same seq. */

@@ -8,7 +8,7 @@
 // MalformedRequest (see tolerantDeserializer) instead of grpc-js's INTERNAL.
 
 import type { StateLimits } from "../state/limits.ts";
-import { utf8ByteLength } from "../state/limits.ts";
+import { FREEZE_REASON_BYTES_MAX, utf8ByteLength } from "../state/limits.ts";
 import { invalidArgument } from "./status_map.ts";
 
 /** A blocking wait longer than this is better re-issued by the client. */
@@ -277,4 +277,19 @@ export function parseReplaceMember(raw: unknown, limits: L) {
 
 export function parseTransferLeader(raw: unknown, limits: L) {
   return { toNodeId: new Fields(raw, limits).nodeId("toNodeId") };
+}
+
+/** Cluster.Freeze: a reason is required (shown in Status and every FROZEN error), 1..256 bytes, no control characters. */
+export function parseFreeze(raw: unknown, limits: L): { readonly reason: string } {
+  const reason = new Fields(raw, limits).text("reason");
+  const bytes = utf8ByteLength(reason);
+  if (bytes === 0 || bytes > FREEZE_REASON_BYTES_MAX) {
+    throw invalidArgument(`reason must be 1..${FREEZE_REASON_BYTES_MAX} bytes, got ${bytes} (say why the cluster is frozen)`);
+  }
+  const control = CONTROL_CHAR.exec(reason);
+  if (control !== null) {
+    const code = control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
+    throw invalidArgument(`reason must not contain control characters, found U+${code} at ${control.index}`);
+  }
+  return { reason };
 }
