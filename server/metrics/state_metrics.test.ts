@@ -30,11 +30,16 @@ describe("state metrics", () => {
     assert.equal(sampleValue(s, "tenure_locks_waiting"), 1);
     assert.equal(sampleValue(s, "tenure_elections_led"), 1);
     assert.equal(sampleValue(s, "tenure_sessions"), 2, "clients c1 and c2");
+    assert.equal(sampleValue(s, "tenure_frozen"), 0);
     assert.equal(sampleValue(s, "tenure_tokens_issued_total", { table: "lock" }), 1);
     assert.equal(sampleValue(s, "tenure_tokens_issued_total", { table: "election" }), 1);
     const lastToken = sampleValue(s, "tenure_fencing_token_last");
     assert.equal(lastToken, node.machine.tokens().lastToken);
     assert.ok(lastToken >= 2);
+    await applied(node, { kind: "Freeze", reason: "drill", ...session("ops", 1), admin: true });
+    assert.equal(sampleValue(parseExposition(await registry.metrics()), "tenure_frozen"), 1);
+    await applied(node, { kind: "Thaw", ...session("ops", 2), admin: true });
+    assert.equal(sampleValue(parseExposition(await registry.metrics()), "tenure_frozen"), 0);
     // l1 expires: A goes into lock-delay (FakeNode: lock delay is the state config's default).
     node.advance(5_000);
     node.fireTimers();

@@ -38,6 +38,7 @@ export function registerStateMetrics(registry: MetricsRegistry, source: StateMet
   gauge("tenure_elections_led", "Elections (of the Election service) with a leader.", (m) => m.usage().electionsLed);
   gauge("tenure_election_campaigns_waiting", "Campaigns queued for an election.", (m) => m.usage().electionWaiters);
   gauge("tenure_sessions", "Exactly-once client sessions the state machine keeps (bounded by its sessionsMax).", (m) => m.usage().sessions);
+  gauge("tenure_frozen", "1 while the cluster is frozen (tenurectl freeze: no new grants), else 0.", (m) => (m.usage().frozen ? 1 : 0));
   gauge("tenure_fencing_token_last", "The last fencing token issued (the cluster-wide counter).", (m) => m.tokens().lastToken);
   const tokens = new Counter({
     name: "tenure_tokens_issued_total",
