@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { TenureError } from "../client-sdk/errors.ts";
-import { clusterView } from "./cmd_cluster.ts";
+import { clusterView, frozenLine } from "./cmd_cluster.ts";
 
 const status = (nodeId: string, role: string, fields: Record<string, unknown> = {}) => ({
   nodeId,
@@ -42,5 +42,26 @@ describe("tenurectl status view", () => {
     assert.equal(view.leader, null);
     assert.equal(view.agreed, false);
     assert.equal(view.members[0]?.lag, null);
+  });
+
+  it("while frozen: the leader's freeze, and the FROZEN line status prints first", () => {
+    const frozen = { frozen: true, frozenReason: "drill", frozenBy: "ops", frozenSinceMs: "1234" };
+    const view = clusterView([
+      { endpoint: "h:2", status: status("b", "follower") },
+      { endpoint: "h:1", status: status("a", "leader", frozen) },
+    ]);
+    assert.deepEqual(view.frozen, { frozen: true, reason: "drill", by: "ops", sinceMs: 1234, reportedBy: "a" });
+    assert.equal(
+      frozenLine(view.frozen ?? assert.fail()),
+      'FROZEN by ops at leader time 1234 ms: "drill" (no new grants; renewals, releases and reads are served; tenurectl thaw resumes)',
+    );
+    // No leader: any member that says frozen.
+    const noLeader = clusterView([
+      { endpoint: "h:2", status: status("b", "follower", { leaderId: "" }) },
+      { endpoint: "h:3", status: status("c", "follower", { leaderId: "", ...frozen }) },
+    ]);
+    assert.equal(noLeader.frozen?.frozen, true);
+    assert.equal(noLeader.frozen?.reportedBy, "c");
+    assert.equal(clusterView([{ endpoint: "h:1", status: status("a", "leader") }]).frozen?.frozen, false);
   });
 });

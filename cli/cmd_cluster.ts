@@ -1,8 +1,9 @@
-// Cluster commands: status (every endpoint's own view, side by side), members, membership changes
-// and leadership transfer. Membership calls and transfer-leader are admin-only on the server.
+// Cluster commands: status (every endpoint's own view, side by side), members, membership changes,
+// leadership transfer, freeze / thaw. Membership calls, transfer-leader, freeze and thaw are
+// admin-only on the server.
 
 import { TenureError } from "../client-sdk/index.ts";
-import { EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE } from "./exit_codes.ts";
+import { EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, UsageError } from "./exit_codes.ts";
 import { keyValues, table } from "./output.ts";
 import type { CommandContext, CommandSpec } from "./spec.ts";
 
@@ -27,6 +28,17 @@ export interface MemberView {
   readonly recovering: boolean;
 }
 
+/** The freeze (tenurectl freeze) as the leader reports it (or, with no leader, any member). */
+export interface FrozenView {
+  readonly frozen: boolean;
+  readonly reason: string;
+  readonly by: string;
+  /** Leader time (ms) of the Freeze entry. */
+  readonly sinceMs: number;
+  /** The member whose Status said so. */
+  readonly reportedBy: string;
+}
+
 export interface Unreachable {
   readonly endpoint: string;
   readonly error: string;
@@ -40,6 +52,7 @@ export function clusterView(answers: readonly { endpoint: string; status?: Msg; 
   leader: string | null;
   term: number;
   agreed: boolean;
+  frozen: FrozenView | null;
 } {
   const ok = answers.filter((a): a is { endpoint: string; status: Msg } => a.status !== undefined);
   const leaderRow = ok.filter((a) => a.status["role"] === "leader").sort((x, y) => Number(y.status["term"]) - Number(x.status["term"]))[0];
@@ -70,7 +83,19 @@ export function clusterView(answers: readonly { endpoint: string; status?: Msg; 
     .map((a) => ({ endpoint: a.endpoint, error: a.error?.message ?? "no answer", code: a.error?.code ?? "UNKNOWN" }));
   const leaders = new Set(members.map((m) => m.leaderId));
   const leader = leaderRow ? String(leaderRow.status["nodeId"]) : null;
+  const frozenRow = leaderRow ?? ok.find((a) => a.status["frozen"] === true) ?? ok[0];
+  const frozen: FrozenView | null =
+    frozenRow === undefined
+      ? null
+      : {
+          frozen: frozenRow.status["frozen"] === true,
+          reason: String(frozenRow.status["frozenReason"] ?? ""),
+          by: String(frozenRow.status["frozenBy"] ?? ""),
+          sinceMs: Number(frozenRow.status["frozenSinceMs"] ?? 0),
+          reportedBy: String(frozenRow.status["nodeId"] ?? ""),
+        };
   return {
+    frozen,
     members,
     unreachable,
     leader,
@@ -113,13 +138,50 @@ async function status(ctx: CommandContext): Promise<number> {
     const me = view.members[0];
     const caller = me ? `; you are ${me.callerIdentity || "(open mode)"}${me.callerAdmin ? " (admin)" : ""}` : "";
     const notes = view.unreachable.map((u) => `  ${u.endpoint}: ${u.error}`).join("\n");
-    return `${head}; ${view.members.length}/${answers.length} endpoints answered${caller}\n${table(
+    const frozen = view.frozen?.frozen === true ? `${frozenLine(view.frozen)}\n` : "";
+    return `${frozen}${head}; ${view.members.length}/${answers.length} endpoints answered${caller}\n${table(
       ["MEMBER", "ENDPOINT", "ROLE", "TERM", "COMMIT", "APPLIED", "LAG", "LEADER", "WITNESS", "TRANSPORT"],
       rows,
     )}${notes ? `${notes}\n` : ""}`;
   });
   if (view.members.length === 0) return EXIT_UNAVAILABLE;
   return view.unreachable.length > 0 || !view.agreed ? EXIT_FAILED : EXIT_OK;
+}
+
+/** The first line of `tenurectl status` while frozen. */
+export function frozenLine(f: FrozenView): string {
+  const by = f.by === "" ? "an admin (open mode)" : f.by;
+  return `FROZEN by ${by} at leader time ${f.sinceMs} ms: ${JSON.stringify(f.reason)} (no new grants; renewals, releases and reads are served; tenurectl thaw resumes)`;
+}
+
+async function freeze(ctx: CommandContext): Promise<number> {
+  const reason = ctx.values["reason"];
+  if (typeof reason !== "string" || reason === "") throw new UsageError("freeze needs --reason TEXT (why the cluster is frozen)");
+  const res = await ctx.client().rpc.read("Cluster", "Freeze", { reason }, { signal: ctx.signal, timeoutMs: ctx.globals.timeoutMs });
+  const view = {
+    frozen: true,
+    alreadyFrozen: res["alreadyFrozen"] === true,
+    reason: String(res["frozenReason"] ?? ""),
+    by: String(res["frozenBy"] ?? ""),
+    sinceMs: Number(res["frozenSinceMs"] ?? 0),
+  };
+  ctx.out.result(view, () => {
+    const what = view.alreadyFrozen ? "already frozen (nothing changed)" : "frozen";
+    const by = view.by === "" ? "an admin (open mode)" : view.by;
+    return `${what}: by ${by} at leader time ${view.sinceMs} ms: ${JSON.stringify(view.reason)}\nno new lease, lock or leadership is granted; renewals, releases and reads are served; tenurectl thaw resumes\n`;
+  });
+  return EXIT_OK;
+}
+
+async function thaw(ctx: CommandContext): Promise<number> {
+  const res = await ctx.client().rpc.read("Cluster", "Thaw", {}, { signal: ctx.signal, timeoutMs: ctx.globals.timeoutMs });
+  const view = { frozen: false, alreadyThawed: res["alreadyThawed"] === true, granted: Number(res["granted"] ?? 0) };
+  ctx.out.result(view, () =>
+    view.alreadyThawed
+      ? "not frozen (nothing changed)\n"
+      : `thawed: new grants resume; ${view.granted} lock(s) or election(s) freed while frozen went to their first waiter\n`,
+  );
+  return EXIT_OK;
 }
 
 function roleName(r: unknown): string {
@@ -169,8 +231,10 @@ export const CLUSTER_COMMANDS: readonly CommandSpec[] = [
     summary: "every member's role, term, commit and applied index, lag to the leader, at a glance",
     details:
       "Asks Cluster.Status of every endpoint (each member's own view, not a linearizable read). LAG is the\n" +
-      "leader's commit index minus the member's applied index. Exit 0 when every endpoint answered and all\n" +
-      "name one leader, 1 when some did not answer or there is no agreed leader, 3 when none answered.",
+      "leader's commit index minus the member's applied index. While the cluster is frozen (tenurectl freeze)\n" +
+      "the first line says FROZEN, by whom, since when and why (json: frozen). Exit 0 when every endpoint\n" +
+      "answered and all name one leader, 1 when some did not answer or there is no agreed leader, 3 when none\n" +
+      "answered.",
     positionals: [],
     options: {},
     run: status,
@@ -212,6 +276,29 @@ export const CLUSTER_COMMANDS: readonly CommandSpec[] = [
         newNodeId: ctx.positionals[1],
         witness: ctx.values["witness"] === true,
       }),
+  },
+  {
+    path: ["freeze"],
+    summary: "stop every new lease, lock and leadership grant, cluster-wide (admin; incidents)",
+    details:
+      "A replicated switch (it survives leader changes and restarts). While frozen, lease grant, lock acquire\n" +
+      "and campaign fail with FROZEN (exit 1); renewals (keepalive), lock release, lease revoke, resign,\n" +
+      "proclaim and every read are served, so holders keep what they hold. A lock or election released or\n" +
+      "expired while frozen stays free with its waiters queued (blocking acquires keep waiting); thaw hands\n" +
+      "it to the first waiter with a new, higher token. Freezing a frozen cluster changes nothing (the first\n" +
+      "reason stays). Shown by tenurectl status and the tenure_frozen metric.",
+    positionals: [],
+    options: {
+      reason: { type: "string", valueName: "TEXT", description: "why (required, 1..256 bytes): shown in status and every FROZEN error" },
+    },
+    run: freeze,
+  },
+  {
+    path: ["thaw"],
+    summary: "end a freeze: new grants resume, waiters of names freed meanwhile are granted (admin)",
+    positionals: [],
+    options: {},
+    run: thaw,
   },
   {
     path: ["transfer-leader"],
