@@ -11,19 +11,21 @@
 //   deploy/RUNBOOK.md; every alert has a runbook section and every section an alert; every
 //   tenurectl command of the runbook parses with tenurectl's own parser and command table.
 // - Every alert has a promtool test case that expects it to fire.
-// - `promtool check rules`, `promtool test rules` and `promtool check config` pass. promtool comes
+// - `promtool check rules`, `promtool test rules` and `promtool check config` pass, and every
+//   dashboard query is valid PromQL (checked as recording rules). promtool comes
 //   with Debian's `prometheus` package: when it is missing the test installs it with apt-get if
-//   TEST_INSTALL_DEPS=1, else it skips these three checks and says so. (Not a TENURE_* name:
+//   TEST_INSTALL_DEPS=1, else it skips these checks and says so. (Not a TENURE_* name:
 //   tenured refuses TENURE_* variables it does not know, and the system tests' members inherit
 //   the environment of the test run.)
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
-import { parse as parseYaml } from "yaml";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { COMMANDS } from "../cli/commands.ts";
 import { parseCommandLine } from "../cli/parse.ts";
 import type { MetricsNodeSource } from "../server/metrics/member_metrics.ts";
@@ -381,4 +383,19 @@ describe("promtool", () => {
   it(`promtool test rules ${RULE_TESTS}: every alert fires on its failure and not on the healthy series`, (t) =>
     run(t, ["test", "rules", RULE_TESTS]));
   it(`promtool check config ${PROMETHEUS_CONFIG}`, (t) => run(t, ["check", "config", PROMETHEUS_CONFIG]));
+  it("every dashboard query is valid PromQL (promtool check rules over them as recording rules)", (t) => {
+    // Grafana's variables replaced by what they stand for: the job picked, the rate window.
+    const exprs = dashboardExprs
+      .filter((e) => !e.startsWith("label_values("))
+      .map((e) => e.replaceAll("$job", "tenure").replaceAll("$__rate_interval", "1m"));
+    const rules = { groups: [{ name: "dashboard", rules: exprs.map((expr, i) => ({ record: `dashboard:query_${i}`, expr })) }] };
+    const dir = mkdtempSync(join(tmpdir(), "tenure-dashboard-promql-"));
+    try {
+      const file = join(dir, "dashboard-queries.yaml");
+      writeFileSync(file, stringifyYaml(rules));
+      run(t, ["check", "rules", file]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
