@@ -4,7 +4,8 @@
 //
 // - Every metric an alert expression or a dashboard query names is one a member registers: the
 //   registry of a fully bound VoterMetrics with the process metrics (what tenured serves; the
-//   witness serves a subset), read now, never a list kept here. Histograms by their series
+//   witness serves a subset) and the storage guard's counter (client-sdk/guard, served by the
+//   applications that embed it), read now, never a list kept here. Histograms by their series
 //   (_bucket, _sum, _count); `up` is Prometheus's own.
 // - Every SAFETY metric (its help text says so) is used by an alert and shown on the dashboard.
 // - Every alert has a severity, a summary, a description and a runbook_url to its section of
@@ -25,11 +26,13 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
+import { Registry } from "prom-client";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { COMMANDS } from "../cli/commands.ts";
 import { parseCommandLine } from "../cli/parse.ts";
 import type { MetricsNodeSource } from "../server/metrics/member_metrics.ts";
 import { VoterMetrics } from "../server/metrics/voter_metrics.ts";
+import { rejectionsCounter } from "../client-sdk/guard/metrics.ts";
 import { pendingCommand, tenurectlCommands } from "./kits/command_lines.ts";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -74,6 +77,13 @@ const registry = (() => {
   voter.bind({ ...source, machine: () => ({}) as never, subscribe: () => () => undefined });
   const metrics = new Map<string, { type: string; help: string }>();
   for (const m of voter.registry.getMetricsAsArray()) {
+    const o = m as unknown as { name: string; type: string; help: string };
+    metrics.set(o.name, { type: String(o.type), help: o.help });
+  }
+  // The storage guard's counter (client-sdk/guard), which applications embedding it expose.
+  const guard = new Registry();
+  rejectionsCounter(guard);
+  for (const m of guard.getMetricsAsArray()) {
     const o = m as unknown as { name: string; type: string; help: string };
     metrics.set(o.name, { type: String(o.type), help: o.help });
   }
