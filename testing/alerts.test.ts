@@ -33,7 +33,7 @@ import { parseCommandLine } from "../cli/parse.ts";
 import type { MetricsNodeSource } from "../server/metrics/member_metrics.ts";
 import { VoterMetrics } from "../server/metrics/voter_metrics.ts";
 import { rejectionsCounter } from "../client-sdk/guard/metrics.ts";
-import { pendingCommand, tenurectlCommands } from "./kits/command_lines.ts";
+import { tenurectlCommands } from "./kits/command_lines.ts";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const RULES = "deploy/prometheus/tenure-alerts.yaml";
@@ -43,8 +43,6 @@ const DASHBOARD = "deploy/grafana/tenure-dashboard.json";
 const RUNBOOK = "deploy/RUNBOOK.md";
 const read = (rel: string): string => readFileSync(join(repoRoot, rel), "utf8");
 
-/** Metrics another change is adding (issue 15: tenurectl freeze/thaw); reported while missing. */
-const PENDING_METRICS = new Set(["tenure_frozen"]);
 /** Series Prometheus makes itself for every target. */
 const PROMETHEUS_SERIES = new Set(["up"]);
 
@@ -107,16 +105,9 @@ function metricNames(expr: string): string[] {
   return [...new Set(names)];
 }
 
-/** Names no member registers (pending ones reported through `pending`). */
-function unknownMetrics(names: readonly string[], pending: string[]): string[] {
-  return names.filter((n) => {
-    if (SERIES.has(n) || PROMETHEUS_SERIES.has(n)) return false;
-    if (PENDING_METRICS.has(n)) {
-      pending.push(n);
-      return false;
-    }
-    return true;
-  });
+/** Names no member registers. */
+function unknownMetrics(names: readonly string[]): string[] {
+  return names.filter((n) => !SERIES.has(n) && !PROMETHEUS_SERIES.has(n));
 }
 
 const SAFETY = [...registry].filter(([, m]) => m.help.startsWith("SAFETY")).map(([n]) => n);
@@ -174,11 +165,10 @@ describe("deploy/prometheus: alert rules", () => {
   });
 
   it("every metric an expression names is one a member registers", () => {
-    const pending: string[] = [];
     for (const a of alerts) {
       const names = metricNames(a.expr);
       assert.ok(names.length > 0, `${a.alert}: no metric found in ${a.expr}`);
-      assert.deepEqual(unknownMetrics(names, pending), [], `${a.alert}: ${a.expr} names metrics no member registers`);
+      assert.deepEqual(unknownMetrics(names), [], `${a.alert}: ${a.expr} names metrics no member registers`);
     }
   });
 
@@ -243,16 +233,15 @@ describe("deploy/grafana: the dashboard", () => {
     assert.ok(panels.length >= 10);
     const ids = dashboard.panels.map((p) => (p as unknown as { id: number }).id);
     assert.equal(new Set(ids).size, ids.length, "panel ids are unique");
-    const pending: string[] = [];
     for (const p of panels.filter((p) => p.type !== "row")) {
       assert.ok((p.targets ?? []).length > 0, `panel ${p.title}: no query`);
       for (const t of p.targets ?? []) {
         const names = metricNames(t.expr);
         assert.ok(names.length > 0, `panel ${p.title}: no metric in ${t.expr}`);
-        assert.deepEqual(unknownMetrics(names, pending), [], `panel ${p.title}: ${t.expr}`);
+        assert.deepEqual(unknownMetrics(names), [], `panel ${p.title}: ${t.expr}`);
       }
     }
-    for (const e of dashboardExprs) assert.deepEqual(unknownMetrics(metricNames(e), pending), [], e);
+    for (const e of dashboardExprs) assert.deepEqual(unknownMetrics(metricNames(e)), [], e);
   });
 
   it("shows leadership, commit/applied, latencies, peers, leases/locks/tokens, requests, and every SAFETY metric", () => {
@@ -327,15 +316,10 @@ describe("deploy/RUNBOOK.md", () => {
     for (const c of ["status", "freeze", "snapshot", "token", "lease", "thaw"]) assert.ok(used.has(c), `the drill uses tenurectl ${c}`);
   });
 
-  it("every tenurectl command parses with tenurectl's own parser and command table", (t) => {
+  it("every tenurectl command parses with tenurectl's own parser and command table", () => {
     const commands = tenurectlCommands(runbook);
     assert.ok(commands.length >= 20, `only ${commands.length} tenurectl commands found: the extraction broke`);
-    const pending: string[] = [];
     for (const { line, argv } of commands) {
-      if (pendingCommand(argv, COMMANDS) !== null) {
-        pending.push(line);
-        continue;
-      }
       try {
         const parsed = parseCommandLine(argv, COMMANDS);
         assert.equal(parsed.kind, "run", `"${line}" is a command, not a help request`);
@@ -343,7 +327,6 @@ describe("deploy/RUNBOOK.md", () => {
         assert.fail(`${RUNBOOK}: "${line}": ${error instanceof Error ? error.message : String(error)}`);
       }
     }
-    if (pending.length > 0) t.diagnostic(`not checked, tenurectl has no such command yet: ${pending.join("; ")}`);
   });
 });
 

@@ -48,17 +48,3 @@ export function tenurectlCommands(text: string): { line: string; argv: string[] 
   }
   return out;
 }
-
-/**
- * tenurectl commands that deploy/RUNBOOK.md names and another change is adding (issue 15: the
- * read-only switch, `tenurectl freeze --reason ...` / `tenurectl thaw`). Until cli/commands.ts has
- * one, a line using it is reported by the tests, not failed; once it does, the line must parse
- * like any other (and this entry can go).
- */
-export const PENDING_TENURECTL: ReadonlySet<string> = new Set(["freeze", "thaw"]);
-
-/** The pending command a line uses while the command table lacks it, else null. */
-export function pendingCommand(argv: readonly string[], table: readonly { readonly path: readonly string[] }[]): string | null {
-  const first = argv.find((a) => !a.startsWith("-")) ?? "";
-  return PENDING_TENURECTL.has(first) && !table.some((c) => c.path[0] === first) ? first : null;
-}
