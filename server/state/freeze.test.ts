@@ -192,4 +192,35 @@ describe("Freeze / Thaw", () => {
     const granted = new Driver(CONFIG, old).client("z", { kind: "LeaseGrant", ttlMs: 10_000 });
     assert.ok(granted.ok);
   });
+
+  it("a parked name whose waiter's lease expires is FREE; thaw then grants nothing", () => {
+    const d = new Driver(stateConfig({ lockDelayMs: 0 }));
+    const [la, lb] = [d.grant("a", 60_000), d.grant("b", 1_000)];
+    const lock = Driver.token(d.acquire("a", "L", la));
+    d.acquire("b", "L", lb);
+    freeze(d);
+    d.client("a", { kind: "LockRelease", name: "L", token: lock });
+    assert.equal(d.machine.lockStatus("L").waiters.length, 1);
+    d.at(2_200);
+    d.fireTimers(); // b's lease expires: its wait goes, and L with it
+    assert.equal(d.machine.lockStatus("L").state, "FREE");
+    assert.equal(d.machine.usage().lockWaiters, 0);
+    const t = thaw(d);
+    assert.ok(t.ok && t.kind === "Thaw" && t.granted === 0);
+    assert.equal(d.machine.lockStatus("L").state, "FREE");
+  });
+
+  it("an image with a parked name but not frozen is refused as corrupt", () => {
+    const d = new Driver(CONFIG);
+    const [la, lb] = [d.grant("a"), d.grant("b")];
+    const lock = Driver.token(d.acquire("a", "L", la));
+    d.acquire("b", "L", lb);
+    freeze(d);
+    d.client("a", { kind: "LockRelease", name: "L", token: lock });
+    const image = JSON.parse(new TextDecoder().decode(d.machine.snapshot())) as Record<string, unknown>;
+    assert.throws(
+      () => LockStateMachine.restore(new TextEncoder().encode(JSON.stringify({ ...image, frozen: null })), CONFIG),
+      /parked \(free with waiters\) while not frozen/,
+    );
+  });
 });
