@@ -11,6 +11,7 @@ import { BearerToken, bearerInterceptor, type BearerTokenOptions } from "./beare
 import { Election } from "./election.ts";
 import { checkEndpoints } from "./endpoints.ts";
 import { TenureError } from "./errors.ts";
+import { followLeaderStream } from "./leader_stream.ts";
 import { KeepAlive } from "./keepalive.ts";
 import { Lease, safeInt, type LeaseHost } from "./lease.ts";
 import { acquireLock, withLock, type Lock, type LockOptions, type LockScope } from "./lock.ts";
@@ -18,7 +19,7 @@ import { Rpc } from "./rpc.ts";
 import { SessionPool } from "./sessions.ts";
 import type { CallOptions } from "./signals.ts";
 import { SYSTEM_TIMERS, type Timers } from "./timers.ts";
-import { GrpcWire, Transport, type TlsOptions, type Wire } from "./transport.ts";
+import { GrpcWire, type Message, Transport, type TlsOptions, type Wire } from "./transport.ts";
 
 /**
  * A lock's state: "free"; "held" (holderLeaseId and token say by whom); "delayed" (its holder's
@@ -48,6 +49,17 @@ export function lockStateOf(wire: unknown): LockState {
   const state = LOCK_STATES[String(wire)];
   if (state === undefined) throw new TenureError("INTERNAL", `the server answered lock state ${String(wire)}, unknown to this SDK version`);
   return state;
+}
+
+/** A LockStatusResponse (Lock.Status, or one Lock.Watch update's status). */
+function decodeLockStatus(res: Message): LockStatus {
+  const holder = (res["holder"] ?? null) as Record<string, unknown> | null;
+  return {
+    state: lockStateOf(res["state"]),
+    holderLeaseId: holder ? safeInt(holder["leaseId"], "leaseId") : 0,
+    token: holder ? safeInt(holder["token"], "token") : 0,
+    waiterLeaseIds: ((res["waiterLeaseIds"] ?? []) as unknown[]).map((x) => safeInt(x, "leaseId")),
+  };
 }
 
 export interface TenureClientOptions {
@@ -235,14 +247,22 @@ export class TenureClient {
 
   /** Linearizable read of a lock's holder and waiters. */
   async lockStatus(name: string, opts: CallOptions = {}): Promise<LockStatus> {
-    const res = await this.rpc.read("Lock", "Status", { name }, opts);
-    const holder = (res["holder"] ?? null) as Record<string, unknown> | null;
-    return {
-      state: lockStateOf(res["state"]),
-      holderLeaseId: holder ? safeInt(holder["leaseId"], "leaseId") : 0,
-      token: holder ? safeInt(holder["token"], "token") : 0,
-      waiterLeaseIds: ((res["waiterLeaseIds"] ?? []) as unknown[]).map((x) => safeInt(x, "leaseId")),
-    };
+    return decodeLockStatus(await this.rpc.read("Lock", "Status", { name }, opts));
+  }
+
+  /**
+   * The lock's status now, then each change of its state or holder (granted, freed, delayed), as
+   * etcd users watch a lock key: follows leader changes (a reconnect re-reads the status; repeats
+   * are skipped). Ends when `signal` aborts, `timeoutMs` passes or the client closes.
+   */
+  watchLock(name: string, opts: CallOptions = {}): AsyncGenerator<LockStatus & { readonly appliedIndex: number }, void, undefined> {
+    return followLeaderStream(
+      { transport: this.transport, random: this.random, closed: this.closed, timers: this.rpc.timers },
+      { service: "Lock", method: "Watch", request: { name } },
+      (m) => ({ ...decodeLockStatus((m["status"] ?? {}) as Message), appliedIndex: safeInt(m["appliedIndex"] ?? 0, "appliedIndex") }),
+      (s) => `${s.state}/${s.token}`,
+      opts,
+    );
   }
 
   /**

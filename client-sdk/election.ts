@@ -6,6 +6,7 @@
 import { backoffDelayMs, type RandomSource } from "./backoff.ts";
 import { TenureError } from "./errors.ts";
 import { safeInt, type Lease } from "./lease.ts";
+import { followLeaderStream } from "./leader_stream.ts";
 import { cleanupAfterFailedGrant, leaseFor, type GrantHost } from "./lock.ts";
 import { linkSignals, sleep, type CallOptions } from "./signals.ts";
 import type { Timers } from "./timers.ts";
@@ -196,44 +197,14 @@ export class Election {
    * Every leader change (null: nobody leads), starting with the current leader, until `signal`
    * aborts, `timeoutMs` passes or the client closes (then the iteration just ends).
    */
-  async *observe(opts: CallOptions = {}): AsyncGenerator<LeaderInfo | null, void, undefined> {
-    const timers = this.host.rpc.timers;
-    const linked = linkSignals([opts.signal, this.host.closed], opts.timeoutMs, timers);
-    const t = this.host.transport;
-    let last: string | undefined;
-    try {
-      for (let failures = 0; !linked.signal.aborted; ) {
-        const endpoint = t.leader;
-        const stream = t.serverStream(endpoint, "Election", "Observe", { name: this.name });
-        const onAbort = (): void => stream.cancel();
-        linked.signal.addEventListener("abort", onAbort, { once: true });
-        try {
-          for await (const m of stream as AsyncIterable<Message>) {
-            failures = 0;
-            const info = decodeLeader(m);
-            // A reconnect starts with the current leader again: yield changes only.
-            const key = info ? `${info.token}/${info.value}` : "none";
-            if (key === last) continue;
-            last = key;
-            yield info;
-          }
-        } catch (error) {
-          if (linked.signal.aborted) return;
-          const e = TenureError.from(error);
-          if (e.code === "NOT_LEADER" && e.leaderHint && e.leaderHint !== endpoint) {
-            t.setLeader(e.leaderHint, endpoint);
-            continue;
-          }
-          t.rotate(endpoint);
-        } finally {
-          linked.signal.removeEventListener("abort", onAbort);
-          stream.cancel();
-        }
-        await sleep(backoffDelayMs(failures++, this.host.random), linked.signal, timers).catch(() => {});
-      }
-    } finally {
-      linked.cleanup();
-    }
+  observe(opts: CallOptions = {}): AsyncGenerator<LeaderInfo | null, void, undefined> {
+    return followLeaderStream(
+      { ...this.host, timers: this.host.rpc.timers },
+      { service: "Election", method: "Observe", request: { name: this.name } },
+      decodeLeader,
+      (info) => (info ? `${info.token}/${info.value}` : "none"),
+      opts,
+    );
   }
 }
 

@@ -11,18 +11,10 @@ import { FakeNode } from "../../testing/kits/fake_node.ts";
 import type { AuditRecord } from "../auth/audit.ts";
 import { Authenticator } from "../auth/authenticator.ts";
 import { sha256Hex } from "../auth/token_file.ts";
-import type { LockStateMachine } from "../state/machine.ts";
 import { serviceDefinition, type ServiceName } from "./protos.ts";
 
 const TOKENS = { alice: "alice-token-0123456789abcdefghij", ops: "ops-token-0123456789abcdefghijkl" };
 type Who = keyof typeof TOKENS;
-
-/** The fake node with the local machine Cluster.Status reads (RaftNode has it). */
-class LocalMachineNode extends FakeNode {
-  stateMachine(): LockStateMachine {
-    return this.machine;
-  }
-}
 
 describe("API: Cluster.Freeze / Cluster.Thaw", () => {
   const dir = mkdtempSync(join(tmpdir(), "tenure-freeze-api-"));
@@ -35,7 +27,7 @@ describe("API: Cluster.Freeze / Cluster.Thaw", () => {
     const lines = Object.entries(TOKENS).map(([identity, token]) => `  - identity: ${identity}\n    sha256: ${sha256Hex(token)}`);
     writeFileSync(tokenFile, `tokens:\n${lines.join("\n")}\n`);
     const auth = Authenticator.start({ authConfigFile: null, tokenFile, adminIdentities: ["ops"], tls: false, log: () => {} });
-    api = await TestApi.start({ auth, audit: (r) => void audit.push(r) }, new LocalMachineNode());
+    api = await TestApi.start({ auth, audit: (r) => void audit.push(r) }, new FakeNode());
     client = new grpc.Client(`127.0.0.1:${api.handle.port}`, grpc.credentials.createInsecure());
   });
   after(async () => {

@@ -1,4 +1,5 @@
-// tenure.v1.Lock: Acquire (optionally blocking), Release (fenced), Status, ValidateToken.
+// tenure.v1.Lock: Acquire (optionally blocking), Release (fenced), Status, ValidateToken, Watch
+// (server stream, lock_watch.ts).
 //
 // Permissions: lock on the name for Acquire and Release, read for Status and ValidateToken. A lock
 // belongs to the owner of its holder's lease: the machine refuses another identity's Release.
@@ -11,6 +12,7 @@ import { isFatal } from "../fatal.ts";
 import type { MutexStatus } from "../state/lock_table.ts";
 import type { LockStateMachine } from "../state/machine.ts";
 import { callerFields, readOk, requirePermission, submitOk, unary, type ServiceDeps } from "./handler_kit.ts";
+import { lockWatchHandler } from "./lock_watch.ts";
 import { ApiError } from "./status_map.ts";
 import { parseFencedRelease, parseLockAcquire, parseName, parseValidateToken } from "./validate.ts";
 import { acquireBlocking } from "./wait_grant.ts";
@@ -47,6 +49,7 @@ export function lockService(deps: ServiceDeps): grpc.UntypedServiceImplementatio
       const { value } = await readOk(deps, (m) => visibleStatus(m, m.lockStatus(name), ctx.principal));
       return encodeMutexStatus(value);
     }),
+    Watch: lockWatchHandler(deps),
     ValidateToken: unary(deps, "Lock.ValidateToken", async (raw, ctx) => {
       const { name, token } = parseValidateToken(raw, limits);
       requirePermission(ctx, "read", name);

@@ -104,6 +104,11 @@ export class FakeNode implements NodeApi {
     return this.listeners.size;
   }
 
+  /** The local state machine, as RaftNode.stateMachine() (Lock.Watch and Status read it). */
+  stateMachine(): LockStateMachine {
+    return this.machine;
+  }
+
   status(): NodeStatus {
     const mode = this.mode;
     const leader = mode.kind === "leader" ? this.id : mode.kind === "notLeader" ? (mode.hint?.leaderId ?? "") : "";

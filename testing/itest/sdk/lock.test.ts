@@ -1,5 +1,5 @@
 // Locks through the SDK on three real tenured processes: lock + release, `await using`, withLock,
-// try-lock (LOCK_HELD), FIFO waiters with strictly increasing tokens.
+// try-lock (LOCK_HELD), FIFO waiters with strictly increasing tokens, watchLock across a failover.
 
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -104,5 +104,38 @@ describe("SDK locks on three tenured processes", { timeout: 60_000 }, () => {
     assert.ok(performance.now() - t < 2500);
     assert.equal((await client.lockStatus("t")).waiterLeaseIds.length, 0);
     await holder.release();
+  });
+
+  // Last: it kills the leader.
+  it("watchLock: the status now, each grant and release, and it follows a kill -9 of the leader", async () => {
+    const stop = new AbortController();
+    const seen: { state: string; token: number }[] = [];
+    const watching = (async () => {
+      for await (const s of client.watchLock("wl", { signal: stop.signal })) seen.push({ state: s.state, token: s.token });
+    })();
+    const until = async (what: string, ok: () => boolean): Promise<void> => {
+      const deadline = Date.now() + 20_000;
+      while (!ok()) {
+        if (Date.now() > deadline) assert.fail(`${what}; saw ${JSON.stringify(seen)}`);
+        await sleep(20);
+      }
+    };
+    await until("the current status", () => seen.length === 1);
+    assert.deepEqual(seen[0], { state: "free", token: 0 });
+    const first = await client.lock("wl", { ttlMs: 3000 });
+    await until("the grant", () => seen.some((s) => s.state === "held" && s.token === first.token));
+    await first.release();
+    await until("the release", () => seen.at(-1)?.state === "free");
+
+    await cluster.kill9(await raftLeader(cluster));
+    const second = await client.lock("wl", { ttlMs: 3000 }, { timeoutMs: 20_000 });
+    await until("the grant at the new leader", () => seen.some((s) => s.state === "held" && s.token === second.token));
+    assert.ok(second.token > first.token);
+    await second.release();
+    await until("the release at the new leader", () => seen.at(-1)?.state === "free" && seen.length >= 5);
+    stop.abort();
+    await watching;
+    const tokens = seen.filter((s) => s.state === "held").map((s) => s.token);
+    assert.deepEqual(tokens, [first.token, second.token], "each grant seen once, in order");
   });
 });
