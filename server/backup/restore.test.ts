@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { EPOCH_SPAN } from "../state/id_allocator.ts";
 import { LockStateMachine } from "../state/machine.ts";
+import { readIncarnation } from "../storage/incarnation.ts";
 import { SqliteStorage } from "../storage/sqlite_storage.ts";
 import { sampleBackup } from "../../testing/kits/backup_samples.ts";
 import { encodeBackupFile, type BackupHeader } from "./backup_format.ts";
@@ -79,6 +80,16 @@ describe("restore", () => {
       }
     };
     assert.deepEqual(snapshotOf("same-b"), snapshotOf("same-a"));
+    // Each restored member has an incarnation of its own, made with its data directory.
+    const incarnations = ["same-a", "same-b"].map((dir) => readIncarnation(join(root, dir)));
+    assert.ok(
+      incarnations.every((r) => r.kind === "ok"),
+      JSON.stringify(incarnations),
+    );
+    assert.notEqual(
+      incarnations[0]?.kind === "ok" ? incarnations[0].value : "",
+      incarnations[1]?.kind === "ok" ? incarnations[1].value : "",
+    );
   });
 
   it("refuses a non-empty data dir, the old cluster id, a member list without this member, a damaged file", () => {

@@ -19,11 +19,13 @@
 // member's restore is a separate run and different clocks (or an hour boundary between two
 // runs) would give members different images, and tokens would then fall when leadership moves.
 
+import { randomUUID } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import type { ConfState, PersistedState } from "../core/types.ts";
 import { epochOf, EPOCH_MAX } from "../state/id_allocator.ts";
 import { DEFAULT_STATE_CONFIG } from "../state/limits.ts";
 import { LockStateMachine } from "../state/machine.ts";
+import { writeIncarnation } from "../storage/incarnation.ts";
 import { SqliteStorage } from "../storage/sqlite_storage.ts";
 import { BackupFormatError, decodeBackupFile, type BackupHeader } from "./backup_format.ts";
 
@@ -92,6 +94,9 @@ export function restoreMember(options: RestoreOptions): RestoreSummary {
   } finally {
     storage.close();
   }
+  // A restored member is a new member of a new cluster: its incarnation is made with its data
+  // directory, like a bootstrapped one's (else the first start makes one and warns).
+  writeIncarnation(options.dataDir, randomUUID().replaceAll("-", ""));
   const epoch = seeded.machine.tokens().epoch;
   return {
     fromClusterId: header.clusterId,
