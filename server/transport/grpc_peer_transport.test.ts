@@ -60,6 +60,16 @@ async function waitFor(what: string, predicate: () => boolean, timeoutMs = 3000)
   }
 }
 
+const heartbeatTo = (to: NodeId, commit: number): Message => ({
+  kind: "heartbeat",
+  from: "a",
+  to,
+  term: 1,
+  commit,
+  readContext: 0,
+  witnessFloor: 0,
+});
+
 /** A port nothing listens on (taken, then released). */
 async function freePort(): Promise<number> {
   const srv = createServer();
@@ -166,6 +176,28 @@ describe("MemoryNetwork", () => {
 });
 
 describe("GrpcPeerTransport", () => {
+  it("send() writes its messages to an open stream at once, one frame per peer, not in a later turn", async () => {
+    const cluster = await grpcCluster(["a", "b"]);
+    try {
+      const a = cluster.transports.get("a") as GrpcPeerTransport;
+      const b = cluster.transports.get("b");
+      assert.ok(a && b);
+      const atB: Message[] = [];
+      b.onMessage((m) => atB.push(m));
+      a.send([heartbeatTo("b", 1)]);
+      await waitFor("the stream to b is open", () => atB.length === 1);
+      const before = a.stats();
+      a.send([heartbeatTo("b", 2), heartbeatTo("b", 3)]);
+      // Synchronously: a leader's next pass (its fsync) may run in the very next turn.
+      const after = a.stats();
+      assert.equal(after.sentBatches - before.sentBatches, 1, "one frame for the two messages of one send()");
+      assert.equal(after.sentMessages - before.sentMessages, 2);
+      await waitFor("both delivered", () => atB.length === 3);
+    } finally {
+      await cluster.close();
+    }
+  });
+
   it("a batch of 1000 messages arrives complete and in order in one frame", async () => {
     const cluster = await grpcCluster(["a", "b"], { batchMessagesMax: 1000 });
     try {

@@ -365,6 +365,7 @@ export class GrpcPeerTransport implements PeerTransport {
   }
 
   send(messages: readonly Message[]): void {
+    const queued = new Set<PeerLink>();
     for (const m of messages) {
       const link = this.closing === null ? this.links.get(m.to) : undefined;
       if (link === undefined) {
@@ -378,8 +379,12 @@ export class GrpcPeerTransport implements PeerTransport {
       else if (snapshot !== null && snapshot.snapshot.data.byteLength > this.snapshotBytesMax) {
         this.dropOversize(m, snapshot.snapshot.data.byteLength, { limit: "snapshotBytesMax", limitBytes: this.snapshotBytesMax });
       } else if (snapshot !== null) link.enqueueSnapshot(snapshot);
-      else link.enqueue(m, bytes);
+      else {
+        link.enqueue(m, bytes);
+        queued.add(link);
+      }
     }
+    for (const link of queued) link.flush(); // one frame per peer per send(), written now
   }
 
   /** Counted and logged (at most once per interval per peer and kind): a size drop is never silent. */

@@ -74,7 +74,6 @@ export class PeerLink {
   /** Last failure logged, so a peer that stays down (or keeps refusing us) logs once. */
   private loggedReason: string | null = null;
   private writeBlocked = false;
-  private pumpScheduled = false;
   private lastGreetingMs = Number.NEGATIVE_INFINITY;
   /** The peer answered without an incarnation (an older build): greeting it again is useless. */
   private peerWithoutIncarnation = false;
@@ -137,11 +136,16 @@ export class PeerLink {
     this.queue.push({ message, bytes });
     this.queueBytes += bytes;
     if (this.state === "idle") this.connect();
-    else if (this.state === "open" && !this.pumpScheduled) {
-      // Defer to the end of this turn so every send() of one Ready shares a frame.
-      this.pumpScheduled = true;
-      setImmediate(() => this.pump());
-    }
+  }
+
+  /**
+   * Writes what enqueue() queued, now: the transport calls it once per send(), after every
+   * message of that send() is queued, so one Ready's messages share a frame. Written in the same
+   * turn, not deferred to a later one (setImmediate): gRPC's HTTP/2 session puts the frame on the
+   * socket in the next check phase, before the node's next pass (a leader's fsync) runs.
+   */
+  flush(): void {
+    if (this.state === "open") this.pump();
   }
 
   /**
@@ -263,7 +267,6 @@ export class PeerLink {
 
   /** Writes frames until the queue is empty or gRPC pushes back (then waits for 'drain'). */
   private pump(): void {
-    this.pumpScheduled = false;
     const call = this.call;
     if (call === null || this.state !== "open") return;
     const header = { clusterId: this.ctx.clusterId, from: this.ctx.selfId, to: this.id };
