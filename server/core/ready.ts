@@ -31,7 +31,10 @@
 // event, a loop may one day send `messages` IN PARALLEL with its own fsync (followers may then
 // acknowledge entries before the leader's write completes; the commit still waits for a quorum
 // of durable copies, counting the leader's only when its write returns, as etcd-io/raft does with
-// MsgStorageAppendResp to self). Today's loop does not: it persists, then sends.
+// MsgStorageAppendResp to self). The node loop does so for a leader (server/node/ready_loop.ts,
+// leaderSendsBeforePersist): a Ready with entries, term and vote unchanged and no snapshot sends
+// its appends and heartbeats, is persisted in the next turn, and only then advanced; every other
+// message (acknowledgements, votes, responses) still waits for the write.
 
 import type { Message } from "./messages.ts";
 import type { Entry, HardState, Index, NodeId, Snapshot, Term } from "./types.ts";
@@ -65,7 +68,10 @@ export interface Ready {
   readonly entries: readonly Entry[];
   /** Entries to apply, all committed and already durable here. */
   readonly committedEntries: readonly Entry[];
-  /** Messages to send AFTER the persist step is durable. */
+  /**
+   * Messages to send AFTER the persist step is durable; a leader's appends and heartbeats may
+   * leave before it when term and vote are unchanged (Self-durability, above).
+   */
   readonly messages: readonly Message[];
   readonly readStates: readonly ReadState[];
   /** True when hardState (term/vote) or entries changed: the write must be fsynced. */

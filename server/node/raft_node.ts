@@ -82,6 +82,12 @@ export interface RaftNodeOptions {
    */
   readonly testOnlyBugSendBeforePersist?: boolean;
   /**
+   * The leader sends its appends before its own write of a Ready and persists it at the next pass
+   * or input, so its fsync overlaps its followers' (ready_loop.ts, leaderSendsBeforePersist).
+   * Default true; false: persist, then send, for every Ready.
+   */
+  readonly leaderSendsBeforePersist?: boolean;
+  /**
    * Readies handled by one process() pass at most (default 1000). When a pass stops with work
    * left (this bound, or the core's committedEntriesPerReadyMax leaving committed entries
    * unapplied), the node asks for another pass (requestProcess), so apply can lag commit across
@@ -137,6 +143,8 @@ export class RaftNode implements NodeApi {
    */
   private appliedIndex: Index;
   private readContextNext = 1;
+  /** Inputs held while a Ready is parked (deferWhileParked), run at the next pass. */
+  private deferredInputs: (() => void)[] = [];
   private setupTerm = -1;
   private stopped = false;
 
@@ -158,6 +166,7 @@ export class RaftNode implements NodeApi {
       transport: options.transport,
       readiesPerPassMax: options.readiesPerPassMax ?? READIES_PER_PASS_MAX_DEFAULT,
       ...(options.testOnlyBugSendBeforePersist === true ? { testOnlyBugSendBeforePersist: true } : {}),
+      leaderSendsBeforePersist: options.leaderSendsBeforePersist ?? true,
       applier: {
         restoreSnapshot: (snapshot) => this.restoreSnapshot(snapshot),
         applyEntry: (entry) => this.applyEntry(entry),
@@ -171,14 +180,14 @@ export class RaftNode implements NodeApi {
   // ------------------------------------------------------------------ inputs
 
   tick(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.deferWhileParked(() => this.tick())) return;
     this.core.tick();
     this.proposeDueTimers();
     this.options.requestProcess();
   }
 
   receive(message: Message): void {
-    if (this.stopped) return;
+    if (this.stopped || this.deferWhileParked(() => this.receive(message))) return;
     try {
       this.core.step(message);
     } catch (err) {
@@ -194,6 +203,7 @@ export class RaftNode implements NodeApi {
   /** Callback form of submit (the simulator's deterministic path). */
   submitWithCallback(command: ClientCommand, options: CallOptions, callback: SubmitCallback): void {
     if (this.stopped) return callback({ kind: "unavailable", reason: "node is shutting down" });
+    if (this.deferWhileParked(() => this.submitWithCallback(command, options, callback))) return;
     if (options.signal?.aborted) return callback({ kind: "unavailable", reason: "cancelled before proposing" });
     if (this.proposals.size + this.reads.size >= this.options.pendingMax) {
       return callback({ kind: "unavailable", reason: `${this.options.pendingMax} requests pending on this node` });
@@ -212,6 +222,7 @@ export class RaftNode implements NodeApi {
 
   readWithCallback<T>(query: (m: LockStateMachine) => T, options: CallOptions, callback: (o: ReadOutcome<T>) => void): void {
     if (this.stopped) return callback({ kind: "unavailable", reason: "node is shutting down" });
+    if (this.deferWhileParked(() => this.readWithCallback(query, options, callback))) return;
     if (this.options.staleLocalReads === true) {
       // The deliberate test-only bug (see RaftNodeOptions.staleLocalReads): skips ReadIndex.
       return callback({ kind: "read", value: query(this.machine), index: this.machine.appliedIndex() });
@@ -246,6 +257,8 @@ export class RaftNode implements NodeApi {
   }
 
   transferLeader(to: NodeId): AdminOutcome {
+    // Synchronous answer: a parked Ready is finished here, not deferred (an admin call, rare).
+    this.loop.finishParked();
     const r = this.core.transferLeadership(to);
     this.options.requestProcess();
     if (r.ok) return { kind: "ok" };
@@ -255,6 +268,11 @@ export class RaftNode implements NodeApi {
 
   changeMembership(change: ConfChange, precondition?: MembershipPrecondition): Promise<AdminOutcome> {
     return new Promise((resolve) => {
+      const deferred = (): void => {
+        if (this.stopped) resolve({ kind: "refused", reason: "node stopped" });
+        else void this.changeMembership(change, precondition).then(resolve);
+      };
+      if (this.deferWhileParked(deferred)) return;
       const refused = precondition === undefined ? null : this.membershipRefusal(precondition);
       if (refused !== null) {
         resolve({ kind: "refused", reason: refused });
@@ -321,6 +339,27 @@ export class RaftNode implements NodeApi {
   stop(): void {
     this.stopped = true;
     this.failPending("node stopped");
+    this.runDeferredInputs(); // each sees the node stopped: callers hear "shutting down"
+  }
+
+  /**
+   * While the loop has a leader's Ready parked (its appends on their way, its own write at the
+   * next pass; ready_loop.ts) the core takes no input: an input that arrives then is kept and
+   * run, in arrival order, at the start of the next pass, right after the parked Ready is
+   * finished. A pass is already requested, so this holds inputs for at most one event-loop turn
+   * (bounded by what one turn delivers). Storage I/O thus stays in process(), never in an input.
+   */
+  private deferWhileParked(input: () => void): boolean {
+    if (!this.loop.parked()) return false;
+    this.deferredInputs.push(input);
+    this.options.requestProcess();
+    return true;
+  }
+
+  private runDeferredInputs(): void {
+    const inputs = this.deferredInputs;
+    this.deferredInputs = [];
+    for (const input of inputs) input();
   }
 
   // ------------------------------------------------------------------ the Ready loop's applier
@@ -328,10 +367,15 @@ export class RaftNode implements NodeApi {
   /** Runs Ready cycles until the core is quiet. Storage failure throws: fatal to the process. */
   process(): void {
     if (this.stopped) return;
-    this.loop.process();
+    // A parked Ready first, then the inputs it held back, then new Readies (the parked one counts
+    // towards this pass's bound).
+    const finished = this.loop.finishParked();
+    this.runDeferredInputs();
+    this.loop.process(finished ? 1 : 0);
     this.options.onConfiguration?.(this.core.status().confState);
-    // Work left by the pass bound (or committed entries beyond the per-Ready cap): another pass.
-    if (!this.stopped && this.core.hasReady()) this.options.requestProcess();
+    // Work left by the pass bound (or committed entries beyond the per-Ready cap), or a leader's
+    // Ready parked until its appends are on the wire (ready_loop.ts): another pass.
+    if (!this.stopped && (this.loop.parked() || this.core.hasReady())) this.options.requestProcess();
   }
 
   private softStateChanged(soft: SoftState): void {

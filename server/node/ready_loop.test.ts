@@ -140,6 +140,95 @@ describe("ReadyLoop", () => {
     assert.deepEqual(syncs, [true, false]);
   });
 
+  it("a leader's appends and heartbeats leave before its own write; the write, the rest, apply and advance at the next pass", () => {
+    const append: Message = {
+      kind: "append",
+      from: "a",
+      to: "b",
+      term: 1,
+      prevIndex: 1,
+      prevTerm: 1,
+      entries: [entry(2)],
+      commit: 1,
+      witnessFloor: 0,
+    };
+    const refusal: Message = { kind: "voteResponse", from: "a", to: "c", term: 1, reject: true } as Message;
+    const elected = readyWith(1, { messages: [] }); // term 1 and vote a saved: the leader's own
+    const own = readyWith(2, { committedEntries: [entry(1)], messages: [append, heartbeat, refusal] });
+    const { loop, log } = recordingLoop([elected, own], { leaderSendsBeforePersist: true });
+    assert.equal(loop.process(), 2);
+    assert.deepEqual(log.slice(4), ["ready 2", "send 2"], "appends out, nothing written, applied or advanced");
+    assert.equal(loop.parked(), true);
+    loop.process(); // the next pass, after the turn put the appends on the wire
+    assert.deepEqual(log.slice(6), ["save hs=2 entries=2", "send 1", "apply 1", "advance 2", "after 2", "compact 1"]);
+    assert.equal(loop.parked(), false);
+  });
+
+  it("finishParked() persists and advances a parked Ready at once (the node calls it before any input)", () => {
+    const append: Message = {
+      kind: "append",
+      from: "a",
+      to: "b",
+      term: 1,
+      prevIndex: 1,
+      prevTerm: 1,
+      entries: [entry(2)],
+      commit: 1,
+      witnessFloor: 0,
+    };
+    const { loop, log } = recordingLoop([readyWith(1, { messages: [] }), readyWith(2, { hardState: null, messages: [append] })], {
+      leaderSendsBeforePersist: true,
+    });
+    loop.process();
+    loop.finishParked();
+    assert.deepEqual(log.slice(4), ["ready undefined", "send 1", "save hs=undefined entries=2", "advance undefined", "after undefined"]);
+    loop.finishParked(); // nothing parked: a no-op
+    assert.equal(log.length, 9);
+  });
+
+  it("acknowledgements, votes, a new term or vote, a snapshot: persisted before anything is sent", () => {
+    const ack: Message = {
+      kind: "appendResponse",
+      from: "b",
+      to: "a",
+      term: 1,
+      index: 1,
+      reject: false,
+      rejectHintIndex: 0,
+      rejectHintTerm: 0,
+    };
+    const append: Message = {
+      kind: "append",
+      from: "a",
+      to: "b",
+      term: 2,
+      prevIndex: 0,
+      prevTerm: 0,
+      entries: [entry(1)],
+      commit: 0,
+      witnessFloor: 0,
+    };
+    const cases: Ready[] = [
+      readyWith(1, { hardState: null, messages: [ack] }), // a follower's write and its acknowledgement
+      readyWith(1, { messages: [append] }), // term and vote never saved by this loop: unknown, so wait
+      readyWith(1, { hardState: null, snapshot: snapshotAt(0), messages: [append] }),
+      readyWith(1, { hardState: null, entries: [], messages: [append] }), // nothing to overlap
+    ];
+    for (const rd of cases) {
+      const { loop, log } = recordingLoop([rd], { leaderSendsBeforePersist: true });
+      loop.process();
+      assert.equal(loop.parked(), false);
+      assert.ok(log[1]?.startsWith("save") && log[2] === "send 1", log.join(" | "));
+    }
+    // A leader's Ready whose term or vote changed since the last write (a single voter electing itself).
+    const elected = readyWith(1, { messages: [] });
+    const newTerm = readyWith(2, { hardState: { term: 2, vote: "a", commit: 1 }, messages: [append] });
+    const { loop, log } = recordingLoop([elected, newTerm], { leaderSendsBeforePersist: true });
+    loop.process();
+    assert.equal(loop.parked(), false);
+    assert.deepEqual(log.slice(4, 7), ["ready 1", "save hs=1 entries=2", "send 1"]);
+  });
+
   it("handles at most readiesPerPassMax Readies per pass; processOne handles one", () => {
     const { loop, log } = recordingLoop([readyWith(1), readyWith(2), readyWith(3)], { readiesPerPassMax: 2 });
     assert.equal(loop.process(), 2);

@@ -20,6 +20,19 @@
 //      passes (storage.saveSnapshotAndCompact; the core's storageLogStart(): null, or below the
 //      snapshot while a member keeps its log for a witness, churn issue 4).
 //
+// A leader's own write in parallel with its followers' (leaderSendsBeforePersist, issue 14
+// point 3; etcd-io/raft lets a leader send its entries before its own append is durable, Raft
+// thesis 10.2.1): a Ready that only a leader makes (entries of its own, term and vote unchanged,
+// no snapshot) sends its appends and heartbeats FIRST and is then PARKED: process() returns, the
+// turn ends and the gRPC frames reach the socket, and the next pass, or any input the node hands
+// the core before it (finishParked()), persists it and runs steps 2-5 with the rest of its
+// messages. Safe because the leader counts itself towards a commit only in advance(), after its
+// own write returned (ready.ts "Self-durability"), exactly as it counts a follower only once that
+// follower's acknowledgement, sent after ITS write, arrives; and the appends promise nothing of
+// this Ready's writes (the term was durable before the node could lead in it; the commit index
+// they carry is a quorum's). Every acknowledgement, vote or other response still leaves only
+// after the write of its Ready is durable, and no entry is applied before it is on this disk.
+//
 // Synchronous and deterministic: no clock, no randomness, no timers, no Promises, so the
 // simulator drives the production loop step by step. It imports nothing of server/state (the
 // witness uses it and must never reach the state machine; witness/purity.test.ts).
@@ -94,7 +107,16 @@ export interface ReadyLoopOptions {
    * Absent (false) in every real configuration.
    */
   readonly testOnlyBugHardStateAfterSend?: boolean;
+  /**
+   * A leader's appends and heartbeats leave before its own write, which the next pass makes
+   * durable (the header: "A leader's own write in parallel"). The owner must call
+   * finishParked() before it hands the core any input, and ask for a pass while parked().
+   */
+  readonly leaderSendsBeforePersist?: boolean;
 }
+
+/** What a leader may send before its own write of the Ready: it promises nothing of it. */
+const SENT_BEFORE_PERSIST = new Set<Message["kind"]>(["append", "heartbeat"]);
 
 /** A durable step the deliberate bug holds back until the next pass. */
 type HeldWrite =
@@ -105,19 +127,38 @@ export class ReadyLoop {
   private readonly compact: Compact = (snapshot, logStart) => this.persistCompaction(snapshot, logStart);
   /** Only under testOnlyBugSendBeforePersist: writes whose messages already left. */
   private held: HeldWrite[] = [];
+  /** A leader's Ready whose appends left before its write; `rest` leave after it (leaderSendsBeforePersist). */
+  private parkedReady: { readonly rd: Ready; readonly rest: readonly Message[] } | null = null;
+  /** Term and vote of the last hard state this loop saved (null: none yet; the stored ones). */
+  private savedTermVote: { readonly term: number; readonly vote: string } | null = null;
 
   constructor(private readonly options: ReadyLoopOptions) {
     assert(options.readiesPerPassMax > 0, "readiesPerPassMax must be positive");
   }
 
   /** Runs Ready cycles until the core is quiet or the pass bound is reached; returns how many. */
-  process(): number {
+  /**
+   * `handledBefore`: Readies this pass already handled (a parked Ready the owner finished first),
+   * counted towards readiesPerPassMax.
+   */
+  process(handledBefore = 0): number {
     this.releaseHeldWrites();
     const core = this.options.core;
-    let handled = 0;
+    let handled = handledBefore;
+    if (this.finishParked()) handled++;
     while (handled < this.options.readiesPerPassMax && core.hasReady()) {
-      this.handle(core.ready());
+      const rd = core.ready();
       handled++;
+      this.options.onReady?.(rd);
+      const early = this.sendableBeforePersist(rd);
+      if (early !== null) {
+        // Parked: the pass ends here so the turn ends and the appends reach the wire before
+        // this node's fsync (the next pass, or finishParked() at the next input, persists it).
+        this.options.transport.send(early.before);
+        this.parkedReady = { rd, rest: early.after };
+        break;
+      }
+      this.handle(rd);
     }
     return handled;
   }
@@ -125,15 +166,56 @@ export class ReadyLoop {
   /** Runs exactly one Ready cycle if the core has one (the scenario scripts' process-ready). */
   processOne(): boolean {
     this.releaseHeldWrites();
+    this.finishParked();
     if (!this.options.core.hasReady()) return false;
-    this.handle(this.options.core.ready());
+    const rd = this.options.core.ready();
+    this.options.onReady?.(rd);
+    this.handle(rd);
     return true;
   }
 
+  /** True while a leader's Ready is parked: its appends left, its write is not yet made. */
+  parked(): boolean {
+    return this.parkedReady !== null;
+  }
+
+  /**
+   * Persists the parked Ready, sends the rest of its messages, applies and advances it (steps
+   * 1-5). The owner calls it before any input to the core (which refuses input while a Ready is
+   * outstanding) and the next process() pass calls it first. Returns false (a no-op) when
+   * nothing is parked.
+   */
+  finishParked(): boolean {
+    const parked = this.parkedReady;
+    if (parked === null) return false;
+    this.parkedReady = null;
+    this.persistSendApply(parked.rd, parked.rest);
+    return true;
+  }
+
+  /**
+   * The messages a leader may send before its own write of `rd`, and the rest, or null when the
+   * Ready must be persisted first: the option is off, a test-only bug is on, it has no entries
+   * to write (nothing to overlap), a snapshot, a term or vote not yet durable, or no append or
+   * heartbeat to send.
+   */
+  private sendableBeforePersist(rd: Ready): { before: Message[]; after: Message[] } | null {
+    const o = this.options;
+    if (o.leaderSendsBeforePersist !== true || o.testOnlyBugSendBeforePersist === true || o.testOnlyBugHardStateAfterSend === true) {
+      return null;
+    }
+    if (rd.entries.length === 0 || rd.snapshot !== null) return null;
+    const hs = rd.hardState;
+    const saved = this.savedTermVote;
+    // A null hard state is the durable one; a new one must keep the term and vote last saved.
+    if (hs !== null && (saved === null || hs.term !== saved.term || hs.vote !== saved.vote)) return null;
+    const before = rd.messages.filter((m) => SENT_BEFORE_PERSIST.has(m.kind));
+    if (before.length === 0) return null;
+    return { before, after: rd.messages.filter((m) => !SENT_BEFORE_PERSIST.has(m.kind)) };
+  }
+
   private handle(rd: Ready): void {
-    const { storage, transport, applier, core } = this.options;
-    this.options.onReady?.(rd);
-    // mustSync false: only the commit index changed; written without an fsync (StorageWrite.sync).
+    const { storage, transport } = this.options;
     const write: StorageWrite = { hardState: rd.hardState, snapshot: rd.snapshot, entries: rd.entries, sync: rd.mustSync };
     if (this.options.testOnlyBugSendBeforePersist === true) {
       // The deliberate bug: see ReadyLoopOptions.testOnlyBugSendBeforePersist.
@@ -145,11 +227,26 @@ export class ReadyLoop {
       if (rd.messages.length > 0) transport.send(rd.messages);
       if (rd.hardState) storage.save({ hardState: rd.hardState, snapshot: null, entries: [] });
     } else {
-      // 1. Persist: one transaction, durable before anything of this Ready leaves the node.
-      storage.save(write);
-      // 2. Send.
-      if (rd.messages.length > 0) transport.send(rd.messages);
+      this.persistSendApply(rd, rd.messages);
+      return;
     }
+    this.applyAndAdvance(rd);
+  }
+
+  /** Steps 1-5 for `rd`, sending `messages` after its write (all of them, or a parked Ready's rest). */
+  private persistSendApply(rd: Ready, messages: readonly Message[]): void {
+    // 1. Persist: one transaction, durable before anything (else) of this Ready leaves the node.
+    // mustSync false: only the commit index changed; written without an fsync (StorageWrite.sync).
+    this.options.storage.save({ hardState: rd.hardState, snapshot: rd.snapshot, entries: rd.entries, sync: rd.mustSync });
+    if (rd.hardState !== null) this.savedTermVote = { term: rd.hardState.term, vote: rd.hardState.vote };
+    // 2. Send.
+    if (messages.length > 0) this.options.transport.send(messages);
+    this.applyAndAdvance(rd);
+  }
+
+  /** Steps 3-5: apply what rd commits (already durable here), advance, the role's step. */
+  private applyAndAdvance(rd: Ready): void {
+    const { applier, core } = this.options;
     // 3. Apply.
     if (rd.snapshot) applier.restoreSnapshot(rd.snapshot);
     for (const e of rd.committedEntries) applier.applyEntry(e);
