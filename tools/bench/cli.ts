@@ -3,7 +3,8 @@
 // synchronous=FULL), both get the same closed-loop generator over raw gRPC, in interleaved
 // repetitions (the system that goes first alternates) with a fresh cluster each. Tenure runs the
 // compiled server with mutual TLS, as users run it; etcd runs plaintext, its default (the table
-// says so; --tenure-insecure adds a plaintext Tenure column for a like-for-like row). One table
+// says so; --tenure-insecure adds a plaintext Tenure column for a like-for-like row, --tenure-metrics
+// a column with --metrics-listen on every member, scraped once a second: the metrics' cost). One table
 // of medians, every repetition in the JSON lines (--out). See the README's "Benchmarks".
 //
 //   npm run bench                       bounded default (3 reps, under 10 minutes)
@@ -105,7 +106,13 @@ async function startCluster(run: Run, column: Column, layout: "three" | "witness
     return EtcdCluster.start(run.etcdBinary);
   }
   if (run.build === null) throw new Error("no Tenure build");
-  return TenureCluster.start({ build: run.build, layout, certs: column === "tenure" ? run.certs : null, basePort: TENURE_BASE_PORT });
+  return TenureCluster.start({
+    build: run.build,
+    layout,
+    certs: column === "tenure-plaintext" ? null : run.certs,
+    basePort: TENURE_BASE_PORT,
+    metrics: column === "tenure-metrics",
+  });
 }
 
 function leaderAddress(cluster: BenchCluster, id: string): string {
@@ -259,6 +266,7 @@ async function main(): Promise<void> {
       ...(etcdBinary !== null ? (["etcd"] as const) : []),
       "tenure",
       ...(o.tenureInsecure ? (["tenure-plaintext"] as const) : []),
+      ...(o.tenureMetrics ? (["tenure-metrics"] as const) : []),
     ];
     const run: Run = { o, out, build, certs, etcdBinary };
     const steady = [...o.only].some((n) => n !== "keepalive100k");

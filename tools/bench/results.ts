@@ -5,10 +5,19 @@ import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { SystemName } from "./cluster.ts";
 
-/** A system as measured: Tenure runs with TLS (as users run it) or, for --tenure-insecure, plaintext. */
-export type Column = "etcd" | "tenure" | "tenure-plaintext";
+/**
+ * A system as measured: Tenure runs with TLS (as users run it); for --tenure-insecure also in
+ * plaintext; for --tenure-metrics also with TLS and --metrics-listen on every member, each
+ * scraped once a second (the cost of recording and serving the metrics).
+ */
+export type Column = "etcd" | "tenure" | "tenure-plaintext" | "tenure-metrics";
 
-export const COLUMN_SYSTEM: Readonly<Record<Column, SystemName>> = { etcd: "etcd", tenure: "tenure", "tenure-plaintext": "tenure" };
+export const COLUMN_SYSTEM: Readonly<Record<Column, SystemName>> = {
+  etcd: "etcd",
+  tenure: "tenure",
+  "tenure-plaintext": "tenure",
+  "tenure-metrics": "tenure",
+};
 
 export interface BenchResult {
   readonly kind: "result";

@@ -14,6 +14,15 @@ const COLUMN_LABEL: Readonly<Record<Column, string>> = {
   etcd: "etcd (plaintext)",
   tenure: "Tenure (mutual TLS 1.3)",
   "tenure-plaintext": "Tenure (--insecure)",
+  "tenure-metrics": "Tenure (mutual TLS, metrics scraped 1/s)",
+};
+
+/** The ratio column's name: the column's short name and what sets it apart. */
+const RATIO_LABEL: Readonly<Record<Column, string>> = {
+  etcd: "etcd",
+  tenure: "Tenure",
+  "tenure-plaintext": "Tenure --insecure",
+  "tenure-metrics": "Tenure +metrics",
 };
 
 function num(x: number, digits?: number): string {
@@ -59,11 +68,7 @@ export function cell(figure: string, rs: readonly BenchResult[]): string {
 export function renderTable(figures: readonly FigureSpec[], columns: readonly Column[], results: readonly BenchResult[]): string[] {
   // Without etcd there is nothing to divide by: no ratio columns.
   const tenureColumns = columns.includes("etcd") ? columns.filter((c) => c !== "etcd") : [];
-  const header = [
-    "figure",
-    ...columns.map((c) => COLUMN_LABEL[c]),
-    ...tenureColumns.map((c) => `${COLUMN_LABEL[c].split(" (")[0]}${c === "tenure-plaintext" ? " --insecure" : ""}/etcd`),
-  ];
+  const header = ["figure", ...columns.map((c) => COLUMN_LABEL[c]), ...tenureColumns.map((c) => `${RATIO_LABEL[c]}/etcd`)];
   const lines = [`| ${header.join(" | ")} |`, `| ${header.map((_, i) => (i === 0 ? "---" : "---:")).join(" | ")} |`];
   for (const f of figures) {
     const of = (c: Column): BenchResult[] => results.filter((r) => r.figure === f.figure && r.column === c);

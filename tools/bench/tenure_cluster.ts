@@ -25,7 +25,11 @@ export interface TenureClusterOptions {
   /** Dev certificates for mutual TLS, or null for --insecure on every member. */
   readonly certs: DevCertificates | null;
   readonly basePort: number;
+  /** --metrics-listen on every member (port basePort + 201 + i), each scraped once a second. */
+  readonly metrics?: boolean;
 }
+
+const SCRAPE_INTERVAL_MS = 1_000;
 
 /** The client identity the bench's certificate names (the owner of its leases and locks). */
 export const BENCH_CLIENT_IDENTITY = "bench";
@@ -43,6 +47,9 @@ export class TenureCluster implements BenchCluster {
   private readonly root = mkdtempSync(join(tmpdir(), "tenure-bench-"));
   private readonly removeRoot = registerCleanup(() => rmSync(this.root, { recursive: true, force: true }));
   private probe: TestClient | null = null;
+  private scraper: NodeJS.Timeout | null = null;
+  /** Scrapes that answered 200 (a run with metrics reports it, so a silent failure shows). */
+  scrapesOk = 0;
 
   private constructor(
     private readonly o: TenureClusterOptions,
@@ -66,6 +73,7 @@ export class TenureCluster implements BenchCluster {
     try {
       await Promise.all(specs.map((s) => cluster.startMember(s, true)));
       await cluster.leaderId(START_TIMEOUT_MS);
+      if (o.metrics === true) cluster.startScraping();
     } catch (e) {
       await cluster.stop();
       throw e;
@@ -124,7 +132,28 @@ export class TenureCluster implements BenchCluster {
     await this.startMember(s, false);
   }
 
+  /** As Prometheus would: GET /metrics of every member once a second, the body read and dropped. */
+  private startScraping(): void {
+    const urls = this.specs.map((_, i) => `http://${HOST}:${this.o.basePort + 201 + i}/metrics`);
+    this.scraper = setInterval(() => {
+      for (const url of urls) {
+        fetch(url, { signal: AbortSignal.timeout(SCRAPE_INTERVAL_MS) })
+          .then(async (r) => {
+            await r.text();
+            if (r.ok) this.scrapesOk += 1;
+          })
+          .catch(() => {});
+      }
+    }, SCRAPE_INTERVAL_MS);
+  }
+
   async stop(): Promise<void> {
+    if (this.scraper !== null) {
+      clearInterval(this.scraper);
+      // A metrics column whose scrapes all failed would measure nothing: say how many answered.
+      process.stderr.write(`bench: metrics column: ${this.scrapesOk} scrapes answered 200\n`);
+    }
+    this.scraper = null;
     this.probe?.close();
     this.probe = null;
     await Promise.all([...this.children.values()].map((c) => stopProcess(c)));
@@ -145,6 +174,7 @@ export class TenureCluster implements BenchCluster {
       ...["--members", this.specs.map((x) => `${x.id}=${x.peerAddress}/${x.clientAddress}`).join(",")],
       ...(witnesses.length > 0 ? ["--witnesses", witnesses.join(",")] : []),
       ...(bootstrap ? ["--bootstrap"] : []),
+      ...(this.o.metrics === true ? ["--metrics-listen", `${HOST}:${this.o.basePort + 201 + this.specs.indexOf(s)}`] : []),
       ...security,
     ];
   }
