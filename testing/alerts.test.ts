@@ -30,10 +30,10 @@ import { Registry } from "prom-client";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { COMMANDS } from "../cli/commands.ts";
 import { parseCommandLine } from "../cli/parse.ts";
-import type { MetricsNodeSource } from "../server/metrics/member_metrics.ts";
 import { VoterMetrics } from "../server/metrics/voter_metrics.ts";
 import { rejectionsCounter } from "../client-sdk/guard/metrics.ts";
 import { tenurectlCommands } from "./kits/command_lines.ts";
+import { IDLE_FOLLOWER, testMetricsOptions } from "./kits/metrics_fixtures.ts";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const RULES = "deploy/prometheus/tenure-alerts.yaml";
@@ -49,26 +49,8 @@ const PROMETHEUS_SERIES = new Set(["up"]);
 // ------------------------------------------------------------------ the registry, read now
 
 const registry = (() => {
-  const voter = new VoterMetrics({
-    electionTimeoutMs: 500,
-    rho: 0.01,
-    clocks: { monotonicMs: () => 0, wallMs: () => 0 },
-    log: () => undefined,
-    processMetrics: true,
-  });
-  const source: MetricsNodeSource = {
-    status: () => ({
-      id: "a",
-      role: "follower",
-      term: 1,
-      leader: "",
-      commitIndex: 0,
-      appliedIndex: 0,
-      lastIndex: 0,
-      confState: { voters: ["a"], votersOutgoing: [], learners: [], learnersNext: [], witnesses: [], autoLeave: false },
-    }),
-    matchIndexOf: () => null,
-  };
+  const voter = new VoterMetrics(testMetricsOptions(true));
+  const source = IDLE_FOLLOWER;
   voter.storage({} as never, false);
   voter.transport({ stats: () => ({}) } as never, [], () => ({ id: "a", role: "follower", term: 1, leader: "" }));
   voter.node({} as never);

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import type { MetricObjectWithValues, MetricValue } from "prom-client";
-import { MemberMetrics, type MetricsNodeSource } from "./member_metrics.ts";
+import { IDLE_FOLLOWER, testMetricsOptions } from "../../testing/kits/metrics_fixtures.ts";
+import { MemberMetrics } from "./member_metrics.ts";
 import { VoterMetrics } from "./voter_metrics.ts";
 
 interface Row {
@@ -36,26 +37,8 @@ function readmeRows(): Map<string, Row> {
   return rows;
 }
 
-const options = {
-  electionTimeoutMs: 500,
-  rho: 0.01,
-  clocks: { monotonicMs: () => 0, wallMs: () => 0 },
-  log: () => undefined,
-  processMetrics: false,
-};
-const source: MetricsNodeSource = {
-  status: () => ({
-    id: "a",
-    role: "follower",
-    term: 1,
-    leader: "",
-    commitIndex: 0,
-    appliedIndex: 0,
-    lastIndex: 0,
-    confState: { voters: ["a"], votersOutgoing: [], learners: [], learnersNext: [], witnesses: [], autoLeave: false },
-  }),
-  matchIndexOf: () => null,
-};
+const options = testMetricsOptions();
+const source = IDLE_FOLLOWER;
 
 function registered(m: MemberMetrics): Map<string, Row> {
   const out = new Map<string, Row>();

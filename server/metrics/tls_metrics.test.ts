@@ -9,19 +9,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { ensureDevCertificates, issueMemberCertificate } from "../../tools/dev_certs.ts";
+import { testMetricsOptions } from "../../testing/kits/metrics_fixtures.ts";
 import { MemberMetrics } from "./member_metrics.ts";
 import { certificateExpiry } from "./tls_metrics.ts";
 
 const root = mkdtempSync(join(tmpdir(), "tenure-tls-metrics-"));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-const options = {
-  electionTimeoutMs: 500,
-  rho: 0.01,
-  clocks: { monotonicMs: () => 0, wallMs: () => 0 },
-  log: () => undefined,
-  processMetrics: false,
-};
+const options = testMetricsOptions();
 const NAME = "tenure_tls_certificate_expiry_timestamp_seconds";
 const notAfter = (pem: Buffer): number => Date.parse(new X509Certificate(pem).validTo) / 1000;
 
