@@ -22,6 +22,11 @@ import { serviceDefinition, tenurePackage, type ServiceName } from "./protos.ts"
 import { tolerantDeserializer } from "./validate.ts";
 
 export const OBSERVE_BUFFER_MAX_DEFAULT = 1_024;
+/** Election.Observe and Lock.Watch streams open at once on this member (each is a listener the
+ *  apply loop calls on every applied batch); one more is refused with LIMIT_EXCEEDED. */
+export const APPLIED_STREAMS_MAX_DEFAULT = 1_024;
+/** HTTP/2 streams (calls) open at once on one client connection. */
+export const CLIENT_CONCURRENT_STREAMS_MAX = 256;
 export const KEEPALIVE_PENDING_MAX_DEFAULT = 64;
 
 export interface ApiServerOptions {
@@ -35,6 +40,7 @@ export interface ApiServerOptions {
    */
   readonly messageBytesMax?: number;
   readonly observeBufferMax?: number;
+  readonly appliedStreamsMax?: number;
   readonly keepAlivePendingMax?: number;
   /** What Cluster.Status reports as `insecure`; startApiServer sets it from its credentials.
    *  Default true: a server whose binding is not known here is taken to be plaintext. */
@@ -66,6 +72,7 @@ export function createApiServer(options: ApiServerOptions): grpc.Server {
     node: options.node,
     config,
     observeBufferMax: positive(options.observeBufferMax ?? OBSERVE_BUFFER_MAX_DEFAULT, "observeBufferMax"),
+    appliedStreams: { open: 0, max: positive(options.appliedStreamsMax ?? APPLIED_STREAMS_MAX_DEFAULT, "appliedStreamsMax") },
     keepAlivePendingMax: positive(options.keepAlivePendingMax ?? KEEPALIVE_PENDING_MAX_DEFAULT, "keepAlivePendingMax"),
     ...(options.auth === undefined ? {} : { auth: options.auth }),
     ...(options.audit === undefined ? {} : { audit: options.audit }),
@@ -73,6 +80,7 @@ export function createApiServer(options: ApiServerOptions): grpc.Server {
   const server = new grpc.Server({
     "grpc.max_receive_message_length": messageBytesMax,
     "grpc.max_send_message_length": CLIENT_RESPONSE_FRAME_FACTOR * messageBytesMax,
+    "grpc.max_concurrent_streams": CLIENT_CONCURRENT_STREAMS_MAX,
     ...(options.interceptors === undefined ? {} : { interceptors: [...options.interceptors] }),
   });
   const services: readonly [ServiceName, grpc.UntypedServiceImplementation][] = [

@@ -15,6 +15,7 @@ import { currentToken } from "./lock_service.ts";
 import { ApiError } from "./status_map.ts";
 import { parseCampaign, parseFencedRelease, parseName, parseProclaim } from "./validate.ts";
 import { acquireBlocking } from "./wait_grant.ts";
+import { AppliedStream } from "./applied_stream.ts";
 
 /** tenure.v1.LeaderResponse: one Leader answer or one Observe update. */
 export interface LeaderUpdate {
@@ -93,87 +94,55 @@ function observeHandler(deps: ServiceDeps): grpc.handleServerStreamingCall<unkno
   };
 }
 
-/**
- * One Observe call. Subscribes first, reads the current leader, sends it, then sends the updates
- * buffered meanwhile whose index is above the read, then every update as it is applied. Writes
- * not yet flushed to the transport are bounded by observeBufferMax: a slower reader is dropped.
- */
-class ObserveStream {
-  private readonly rpc = "Election.Observe";
-  private ended = false;
-  private live = false;
-  private readonly backlog: LeaderUpdate[] = [];
-  private unflushed = 0;
+type LeaderRead = { readonly leader: ElectionLeader | null; readonly visible: boolean };
+
+/** One Observe call (applied_stream.ts): the leader now, then each change of it. */
+class ObserveStream extends AppliedStream<LeaderRead, LeaderUpdate> {
   /** The leader as last sent, with its true lease id (`currentVisible` decides what is sent). */
   private current: ElectionLeader | null = null;
   private currentVisible = false;
-  private unsubscribe: () => void = () => {};
 
   constructor(
-    private readonly deps: ServiceDeps,
-    private readonly call: grpc.ServerWritableStream<unknown, object>,
-    private readonly name: string,
+    deps: ServiceDeps,
+    call: grpc.ServerWritableStream<unknown, object>,
+    name: string,
     private readonly principal: Principal,
-  ) {}
-
-  start(): void {
-    this.call.on("cancelled", () => this.stop());
-    this.call.on("error", () => this.stop());
-    this.unsubscribe = this.deps.node.subscribe(
-      (events, index) => this.onEvents(events, index),
-      (machine, index) => this.onRestored(() => this.leaderIn(machine), index),
-    );
-    readOk(this.deps, (m) => ({ ...this.leaderIn(m), index: m.appliedIndex() })).then(
-      ({ value }) => {
-        if (this.ended) return;
-        this.current = value.leader;
-        this.currentVisible = value.visible;
-        this.send(leaderUpdate(this.shown(value.leader, value.visible), value.index));
-        for (const update of this.backlog.splice(0)) if (update.index > value.index) this.send(update);
-        this.live = true;
-      },
-      (error: unknown) => this.fail(error),
-    );
+  ) {
+    super(deps, call, "Election.Observe", name, "observe");
   }
 
   /** The leader in `m`, and whether this caller may see its lease id. */
-  private leaderIn(m: LockStateMachine): { leader: ElectionLeader | null; visible: boolean } {
+  protected read(m: LockStateMachine): LeaderRead {
     const leader = m.electionLeader(this.name);
     return { leader, visible: leader !== null && mayKnowLease(this.principal, m.leaseOwner(leader.leaseId) ?? "") };
   }
 
-  private onEvents(events: readonly StateEvent[], index: number): void {
-    try {
-      for (const event of events) {
-        const update = this.updateOf(event, index);
-        if (update !== null) this.onUpdate(update);
-      }
-    } catch (error) {
-      // A listener must never throw into the node's apply loop.
-      this.fail(error);
-    }
+  protected first(value: LeaderRead, index: number): LeaderUpdate {
+    this.current = value.leader;
+    this.currentVisible = value.visible;
+    return leaderUpdate(this.shown(value.leader, value.visible), index);
   }
 
-  private onUpdate(update: LeaderUpdate): void {
-    if (this.ended) return;
-    if (this.live) this.send(update);
-    else if (this.backlog.length < this.deps.observeBufferMax) this.backlog.push(update);
-    else this.fail(slowConsumer(this.deps.observeBufferMax));
+  protected encode(update: LeaderUpdate): object {
+    return update;
+  }
+
+  protected onEvents(events: readonly StateEvent[], index: number): void {
+    for (const event of events) {
+      const update = this.updateOf(event, index);
+      if (update !== null) this.push(update);
+    }
   }
 
   /**
-   * The member restored a snapshot up to `index`: the entries it covers emitted no events, so the
-   * leader they left is sent as one update (unless it is the one already sent).
+   * The entries the snapshot covers emitted no events, so the leader they left is sent as one
+   * update (unless it is the one already sent).
    */
-  private onRestored(leader: () => { leader: ElectionLeader | null; visible: boolean }, index: number): void {
-    try {
-      if (this.ended) return;
-      const now = leader();
-      if (this.live && sameLeader(this.current, now.leader)) return;
-      this.onUpdate(this.remember(now.leader, now.visible, index));
-    } catch (error) {
-      this.fail(error); // as onEvents: never into the node's apply loop
-    }
+  protected onRestored(machine: LockStateMachine, index: number): void {
+    if (this.isEnded) return;
+    const now = this.read(machine);
+    if (this.isLive && sameLeader(this.current, now.leader)) return;
+    this.push(this.remember(now.leader, now.visible, index));
   }
 
   private updateOf(event: StateEvent, index: number): LeaderUpdate | null {
@@ -201,7 +170,7 @@ class ObserveStream {
   }
 
   private remember(leader: ElectionLeader | null, visible: boolean, index: number): LeaderUpdate {
-    if (this.live) {
+    if (this.isLive) {
       this.current = leader;
       this.currentVisible = visible;
     }
@@ -211,44 +180,9 @@ class ObserveStream {
   private shown(leader: ElectionLeader | null, visible: boolean): ElectionLeader | null {
     return leader === null || visible ? leader : { ...leader, leaseId: 0 };
   }
-
-  private send(update: LeaderUpdate): void {
-    if (this.ended) return;
-    try {
-      // Each update is still the caller's to read: a removed token or a role taken away ends
-      // the stream (as KeepAlive re-checks each request).
-      requirePermission({ principal: authenticate(this.deps, this.call) }, "read", this.name);
-    } catch (error) {
-      this.fail(error);
-      return;
-    }
-    if (this.unflushed >= this.deps.observeBufferMax) {
-      this.fail(slowConsumer(this.deps.observeBufferMax));
-      return;
-    }
-    this.unflushed += 1;
-    this.call.write(update, () => {
-      this.unflushed -= 1;
-    });
-  }
-
-  private stop(): void {
-    this.ended = true;
-    this.unsubscribe();
-  }
-
-  private fail(error: unknown): void {
-    if (this.ended) return;
-    this.stop();
-    failStream(this.call, this.rpc, error);
-  }
 }
 
 function sameLeader(a: ElectionLeader | null, b: ElectionLeader | null): boolean {
   if (a === null || b === null) return a === b;
   return a.leaseId === b.leaseId && a.token === b.token && a.value === b.value;
-}
-
-function slowConsumer(max: number): ApiError {
-  return new ApiError("SLOW_CONSUMER", `the reader fell more than ${max} updates behind; observe again`);
 }

@@ -21,6 +21,8 @@ export interface ServiceDeps {
   readonly config: StateConfig;
   /** Observe: updates a reader may fall behind before its stream is dropped. */
   readonly observeBufferMax: number;
+  /** Observe and Watch streams open now on this member, and how many may be. */
+  readonly appliedStreams: { open: number; readonly max: number };
   /** KeepAlive: requests received but not yet answered, per stream. */
   readonly keepAlivePendingMax: number;
   /** Who calls and what it may do (server/auth); absent: the open mode (everyone, anonymous). */

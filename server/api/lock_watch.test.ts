@@ -53,6 +53,50 @@ describe("Lock.Watch over gRPC", () => {
     await until(async () => api.node.listenerCount() === 0, "watch unsubscribed");
   });
 
+  it("ends NOT_LEADER, with the hint, once this member no longer leads (Observe too)", async () => {
+    const watch = api.serverStream("Lock", "Watch", { name: "moved" });
+    const observe = api.serverStream("Election", "Observe", { name: "moved" });
+    await nextMessage(watch);
+    await nextMessage(observe);
+    const ends = [streamEnd(watch), streamEnd(observe)];
+    api.node.mode = { kind: "notLeader", hint: { leaderId: "b", leaderAddress: "127.0.0.1:7002" } };
+    try {
+      for (const end of ends) {
+        const e = assertError(await end, grpc.status.UNAVAILABLE, "NOT_LEADER");
+        assert.match(e.details, /the leader is b at 127\.0\.0\.1:7002/);
+      }
+      await until(async () => api.node.listenerCount() === 0, "both unsubscribed");
+    } finally {
+      api.node.mode = { kind: "leader" };
+    }
+  });
+
+  it("at most appliedStreamsMax watch and observe streams at once: the next is LIMIT_EXCEEDED, the open ones go on", async () => {
+    const capped = await TestApi.start({ appliedStreamsMax: 2 });
+    try {
+      const a = capped.serverStream("Lock", "Watch", { name: "x" });
+      const b = capped.serverStream("Election", "Observe", { name: "x" });
+      await nextMessage(a);
+      await nextMessage(b);
+      assertError(await streamEnd(capped.serverStream("Lock", "Watch", { name: "y" })), grpc.status.RESOURCE_EXHAUSTED, "LIMIT_EXCEEDED");
+      const leaseId = String((await capped.ok("Lease", "Grant", { clientId: "c", seq: 1, ttlMs: 60_000 }))["leaseId"]);
+      const next = nextMessage(a);
+      await capped.ok("Lock", "Acquire", { clientId: "c", seq: 2, name: "x", leaseId, wait: false });
+      assert.equal(statusOf(await next)["state"], "MUTEX_STATE_HELD", "the open watch goes on");
+      a.on("error", () => {});
+      a.cancel();
+      await until(async () => capped.node.listenerCount() === 1, "a's slot freed");
+      const c = capped.serverStream("Lock", "Watch", { name: "x" });
+      assert.equal(statusOf(await nextMessage(c))["state"], "MUTEX_STATE_HELD", "a freed slot is taken again");
+      for (const s of [b, c]) {
+        s.on("error", () => {});
+        s.cancel();
+      }
+    } finally {
+      await capped.close();
+    }
+  });
+
   it("a bad name is INVALID_ARGUMENT; a slow reader is dropped with SLOW_CONSUMER", async () => {
     assertError(await streamEnd(api.serverStream("Lock", "Watch", { name: "" })), grpc.status.INVALID_ARGUMENT, "INVALID_ARGUMENT");
     const small = await TestApi.start({ observeBufferMax: 1 });

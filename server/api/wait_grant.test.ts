@@ -126,7 +126,7 @@ class Cluster {
 }
 
 function deps(node: RaftNode): ServiceDeps {
-  return { node, config: CONFIG, observeBufferMax: 64, keepAlivePendingMax: 64 };
+  return { node, config: CONFIG, observeBufferMax: 64, appliedStreams: { open: 0, max: 64 }, keepAlivePendingMax: 64 };
 }
 
 function callContext(): CallContext {

@@ -377,6 +377,7 @@ class SimApiServer {
       node: this.api,
       config: env.stateConfig,
       observeBufferMax: 1_024,
+      appliedStreams: { open: 0, max: 1_024 },
       keepAlivePendingMax: 64,
       drawLeaseId: simLeaseId,
     };
