@@ -2,7 +2,8 @@
 // failovers: on an error it reconnects (to the NOT_LEADER hint, else the next endpoint, with
 // backoff); each message is decoded and keyed, and since a reconnect starts with the current
 // value again, a value whose key equals the last one yielded is skipped. Ends (without an error)
-// when `signal` aborts, `timeoutMs` passes or the client closes.
+// when `signal` aborts, `timeoutMs` passes or the client closes; throws an error no retry can
+// mend (a bad request, a missing permission or credential), which would otherwise loop forever.
 
 import { backoffDelayMs, type RandomSource } from "./backoff.ts";
 import { TenureError } from "./errors.ts";
@@ -10,6 +11,9 @@ import { linkSignals, sleep, type CallOptions } from "./signals.ts";
 import type { Timers } from "./timers.ts";
 import type { ServiceName } from "../proto/tenure_protos.ts";
 import type { Message, Transport } from "./transport.ts";
+
+/** Answers that a reconnect gets again: the iteration ends with them. */
+const DEFINITIVE: ReadonlySet<string> = new Set(["INVALID_ARGUMENT", "PERMISSION_DENIED", "UNAUTHENTICATED", "UNIMPLEMENTED"]);
 
 export interface LeaderStreamHost {
   readonly transport: Transport;
@@ -46,6 +50,7 @@ export async function* followLeaderStream<T>(
       } catch (error) {
         if (linked.signal.aborted) return;
         const e = TenureError.from(error);
+        if (DEFINITIVE.has(e.code)) throw e;
         if (e.code === "NOT_LEADER" && e.leaderHint && e.leaderHint !== endpoint) {
           t.setLeader(e.leaderHint, endpoint);
           continue;

@@ -8,6 +8,8 @@ import * as grpc from "@grpc/grpc-js";
 import { encodeErrorDetail, ERROR_DETAIL_METADATA_KEY } from "../proto/tenure_protos.ts";
 import { scriptedRpc } from "../testing/kits/scripted_transport.ts";
 import { TenureError } from "./errors.ts";
+import { followLeaderStream } from "./leader_stream.ts";
+import { SYSTEM_TIMERS } from "./timers.ts";
 import { type Message, Transport, type Wire } from "./transport.ts";
 
 const notLeader = (leaderAddress: string): TenureError => {
@@ -56,5 +58,41 @@ describe("Transport and leader hints", () => {
     const direct = new Transport(["p1:1", "p2:1", "p3:1"], wire("10.0.0.3:7001", "10.0.0.3:7001", followed));
     await scriptedRpc(direct).mutate("Lease", "Grant", { ttlMs: 1000 });
     assert.deepEqual(followed, ["p1:1", "10.0.0.3:7001"], "by default the hint is dialled");
+  });
+
+  it("a followed stream ends with an error no reconnect can mend, and reconnects after one it can", async () => {
+    let opened = 0;
+    const failing = (first: TenureError, then: TenureError): Wire => ({
+      ...wire("", "", []),
+      serverStream: () => {
+        opened += 1;
+        const error = opened === 1 ? first : then;
+        return {
+          cancel: () => {},
+          [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(error) }),
+        };
+      },
+    });
+    const host = (w: Wire) => ({
+      transport: new Transport(["p1:1", "p2:1"], w),
+      random: () => 0,
+      closed: new AbortController().signal,
+      timers: SYSTEM_TIMERS,
+    });
+    const denied = new TenureError("PERMISSION_DENIED", "lacks read");
+    const drop = new TenureError("UNAVAILABLE", "connection dropped");
+    const call = { service: "Lock", method: "Watch", request: { name: "x" } } as const;
+    const iterate = (w: Wire) =>
+      followLeaderStream(
+        host(w),
+        call,
+        (m) => m,
+        () => "k",
+      ).next();
+    await assert.rejects(iterate(failing(denied, denied)), (e: unknown) => e instanceof TenureError && e.code === "PERMISSION_DENIED");
+    assert.equal(opened, 1, "not retried");
+    opened = 0;
+    await assert.rejects(iterate(failing(drop, denied)), (e: unknown) => e instanceof TenureError && e.code === "PERMISSION_DENIED");
+    assert.equal(opened, 2, "the dropped connection was retried");
   });
 });
