@@ -119,6 +119,46 @@ describe("API: authentication, permissions, ownership", () => {
     await denied("bob", "Lock", "Status", { name: "db/primary" }, grpc.status.PERMISSION_DENIED);
   });
 
+  it("Lock.Watch and Election.Observe need read on the name; a watcher sees lease ids of its own leases only", async () => {
+    const watch = (who: Who, service: ServiceName, method: string, name: string) => {
+      const def = serviceDefinition(service)[method];
+      if (def === undefined) throw new Error(`no ${method}`);
+      const metadata = new grpc.Metadata();
+      metadata.set("authorization", `Bearer ${TOKENS[who as keyof typeof TOKENS]}`);
+      return client.makeServerStreamRequest(
+        def.path,
+        def.requestSerialize,
+        (b: Buffer) => def.responseDeserialize(b) as Message,
+        { name },
+        metadata,
+        {},
+      );
+    };
+    for (const [service, method] of [
+      ["Lock", "Watch"],
+      ["Election", "Observe"],
+    ] as const) {
+      const refused = assertError(
+        await streamEnd(watch("bob", service, method, "db/primary")),
+        grpc.status.PERMISSION_DENIED,
+        "PERMISSION_DENIED",
+      );
+      assert.match(refused.details, /identity "bob" lacks permission read on "db\/primary"/);
+    }
+    const grant = await ok("alice", "Lease", "Grant", { clientId: "wa", seq: 1, ttlMs: 10_000 });
+    const leaseId = String(grant["leaseId"]);
+    await ok("alice", "Lock", "Acquire", { clientId: "wa", seq: 2, name: "jobs/w", leaseId, wait: false });
+    const bobs = watch("bob", "Lock", "Watch", "jobs/w");
+    const alices = watch("alice", "Lock", "Watch", "jobs/w");
+    const holderOf = (m: Message) => (m["status"] as Message)["holder"] as Message;
+    assert.equal(holderOf(await nextMessage(bobs))["leaseId"], "0", "another identity's lease id is hidden");
+    assert.equal(holderOf(await nextMessage(alices))["leaseId"], leaseId);
+    for (const s of [bobs, alices]) {
+      s.on("error", () => {});
+      s.cancel();
+    }
+  });
+
   it("a non-admin cannot change membership or transfer leadership; an admin can, audited; admin acts on others' objects are audited", async () => {
     const remove = await denied("alice", "Cluster", "RemoveMember", { nodeId: "c" }, grpc.status.PERMISSION_DENIED);
     assert.equal(remove, 'identity "alice" lacks permission admin: Cluster.RemoveMember needs the admin role');
