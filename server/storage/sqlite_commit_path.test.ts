@@ -45,6 +45,25 @@ function recordOf(dataDir: string): { commit: number; lastIndex: number } {
 }
 
 describe("SqliteStorage commit path: a commit-index-only write is not fsynced", () => {
+  it("refuses every later write when synchronous=FULL cannot be restored after an unsynced one", () => {
+    withStore((store) => {
+      store.save({ hardState: hs(0), snapshot: null, entries: [entry(1)], sync: true });
+      const sql = (store as unknown as { sql: { synchronousFull: { run(): unknown } } }).sql;
+      const restore = sql.synchronousFull;
+      sql.synchronousFull = {
+        run: () => {
+          throw new Error("disk I/O error");
+        },
+      };
+      assert.throws(() => store.save({ hardState: hs(1), snapshot: null, entries: [], sync: false }), /disk I\/O error/);
+      sql.synchronousFull = restore;
+      assert.throws(
+        () => store.save({ hardState: hs(1), snapshot: null, entries: [entry(2)], sync: true }),
+        (e: unknown) => e instanceof AssertionError && /could not be set back to FULL/.test(e.message),
+      );
+    });
+  });
+
   it("writes a commit-only change without sync, entries and term/vote changes with it", () => {
     withStore((store) => {
       const spy = spyStatements();

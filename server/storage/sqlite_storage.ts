@@ -1,7 +1,7 @@
 // Durable Raft storage on better-sqlite3. One file, raft.db, in the data directory, in WAL mode
 // with synchronous=FULL: a commit returns only after the WAL is fsynced. Every save() is ONE
 // transaction, so what a Ready asks for is either all on disk or not at all before any of its
-// messages is sent. Every row carries a CRC32 (checksum.ts) and load() refuses a store whose rows,
+// messages is sent; a commit-index-only write (sync: false) skips the fsync (README, Durability). Every row carries a CRC32 (checksum.ts) and load() refuses a store whose rows,
 // gaps or commit index do not add up (storage_checks.ts). A LOCK file keeps other processes out.
 //
 // SQLite cannot see what it silently dropped, so before it opens the database we check its WAL
@@ -102,6 +102,8 @@ type Inspected =
   | { readonly kind: "corrupt"; readonly error: StorageCorruptError };
 
 export class SqliteStorage implements RaftStorage {
+  /** Set when synchronous=FULL could not be restored after an unsynced save (fatal for writes). */
+  private synchronousLost = false;
   private closed = false;
   private readonly where: string;
   private readonly sql: ReturnType<typeof prepareStatements>;
@@ -360,7 +362,17 @@ export class SqliteStorage implements RaftStorage {
     try {
       this.saveTransaction(write);
     } finally {
+      this.restoreSynchronousFull();
+    }
+  }
+
+  private restoreSynchronousFull(): void {
+    try {
       this.sql.synchronousFull.run();
+    } catch (error) {
+      // Left at NORMAL, every later save would be unsynced while reported synced: refuse them.
+      this.synchronousLost = true;
+      throw error;
     }
   }
 
@@ -423,6 +435,7 @@ export class SqliteStorage implements RaftStorage {
 
   private assertOpen(): void {
     assert(!this.closed, `${this.where}: used after close()`);
+    assert(!this.synchronousLost, `${this.where}: PRAGMA synchronous could not be set back to FULL; refusing writes`);
   }
 
   private ack(): AckTracker {
