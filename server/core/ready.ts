@@ -31,8 +31,8 @@
 // event, a loop may one day send `messages` IN PARALLEL with its own fsync (followers may then
 // acknowledge entries before the leader's write completes; the commit still waits for a quorum
 // of durable copies, counting the leader's only when its write returns, as etcd-io/raft does with
-// MsgStorageAppendResp to self). The node loop does so for a leader (server/node/ready_loop.ts,
-// leaderSendsBeforePersist): a Ready with entries, term and vote unchanged and no snapshot sends
+// MsgStorageAppendResp to self). The node loop can do so for a leader (server/node/ready_loop.ts,
+// leaderSendsBeforePersist, off by default): a Ready with entries, term and vote unchanged and no snapshot sends
 // its appends and heartbeats, is persisted in the next turn, and only then advanced; every other
 // message (acknowledgements, votes, responses) still waits for the write.
 
