@@ -31,10 +31,18 @@ export function isJoint(cs: ConfState): boolean {
   return cs.votersOutgoing.length > 0;
 }
 
-/** Everyone who receives the log: voters of both halves and learners. */
-export function allMembers(cs: ConfState): NodeId[] {
-  const set = new Set<NodeId>([...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext]);
-  return [...set].sort();
+/** allMembers per configuration: a ConfState is immutable, and the leader and the checkers ask
+ *  for the same one's members on every message and event. */
+const allMembersMemo = new WeakMap<ConfState, readonly NodeId[]>();
+
+/** Everyone who receives the log: voters of both halves and learners (sorted; shared, frozen). */
+export function allMembers(cs: ConfState): readonly NodeId[] {
+  let members = allMembersMemo.get(cs);
+  if (members === undefined) {
+    members = Object.freeze([...new Set<NodeId>([...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext])].sort());
+    allMembersMemo.set(cs, members);
+  }
+  return members;
 }
 
 export function allVoters(cs: ConfState): NodeId[] {
