@@ -1,9 +1,10 @@
 // The test runner behind `npm test`, `npm run test:unit` and `npm run test:system`: finds every
-// *.test.ts, puts each in exactly one half by where it lives, and runs the files in parallel, each
-// in its own `node --test` process. Exit code 1 when any file (or the type-check) fails or a file
-// sits in the wrong half, 0 otherwise.
+// *.test.ts, puts each in exactly one half by where it lives, and runs the files in parallel: each
+// system file and each long unit file in its own `node --test` process, the small unit files a
+// few batches of one process each (testing/unit_batch.ts; --isolated: one process per file).
+// Exit code 1 when any file (or the type-check) fails or a file sits in the wrong half, 0 otherwise.
 //
-//   node --import tsx testing/run_tests.ts [--typecheck] unit|system [unit|system] [--list] [--verbose] [path-substring ...]
+//   node --import tsx testing/run_tests.ts [--typecheck] unit|system [unit|system] [--list] [--verbose] [--isolated] [path-substring ...]
 //
 // The split is by directory (README "Set up, run, test"):
 //   system  testing/itest/**, testing/chaos/*.test.ts (the runs on real processes), tools/**:
@@ -61,6 +62,10 @@ const LONGEST_FIRST = [
   "testing/chaos/elections.test.ts",
 ];
 
+/** How many processes the small unit files share (TEST_UNIT_BATCHES overrides): a few more than
+ *  the unit slots, so that the last to finish is short. */
+const UNIT_BATCHES = 4;
+
 /** An import of a harness that runs clusters of real processes: only system tests may. */
 const RUNS_CLUSTERS = /from\s+["'][^"']*(?:itest\/process_cluster|chaos\/run|chaos\/faults)\.ts["']/;
 /** An import of the chaos harness's run (directly or through the teeth kit): a "chaos run". */
@@ -110,6 +115,8 @@ type Kind = "cpu" | "heavy" | "system";
 
 interface Job {
   readonly name: string;
+  /** The test files a batch job runs (unit_batch.ts), for one line each in the report. */
+  readonly batchFiles?: readonly string[];
   readonly kind: Kind;
   readonly args: readonly string[];
   /** CPU priority (nice value) of the job's process and what it starts; 0 is normal. */
@@ -185,10 +192,36 @@ function runJob(job: Job, verbose: boolean): Promise<JobResult> {
       process.stdout.write(
         `${ok ? "ok  " : "FAIL"} ${job.name} (${seconds.toFixed(1)} s, cpu ${cpuSeconds.toFixed(1)} s, ${tests}${signal ? `, ${signal}` : ""}; ${at})\n`,
       );
+      if (job.batchFiles !== undefined) process.stdout.write(batchFileLines(output, job.batchFiles));
       if (!ok || verbose) process.stdout.write(`${output.replace(/^/gm, "    ")}\n`);
       done({ name: job.name, ok, seconds, cpuSeconds, tests });
     });
   });
+}
+
+/** One line per file of a batch, from the spec reporter's top-level suite line of each (a file
+ *  whose line is missing did not finish: the batch's output says why). */
+function batchFileLines(output: string, files: readonly string[]): string {
+  const ends = new Map<string, { ok: boolean; ms: number }>();
+  for (const m of output.matchAll(/^(✔|✖) (\S+\.test\.ts) \(([\d.]+)ms\)$/gm)) {
+    ends.set(m[2] as string, { ok: m[1] === "✔", ms: Number(m[3]) });
+  }
+  return files
+    .map((f) => {
+      const end = ends.get(f);
+      return end === undefined
+        ? `     ?    ${f} (did not finish)\n`
+        : `     ${end.ok ? "ok  " : "FAIL"} ${f} (${(end.ms / 1000).toFixed(1)} s)\n`;
+    })
+    .join("");
+}
+
+/** Splits the files into `count` batches of similar length (round-robin over the path order, so
+ *  each holds a share of every directory). */
+export function batches(files: readonly string[], count: number): string[][] {
+  const out: string[][] = Array.from({ length: Math.min(count, files.length) }, () => []);
+  files.forEach((f, i) => out[i % out.length]?.push(f));
+  return out;
 }
 
 /** Runs the jobs in order, each as soon as the limits allow (the first waiting job that fits). */
@@ -219,7 +252,7 @@ function runAll(jobs: readonly Job[], limits: Limits, verbose: boolean): Promise
 }
 
 const USAGE =
-  "usage: node --import tsx testing/run_tests.ts [--typecheck] unit|system [unit|system] [--list] [--verbose] [path-substring ...]\n";
+  "usage: node --import tsx testing/run_tests.ts [--typecheck] unit|system [unit|system] [--list] [--verbose] [--isolated] [path-substring ...]\n";
 
 async function main(argv: readonly string[]): Promise<number> {
   const flags = new Set(argv.filter((a) => a.startsWith("--")));
@@ -250,6 +283,13 @@ async function main(argv: readonly string[]): Promise<number> {
   const kindOf = (f: string): Kind =>
     halfOf(f) === "unit" ? "cpu" : HEAVY.includes(f) || RUNS_CHAOS.test(readFileSync(join(repoRoot, f), "utf8")) ? "heavy" : "system";
   const testArgs = ["--import", "tsx", "--test", "--test-reporter=spec", "--test-force-exit", "--test-timeout=600000"];
+  // The small unit files run in a few processes of several files each (unit_batch.ts): each file
+  // on its own paid two processes and a TypeScript loader for a second of tests. --isolated runs
+  // every file in its own process, as the long ones always do.
+  const isolated = flags.has("--isolated");
+  const smallUnitFiles = files.filter((f) => kindOf(f) === "cpu" && !LONGEST_FIRST.includes(f));
+  const unitBatchCount = positiveInt(process.env["TEST_UNIT_BATCHES"], UNIT_BATCHES);
+  const batchArgs = ["--import", "tsx", "--test-reporter=spec", "--test-force-exit", join(repoRoot, "testing/unit_batch.ts")];
   // With system files in the same run, CPU-bound jobs go at lower priority: the system files'
   // timing depends on getting the CPU when they need it, a simulator's result does not.
   const cpuNice = halves.has("system") ? 10 : 0;
@@ -258,10 +298,19 @@ async function main(argv: readonly string[]): Promise<number> {
     ...(flags.has("--typecheck")
       ? [{ name: "typecheck", kind: "cpu" as const, args: [tsc, "-p", "tsconfig.json", "--noEmit"], nice: cpuNice }]
       : []),
-    ...files.map((f) => {
-      const kind = kindOf(f);
-      return { name: f, kind, args: [...testArgs, f], nice: kind === "cpu" ? cpuNice : 0 };
-    }),
+    ...files
+      .filter((f) => isolated || kindOf(f) !== "cpu" || LONGEST_FIRST.includes(f))
+      .map((f) => {
+        const kind = kindOf(f);
+        return { name: f, kind, args: [...testArgs, f], nice: kind === "cpu" ? cpuNice : 0 };
+      }),
+    ...(isolated ? [] : batches(smallUnitFiles, unitBatchCount)).map((group, i, all) => ({
+      name: `unit batch ${i + 1}/${all.length} (${group.length} files)`,
+      kind: "cpu" as const,
+      args: [...batchArgs, ...group],
+      nice: cpuNice,
+      batchFiles: group,
+    })),
   ];
   const limits: Limits = {
     cpu: positiveInt(process.env["TEST_UNIT_CONCURRENCY"], availableParallelism()),
