@@ -4,6 +4,7 @@
 
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { endpointProblem } from "../client-sdk/endpoints.ts";
 import type { BearerTokenOptions, TlsOptions } from "../client-sdk/index.ts";
 import { UsageError } from "./exit_codes.ts";
 import type { OptionSpec, Values } from "./spec.ts";
@@ -54,14 +55,16 @@ export interface GlobalOptions {
   readonly output: OutputFormat;
 }
 
-const ENDPOINT_RE = /^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/;
-
 /** Resolves the global flags; `exists` is injected so the defaults can be tested. */
 export function resolveGlobals(values: Values, exists: (path: string) => boolean = existsSync): GlobalOptions {
   const rawEndpoints = str(values, "endpoints");
   const endpoints = rawEndpoints === undefined ? [...DEFAULT_ENDPOINTS] : rawEndpoints.split(",").map((e) => e.trim());
-  const bad = endpoints.find((e) => !ENDPOINT_RE.test(e));
-  if (bad !== undefined) throw new UsageError(`--endpoints: "${bad}" is not host:port (give host:port[,host:port...])`);
+  // The SDK's own check (port 1..65535, a host or [IPv6]), so a bad endpoint is a usage error here
+  // rather than a connection failure later.
+  for (const e of endpoints) {
+    const problem = endpointProblem(e);
+    if (problem !== null) throw new UsageError(`--endpoints: ${problem}`);
+  }
   const output = str(values, "output") ?? "table";
   if (output !== "table" && output !== "json") throw new UsageError(`--output must be table or json, not "${output}"`);
   const timeoutMs = positiveInt(values, "timeout-ms") ?? DEFAULT_TIMEOUT_MS;

@@ -74,7 +74,10 @@ describe("tenurectl command line", () => {
     const bad = await run(["status", "--output", "yaml", "--insecure"]);
     assert.equal(bad.code, EXIT_USAGE);
     assert.match(bad.stderr, /--output must be table or json/);
-    assert.match((await run(["status", "--endpoints", "nohost", "--insecure"])).stderr, /"nohost" is not host:port/);
+    assert.match((await run(["status", "--endpoints", "nohost", "--insecure"])).stderr, /--endpoints: endpoint "nohost" has no port/);
+    const farPort = await run(["status", "--endpoints", "127.0.0.1:7001,127.0.0.1:70000", "--insecure"]);
+    assert.equal(farPort.code, EXIT_USAGE);
+    assert.match(farPort.stderr, /endpoint "127\.0\.0\.1:70000": port "70000" is not 1\.\.65535/);
     assert.match((await run(["lease", "grant", "--ttl-ms", "-5", "--insecure"])).stderr, /--ttl-ms/);
     assert.match((await run(["lease", "ttl", "abc", "--insecure"])).stderr, /LEASE_ID must be a positive integer/);
     const grace = await run(["lock", "x", "--ttl-ms", "3000", "--kill-grace-ms", "2000", "--insecure", "--", "true"]);

@@ -199,8 +199,8 @@ function validate(raw: Raw): ServerConfig {
     id: str(raw, "id", /^[a-z0-9][a-z0-9_-]{0,62}$/),
     clusterId: str(raw, "clusterId", CLUSTER_ID_PATTERN),
     dataDir: str(raw, "dataDir", /.+/),
-    peerListen: str(raw, "peerListen", HOST_PORT),
-    clientListen: str(raw, "clientListen", HOST_PORT),
+    peerListen: hostPort(raw, "peerListen"),
+    clientListen: hostPort(raw, "clientListen"),
     members,
     witnesses: parseWitnesses(raw["witnesses"]),
     bootstrap: bool(raw, "bootstrap"),
@@ -243,7 +243,7 @@ function metricsListenOf(raw: Raw): string | null {
     if (allowRemote) throw new ConfigError("--metrics-allow-remote needs --metrics-listen host:port");
     return null;
   }
-  const listen = str(raw, "metricsListen", HOST_PORT);
+  const listen = hostPort(raw, "metricsListen");
   const host = listen.slice(0, listen.lastIndexOf(":"));
   if (!allowRemote && !isLoopbackHost(host)) {
     throw new ConfigError(
@@ -379,8 +379,8 @@ export function parseMembers(value: unknown): MemberConfig[] {
     }
     return {
       id: str(r, "id", /^[a-z0-9][a-z0-9_-]{0,62}$/, `members[${i}].id`),
-      peerAddress: str(r, "peerAddress", HOST_PORT, `members[${i}].peerAddress`),
-      clientAddress: str(r, "clientAddress", HOST_PORT, `members[${i}].clientAddress`),
+      peerAddress: hostPort(r, "peerAddress", `members[${i}].peerAddress`),
+      clientAddress: hostPort(r, "clientAddress", `members[${i}].clientAddress`),
     };
   });
 }
@@ -400,6 +400,16 @@ function str(raw: Raw, key: string, pattern: RegExp, label = key): string {
   }
   return v;
 }
+
+/** host:port with a port a socket can have (0 = any free port, for a listener), not just five digits. */
+function hostPort(raw: Raw, key: string, label = key): string {
+  const v = str(raw, key, HOST_PORT, label);
+  const port = Number(v.slice(v.lastIndexOf(":") + 1));
+  if (port > PORT_MAX) throw new ConfigError(`${label} ${v}: port ${port} is out of range (0..${PORT_MAX})`);
+  return v;
+}
+
+const PORT_MAX = 65_535;
 
 function bool(raw: Raw, key: string): boolean {
   const v = raw[key];

@@ -42,6 +42,9 @@ describe("tenured backup / restore flags", () => {
     const noTls = await run("backup", ["--endpoints", "h:1", "--out", "o"]);
     assert.equal(noTls.code, 2);
     assert.match(noTls.stderr, /--tls-ca is required/);
+    const farPort = await run("backup", ["--endpoints", "h:1,h:65536", "--out", "o", "--insecure"]);
+    assert.equal(farPort.code, 2);
+    assert.match(farPort.stderr, /--endpoints: endpoint "h:65536": port "65536" is not 1\.\.65535/);
     const badId = await run("restore", ["--from", "f", "--data-dir", "d", "--id", "a", "--cluster-id", "bad id", "--members", "a=h:1/h:2"]);
     assert.equal(badId.code, 2);
     assert.match(badId.stderr, /--cluster-id must match/);

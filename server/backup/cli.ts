@@ -9,6 +9,7 @@
 //   tenured restore --from FILE --data-dir DIR --id ID --cluster-id NEW_ID --members a=peer/client,...
 
 import { parseArgs } from "node:util";
+import { endpointProblem } from "../../client-sdk/endpoints.ts";
 import type { TransportSecurity } from "../../client-sdk/tls.ts";
 import { CLUSTER_ID_PATTERN, ConfigError, parseMembers } from "../config.ts";
 import { runBackup } from "./backup_client.ts";
@@ -87,8 +88,10 @@ async function backup(values: Record<string, string | boolean | undefined>): Pro
   const endpoints = required(values, "endpoints")
     .split(",")
     .map((e) => e.trim());
-  if (endpoints.some((e) => !/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/.test(e)))
-    throw new ConfigError("--endpoints must be host:port[,host:port...]");
+  for (const e of endpoints) {
+    const problem = endpointProblem(e);
+    if (problem !== null) throw new ConfigError(`--endpoints: ${problem}`);
+  }
   const timeoutRaw = values["timeout-ms"];
   const timeoutMs = timeoutRaw === undefined ? BACKUP_TIMEOUT_MS_DEFAULT : Number(timeoutRaw);
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1_000) throw new ConfigError("--timeout-ms must be an integer >= 1000");
