@@ -236,7 +236,10 @@ describe("config: the metrics port and gRPC reflection", () => {
     refused(["--metrics-listen", "127.0.0.1:99999"], /port 99999/);
     refused(["--client-listen", "127.0.0.1:70000"], /clientListen 127\.0\.0\.1:70000/);
     refused(["--peer-listen", "127.0.0.1:70000"], /peerListen 127\.0\.0\.1:70000/);
-    refused(["--members", "a=127.0.0.1:70001/127.0.0.1:7001,b=127.0.0.1:7102/127.0.0.1:7002,c=127.0.0.1:7103/127.0.0.1:7003"], /members\[0\]\.peerAddress/);
+    refused(
+      ["--members", "a=127.0.0.1:70001/127.0.0.1:7001,b=127.0.0.1:7102/127.0.0.1:7002,c=127.0.0.1:7103/127.0.0.1:7003"],
+      /members\[0\]\.peerAddress/,
+    );
     assert.equal(loadConfig([...base, "--metrics-listen", "127.0.0.1:65535"], {}).metricsListen, "127.0.0.1:65535");
     assert.equal(loadConfig([...base, "--metrics-listen", "127.0.0.1:0"], {}).metricsListen, "127.0.0.1:0");
   });
