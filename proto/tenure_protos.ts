@@ -78,6 +78,7 @@ export const ERROR_REASONS = [
   "UNAUTHENTICATED",
   "PERMISSION_DENIED",
   "FROZEN",
+  "OVERLOADED",
 ] as const;
 
 export type ErrorReason = (typeof ERROR_REASONS)[number];
@@ -88,6 +89,8 @@ export interface ErrorDetail {
   readonly leaderId: string;
   readonly leaderAddress: string;
   readonly currentToken: number;
+  /** OVERLOADED: retry at the same member after this many ms (0 or absent: no hint). */
+  readonly retryAfterMs?: number;
 }
 
 export function encodeErrorDetail(detail: ErrorDetail): Buffer {
@@ -106,10 +109,13 @@ export function decodeErrorDetail(bytes: Buffer): ErrorDetail {
   }
   const currentToken = Number(r["currentToken"]);
   if (!Number.isSafeInteger(currentToken)) throw new Error("ErrorDetail.current_token out of range");
+  const retryAfterMs = Number(r["retryAfterMs"] ?? 0);
+  if (!Number.isSafeInteger(retryAfterMs) || retryAfterMs < 0) throw new Error("ErrorDetail.retry_after_ms out of range");
   return {
     reason: reason as ErrorReason,
     leaderId: r["leaderId"] as string,
     leaderAddress: r["leaderAddress"] as string,
     currentToken,
+    retryAfterMs,
   };
 }

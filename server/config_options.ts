@@ -52,7 +52,12 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
   },
   { key: "rho", kind: "number", help: "clock-rate error bound, a fraction (0.01 = 1%); every member the same", defaultShown: "0.01" },
   { key: "lockDelayMs", kind: "integer", help: "lock delay after a holder's lease expires, in milliseconds", defaultShown: "5000" },
-  { key: "pendingRequestsMax", kind: "integer", help: "client requests waiting for their commit, at most", defaultShown: "10000" },
+  {
+    key: "pendingRequestsMax",
+    kind: "integer",
+    help: "client requests waiting for their commit or read, at most; beyond it RESOURCE_EXHAUSTED OVERLOADED with a retry-after of one heartbeat interval",
+    defaultShown: "10000",
+  },
   { key: "clientMessageBytesMax", kind: "integer", help: "largest client request, in bytes", defaultShown: "server/limits.ts" },
   {
     key: "peerMessageBytesMax",

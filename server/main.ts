@@ -160,6 +160,7 @@ async function start(config: ServerConfig): Promise<Running> {
     stateConfig: machineConfig,
     snapshotEveryEntries: config.snapshotEveryEntries,
     pendingMax: config.pendingRequestsMax,
+    overloadRetryAfterMs: config.tickMs * config.heartbeatIntervalTicks,
     memberAddresses: new Map(config.members.map((m) => [m.id, m.clientAddress])),
     requestProcess: () => scheduler.request(),
     log: (fields) => log({ component: "node", ...fields }),

@@ -34,6 +34,21 @@ describe("status mapping and request validation over gRPC", () => {
     }
   });
 
+  it("a full request queue is RESOURCE_EXHAUSTED/OVERLOADED with retry_after_ms, not NO_LEADER; the same seq is served once it drains", async () => {
+    api.node.mode = { kind: "overloaded", reason: "10000 requests are waiting for their commit or read on this member", retryAfterMs: 100 };
+    try {
+      const busy = assertError(await grant("o", 1), grpc.status.RESOURCE_EXHAUSTED, "OVERLOADED");
+      assert.equal(busy.detail?.retryAfterMs, 100);
+      assert.match(busy.details, /10000 requests are waiting.*nothing was proposed, retry here after 100 ms with the same seq/);
+      const read = assertError(await api.unary("Lock", "Status", { name: "x" }), grpc.status.RESOURCE_EXHAUSTED, "OVERLOADED");
+      assert.equal(read.detail?.retryAfterMs, 100);
+    } finally {
+      api.node.mode = { kind: "leader" };
+    }
+    const served = await grant("o", 1);
+    assert.ok(served.ok, JSON.stringify(served));
+  });
+
   it("outcomeUnknown maps to UNAVAILABLE/OUTCOME_UNKNOWN and a same-seq retry gets the same lease", async () => {
     api.node.mode = { kind: "outcomeUnknown", applies: true };
     const lost = assertError(await grant("u", 1), grpc.status.UNAVAILABLE, "OUTCOME_UNKNOWN");

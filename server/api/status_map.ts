@@ -46,6 +46,9 @@ export const REASON_STATUS: Readonly<Record<ErrorReason, grpc.status>> = {
   PERMISSION_DENIED: Status.PERMISSION_DENIED,
   // Cluster.Freeze: no new grants until Thaw (renewals, releases and reads are served).
   FROZEN: Status.FAILED_PRECONDITION,
+  // The leader's queue of requests awaiting commit is full: back off and retry at the same member
+  // (retry_after_ms in the detail). Not NO_LEADER, which sends a client to another member.
+  OVERLOADED: Status.RESOURCE_EXHAUSTED,
 };
 
 /** State machine error codes are a subset of the wire reasons, with the same names. */
@@ -77,6 +80,7 @@ export class ApiError extends Error {
       leaderId: extra.leaderId ?? "",
       leaderAddress: extra.leaderAddress ?? "",
       currentToken: extra.currentToken ?? 0,
+      ...(extra.retryAfterMs ? { retryAfterMs: extra.retryAfterMs } : {}),
     };
   }
 
@@ -107,6 +111,14 @@ export function errorFromOutcome(outcome: NotApplied, node: NodeApi): ApiError {
       return notLeaderError(outcome.hint, node);
     case "unavailable":
       return new ApiError("NO_LEADER", `not serving: ${outcome.reason}; retry with the same seq`);
+    case "overloaded":
+      return new ApiError(
+        "OVERLOADED",
+        `overloaded: ${outcome.reason}; nothing was proposed, retry here after ${outcome.retryAfterMs} ms with the same seq`,
+        {
+          retryAfterMs: outcome.retryAfterMs,
+        },
+      );
     case "outcomeUnknown":
       return new ApiError("OUTCOME_UNKNOWN", `the request may or may not have been applied (${outcome.reason}); retry with the same seq`);
   }

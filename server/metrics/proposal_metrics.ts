@@ -31,6 +31,7 @@ const OUTCOME_LABEL: Readonly<Record<SubmitOutcome["kind"], string>> = {
   applied: "applied",
   notLeader: "not_leader",
   unavailable: "unavailable",
+  overloaded: "overloaded",
   outcomeUnknown: "outcome_unknown",
 };
 
@@ -48,7 +49,7 @@ export class MeteredNode implements NodeApi {
     const registers = [registry];
     const proposals = new Counter({
       name: "tenure_proposals_total",
-      help: "Client commands submitted to this member, by outcome: applied (committed and applied; the state machine may still have said no), not_leader, unavailable (never proposed), outcome_unknown (proposed, fate unknown).",
+      help: "Client commands submitted to this member, by outcome: applied (committed and applied; the state machine may still have said no), not_leader, unavailable and overloaded (never proposed), outcome_unknown (proposed, fate unknown).",
       labelNames: ["outcome"],
       registers,
     });
@@ -57,6 +58,7 @@ export class MeteredNode implements NodeApi {
       applied: proposals.labels(OUTCOME_LABEL.applied),
       notLeader: proposals.labels(OUTCOME_LABEL.notLeader),
       unavailable: proposals.labels(OUTCOME_LABEL.unavailable),
+      overloaded: proposals.labels(OUTCOME_LABEL.overloaded),
       outcomeUnknown: proposals.labels(OUTCOME_LABEL.outcomeUnknown),
     };
     this.applySeconds = new Histogram({

@@ -25,8 +25,10 @@ export type SubmitOutcome =
   | { readonly kind: "applied"; readonly result: ApplyResult }
   /** Never proposed: this node is not the leader. Safe to retry elsewhere. */
   | { readonly kind: "notLeader"; readonly hint: LeaderHint | null }
-  /** Never proposed: no leader, leadership moving, too many pending proposals, shutting down. */
+  /** Never proposed: no leader, leadership moving, shutting down. */
   | { readonly kind: "unavailable"; readonly reason: string }
+  /** Never proposed: this node's queue of pending requests is full. Retry HERE after retryAfterMs. */
+  | Overloaded
   /**
    * Proposed, then leadership was lost (or the call was cancelled) before its fate was known.
    * It may or may not commit: retry with the SAME (clientId, seq) and the session table answers.
@@ -36,7 +38,16 @@ export type SubmitOutcome =
 export type ReadOutcome<T> =
   | { readonly kind: "read"; readonly value: T; readonly index: Index }
   | { readonly kind: "notLeader"; readonly hint: LeaderHint | null }
-  | { readonly kind: "unavailable"; readonly reason: string };
+  | { readonly kind: "unavailable"; readonly reason: string }
+  | Overloaded;
+
+/** The leader is busy, not gone: its queue of requests awaiting commit or a read is full. */
+export interface Overloaded {
+  readonly kind: "overloaded";
+  readonly reason: string;
+  /** A hint for the client: about one heartbeat interval, when the next commit round drains the queue. */
+  readonly retryAfterMs: number;
+}
 
 export interface NodeStatus {
   readonly id: NodeId;

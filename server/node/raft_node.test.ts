@@ -69,6 +69,28 @@ describe("RaftNode", () => {
     }
   });
 
+  it("a full queue of pending requests answers overloaded with the retry-after hint, proposes nothing, and frees with the commits", async () => {
+    const c = new NodeCluster(["a", "b", "c"], 1000, { pendingMax: 2, overloadRetryAfterMs: 75 });
+    c.advance(600);
+    const leader = c.leader();
+    assert.ok(leader, "no leader elected");
+    const lastIndexBefore = leader.status().lastIndex;
+    const first = leader.submit({ kind: "LeaseGrant", clientId: "x", seq: 1, ttlMs: 5000 });
+    const second = leader.submit({ kind: "LeaseGrant", clientId: "y", seq: 1, ttlMs: 5000 });
+    const third = await leader.submit({ kind: "LeaseGrant", clientId: "z", seq: 1, ttlMs: 5000 });
+    assert.equal(third.kind, "overloaded");
+    assert.ok(
+      third.kind === "overloaded" && third.retryAfterMs === 75 && /2 requests are waiting/.test(third.reason),
+      JSON.stringify(third),
+    );
+    const read = await leader.read((m) => m.appliedIndex());
+    assert.equal(read.kind, "overloaded", "a read takes a slot too");
+    assert.equal(leader.status().lastIndex, lastIndexBefore + 2, "the refused request was never proposed");
+    applied(await c.settle(first));
+    applied(await c.settle(second));
+    applied(await c.settle(leader.submit({ kind: "LeaseGrant", clientId: "z", seq: 1, ttlMs: 5000 })));
+  });
+
   it("a follower answers notLeader with the leader's address", async () => {
     const c = await electedCluster();
     const leader = c.leader()!;

@@ -35,10 +35,14 @@ import type {
   MembershipPrecondition,
   NodeApi,
   NodeStatus,
+  Overloaded,
   ReadOutcome,
   RestoreListener,
   SubmitOutcome,
 } from "./node_api.ts";
+
+/** overloadRetryAfterMs when the driver gives none: two ticks of the default 50 ms. */
+const OVERLOAD_RETRY_AFTER_MS_DEFAULT = 100;
 
 export interface RaftNodeOptions {
   readonly raftConfig: RaftConfig;
@@ -48,8 +52,12 @@ export interface RaftNodeOptions {
   readonly stateConfig?: StateConfig;
   /** Take a state-machine snapshot and compact the log after this many applied entries. */
   readonly snapshotEveryEntries: number;
-  /** Client proposals and reads waiting for an outcome, at most. */
+  /** Client proposals and reads waiting for an outcome, at most; beyond it a request is answered
+   *  "overloaded" (RESOURCE_EXHAUSTED OVERLOADED), never proposed. */
   readonly pendingMax: number;
+  /** The retry-after hint of an "overloaded" answer: about one heartbeat interval, the time a
+   *  commit round takes to drain the queue (tenured: tickMs * heartbeatIntervalTicks). */
+  readonly overloadRetryAfterMs?: number;
   /** Client-API address of every member, for leader hints. */
   readonly memberAddresses: ReadonlyMap<NodeId, string>;
   /** Asks the driver for a process() pass soon (coalesced); the simulator passes a no-op. */
@@ -208,7 +216,7 @@ export class RaftNode implements NodeApi {
     if (this.deferWhileParked(() => this.submitWithCallback(command, options, callback))) return;
     if (options.signal?.aborted) return callback({ kind: "unavailable", reason: "cancelled before proposing" });
     if (this.proposals.size + this.reads.size >= this.options.pendingMax) {
-      return callback({ kind: "unavailable", reason: `${this.options.pendingMax} requests pending on this node` });
+      return callback(this.overloaded());
     }
     this.ensureLeaderSetup();
     const proposed = this.proposeCommand(command);
@@ -230,7 +238,7 @@ export class RaftNode implements NodeApi {
       return callback({ kind: "read", value: query(this.machine), index: this.machine.appliedIndex() });
     }
     if (this.proposals.size + this.reads.size >= this.options.pendingMax) {
-      return callback({ kind: "unavailable", reason: `${this.options.pendingMax} requests pending on this node` });
+      return callback(this.overloaded());
     }
     const context = this.readContextNext++;
     const refused = this.core.readIndex(context);
@@ -541,6 +549,14 @@ export class RaftNode implements NodeApi {
     const leader = this.core.status().leader;
     if (!leader) return null;
     return { leaderId: leader, leaderAddress: this.options.memberAddresses.get(leader) ?? null };
+  }
+
+  private overloaded(): Overloaded {
+    return {
+      kind: "overloaded",
+      reason: `${this.options.pendingMax} requests are waiting for their commit or read on this member`,
+      retryAfterMs: this.options.overloadRetryAfterMs ?? OVERLOAD_RETRY_AFTER_MS_DEFAULT,
+    };
   }
 
   private notServing(

@@ -23,6 +23,8 @@ export type FakeMode =
   | { readonly kind: "leader" }
   | { readonly kind: "notLeader"; readonly hint: LeaderHint | null }
   | { readonly kind: "unavailable"; readonly reason: string }
+  /** A full queue of pending requests: nothing proposed, retry here after retryAfterMs. */
+  | { readonly kind: "overloaded"; readonly reason: string; readonly retryAfterMs: number }
   /** Applies the command (when `applies`) but answers outcomeUnknown, like a lost reply. */
   | { readonly kind: "outcomeUnknown"; readonly applies: boolean };
 
@@ -78,6 +80,8 @@ export class FakeNode implements NodeApi {
         return { kind: "notLeader", hint: mode.hint };
       case "unavailable":
         return { kind: "unavailable", reason: mode.reason };
+      case "overloaded":
+        return mode;
       case "outcomeUnknown":
         if (mode.applies) this.applyClient(command);
         return { kind: "outcomeUnknown", reason: "fake: leadership lost after proposing" };
@@ -92,6 +96,7 @@ export class FakeNode implements NodeApi {
     const mode = this.mode;
     if (mode.kind === "notLeader") return { kind: "notLeader", hint: mode.hint };
     if (mode.kind === "unavailable") return { kind: "unavailable", reason: mode.reason };
+    if (mode.kind === "overloaded") return mode;
     return { kind: "read", value: query(this.machine), index: this.machine.appliedIndex() };
   }
 

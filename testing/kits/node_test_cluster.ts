@@ -46,6 +46,7 @@ export class NodeCluster {
   constructor(
     readonly ids: readonly NodeId[],
     readonly lockDelayMs = 1000,
+    private readonly limits: { readonly pendingMax?: number; readonly overloadRetryAfterMs?: number } = {},
   ) {
     for (const id of ids) {
       const disk = new MemoryDisk();
@@ -68,7 +69,8 @@ export class NodeCluster {
       clock: { monotonicMs: () => this.nowMs },
       stateConfig: stateConfig({ lockDelayMs: this.lockDelayMs }),
       snapshotEveryEntries: 50,
-      pendingMax: 1000,
+      pendingMax: this.limits.pendingMax ?? 1000,
+      ...(this.limits.overloadRetryAfterMs === undefined ? {} : { overloadRetryAfterMs: this.limits.overloadRetryAfterMs }),
       memberAddresses: new Map(this.ids.map((x) => [x, `127.0.0.1:${x}`])),
       requestProcess: () => {},
       log: () => {},
