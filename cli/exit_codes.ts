@@ -15,7 +15,7 @@ export const EXIT_CODES_HELP = [
   "  0  ok (token check: the token is current)",
   "  1  the operation failed: refused, not held, lock busy, wait timed out, token not current",
   "  2  usage error: unknown command or flag, bad value (also a value the server refused as invalid)",
-  "  3  unavailable: no member answered, no leader, deadline passed, outcome unknown",
+  "  3  unavailable: no member answered, no leader, leader overloaded, deadline passed, outcome unknown",
   "  lock NAME -- cmd: the child's exit status (128 + signal number when it was killed)",
 ].join("\n");
 
@@ -35,6 +35,7 @@ export function exitCodeOf(error: unknown): number {
     case "NOT_LEADER":
     case "NO_LEADER":
     case "OUTCOME_UNKNOWN":
+    case "OVERLOADED":
     case "CANCELLED":
     case "CLOSED":
       return EXIT_UNAVAILABLE;

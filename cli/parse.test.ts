@@ -131,6 +131,7 @@ describe("tenurectl command line", () => {
     assert.equal(exitCodeOf(new TenureError("DEADLINE_EXCEEDED", "no answer")), EXIT_UNAVAILABLE);
     assert.equal(exitCodeOf(new TenureError("UNAVAILABLE", "down")), EXIT_UNAVAILABLE);
     assert.equal(exitCodeOf(new TenureError("OUTCOME_UNKNOWN", "?")), EXIT_UNAVAILABLE);
+    assert.equal(exitCodeOf(new TenureError("OVERLOADED", "busy", { reason: "OVERLOADED", retryAfterMs: 100 })), EXIT_UNAVAILABLE);
     assert.equal(exitCodeOf(new TenureError("INVALID_ARGUMENT", "ttl")), EXIT_USAGE);
   });
 

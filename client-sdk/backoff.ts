@@ -31,3 +31,16 @@ export function backoffDelayMs(attempt: number, random: RandomSource, options: B
   const unit = r >= 0 && r < 1 ? r : 0; // a broken random source must not produce a negative wait
   return Math.floor(unit * backoffWindowMs(attempt, options));
 }
+
+/** The hint when an OVERLOADED answer carries none, and the most any one wait takes. */
+const OVERLOAD_WAIT_MS_DEFAULT = 50;
+const OVERLOAD_WAIT_MS_MAX = 2_000;
+
+/** The server's retry-after hint, doubled for each retry that found it still busy (capped), plus
+ *  up to as much again of jitter. */
+export function overloadWaitMs(retryAfterMs: number, attempt: number, random: RandomSource): number {
+  const base = Math.min(OVERLOAD_WAIT_MS_MAX, (retryAfterMs > 0 ? retryAfterMs : OVERLOAD_WAIT_MS_DEFAULT) * 2 ** Math.min(attempt, 6));
+  const r = random();
+  const unit = r >= 0 && r < 1 ? r : 0;
+  return Math.min(OVERLOAD_WAIT_MS_MAX, Math.floor(base + unit * base));
+}

@@ -34,6 +34,10 @@ export const ERROR_CODES = [
   "REFUSED",
   /** An admin froze the cluster (tenurectl freeze): no new grants until thaw; not retried. */
   "FROZEN",
+  /** The leader's request queue is full (gRPC RESOURCE_EXHAUSTED): nothing was proposed. The SDK
+   *  retries at the same member after `retryAfterMs`; a caller sees it only when the deadline
+   *  leaves no time for that. */
+  "OVERLOADED",
   // SDK-side
   "LEASE_LOST",
   "CLOSED",
@@ -51,6 +55,7 @@ const RETRYABLE: ReadonlySet<TenureErrorCode> = new Set<TenureErrorCode>([
   "NO_LEADER",
   "OUTCOME_UNKNOWN",
   "INTERNAL",
+  "OVERLOADED",
 ]);
 
 export interface TenureErrorInit {
@@ -58,6 +63,7 @@ export interface TenureErrorInit {
   readonly grpcCode?: number;
   readonly leaderHint?: string;
   readonly currentToken?: number;
+  readonly retryAfterMs?: number;
   readonly cause?: unknown;
   /** The request never left this process (no connection to the endpoint); see notSent. */
   readonly notSent?: boolean;
@@ -75,6 +81,8 @@ export class TenureError extends Error {
   readonly leaderHint: string;
   /** NOT_HOLDER, LOCK_HELD: the current grant's token (0: none or unknown). */
   readonly currentToken: number;
+  /** OVERLOADED: the server's hint, in ms, of when to retry at the same member (0: none). */
+  readonly retryAfterMs: number;
   /**
    * The request never left this process: no connection to the endpoint could be made (refused,
    * unresolvable name, failed TLS handshake). Such a failure cannot have applied anything, so it
@@ -90,6 +98,7 @@ export class TenureError extends Error {
     this.grpcCode = init.grpcCode;
     this.leaderHint = init.leaderHint ?? "";
     this.currentToken = init.currentToken ?? 0;
+    this.retryAfterMs = init.retryAfterMs ?? 0;
     this.notSent = init.notSent === true;
   }
 
@@ -179,7 +188,7 @@ export function fromServiceError(error: grpc.ServiceError): TenureError {
     cause: error,
     notSent: detail === null && isNotSent(error),
     ...(detail && detail.reason !== "REASON_UNSPECIFIED" ? { reason: detail.reason } : {}),
-    ...(detail ? { leaderHint: detail.leaderAddress, currentToken: detail.currentToken } : {}),
+    ...(detail ? { leaderHint: detail.leaderAddress, currentToken: detail.currentToken, retryAfterMs: detail.retryAfterMs ?? 0 } : {}),
   };
   return new TenureError(code, error.details || error.message, init);
 }

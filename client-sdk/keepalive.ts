@@ -6,7 +6,7 @@
 // twice is harmless (lease.proto). Safety never depends on this loop: each Lease's own deadline
 // timer aborts its signal.
 
-import { backoffDelayMs, type RandomSource } from "./backoff.ts";
+import { backoffDelayMs, overloadWaitMs, type RandomSource } from "./backoff.ts";
 import { TenureError } from "./errors.ts";
 import { safeInt, type Lease } from "./lease.ts";
 import type { Rpc } from "./rpc.ts";
@@ -94,7 +94,10 @@ export class KeepAlive {
         // A definitive answer to this seq: the next request takes a new one.
         if (e.reason !== undefined && !e.retryable) this.inflight = null;
         if (e.code === "SESSION_EXPIRED" || e.code === "STALE_SEQUENCE") this.session = this.o.pool.fresh();
-        await sleep(backoffDelayMs(failures++, this.o.random), this.o.closed, this.o.rpc.timers).catch(() => {});
+        // OVERLOADED: the leader is busy; stay on it (no rotation above) and wait out its hint.
+        const waitMs =
+          e.code === "OVERLOADED" ? overloadWaitMs(e.retryAfterMs, failures++, this.o.random) : backoffDelayMs(failures++, this.o.random);
+        await sleep(waitMs, this.o.closed, this.o.rpc.timers).catch(() => {});
       }
     }
     this.drop(new TenureError("CANCELLED", "no leases left"));

@@ -5,7 +5,7 @@
 // when `signal` aborts, `timeoutMs` passes or the client closes; throws an error no retry can
 // mend (a bad request, a missing permission or credential), which would otherwise loop forever.
 
-import { backoffDelayMs, type RandomSource } from "./backoff.ts";
+import { backoffDelayMs, overloadWaitMs, type RandomSource } from "./backoff.ts";
 import { TenureError } from "./errors.ts";
 import { linkSignals, sleep, type CallOptions } from "./signals.ts";
 import type { Timers } from "./timers.ts";
@@ -32,6 +32,8 @@ export async function* followLeaderStream<T>(
   const linked = linkSignals([opts.signal, host.closed], opts.timeoutMs, host.timers);
   const t = host.transport;
   let last: string | undefined;
+  /** The retry-after hint of an OVERLOADED end of the last stream, else null. */
+  let overloadedFor: number | null = null;
   try {
     for (let failures = 0; !linked.signal.aborted; ) {
       const endpoint = t.leader;
@@ -55,12 +57,16 @@ export async function* followLeaderStream<T>(
           t.setLeader(e.leaderHint, endpoint);
           continue;
         }
-        t.rotate(endpoint);
+        if (e.code === "OVERLOADED") overloadedFor = e.retryAfterMs;
+        else t.rotate(endpoint); // OVERLOADED: the leader is busy, not gone; stay and wait out its hint
       } finally {
         linked.signal.removeEventListener("abort", onAbort);
         stream.cancel();
       }
-      await sleep(backoffDelayMs(failures++, host.random), linked.signal, host.timers).catch(() => {});
+      const waitMs =
+        overloadedFor !== null ? overloadWaitMs(overloadedFor, failures++, host.random) : backoffDelayMs(failures++, host.random);
+      overloadedFor = null;
+      await sleep(waitMs, linked.signal, host.timers).catch(() => {});
     }
   } finally {
     linked.cleanup();

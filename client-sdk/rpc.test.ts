@@ -9,9 +9,10 @@ import { scriptedRpc, scriptedTransport, type ScriptedStep } from "../testing/ki
 import { TenureError } from "./errors.ts";
 import type { Transport } from "./transport.ts";
 
-function err(code: grpc.status, reason: ErrorReason | null, leaderAddress = ""): TenureError {
+function err(code: grpc.status, reason: ErrorReason | null, leaderAddress = "", retryAfterMs = 0): TenureError {
   const metadata = new grpc.Metadata();
-  if (reason) metadata.set(ERROR_DETAIL_METADATA_KEY, encodeErrorDetail({ reason, leaderId: "", leaderAddress, currentToken: 0 }));
+  if (reason)
+    metadata.set(ERROR_DETAIL_METADATA_KEY, encodeErrorDetail({ reason, leaderId: "", leaderAddress, currentToken: 0, retryAfterMs }));
   return TenureError.from(Object.assign(new Error("x"), { code, details: "x", metadata }));
 }
 
@@ -34,6 +35,35 @@ describe("Rpc retries", () => {
     assert.equal(calls[1]?.endpoint, "c", "went straight to the hinted leader");
     const ids = new Set(calls.map((c) => `${String(c.request["clientId"])}#${String(c.request["seq"])}`));
     assert.deepEqual([...ids], ["t.1#1"]);
+  });
+
+  it("OVERLOADED: backs off on the SAME endpoint for at least the server's retry-after, same seq, then succeeds", async () => {
+    const overloaded = () => err(grpc.status.RESOURCE_EXHAUSTED, "OVERLOADED", "", 40);
+    const { transport, calls } = scripted([overloaded(), overloaded(), { leaseId: "9" }]);
+    const started = performance.now();
+    const res = await rpc(transport).mutate("Lease", "Grant", { ttlMs: 1000 }, { timeoutMs: 5_000 });
+    const tookMs = performance.now() - started;
+    assert.equal(res["leaseId"], "9");
+    assert.deepEqual(
+      calls.map((c) => c.endpoint),
+      ["a", "a", "a"],
+      "stayed on the busy leader: a follower would only send it back",
+    );
+    assert.deepEqual([...new Set(calls.map((c) => `${String(c.request["clientId"])}#${String(c.request["seq"])}`))], ["t.1#1"]);
+    // 40 ms, then 80 ms, each plus half again of jitter (random 0.5): at least 40 + 80.
+    assert.ok(tookMs >= 115, `waited out the hints (${tookMs.toFixed(0)} ms)`);
+  });
+
+  it("OVERLOADED until the deadline: the caller gets OVERLOADED (RESOURCE_EXHAUSTED, nothing proposed), not OUTCOME_UNKNOWN", async () => {
+    const busy = Array.from({ length: 100 }, () => err(grpc.status.RESOURCE_EXHAUSTED, "OVERLOADED", "", 30));
+    const { transport, calls } = scripted(busy);
+    await assert.rejects(
+      rpc(transport).mutate("Lease", "Grant", {}, { timeoutMs: 200 }),
+      (e: unknown) =>
+        e instanceof TenureError && e.code === "OVERLOADED" && e.grpcCode === grpc.status.RESOURCE_EXHAUSTED && e.retryAfterMs === 30,
+    );
+    assert.ok(calls.every((c) => c.endpoint === "a"));
+    assert.ok(calls.length >= 2 && calls.length <= 5, `${calls.length} attempts in 200 ms`);
   });
 
   it("a blocking call reserves seq + 1 on its session; the session's next call uses seq + 2", async () => {

@@ -6,7 +6,7 @@
 // server, the call fails with OUTCOME_UNKNOWN, never with a false "it failed".
 
 import type { ServiceName } from "../proto/tenure_protos.ts";
-import { backoffDelayMs, DEFAULT_BACKOFF, type BackoffOptions, type MonotonicClock, type RandomSource } from "./backoff.ts";
+import { backoffDelayMs, DEFAULT_BACKOFF, overloadWaitMs, type BackoffOptions, type MonotonicClock, type RandomSource } from "./backoff.ts";
 import { TenureError } from "./errors.ts";
 import type { SessionPool, Session } from "./sessions.ts";
 import { abortError, linkSignals, sleep, type CallOptions } from "./signals.ts";
@@ -162,6 +162,25 @@ export class Rpc {
         continue; // never proposed: go straight to the leader
       }
       hops = 0;
+      if (e.code === "OVERLOADED") {
+        // The leader is busy, not gone: nothing was proposed, and another member would only send
+        // us back. Wait out its hint (with jitter, so a crowd does not return at once) and retry
+        // here with the same seq. If the deadline leaves no time for that, this is the answer.
+        const waitMs = overloadWaitMs(e.retryAfterMs, attempt, this.o.random);
+        if (this.o.clock() + waitMs >= deadline) {
+          if (mayHaveApplied && kind !== "read") {
+            throw new TenureError("OUTCOME_UNKNOWN", `deadline exceeded after ${method} may have been applied`, { cause: e });
+          }
+          definitive.add(e); // never proposed: the session (and its seq) may carry the next request
+          throw e;
+        }
+        try {
+          await sleep(waitMs, signal, this.o.timers);
+        } catch {
+          throw this.ended(kind, signal, mayHaveApplied);
+        }
+        continue;
+      }
       const transportTimeout = e.code === "DEADLINE_EXCEEDED" && !fromServer;
       if (!e.retryable && !transportTimeout) {
         if (mayHaveApplied && e.code === "SESSION_EXPIRED") {
