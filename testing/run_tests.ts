@@ -1,7 +1,7 @@
 // The test runner behind `npm test`, `npm run test:unit` and `npm run test:system`: finds every
 // *.test.ts, puts each in exactly one half by where it lives, and runs the files in parallel: each
-// system file and each long unit file in its own `node --test` process, the small unit files a
-// few batches of one process each (testing/unit_batch.ts; --isolated: one process per file).
+// system file and each long unit file in a process of its own, the small unit files a few batches
+// of one process each (all through testing/unit_batch.ts; --isolated: one process per file).
 // Exit code 1 when any file (or the type-check) fails or a file sits in the wrong half, 0 otherwise.
 //
 //   node --import tsx testing/run_tests.ts [--typecheck] unit|system [unit|system] [--list] [--verbose] [--isolated] [path-substring ...]
@@ -24,7 +24,7 @@
 // type-check and both halves in one schedule, the CPU-bound jobs at nice 10: the system files'
 // timing depends on getting the CPU when they need it, the simulator's results do not, and it
 // takes whatever the system files leave. TEST_UNIT_CONCURRENCY, TEST_SYSTEM_CONCURRENCY and
-// TEST_HEAVY_CONCURRENCY override the slots. Each file gets --test-timeout (10 min per test) and
+// TEST_HEAVY_CONCURRENCY override the slots. Each file gets 10 minutes (unit_batch.ts) and
 // --test-force-exit (a leaked handle ends the file instead of hanging the run).
 //
 // Output: one line per passing file, the whole output of a failing one (or of every file with
@@ -282,10 +282,10 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const kindOf = (f: string): Kind =>
     halfOf(f) === "unit" ? "cpu" : HEAVY.includes(f) || RUNS_CHAOS.test(readFileSync(join(repoRoot, f), "utf8")) ? "heavy" : "system";
-  const testArgs = ["--import", "tsx", "--test", "--test-reporter=spec", "--test-force-exit", "--test-timeout=600000"];
-  // The small unit files run in a few processes of several files each (unit_batch.ts): each file
-  // on its own paid two processes and a TypeScript loader for a second of tests. --isolated runs
-  // every file in its own process, as the long ones always do.
+  // Every job runs its files through unit_batch.ts with plain node: a system file or a long unit
+  // file alone, the small unit files a few processes of several files each. `node --test FILE`
+  // would start a second process and TypeScript loader per file, most of a small file's CPU, and
+  // would hand its children NODE_TEST_CONTEXT. --isolated runs every file in a process of its own.
   const isolated = flags.has("--isolated");
   const smallUnitFiles = files.filter((f) => kindOf(f) === "cpu" && !LONGEST_FIRST.includes(f));
   const unitBatchCount = positiveInt(process.env["TEST_UNIT_BATCHES"], UNIT_BATCHES);
@@ -302,7 +302,7 @@ async function main(argv: readonly string[]): Promise<number> {
       .filter((f) => isolated || kindOf(f) !== "cpu" || LONGEST_FIRST.includes(f))
       .map((f) => {
         const kind = kindOf(f);
-        return { name: f, kind, args: [...testArgs, f], nice: kind === "cpu" ? cpuNice : 0 };
+        return { name: f, kind, args: [...batchArgs, f], nice: kind === "cpu" ? cpuNice : 0 };
       }),
     ...(isolated ? [] : batches(smallUnitFiles, unitBatchCount)).map((group, i, all) => ({
       name: `unit batch ${i + 1}/${all.length} (${group.length} files)`,

@@ -1,5 +1,6 @@
-// Runs several unit test files in one process (testing/run_tests.ts starts it for the small unit
-// files): node --import tsx --test-reporter=spec --test-force-exit testing/unit_batch.ts FILE...
+// Runs test files in one process (testing/run_tests.ts starts every job with it: a system file or
+// a simulator file alone, the small unit files several at a time):
+//   node --import tsx --test-reporter=spec --test-force-exit testing/unit_batch.ts FILE...
 //
 // Why: a file run by `node --test` costs two processes that each load the TypeScript loader, and
 // then its own copy of the modules it tests; for the hundred small unit files that start-up was

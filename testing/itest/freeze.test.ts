@@ -11,10 +11,10 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { ADMIN_CLIENT_IDENTITY, ProcessCluster } from "./process_cluster.ts";
+import { serverArgs } from "./server_command.ts";
 import type { CallResult, TestClient } from "./test_client.ts";
 import { until } from "./wait.ts";
 
-const CLI = new URL("../../cli/tenurectl.ts", import.meta.url).pathname;
 const LEASE_TTL_MS = 2_000;
 
 type Obj = Record<string, unknown>;
@@ -29,7 +29,7 @@ let cluster: ProcessCluster;
 function tenurectl(args: readonly string[], endpoints: readonly string[]): Promise<CliRun> {
   const t = cluster.clientTls(ADMIN_CLIENT_IDENTITY);
   const tls = ["--ca", String(t.caFile), "--cert", String(t.certFile), "--key", String(t.keyFile)];
-  const child = spawn(process.execPath, ["--import", "tsx", CLI, "--endpoints", endpoints.join(","), ...tls, ...args], {
+  const child = spawn(process.execPath, [...serverArgs("tenurectl"), "--endpoints", endpoints.join(","), ...tls, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";

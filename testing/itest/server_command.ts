@@ -1,4 +1,4 @@
-// How a test starts a server process: the compiled bundle when the test runner built one
+// How a test starts a server process (or tenurectl): the compiled bundle when the test runner built one
 // (testing/run_tests.ts runs tools/build.ts once and sets TEST_SERVER_BUILD_DIR), else the sources
 // through tsx, so a test file run on its own (`node --import tsx --test FILE`) needs no build.
 //
@@ -8,13 +8,14 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 
-export type ServerProgram = "tenured" | "tenure-witness";
+export type ServerProgram = "tenured" | "tenure-witness" | "tenurectl";
 
 export const BUILD_DIR_ENV = "TEST_SERVER_BUILD_DIR";
 
 const SOURCES: Readonly<Record<ServerProgram, string>> = {
   tenured: new URL("../../server/main.ts", import.meta.url).pathname,
   "tenure-witness": new URL("../../witness/main.ts", import.meta.url).pathname,
+  tenurectl: new URL("../../cli/tenurectl.ts", import.meta.url).pathname,
 };
 
 /** The node arguments before the program's own flags. */

@@ -1,6 +1,7 @@
 // tenurectl against three real tenured processes over mutual TLS (issue 15 point 3's "done when"):
-// the CLI runs as a child process, as an operator or a script runs it, and the test reads its
-// stdout, stderr and exit code. The lock-run test cuts the CLI's own connections (a proxy per
+// the CLI runs as a child process (the compiled dist/tenurectl.mjs when the runner built one, as
+// an operator runs it; else the sources), and the test reads its stdout, stderr and exit code.
+// The lock-run test cuts the CLI's own connections (a proxy per
 // member in front of the cluster's, used by nobody else) while `sleep 60` holds a lock: the child
 // must be dead before the server grants the lock to a second client waiting for it, and that
 // holder's token is higher.
@@ -12,10 +13,10 @@ import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { TenureClient } from "../../client-sdk/index.ts";
 import { ADMIN_CLIENT_IDENTITY, ProcessCluster } from "./process_cluster.ts";
+import { serverArgs } from "./server_command.ts";
 import { TcpProxy } from "./tcp_proxy.ts";
 import { until } from "./wait.ts";
 
-const CLI = new URL("../../cli/tenurectl.ts", import.meta.url).pathname;
 /** No lock-delay: the hand-off after a lost lease is then bounded by the lease alone, which is
  *  what the CLI's kill must beat. */
 const LOCK_DELAY_MS = 0;
@@ -50,7 +51,7 @@ function cli(
   const child = spawn(
     process.execPath,
     // The global flags first: everything after a `--` is the child's.
-    ["--import", "tsx", CLI, "--endpoints", (o.endpoints ?? cluster.endpoints()).join(","), ...tlsArgs(o.identity), ...args],
+    [...serverArgs("tenurectl"), "--endpoints", (o.endpoints ?? cluster.endpoints()).join(","), ...tlsArgs(o.identity), ...args],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let stdout = "";
