@@ -10,7 +10,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { after, before, describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { buildClientPackage, packClientPackage } from "../../tools/build_packages.ts";
 import { ProcessCluster } from "./process_cluster.ts";
@@ -68,12 +68,10 @@ client.close();
 `;
 
 describe("@tenure/client packed, installed and run with plain node", { timeout: 180_000 }, () => {
-  let cluster: ProcessCluster;
+  // Started once the package is built and installed: idle members would only compete with the
+  // build, npm and tsc for the CPU.
+  let cluster: ProcessCluster | undefined;
   const scratch = mkdtempSync(join(tmpdir(), "tenure-user-project-"));
-
-  before(async () => {
-    cluster = await ProcessCluster.start({ lockDelayMs: 200 });
-  });
 
   after(async () => {
     await cluster?.stopAll();
@@ -95,6 +93,7 @@ describe("@tenure/client packed, installed and run with plain node", { timeout: 
     assert.ok(installed.includes("@tenure"), `installed: ${installed.join(", ")}`);
     assert.ok(!installed.includes("tsx"), "the package pulled in tsx");
     writeFileSync(join(project, "main.mjs"), USER_PROGRAM);
+    cluster = await ProcessCluster.start({ lockDelayMs: 200 });
     const { caFile, certFile, keyFile } = cluster.clientTls();
     assert.ok(caFile !== undefined && certFile !== undefined && keyFile !== undefined, "the test cluster's TLS files");
     const endpoints = cluster.members.map((m) => m.clientAddress).join(",");
