@@ -6,7 +6,7 @@
 // three files (--tls-ca, --tls-cert, --tls-key) unless --insecure says plaintext by name.
 
 import { readFileSync } from "node:fs";
-import { parse as parseYaml } from "yaml";
+import { parseYaml } from "./yaml.ts";
 import { ENV_PREFIX, isBooleanOption, keyOfEnvName, keyOfFlagName, unknownOptionMessage } from "./config_options.ts";
 import {
   CLIENT_MESSAGE_BYTES_MAX_DEFAULT,

@@ -19,7 +19,7 @@
 // membership changes, leadership transfer, and leases of other identities (List shows them,
 // Revoke and KeepAlive act on them). An identity with no binding has no permission.
 
-import { parse as parseYaml } from "yaml";
+import { parseYaml } from "../yaml.ts";
 import { isIdentity } from "../state/caller.ts";
 import { AuthFileError } from "./token_file.ts";
 

@@ -13,7 +13,7 @@
 // about which entry, if any, is close.
 
 import { createHash, timingSafeEqual } from "node:crypto";
-import { parse as parseYaml } from "yaml";
+import { parseYaml } from "../yaml.ts";
 import { isIdentity } from "../state/caller.ts";
 
 export interface TokenEntry {
