@@ -30,6 +30,30 @@ describe("TenureError.from", () => {
     assert.ok(e.cause instanceof Error);
   });
 
+  it("decodes OVERLOADED with its retry-after; retryable (same seq, same member)", () => {
+    const metadata = new grpc.Metadata();
+    metadata.set(
+      ERROR_DETAIL_METADATA_KEY,
+      encodeErrorDetail({ reason: "OVERLOADED", leaderId: "", leaderAddress: "", currentToken: 0, retryAfterMs: 120 }),
+    );
+    const e = TenureError.from(Object.assign(new Error("busy"), { code: grpc.status.RESOURCE_EXHAUSTED, details: "busy", metadata }));
+    assert.deepEqual(
+      [e.code, e.reason, e.retryAfterMs, e.retryable, e.grpcCode],
+      ["OVERLOADED", "OVERLOADED", 120, true, grpc.status.RESOURCE_EXHAUSTED],
+    );
+  });
+
+  it("a reason newer than this SDK (an unknown enum number) keeps the detail and falls back to the status code", () => {
+    const metadata = new grpc.Metadata();
+    const future = 99 as unknown as ErrorReason; // what a newer server may send
+    metadata.set(
+      ERROR_DETAIL_METADATA_KEY,
+      encodeErrorDetail({ reason: future, leaderId: "c", leaderAddress: "127.0.0.1:7003", currentToken: 5 }),
+    );
+    const e = TenureError.from(Object.assign(new Error("new"), { code: grpc.status.UNAVAILABLE, details: "new", metadata }));
+    assert.deepEqual([e.code, e.reason, e.leaderHint, e.currentToken, e.retryable], ["UNAVAILABLE", undefined, "127.0.0.1:7003", 5, true]);
+  });
+
   it("decodes LOCK_HELD and NOT_HOLDER with the current token; not retryable with the same seq", () => {
     const held = TenureError.from(serviceError(grpc.status.ABORTED, "LOCK_HELD", { currentToken: 42 }));
     assert.deepEqual([held.code, held.currentToken, held.retryable], ["LOCK_HELD", 42, false]);

@@ -102,7 +102,10 @@ export function decodeErrorDetail(bytes: Buffer): ErrorDetail {
   const raw: unknown = messageType("ErrorDetail").deserialize(bytes);
   if (typeof raw !== "object" || raw === null) throw new Error("ErrorDetail is not an object");
   const r = raw as Record<string, unknown>;
-  const reason = r["reason"];
+  // A reason this code does not know (a number: proto3 keeps unknown enum values) comes from a
+  // newer server: the detail still carries the leader hint and token, and the status code says
+  // what to do, so it reads as REASON_UNSPECIFIED rather than failing the whole trailer.
+  const reason = typeof r["reason"] === "number" ? "REASON_UNSPECIFIED" : r["reason"];
   const known = (ERROR_REASONS as readonly unknown[]).includes(reason);
   if (!known || typeof r["leaderId"] !== "string" || typeof r["leaderAddress"] !== "string") {
     throw new Error(`malformed ErrorDetail ${JSON.stringify(raw)}`);
