@@ -112,8 +112,11 @@ describe("chaos against an existing deployment and a user's guard", { timeout: 1
         // A stale write needs the client process frozen right after a grant and past its lease
         // (TTL 2 s + lock-delay) while another holder writes: every pause is one, so the run does
         // not depend on the one or two long pauses the default draw gives (a loaded machine missed them).
+        // At least 4.5 s: past TTL + lock-delay (2.5 s) there must be time left for the next
+        // holder to be granted and write before the paused one wakes; with 3.7 s pauses a full
+        // suite run once saw none do so (seed 22, 3 pauses, no violation to catch).
         clientPauseGrantWaitMs: 10_000,
-        clientPauseMs: { min: 3000, max: 6000 },
+        clientPauseMs: { min: 4500, max: 8000 },
         log: (l) => lines.push(l),
       });
       assert.ok(
