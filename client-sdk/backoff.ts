@@ -32,13 +32,24 @@ export function backoffDelayMs(attempt: number, random: RandomSource, options: B
   return Math.floor(unit * backoffWindowMs(attempt, options));
 }
 
+/** The wait before retrying after `e`: an OVERLOADED answer's own hint (overloadWaitMs), else the
+ *  exponential backoff with full jitter. */
+export function retryDelayMs(
+  e: { readonly code: string; readonly retryAfterMs: number },
+  attempt: number,
+  random: RandomSource,
+  options: BackoffOptions = DEFAULT_BACKOFF,
+): number {
+  return e.code === "OVERLOADED" ? overloadWaitMs(e.retryAfterMs, attempt, random) : backoffDelayMs(attempt, random, options);
+}
+
 /** The hint when an OVERLOADED answer carries none, and the most any one wait takes. */
 const OVERLOAD_WAIT_MS_DEFAULT = 50;
 const OVERLOAD_WAIT_MS_MAX = 2_000;
 
 /** The server's retry-after hint, doubled for each retry that found it still busy (capped), plus
  *  up to as much again of jitter. */
-export function overloadWaitMs(retryAfterMs: number, attempt: number, random: RandomSource): number {
+function overloadWaitMs(retryAfterMs: number, attempt: number, random: RandomSource): number {
   const base = Math.min(OVERLOAD_WAIT_MS_MAX, (retryAfterMs > 0 ? retryAfterMs : OVERLOAD_WAIT_MS_DEFAULT) * 2 ** Math.min(attempt, 6));
   const r = random();
   const unit = r >= 0 && r < 1 ? r : 0;

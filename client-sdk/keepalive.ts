@@ -6,7 +6,7 @@
 // twice is harmless (lease.proto). Safety never depends on this loop: each Lease's own deadline
 // timer aborts its signal.
 
-import { backoffDelayMs, overloadWaitMs, type RandomSource } from "./backoff.ts";
+import { retryDelayMs, type RandomSource } from "./backoff.ts";
 import { TenureError } from "./errors.ts";
 import { safeInt, type Lease } from "./lease.ts";
 import type { Rpc } from "./rpc.ts";
@@ -95,9 +95,7 @@ export class KeepAlive {
         if (e.reason !== undefined && !e.retryable) this.inflight = null;
         if (e.code === "SESSION_EXPIRED" || e.code === "STALE_SEQUENCE") this.session = this.o.pool.fresh();
         // OVERLOADED: the leader is busy; stay on it (no rotation above) and wait out its hint.
-        const waitMs =
-          e.code === "OVERLOADED" ? overloadWaitMs(e.retryAfterMs, failures++, this.o.random) : backoffDelayMs(failures++, this.o.random);
-        await sleep(waitMs, this.o.closed, this.o.rpc.timers).catch(() => {});
+        await sleep(retryDelayMs(e, failures++, this.o.random), this.o.closed, this.o.rpc.timers).catch(() => {});
       }
     }
     this.drop(new TenureError("CANCELLED", "no leases left"));

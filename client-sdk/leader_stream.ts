@@ -5,7 +5,7 @@
 // when `signal` aborts, `timeoutMs` passes or the client closes; throws an error no retry can
 // mend (a bad request, a missing permission or credential), which would otherwise loop forever.
 
-import { backoffDelayMs, overloadWaitMs, type RandomSource } from "./backoff.ts";
+import { backoffDelayMs, retryDelayMs, type RandomSource } from "./backoff.ts";
 import { TenureError } from "./errors.ts";
 import { linkSignals, sleep, type CallOptions } from "./signals.ts";
 import type { Timers } from "./timers.ts";
@@ -32,8 +32,8 @@ export async function* followLeaderStream<T>(
   const linked = linkSignals([opts.signal, host.closed], opts.timeoutMs, host.timers);
   const t = host.transport;
   let last: string | undefined;
-  /** The retry-after hint of an OVERLOADED end of the last stream, else null. */
-  let overloadedFor: number | null = null;
+  /** How the last stream ended, for the wait before the next (an ended stream with no error: none). */
+  let ended: TenureError | null = null;
   try {
     for (let failures = 0; !linked.signal.aborted; ) {
       const endpoint = t.leader;
@@ -52,20 +52,20 @@ export async function* followLeaderStream<T>(
       } catch (error) {
         if (linked.signal.aborted) return;
         const e = TenureError.from(error);
+        ended = e;
         if (DEFINITIVE.has(e.code)) throw e;
         if (e.code === "NOT_LEADER" && e.leaderHint && e.leaderHint !== endpoint) {
           t.setLeader(e.leaderHint, endpoint);
           continue;
         }
-        if (e.code === "OVERLOADED") overloadedFor = e.retryAfterMs;
-        else t.rotate(endpoint); // OVERLOADED: the leader is busy, not gone; stay and wait out its hint
+        // OVERLOADED: the leader is busy, not gone; stay and wait out its hint.
+        if (e.code !== "OVERLOADED") t.rotate(endpoint);
       } finally {
         linked.signal.removeEventListener("abort", onAbort);
         stream.cancel();
       }
-      const waitMs =
-        overloadedFor !== null ? overloadWaitMs(overloadedFor, failures++, host.random) : backoffDelayMs(failures++, host.random);
-      overloadedFor = null;
+      const waitMs = ended !== null ? retryDelayMs(ended, failures++, host.random) : backoffDelayMs(failures++, host.random);
+      ended = null;
       await sleep(waitMs, linked.signal, host.timers).catch(() => {});
     }
   } finally {

@@ -6,7 +6,7 @@
 // server, the call fails with OUTCOME_UNKNOWN, never with a false "it failed".
 
 import type { ServiceName } from "../proto/tenure_protos.ts";
-import { backoffDelayMs, DEFAULT_BACKOFF, overloadWaitMs, type BackoffOptions, type MonotonicClock, type RandomSource } from "./backoff.ts";
+import { DEFAULT_BACKOFF, retryDelayMs, type BackoffOptions, type MonotonicClock, type RandomSource } from "./backoff.ts";
 import { TenureError } from "./errors.ts";
 import type { SessionPool, Session } from "./sessions.ts";
 import { abortError, linkSignals, sleep, type CallOptions } from "./signals.ts";
@@ -33,6 +33,9 @@ type Kind = "read" | "mutate" | "blocking";
 
 /** Errors that are the server's definitive answer to this exact request. */
 const definitive = new WeakSet<TenureError>();
+
+/** Answers that say the request was never proposed (so it cannot have been applied). */
+const NEVER_PROPOSED: ReadonlySet<string> = new Set(["NOT_LEADER", "NO_LEADER", "OVERLOADED"]);
 
 /** Hint hops allowed before a backoff (two members pointing at each other during an election). */
 const HINT_HOPS_MAX = 3;
@@ -162,25 +165,6 @@ export class Rpc {
         continue; // never proposed: go straight to the leader
       }
       hops = 0;
-      if (e.code === "OVERLOADED") {
-        // The leader is busy, not gone: nothing was proposed, and another member would only send
-        // us back. Wait out its hint (with jitter, so a crowd does not return at once) and retry
-        // here with the same seq. If the deadline leaves no time for that, this is the answer.
-        const waitMs = overloadWaitMs(e.retryAfterMs, attempt, this.o.random);
-        if (this.o.clock() + waitMs >= deadline) {
-          if (mayHaveApplied && kind !== "read") {
-            throw new TenureError("OUTCOME_UNKNOWN", `deadline exceeded after ${method} may have been applied`, { cause: e });
-          }
-          definitive.add(e); // never proposed: the session (and its seq) may carry the next request
-          throw e;
-        }
-        try {
-          await sleep(waitMs, signal, this.o.timers);
-        } catch {
-          throw this.ended(kind, signal, mayHaveApplied);
-        }
-        continue;
-      }
       const transportTimeout = e.code === "DEADLINE_EXCEEDED" && !fromServer;
       if (!e.retryable && !transportTimeout) {
         if (mayHaveApplied && e.code === "SESSION_EXPIRED") {
@@ -202,15 +186,21 @@ export class Rpc {
       }
       // UNAVAILABLE without a reason (connection failure, reset) or a lost reply: the request may
       // have been proposed; OUTCOME_UNKNOWN and INTERNAL say so explicitly.
-      if (e.code !== "NOT_LEADER" && e.code !== "NO_LEADER" && !e.notSent) mayHaveApplied = true;
-      if (e.code !== "OUTCOME_UNKNOWN") t.rotate(endpoint);
-      const wait = backoffDelayMs(attempt, this.o.random, this.o.backoff ?? DEFAULT_BACKOFF);
+      if (!NEVER_PROPOSED.has(e.code) && !e.notSent) mayHaveApplied = true;
+      // OVERLOADED: the leader is busy, not gone; another member would only send us back.
+      if (e.code !== "OUTCOME_UNKNOWN" && e.code !== "OVERLOADED") t.rotate(endpoint);
+      const wait = retryDelayMs(e, attempt, this.o.random, this.o.backoff ?? DEFAULT_BACKOFF);
       // Another endpoint not yet tried after a refused connection: no need to wait for it.
       if (e.notSent && !t.endpoints.every((ep) => unreachable.has(ep))) continue;
       if (this.o.clock() + wait >= deadline) {
-        throw mayHaveApplied && kind !== "read"
-          ? new TenureError("OUTCOME_UNKNOWN", `deadline exceeded after ${method} may have been applied`, { cause: e })
-          : new TenureError("DEADLINE_EXCEEDED", `${method}: deadline exceeded (last error: ${e.message})`, { cause: e });
+        if (mayHaveApplied && kind !== "read") {
+          throw new TenureError("OUTCOME_UNKNOWN", `deadline exceeded after ${method} may have been applied`, { cause: e });
+        }
+        if (e.code === "OVERLOADED") {
+          definitive.add(e); // never proposed: the session (and its seq) may carry the next request
+          throw e;
+        }
+        throw new TenureError("DEADLINE_EXCEEDED", `${method}: deadline exceeded (last error: ${e.message})`, { cause: e });
       }
       try {
         await sleep(wait, signal, this.o.timers);

@@ -215,9 +215,7 @@ export class RaftNode implements NodeApi {
     if (this.stopped) return callback({ kind: "unavailable", reason: "node is shutting down" });
     if (this.deferWhileParked(() => this.submitWithCallback(command, options, callback))) return;
     if (options.signal?.aborted) return callback({ kind: "unavailable", reason: "cancelled before proposing" });
-    if (this.proposals.size + this.reads.size >= this.options.pendingMax) {
-      return callback(this.overloaded());
-    }
+    if (this.proposals.size + this.reads.size >= this.options.pendingMax) return callback(this.overloaded());
     this.ensureLeaderSetup();
     const proposed = this.proposeCommand(command);
     if (!proposed.ok) return callback(proposed.outcome);
@@ -237,9 +235,7 @@ export class RaftNode implements NodeApi {
       // The deliberate test-only bug (see RaftNodeOptions.staleLocalReads): skips ReadIndex.
       return callback({ kind: "read", value: query(this.machine), index: this.machine.appliedIndex() });
     }
-    if (this.proposals.size + this.reads.size >= this.options.pendingMax) {
-      return callback(this.overloaded());
-    }
+    if (this.proposals.size + this.reads.size >= this.options.pendingMax) return callback(this.overloaded());
     const context = this.readContextNext++;
     const refused = this.core.readIndex(context);
     if (!refused.ok) return callback(this.notServing(refused.reason === "notLeader", refused.detail));
