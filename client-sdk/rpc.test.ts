@@ -115,6 +115,35 @@ describe("Rpc retries", () => {
     );
   });
 
+  it("WAIT_CANCELLED on a blocking call (the server withdrew its wait) queues again under a new seq; bounded; not for other calls", async () => {
+    const cut = err(grpc.status.UNAVAILABLE, null);
+    const withdrawn = () => err(grpc.status.ABORTED, "WAIT_CANCELLED");
+    const { transport, calls } = scripted([cut, withdrawn(), { token: "5" }]);
+    const res = await rpc(transport).mutate("Lock", "Acquire", { name: "n" }, { blocking: true });
+    assert.equal(res["token"], "5");
+    assert.deepEqual(
+      calls.map((c) => [c.request["clientId"], c.request["seq"]]),
+      [
+        ["t.1", 1],
+        ["t.1", 1],
+        ["t.1", 3],
+      ],
+      "the retry keeps seq 1; the new wait skips the withdrawal's seq 2",
+    );
+    const always = scripted(Array.from({ length: 50 }, withdrawn));
+    await assert.rejects(
+      rpc(always.transport).mutate("Lock", "Acquire", { name: "n" }, { blocking: true }),
+      (e: unknown) => e instanceof TenureError && e.code === "WAIT_CANCELLED",
+    );
+    assert.equal(always.calls.length, 9, "the first wait and 8 new ones");
+    const plain = scripted([withdrawn(), { token: "1" }]);
+    await assert.rejects(
+      rpc(plain.transport).mutate("Lock", "Acquire", { name: "n" }),
+      (e: unknown) => e instanceof TenureError && e.code === "WAIT_CANCELLED",
+    );
+    assert.equal(plain.calls.length, 1);
+  });
+
   it("SESSION_EXPIRED on a first attempt is retried once on a fresh client id starting at seq 1", async () => {
     const { transport, calls } = scripted([err(grpc.status.FAILED_PRECONDITION, "SESSION_EXPIRED"), { leaseId: "1" }]);
     await rpc(transport).mutate("Lease", "Grant", {});

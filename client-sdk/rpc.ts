@@ -39,6 +39,8 @@ const NEVER_PROPOSED: ReadonlySet<string> = new Set(["NOT_LEADER", "NO_LEADER", 
 
 /** Hint hops allowed before a backoff (two members pointing at each other during an election). */
 const HINT_HOPS_MAX = 3;
+/** New seqs one blocking call may queue under after the server withdrew its wait (bounds a loop). */
+const WAIT_REQUEUES_MAX = 8;
 
 export class Rpc {
   constructor(private readonly o: RpcOptions) {}
@@ -84,6 +86,7 @@ export class Rpc {
     const linked = linkSignals([opts.signal, this.o.closed], timeoutMs, this.o.timers);
     const deadline = this.deadline(timeoutMs);
     let session = this.o.pool.take();
+    let requeues = 0;
     try {
       for (let fresh = 0; ; fresh++) {
         const seq = session.seqs.next({ blocking: kind === "blocking" });
@@ -103,6 +106,19 @@ export class Rpc {
           // The server forgot this client id before the command was applied: a new id is safe.
           if (e.code === "SESSION_EXPIRED" && definitive.has(e) && fresh === 0) {
             session = this.o.pool.fresh();
+            continue;
+          }
+          // A blocking call's wait withdrawn by the server itself (an attempt's call was cut, e.g.
+          // its connection reset) with nothing granted under this seq: the caller still waits,
+          // so queue again under a new seq (the same session: its request ended definitively).
+          if (
+            e.code === "WAIT_CANCELLED" &&
+            kind === "blocking" &&
+            definitive.has(e) &&
+            !linked.signal.aborted &&
+            requeues < WAIT_REQUEUES_MAX
+          ) {
+            requeues += 1;
             continue;
           }
           // Only a session whose request ended definitively may carry the next one.

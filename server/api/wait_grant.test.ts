@@ -1,7 +1,8 @@
 // The blocking waits (wait_grant.ts, Election.Observe) on a member that catches up by
 // InstallSnapshot: the entries the snapshot covers are never applied there and emit no events,
-// so a waiter queued on that member must learn its grant from the restored state. Three real
-// RaftNodes on MemoryStorage with a synchronous in-test network that can cut one member off.
+// so a waiter queued on that member must learn its grant from the restored state. And the retry
+// of a blocking call whose wait the server withdrew itself. Three real RaftNodes on MemoryStorage
+// with a synchronous in-test network that can cut one member off.
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -18,6 +19,7 @@ import { MemoryDisk, MemoryStorage } from "../storage/memory_storage.ts";
 import type { PeerTransport, PeerTransportStats } from "../transport/peer_transport.ts";
 import { electionService, type LeaderUpdate } from "./election_service.ts";
 import type { CallContext, ServiceDeps } from "./handler_kit.ts";
+import { ApiError } from "./status_map.ts";
 import { acquireBlocking, type Grant } from "./wait_grant.ts";
 
 const TICK_MS = 10;
@@ -236,5 +238,86 @@ describe("blocking waits on a member that catches up by InstallSnapshot", () => 
     assert.ok(last?.hasLeader, `updates: ${JSON.stringify(updates)}`);
     assert.equal(last.leader?.token, won["token"]);
     assert.equal(last.leader?.value, "v1");
+  });
+});
+
+/** Runs acquireBlocking while the cluster's clock advances; its answer, or the error it threw. */
+async function blocking(
+  c: Cluster,
+  node: RaftNode,
+  command: ClientCommand & { kind: "LockAcquire" },
+  signal?: AbortSignal,
+): Promise<Grant | Error> {
+  let answer: Grant | Error | null = null;
+  const ctx = { ...callContext(), ...(signal ? { signal } : {}) };
+  acquireBlocking(deps(node), ctx, { table: "lock", command, timeoutMs: 0 }).then(
+    (g) => (answer = g),
+    (e: Error) => (answer = e),
+  );
+  for (let t = 0; t < 2000 && answer === null; t += TICK_MS) await c.advance(TICK_MS);
+  const got = answer as Grant | Error | null;
+  assert.ok(got !== null, "never answered");
+  return got;
+}
+
+function reasonOf(answer: Grant | Error): string {
+  assert.ok(answer instanceof ApiError, `answered ${answer instanceof Error ? answer.message : JSON.stringify(answer)}`);
+  return answer.detail.reason;
+}
+
+// A blocking call cut on the server's side (its connection reset) is withdrawn with WaitCancel at
+// seq + 1; the client's retry under seq then meets a session past it. errors.proto promises
+// WAIT_CANCELLED there (or the grant, if it won the race), not STALE_SEQUENCE, which the SDK can
+// only report as OUTCOME_UNKNOWN (found by the cert-rotation test: a reset during a lock()).
+describe("the retry of a blocking call whose wait the server withdrew", () => {
+  it("is answered WAIT_CANCELLED when nothing was granted", async () => {
+    const c = await elected();
+    const leader = c.leader();
+    const holder = await lease(c, leader, "p");
+    const waiter = await lease(c, leader, "q");
+    await c.submit(leader, { kind: "LockAcquire", clientId: "p", seq: 2, name: "db", leaseId: holder, wait: false });
+    const command = { kind: "LockAcquire" as const, clientId: "q", seq: 2, name: "db", leaseId: waiter, wait: true };
+    const cut = new AbortController();
+    setTimeout(() => cut.abort(), 0);
+    assert.equal(reasonOf(await blocking(c, leader, command, cut.signal)), "CANCELLED");
+    assert.deepEqual(leader.stateMachine().sessionLast("", "q")?.lastSeq, 3, "withdrawn under seq + 1");
+    assert.equal(reasonOf(await blocking(c, leader, command)), "WAIT_CANCELLED");
+    assert.deepEqual(leader.stateMachine().lockStatus("db").waiters, [], "not queued again");
+  });
+
+  it("returns the grant when it won the race with the withdrawal", async () => {
+    const c = await elected();
+    const leader = c.leader();
+    const holder = await lease(c, leader, "p");
+    const waiter = await lease(c, leader, "q");
+    const held = await c.submit(leader, { kind: "LockAcquire", clientId: "p", seq: 2, name: "db", leaseId: holder, wait: false });
+    const command = { kind: "LockAcquire" as const, clientId: "q", seq: 2, name: "db", leaseId: waiter, wait: true };
+    await c.submit(leader, command);
+    await c.submit(leader, { kind: "LockRelease", clientId: "p", seq: 3, name: "db", token: held["token"] as number });
+    // The grant to q applied; then the cut call's withdrawal, which finds no wait left.
+    const withdrawal = { kind: "WaitCancel" as const, clientId: "q", seq: 3, table: "lock" as const, name: "db", leaseId: waiter };
+    assert.equal((await c.submit(leader, withdrawal))["cancelled"], false);
+    const got = await blocking(c, leader, command);
+    assert.ok(!(got instanceof Error), String(got));
+    const status = leader.stateMachine().lockStatus("db");
+    assert.equal(status.holder?.leaseId, waiter);
+    assert.equal(got.token, status.holder?.token);
+    assert.equal(got.replayed, true);
+  });
+
+  it("stays STALE_SEQUENCE when the session moved past it with another request", async () => {
+    const c = await elected();
+    const leader = c.leader();
+    const holder = await lease(c, leader, "p");
+    const waiter = await lease(c, leader, "q");
+    await c.submit(leader, { kind: "LockAcquire", clientId: "p", seq: 2, name: "db", leaseId: holder, wait: false });
+    const command = { kind: "LockAcquire" as const, clientId: "q", seq: 2, name: "db", leaseId: waiter, wait: true };
+    await c.submit(leader, command);
+    // seq + 1 withdraws another name's wait: not this call's withdrawal.
+    const other = { kind: "WaitCancel" as const, clientId: "q", seq: 3, table: "lock" as const, name: "other", leaseId: waiter };
+    await c.submit(leader, other);
+    assert.equal(reasonOf(await blocking(c, leader, command)), "STALE_SEQUENCE");
+    await c.submit(leader, { kind: "LeaseKeepAlive", clientId: "q", seq: 4, leaseIds: [waiter] });
+    assert.equal(reasonOf(await blocking(c, leader, command)), "STALE_SEQUENCE");
   });
 });

@@ -5,7 +5,9 @@
 // index above the queued entry's count). On timeout or cancel, the wait is withdrawn with
 // WaitCancel(clientId, seq + 1) (the contract in errors.proto), then we check whether the grant
 // won the race: if so it is returned, otherwise DEADLINE_EXCEEDED/CANCELLED, and no waiter is
-// left behind. If the withdrawal cannot be confirmed the answer is OUTCOME_UNKNOWN.
+// left behind. If the withdrawal cannot be confirmed the answer is OUTCOME_UNKNOWN. The client's
+// retry of a call withdrawn that way meets its session at seq + 1 and is answered from the state
+// (afterOwnWithdrawal), not STALE_SEQUENCE.
 //
 // A member that catches up by InstallSnapshot applies none of the entries the snapshot covers,
 // so a grant among them emits no event here: on a restore the wait re-checks the restored state
@@ -16,6 +18,7 @@
 import { isFatal } from "../fatal.ts";
 import type { ElectionCampaign, LockAcquire, WaitCancel } from "../state/commands.ts";
 import type { LockStateMachine } from "../state/machine.ts";
+import { requestDigest } from "../state/request_digest.ts";
 import type { StateEvent } from "../state/results.ts";
 import { encodeValidUntil, readOk, submitOk, type CallContext, type ServiceDeps, type ValidUntilMessage } from "./handler_kit.ts";
 import { ApiError, errorFromOutcome } from "./status_map.ts";
@@ -135,7 +138,8 @@ export async function acquireBlocking(deps: ServiceDeps, ctx: CallContext, reque
   const unsubscribe = deps.node.subscribe(watch.listener, watch.restored);
   try {
     const { command } = request;
-    const applied = await submitOk(deps, command, command.kind);
+    const applied = await submitOk(deps, command, command.kind).catch((error: unknown) => afterOwnWithdrawal(deps, request, error));
+    if ("leaseId" in applied) return applied;
     const body = applied.body;
     if (body.status !== "queued") {
       const validUntil = encodeValidUntil(body.validUntil);
@@ -157,6 +161,48 @@ export async function acquireBlocking(deps: ServiceDeps, ctx: CallContext, reque
   } finally {
     unsubscribe();
   }
+}
+
+/**
+ * A retry of a blocking call whose wait this member already withdrew (the call was cancelled, e.g.
+ * its connection reset, and WaitCancel took seq + 1): the session stands past seq, so the machine
+ * answers STALE_SEQUENCE. The stored answer is gone, but the state tells what happened: the grant
+ * if this lease holds the name, the lease's end, or WAIT_CANCELLED (errors.proto's promise), which
+ * tells the client nothing was granted under this seq. Only when the session's last request IS
+ * that withdrawal; any other STALE_SEQUENCE stands.
+ */
+async function afterOwnWithdrawal(deps: ServiceDeps, request: BlockingRequest, error: unknown): Promise<Grant> {
+  if (!(error instanceof ApiError) || error.detail.reason !== "STALE_SEQUENCE") throw error;
+  const { command } = request;
+  const { name, leaseId } = command;
+  const withdrawalDigest = requestDigest(withdrawalOf(request));
+  const { value } = await readOk(deps, (m) => ({
+    session: m.sessionLast(command.identity ?? "", command.clientId),
+    status: request.table === "lock" ? m.lockStatus(name) : m.electionStatus(name),
+    leaseExists: m.leaseTimeToLive(leaseId) !== null,
+  }));
+  const withdrawn = value.session?.lastSeq === command.seq + 1 && value.session.digest === withdrawalDigest;
+  if (!withdrawn) throw error;
+  const holder = value.status.holder;
+  if (holder !== null && holder.leaseId === leaseId) return grantOf(deps, request, holder, true);
+  if (!value.leaseExists) throw leaseGoneError(request, null);
+  throw waitEndedError(request);
+}
+
+/** The WaitCancel that withdraws a blocking request's wait: seq + 1, the same caller. */
+function withdrawalOf(request: BlockingRequest): WaitCancel {
+  const { table, command } = request;
+  return {
+    kind: "WaitCancel",
+    clientId: command.clientId,
+    seq: command.seq + 1,
+    table,
+    name: command.name,
+    leaseId: command.leaseId,
+    // The same caller (server/state/caller.ts): its session, and the right to withdraw its lease's wait.
+    ...(command.identity === undefined ? {} : { identity: command.identity }),
+    ...(command.admin === undefined ? {} : { admin: command.admin }),
+  };
 }
 
 function campaignValueOf(command: LockAcquire | ElectionCampaign): string {
@@ -225,18 +271,8 @@ async function withdraw(
   deps: ServiceDeps,
   w: { request: BlockingRequest; watch: GrantWatch; afterIndex: number; why: "timeout" | "cancelled" },
 ): Promise<Grant> {
-  const { table, command } = w.request;
-  const cancel: WaitCancel = {
-    kind: "WaitCancel",
-    clientId: command.clientId,
-    seq: command.seq + 1,
-    table,
-    name: command.name,
-    leaseId: command.leaseId,
-    // The same caller (server/state/caller.ts): its session, and the right to withdraw its lease's wait.
-    ...(command.identity === undefined ? {} : { identity: command.identity }),
-    ...(command.admin === undefined ? {} : { admin: command.admin }),
-  };
+  const { command } = w.request;
+  const cancel = withdrawalOf(w.request);
   const outcome = await deps.node.submit(cancel);
   const unknown = (cause: string, hint?: ApiError): ApiError =>
     new ApiError(

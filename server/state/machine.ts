@@ -284,6 +284,12 @@ export class LockStateMachine {
     return this.s.leases.records().map((l) => ({ leaseId: l.leaseId, clientId: l.clientId, owner: l.owner, ttlMs: l.ttlMs }));
   }
 
+  /** The last request applied on (identity, clientId)'s session, null when there is none. */
+  sessionLast(identity: string, clientId: string): { readonly lastSeq: number; readonly digest: string | null } | null {
+    const record = this.s.sessions.get(sessionKey(identity, clientId));
+    return record === undefined ? null : { lastSeq: record.lastSeq, digest: record.digest };
+  }
+
   /** The identity that owns a lease, null when it does not exist. */
   leaseOwner(leaseId: number): string | null {
     return this.s.leases.get(leaseId)?.owner ?? null;
