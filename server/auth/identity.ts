@@ -33,8 +33,19 @@ function commonName(cert: PeerCertificate): string | null {
   return null;
 }
 
+/** Identities already read, per certificate object (one per TLS 1.3 connection: tls/peer_certificate_memo.ts). */
+const identities = new WeakMap<PeerCertificate, IdentityResult>();
+
 /** The identity a verified client certificate names. */
 export function certificateIdentity(cert: PeerCertificate): IdentityResult {
+  const known = identities.get(cert);
+  if (known !== undefined) return known;
+  const result = readIdentity(cert);
+  identities.set(cert, result);
+  return result;
+}
+
+function readIdentity(cert: PeerCertificate): IdentityResult {
   const uris = uriSans(cert);
   const clients = uris.filter((u) => u.startsWith(CLIENT_URI_PREFIX)).map((u) => u.slice(CLIENT_URI_PREFIX.length));
   const members = uris.filter((u) => u.startsWith(MEMBER_URI_PREFIX)).map((u) => `member:${u.slice(MEMBER_URI_PREFIX.length)}`);

@@ -21,6 +21,7 @@ import * as grpc from "@grpc/grpc-js";
 import { createSecureContext, type SecureContextOptions } from "node:tls";
 import type { Socket } from "node:net";
 import type { CertificateReloader } from "./cert_reloader.ts";
+import { installPeerCertificateMemo } from "./peer_certificate_memo.ts";
 import { secureContextOptionsOf, type TlsMaterial } from "./tls_material.ts";
 
 export interface ServerTlsOptions {
@@ -37,6 +38,7 @@ export class ReloadingServerCredentials extends grpc.ServerCredentials {
   private readonly unsubscribe: () => void;
 
   constructor(reloader: CertificateReloader, options: ServerTlsOptions = {}) {
+    installPeerCertificateMemo(); // grpc-js asks for the peer certificate on every call
     const m = reloader.material();
     const require = options.requireClientCertificate ?? true;
     super(
