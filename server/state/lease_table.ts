@@ -10,6 +10,7 @@
 
 import { assert } from "../core/assert.ts";
 import { sessionKey } from "./caller.ts";
+import { DeadlineHeap } from "./deadline_heap.ts";
 import { serverDeadlineMs } from "./limits.ts";
 import type { ValidUntil } from "./results.ts";
 
@@ -31,9 +32,19 @@ export interface DueLease {
   readonly renewSeq: number;
 }
 
+/** Stale expiry entries allowed beyond this many per live lease (plus a constant) before a rebuild. */
+const EXPIRY_ENTRIES_PER_LEASE_MAX = 4;
+const EXPIRY_ENTRIES_SLACK = 1024;
+
 export class LeaseTable {
   private readonly leases = new Map<number, LeaseRecord>();
   private readonly countByClient = new Map<string, number>();
+  /**
+   * Every lease's deadline, earliest first, keyed (leaseId, renewSeq): due() reads only the
+   * leases past their deadline, not all of them (the leader asks every tick). A renewal or
+   * removal leaves the old entry stale; stale entries are dropped at the top or by a rebuild.
+   */
+  private readonly expiries = new DeadlineHeap();
 
   constructor(private readonly rho: number) {}
 
@@ -105,13 +116,23 @@ export class LeaseTable {
     return this.leases.size;
   }
 
-  /** Leases whose deadline has passed at nowMs, in grant order, at most `max`. */
+  /**
+   * Leases whose deadline has passed at nowMs, earliest deadline first (ties by lease id), at
+   * most `max`. O((due + stale) × log n): the due leases stay indexed (they exist until a
+   * LeaseExpire applies), the stale entries met on the way are dropped.
+   */
   due(nowMs: number, max: number): DueLease[] {
     const out: DueLease[] = [];
-    for (const lease of this.leases.values()) {
-      if (out.length >= max) break;
-      if (!this.isLive(lease, nowMs)) out.push({ leaseId: lease.leaseId, renewSeq: lease.renewSeq });
+    while (out.length < max) {
+      const top = this.expiries.peek();
+      if (top === null || top.deadlineMs > nowMs) break; // live: nowMs < deadlineMs
+      this.expiries.pop();
+      const lease = this.leases.get(top.id);
+      // Renewed or removed since (a removed id may be granted again, at renewSeq 0: hence the deadline too).
+      if (lease === undefined || lease.renewSeq !== top.version || lease.deadlineMs !== top.deadlineMs) continue;
+      out.push({ leaseId: lease.leaseId, renewSeq: lease.renewSeq });
     }
+    for (const due of out) this.index(this.leases.get(due.leaseId) as LeaseRecord);
     return out;
   }
 
@@ -139,6 +160,7 @@ export class LeaseTable {
     // Machine time never decreases, so a restart never shortens a lease.
     assert(next.deadlineMs >= lease.deadlineMs, `lease ${lease.leaseId} deadline would shrink`);
     this.leases.set(lease.leaseId, next);
+    this.index(next);
     return next;
   }
 
@@ -147,6 +169,20 @@ export class LeaseTable {
     this.leases.set(record.leaseId, record);
     const session = sessionOf(record);
     this.countByClient.set(session, this.leaseCountOf(session) + 1);
+    this.index(record);
+  }
+
+  /** Indexes a lease's current deadline; rebuilds the index once stale entries dominate it. */
+  private index(lease: LeaseRecord): void {
+    this.expiries.push(lease.deadlineMs, lease.leaseId, lease.renewSeq);
+    if (this.expiries.size <= EXPIRY_ENTRIES_PER_LEASE_MAX * this.leases.size + EXPIRY_ENTRIES_SLACK) return;
+    this.expiries.rebuild([...this.leases.values()].map((l) => ({ deadlineMs: l.deadlineMs, id: l.leaseId, version: l.renewSeq })));
+  }
+
+  /** Test hook: the expiry index's entry count (stale ones included) and its heap order. */
+  expiryIndexSize(): number {
+    this.expiries.assertValid();
+    return this.expiries.size;
   }
 }
 
