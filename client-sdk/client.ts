@@ -16,7 +16,7 @@ import { KeepAlive } from "./keepalive.ts";
 import { Lease, safeInt, type LeaseHost } from "./lease.ts";
 import { acquireLock, withLock, type Lock, type LockOptions, type LockScope } from "./lock.ts";
 import { Rpc } from "./rpc.ts";
-import { SessionPool } from "./sessions.ts";
+import { SessionPool, type Session } from "./sessions.ts";
 import type { CallOptions } from "./signals.ts";
 import { SYSTEM_TIMERS, type Timers } from "./timers.ts";
 import { GrpcWire, type Message, Transport, type TlsOptions, type Wire } from "./transport.ts";
@@ -132,6 +132,16 @@ function bearerOptions(options: TenureClientOptions): { readonly interceptors?: 
 }
 
 const CLIENT_ID_RE = /^[\x21-\x7e]{1,100}$/;
+/** Sessions a grant tries after refusals for the per-client lease limit before it gives up. */
+const GRANT_SESSIONS_TRIED_MAX = 8;
+
+/**
+ * LIMIT_EXCEEDED for the per-client_id lease count: the server's message names the limit
+ * (errors.proto, LIMIT_EXCEEDED). Other limits (leasesMax: the cluster is full) are the caller's.
+ */
+function isPerClientLeaseLimit(e: TenureError): boolean {
+  return e.reason === "LIMIT_EXCEEDED" && e.message.includes("leasesPerClientMax");
+}
 
 export class TenureClient {
   /** @internal */ readonly rpc: Rpc;
@@ -141,6 +151,8 @@ export class TenureClient {
   readonly #closer = new AbortController();
   readonly #keepAlive: KeepAlive;
   readonly #leases = new Set<Lease>();
+  /** The session each held lease was granted on (its count against leasesPerClientMax). */
+  readonly #grantedBy = new WeakMap<Lease, Session>();
   readonly #leaseHost: LeaseHost;
   readonly #leaseStartAfterReply: boolean;
 
@@ -192,6 +204,9 @@ export class TenureClient {
       forget: (lease) => {
         this.#leases.delete(lease);
         this.#keepAlive.remove(lease);
+        const session = this.#grantedBy.get(lease);
+        if (session !== undefined) session.grantedLeases -= 1;
+        this.#grantedBy.delete(lease);
       },
     };
   }
@@ -207,7 +222,34 @@ export class TenureClient {
    */
   async grantLease(options: GrantLeaseOptions, opts: CallOptions = {}): Promise<Lease> {
     let t0 = Number.NaN;
-    const res = await this.rpc.mutate("Lease", "Grant", { ttlMs: options.ttlMs }, { ...opts, onFirstSend: (t) => (t0 = t) });
+    let granter: Session | null = null;
+    let res: Record<string, unknown>;
+    // The server holds at most leasesPerClientMax leases per client_id; a client holding more
+    // grants them on sessions below their cap, and a session the server refused for that limit
+    // is capped at what it holds (it still carries other calls). So one TenureClient can hold
+    // every lease the cluster allows (leasesMax).
+    for (let refused = 0; ; refused++) {
+      try {
+        res = await this.rpc.mutate(
+          "Lease",
+          "Grant",
+          { ttlMs: options.ttlMs },
+          {
+            ...opts,
+            onFirstSend: (t) => (t0 = t),
+            eligible: (s) => s.grantedLeases < s.leaseGrantCap,
+            onAnswered: (s) => (granter = s),
+          },
+        );
+        break;
+      } catch (error) {
+        const e = TenureError.from(error);
+        const answered = granter as Session | null;
+        if (!isPerClientLeaseLimit(e) || answered === null || refused >= GRANT_SESSIONS_TRIED_MAX) throw e;
+        answered.leaseGrantCap = answered.grantedLeases;
+        granter = null;
+      }
+    }
     if (this.#leaseStartAfterReply) t0 = this.rpc.clock(); // the deliberate bug (ClientRuntime)
     const v = (res["validUntil"] ?? {}) as Record<string, unknown>;
     const lease = new Lease(this.#leaseHost, {
@@ -219,6 +261,11 @@ export class TenureClient {
     if (this.#closer.signal.aborted) {
       lease.abandon(new TenureError("CLOSED", "client closed"));
       return lease;
+    }
+    const session = granter as Session | null;
+    if (session !== null) {
+      session.grantedLeases += 1;
+      this.#grantedBy.set(lease, session);
     }
     this.#leases.add(lease);
     this.#keepAlive.add(lease);

@@ -76,7 +76,7 @@ export class KeepAlive {
     let failures = 0;
     while (this.leases.size > 0 && !this.o.closed.aborted) {
       const now = this.o.rpc.clock();
-      const next = Math.min(...[...this.leases.values()].map((l) => l.renewAt));
+      const next = this.nextRenewAt();
       if (next > now) {
         this.wake = new AbortController();
         await sleep(next - now, AbortSignal.any([this.wake.signal, this.o.closed]), this.o.rpc.timers).catch(() => {});
@@ -106,14 +106,15 @@ export class KeepAlive {
    * resends the same request (same ids: a seq must always carry the same command).
    */
   private async renewOnce(): Promise<void> {
-    const live = [...this.leases.values()].filter((l) => !l.ended).sort((a, b) => a.renewAt - b.renewAt);
-    const batch = live.slice(0, IDS_PER_REQUEST_MAX);
-    if (batch.length === 0) return;
+    const batch = this.inflight === null ? this.mostDue() : [];
+    if (this.inflight === null && batch.length === 0) return;
     const stream = this.open();
     this.inflight ??= { seq: this.session.seqs.next(), t0: this.o.rpc.clock(), ids: batch.map((l) => String(l.id)) };
     const { seq, t0, ids } = this.inflight;
     // Bound the wait well inside the shortest TTL so a silent stream is replaced in time to matter.
-    const minTtl = Math.min(...batch.map((l) => l.ttlMs));
+    let minTtl = Number.POSITIVE_INFINITY;
+    for (const id of ids) minTtl = Math.min(minTtl, this.leases.get(Number(id))?.ttlMs ?? minTtl);
+    if (minTtl === Number.POSITIVE_INFINITY) minTtl = 4 * this.o.attemptTimeoutMs;
     const timeoutMs = Math.max(100, Math.min(this.o.attemptTimeoutMs, minTtl / 4));
     const reply = new Promise<Message>((resolve, reject) => {
       this.pending = { seq, resolve, reject };
@@ -143,6 +144,29 @@ export class KeepAlive {
       timers.clearTimeout(timer);
       this.pending = null;
     }
+  }
+
+  /** The earliest renewal time of the leases (a loop: a spread of 100,000 arguments overflows the stack). */
+  private nextRenewAt(): number {
+    let next = Number.POSITIVE_INFINITY;
+    for (const lease of this.leases.values()) next = Math.min(next, lease.renewAt);
+    return next;
+  }
+
+  /**
+   * Up to IDS_PER_REQUEST_MAX live leases, the most due first. All of them when they fit (every
+   * lease renewed in one request: coalesced); otherwise sorted, but only past the ones due now
+   * when those alone fill the request, so a client with 100,000 leases does not sort them all
+   * for each of its requests.
+   */
+  private mostDue(): Lease[] {
+    const live: Lease[] = [];
+    for (const lease of this.leases.values()) if (!lease.ended) live.push(lease);
+    if (live.length <= IDS_PER_REQUEST_MAX) return live;
+    const now = this.o.rpc.clock();
+    const due = live.filter((l) => l.renewAt <= now);
+    const pool = due.length >= IDS_PER_REQUEST_MAX ? due : live;
+    return pool.sort((a, b) => a.renewAt - b.renewAt).slice(0, IDS_PER_REQUEST_MAX);
   }
 
   private open(): DuplexStream {

@@ -79,13 +79,20 @@ export class Rpc {
     service: ServiceName,
     method: string,
     fields: object,
-    opts: CallOptions & { readonly blocking?: boolean; readonly onFirstSend?: (t0Ms: number) => void } = {},
+    opts: CallOptions & {
+      readonly blocking?: boolean;
+      readonly onFirstSend?: (t0Ms: number) => void;
+      /** Sessions this call may run on (a Grant: one below its lease cap); any free one if absent. */
+      readonly eligible?: (session: Session) => boolean;
+      /** The session the call ended on, when it ended with an answer from the server. */
+      readonly onAnswered?: (session: Session) => void;
+    } = {},
   ): Promise<Message> {
     const kind: Kind = opts.blocking ? "blocking" : "mutate";
     const timeoutMs = opts.timeoutMs ?? (opts.blocking ? undefined : this.o.defaultTimeoutMs);
     const linked = linkSignals([opts.signal, this.o.closed], timeoutMs, this.o.timers);
     const deadline = this.deadline(timeoutMs);
-    let session = this.o.pool.take();
+    let session = this.o.pool.take(opts.eligible);
     let requeues = 0;
     try {
       for (let fresh = 0; ; fresh++) {
@@ -99,6 +106,7 @@ export class Rpc {
         };
         try {
           const res = await this.invoke(kind, service, method, build, linked.signal, deadline);
+          opts.onAnswered?.(session);
           this.o.pool.give(session);
           return res;
         } catch (error) {
@@ -121,6 +129,7 @@ export class Rpc {
             requeues += 1;
             continue;
           }
+          if (definitive.has(e)) opts.onAnswered?.(session);
           // Only a session whose request ended definitively may carry the next one.
           if (definitive.has(e) && e.code !== "STALE_SEQUENCE" && e.code !== "SESSION_EXPIRED") this.o.pool.give(session);
           throw e;

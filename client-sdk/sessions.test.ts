@@ -78,4 +78,19 @@ describe("seq allocation", () => {
     );
     assert.ok(calls.every(({ request: r }) => Number(r["seq"]) <= SEQ_MAX));
   });
+
+  it("take(eligible) hands out the most recently returned session it accepts, or a new one", () => {
+    const pool = new SessionPool("t");
+    const [a, b, c] = [pool.take(), pool.take(), pool.take()];
+    for (const s of [a, b, c]) pool.give(s);
+    a.grantedLeases = 2;
+    c.grantedLeases = 5;
+    c.leaseGrantCap = 5;
+    const roomy = (s: { grantedLeases: number; leaseGrantCap: number }) => s.grantedLeases < s.leaseGrantCap;
+    assert.equal(pool.take(roomy), b, "c is full; b was returned after a");
+    assert.equal(pool.take(roomy), a);
+    const fresh = pool.take(roomy);
+    assert.ok(fresh !== c && fresh.clientId === "t.4", "none left with room: a new client id");
+    assert.equal(pool.take(), c, "without a filter, any free one");
+  });
 });

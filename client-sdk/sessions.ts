@@ -48,6 +48,14 @@ export class SeqAllocator {
 export class Session {
   private current: string;
   readonly seqs: SeqAllocator;
+  /**
+   * Leases this session granted that the client still holds. The server counts a client_id's
+   * leases against leasesPerClientMax (1,000 by default), so a client holding more grants them
+   * on several sessions (TenureClient.grantLease).
+   */
+  grantedLeases = 0;
+  /** Grants this session may hold: unknown (Infinity) until the server refused one for the per-client limit. */
+  leaseGrantCap = Number.POSITIVE_INFINITY;
 
   constructor(newClientId: () => string, firstSeq = 1) {
     this.current = newClientId();
@@ -67,9 +75,19 @@ export class SessionPool {
 
   constructor(private readonly baseClientId: string) {}
 
-  /** A session no other call is using (a new client_id when none is free). */
-  take(): Session {
-    return this.free.pop() ?? this.fresh();
+  /**
+   * A session no other call is using (a new client_id when none is free); with `eligible`, the
+   * most recently returned one it accepts (the pool holds one session per concurrent call, a few).
+   */
+  take(eligible?: (session: Session) => boolean): Session {
+    if (eligible === undefined) return this.free.pop() ?? this.fresh();
+    for (let i = this.free.length - 1; i >= 0; i--) {
+      const session = this.free[i] as Session;
+      if (!eligible(session)) continue;
+      this.free.splice(i, 1);
+      return session;
+    }
+    return this.fresh();
   }
 
   /** A brand-new client_id (after SESSION_EXPIRED, or for a stream of its own). */
