@@ -1,5 +1,6 @@
 // Locks through the SDK on three real tenured processes: lock + release, `await using`, withLock,
-// try-lock (LOCK_HELD), FIFO waiters with strictly increasing tokens, watchLock across a failover.
+// try-lock (LOCK_HELD), FIFO waiters with strictly increasing tokens, watchLock across a failover,
+// and one client holding more leases than one client_id may.
 
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -137,5 +138,23 @@ describe("SDK locks on three tenured processes", { timeout: 60_000 }, () => {
     await watching;
     const tokens = seen.filter((s) => s.state === "held").map((s) => s.token);
     assert.deepEqual(tokens, [first.token, second.token], "each grant seen once, in order");
+  });
+
+  it("one client holds more leases than the server allows per client_id, and keeps them all alive", { timeout: 45_000 }, async () => {
+    // leasesPerClientMax is 1,000: the 1,001st grant is refused on the first session and made on another.
+    const holder = new TenureClient({ endpoints: cluster.endpoints(), ...cluster.clientSecurity(), clientId: "itest-many" });
+    try {
+      const leases = [];
+      for (let i = 0; i < 1_050; i++) leases.push(await holder.grantLease({ ttlMs: 3_000 }));
+      assert.equal(new Set(leases.map((l) => l.id)).size, 1_050);
+      await sleep(3_500); // past the TTL: only renewals keep them
+      assert.deepEqual(
+        leases.filter((l) => l.state !== "active").map((l) => `${l.id} ${l.state}`),
+        [],
+        "every lease renewed on the client's one KeepAlive stream",
+      );
+    } finally {
+      holder.close();
+    }
   });
 });
