@@ -305,6 +305,30 @@ describe("the retry of a blocking call whose wait the server withdrew", () => {
     assert.equal(got.replayed, true);
   });
 
+  it("a handoff answers the waiter from its grant event: the lease's validity, and no read round", async () => {
+    const c = await elected();
+    const leader = c.leader();
+    const holder = await lease(c, leader, "p");
+    const waiter = await lease(c, leader, "q");
+    const held = await c.submit(leader, { kind: "LockAcquire", clientId: "p", seq: 2, name: "db", leaseId: holder, wait: false });
+    let reads = 0;
+    const read = leader.read.bind(leader);
+    leader.read = ((query, options) => {
+      reads += 1;
+      return read(query, options);
+    }) as typeof leader.read;
+    const command = { kind: "LockAcquire" as const, clientId: "q", seq: 2, name: "db", leaseId: waiter, wait: true };
+    const answer = blocking(c, leader, command);
+    await c.advance(100);
+    await c.submit(leader, { kind: "LockRelease", clientId: "p", seq: 3, name: "db", token: held["token"] as number });
+    const got = await answer;
+    assert.ok(!(got instanceof Error), String(got));
+    assert.equal(reads, 0, "no ReadIndex round for the validity");
+    const info = leader.stateMachine().leaseTimeToLive(waiter);
+    assert.equal(got.validUntil?.serverDeadlineMs, info?.serverDeadlineMs);
+    assert.equal(got.validUntil?.ttlMs, 600_000);
+  });
+
   it("stays STALE_SEQUENCE when the session moved past it with another request", async () => {
     const c = await elected();
     const leader = c.leader();

@@ -19,7 +19,7 @@ import { isFatal } from "../fatal.ts";
 import type { ElectionCampaign, LockAcquire, WaitCancel } from "../state/commands.ts";
 import type { LockStateMachine } from "../state/machine.ts";
 import { requestDigest } from "../state/request_digest.ts";
-import type { StateEvent } from "../state/results.ts";
+import type { StateEvent, ValidUntil } from "../state/results.ts";
 import { encodeValidUntil, readOk, submitOk, type CallContext, type ServiceDeps, type ValidUntilMessage } from "./handler_kit.ts";
 import { ApiError, errorFromOutcome } from "./status_map.ts";
 
@@ -46,7 +46,8 @@ export interface BlockingRequest {
 }
 
 type WatchEnd =
-  | { readonly kind: "granted"; readonly token: number; readonly value: string }
+  /** validUntil: the lease's as of the grant (the event's); absent: read it (a restored state). */
+  | { readonly kind: "granted"; readonly token: number; readonly value: string; readonly validUntil?: ValidUntil | null }
   /** `expired` null: learnt from a restored snapshot, which does not say how the lease ended. */
   | { readonly kind: "leaseGone"; readonly expired: boolean | null }
   /** A restored snapshot holds neither a grant to this lease nor its wait: it ended without us. */
@@ -81,7 +82,7 @@ class GrantWatch {
     if (event.kind === "leaseGone" && event.leaseId === leaseId) return { kind: "leaseGone", expired: event.expired };
     const ours = event.kind === "granted" && event.table === this.request.table;
     if (!ours || event.name !== name || event.leaseId !== leaseId) return null;
-    return { kind: "granted", token: event.token, value: event.value };
+    return { kind: "granted", token: event.token, value: event.value, validUntil: event.validUntil };
   }
 
   first(afterIndex: number): WatchEnd | null {
@@ -234,14 +235,20 @@ function waitEndedError(request: BlockingRequest): ApiError {
   );
 }
 
+/**
+ * The answer for a grant. A grant event carries the lease's validity as of the grant, so a
+ * handoff is answered without a read round (one commit: the release that granted it); a grant
+ * learnt otherwise (a replay, a restored state) reads the lease's current validity.
+ */
 async function grantOf(
   deps: ServiceDeps,
   request: BlockingRequest,
-  holder: { readonly token: number; readonly value: string },
+  holder: { readonly token: number; readonly value: string; readonly validUntil?: ValidUntil | null },
   replayed: boolean,
 ): Promise<Grant> {
   const leaseId = request.command.leaseId;
-  const validUntil = await leaseValidity(deps, leaseId);
+  const known = holder.validUntil ?? null;
+  const validUntil = known !== null ? encodeValidUntil(known) : await leaseValidity(deps, leaseId);
   return { leaseId, token: holder.token, value: holder.value, validUntil, replayed };
 }
 

@@ -320,6 +320,7 @@ export class LockTable {
       owner: ctx.leaseOwner(holder.leaseId),
       token: holder.token,
       value: holder.value,
+      validUntil: ctx.leaseValidity?.(holder.leaseId) ?? null,
     });
     return holder;
   }

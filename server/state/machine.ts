@@ -151,6 +151,10 @@ export class LockStateMachine {
       events,
       nextToken: () => ids.nextToken(),
       leaseOwner: (leaseId) => leases.get(leaseId)?.owner ?? "",
+      leaseValidity: (leaseId) => {
+        const lease = leases.get(leaseId);
+        return lease === undefined ? null : leases.validUntil(lease);
+      },
       grantsFrozen: () => this.s.frozen !== null,
       leaseLive: (leaseId) => {
         const lease = leases.get(leaseId);

@@ -98,6 +98,11 @@ export type StateEvent =
       readonly owner: string;
       readonly token: number;
       readonly value: string;
+      /**
+       * The holding lease's validity as of this grant (null: no such lease, only under a test bug).
+       * A waiter's answer carries it without a read: a later renewal only lengthens the lease.
+       */
+      readonly validUntil: ValidUntil | null;
     }
   | { readonly kind: "freed"; readonly table: "lock" | "election"; readonly name: string }
   | {
