@@ -144,6 +144,28 @@ describe("Rpc retries", () => {
     assert.equal(plain.calls.length, 1);
   });
 
+  it("a blocking call's retry that finds the lease gone is OUTCOME_UNKNOWN (it may have been granted first); a first attempt's is definite", async () => {
+    for (const reason of ["LEASE_NOT_FOUND", "LEASE_EXPIRED"] as const) {
+      const code = reason === "LEASE_NOT_FOUND" ? grpc.status.NOT_FOUND : grpc.status.FAILED_PRECONDITION;
+      const retried = scripted([err(grpc.status.UNAVAILABLE, null), err(code, reason)]);
+      await assert.rejects(
+        rpc(retried.transport).mutate("Election", "Campaign", { name: "e" }, { blocking: true }),
+        (e: unknown) => e instanceof TenureError && e.code === "OUTCOME_UNKNOWN" && (e.cause as TenureError).code === reason,
+      );
+      const first = scripted([err(code, reason)]);
+      await assert.rejects(
+        rpc(first.transport).mutate("Election", "Campaign", { name: "e" }, { blocking: true }),
+        (e: unknown) => e instanceof TenureError && e.code === reason,
+      );
+      const plain = scripted([err(grpc.status.UNAVAILABLE, null), err(code, reason)]);
+      await assert.rejects(
+        rpc(plain.transport).mutate("Lease", "Revoke", { leaseId: "1" }),
+        (e: unknown) => e instanceof TenureError && e.code === reason,
+        "a non-blocking call's lease answer stands",
+      );
+    }
+  });
+
   it("SESSION_EXPIRED on a first attempt is retried once on a fresh client id starting at seq 1", async () => {
     const { transport, calls } = scripted([err(grpc.status.FAILED_PRECONDITION, "SESSION_EXPIRED"), { leaseId: "1" }]);
     await rpc(transport).mutate("Lease", "Grant", {});

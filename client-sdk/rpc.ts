@@ -206,6 +206,16 @@ export class Rpc {
             { cause: e },
           );
         }
+        // A retried blocking call that finds its lease gone: an earlier attempt may have been
+        // granted before the lease ended (the server can no longer tell, the lease's record is
+        // gone), so "not granted" would be a guess; an election's observers may have seen it lead.
+        if (mayHaveApplied && kind === "blocking" && (e.code === "LEASE_NOT_FOUND" || e.code === "LEASE_EXPIRED")) {
+          throw new TenureError(
+            "OUTCOME_UNKNOWN",
+            "a retry found the lease gone; an earlier attempt may have been granted before it ended",
+            { cause: e },
+          );
+        }
         if (fromServer) definitive.add(e);
         throw e;
       }

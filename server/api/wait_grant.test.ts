@@ -329,6 +329,22 @@ describe("the retry of a blocking call whose wait the server withdrew", () => {
     assert.equal(got.validUntil?.ttlMs, 600_000);
   });
 
+  it("a replayed queued call whose lease is gone does not claim it was never granted", async () => {
+    const c = await elected();
+    const leader = c.leader();
+    const holder = await lease(c, leader, "p");
+    const waiter = await lease(c, leader, "q");
+    const held = await c.submit(leader, { kind: "LockAcquire", clientId: "p", seq: 2, name: "db", leaseId: holder, wait: false });
+    const command = { kind: "LockAcquire" as const, clientId: "q", seq: 2, name: "db", leaseId: waiter, wait: true };
+    await c.submit(leader, command); // queued; its answer lost
+    await c.submit(leader, { kind: "LockRelease", clientId: "p", seq: 3, name: "db", token: held["token"] as number });
+    assert.equal(leader.stateMachine().lockStatus("db").holder?.leaseId, waiter, "granted, unknown to its client");
+    await c.submit(leader, { kind: "LeaseRevoke", clientId: "r", seq: 1, leaseId: waiter, admin: true });
+    const got = await blocking(c, leader, command);
+    assert.equal(reasonOf(got), "LEASE_NOT_FOUND");
+    assert.match((got as Error).message, /may have been granted before it ended/);
+  });
+
   it("stays STALE_SEQUENCE when the session moved past it with another request", async () => {
     const c = await elected();
     const leader = c.leader();

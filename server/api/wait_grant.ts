@@ -223,8 +223,20 @@ async function waitState(
   const holder = value.status.holder;
   if (holder !== null && holder.leaseId === leaseId) return { holder, index };
   if (value.status.waiters.some((w) => w.leaseId === leaseId)) return { holder: null, index };
-  if (!value.leaseExists) throw leaseGoneError(request, false);
+  if (!value.leaseExists) throw leaseGoneSince(request);
   throw waitEndedError(request);
+}
+
+/**
+ * The lease of a replayed queued call is gone. Unlike a live wait's (whose events say whether a
+ * grant came first), this cannot say whether the wait was granted before the lease ended.
+ */
+function leaseGoneSince(request: BlockingRequest): ApiError {
+  const { leaseId, name, seq } = request.command;
+  return new ApiError(
+    "LEASE_NOT_FOUND",
+    `lease ${leaseId} is gone (expired or revoked); its wait for ${name} (seq ${seq}) may have been granted before it ended`,
+  );
 }
 
 function waitEndedError(request: BlockingRequest): ApiError {
