@@ -113,7 +113,7 @@ interface SimNode {
   /** The Ready loop of the running core (null while crashed). */
   loop: ReadyLoop | null;
   readonly disk: SimDisk;
-  /** The disk as the running process sees it (every save is synced). */
+  /** The disk as the running process sees it (every save synced but a commit-index-only one). */
   storage: SimStorage;
   /** The toy state machine: data of applied normal entries (restored from snapshot data). */
   applied: string[];

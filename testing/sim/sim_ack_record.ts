@@ -64,6 +64,8 @@ export class SimAckTracker {
   private writtenAtMs: number;
   /** A write is due at the next poll (production's timer is armed). */
   private timerArmed = false;
+  /** The commit index of unsynced writes since the last synced one (production's unsyncedCommit). */
+  private unsyncedCommit: number | null = null;
   writes = 0;
 
   constructor(
@@ -87,11 +89,21 @@ export class SimAckTracker {
     if (nextLast !== null && nextLast < this.recordNow.lastIndex) this.write({ lastIndex: nextLast });
   }
 
-  /** ack_tracker.afterSave: the write is durable; term/vote at once, the watermark when due. */
-  afterSave(write: StorageWrite): void {
+  /**
+   * ack_tracker.afterSave: the write is durable; term/vote at once, the watermark when due. An
+   * unsynced write (a commit index only) is claimed only with the next synced one.
+   */
+  afterSave(write: StorageWrite, synced = true): void {
     const hs = write.hardState;
+    if (!synced) {
+      if (hs !== null) this.unsyncedCommit = Math.max(this.unsyncedCommit ?? 0, hs.commit);
+      return;
+    }
     const lastIndex = lastIndexAfter(write) ?? this.durable.lastIndex;
-    if (hs !== null) this.durable = { term: hs.term, vote: hs.vote, commit: hs.commit, lastIndex };
+    const unsyncedCommit = this.unsyncedCommit ?? 0;
+    this.unsyncedCommit = null;
+    if (hs !== null) this.durable = { term: hs.term, vote: hs.vote, commit: Math.max(hs.commit, unsyncedCommit), lastIndex };
+    else if (unsyncedCommit > this.durable.commit) this.durable = { ...this.durable, commit: unsyncedCommit, lastIndex };
     else if (lastIndex !== this.durable.lastIndex) this.durable = { ...this.durable, lastIndex };
     const r = this.recordNow;
     if (this.durable.term !== r.term || this.durable.vote !== r.vote) return this.write(this.durable);
@@ -112,6 +124,7 @@ export class SimAckTracker {
   /** The process is gone: so is its timer (the record stays as last written). */
   crash(): void {
     this.timerArmed = false;
+    this.unsyncedCommit = null;
   }
 
   /**

@@ -1,8 +1,10 @@
 // A RaftStorage over a SimDisk, so the production Ready loop (server/node/ready_loop.ts) runs in
 // the simulator: under RaftNode in the lock simulation, under SimNode in the Raft simulator and the
 // witness simulation, and under the scenario scripts' runner. The contract
-// says save() is durable when it returns, so every save is its writes plus a sync; a simulated
-// crash (SimDisk.crash) drops whatever was not synced, which for a correct node is nothing.
+// says save() is durable when it returns, so every save is its writes plus a sync, except a
+// commit-index-only one (StorageWrite.sync false), which waits for the next synced save as
+// SqliteStorage's synchronous=NORMAL commit does; a simulated crash (SimDisk.crash) drops
+// whatever was not synced, which for a correct node is at most that commit index.
 // A save is several disk operations, in the order of the production transaction (snapshot,
 // entries, hard state, then the sync), and each is a crash point of the disk (sim_disk.ts): an
 // armed crash stops the process between any two of them, exactly like one between the Ready's
@@ -54,8 +56,12 @@ export class SimStorage implements RaftStorage {
       this.observer?.onDiskEntries(this.node, write.entries, this.disk.load().hardState.commit);
     }
     if (write.hardState) this.disk.writeHardState(write.hardState);
-    this.disk.sync();
-    ack?.afterSave(write);
+    // A commit-index-only write (sync false) is not synced, as SqliteStorage writes it at
+    // synchronous=NORMAL: the next synced write makes it durable, and a crash before that loses it
+    // (Raft need not keep the commit index).
+    const synced = write.sync !== false;
+    if (synced) this.disk.sync();
+    ack?.afterSave(write, synced);
   }
 
   saveSnapshotAndCompact(snapshot: Snapshot, logStart: SnapshotMetadata | null = null): void {
