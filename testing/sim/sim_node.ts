@@ -46,6 +46,8 @@ export interface SimNodeOptions {
   readonly snapshotEveryEntries: number;
   /** The Ready loop's test-only bug (ReadyLoopOptions.testOnlyBugSendBeforePersist). */
   readonly sendBeforePersist: boolean;
+  /** Leaders send their appends before their own write (ReadyLoopOptions.leaderSendsBeforePersist). */
+  readonly leaderSendsBeforePersist?: boolean;
   /** The Ready loop's test-only bug (ReadyLoopOptions.testOnlyBugHardStateAfterSend). */
   readonly hardStateAfterSend?: boolean;
   /** A witness member: no state machine, floor truncation instead of snapshots. */
@@ -131,6 +133,7 @@ export class SimNode {
       applier,
       readiesPerPassMax: readiesPerStepMax,
       testOnlyBugSendBeforePersist: o.sendBeforePersist,
+      leaderSendsBeforePersist: o.leaderSendsBeforePersist === true,
       testOnlyBugHardStateAfterSend: o.hardStateAfterSend === true,
     });
     this.core = core;
@@ -150,6 +153,26 @@ export class SimNode {
    * point stopped the process before, inside a Ready (the node is then down, its disk holding only
    * what was synced), or null.
    */
+  /** True while the loop holds a leader's Ready whose appends left before its write. */
+  parked(): boolean {
+    return this.loop?.parked() === true;
+  }
+
+  /**
+   * Writes a parked Ready (steps 1-5) before the core takes any input; returns the operation an
+   * armed crash point stopped the process before (the node is then down), or null.
+   */
+  finishParked(): CrashPointOp | null {
+    try {
+      this.loop?.finishParked();
+      return null;
+    } catch (err) {
+      if (!(err instanceof SimulatedCrash)) throw err;
+      this.crash();
+      return err.op;
+    }
+  }
+
   processReadies(): CrashPointOp | null {
     try {
       this.loop?.process();

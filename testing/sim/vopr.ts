@@ -64,9 +64,16 @@ export interface RunOptions {
   readonly diskLieOverrides?: Partial<DiskLieOptions>;
   /** The ack record's watermark policy (default EXACT_ACK_POLICY; PRODUCTION_ACK_POLICY shows its window). */
   readonly ackPolicy?: SimAckPolicy;
+  /**
+   * Leaders send their appends before their own write (ready_loop.ts, the parked Ready), as
+   * tenured does by default. Off by default here so the seeds of the bug table keep their runs.
+   */
+  readonly leaderSendsBeforePersist?: boolean;
 }
 
 const eventsMax = 2_000_000;
+/** From a parked Ready to the pass that writes it: the end of a turn (production's setImmediate). */
+const PARKED_PASS_DELAY_MS = 0.05;
 const queueMax = 200_000;
 
 export function runSeed(options: RunOptions): RunResult {
@@ -169,6 +176,7 @@ export class Simulation {
       witness,
       snapshotEveryEntries: s.snapshotEveryEntries,
       sendBeforePersist: this.options.bug === "sendBeforePersist",
+      leaderSendsBeforePersist: this.options.leaderSendsBeforePersist === true,
       hardStateAfterSend: this.options.bug === "hardStateAfterSend",
       observer: this.observer,
       log: this.options.debug ? (f) => console.log(`${this.nowMs.toFixed(1)} ${JSON.stringify(f)}`) : null,
@@ -244,6 +252,10 @@ export class Simulation {
     switch (e.kind) {
       case "tick":
         return this.onTick(e.node, e.incarnation);
+      case "process": {
+        const node = this.node(e.node);
+        return node.core && node.incarnation === e.incarnation ? this.touch(node) : undefined;
+      }
       case "deliver":
         return this.onDeliver(e.message);
       case "nemesis":
@@ -291,9 +303,21 @@ export class Simulation {
     const st = node.core.status();
     this.witnessChecker.onTick(id, st.role, st.term);
     node.disk.ackTracker()?.poll(); // the ack record's interval timer (production's setTimeout)
-    node.core.tick();
+    if (!this.readyForInput(node)) return;
+    node.core?.tick();
     this.touch(node);
     this.scheduleTick(id);
+  }
+
+  /**
+   * Before an input to a node's core: a parked Ready is finished first, as RaftNode does
+   * (deferWhileParked). False when an armed crash point stopped the process doing so.
+   */
+  private readyForInput(node: SimNode): boolean {
+    const crashedAt = node.finishParked();
+    if (crashedAt === null) return true;
+    this.onCrashPoint(node, crashedAt);
+    return false;
   }
 
   private touch(node: SimNode): void {
@@ -303,6 +327,11 @@ export class Simulation {
       this.onCrashPoint(node, crashedAt);
       return;
     }
+    // A parked leader Ready: the turn ends here (its appends are on the wire) and the next pass
+    // writes it, as RaftNode asks for another pass while parked.
+    if (node.parked()) this.stats.parkedReadies++;
+    if (node.parked())
+      this.queue.push(this.nowMs + PARKED_PASS_DELAY_MS, { kind: "process", node: node.id, incarnation: node.incarnation });
     this.checker.checkNode(node);
     // One status() per touch: it builds an object, and touch runs after every event.
     const st = node.core?.status();
@@ -353,7 +382,8 @@ export class Simulation {
       return;
     }
     this.mix(3, m.to, m.term);
-    node.core.step(m);
+    if (!this.readyForInput(node)) return;
+    node.core?.step(m);
     this.touch(node);
   }
 
@@ -602,6 +632,7 @@ export class Simulation {
       const core = node.core;
       if (!core || node.pausedUntilMs > this.nowMs || core.status().role !== "leader") continue;
       const data = new TextEncoder().encode(`p${++this.proposalSeq}`);
+      if (!this.readyForInput(node)) continue;
       const r = core.propose(data);
       if (r.ok) this.pendingAcks.set(`${node.id}/${r.index}`, r.term);
       if (r.ok) this.witnessChecker.onProposalAccepted(node.id, r.index);
@@ -662,6 +693,7 @@ export class Simulation {
           }),
       propose: (leader, cc) => {
         const node = this.node(leader);
+        if (node.core && !this.readyForInput(node)) return "down";
         const r = node.core?.proposeConfChange(cc);
         this.mix(6, leader, r?.ok ? r.index : 0);
         this.touch(node);

@@ -1,6 +1,6 @@
 // npm run sim -- --seeds N [--from S] | --seed S [--verbose] [--bug NAME] [--preset random|figure8|witness]
 //                [--time-budget-s T] [--fresh-members empty|bootstrap] [--disk-lies drawn|off|focused]
-//                [--ack-watermark N]
+//                [--ack-watermark N] [--leader-sends-before-persist]
 // Runs simulator seeds, prints a summary, and for every failure the command that replays it.
 // npm run sim -- --lock ... runs the lock-service simulation instead (lock_cli.ts).
 
@@ -24,6 +24,8 @@ interface CliOptions {
   diskLies: "drawn" | "off" | "focused";
   /** The ack record's watermark in entries (RunOptions.ackPolicy; null: the simulator's exact default). */
   ackWatermark: number | null;
+  /** RunOptions.leaderSendsBeforePersist: leaders park their Ready (tenured's default). */
+  leaderSendsBeforePersist: boolean;
 }
 
 function parseArgs(argv: readonly string[]): CliOptions {
@@ -38,6 +40,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
     freshMembers: "empty",
     diskLies: "drawn",
     ackWatermark: null,
+    leaderSendsBeforePersist: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -50,6 +53,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
     else if (arg === "--from") o.from = positiveInt(value(), "--from");
     else if (arg === "--seed") o.single = positiveInt(value(), "--seed");
     else if (arg === "--verbose") o.verbose = true;
+    else if (arg === "--leader-sends-before-persist") o.leaderSendsBeforePersist = true;
     else if (arg === "--time-budget-s") o.timeBudgetS = positiveInt(value(), "--time-budget-s");
     else if (arg === "--fresh-members") {
       const f = value();
@@ -84,7 +88,8 @@ function replayCommand(seed: number, o: CliOptions, preset: SwarmPreset): string
   const fresh = o.freshMembers === "bootstrap" ? " --fresh-members bootstrap" : "";
   const lies = o.diskLies !== "drawn" ? ` --disk-lies ${o.diskLies}` : "";
   const ack = o.ackWatermark !== null ? ` --ack-watermark ${o.ackWatermark}` : "";
-  return `npm run sim -- --seed ${seed}${o.bug ? ` --bug ${o.bug}` : ""} --preset ${preset}${fresh}${lies}${ack} --verbose`;
+  const parked = o.leaderSendsBeforePersist ? " --leader-sends-before-persist" : "";
+  return `npm run sim -- --seed ${seed}${o.bug ? ` --bug ${o.bug}` : ""} --preset ${preset}${fresh}${lies}${ack}${parked} --verbose`;
 }
 
 function printResult(r: RunResult, o: CliOptions, preset: SwarmPreset, verbose: boolean): void {
@@ -130,6 +135,7 @@ function main(): void {
   let failed = 0;
   let ran = 0;
   let events = 0;
+  let parked = 0;
   const disk = newDiskTotals();
   const ackPolicy: SimAckPolicy | undefined =
     o.ackWatermark === null ? undefined : { ...PRODUCTION_ACK_POLICY, watermarkEntries: Math.max(1, o.ackWatermark) };
@@ -145,6 +151,7 @@ function main(): void {
         diskLies: o.diskLies === "off" ? "off" : "drawn",
         ...(o.diskLies === "focused" ? { diskLieOverrides: FOCUSED_DISK_LIES } : {}),
         ...(ackPolicy ? { ackPolicy } : {}),
+        leaderSendsBeforePersist: o.leaderSendsBeforePersist,
       });
     } catch (err) {
       // A seed that throws (the event queue over its limit, a simulator error) is a failure of
@@ -157,6 +164,7 @@ function main(): void {
     }
     ran++;
     events += r.stats.events;
+    parked += r.stats.parkedReadies;
     addDiskTotals(disk, r.stats);
     if (!r.ok) failed++;
     printResult(r, o, preset, o.verbose || o.single !== null);
@@ -171,6 +179,7 @@ function main(): void {
     `disk lies: ${lies} (${disk.overBound} more drawn over the loss bound); ` +
       `recoveries started ${disk.recoveriesStarted}, completed ${disk.recoveriesCompleted}`,
   );
+  if (o.leaderSendsBeforePersist) console.log(`leader Readies parked (appends sent before the write): ${parked}`);
   process.exitCode = failed > 0 ? 1 : 0;
 }
 

@@ -1,5 +1,6 @@
 // The simulator in CI, part 2 of 3 (part 1: vopr.test.ts): the figure8 and witness presets,
-// membership churn through joint consensus, and the witness preset's determinism.
+// membership churn through joint consensus, the witness preset's determinism, and leaders that
+// send their appends before their own write (the parked Ready, tenured's default).
 //
 // WITNESS_SIM_SEEDS (default 300) sets how many seeds the witness corpus runs (with churn).
 
@@ -19,6 +20,23 @@ describe("simulator presets", () => {
       for (const v of r.violations) failures.push(`seed ${seed}: ${v.check}: ${v.detail}`);
     }
     assert.deepEqual(failures, []);
+  });
+
+  it("runs 100 random and 60 witness seeds with leaders sending before their own write (tenured's default), with no violation", () => {
+    const failures: string[] = [];
+    let parked = 0;
+    for (const [preset, count] of [
+      ["random", 100],
+      ["witness", 60],
+    ] as const) {
+      for (let seed = 1; seed <= count; seed++) {
+        const r = runSeed({ seed, bug: null, preset, leaderSendsBeforePersist: true });
+        parked += r.stats.parkedReadies;
+        for (const v of r.violations) failures.push(`${preset} seed ${seed}: ${v.check}: ${v.detail}`);
+      }
+    }
+    assert.deepEqual(failures, []);
+    assert.ok(parked > 10_000, `only ${parked} leader Readies parked: the path went unexercised`);
   });
 
   it(`runs ${witnessSeeds} seeds of the witness preset, with membership churn, with no violation, losing sites and cutting A-B`, () => {

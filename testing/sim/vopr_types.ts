@@ -11,6 +11,8 @@ import type { BugName } from "./swarm.ts";
 
 export type SimEvent =
   | { readonly kind: "tick"; readonly node: NodeId; readonly incarnation: number }
+  /** The next pass of a node whose leader Ready is parked (its appends left, its write not made). */
+  | { readonly kind: "process"; readonly node: NodeId; readonly incarnation: number }
   | { readonly kind: "deliver"; readonly message: Message }
   | { readonly kind: "nemesis" }
   | { readonly kind: "restart"; readonly node: NodeId }
@@ -28,6 +30,8 @@ export interface RunStats {
   /** Crash faults armed as crash points inside a Ready (sim_disk.ts), and those that fired. */
   crashPointsArmed: number;
   crashesInReady: number;
+  /** Leader Readies parked (their appends sent before their write; RunOptions.leaderSendsBeforePersist). */
+  parkedReadies: number;
   /** Crashes inside a Ready by the operation they stopped before. */
   crashesInReadyBefore: Record<CrashPointOp, number>;
   partitions: number;
@@ -72,6 +76,7 @@ export function newRunStats(): RunStats {
     crashes: 0,
     crashPointsArmed: 0,
     crashesInReady: 0,
+    parkedReadies: 0,
     crashesInReadyBefore: { writeSnapshot: 0, writeEntries: 0, writeHardState: 0, compact: 0, sync: 0, send: 0 },
     partitions: 0,
     pauses: 0,
