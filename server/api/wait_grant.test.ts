@@ -265,18 +265,28 @@ function reasonOf(answer: Grant | Error): string {
   return answer.detail.reason;
 }
 
+/**
+ * An elected cluster whose lease of "p" holds "db", a lease of "q", and q's blocking Acquire of
+ * "db" under seq 2 (not yet sent); releaseByP() hands the lock on.
+ */
+async function heldByP() {
+  const c = await elected();
+  const leader = c.leader();
+  const holder = await lease(c, leader, "p");
+  const waiter = await lease(c, leader, "q");
+  const held = await c.submit(leader, { kind: "LockAcquire", clientId: "p", seq: 2, name: "db", leaseId: holder, wait: false });
+  const command = { kind: "LockAcquire" as const, clientId: "q", seq: 2, name: "db", leaseId: waiter, wait: true };
+  const releaseByP = () => c.submit(leader, { kind: "LockRelease", clientId: "p", seq: 3, name: "db", token: held["token"] as number });
+  return { c, leader, waiter, command, releaseByP };
+}
+
 // A blocking call cut on the server's side (its connection reset) is withdrawn with WaitCancel at
 // seq + 1; the client's retry under seq then meets a session past it. errors.proto promises
 // WAIT_CANCELLED there (or the grant, if it won the race), not STALE_SEQUENCE, which the SDK can
 // only report as OUTCOME_UNKNOWN (found by the cert-rotation test: a reset during a lock()).
 describe("the retry of a blocking call whose wait the server withdrew", () => {
   it("is answered WAIT_CANCELLED when nothing was granted", async () => {
-    const c = await elected();
-    const leader = c.leader();
-    const holder = await lease(c, leader, "p");
-    const waiter = await lease(c, leader, "q");
-    await c.submit(leader, { kind: "LockAcquire", clientId: "p", seq: 2, name: "db", leaseId: holder, wait: false });
-    const command = { kind: "LockAcquire" as const, clientId: "q", seq: 2, name: "db", leaseId: waiter, wait: true };
+    const { c, leader, command } = await heldByP();
     const cut = new AbortController();
     setTimeout(() => cut.abort(), 0);
     assert.equal(reasonOf(await blocking(c, leader, command, cut.signal)), "CANCELLED");
@@ -286,14 +296,9 @@ describe("the retry of a blocking call whose wait the server withdrew", () => {
   });
 
   it("returns the grant when it won the race with the withdrawal", async () => {
-    const c = await elected();
-    const leader = c.leader();
-    const holder = await lease(c, leader, "p");
-    const waiter = await lease(c, leader, "q");
-    const held = await c.submit(leader, { kind: "LockAcquire", clientId: "p", seq: 2, name: "db", leaseId: holder, wait: false });
-    const command = { kind: "LockAcquire" as const, clientId: "q", seq: 2, name: "db", leaseId: waiter, wait: true };
+    const { c, leader, waiter, command, releaseByP } = await heldByP();
     await c.submit(leader, command);
-    await c.submit(leader, { kind: "LockRelease", clientId: "p", seq: 3, name: "db", token: held["token"] as number });
+    await releaseByP();
     // The grant to q applied; then the cut call's withdrawal, which finds no wait left.
     const withdrawal = { kind: "WaitCancel" as const, clientId: "q", seq: 3, table: "lock" as const, name: "db", leaseId: waiter };
     assert.equal((await c.submit(leader, withdrawal))["cancelled"], false);
@@ -306,21 +311,16 @@ describe("the retry of a blocking call whose wait the server withdrew", () => {
   });
 
   it("a handoff answers the waiter from its grant event: the lease's validity, and no read round", async () => {
-    const c = await elected();
-    const leader = c.leader();
-    const holder = await lease(c, leader, "p");
-    const waiter = await lease(c, leader, "q");
-    const held = await c.submit(leader, { kind: "LockAcquire", clientId: "p", seq: 2, name: "db", leaseId: holder, wait: false });
+    const { c, leader, waiter, command, releaseByP } = await heldByP();
     let reads = 0;
     const read = leader.read.bind(leader);
     leader.read = ((query, options) => {
       reads += 1;
       return read(query, options);
     }) as typeof leader.read;
-    const command = { kind: "LockAcquire" as const, clientId: "q", seq: 2, name: "db", leaseId: waiter, wait: true };
     const answer = blocking(c, leader, command);
     await c.advance(100);
-    await c.submit(leader, { kind: "LockRelease", clientId: "p", seq: 3, name: "db", token: held["token"] as number });
+    await releaseByP();
     const got = await answer;
     assert.ok(!(got instanceof Error), String(got));
     assert.equal(reads, 0, "no ReadIndex round for the validity");
@@ -330,14 +330,9 @@ describe("the retry of a blocking call whose wait the server withdrew", () => {
   });
 
   it("a replayed queued call whose lease is gone does not claim it was never granted", async () => {
-    const c = await elected();
-    const leader = c.leader();
-    const holder = await lease(c, leader, "p");
-    const waiter = await lease(c, leader, "q");
-    const held = await c.submit(leader, { kind: "LockAcquire", clientId: "p", seq: 2, name: "db", leaseId: holder, wait: false });
-    const command = { kind: "LockAcquire" as const, clientId: "q", seq: 2, name: "db", leaseId: waiter, wait: true };
+    const { c, leader, waiter, command, releaseByP } = await heldByP();
     await c.submit(leader, command); // queued; its answer lost
-    await c.submit(leader, { kind: "LockRelease", clientId: "p", seq: 3, name: "db", token: held["token"] as number });
+    await releaseByP();
     assert.equal(leader.stateMachine().lockStatus("db").holder?.leaseId, waiter, "granted, unknown to its client");
     await c.submit(leader, { kind: "LeaseRevoke", clientId: "r", seq: 1, leaseId: waiter, admin: true });
     const got = await blocking(c, leader, command);
@@ -346,12 +341,7 @@ describe("the retry of a blocking call whose wait the server withdrew", () => {
   });
 
   it("stays STALE_SEQUENCE when the session moved past it with another request", async () => {
-    const c = await elected();
-    const leader = c.leader();
-    const holder = await lease(c, leader, "p");
-    const waiter = await lease(c, leader, "q");
-    await c.submit(leader, { kind: "LockAcquire", clientId: "p", seq: 2, name: "db", leaseId: holder, wait: false });
-    const command = { kind: "LockAcquire" as const, clientId: "q", seq: 2, name: "db", leaseId: waiter, wait: true };
+    const { c, leader, waiter, command } = await heldByP();
     await c.submit(leader, command);
     // seq + 1 withdraws another name's wait: not this call's withdrawal.
     const other = { kind: "WaitCancel" as const, clientId: "q", seq: 3, table: "lock" as const, name: "other", leaseId: waiter };

@@ -20,7 +20,15 @@ import type { ElectionCampaign, LockAcquire, WaitCancel } from "../state/command
 import type { LockStateMachine } from "../state/machine.ts";
 import { requestDigest } from "../state/request_digest.ts";
 import type { StateEvent, ValidUntil } from "../state/results.ts";
-import { encodeValidUntil, readOk, submitOk, type CallContext, type ServiceDeps, type ValidUntilMessage } from "./handler_kit.ts";
+import {
+  encodeValidUntil,
+  readOk,
+  submitOk,
+  type Applied,
+  type CallContext,
+  type ServiceDeps,
+  type ValidUntilMessage,
+} from "./handler_kit.ts";
 import { ApiError, errorFromOutcome } from "./status_map.ts";
 
 /** Time kept back from the call's deadline to withdraw the wait and still answer in time. */
@@ -139,8 +147,12 @@ export async function acquireBlocking(deps: ServiceDeps, ctx: CallContext, reque
   const unsubscribe = deps.node.subscribe(watch.listener, watch.restored);
   try {
     const { command } = request;
-    const applied = await submitOk(deps, command, command.kind).catch((error: unknown) => afterOwnWithdrawal(deps, request, error));
-    if ("leaseId" in applied) return applied;
+    let applied: Applied<typeof command.kind>;
+    try {
+      applied = await submitOk(deps, command, command.kind);
+    } catch (error) {
+      return await afterOwnWithdrawal(deps, request, error);
+    }
     const body = applied.body;
     if (body.status !== "queued") {
       const validUntil = encodeValidUntil(body.validUntil);
@@ -186,7 +198,7 @@ async function afterOwnWithdrawal(deps: ServiceDeps, request: BlockingRequest, e
   if (!withdrawn) throw error;
   const holder = value.status.holder;
   if (holder !== null && holder.leaseId === leaseId) return grantOf(deps, request, holder, true);
-  if (!value.leaseExists) throw leaseGoneError(request, null);
+  if (!value.leaseExists) throw leaseGoneSince(request);
   throw waitEndedError(request);
 }
 

@@ -329,9 +329,10 @@ export class Simulation {
     }
     // A parked leader Ready: the turn ends here (its appends are on the wire) and the next pass
     // writes it, as RaftNode asks for another pass while parked.
-    if (node.parked()) this.stats.parkedReadies++;
-    if (node.parked())
+    if (node.parked()) {
+      this.stats.parkedReadies++;
       this.queue.push(this.nowMs + PARKED_PASS_DELAY_MS, { kind: "process", node: node.id, incarnation: node.incarnation });
+    }
     this.checker.checkNode(node);
     // One status() per touch: it builds an object, and touch runs after every event.
     const st = node.core?.status();
