@@ -32,11 +32,12 @@
 
 import { spawn } from "node:child_process";
 import { type Dirent, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { availableParallelism, setPriority } from "node:os";
+import { availableParallelism, setPriority, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { buildServer } from "../tools/build.ts";
+import { TEST_KEY_POOL_ENV, writeKeyPool } from "../tools/dev_keys.ts";
 import { BUILD_DIR_ENV } from "./itest/server_command.ts";
 import { TEST_ROOTS } from "./test_roots.ts";
 
@@ -61,6 +62,10 @@ const LONGEST_FIRST = [
   "testing/itest/local_cluster.test.ts",
   "testing/chaos/elections.test.ts",
 ];
+
+/** RSA keys generated once per run for the test processes' certificates (tools/dev_keys.ts): the
+ *  most one test file takes is 16 (server/tls/tls.test.ts); a file needing more generates the rest. */
+const KEY_POOL_SIZE = 16;
 
 /** How many processes the small unit files share (TEST_UNIT_BATCHES overrides): a few more than
  *  the unit slots, so that the last to finish is short. */
@@ -327,17 +332,31 @@ async function main(argv: readonly string[]): Promise<number> {
   // One build of the server per run (tools/build.ts): the system tests start tenured and
   // tenure-witness from it with plain node, as production runs them (testing/itest/server_command.ts).
   let buildDir: string | null = null;
-  if (halves.has("system") && process.env[BUILD_DIR_ENV] === undefined) {
+  const building = async (): Promise<void> => {
+    if (!halves.has("system") || process.env[BUILD_DIR_ENV] !== undefined) return;
     // Inside the repository, so the bundle's external packages resolve from its node_modules.
     mkdirSync(join(repoRoot, "dist"), { recursive: true });
     buildDir = mkdtempSync(join(repoRoot, "dist", "test-build-"));
     await buildServer(buildDir);
     process.env[BUILD_DIR_ENV] = buildDir;
     process.stdout.write(`built the server into ${buildDir} (${BUILD_DIR_ENV})\n`);
-  }
+  };
+  // The key pool: every test process that issues certificates takes its keys from it instead of
+  // generating them (about a second of CPU per file).
+  let keyPoolDir: string | null = null;
+  const pooling = async (): Promise<void> => {
+    if (process.env[TEST_KEY_POOL_ENV] !== undefined) return;
+    keyPoolDir = mkdtempSync(join(tmpdir(), "tenure-test-keys-"));
+    const file = join(keyPoolDir, "keys.pem");
+    await writeKeyPool(file, KEY_POOL_SIZE);
+    process.env[TEST_KEY_POOL_ENV] = file;
+  };
+  // The run's time includes the build and the pool (it is what `npm test` waits for).
   const started = performance.now();
+  await Promise.all([building(), pooling()]);
   const results = await runAll(jobs, limits, verbose);
   if (buildDir !== null) rmSync(buildDir, { recursive: true, force: true });
+  if (keyPoolDir !== null) rmSync(keyPoolDir, { recursive: true, force: true });
   const failed = results.filter((r) => !r.ok);
   const slowest = [...results].sort((a, b) => b.seconds - a.seconds).slice(0, 5);
   process.stdout.write(`slowest: ${slowest.map((r) => `${r.name} ${r.seconds.toFixed(1)} s`).join(", ")}\n`);
