@@ -1,9 +1,13 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { ConfigError, loadConfig } from "./config.ts";
+
+/** Every file this test writes, removed at the end. */
+const tempRoot = mkdtempSync(join(tmpdir(), "tenure-config-test-"));
+after(() => rmSync(tempRoot, { recursive: true, force: true }));
 
 const members = "a=127.0.0.1:7101/127.0.0.1:7001,b=127.0.0.1:7102/127.0.0.1:7002";
 /** Everything but transport security. */
@@ -40,7 +44,7 @@ describe("config", () => {
     const withW = [...untrusted.slice(0, -1), three, ...tlsFlags];
     assert.deepEqual(loadConfig([...withW, "--witnesses", "w"], {}).witnesses, ["w"]);
     assert.deepEqual(loadConfig(withW, { TENURE_WITNESSES: "w" }).witnesses, ["w"]);
-    const dir = mkdtempSync(join(tmpdir(), "tenure-config-"));
+    const dir = mkdtempSync(join(tempRoot, "config-"));
     const file = join(dir, "tenure.yaml");
     writeFileSync(file, "witnesses:\n  - w\n");
     assert.deepEqual(loadConfig([...withW, "--config", file], {}).witnesses, ["w"]);
@@ -51,7 +55,7 @@ describe("config", () => {
   });
 
   it("flags override env, env overrides the YAML file", () => {
-    const dir = mkdtempSync(join(tmpdir(), "tenure-config-"));
+    const dir = mkdtempSync(join(tempRoot, "config-"));
     const file = join(dir, "tenure.yaml");
     writeFileSync(
       file,
@@ -109,7 +113,7 @@ describe("config: transport security", () => {
       keyFile: "/e/a.key",
       minVersion: "TLSv1.2",
     });
-    const dir = mkdtempSync(join(tmpdir(), "tenure-config-"));
+    const dir = mkdtempSync(join(tempRoot, "config-"));
     const file = join(dir, "tenure.yaml");
     writeFileSync(file, "tlsCa: /y/ca.pem\ntlsCert: /y/a.pem\ntlsKey: /y/a.key\n");
     assert.equal(loadConfig([...untrusted, "--config", file], {}).tls?.certFile, "/y/a.pem");
@@ -168,7 +172,7 @@ describe("config: test mode (test-only switches)", () => {
     // --test-mode takes no value: the next flag is still a flag.
     assert.equal(loadConfig(["--test-mode", ...base], {}).testMode, true);
     assert.deepEqual(loadConfig(base, { TENURE_TEST_MODE: "1", TENURE_TEST_BUGS: "stale-local-reads" }).testBugs, ["stale-local-reads"]);
-    const dir = mkdtempSync(join(tmpdir(), "tenure-config-"));
+    const dir = mkdtempSync(join(tempRoot, "config-"));
     const file = join(dir, "tenure.yaml");
     writeFileSync(file, "testMode: true\ntestClockFile: /tmp/y.json\ntestBugs:\n  - grant-without-lease-check\n");
     const y = loadConfig([...base, "--config", file], {});
@@ -203,7 +207,7 @@ describe("config: the metrics port and gRPC reflection", () => {
     assert.equal(loadConfig([...base, "--metrics-listen", "127.0.0.1:9100"], {}).metricsListen, "127.0.0.1:9100");
     assert.equal(loadConfig(base, { TENURE_METRICS_LISTEN: "localhost:0" }).metricsListen, "localhost:0");
     assert.equal(loadConfig([...base, "--metrics-listen", "[::1]:9100"], {}).metricsListen, "[::1]:9100");
-    const dir = mkdtempSync(join(tmpdir(), "tenure-config-metrics-"));
+    const dir = mkdtempSync(join(tempRoot, "metrics-"));
     const file = join(dir, "t.yaml");
     writeFileSync(file, "metricsListen: 127.0.0.2:9100\ngrpcReflection: true\n");
     const c = loadConfig([...base, "--config", file], {});

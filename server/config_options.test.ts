@@ -1,12 +1,16 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { ConfigError, loadConfig } from "./config.ts";
 import { envOf, flagOf, helpText, SERVER_OPTIONS } from "./config_options.ts";
 import { TENURE_VERSION } from "./version.ts";
+
+/** Every file this test writes, removed at the end. */
+const tempRoot = mkdtempSync(join(tmpdir(), "tenure-config-test-"));
+after(() => rmSync(tempRoot, { recursive: true, force: true }));
 
 const base = [
   "--id",
@@ -35,7 +39,7 @@ function refused(argv: readonly string[], env: Record<string, string> = {}): str
 }
 
 function yamlFile(text: string): string {
-  const path = join(mkdtempSync(join(tmpdir(), "tenure-config-")), "tenure.yaml");
+  const path = join(mkdtempSync(join(tempRoot, "config-")), "tenure.yaml");
   writeFileSync(path, text);
   return path;
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -81,8 +81,9 @@ describe("TestClock", () => {
     assert.equal(clock.monotonicMs(), 1_000);
   });
 
-  it("loads a file; a bad file is reported and the previous settings stay", () => {
+  it("loads a file; a bad file is reported and the previous settings stay", (t) => {
     const dir = mkdtempSync(join(tmpdir(), "tenure-clock-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
     const file = join(dir, "clock.json");
     const real = new FakeReal();
     const clock = new TestClock(real);
