@@ -94,6 +94,8 @@ async function start(config: ServerConfig): Promise<Running> {
     random: new SeededRandom(randomInt(2 ** 31)),
     electionTimeoutTicks: config.electionTimeoutTicks,
     heartbeatIntervalTicks: config.heartbeatIntervalTicks,
+    // A commit reaches the followers with the next append or heartbeat (core/config.ts).
+    sendCommitAtOnce: false,
     // Test-only slow apply: one committed entry per Ready (and one Ready per pass, below).
     ...(config.testApplyDelayMs !== null ? { committedEntriesPerReadyMax: 1 } : {}),
   });

@@ -57,6 +57,8 @@ async function start(config: ServerConfig): Promise<Running> {
     // The core doubles it for a witness (W4); the configured value stays equal on every member.
     electionTimeoutTicks: config.electionTimeoutTicks,
     heartbeatIntervalTicks: config.heartbeatIntervalTicks,
+    // A commit reaches the followers with the next append or heartbeat (core/config.ts).
+    sendCommitAtOnce: false,
   });
   // No state machine here (state: null): the frame, batch and snapshot relations still hold.
   assertLimitsAtStart({ frames: config, raft: raftConfig, state: null }, log);

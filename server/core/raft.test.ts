@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { TestCluster } from "../../testing/kits/raft_test_cluster.ts";
+import type { Message } from "./messages.ts";
 
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -104,5 +105,69 @@ describe("RaftCore basics", () => {
     const cs = c.node("a").status().confState;
     assert.deepEqual(cs.voters, ["a", "b", "d"]);
     assert.deepEqual(cs.votersOutgoing, []);
+  });
+});
+
+describe("the commit index to followers (RaftConfig.sendCommitAtOnce)", () => {
+  /** Leader a, x proposed and acked by b and c; returns what a sends once it has the acks. */
+  function committedByAcks(sendCommitAtOnce: boolean): { c: TestCluster; index: number; sent: readonly Message[] } {
+    const c = new TestCluster(["a", "b", "c"], 1, undefined, [], { raftConfig: { sendCommitAtOnce } });
+    c.node("a").campaign();
+    c.stabilize();
+    const r = c.node("a").propose(bytes("x"));
+    assert.ok(r.ok);
+    for (const m of c.processOnly("a")) c.deliver(m);
+    for (const id of ["b", "c"]) for (const m of c.processOnly(id)) c.deliver(m);
+    const sent = c.processOnly("a");
+    assert.equal(c.node("a").status().commit, r.index, "the acks commit x");
+    for (const id of ["b", "c"]) assert.ok(c.node(id).status().commit < r.index, `${id} does not know yet`);
+    return { c, index: r.index, sent };
+  }
+
+  it("true (etcd-io/raft's way): the leader sends each follower the new commit index at once", () => {
+    const { index, sent } = committedByAcks(true);
+    assert.deepEqual(
+      sent.map((m) => [m.kind, m.to, m.kind === "append" ? m.commit : -1]),
+      [
+        ["append", "b", index],
+        ["append", "c", index],
+      ],
+    );
+  });
+
+  it("false (tenured's): nothing is sent for the commit; the next heartbeat carries it and the followers apply", () => {
+    const { c, index, sent } = committedByAcks(false);
+    assert.deepEqual(sent, []);
+    c.node("a").tick(); // heartbeatIntervalTicks 1
+    const beats = c.processOnly("a");
+    assert.deepEqual(
+      beats.map((m) => [m.kind, m.to, m.kind === "heartbeat" ? m.commit : -1]),
+      [
+        ["heartbeat", "b", index],
+        ["heartbeat", "c", index],
+      ],
+    );
+    for (const m of beats) c.deliver(m);
+    c.stabilize();
+    for (const id of ["b", "c"]) {
+      assert.equal(c.node(id).status().commit, index);
+      assert.ok(
+        (c.applied.get(id) ?? []).some((e) => e.index === index),
+        `${id} applied x`,
+      );
+    }
+  });
+
+  it("false: the next proposal's append carries it too", () => {
+    const { c, index } = committedByAcks(false);
+    assert.ok(c.node("a").propose(bytes("y")).ok);
+    const appends = c.processOnly("a").filter((m) => m.kind === "append");
+    assert.deepEqual(
+      appends.map((m) => [m.to, m.kind === "append" ? m.commit : -1]),
+      [
+        ["b", index],
+        ["c", index],
+      ],
+    );
   });
 });

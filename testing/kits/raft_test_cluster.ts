@@ -108,6 +108,8 @@ export interface TestClusterOptions {
   readonly throwOnDurabilityViolation?: boolean;
   /** Sees each save while it is in progress, i.e. before the write is durable. */
   readonly onSave?: (id: NodeId, write: StorageWrite) => void;
+  /** RaftConfig fields every core gets (beside its id, seed and bugs). */
+  readonly raftConfig?: Partial<Omit<RaftConfigInput, "id" | "random" | "bugs">>;
 }
 
 export class TestCluster {
@@ -131,7 +133,7 @@ export class TestCluster {
   ) {
     const random = new SeededRandom(seed);
     for (const id of ids) {
-      const config = makeRaftConfig({ id, random: random.fork(), bugs });
+      const config = makeRaftConfig({ ...options.raftConfig, id, random: random.fork(), bugs });
       const core = new RaftCore(config, bootstrapState(ids, witnesses));
       this.nodes.set(id, core);
       this.applied.set(id, []);

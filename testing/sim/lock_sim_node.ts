@@ -70,6 +70,8 @@ export function makeRaftNode(n: SimLockNode, deps: NodeDeps): RaftNode {
       inflightMessagesMax: s.inflightMessagesMax,
       entriesPerMessageMax: s.entriesPerMessageMax,
       uncommittedEntriesMax: s.uncommittedEntriesMax,
+      // As tenured runs (server/main.ts).
+      sendCommitAtOnce: false,
       ...(n.lag ? { committedEntriesPerReadyMax: n.lag.committedEntriesPerReadyMax } : {}),
       logger: debug,
     }),

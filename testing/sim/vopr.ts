@@ -69,6 +69,9 @@ export interface RunOptions {
    * tenured does by default. Off by default here so the seeds of the bug table keep their runs.
    */
   readonly leaderSendsBeforePersist?: boolean;
+  /** RaftConfig.sendCommitAtOnce (default true here; tenured runs false: a commit reaches the
+   *  followers with the next append or heartbeat). */
+  readonly sendCommitAtOnce?: boolean;
 }
 
 const eventsMax = 2_000_000;
@@ -186,6 +189,7 @@ export class Simulation {
           ...{ electionTimeoutTicks: s.electionTimeoutTicks, heartbeatIntervalTicks: s.heartbeatIntervalTicks },
           ...{ inflightMessagesMax: s.inflightMessagesMax, entriesPerMessageMax: s.entriesPerMessageMax },
           uncommittedEntriesMax: s.uncommittedEntriesMax,
+          sendCommitAtOnce: this.options.sendCommitAtOnce ?? true,
           logger: this.options.debug ? (line) => console.log(`${this.nowMs.toFixed(1)} ${line}`) : null,
         }),
     });

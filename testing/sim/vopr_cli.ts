@@ -1,6 +1,6 @@
 // npm run sim -- --seeds N [--from S] | --seed S [--verbose] [--bug NAME] [--preset random|figure8|witness]
 //                [--time-budget-s T] [--fresh-members empty|bootstrap] [--disk-lies drawn|off|focused]
-//                [--ack-watermark N] [--leader-sends-before-persist]
+//                [--ack-watermark N] [--leader-sends-before-persist] [--commit-with-next-message]
 // Runs simulator seeds, prints a summary, and for every failure the command that replays it.
 // npm run sim -- --lock ... runs the lock-service simulation instead (lock_cli.ts).
 
@@ -26,6 +26,8 @@ interface CliOptions {
   ackWatermark: number | null;
   /** RunOptions.leaderSendsBeforePersist: leaders park their Ready (tenured's default). */
   leaderSendsBeforePersist: boolean;
+  /** RunOptions.sendCommitAtOnce false (--commit-with-next-message): tenured's default. */
+  commitWithNextMessage: boolean;
 }
 
 function parseArgs(argv: readonly string[]): CliOptions {
@@ -41,6 +43,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
     diskLies: "drawn",
     ackWatermark: null,
     leaderSendsBeforePersist: false,
+    commitWithNextMessage: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -54,6 +57,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
     else if (arg === "--seed") o.single = positiveInt(value(), "--seed");
     else if (arg === "--verbose") o.verbose = true;
     else if (arg === "--leader-sends-before-persist") o.leaderSendsBeforePersist = true;
+    else if (arg === "--commit-with-next-message") o.commitWithNextMessage = true;
     else if (arg === "--time-budget-s") o.timeBudgetS = positiveInt(value(), "--time-budget-s");
     else if (arg === "--fresh-members") {
       const f = value();
@@ -89,7 +93,8 @@ function replayCommand(seed: number, o: CliOptions, preset: SwarmPreset): string
   const lies = o.diskLies !== "drawn" ? ` --disk-lies ${o.diskLies}` : "";
   const ack = o.ackWatermark !== null ? ` --ack-watermark ${o.ackWatermark}` : "";
   const parked = o.leaderSendsBeforePersist ? " --leader-sends-before-persist" : "";
-  return `npm run sim -- --seed ${seed}${o.bug ? ` --bug ${o.bug}` : ""} --preset ${preset}${fresh}${lies}${ack}${parked} --verbose`;
+  const lazy = o.commitWithNextMessage ? " --commit-with-next-message" : "";
+  return `npm run sim -- --seed ${seed}${o.bug ? ` --bug ${o.bug}` : ""} --preset ${preset}${fresh}${lies}${ack}${parked}${lazy} --verbose`;
 }
 
 function printResult(r: RunResult, o: CliOptions, preset: SwarmPreset, verbose: boolean): void {
@@ -152,6 +157,7 @@ function main(): void {
         ...(o.diskLies === "focused" ? { diskLieOverrides: FOCUSED_DISK_LIES } : {}),
         ...(ackPolicy ? { ackPolicy } : {}),
         leaderSendsBeforePersist: o.leaderSendsBeforePersist,
+        sendCommitAtOnce: !o.commitWithNextMessage,
       });
     } catch (err) {
       // A seed that throws (the event queue over its limit, a simulator error) is a failure of
