@@ -27,6 +27,10 @@
 // TEST_HEAVY_CONCURRENCY override the slots. Each file gets 10 minutes (unit_batch.ts) and
 // --test-force-exit (a leaked handle ends the file instead of hanging the run).
 //
+// Before the first job: one build of the server (TEST_SERVER_BUILD_DIR) and one pool of RSA keys
+// for the test processes' certificates (TEST_DEV_KEY_POOL, tools/dev_keys.ts); the run's time
+// includes both.
+//
 // Output: one line per passing file, the whole output of a failing one (or of every file with
 // --verbose or TEST_VERBOSE=1), then the slowest and a summary.
 
