@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { TestCluster } from "../../testing/kits/raft_test_cluster.ts";
 import type { Message } from "./messages.ts";
+import type { ProposeResult, RaftCore } from "./raft.ts";
 
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -110,11 +111,15 @@ describe("RaftCore basics", () => {
 
 describe("the commit index to followers (RaftConfig.sendCommitAtOnce)", () => {
   /** Leader a, x proposed and acked by b and c; returns what a sends once it has the acks. */
-  function committedByAcks(sendCommitAtOnce: boolean): { c: TestCluster; index: number; sent: readonly Message[] } {
-    const c = new TestCluster(["a", "b", "c"], 1, undefined, [], { raftConfig: { sendCommitAtOnce } });
+  function committedByAcks(
+    sendCommitAtOnce: boolean,
+    propose: (leader: RaftCore) => ProposeResult = (leader) => leader.propose(bytes("x")),
+    witnesses: readonly string[] = [],
+  ): { c: TestCluster; index: number; sent: readonly Message[] } {
+    const c = new TestCluster(["a", "b", "c"], 1, undefined, witnesses, { raftConfig: { sendCommitAtOnce } });
     c.node("a").campaign();
     c.stabilize();
-    const r = c.node("a").propose(bytes("x"));
+    const r = propose(c.node("a"));
     assert.ok(r.ok);
     for (const m of c.processOnly("a")) c.deliver(m);
     for (const id of ["b", "c"]) for (const m of c.processOnly(id)) c.deliver(m);
@@ -154,6 +159,26 @@ describe("the commit index to followers (RaftConfig.sendCommitAtOnce)", () => {
       assert.ok(
         (c.applied.get(id) ?? []).some((e) => e.index === index),
         `${id} applied x`,
+      );
+    }
+  });
+
+  it("false, but sent at once all the same: the commit of a membership change, and every commit with a witness", () => {
+    const addLearner = (leader: RaftCore): ProposeResult =>
+      leader.proposeConfChange({ kind: "simple", change: { op: "addLearner", nodeId: "d", witness: false } });
+    for (const [what, run] of [
+      ["a membership change", () => committedByAcks(false, addLearner)],
+      ["a witness in the configuration", () => committedByAcks(false, undefined, ["c"])],
+    ] as const) {
+      const { index, sent } = run();
+      const toFollowers = sent.filter((m) => m.kind === "append" && (m.to === "b" || m.to === "c"));
+      assert.deepEqual(
+        toFollowers.map((m) => [m.to, m.kind === "append" ? m.commit : -1]),
+        [
+          ["b", index],
+          ["c", index],
+        ],
+        what,
       );
     }
   });
