@@ -91,14 +91,14 @@ interface Ca {
   readonly keyPem: string;
 }
 
+/** forge.pki with getTBSCertificate, which @types/node-forge leaves out (forge's x509.js has it). */
+const forgePki = forge.pki as typeof forge.pki & { getTBSCertificate(cert: forge.pki.Certificate): forge.asn1.Asn1 };
+
 /**
  * What forge's cert.sign(key, sha256) does, with the RSA operation in Node's crypto: forge's own
  * is JavaScript bignum arithmetic, about 40 ms a certificate (a third of a second in a test
  * process that issues a CA and its certificates).
  */
-/** forge.pki with getTBSCertificate, which @types/node-forge leaves out (forge's x509.js has it). */
-const forgePki = forge.pki as typeof forge.pki & { getTBSCertificate(cert: forge.pki.Certificate): forge.asn1.Asn1 };
-
 function signSha256(cert: forge.pki.Certificate, keyPem: string): void {
   cert.signatureOid = forge.pki.oids["sha256WithRSAEncryption"] ?? assert.fail("forge knows sha256WithRSAEncryption");
   cert.siginfo.algorithmOid = cert.signatureOid;

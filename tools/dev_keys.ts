@@ -12,7 +12,7 @@ import { generateKeyPair } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import forge from "node-forge";
 
-export const KEY_BITS = 2048;
+const KEY_BITS = 2048;
 
 /** Test runs only: the file of PEM private keys (PKCS#1) that newKeyPair() takes first. */
 export const TEST_KEY_POOL_ENV = "TEST_DEV_KEY_POOL";

@@ -1041,10 +1041,6 @@ export class RaftCore {
   }
 
   /**
-   * Raft's commit rule: an index replicated on a quorum commits only if its entry is from the
-   * current term (Figure 8). Older entries commit indirectly, with it.
-   */
-  /**
    * A commit the acks (or the leader's own write) allow. Sent at once if so configured, and
    * otherwise in three cases:
    * - it commits a membership change: followers take a configuration once they learn it is
@@ -1070,6 +1066,10 @@ export class RaftCore {
     return false;
   }
 
+  /**
+   * Raft's commit rule: an index replicated on a quorum commits only if its entry is from the
+   * current term (Figure 8). Older entries commit indirectly, with it.
+   */
   private maybeCommit(): boolean {
     this.assertSelfDurable();
     const quorumIndex = jointCommittedIndex(this.confState.voters, this.confState.votersOutgoing, (id) => {
