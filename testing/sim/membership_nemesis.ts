@@ -182,6 +182,11 @@ export class MembershipNemesis {
     return !this.enabled || this.inForceMembers.has(id);
   }
 
+  /** Members whose retirement is decided but not yet carried out. */
+  retiresPending(): number {
+    return this.retireAt.size;
+  }
+
   isRetired(id: NodeId): boolean {
     return this.retiredIds.has(id);
   }

@@ -72,7 +72,18 @@ export interface RunOptions {
   /** RaftConfig.sendCommitAtOnce (default true here; tenured runs false: a commit reaches the
    *  followers with the next append or heartbeat). */
   readonly sendCommitAtOnce?: boolean;
+  /**
+   * true: the run goes on to the liveness deadline even once liveness is shown. By default it
+   * stops SETTLE_ELECTION_TIMEOUTS election timeouts after every member applied a new entry, when
+   * the cluster has settled (settledForStop): the rest of the window is a steady state with no
+   * faults, about 60% of a random seed's events.
+   */
+  readonly fullLivenessWindow?: boolean;
 }
+
+/** How long a run goes on after liveness is shown, in election timeouts of the swarm: enough
+ *  rounds of the healed steady state (heartbeats, commits, compactions) for the checkers to see it. */
+const SETTLE_ELECTION_TIMEOUTS = 10;
 
 const eventsMax = 2_000_000;
 /** From a parked Ready to the pass that writes it: the end of a turn (production's setImmediate). */
@@ -111,6 +122,9 @@ export class Simulation {
   private healedAtMs = 0;
   private readonly ledTerm = new Map<NodeId, number>();
   private healFloor = 0;
+  /** The highest last index of any log at healing: settledForStop waits until every member applied it. */
+  private lastIndexAtHeal = 0;
+  private settleCheckAtMs = 0;
   /** Crash points inside a Ready (sim_disk.ts), drawn on their own stream. */
   private readonly crashPointRandom: SeededRandom;
   readonly crashPoints: CrashPointOptions;
@@ -229,6 +243,10 @@ export class Simulation {
       }
       this.options.afterEvent?.(this);
       if (!this.checker.ok()) this.stopped = true;
+      else if (this.settledForStop()) {
+        this.stats.settledStopMs = Math.round(this.nowMs);
+        this.onLivenessDeadline();
+      }
     }
     this.stats.simulatedMs = Math.round(this.nowMs);
     this.stats.commitIndexMax = this.checker.committedIndexMax();
@@ -671,6 +689,34 @@ export class Simulation {
     for (const node of this.nodes.values()) this.appliedAtHeal.set(node.id, node.appliedIndex);
     this.healedAtMs = this.nowMs;
     this.healFloor = Math.max(...this.appliedAtHeal.values(), 0);
+    for (const node of this.nodes.values()) this.lastIndexAtHeal = Math.max(this.lastIndexAtHeal, node.core?.status().lastIndex ?? 0);
+  }
+
+  /**
+   * Whether the run may stop before its liveness deadline with nothing left to prove: liveness was
+   * shown (every progressing member applied a new entry, recoveryMs) at least
+   * SETTLE_ELECTION_TIMEOUTS ago, and nothing from the faulty phase can still change the
+   * membership: no retirement pending, every progressing member applied everything any log held
+   * at healing (so no configuration change proposed before it is still in flight; none is
+   * proposed after), and all of them apply the same configuration, not a joint one.
+   * onLivenessDeadline's check then passes now and at the deadline alike.
+   */
+  private settledForStop(): boolean {
+    if (this.options.fullLivenessWindow === true || this.stats.recoveryMs < 0) return false;
+    const settleMs = SETTLE_ELECTION_TIMEOUTS * this.swarm.electionTimeoutTicks * this.swarm.tickMs;
+    if (this.nowMs < Math.max(this.healedAtMs + this.stats.recoveryMs + settleMs, this.settleCheckAtMs)) return false;
+    this.settleCheckAtMs = this.nowMs + this.swarm.tickMs; // once a tick: it runs after every event
+    if (this.membership.retiresPending() > 0) return false;
+    let voters: string | null = null;
+    for (const node of this.progressing()) {
+      const st = node.core?.status();
+      if (!st || node.appliedIndex <= this.healFloor || node.appliedIndex < this.lastIndexAtHeal) return false;
+      if (st.confState.votersOutgoing.length > 0) return false;
+      const mine = [...st.confState.voters].sort().join(",");
+      if (voters !== null && mine !== voters) return false;
+      voters = mine;
+    }
+    return true;
   }
 
   /**

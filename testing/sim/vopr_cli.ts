@@ -1,6 +1,7 @@
 // npm run sim -- --seeds N [--from S] | --seed S [--verbose] [--bug NAME] [--preset random|figure8|witness]
 //                [--time-budget-s T] [--fresh-members empty|bootstrap] [--disk-lies drawn|off|focused]
 //                [--ack-watermark N] [--leader-sends-before-persist] [--commit-with-next-message]
+//                [--full-liveness-window]
 // Runs simulator seeds, prints a summary, and for every failure the command that replays it.
 // npm run sim -- --lock ... runs the lock-service simulation instead (lock_cli.ts).
 
@@ -28,6 +29,8 @@ interface CliOptions {
   leaderSendsBeforePersist: boolean;
   /** RunOptions.sendCommitAtOnce false (--commit-with-next-message): tenured's default. */
   commitWithNextMessage: boolean;
+  /** RunOptions.fullLivenessWindow: no early stop once liveness is shown. */
+  fullLivenessWindow: boolean;
 }
 
 function parseArgs(argv: readonly string[]): CliOptions {
@@ -44,6 +47,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
     ackWatermark: null,
     leaderSendsBeforePersist: false,
     commitWithNextMessage: false,
+    fullLivenessWindow: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -58,6 +62,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
     else if (arg === "--verbose") o.verbose = true;
     else if (arg === "--leader-sends-before-persist") o.leaderSendsBeforePersist = true;
     else if (arg === "--commit-with-next-message") o.commitWithNextMessage = true;
+    else if (arg === "--full-liveness-window") o.fullLivenessWindow = true;
     else if (arg === "--time-budget-s") o.timeBudgetS = positiveInt(value(), "--time-budget-s");
     else if (arg === "--fresh-members") {
       const f = value();
@@ -94,7 +99,8 @@ function replayCommand(seed: number, o: CliOptions, preset: SwarmPreset): string
   const ack = o.ackWatermark !== null ? ` --ack-watermark ${o.ackWatermark}` : "";
   const parked = o.leaderSendsBeforePersist ? " --leader-sends-before-persist" : "";
   const lazy = o.commitWithNextMessage ? " --commit-with-next-message" : "";
-  return `npm run sim -- --seed ${seed}${o.bug ? ` --bug ${o.bug}` : ""} --preset ${preset}${fresh}${lies}${ack}${parked}${lazy} --verbose`;
+  const full = o.fullLivenessWindow ? " --full-liveness-window" : "";
+  return `npm run sim -- --seed ${seed}${o.bug ? ` --bug ${o.bug}` : ""} --preset ${preset}${fresh}${lies}${ack}${parked}${lazy}${full} --verbose`;
 }
 
 function printResult(r: RunResult, o: CliOptions, preset: SwarmPreset, verbose: boolean): void {
@@ -158,6 +164,7 @@ function main(): void {
         ...(ackPolicy ? { ackPolicy } : {}),
         leaderSendsBeforePersist: o.leaderSendsBeforePersist,
         sendCommitAtOnce: !o.commitWithNextMessage,
+        fullLivenessWindow: o.fullLivenessWindow,
       });
     } catch (err) {
       // A seed that throws (the event queue over its limit, a simulator error) is a failure of

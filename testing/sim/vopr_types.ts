@@ -42,6 +42,9 @@ export interface RunStats {
   simulatedMs: number;
   /** Simulated time from healing until every node applied a new entry (-1: never). */
   recoveryMs: number;
+  /** Simulated time at which the run stopped once liveness was shown and the cluster settled
+   *  (vopr.ts settledForStop); -1: it ran to the liveness deadline. */
+  settledStopMs: number;
   siteLosses: number;
   linkCuts: number;
   witnessTruncations: number;
@@ -85,6 +88,7 @@ export function newRunStats(): RunStats {
     commitIndexMax: 0,
     simulatedMs: 0,
     recoveryMs: -1,
+    settledStopMs: -1,
     siteLosses: 0,
     linkCuts: 0,
     witnessTruncations: 0,
