@@ -30,6 +30,12 @@ import { ADMIN_CLIENT_IDENTITY, clientTlsOf, DEFAULT_CLIENT_IDENTITY, testCertif
 
 export { ADMIN_CLIENT_IDENTITY, DEFAULT_CLIENT_IDENTITY };
 
+
+/** tenured's default tick. An idle member's CPU grows with its tick rate (ticks and heartbeats),
+ *  and a run of the suite keeps a dozen members alive at once: at 20 ms an idle cluster of three
+ *  took about 0.15 of a core, at 50 ms half that. Tests that need faster elections set tickMs. */
+const DEFAULT_TICK_MS = 50;
+
 export interface Member {
   readonly id: string;
   /** The member's client address for the cluster's life (a proxy to its current process). */
@@ -48,6 +54,7 @@ export interface ClusterOptions {
   readonly ids?: readonly string[];
   /** --cluster-id of every member (default "itest"); a cluster restored from a backup needs a new one. */
   readonly clusterId?: string;
+  /** --tick-ms (default DEFAULT_TICK_MS, tenured's own default). */
   readonly tickMs?: number;
   readonly electionTimeoutTicks?: number;
   readonly lockDelayMs?: number;
@@ -253,7 +260,7 @@ export class ProcessCluster {
       this.members.map((x) => `${x.id}=${route(x)}/${x.clientAddress}`).join(","),
       ...(witnesses.length > 0 ? ["--witnesses", witnesses.join(",")] : []),
       "--tick-ms",
-      String(o.tickMs ?? 20),
+      String(o.tickMs ?? DEFAULT_TICK_MS),
       "--election-timeout-ticks",
       String(o.electionTimeoutTicks ?? 10),
       "--lock-delay-ms",
