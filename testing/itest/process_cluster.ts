@@ -30,7 +30,6 @@ import { ADMIN_CLIENT_IDENTITY, clientTlsOf, DEFAULT_CLIENT_IDENTITY, testCertif
 
 export { ADMIN_CLIENT_IDENTITY, DEFAULT_CLIENT_IDENTITY };
 
-
 /** tenured's default tick. An idle member's CPU grows with its tick rate (ticks and heartbeats),
  *  and a run of the suite keeps a dozen members alive at once: at 20 ms an idle cluster of three
  *  took about 0.15 of a core, at 50 ms half that. Tests that need faster elections set tickMs. */
