@@ -50,6 +50,7 @@ const ROOTS = TEST_ROOTS;
 
 /** The long poles of both halves, longest first (measured on 2 cores). */
 const LONGEST_FIRST = [
+  "testing/sim/lock_sim.test.ts",
   "testing/sim/vopr.test.ts",
   "testing/sim/vopr_presets.test.ts",
   "testing/itest/snapshot_catchup.test.ts",
@@ -58,7 +59,6 @@ const LONGEST_FIRST = [
   "testing/chaos/chaos.test.ts",
   "testing/chaos/chaos_witness.test.ts",
   "testing/chaos/teeth_clock.test.ts",
-  "testing/sim/lock_sim.test.ts",
   "testing/sim/vopr_bugs.test.ts",
   "testing/itest/lock_service.test.ts",
   "testing/itest/sdk/failover.test.ts",
