@@ -110,10 +110,13 @@ type NoDefault = "id" | "clusterId" | "dataDir" | "peerListen" | "clientListen" 
 // The test-only options have no default here: validate() must see whether one was given at all.
 type TestOnly = "testClockFile" | "testBugs" | "testApplyDelayMs";
 
+/** The Raft tick when none is configured (--tick-ms). */
+export const TICK_MS_DEFAULT = 50;
+
 const DEFAULTS: Omit<ServerConfig, NoDefault | TestOnly> & { readonly insecure: boolean } = {
   witnesses: [],
   bootstrap: false,
-  tickMs: 50,
+  tickMs: TICK_MS_DEFAULT,
   electionTimeoutTicks: 10,
   heartbeatIntervalTicks: 2,
   snapshotEveryEntries: 10_000,

@@ -22,6 +22,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { TlsOptions, TransportSecurity } from "../../client-sdk/tls.ts";
+import { TICK_MS_DEFAULT } from "../../server/config.ts";
 import type { DevCertificates } from "../../tools/dev_certs.ts";
 import { serverArgs } from "./server_command.ts";
 import { TcpProxy } from "./tcp_proxy.ts";
@@ -29,11 +30,6 @@ import { TestClient } from "./test_client.ts";
 import { ADMIN_CLIENT_IDENTITY, clientTlsOf, DEFAULT_CLIENT_IDENTITY, testCertificates } from "./test_certs.ts";
 
 export { ADMIN_CLIENT_IDENTITY, DEFAULT_CLIENT_IDENTITY };
-
-/** tenured's default tick. An idle member's CPU grows with its tick rate (ticks and heartbeats),
- *  and a run of the suite keeps a dozen members alive at once: at 20 ms an idle cluster of three
- *  took about 0.15 of a core, at 50 ms half that. Tests that need faster elections set tickMs. */
-const DEFAULT_TICK_MS = 50;
 
 export interface Member {
   readonly id: string;
@@ -53,7 +49,10 @@ export interface ClusterOptions {
   readonly ids?: readonly string[];
   /** --cluster-id of every member (default "itest"); a cluster restored from a backup needs a new one. */
   readonly clusterId?: string;
-  /** --tick-ms (default DEFAULT_TICK_MS, tenured's own default). */
+  /** --tick-ms; default tenured's own (TICK_MS_DEFAULT, 50 ms). An idle member's CPU grows with
+   *  its tick rate (ticks and heartbeats), and a run of the suite keeps a dozen members alive at
+   *  once: at 20 ms an idle cluster of three took about 0.15 of a core, at 50 ms half that. Tests
+   *  that need faster elections set it. */
   readonly tickMs?: number;
   readonly electionTimeoutTicks?: number;
   readonly lockDelayMs?: number;
@@ -259,7 +258,7 @@ export class ProcessCluster {
       this.members.map((x) => `${x.id}=${route(x)}/${x.clientAddress}`).join(","),
       ...(witnesses.length > 0 ? ["--witnesses", witnesses.join(",")] : []),
       "--tick-ms",
-      String(o.tickMs ?? DEFAULT_TICK_MS),
+      String(o.tickMs ?? TICK_MS_DEFAULT),
       "--election-timeout-ticks",
       String(o.electionTimeoutTicks ?? 10),
       "--lock-delay-ms",
