@@ -27,9 +27,10 @@
 // TEST_HEAVY_CONCURRENCY override the slots. Each file gets 10 minutes (unit_batch.ts) and
 // --test-force-exit (a leaked handle ends the file instead of hanging the run).
 //
-// Before the first job: one build of the server (TEST_SERVER_BUILD_DIR) and one pool of RSA keys
-// for the test processes' certificates (TEST_DEV_KEY_POOL, tools/dev_keys.ts); the run's time
-// includes both.
+// Before the first job: one build of the server (TEST_SERVER_BUILD_DIR), one pool of RSA keys
+// for the test processes' certificates (TEST_DEV_KEY_POOL, tools/dev_keys.ts) and one bundle of
+// the test files (testing/test_bundle.ts, TEST_BUNDLE_DIR; TEST_BUNDLE=0 runs them through tsx):
+// the jobs run with plain node. The run's time includes all three.
 //
 // Output: one line per passing file, the whole output of a failing one (or of every file with
 // --verbose or TEST_VERBOSE=1), then the slowest and a summary.
@@ -44,6 +45,8 @@ import { buildServer } from "../tools/build.ts";
 import { TEST_KEY_POOL_ENV, writeKeyPool } from "../tools/dev_keys.ts";
 import { BUILD_DIR_ENV } from "./itest/server_command.ts";
 import { TEST_ROOTS } from "./test_roots.ts";
+import { TEST_BUNDLE_DIR_ENV, bundledPath } from "./bundle_paths.ts";
+import { buildTestBundle } from "./test_bundle.ts";
 
 const repoRoot = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const ROOTS = TEST_ROOTS;
@@ -298,7 +301,20 @@ async function main(argv: readonly string[]): Promise<number> {
   const isolated = flags.has("--isolated");
   const smallUnitFiles = files.filter((f) => kindOf(f) === "cpu" && !LONGEST_FIRST.includes(f));
   const unitBatchCount = positiveInt(process.env["TEST_UNIT_BATCHES"], UNIT_BATCHES);
-  const batchArgs = ["--import", "tsx", "--test-reporter=spec", "--test-force-exit", join(repoRoot, "testing/unit_batch.ts")];
+  // From the run's test bundle (testing/test_bundle.ts) with plain node, unless TEST_BUNDLE=0:
+  // then through tsx from the sources.
+  const bundled = process.env["TEST_BUNDLE"] !== "0";
+  if (!bundled) delete process.env[TEST_BUNDLE_DIR_ENV];
+  let bundleDir: string | null = null;
+  if (bundled) {
+    mkdirSync(join(repoRoot, "dist"), { recursive: true });
+    bundleDir = mkdtempSync(join(repoRoot, "dist", "test-bundle-"));
+  }
+  const runnerFlags = ["--test-reporter=spec", "--test-force-exit"];
+  const batchArgs =
+    bundleDir === null
+      ? ["--import", "tsx", ...runnerFlags, join(repoRoot, "testing/unit_batch.ts")]
+      : [...runnerFlags, bundledPath(bundleDir, "testing/unit_batch.ts")];
   // With system files in the same run, CPU-bound jobs go at lower priority: the system files'
   // timing depends on getting the CPU when they need it, a simulator's result does not.
   const cpuNice = halves.has("system") ? 10 : 0;
@@ -355,10 +371,21 @@ async function main(argv: readonly string[]): Promise<number> {
     await writeKeyPool(file, KEY_POOL_SIZE);
     process.env[TEST_KEY_POOL_ENV] = file;
   };
-  // The run's time includes the build and the pool (it is what `npm test` waits for).
+  const bundling = async (): Promise<void> => {
+    if (bundleDir === null) return;
+    await buildTestBundle(repoRoot, bundleDir, ["testing/unit_batch.ts", ...files]);
+    process.env[TEST_BUNDLE_DIR_ENV] = bundleDir;
+  };
+  // The run's time includes the builds and the pool (it is what `npm test` waits for).
   const started = performance.now();
-  await Promise.all([building(), pooling()]);
+  try {
+    await Promise.all([building(), pooling(), bundling()]);
+  } catch (e) {
+    if (bundleDir !== null) rmSync(bundleDir, { recursive: true, force: true });
+    throw e;
+  }
   const results = await runAll(jobs, limits, verbose);
+  if (bundleDir !== null) rmSync(bundleDir, { recursive: true, force: true });
   if (buildDir !== null) rmSync(buildDir, { recursive: true, force: true });
   if (keyPoolDir !== null) rmSync(keyPoolDir, { recursive: true, force: true });
   const failed = results.filter((r) => !r.ok);

@@ -23,7 +23,8 @@ function file(name: string, body: string): string {
 function runBatch(files: readonly string[]): { status: number | null; output: string } {
   // Without this test's own runner context: under it the child would report in the runner's
   // binary protocol instead of the spec text a batch prints.
-  const { NODE_TEST_CONTEXT: _, ...env } = process.env;
+  // Nor the runner's test bundle: this test runs the .ts entry through tsx.
+  const { NODE_TEST_CONTEXT: _, TEST_BUNDLE_DIR: _bundle, ...env } = process.env;
   const r = spawnSync(process.execPath, ["--import", "tsx", "--test-reporter=spec", "--test-force-exit", entry, ...files], {
     encoding: "utf8",
     env,
