@@ -95,6 +95,14 @@ describe("config", () => {
     assert.throws(() => loadConfig([...base, "--members", "nonsense"], {}), /must look like id=peerHost:port/);
     assert.throws(() => loadConfig(["--id"], {}), /needs a value/);
     assert.throws(() => loadConfig([...base, "--heartbeat-interval-ticks", "20"], {}), /heartbeatIntervalTicks must be smaller/);
+    assert.throws(() => loadConfig([...base, "--renewal-coalesce-ticks", "10"], {}), /renewalCoalesceTicks must be smaller/);
+    assert.throws(() => loadConfig([...base, "--renewal-coalesce-ticks", "-1"], {}), /renewalCoalesceTicks must be an integer/);
+  });
+
+  it("renewal coalescing defaults to the heartbeat interval (null here); 0 turns it off", () => {
+    assert.equal(loadConfig(base, {}).renewalCoalesceTicks, null);
+    assert.equal(loadConfig([...base, "--renewal-coalesce-ticks", "0"], {}).renewalCoalesceTicks, 0);
+    assert.equal(loadConfig(base, { TENURE_RENEWAL_COALESCE_TICKS: "3" }).renewalCoalesceTicks, 3);
   });
 });
 

@@ -49,6 +49,12 @@ export interface ServerConfig {
   readonly lockDelayMs: number;
   readonly pendingRequestsMax: number;
   /**
+   * The leader holds each KeepAlive at most this many ticks and proposes the renewals of every
+   * client it holds as one entry (server/node/renewal_batch.ts); 0 proposes each at once. null:
+   * the heartbeat interval.
+   */
+  readonly renewalCoalesceTicks: number | null;
+  /**
    * Frame and snapshot limits (server/limits.ts, which asserts at startup how they relate to each
    * other and to the Raft and state limits). The client frame bounds a request to the client API;
    * the peer frame bounds one PeerBatch or one snapshot chunk, both ways.
@@ -123,6 +129,7 @@ const DEFAULTS: Omit<ServerConfig, NoDefault | TestOnly> & { readonly insecure: 
   rho: 0.01,
   lockDelayMs: 5_000,
   pendingRequestsMax: 10_000,
+  renewalCoalesceTicks: null,
   clientMessageBytesMax: CLIENT_MESSAGE_BYTES_MAX_DEFAULT,
   peerMessageBytesMax: PEER_MESSAGE_BYTES_MAX_DEFAULT,
   snapshotBytesMax: SNAPSHOT_BYTES_MAX_DEFAULT,
@@ -214,6 +221,7 @@ function validate(raw: Raw): ServerConfig {
     rho: num(raw, "rho", 0, 0.5),
     lockDelayMs: int(raw, "lockDelayMs", 0, 60_000),
     pendingRequestsMax: int(raw, "pendingRequestsMax", 1, 1_000_000),
+    renewalCoalesceTicks: raw["renewalCoalesceTicks"] === null ? null : int(raw, "renewalCoalesceTicks", 0, 10_000),
     // Plain ranges here; assertLimits (server/limits.ts) checks that the values fit together.
     clientMessageBytesMax: int(raw, "clientMessageBytesMax", 4 * 1024, 256 * 1024 * 1024),
     peerMessageBytesMax: int(raw, "peerMessageBytesMax", 64 * 1024, 256 * 1024 * 1024),
@@ -228,6 +236,10 @@ function validate(raw: Raw): ServerConfig {
   };
   if (config.heartbeatIntervalTicks >= config.electionTimeoutTicks) {
     throw new ConfigError("heartbeatIntervalTicks must be smaller than electionTimeoutTicks");
+  }
+  // A renewal held for an election timeout or more could outlast a short lease's margin.
+  if (config.renewalCoalesceTicks !== null && config.renewalCoalesceTicks >= config.electionTimeoutTicks) {
+    throw new ConfigError("renewalCoalesceTicks must be smaller than electionTimeoutTicks");
   }
   if (!members.some((m) => m.id === config.id)) throw new ConfigError(`members must include this node's id "${config.id}"`);
   if (new Set(members.map((m) => m.id)).size !== members.length) throw new ConfigError("members has a duplicate id");

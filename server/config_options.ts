@@ -58,6 +58,12 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     help: "client requests waiting for their commit or read, at most; beyond it RESOURCE_EXHAUSTED OVERLOADED with a retry-after of one heartbeat interval",
     defaultShown: "10000",
   },
+  {
+    key: "renewalCoalesceTicks",
+    kind: "integer",
+    help: "ticks the leader holds a KeepAlive to propose the renewals of every client as one entry; 0: each at once",
+    defaultShown: "heartbeatIntervalTicks",
+  },
   { key: "clientMessageBytesMax", kind: "integer", help: "largest client request, in bytes", defaultShown: "server/limits.ts" },
   {
     key: "peerMessageBytesMax",

@@ -163,6 +163,7 @@ async function start(config: ServerConfig): Promise<Running> {
     snapshotEveryEntries: config.snapshotEveryEntries,
     pendingMax: config.pendingRequestsMax,
     overloadRetryAfterMs: config.tickMs * config.heartbeatIntervalTicks,
+    renewalCoalesceTicks: config.renewalCoalesceTicks ?? config.heartbeatIntervalTicks,
     memberAddresses: new Map(config.members.map((m) => [m.id, m.clientAddress])),
     requestProcess: () => scheduler.request(),
     log: (fields) => log({ component: "node", ...fields }),

@@ -13,7 +13,7 @@ import type { ClientCommand } from "../state/commands.ts";
 import type { StateConfig } from "../state/limits.ts";
 import type { LockStateMachine } from "../state/machine.ts";
 import type { ApplyResult, OkBody, ValidUntil } from "../state/results.ts";
-import { ApiError, errorFromCode, errorFromOutcome, logError, toStatusObject } from "./status_map.ts";
+import { ApiError, errorFromCode, errorFromOutcome, LockHeldError, logError, toStatusObject } from "./status_map.ts";
 
 export interface ServiceDeps {
   readonly node: NodeApi;
@@ -145,6 +145,9 @@ export async function submitOk<K extends OkBody["kind"]>(deps: ServiceDeps, comm
   }
   if (!result.ok && result.code === "LEASE_ID_TAKEN") throw new LeaseIdTakenError(result.message);
   if (!result.ok && result.code === "FROZEN") throw frozenError(deps);
+  if (!result.ok && result.code === "LOCK_HELD" && result.currentToken !== undefined) {
+    throw new LockHeldError(result.message, result.currentToken);
+  }
   if (!result.ok) throw errorFromCode(result.code, result.message);
   if (result.kind !== kind) {
     // The session table answered a retry with the stored result of a different command.

@@ -37,12 +37,22 @@ describe("Lock service over gRPC", () => {
     assert.deepEqual(check, { current: true, kind: "GRANT_KIND_LOCK", currentToken: token });
 
     const b = await lease();
+    const readsBefore = api.node.reads;
     const busy = assertError(
       await api.unary("Lock", "Acquire", { ...b, seq: 2, name: "db", wait: false }),
       grpc.status.ABORTED,
       "LOCK_HELD",
     );
     assert.equal(busy.detail?.currentToken, Number(token));
+    // The token comes with the refusal's own commit: no second (ReadIndex) round for it.
+    assert.equal(api.node.reads, readsBefore, "a refused try-lock asked for a read");
+    // A retry of the refused request replays the stored refusal, token included.
+    const again = assertError(
+      await api.unary("Lock", "Acquire", { ...b, seq: 2, name: "db", wait: false }),
+      grpc.status.ABORTED,
+      "LOCK_HELD",
+    );
+    assert.equal(again.detail?.currentToken, Number(token));
 
     assert.deepEqual(await api.ok("Lock", "Release", { clientId: a.clientId, seq: 3, name: "db", token }), { released: true });
     // Fenced and idempotent: the same token again releases nothing.

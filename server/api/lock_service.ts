@@ -13,7 +13,7 @@ import type { MutexStatus } from "../state/lock_table.ts";
 import type { LockStateMachine } from "../state/machine.ts";
 import { callerFields, readOk, requirePermission, submitOk, unary, type ServiceDeps } from "./handler_kit.ts";
 import { lockWatchHandler } from "./lock_watch.ts";
-import { ApiError } from "./status_map.ts";
+import { ApiError, LockHeldError } from "./status_map.ts";
 import { parseFencedRelease, parseLockAcquire, parseName, parseValidateToken } from "./validate.ts";
 import { acquireBlocking } from "./wait_grant.ts";
 
@@ -31,7 +31,9 @@ export function lockService(deps: ServiceDeps): grpc.UntypedServiceImplementatio
         });
         return { token: grant.token, validUntil: grant.validUntil, replayed: grant.replayed };
       } catch (error) {
-        if (error instanceof ApiError && error.reason === "LOCK_HELD") {
+        // The refusal carries the token of the grant that refused it (one commit, no read).
+        // Only a result stored by older code (a retry of its last request) lacks it: read it.
+        if (error instanceof ApiError && error.reason === "LOCK_HELD" && !(error instanceof LockHeldError)) {
           throw error.withCurrentToken(await currentToken(deps, "lock", req.name));
         }
         throw error;

@@ -73,12 +73,20 @@ describe("status_map: what a handler's exception becomes", () => {
       await api.ok("Lock", "Status", { name: "x" });
     });
 
-    it("a refused try-lock's best-effort current_token read does not swallow an assertion", async () => {
+    it("a refused try-lock's best-effort current_token read (a refusal stored by older code) does not swallow an assertion", async () => {
       const [a, b] = [await lease("ta"), await lease("tb")];
       await api.ok("Lock", "Acquire", { clientId: "ta", seq: 2, name: "m", leaseId: a, wait: false });
       const read = api.node.read;
+      const submit = api.node.submit;
       api.node.read = async () => {
         throw new AssertionError("lock table holder without a lease");
+      };
+      // The refusal as older code stored it, without its token: the handler reads the token.
+      api.node.submit = async (command) => {
+        const outcome = await submit.call(api.node, command);
+        if (outcome.kind !== "applied" || outcome.result.ok) return outcome;
+        const { currentToken: _dropped, ...older } = outcome.result;
+        return { kind: "applied", result: older };
       };
       try {
         assertError(
@@ -88,6 +96,7 @@ describe("status_map: what a handler's exception becomes", () => {
         );
       } finally {
         api.node.read = read;
+        api.node.submit = submit;
       }
       assert.deepEqual(
         reports.map((r) => r.where),

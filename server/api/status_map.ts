@@ -93,6 +93,16 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * LOCK_HELD with the refusing grant's token from the state machine's result (CommandError
+ * currentToken): the handler answers it as it is, without a read for the token.
+ */
+export class LockHeldError extends ApiError {
+  constructor(message: string, currentToken: number) {
+    super("LOCK_HELD", message, { currentToken });
+  }
+}
+
 export function invalidArgument(message: string): ApiError {
   return new ApiError("INVALID_ARGUMENT", message);
 }

@@ -217,3 +217,93 @@ describe("RaftNode", () => {
     assert.equal(restarted.stateMachine().lockStatus("k").state, "HELD");
   });
 });
+
+describe("RaftNode renewal coalescing (renewal_batch.ts)", () => {
+  async function withLeases(coalesceTicks: number | undefined, clients: readonly string[]) {
+    const c = new NodeCluster(["a", "b", "c"], 1000, coalesceTicks === undefined ? {} : { renewalCoalesceTicks: coalesceTicks });
+    c.advance(600);
+    const leader = c.leader();
+    assert.ok(leader, "no leader elected");
+    const leases = new Map<string, number>();
+    for (const clientId of clients) {
+      const grant = applied(await c.settle(leader.submit({ kind: "LeaseGrant", clientId, seq: 1, ttlMs: 5000 })));
+      leases.set(clientId, grant["leaseId"] as number);
+    }
+    return { c, leader, leases };
+  }
+
+  it("KeepAlives of many clients within a heartbeat interval go into ONE entry; each caller gets its own answer", async () => {
+    const clients = ["p", "q", "r", "s"];
+    const { c, leader, leases } = await withLeases(3, clients);
+    const before = leader.status().lastIndex;
+    const pending = clients.map((clientId) =>
+      leader.submit({ kind: "LeaseKeepAlive", clientId, seq: 2, leaseIds: [leases.get(clientId)!, 999_999] }),
+    );
+    c.pump();
+    assert.equal(leader.status().lastIndex, before, "a renewal was proposed before its interval ended");
+    const outcomes = await Promise.all(pending.map((p) => c.settle(p)));
+    assert.equal(leader.status().lastIndex, before + 1, "the four renewals took more than one entry");
+    const indexes = new Set<number>();
+    outcomes.forEach((o, i) => {
+      const r = applied(o);
+      indexes.add(r["index"] as number);
+      assert.equal(r["kind"], "LeaseKeepAlive");
+      assert.equal(r["replayed"], false);
+      const renewed = r["renewed"] as { leaseId: number }[];
+      assert.deepEqual(
+        renewed.map((x) => x.leaseId),
+        [leases.get(clients[i]!)],
+      );
+      assert.deepEqual(r["failed"], [{ leaseId: 999_999, code: "LEASE_NOT_FOUND" }]);
+    });
+    assert.deepEqual([...indexes], [before + 1]);
+    // Each renewal kept its own session: a retry of (client, seq 2) replays the stored answer.
+    const retry = applied(
+      await c.settle(leader.submit({ kind: "LeaseKeepAlive", clientId: "q", seq: 2, leaseIds: [leases.get("q")!, 999_999] })),
+    );
+    assert.equal(retry["replayed"], true);
+    // Every replica applied the same renewals.
+    const hashes = new Set([...c.nodes.values()].map((n) => n.stateMachine().stateHash()));
+    assert.equal(hashes.size, 1);
+  });
+
+  it("with coalescing off (0 ticks) each KeepAlive is its own entry, proposed at once", async () => {
+    const clients = ["p", "q", "r"];
+    const { c, leader, leases } = await withLeases(0, clients);
+    const before = leader.status().lastIndex;
+    const pending = clients.map((clientId) =>
+      leader.submit({ kind: "LeaseKeepAlive", clientId, seq: 2, leaseIds: [leases.get(clientId)!] }),
+    );
+    assert.equal(leader.status().lastIndex, before + 3);
+    for (const p of pending) assert.equal((applied(await c.settle(p))["renewed"] as unknown[]).length, 1);
+  });
+
+  it("queued renewals count towards pendingMax, and a stopped leader answers them not-leader (never proposed)", async () => {
+    const c = new NodeCluster(["a", "b", "c"], 1000, { pendingMax: 2, renewalCoalesceTicks: 50 });
+    c.advance(600);
+    const leader = c.leader();
+    assert.ok(leader, "no leader elected");
+    const first = leader.submit({ kind: "LeaseKeepAlive", clientId: "x", seq: 1, leaseIds: [1] });
+    const second = leader.submit({ kind: "LeaseKeepAlive", clientId: "y", seq: 1, leaseIds: [2] });
+    const third = await leader.submit({ kind: "LeaseKeepAlive", clientId: "z", seq: 1, leaseIds: [3] });
+    assert.equal(third.kind, "overloaded");
+    const lastIndex = leader.status().lastIndex;
+    leader.stop();
+    assert.equal((await first).kind, "notLeader");
+    assert.equal((await second).kind, "notLeader");
+    assert.equal(leader.status().lastIndex, lastIndex, "nothing was proposed");
+  });
+
+  it("a cancelled renewal's caller hears outcome-unknown at once; the others of its batch are answered", async () => {
+    const { c, leader, leases } = await withLeases(3, ["p", "q"]);
+    const abort = new AbortController();
+    const cancelled = leader.submit(
+      { kind: "LeaseKeepAlive", clientId: "p", seq: 2, leaseIds: [leases.get("p")!] },
+      { signal: abort.signal },
+    );
+    const kept = leader.submit({ kind: "LeaseKeepAlive", clientId: "q", seq: 2, leaseIds: [leases.get("q")!] });
+    abort.abort();
+    assert.equal((await cancelled).kind, "outcomeUnknown");
+    assert.equal((applied(await c.settle(kept))["renewed"] as unknown[]).length, 1);
+  });
+});

@@ -20,13 +20,14 @@ import { RaftCore } from "../core/raft.ts";
 import type { RaftConfig } from "../core/config.ts";
 import type { ReadState, Ready, SoftState } from "../core/ready.ts";
 import type { ConfState, Entry, Index, NodeId, Snapshot } from "../core/types.ts";
-import { encodeCommand, type ClientCommand, type Command } from "../state/commands.ts";
+import { encodeCommand, type ClientCommand, type Command, type LeaseKeepAlive } from "../state/commands.ts";
 import { DEFAULT_STATE_CONFIG, type StateConfig } from "../state/limits.ts";
 import { LockStateMachine } from "../state/machine.ts";
 import type { RaftStorage } from "../storage/raft_storage.ts";
 import type { PeerTransport } from "../transport/peer_transport.ts";
 import { LeaderClock, type MonotonicClock } from "./leader_clock.ts";
 import { type Compact, ReadyLoop } from "./ready_loop.ts";
+import { type QueuedRenewal, RenewalQueue, renewalBytes } from "./renewal_batch.ts";
 import type {
   AdminOutcome,
   CallOptions,
@@ -116,6 +117,12 @@ export interface RaftNodeOptions {
    * transport forgets the incarnations of ids that left it (server/transport/peer_incarnations.ts).
    */
   readonly onConfiguration?: (confState: ConfState) => void;
+  /**
+   * The leader holds each KeepAlive at most this many ticks and proposes every renewal it holds
+   * as one LeaseKeepAliveBatch entry (renewal_batch.ts; DESIGN.md section 3). Default: the
+   * heartbeat interval. 0: each KeepAlive is its own entry, proposed at once.
+   */
+  readonly renewalCoalesceTicks?: number;
 }
 
 type SubmitCallback = (outcome: SubmitOutcome) => void;
@@ -155,6 +162,8 @@ export class RaftNode implements NodeApi {
    */
   private appliedIndex: Index;
   private readContextNext = 1;
+  /** Renewals waiting to be proposed together; null when renewalCoalesceTicks is 0. */
+  private readonly renewals: RenewalQueue<SubmitCallback> | null;
   /** Inputs held while a Ready is parked (deferWhileParked), run at the next pass. */
   private deferredInputs: (() => void)[] = [];
   private setupTerm = -1;
@@ -164,6 +173,9 @@ export class RaftNode implements NodeApi {
     this.id = options.raftConfig.id;
     this.stateConfig = options.stateConfig ?? DEFAULT_STATE_CONFIG;
     this.leaderClock = new LeaderClock(options.clock);
+    const coalesceTicks = options.renewalCoalesceTicks ?? options.raftConfig.heartbeatIntervalTicks;
+    assert(Number.isSafeInteger(coalesceTicks) && coalesceTicks >= 0, "renewalCoalesceTicks must be >= 0");
+    this.renewals = coalesceTicks === 0 ? null : new RenewalQueue(coalesceTicks);
     const persisted = options.storage.load();
     const snap = persisted.snapshot;
     this.machine =
@@ -195,6 +207,8 @@ export class RaftNode implements NodeApi {
     if (this.stopped || this.deferWhileParked(() => this.tick())) return;
     this.core.tick();
     this.proposeDueTimers();
+    const due = this.renewals?.tick() ?? null;
+    if (due !== null) this.proposeRenewals(due);
     this.options.requestProcess();
   }
 
@@ -217,8 +231,12 @@ export class RaftNode implements NodeApi {
     if (this.stopped) return callback({ kind: "unavailable", reason: "node is shutting down" });
     if (this.deferWhileParked(() => this.submitWithCallback(command, options, callback))) return;
     if (options.signal?.aborted) return callback({ kind: "unavailable", reason: "cancelled before proposing" });
-    if (this.proposals.size + this.reads.size >= this.options.pendingMax) return callback(this.overloaded());
+    if (this.pendingCount() >= this.options.pendingMax) return callback(this.overloaded());
     this.ensureLeaderSetup();
+    if (command.kind === "LeaseKeepAlive" && this.renewals !== null) {
+      const bytes = renewalBytes(command);
+      if (this.renewals.fits(bytes)) return this.queueRenewal(command, bytes, options, callback);
+    }
     const proposed = this.proposeCommand(command);
     if (!proposed.ok) return callback(proposed.outcome);
     this.proposals.set(proposed.index, { term: proposed.term, callback });
@@ -237,7 +255,7 @@ export class RaftNode implements NodeApi {
       // The deliberate test-only bug (see RaftNodeOptions.staleLocalReads): skips ReadIndex.
       return callback({ kind: "read", value: query(this.machine), index: this.machine.appliedIndex() });
     }
-    if (this.proposals.size + this.reads.size >= this.options.pendingMax) return callback(this.overloaded());
+    if (this.pendingCount() >= this.options.pendingMax) return callback(this.overloaded());
     const context = this.readContextNext++;
     const refused = this.core.readIndex(context);
     if (!refused.ok) return callback(this.notServing(refused.reason === "notLeader", refused.detail));
@@ -469,6 +487,8 @@ export class RaftNode implements NodeApi {
   }
 
   private failPending(reason: string): void {
+    // Renewals not yet proposed: never in the log, so a plain "not leader" (safe to retry anywhere).
+    for (const r of this.renewals?.take() ?? []) if (!r.cancelled) r.callback({ kind: "notLeader", hint: this.leaderHint() });
     const proposals = [...this.proposals.values()];
     this.proposals.clear();
     for (const p of proposals) p.callback({ kind: "outcomeUnknown", reason });
@@ -502,6 +522,67 @@ export class RaftNode implements NodeApi {
     if (r.ok) return { ok: true, index: r.index, term: r.term };
     if (r.reason === "notLeader") return { ok: false, outcome: { kind: "notLeader", hint: this.leaderHint() } };
     return { ok: false, outcome: { kind: "unavailable", reason: r.detail } };
+  }
+
+  /** Proposals, reads and queued renewals waiting for an outcome (bounded by pendingMax). */
+  private pendingCount(): number {
+    return this.proposals.size + this.reads.size + (this.renewals?.size ?? 0);
+  }
+
+  /** Holds a KeepAlive for the next renewal batch (renewal_batch.ts); a full batch leaves now. */
+  private queueRenewal(command: LeaseKeepAlive, bytes: number, options: CallOptions, callback: SubmitCallback): void {
+    const queue = this.renewals;
+    assert(queue !== null, "renewal queued with coalescing off");
+    const s = this.core.status();
+    if (s.role !== "leader" || !this.leaderClock.isLeaderOf(s.term)) return callback({ kind: "notLeader", hint: this.leaderHint() });
+    const item: QueuedRenewal<SubmitCallback> = { command, callback, bytes, cancelled: false };
+    const full = queue.add(item);
+    if (full !== null) this.proposeRenewals(full);
+    options.signal?.addEventListener(
+      "abort",
+      () => {
+        if (item.cancelled) return;
+        item.cancelled = true;
+        // Still queued: it may yet be proposed (with its batch), so its fate is unknown either way.
+        item.callback({ kind: "outcomeUnknown", reason: "cancelled while its renewal waited for its batch" });
+      },
+      { once: true },
+    );
+  }
+
+  /**
+   * Proposes `batch` as one LeaseKeepAliveBatch entry; each renewal's caller gets its own result
+   * once it applies (or the batch's outcome when it does not).
+   */
+  private proposeRenewals(batch: readonly QueuedRenewal<SubmitCallback>[]): void {
+    const live = batch.filter((r) => !r.cancelled);
+    if (live.length === 0) return;
+    const answerAll = (outcome: SubmitOutcome): void => {
+      for (const r of live) if (!r.cancelled) r.callback(outcome);
+    };
+    const s = this.core.status();
+    if (s.role !== "leader" || !this.leaderClock.isLeaderOf(s.term)) return answerAll({ kind: "notLeader", hint: this.leaderHint() });
+    const r = this.core.propose(this.stamp({ kind: "LeaseKeepAliveBatch", renewals: live.map((q) => q.command) }));
+    if (!r.ok) {
+      return answerAll(
+        r.reason === "notLeader" ? { kind: "notLeader", hint: this.leaderHint() } : { kind: "unavailable", reason: r.detail },
+      );
+    }
+    this.proposals.set(r.index, {
+      term: r.term,
+      callback: (outcome) => {
+        const result = outcome.kind === "applied" ? outcome.result : null;
+        if (result === null || !result.ok || result.kind !== "LeaseKeepAliveBatch") return answerAll(outcome);
+        assert(result.results.length === live.length, `renewal batch ${result.index}: ${result.results.length} results for ${live.length}`);
+        live.forEach((q, i) => {
+          const own = result.results[i];
+          assert(own !== undefined, "renewal result missing");
+          if (!q.cancelled)
+            q.callback({ kind: "applied", result: { ...own.result, index: result.index, replayed: own.replayed, events: [] } });
+        });
+      },
+    });
+    this.options.requestProcess();
   }
 
   private stamp(command: Command): Uint8Array {

@@ -324,7 +324,9 @@ function acquire(
         : okResult({ kind: "ElectionCampaign", status: "queued", position: outcome.position });
     case "held":
       // Only a try-lock answers "held": a campaign always waits.
-      return errorResult("LOCK_HELD", "the lock is held or in lock-delay");
+      // The holder's token goes with the refusal (LockAcquire's current_token), from this apply:
+      // the grant that refused it, with no read round after the commit.
+      return { ...errorResult("LOCK_HELD", "the lock is held or in lock-delay"), currentToken: outcome.holderToken };
     case "waitersFull":
       return limitExceeded("this name has as many waiters as allowed", "waitersPerLockMax", limits.waitersPerLockMax);
     case "waitersTotalFull":

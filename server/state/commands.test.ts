@@ -22,6 +22,13 @@ const ALL: Command[] = [
   { kind: "LeaderTimersRestart" },
   { kind: "RestoreEpochBump", epochMin: 3 },
   { kind: "Noop" },
+  {
+    kind: "LeaseKeepAliveBatch",
+    renewals: [
+      { kind: "LeaseKeepAlive", ...s, leaseIds: [1] },
+      { kind: "LeaseKeepAlive", clientId: "c2", seq: 1, leaseIds: [4, 5], identity: "bob", admin: false },
+    ],
+  },
 ];
 
 const text = (t: string): Uint8Array => new TextEncoder().encode(t);

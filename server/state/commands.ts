@@ -139,7 +139,28 @@ export type ClientCommand =
   | Freeze
   | Thaw;
 export type SystemCommand = LeaseExpire | LockDelayEnd | LeaderTimersRestart | RestoreEpochBump | Noop;
-export type Command = ClientCommand | SystemCommand;
+
+/**
+ * Renewals of many clients in one entry: the leader coalesces the KeepAlives it receives within a
+ * heartbeat interval (DESIGN.md section 3; server/node/renewal_batch.ts). Each applies exactly as
+ * its own LeaseKeepAlive entry would, in order, on its own session (exactly-once per client and
+ * seq), at the batch's stamp. Not a client command itself: it has no session of its own. Between
+ * 1 and RENEWALS_PER_BATCH_MAX renewals, and the whole entry fits COMMAND_BYTES_MAX.
+ * New in codec version 2 (no version bump, as Freeze): a member of the older code answers it
+ * "unknown command kind" and renews nothing, so upgrade every member together.
+ */
+export interface LeaseKeepAliveBatch {
+  readonly kind: "LeaseKeepAliveBatch";
+  readonly renewals: readonly LeaseKeepAlive[];
+}
+
+/**
+ * Renewals one LeaseKeepAliveBatch carries at most. The entry's bytes (COMMAND_BYTES_MAX) bound
+ * it too; renewals of one id with short client ids (about 60 bytes each) reach this bound first.
+ */
+export const RENEWALS_PER_BATCH_MAX = 512;
+
+export type Command = ClientCommand | SystemCommand | LeaseKeepAliveBatch;
 export type CommandKind = Command["kind"];
 
 export interface StampedCommand {
@@ -152,7 +173,8 @@ export interface StampedCommand {
 
 export type DecodeResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
 
-type FieldType = "string" | "uint" | "posUint" | "bool" | "uintList" | "table";
+/** "renewals": a list of LeaseKeepAlive commands, each decoded as one (LeaseKeepAliveBatch). */
+type FieldType = "string" | "uint" | "posUint" | "bool" | "uintList" | "table" | "renewals";
 /** A field that may be absent ("?") and the codec version that introduced it. */
 interface OptionalField {
   readonly type: FieldType;
@@ -181,6 +203,7 @@ const SCHEMAS: Readonly<Record<CommandKind, Schema>> = {
   LeaderTimersRestart: { session: false, fields: {} },
   RestoreEpochBump: { session: false, fields: { epochMin: "uint" } },
   Noop: { session: false, fields: {} },
+  LeaseKeepAliveBatch: { session: false, fields: { renewals: "renewals" } },
 };
 
 const SESSION_FIELDS: Readonly<Record<string, FieldType>> = { clientId: "string", seq: "posUint" };
@@ -234,6 +257,12 @@ function decodeBody(body: unknown, version: number): DecodeResult<Command> {
   const out: Record<string, unknown> = { kind };
   for (const [field, type] of Object.entries(fields)) {
     const value = body[field];
+    if (type === "renewals") {
+      const renewals = decodeRenewals(value, version);
+      if (!renewals.ok) return fail(`${kind}.${field}: ${renewals.reason}`);
+      out[field] = renewals.value;
+      continue;
+    }
     if (!checkField(value, type)) return fail(`${kind}.${field} must be ${type}`);
     out[field] = Array.isArray(value) ? [...(value as number[])] : value;
   }
@@ -251,6 +280,21 @@ function decodeBody(body: unknown, version: number): DecodeResult<Command> {
   return { ok: true, value: out as unknown as Command };
 }
 
+/** 1..RENEWALS_PER_BATCH_MAX LeaseKeepAlive commands, each checked by its own schema. */
+function decodeRenewals(value: unknown, version: number): DecodeResult<LeaseKeepAlive[]> {
+  if (!Array.isArray(value) || value.length === 0 || value.length > RENEWALS_PER_BATCH_MAX) {
+    return fail(`must be a list of 1..${RENEWALS_PER_BATCH_MAX} LeaseKeepAlive`);
+  }
+  const renewals: LeaseKeepAlive[] = [];
+  for (const item of value as unknown[]) {
+    if (!isRecord(item) || item["kind"] !== "LeaseKeepAlive") return fail("every renewal must be a LeaseKeepAlive");
+    const decoded = decodeBody(item, version);
+    if (!decoded.ok) return decoded;
+    renewals.push(decoded.value as LeaseKeepAlive);
+  }
+  return { ok: true, value: renewals };
+}
+
 function checkField(value: unknown, type: FieldType): boolean {
   switch (type) {
     case "string":
@@ -265,6 +309,8 @@ function checkField(value: unknown, type: FieldType): boolean {
       return Array.isArray(value) && value.every((v: unknown) => checkField(v, "uint"));
     case "table":
       return value === "lock" || value === "election";
+    case "renewals":
+      return false; // decoded by decodeRenewals
   }
 }
 

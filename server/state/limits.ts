@@ -294,8 +294,9 @@ export function resultBytesMax(limits: StateLimits): number {
     { kind: "Thaw", alreadyThawed: false, granted: WIDEST },
   ];
   const okBytes = Math.max(...bodies.map((body) => jsonBytes({ ok: true, ...body }) + ("validUntil" in body ? extraBytes : 0)));
-  // PERMISSION_DENIED is the longest stored ErrorCode (LEASE_ID_TAKEN is never stored).
-  const error: CommandResult = { ok: false, code: "PERMISSION_DENIED", message: "" };
+  // PERMISSION_DENIED is the longest stored ErrorCode (LEASE_ID_TAKEN is never stored); a
+  // LOCK_HELD refusal's currentToken is counted on top (at its widest).
+  const error: CommandResult = { ok: false, code: "PERMISSION_DENIED", message: "", currentToken: WIDEST };
   return Math.max(okBytes, jsonBytes(error) + ERROR_MESSAGE_BYTES_MAX);
 }
 
@@ -371,7 +372,8 @@ export function stateImageBytesAtMaxima(limits: StateLimits): StateImageBytes {
 
 /**
  * The largest encoded valid command (commands.ts encodeCommand): a KeepAlive of
- * keepAliveLeaseIdsMax ids, or a Campaign/Proclaim with a full name and value.
+ * keepAliveLeaseIdsMax ids (alone in a renewal batch), or a Campaign/Proclaim with a full name
+ * and value.
  */
 export function commandBytesAtMaxima(limits: StateLimits): number {
   const stamped = (command: object): number => jsonBytes({ v: COMMAND_CODEC_VERSION, leaderTimeMs: WIDEST, term: WIDEST, command });
@@ -389,8 +391,11 @@ export function commandBytesAtMaxima(limits: StateLimits): number {
     clientId +
     jsonStringBytesMax(limits.nameBytesMax, "name") +
     jsonStringBytesMax(limits.valueBytesMax, "any");
+  // The leader coalesces renewals (server/node/renewal_batch.ts): a KeepAlive at its widest must
+  // also fit alone in a LeaseKeepAliveBatch entry, whose wrapper it then carries.
+  const keepAliveInBatch = keepAlive + jsonBytes({ kind: "LeaseKeepAliveBatch", renewals: [] }) + SEPARATOR_BYTES;
   // Every other command is a subset of these fields (at most one name, no value, one id list).
-  return Math.max(keepAlive, named);
+  return Math.max(keepAliveInBatch, named);
 }
 
 /** What server/limits.ts relates to the frames and the snapshot limit (its StateSizes). */

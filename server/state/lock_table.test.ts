@@ -76,8 +76,22 @@ describe("locks", () => {
     const t = token(d.acquire("a", "L", la));
     const busy = d.acquire("b", "L", lb, false);
     assert.ok(!busy.ok && busy.code === "LOCK_HELD");
+    assert.equal(busy.currentToken, t, "the refusal names the holder's token");
     assert.equal(token(d.acquire("a", "L", la)), t);
     assert.equal(d.machine.tokens().lastToken, t);
+  });
+
+  it("a try-lock refused during lock-delay names no holder (current token 0)", () => {
+    const d = new Driver(stateConfig({ lockDelayMs: 3_000 }));
+    const la = d.grant("a", 1_000);
+    const lb = d.grant("b", 60_000);
+    token(d.acquire("a", "L", la));
+    d.at(2_010);
+    d.fireTimers();
+    assert.equal(d.machine.lockStatus("L").state, "DELAYED");
+    const busy = d.acquire("b", "L", lb, false);
+    assert.ok(!busy.ok && busy.code === "LOCK_HELD");
+    assert.equal(busy.currentToken, 0);
   });
 
   it("an expired holder's lock is DELAYED, then goes to the next waiter", () => {

@@ -59,7 +59,8 @@ export interface MutexStatus {
 export type AcquireOutcome =
   | { readonly kind: "granted"; readonly holder: Holder }
   | { readonly kind: "queued"; readonly position: number }
-  | { readonly kind: "held" }
+  /** A try-lock refused: `holderToken` is the holder's token (0: none, the name is in lock-delay). */
+  | { readonly kind: "held"; readonly holderToken: number }
   | { readonly kind: "waitersFull" }
   /** Every lock and election together already has waitersMax waiters. */
   | { readonly kind: "waitersTotalFull" }
@@ -183,7 +184,7 @@ export class LockTable {
     const queuedAt = record.waiters.findIndex((w) => w.leaseId === req.leaseId);
     if (queuedAt >= 0) return { kind: "queued", position: queuedAt + 1 };
     assert(record.holder !== null || record.delay !== null || this.parked.has(req.name), `record ${req.name} FREE but present`);
-    if (!req.wait) return { kind: "held" };
+    if (!req.wait) return { kind: "held", holderToken: record.holder?.token ?? 0 };
     if (record.waiters.length >= req.waitersMax) return { kind: "waitersFull" };
     if (!req.canQueue) return { kind: "waitersTotalFull" };
     if (valueBytes > req.valueBytesRoom) return { kind: "valuesFull", valueBytes };

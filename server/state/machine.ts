@@ -162,6 +162,11 @@ export class LockStateMachine {
       },
     };
     this.s.sessions.sweep(ctx.nowMs, SESSION_SWEEP_PER_APPLY_MAX);
+    if (command.kind === "LeaseKeepAliveBatch") {
+      // Each renewal exactly as its own entry would apply, in order, at this entry's time.
+      const results = command.renewals.map((renewal) => this.applyClient(ctx, renewal));
+      return { ...okResult({ kind: "LeaseKeepAliveBatch", results }), index, replayed: false, events };
+    }
     if (!isClientCommand(command)) {
       const result = applySystemCommand(this.s, ctx, command, term);
       return { ...result, index, replayed: false, events };

@@ -74,12 +74,27 @@ export type OkBody =
   | { readonly kind: "LockDelayEnd"; readonly applied: boolean }
   | { readonly kind: "LeaderTimersRestart"; readonly leases: number; readonly delays: number }
   | { readonly kind: "RestoreEpochBump"; readonly epoch: number }
-  | { readonly kind: "Noop" };
+  | { readonly kind: "Noop" }
+  /** One result per renewal of a LeaseKeepAliveBatch, in its order (each also stored in its session). */
+  | { readonly kind: "LeaseKeepAliveBatch"; readonly results: readonly RenewalResult[] };
+
+/** A renewal's own outcome inside a LeaseKeepAliveBatch: what its LeaseKeepAlive entry would answer. */
+export interface RenewalResult {
+  readonly result: CommandResult;
+  /** True when its (clientId, seq) got its stored result back; nothing was re-applied. */
+  readonly replayed: boolean;
+}
 
 export interface CommandError {
   readonly ok: false;
   readonly code: ErrorCode;
   readonly message: string;
+  /**
+   * LOCK_HELD only: the token of the grant that refused the try-lock, as of its apply (0: none,
+   * the name was in lock-delay). Stored with the result, so a retry sees the same value. Absent
+   * in results stored by older code: the api layer then reads the current token.
+   */
+  readonly currentToken?: number;
 }
 
 export type CommandResult = ({ readonly ok: true } & OkBody) | CommandError;

@@ -53,6 +53,8 @@ export class FakeNode implements NodeApi {
   /** The next submit or read throws this (to test that handlers survive a bug). */
   throwNext: Error | null = null;
   readonly submitted: ClientCommand[] = [];
+  /** Reads asked of this node (a handler that should answer from its commit alone asks none). */
+  reads = 0;
   readonly transfers: NodeId[] = [];
   private index: Index = 0;
   private readonly listeners = new Set<EventListener>();
@@ -91,6 +93,7 @@ export class FakeNode implements NodeApi {
   }
 
   async read<T>(query: (machine: LockStateMachine) => T): Promise<ReadOutcome<T>> {
+    this.reads++;
     await Promise.resolve();
     this.maybeThrow();
     const mode = this.mode;

@@ -46,7 +46,12 @@ export class NodeCluster {
   constructor(
     readonly ids: readonly NodeId[],
     readonly lockDelayMs = 1000,
-    private readonly limits: { readonly pendingMax?: number; readonly overloadRetryAfterMs?: number } = {},
+    private readonly limits: {
+      readonly pendingMax?: number;
+      readonly overloadRetryAfterMs?: number;
+      /** RaftNodeOptions.renewalCoalesceTicks; absent: the node's default (the heartbeat interval). */
+      readonly renewalCoalesceTicks?: number;
+    } = {},
   ) {
     for (const id of ids) {
       const disk = new MemoryDisk();
@@ -71,6 +76,7 @@ export class NodeCluster {
       snapshotEveryEntries: 50,
       pendingMax: this.limits.pendingMax ?? 1000,
       ...(this.limits.overloadRetryAfterMs === undefined ? {} : { overloadRetryAfterMs: this.limits.overloadRetryAfterMs }),
+      ...(this.limits.renewalCoalesceTicks === undefined ? {} : { renewalCoalesceTicks: this.limits.renewalCoalesceTicks }),
       memberAddresses: new Map(this.ids.map((x) => [x, `127.0.0.1:${x}`])),
       requestProcess: () => {},
       log: () => {},
