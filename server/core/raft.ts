@@ -1049,9 +1049,16 @@ export class RaftCore {
    *   a recovering voter);
    * - a follower is recovering: it takes a commit index only from a verified append, never from
    *   a heartbeat (onHeartbeat), so it would not finish its recovery;
-   * - the configuration has a witness: without this, witness seed 276 broke IW1 (the witness
-   *   truncated entries a full voter no longer held) and seed 430 lost liveness; not yet
-   *   explained, and clean on 1,000 witness seeds with it.
+   * - the configuration has a witness: without this, witness seed 276 broke IW1 and seed 430
+   *   lost liveness; clean on 1,000 witness seeds with it. Seed 276, traced: the witness had not
+   *   yet learned that the removal of b (config 168) committed, so it still applied the joint
+   *   configuration before it (157, with b), and took the leader's floor, computed over 168's
+   *   full members (a, b2), whose applied index passes floorStillBinds; b lacked the entries it
+   *   then truncated. b was out of every configuration that could still come into force, so
+   *   nothing was lost, but IW1 as checked (over the witness's own configuration) fails, and a
+   *   witness truncating under a configuration it has not applied is not what W3 argues for.
+   *   Seed 430 (every surviving full member recovering from lost data, refusing votes) is not
+   *   explained.
    */
   private commitByAcks(): void {
     const before = this.log.committed;
