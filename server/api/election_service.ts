@@ -39,7 +39,9 @@ export function electionService(deps: ServiceDeps): grpc.UntypedServiceImplement
       const req = parseProclaim(raw, limits);
       requirePermission(ctx, "elect", req.name);
       try {
-        const { body } = await submitOk(deps, { kind: "ElectionProclaim", ...req, ...callerFields(ctx.principal) }, "ElectionProclaim");
+        const { body } = await submitOk(deps, { kind: "ElectionProclaim", ...req, ...callerFields(ctx.principal) }, "ElectionProclaim", {
+          signal: ctx.signal,
+        });
         return { token: body.token };
       } catch (error) {
         if (error instanceof ApiError && error.reason === "NOT_HOLDER") {
@@ -51,17 +53,23 @@ export function electionService(deps: ServiceDeps): grpc.UntypedServiceImplement
     Leader: unary(deps, "Election.Leader", async (raw, ctx) => {
       const { name } = parseName(raw, limits);
       requirePermission(ctx, "read", name);
-      const { value } = await readOk(deps, (m) => ({
-        leader: visibleLeader(m, m.electionLeader(name), ctx.principal),
-        index: m.appliedIndex(),
-      }));
+      const { value } = await readOk(
+        deps,
+        (m) => ({
+          leader: visibleLeader(m, m.electionLeader(name), ctx.principal),
+          index: m.appliedIndex(),
+        }),
+        { signal: ctx.signal },
+      );
       return leaderUpdate(value.leader, value.index);
     }),
     Observe: observeHandler(deps),
     Resign: unary(deps, "Election.Resign", async (raw, ctx) => {
       const req = parseFencedRelease(raw, limits);
       requirePermission(ctx, "elect", req.name);
-      const { body } = await submitOk(deps, { kind: "ElectionResign", ...req, ...callerFields(ctx.principal) }, "ElectionResign");
+      const { body } = await submitOk(deps, { kind: "ElectionResign", ...req, ...callerFields(ctx.principal) }, "ElectionResign", {
+        signal: ctx.signal,
+      });
       return { resigned: body.resigned };
     }),
   };

@@ -8,7 +8,7 @@ import type { Permission } from "../auth/auth_config.ts";
 import type { AuditSink } from "../auth/audit.ts";
 import type { AuthenticatedCall, Authenticator } from "../auth/authenticator.ts";
 import { adminDenied, OPEN_PRINCIPAL, permissionDenied, type Principal } from "../auth/principal.ts";
-import type { NodeApi } from "../node/node_api.ts";
+import type { CallOptions, NodeApi } from "../node/node_api.ts";
 import type { ClientCommand } from "../state/commands.ts";
 import type { StateConfig } from "../state/limits.ts";
 import type { LockStateMachine } from "../state/machine.ts";
@@ -132,9 +132,18 @@ export interface Applied<K extends OkBody["kind"]> {
 /**
  * Submits a client command; an error result or a non-applied outcome throws its ApiError. An
  * admin's act on another identity's object is audited here, whatever its outcome.
+ * `options.signal`: the call's (CallContext.signal), so a call the client cancelled or whose
+ * deadline passed stops holding a place among the node's pending requests (pendingMax); its
+ * command may still commit, as after any lost reply. A blocking call passes none: it must learn
+ * whether it queued, to withdraw the wait (wait_grant.ts).
  */
-export async function submitOk<K extends OkBody["kind"]>(deps: ServiceDeps, command: ClientCommand, kind: K): Promise<Applied<K>> {
-  const outcome = await deps.node.submit(command);
+export async function submitOk<K extends OkBody["kind"]>(
+  deps: ServiceDeps,
+  command: ClientCommand,
+  kind: K,
+  options: CallOptions = {},
+): Promise<Applied<K>> {
+  const outcome = await deps.node.submit(command, options);
   if (outcome.kind !== "applied") throw errorFromOutcome(outcome, deps.node);
   const result = outcome.result;
   auditActs(deps, result);
@@ -193,12 +202,16 @@ function auditActs(deps: ServiceDeps, result: ApplyResult): void {
   }
 }
 
-/** A linearizable read; anything but a value throws its ApiError. */
+/**
+ * A linearizable read; anything but a value throws its ApiError. `options.signal`: the call's, so
+ * a cancelled call's read is dropped from the node's pending requests (it never answers then).
+ */
 export async function readOk<T>(
   deps: ServiceDeps,
   query: (machine: LockStateMachine) => T,
+  options: CallOptions = {},
 ): Promise<{ readonly value: T; readonly index: number }> {
-  const outcome = await deps.node.read(query);
+  const outcome = await deps.node.read(query, options);
   if (outcome.kind !== "read") throw errorFromOutcome(outcome, deps.node);
   return { value: outcome.value, index: outcome.index };
 }

@@ -38,20 +38,22 @@ export function leaseService(deps: ServiceDeps): grpc.UntypedServiceImplementati
     Grant: unary(deps, "Lease.Grant", async (raw, ctx) => {
       requirePermission(ctx, "lease", null);
       const req = parseLeaseGrant(raw, limits);
-      const { body, replayed } = await grantWithDrawnId(deps, { kind: "LeaseGrant", ...req, ...callerFields(ctx.principal) });
+      const { body, replayed } = await grantWithDrawnId(deps, { kind: "LeaseGrant", ...req, ...callerFields(ctx.principal) }, ctx.signal);
       return { leaseId: body.leaseId, validUntil: encodeValidUntil(body.validUntil), replayed };
     }),
     KeepAlive: keepAliveHandler(deps),
     Revoke: unary(deps, "Lease.Revoke", async (raw, ctx) => {
       requirePermission(ctx, "lease", null);
       const req = parseLeaseRevoke(raw, limits);
-      const { body } = await submitOk(deps, { kind: "LeaseRevoke", ...req, ...callerFields(ctx.principal) }, "LeaseRevoke");
+      const { body } = await submitOk(deps, { kind: "LeaseRevoke", ...req, ...callerFields(ctx.principal) }, "LeaseRevoke", {
+        signal: ctx.signal,
+      });
       return { leaseId: body.leaseId };
     }),
     TimeToLive: unary(deps, "Lease.TimeToLive", async (raw, ctx) => {
       requirePermission(ctx, "lease", null);
       const { leaseId } = parseLeaseTimeToLive(raw, limits);
-      const { value: info } = await readOk(deps, (m) => m.leaseTimeToLive(leaseId));
+      const { value: info } = await readOk(deps, (m) => m.leaseTimeToLive(leaseId), { signal: ctx.signal });
       if (info === null) throw new ApiError("LEASE_NOT_FOUND", `lease ${leaseId} not found`);
       if (info.owner !== ctx.principal.identity) {
         if (!ctx.principal.admin) {
@@ -69,11 +71,15 @@ export function leaseService(deps: ServiceDeps): grpc.UntypedServiceImplementati
       requirePermission(ctx, "lease", null);
       const { afterLeaseId, limit } = parseLeaseList(raw, limits);
       const { identity, admin } = ctx.principal;
-      const { value } = await readOk(deps, (m) => {
-        const after = m.leaseList().filter((l) => l.leaseId > afterLeaseId && (admin || l.owner === identity));
-        after.sort((a, b) => a.leaseId - b.leaseId);
-        return { leases: after.slice(0, limit), more: after.length > limit };
-      });
+      const { value } = await readOk(
+        deps,
+        (m) => {
+          const after = m.leaseList().filter((l) => l.leaseId > afterLeaseId && (admin || l.owner === identity));
+          after.sort((a, b) => a.leaseId - b.leaseId);
+          return { leases: after.slice(0, limit), more: after.length > limit };
+        },
+        { signal: ctx.signal },
+      );
       if (admin && value.leases.some((l) => l.owner !== identity)) {
         deps.audit?.({ identity, rpc: ctx.rpc, target: `${value.leases.length} leases after ${afterLeaseId}`, owner: "*", outcome: "ok" });
       }
@@ -87,12 +93,16 @@ export function leaseService(deps: ServiceDeps): grpc.UntypedServiceImplementati
  * changes nothing and is not stored in the session, so the same seq is proposed again with
  * another draw; a retried seq that was applied gets its stored grant, whatever id it carries.
  */
-async function grantWithDrawnId(deps: ServiceDeps, command: Omit<LeaseGrant, "leaseId">): Promise<Applied<"LeaseGrant">> {
+async function grantWithDrawnId(
+  deps: ServiceDeps,
+  command: Omit<LeaseGrant, "leaseId">,
+  signal: AbortSignal,
+): Promise<Applied<"LeaseGrant">> {
   const draw = deps.drawLeaseId ?? randomLeaseId;
   const grant = { identity: command.identity ?? "", clientId: command.clientId, seq: command.seq };
   for (let attempt = 1; ; attempt++) {
     try {
-      return await submitOk(deps, { ...command, leaseId: draw(grant, attempt) }, "LeaseGrant");
+      return await submitOk(deps, { ...command, leaseId: draw(grant, attempt) }, "LeaseGrant", { signal });
     } catch (error) {
       if (!(error instanceof LeaseIdTakenError) || attempt >= LEASE_ID_DRAWS_MAX) throw error;
     }

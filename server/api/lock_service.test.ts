@@ -60,6 +60,24 @@ describe("Lock service over gRPC", () => {
     assert.equal((await status("db"))["state"], "MUTEX_STATE_FREE");
   });
 
+  it("hands the node the call's signal: a read whose call passed its deadline is dropped, not left pending", async () => {
+    const a = await lease();
+    const got = await api.ok("Lock", "Acquire", { ...a, seq: 2, name: "signalled", wait: false });
+    await api.ok("Lock", "Release", { clientId: a.clientId, seq: 3, name: "signalled", token: String(got["token"]) });
+    assert.ok(api.node.signals.at(-1) instanceof AbortSignal, "Release passed no signal");
+    api.node.holdReads = true;
+    try {
+      const before = api.node.signals.length;
+      const reply = await api.unary("Lock", "Status", { name: "signalled" }, { deadlineMs: 300 });
+      assert.ok(!reply.ok && reply.code === grpc.status.DEADLINE_EXCEEDED, JSON.stringify(reply));
+      const signal = api.node.signals[before];
+      assert.ok(signal instanceof AbortSignal, "Status passed no signal");
+      await until(async () => signal.aborted, "the read's signal to abort");
+    } finally {
+      api.node.holdReads = false;
+    }
+  });
+
   it("a retry with the same (client_id, seq) returns the same token", async () => {
     const a = await lease();
     const first = await api.ok("Lock", "Acquire", { ...a, seq: 2, name: "retry", wait: true, timeoutMs: 1_000 });

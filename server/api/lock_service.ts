@@ -42,20 +42,22 @@ export function lockService(deps: ServiceDeps): grpc.UntypedServiceImplementatio
     Release: unary(deps, "Lock.Release", async (raw, ctx) => {
       const req = parseFencedRelease(raw, limits);
       requirePermission(ctx, "lock", req.name);
-      const { body } = await submitOk(deps, { kind: "LockRelease", ...req, ...callerFields(ctx.principal) }, "LockRelease");
+      const { body } = await submitOk(deps, { kind: "LockRelease", ...req, ...callerFields(ctx.principal) }, "LockRelease", {
+        signal: ctx.signal,
+      });
       return { released: body.released };
     }),
     Status: unary(deps, "Lock.Status", async (raw, ctx) => {
       const { name } = parseName(raw, limits);
       requirePermission(ctx, "read", name);
-      const { value } = await readOk(deps, (m) => visibleStatus(m, m.lockStatus(name), ctx.principal));
+      const { value } = await readOk(deps, (m) => visibleStatus(m, m.lockStatus(name), ctx.principal), { signal: ctx.signal });
       return encodeMutexStatus(value);
     }),
     Watch: lockWatchHandler(deps),
     ValidateToken: unary(deps, "Lock.ValidateToken", async (raw, ctx) => {
       const { name, token } = parseValidateToken(raw, limits);
       requirePermission(ctx, "read", name);
-      const { value } = await readOk(deps, (m) => m.validateToken(name, token));
+      const { value } = await readOk(deps, (m) => m.validateToken(name, token), { signal: ctx.signal });
       const kind = value.table === null ? "GRANT_KIND_NONE" : value.table === "lock" ? "GRANT_KIND_LOCK" : "GRANT_KIND_ELECTION";
       return { current: value.current, kind, currentToken: value.currentToken ?? 0 };
     }),

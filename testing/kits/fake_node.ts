@@ -6,6 +6,7 @@ import { applyConfChange, type ConfChange } from "../../server/core/conf_change.
 import type { ConfState, Index, NodeId } from "../../server/core/types.ts";
 import type {
   AdminOutcome,
+  CallOptions,
   EventListener,
   LeaderHint,
   MembershipPrecondition,
@@ -55,6 +56,10 @@ export class FakeNode implements NodeApi {
   readonly submitted: ClientCommand[] = [];
   /** Reads asked of this node (a handler that should answer from its commit alone asks none). */
   reads = 0;
+  /** The signal of every submit and read, in order (undefined: the handler passed none). */
+  readonly signals: (AbortSignal | undefined)[] = [];
+  /** Reads wait until their signal aborts (a read stuck behind a slow quorum); false: answer at once. */
+  holdReads = false;
   readonly transfers: NodeId[] = [];
   private index: Index = 0;
   private readonly listeners = new Set<EventListener>();
@@ -73,7 +78,8 @@ export class FakeNode implements NodeApi {
     return this.machine.timers(this.nowMs).map((command) => this.applyCommand(command));
   }
 
-  async submit(command: ClientCommand): Promise<SubmitOutcome> {
+  async submit(command: ClientCommand, options: CallOptions = {}): Promise<SubmitOutcome> {
+    this.signals.push(options.signal);
     await Promise.resolve();
     this.maybeThrow();
     const mode = this.mode;
@@ -92,8 +98,15 @@ export class FakeNode implements NodeApi {
     }
   }
 
-  async read<T>(query: (machine: LockStateMachine) => T): Promise<ReadOutcome<T>> {
+  async read<T>(query: (machine: LockStateMachine) => T, options: CallOptions = {}): Promise<ReadOutcome<T>> {
     this.reads++;
+    this.signals.push(options.signal);
+    const signal = options.signal;
+    if (this.holdReads && signal !== undefined) {
+      // As RaftNode: an aborted read is dropped and never answered.
+      await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+      return new Promise<never>(() => {});
+    }
     await Promise.resolve();
     this.maybeThrow();
     const mode = this.mode;
