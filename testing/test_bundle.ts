@@ -23,6 +23,7 @@ import { readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import { build, type Plugin } from "esbuild";
+import { NODE_BUNDLE_OPTIONS } from "../tools/build.ts";
 
 /**
  * Each source module's own URL, declared at the top of the module (on its first line, so line
@@ -56,14 +57,8 @@ export async function buildTestBundle(repoRoot: string, outDir: string, files: r
     outExtension: { ".js": ".mjs" },
     entryNames: "[dir]/[name]",
     chunkNames: "chunks/[name]-[hash]",
-    bundle: true,
+    ...NODE_BUNDLE_OPTIONS,
     splitting: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    packages: "external",
-    sourcemap: "linked",
-    logLevel: "warning",
     define: { "import.meta.url": SOURCE_URL_NAME },
     plugins: [sourceUrls],
   });

@@ -18,7 +18,7 @@
 import { cpSync, mkdirSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { type BuildOptions, build } from "esbuild";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -32,6 +32,21 @@ export const BUILD_ENTRIES: Readonly<Record<string, string>> = {
 
 export const DEFAULT_BUILD_DIR = join(repoRoot, "dist");
 
+/**
+ * How every bundle of ours is built for Node 20: ESM, packages left to node_modules (resolved
+ * from the repository at run time), linked source maps. The test bundle (testing/test_bundle.ts)
+ * uses it too.
+ */
+export const NODE_BUNDLE_OPTIONS = {
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  packages: "external",
+  sourcemap: "linked",
+  logLevel: "warning",
+} as const satisfies BuildOptions;
+
 /** Builds every entry into outDir (emptied first) and copies the protos; returns outDir. */
 export async function buildServer(outDir: string = DEFAULT_BUILD_DIR): Promise<string> {
   rmSync(outDir, { recursive: true, force: true });
@@ -40,13 +55,7 @@ export async function buildServer(outDir: string = DEFAULT_BUILD_DIR): Promise<s
     await build({
       entryPoints: [join(repoRoot, entry)],
       outfile: join(outDir, outFile),
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      target: "node20",
-      packages: "external",
-      sourcemap: "linked",
-      logLevel: "warning",
+      ...NODE_BUNDLE_OPTIONS,
       banner: { js: "#!/usr/bin/env node" },
     });
   }
