@@ -94,8 +94,9 @@ async function start(config: ServerConfig): Promise<Running> {
     random: new SeededRandom(randomInt(2 ** 31)),
     electionTimeoutTicks: config.electionTimeoutTicks,
     heartbeatIntervalTicks: config.heartbeatIntervalTicks,
-    // A commit reaches the followers with the next append or heartbeat (core/config.ts).
-    sendCommitAtOnce: false,
+    // The commit goes to the followers at once (core/config.ts sendCommitAtOnce, the default).
+    // Sending it with the next message instead lost liveness in the simulator at 10,000 seeds
+    // (random seeds 4521 and 9849 with membership churn and a member recovering lost data).
     // Test-only slow apply: one committed entry per Ready (and one Ready per pass, below).
     ...(config.testApplyDelayMs !== null ? { committedEntriesPerReadyMax: 1 } : {}),
   });

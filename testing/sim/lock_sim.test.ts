@@ -141,12 +141,11 @@ describe("lock simulation", () => {
     }
   });
 
-  it("answers a waiter queued on a member that catches up by InstallSnapshot, with no acquire deadline (seed 288)", async () => {
+  it("answers a waiter queued on a member that catches up by InstallSnapshot, with no acquire deadline (seed 328)", async () => {
     // Without RaftNode telling its restore listeners (raft_node.ts restoreSnapshot), this seed's
-    // waiter on the restored member was never answered: liveness, three clients never granted
-    // (seed 221 before the lock simulation ran tenured's sendCommitAtOnce: false, 220 before the
-    // leader coalesced renewals; testing/sim/README.md).
-    const r = await runLockSeed({ seed: 288, bug: null });
+    // waiter on the restored member was never answered: liveness, two clients never granted
+    // (the seed moves whenever the runs change: testing/sim/README.md).
+    const r = await runLockSeed({ seed: 328, bug: null });
     assert.deepEqual(r.violations, []);
     assert.ok(r.stats.restoresToWaiters > 0, "no restore reached a queued waiter: the seed no longer tests the fix");
   });

@@ -70,8 +70,7 @@ export function makeRaftNode(n: SimLockNode, deps: NodeDeps): RaftNode {
       inflightMessagesMax: s.inflightMessagesMax,
       entriesPerMessageMax: s.entriesPerMessageMax,
       uncommittedEntriesMax: s.uncommittedEntriesMax,
-      // As tenured runs (server/main.ts).
-      sendCommitAtOnce: false,
+      // As tenured runs (server/main.ts): the core's default, the commit sent at once.
       ...(n.lag ? { committedEntriesPerReadyMax: n.lag.committedEntriesPerReadyMax } : {}),
       logger: debug,
     }),

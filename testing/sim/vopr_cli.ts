@@ -27,7 +27,7 @@ interface CliOptions {
   ackWatermark: number | null;
   /** RunOptions.leaderSendsBeforePersist: leaders park their Ready (tenured's default). */
   leaderSendsBeforePersist: boolean;
-  /** RunOptions.sendCommitAtOnce false (--commit-with-next-message): tenured's default. */
+  /** RunOptions.sendCommitAtOnce false (--commit-with-next-message); tenured sends at once. */
   commitWithNextMessage: boolean;
   /** RunOptions.fullLivenessWindow: no early stop once liveness is shown. */
   fullLivenessWindow: boolean;

@@ -22,7 +22,7 @@ describe("simulator presets", () => {
     assert.deepEqual(failures, []);
   });
 
-  it("runs 100 random and 60 witness seeds as tenured runs (leaders send before their own write, commits reach followers with the next message), with no violation", () => {
+  it("runs 100 random and 60 witness seeds as tenured runs (leaders send before their own write), with no violation", () => {
     const failures: string[] = [];
     let parked = 0;
     for (const [preset, count] of [
@@ -30,7 +30,7 @@ describe("simulator presets", () => {
       ["witness", 60],
     ] as const) {
       for (let seed = 1; seed <= count; seed++) {
-        const r = runSeed({ seed, bug: null, preset, leaderSendsBeforePersist: true, sendCommitAtOnce: false });
+        const r = runSeed({ seed, bug: null, preset, leaderSendsBeforePersist: true });
         parked += r.stats.parkedReadies;
         for (const v of r.violations) failures.push(`${preset} seed ${seed}: ${v.check}: ${v.detail}`);
       }
