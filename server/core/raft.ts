@@ -61,6 +61,7 @@ import {
   entriesToStore,
   floorAfterMembershipChange,
   floorStillBinds,
+  floorUsable,
   grantsWitnessCandidate,
   handsOverTo,
   leavesJointConfig,
@@ -143,6 +144,8 @@ export class RaftCore {
   private catchUpProbes = new Set<NodeId>();
   /** The highest W3 floor a current-term leader sent: a witness truncates to it, a full member retains from it. */
   private witnessFloorReceived: Index = 0;
+  /** W3: a floor received before this member applied up to the leader's index it was computed at (floorUsable). */
+  private witnessFloorPending: { readonly floor: Index; readonly appliedIndex: Index } | null = null;
   /** Witness only: ticks spent as leader this term, capped by witnessLeaderMaxTicks (W5). */
   private witnessLeaderTicks = 0;
   /**
@@ -374,6 +377,7 @@ export class RaftCore {
   private retainedLogStart(snapshotIndex: Index): Index {
     if (this.isSelfWitness()) return snapshotIndex; // a witness truncates by compactWitnessLog only
     const leader = { id: this.id, committed: this.log.committed, stableIndex: this.log.stableIndex };
+    this.promotePendingFloor();
     const floor = this.role === "leader" ? leaderFloor(this.confState, leader, this.progress) : this.witnessFloorReceived;
     return retainedLogStart(this.confState, floor, snapshotIndex);
   }
@@ -402,6 +406,7 @@ export class RaftCore {
    */
   compactWitnessLog(): Snapshot | null {
     this.assertNoOutstandingReady();
+    this.promotePendingFloor();
     const index = truncationIndex(
       this.confState,
       this.id,
@@ -884,6 +889,7 @@ export class RaftCore {
       this.confState = s.confState;
       this.confIndex = s.index;
       this.witnessFloorReceived = floorAfterMembershipChange(); // W3: the membership may differ
+      this.witnessFloorPending = null;
       this.confAtStart = s.confState;
       this.confHistory = [];
       this.resetProgress();
@@ -994,8 +1000,23 @@ export class RaftCore {
 
   /** W3: a member keeps the highest floor a current-term leader sent for its current membership. */
   private noteWitnessFloor(m: AppendMessage | HeartbeatMessage): void {
-    if (!floorStillBinds(m.witnessFloorAppliedIndex ?? 0, this.confIndex)) return;
-    this.witnessFloorReceived = raisedFloor(this.witnessFloorReceived, m.witnessFloor);
+    const appliedIndex = m.witnessFloorAppliedIndex ?? 0;
+    if (!floorStillBinds(appliedIndex, this.confIndex)) return;
+    if (floorUsable(appliedIndex, this.log.applied)) {
+      this.witnessFloorReceived = raisedFloor(this.witnessFloorReceived, m.witnessFloor);
+    } else if (this.witnessFloorPending === null) {
+      this.witnessFloorPending = { floor: m.witnessFloor, appliedIndex };
+    }
+  }
+
+  /** W3: a pending floor becomes this member's once it applied up to the leader's index (floorUsable). */
+  private promotePendingFloor(): void {
+    const pending = this.witnessFloorPending;
+    if (pending === null || !floorUsable(pending.appliedIndex, this.log.applied)) return;
+    this.witnessFloorPending = null;
+    if (floorStillBinds(pending.appliedIndex, this.confIndex)) {
+      this.witnessFloorReceived = raisedFloor(this.witnessFloorReceived, pending.floor);
+    }
   }
 
   private onHeartbeatResponse(m: HeartbeatResponseMessage): void {
@@ -1055,10 +1076,10 @@ export class RaftCore {
    *   configuration before it (157, with b), and took the leader's floor, computed over 168's
    *   full members (a, b2), whose applied index passes floorStillBinds; b lacked the entries it
    *   then truncated. b was out of every configuration that could still come into force, so
-   *   nothing was lost, but IW1 as checked (over the witness's own configuration) fails, and a
-   *   witness truncating under a configuration it has not applied is not what W3 argues for.
-   *   Seed 430 (every surviving full member recovering from lost data, refusing votes) is not
-   *   explained.
+   *   nothing was lost, but IW1 as checked (over the witness's own configuration) failed; a
+   *   floor now waits until the witness applied up to it (witness_rules floorUsable), which the
+   *   same shape at 10,000 seeds needed too. Seed 430 (every surviving full member recovering
+   *   from lost data, refusing votes) is not explained.
    */
   private commitByAcks(): void {
     const before = this.log.committed;
@@ -1272,6 +1293,7 @@ export class RaftCore {
     this.confIndex = e.index;
     this.confHistory.push({ index: e.index, confState: result.confState });
     this.witnessFloorReceived = floorAfterMembershipChange(); // W3
+    this.witnessFloorPending = null;
     this.logLine(`${this.id} applies config ${e.index}: ${describeConfState(this.confState)}`);
     this.syncProgressWithConfig();
     if (this.role !== "leader") return;

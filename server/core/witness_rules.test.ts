@@ -9,6 +9,7 @@ import {
   electionTimeoutTicks,
   entriesToStore,
   floorStillBinds,
+  floorUsable,
   grantsWitnessCandidate,
   handsOverTo,
   leavesJointConfig,
@@ -93,6 +94,12 @@ describe("witness rules", () => {
     assert.equal(floorStillBinds(12, 9), true);
     assert.equal(floorStillBinds(8, 9), false, "computed before the change the witness applied at 9");
     assert.equal(floorStillBinds(0, 0), true, "no change since the bootstrap snapshot");
+  });
+
+  it("W3: a floor is used only once the member applied up to the leader's index it was computed at", () => {
+    assert.equal(floorUsable(20, 20), true);
+    assert.equal(floorUsable(20, 25), true);
+    assert.equal(floorUsable(21, 20), false, "computed over a configuration this member may not have applied");
   });
 
   it("W4: doubled election timeout; a witness candidate needs a strictly newer log", () => {

@@ -129,6 +129,20 @@ export function floorStillBinds(floorAppliedIndex: Index, confIndex: Index): boo
 }
 
 /**
+ * W3 (member side): may a member use a floor now? Only once it has itself applied up to the
+ * leader's applied index the floor was computed at: then the configuration it applies is the one
+ * the floor was computed over (floorStillBinds rules out a newer one). Before that, the floor may
+ * come from a configuration that dropped a member this member still counts, and a witness would
+ * truncate entries that member lacks (witness seeds 276, 1572, 3704, 8052 broke IW1 so: the
+ * dropped member was out for good, so nothing was lost, but W3's argument is over the witness's
+ * own configuration). Such a floor is kept, one at a time (the oldest: it becomes usable first),
+ * until this member's applied index reaches its own.
+ */
+export function floorUsable(floorAppliedIndex: Index, applied: Index): boolean {
+  return floorAppliedIndex <= applied;
+}
+
+/**
  * W3: the floor after a membership change is applied: none. A new full member may hold nothing
  * yet, so floors computed for the old membership no longer bound anything; wait for the leader's
  * next one.

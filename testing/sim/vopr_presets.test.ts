@@ -22,6 +22,23 @@ describe("simulator presets", () => {
     assert.deepEqual(failures, []);
   });
 
+  it("witness seeds that broke IW1 before a floor waited for the witness to apply its configuration run clean", () => {
+    // Each: a member replaced, the configuration dropping it committed, the witness still applying
+    // an older one with it, then a floor computed under the newer one (witness_rules floorUsable).
+    const failures: string[] = [];
+    let truncations = 0;
+    for (const seed of [1572, 3704, 3846, 8052]) {
+      const r = runSeed({ seed, bug: null, preset: "witness" });
+      truncations += r.stats.witnessTruncations;
+      for (const v of r.violations) failures.push(`seed ${seed}: ${v.check}: ${v.detail} (npm run sim -- --seed ${seed} --preset witness)`);
+    }
+    const parked = runSeed({ seed: 8742, bug: null, preset: "witness", leaderSendsBeforePersist: true });
+    truncations += parked.stats.witnessTruncations;
+    for (const v of parked.violations) failures.push(`seed 8742 (parked Ready): ${v.check}: ${v.detail}`);
+    assert.deepEqual(failures, []);
+    assert.ok(truncations > 0, "no witness truncated: the seeds no longer test the rule");
+  });
+
   it("runs 100 random and 60 witness seeds as tenured runs (leaders send before their own write), with no violation", () => {
     const failures: string[] = [];
     let parked = 0;
