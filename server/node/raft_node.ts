@@ -513,15 +513,18 @@ export class RaftNode implements NodeApi {
     }
   }
 
-  private proposeCommand(command: ClientCommand): { ok: true; index: Index; term: number } | { ok: false; outcome: SubmitOutcome } {
-    const s = this.core.status();
-    if (s.role !== "leader" || !this.leaderClock.isLeaderOf(s.term)) {
-      return { ok: false, outcome: { kind: "notLeader", hint: this.leaderHint() } };
-    }
+  /** A command of a client (or a renewal batch): proposed by a leader whose clock is set up. */
+  private proposeCommand(command: Command): { ok: true; index: Index; term: number } | { ok: false; outcome: SubmitOutcome } {
+    if (!this.leadsWithClock()) return { ok: false, outcome: { kind: "notLeader", hint: this.leaderHint() } };
     const r = this.core.propose(this.stamp(command));
     if (r.ok) return { ok: true, index: r.index, term: r.term };
     if (r.reason === "notLeader") return { ok: false, outcome: { kind: "notLeader", hint: this.leaderHint() } };
     return { ok: false, outcome: { kind: "unavailable", reason: r.detail } };
+  }
+
+  private leadsWithClock(): boolean {
+    const s = this.core.status();
+    return s.role === "leader" && this.leaderClock.isLeaderOf(s.term);
   }
 
   /** Proposals, reads and queued renewals waiting for an outcome (bounded by pendingMax). */
@@ -533,8 +536,7 @@ export class RaftNode implements NodeApi {
   private queueRenewal(command: LeaseKeepAlive, bytes: number, options: CallOptions, callback: SubmitCallback): void {
     const queue = this.renewals;
     assert(queue !== null, "renewal queued with coalescing off");
-    const s = this.core.status();
-    if (s.role !== "leader" || !this.leaderClock.isLeaderOf(s.term)) return callback({ kind: "notLeader", hint: this.leaderHint() });
+    if (!this.leadsWithClock()) return callback({ kind: "notLeader", hint: this.leaderHint() });
     const item: QueuedRenewal<SubmitCallback> = { command, callback, bytes, cancelled: false };
     const full = queue.add(item);
     if (full !== null) this.proposeRenewals(full);
@@ -560,16 +562,10 @@ export class RaftNode implements NodeApi {
     const answerAll = (outcome: SubmitOutcome): void => {
       for (const r of live) if (!r.cancelled) r.callback(outcome);
     };
-    const s = this.core.status();
-    if (s.role !== "leader" || !this.leaderClock.isLeaderOf(s.term)) return answerAll({ kind: "notLeader", hint: this.leaderHint() });
-    const r = this.core.propose(this.stamp({ kind: "LeaseKeepAliveBatch", renewals: live.map((q) => q.command) }));
-    if (!r.ok) {
-      return answerAll(
-        r.reason === "notLeader" ? { kind: "notLeader", hint: this.leaderHint() } : { kind: "unavailable", reason: r.detail },
-      );
-    }
-    this.proposals.set(r.index, {
-      term: r.term,
+    const proposed = this.proposeCommand({ kind: "LeaseKeepAliveBatch", renewals: live.map((q) => q.command) });
+    if (!proposed.ok) return answerAll(proposed.outcome);
+    this.proposals.set(proposed.index, {
+      term: proposed.term,
       callback: (outcome) => {
         const result = outcome.kind === "applied" ? outcome.result : null;
         if (result === null || !result.ok || result.kind !== "LeaseKeepAliveBatch") return answerAll(outcome);
