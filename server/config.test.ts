@@ -104,6 +104,13 @@ describe("config", () => {
     assert.equal(loadConfig([...base, "--renewal-coalesce-ticks", "0"], {}).renewalCoalesceTicks, 0);
     assert.equal(loadConfig(base, { TENURE_RENEWAL_COALESCE_TICKS: "3" }).renewalCoalesceTicks, 3);
   });
+
+  it("the leader's fsync runs off the event loop unless --fsync-on-event-loop", () => {
+    assert.equal(loadConfig(base, {}).fsyncOnEventLoop, false);
+    assert.equal(loadConfig([...base, "--fsync-on-event-loop"], {}).fsyncOnEventLoop, true);
+    assert.equal(loadConfig(base, { TENURE_FSYNC_ON_EVENT_LOOP: "1" }).fsyncOnEventLoop, true);
+    assert.throws(() => loadConfig(base, { TENURE_FSYNC_ON_EVENT_LOOP: "maybe" }), /fsyncOnEventLoop must be true or false/);
+  });
 });
 
 describe("config: transport security", () => {

@@ -55,6 +55,12 @@ export interface ServerConfig {
    */
   readonly renewalCoalesceTicks: number | null;
   /**
+   * fsync each write on the event loop (SQLite synchronous=FULL in the save) instead of on the
+   * thread pool while the loop serves clients (server/storage/wal_sync.ts). Equally durable;
+   * slower under load. For comparison and as a way back.
+   */
+  readonly fsyncOnEventLoop: boolean;
+  /**
    * Frame and snapshot limits (server/limits.ts, which asserts at startup how they relate to each
    * other and to the Raft and state limits). The client frame bounds a request to the client API;
    * the peer frame bounds one PeerBatch or one snapshot chunk, both ways.
@@ -130,6 +136,7 @@ const DEFAULTS: Omit<ServerConfig, NoDefault | TestOnly> & { readonly insecure: 
   lockDelayMs: 5_000,
   pendingRequestsMax: 10_000,
   renewalCoalesceTicks: null,
+  fsyncOnEventLoop: false,
   clientMessageBytesMax: CLIENT_MESSAGE_BYTES_MAX_DEFAULT,
   peerMessageBytesMax: PEER_MESSAGE_BYTES_MAX_DEFAULT,
   snapshotBytesMax: SNAPSHOT_BYTES_MAX_DEFAULT,
@@ -222,6 +229,7 @@ function validate(raw: Raw): ServerConfig {
     lockDelayMs: int(raw, "lockDelayMs", 0, 60_000),
     pendingRequestsMax: int(raw, "pendingRequestsMax", 1, 1_000_000),
     renewalCoalesceTicks: raw["renewalCoalesceTicks"] === null ? null : int(raw, "renewalCoalesceTicks", 0, 10_000),
+    fsyncOnEventLoop: bool(raw, "fsyncOnEventLoop"),
     // Plain ranges here; assertLimits (server/limits.ts) checks that the values fit together.
     clientMessageBytesMax: int(raw, "clientMessageBytesMax", 4 * 1024, 256 * 1024 * 1024),
     peerMessageBytesMax: int(raw, "peerMessageBytesMax", 64 * 1024, 256 * 1024 * 1024),

@@ -64,6 +64,12 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     help: "ticks the leader holds a KeepAlive to propose the renewals of every client as one entry; 0: each at once",
     defaultShown: "heartbeatIntervalTicks",
   },
+  {
+    key: "fsyncOnEventLoop",
+    kind: "boolean",
+    help: "fsync the leader's writes on the event loop instead of the thread pool (equally durable, slower under load)",
+    defaultShown: "false",
+  },
   { key: "clientMessageBytesMax", kind: "integer", help: "largest client request, in bytes", defaultShown: "server/limits.ts" },
   {
     key: "peerMessageBytesMax",

@@ -165,6 +165,8 @@ async function start(config: ServerConfig): Promise<Running> {
     pendingMax: config.pendingRequestsMax,
     overloadRetryAfterMs: config.tickMs * config.heartbeatIntervalTicks,
     renewalCoalesceTicks: config.renewalCoalesceTicks ?? config.heartbeatIntervalTicks,
+    // The leader's fsync on the thread pool while the loop serves clients (ready_loop.ts).
+    backgroundWrites: !config.fsyncOnEventLoop,
     memberAddresses: new Map(config.members.map((m) => [m.id, m.clientAddress])),
     requestProcess: () => scheduler.request(),
     log: (fields) => log({ component: "node", ...fields }),

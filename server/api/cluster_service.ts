@@ -121,7 +121,7 @@ export function clusterService(deps: ServiceDeps, options: ClusterServiceOptions
     TransferLeader: unary(deps, "Cluster.TransferLeader", async (raw, ctx) => {
       const { toNodeId } = parseTransferLeader(raw, limits);
       return audited(deps, ctx, `leadership to ${toNodeId}`, async () => {
-        throwUnlessOk(deps, node.transferLeader(toNodeId));
+        throwUnlessOk(deps, await node.transferLeader(toNodeId));
         return {};
       });
     }),

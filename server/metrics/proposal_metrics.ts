@@ -122,7 +122,7 @@ export class MeteredNode implements NodeApi {
     return this.inner.status();
   }
 
-  transferLeader(to: NodeId): AdminOutcome {
+  transferLeader(to: NodeId): Promise<AdminOutcome> {
     return this.inner.transferLeader(to);
   }
 

@@ -49,4 +49,47 @@ describe("storage metrics", () => {
     assert.equal(sampleValue(s, "tenure_snapshots_total", { origin: "leader" }), 1);
     assert.equal(sampleValue(s, "tenure_storage_recoveries_total"), 0);
   });
+
+  it("a background save is timed from its start to its report, and passed through to a store that has one", async () => {
+    const registry = createRegistry();
+    const inner = MemoryStorage.open();
+    let nowMs = 0;
+    const held: ((error: Error | null) => void)[] = [];
+    const background = Object.assign(inner, {
+      saveInBackground: (w: Parameters<MemoryStorage["save"]>[0], done: (error: Error | null) => void) => {
+        inner.save(w);
+        held.push(done);
+      },
+    });
+    const storage = new MeteredStorage(background, registry, { recoveredAtStart: false }, () => nowMs);
+    const reports: (Error | null)[] = [];
+    storage.saveInBackground({ hardState: { term: 1, vote: "a", commit: 0 }, snapshot: null, entries: [entry(1)] }, (e) => reports.push(e));
+    nowMs += 4; // its fsync returns 4 ms later
+    assert.equal(held.length, 1, "the inner store's own background save ran");
+    assert.equal(
+      sampleValue(parseExposition(await registry.metrics()), "tenure_storage_save_seconds_count"),
+      0,
+      "not timed before it returned",
+    );
+    held.shift()?.(null);
+    assert.equal(reports[0], null);
+    const s = parseExposition(await registry.metrics());
+    assert.equal(sampleValue(s, "tenure_storage_save_seconds_count"), 1);
+    assert.ok(Math.abs(sampleValue(s, "tenure_storage_save_seconds_sum") - 0.004) < 1e-9);
+    // A failed one is reported, not timed.
+    storage.saveInBackground({ hardState: null, snapshot: null, entries: [entry(2)] }, (e) => reports.push(e));
+    held.shift()?.(new Error("EIO"));
+    assert.match(String(reports[1]?.message), /EIO/);
+    assert.equal(sampleValue(parseExposition(await registry.metrics()), "tenure_storage_save_seconds_count"), 1);
+  });
+
+  it("a background save on a store without one is a save() reported later", async () => {
+    const storage = new MeteredStorage(MemoryStorage.open(), createRegistry(), { recoveredAtStart: false });
+    const reports: (Error | null)[] = [];
+    storage.saveInBackground({ hardState: { term: 1, vote: "a", commit: 0 }, snapshot: null, entries: [entry(1)] }, (e) => reports.push(e));
+    assert.equal(reports.length, 0, "reported after the call returns, as a real background save");
+    assert.equal(storage.load().entries.at(-1)?.index, 1, "written at once");
+    await Promise.resolve();
+    assert.equal(reports[0], null);
+  });
 });

@@ -1,7 +1,8 @@
 // Storage timings: a RaftStorage that wraps the node's, so sqlite_storage.ts carries no metrics
 // code. save() is synchronous and returns once durable (one SQLite transaction committed with
 // synchronous=FULL: its fsync), so two performance.now() reads around it time the durable write
-// of one Ready, fsync included. Snapshots: the size of the last one stored (made here, or
+// of one Ready, fsync included; a background save (saveInBackground, its fsync on the thread pool)
+// is timed from its start to its report. Snapshots: the size of the last one stored (made here, or
 // received from the leader in a save) and how long storing a self-made one and compacting took.
 // Storage recovery found at open (server/storage "Recovery", the storage_recovery log line) is
 // counted once per start; a store that is refused never starts, so it has no metrics (alert on
@@ -69,6 +70,23 @@ export class MeteredStorage implements RaftStorage {
     this.inner.save(write);
     this.saveSeconds.observe(Math.max(0, this.nowMs() - startMs) / 1000);
     if (write.snapshot !== null) this.storedSnapshot(write.snapshot, "leader");
+  }
+
+  /** Timed to `done`: the write and its fsync off the event loop, as save() times both. */
+  saveInBackground(write: StorageWrite, done: (error: Error | null) => void): void {
+    const startMs = this.nowMs();
+    const finished = (error: Error | null): void => {
+      if (error === null) {
+        this.saveSeconds.observe(Math.max(0, this.nowMs() - startMs) / 1000);
+        if (write.snapshot !== null) this.storedSnapshot(write.snapshot, "leader");
+      }
+      done(error);
+    };
+    if (this.inner.saveInBackground === undefined) {
+      // A store without it: the write is durable when save() returns; `done` still comes later.
+      this.inner.save(write);
+      queueMicrotask(() => finished(null));
+    } else this.inner.saveInBackground(write, finished);
   }
 
   saveSnapshotAndCompact(snapshot: Snapshot, logStart?: SnapshotMetadata | null): void {

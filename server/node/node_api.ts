@@ -96,7 +96,8 @@ export interface NodeApi {
    */
   subscribe(listener: EventListener, onRestored?: RestoreListener): () => void;
   status(): NodeStatus;
-  transferLeader(to: NodeId): AdminOutcome;
+  /** Asynchronous because a parked Ready's background write may hold inputs back (raft_node.ts). */
+  transferLeader(to: NodeId): Promise<AdminOutcome>;
   /** `precondition` refusing: "refused" with its reason, nothing proposed (server/api/membership_rules.ts). */
   changeMembership(change: ConfChange, precondition?: MembershipPrecondition): Promise<AdminOutcome>;
   /** Client-API address of every member (for leader hints and the Members call). */

@@ -53,6 +53,33 @@ describe("RaftNode", () => {
     assert.equal(leader.status().lastIndex, lastIndex, "a refused change proposes nothing");
   });
 
+  it("backgroundWrites: inputs wait while the leader's write is in flight, no pass is asked for meanwhile, and its return finishes it", async () => {
+    const c = new NodeCluster(["a", "b", "c"], 1000, { backgroundWrites: true });
+    c.advance(600);
+    const leader = c.leader();
+    assert.ok(leader, "no leader elected with background writes");
+    const id = leader.id;
+    c.releaseWrites();
+    const lastIndex = leader.status().lastIndex;
+    const first = leader.submit({ kind: "LeaseGrant", clientId: "x", seq: 1, ttlMs: 5000 });
+    leader.process(); // proposes, sends the append, parks: its write is in flight
+    assert.equal(leader.status().lastIndex, lastIndex + 1);
+    assert.equal(c.heldWrites.get(id)?.length, 1, "the write runs in the background");
+    const asked = c.processRequests.get(id);
+    const second = leader.submit({ kind: "LeaseGrant", clientId: "y", seq: 1, ttlMs: 5000 });
+    leader.tick();
+    leader.process();
+    assert.equal(leader.status().lastIndex, lastIndex + 1, "the second proposal waits for the write");
+    assert.equal(c.processRequests.get(id), asked, "no pass asked for while the write is in flight (no spin)");
+    assert.equal(c.releaseWrites(id), 1);
+    assert.equal(c.processRequests.get(id), (asked ?? 0) + 1, "its return asks for the pass");
+    leader.process();
+    assert.equal(leader.status().lastIndex, lastIndex + 2, "the held proposal went in after the write");
+    const outcomes = [await c.settle(first), await c.settle(second)];
+    for (const o of outcomes) applied(o);
+    assert.equal((await leader.transferLeader("nobody")).kind, "refused");
+  });
+
   it("grants a lease and a lock with a token, and answers a retry with the same token", async () => {
     const c = await electedCluster();
     const leader = c.leader()!;

@@ -101,6 +101,14 @@ export interface RaftNodeOptions {
    */
   readonly leaderSendsBeforePersist?: boolean;
   /**
+   * With leaderSendsBeforePersist: a parked Ready's write runs in the background when the
+   * storage can (SqliteStorage.saveInBackground: the fsync on the thread pool), so the event loop
+   * serves the gRPC traffic during the leader's fsync (ready_loop.ts backgroundWrites). Inputs
+   * wait while it runs, as while any Ready is parked. Default false (the simulator's storage has
+   * no background write); tenured turns it on.
+   */
+  readonly backgroundWrites?: boolean;
+  /**
    * Readies handled by one process() pass at most (default 1000). When a pass stops with work
    * left (this bound, or the core's committedEntriesPerReadyMax leaving committed entries
    * unapplied), the node asks for another pass (requestProcess), so apply can lag commit across
@@ -191,6 +199,7 @@ export class RaftNode implements NodeApi {
       readiesPerPassMax: options.readiesPerPassMax ?? READIES_PER_PASS_MAX_DEFAULT,
       ...(options.testOnlyBugSendBeforePersist === true ? { testOnlyBugSendBeforePersist: true } : {}),
       leaderSendsBeforePersist: options.leaderSendsBeforePersist ?? true,
+      ...(options.backgroundWrites === true ? { backgroundWrites: { onWriteDurable: () => this.options.requestProcess() } } : {}),
       applier: {
         restoreSnapshot: (snapshot) => this.restoreSnapshot(snapshot),
         applyEntry: (entry) => this.applyEntry(entry),
@@ -282,14 +291,18 @@ export class RaftNode implements NodeApi {
     };
   }
 
-  transferLeader(to: NodeId): AdminOutcome {
-    // Synchronous answer: a parked Ready is finished here, not deferred (an admin call, rare).
-    this.loop.finishParked();
+  transferLeader(to: NodeId): Promise<AdminOutcome> {
+    return new Promise((resolve) => this.transferLeaderWithCallback(to, resolve));
+  }
+
+  private transferLeaderWithCallback(to: NodeId, callback: (outcome: AdminOutcome) => void): void {
+    if (this.stopped) return callback({ kind: "refused", reason: "node stopped" });
+    if (this.deferWhileParked(() => this.transferLeaderWithCallback(to, callback))) return;
     const r = this.core.transferLeadership(to);
     this.options.requestProcess();
-    if (r.ok) return { kind: "ok" };
-    if (r.reason === "notLeader") return { kind: "notLeader", hint: this.leaderHint() };
-    return { kind: "refused", reason: r.detail };
+    if (r.ok) return callback({ kind: "ok" });
+    if (r.reason === "notLeader") return callback({ kind: "notLeader", hint: this.leaderHint() });
+    callback({ kind: "refused", reason: r.detail });
   }
 
   changeMembership(change: ConfChange, precondition?: MembershipPrecondition): Promise<AdminOutcome> {
@@ -373,12 +386,14 @@ export class RaftNode implements NodeApi {
    * next pass; ready_loop.ts) the core takes no input: an input that arrives then is kept and
    * run, in arrival order, at the start of the next pass, right after the parked Ready is
    * finished. A pass is already requested, so this holds inputs for at most one event-loop turn
-   * (bounded by what one turn delivers). Storage I/O thus stays in process(), never in an input.
+   * (bounded by what one turn delivers), or, while the parked write runs in the background
+   * (backgroundWrites), until it is durable: its callback asks for the pass. Storage I/O thus
+   * stays in process(), never in an input.
    */
   private deferWhileParked(input: () => void): boolean {
     if (!this.loop.parked()) return false;
     this.deferredInputs.push(input);
-    this.options.requestProcess();
+    if (!this.loop.writing()) this.options.requestProcess();
     return true;
   }
 
@@ -392,7 +407,8 @@ export class RaftNode implements NodeApi {
 
   /** Runs Ready cycles until the core is quiet. Storage failure throws: fatal to the process. */
   process(): void {
-    if (this.stopped) return;
+    // A background write still in flight: its callback asks for the pass that finishes it.
+    if (this.stopped || this.loop.writing()) return;
     // A parked Ready first, then the inputs it held back, then new Readies (the parked one counts
     // towards this pass's bound).
     const finished = this.loop.finishParked();
@@ -401,7 +417,7 @@ export class RaftNode implements NodeApi {
     this.options.onConfiguration?.(this.core.status().confState);
     // Work left by the pass bound (or committed entries beyond the per-Ready cap), or a leader's
     // Ready parked until its appends are on the wire (ready_loop.ts): another pass.
-    if (!this.stopped && (this.loop.parked() || this.core.hasReady())) this.options.requestProcess();
+    if (!this.stopped && !this.loop.writing() && (this.loop.parked() || this.core.hasReady())) this.options.requestProcess();
   }
 
   private softStateChanged(soft: SoftState): void {

@@ -46,8 +46,15 @@ function readyWith(n: number, parts: Partial<Ready> = {}): Ready {
   };
 }
 
-/** Records every call of the loop on its core, storage, transport and applier, in order. */
-function recordingLoop(readies: Ready[], extra: Partial<ReadyLoopOptions> = {}): { loop: ReadyLoop; log: string[] } {
+/**
+ * Records every call of the loop on its core, storage, transport and applier, in order. With
+ * `heldWrites`, the storage has saveInBackground: it logs the write and holds its callback there.
+ */
+function recordingLoop(
+  readies: Ready[],
+  extra: Partial<ReadyLoopOptions> = {},
+  heldWrites?: ((error: Error | null) => void)[],
+): { loop: ReadyLoop; log: string[] } {
   const log: string[] = [];
   const queue = [...readies];
   let outstanding: Ready | null = null;
@@ -73,6 +80,14 @@ function recordingLoop(readies: Ready[], extra: Partial<ReadyLoopOptions> = {}):
           `save hs=${w.hardState?.commit} entries=${w.entries.map((e) => e.index).join(",")}${w.snapshot ? ` snap=${w.snapshot.metadata.index}` : ""}`,
         ),
       saveSnapshotAndCompact: (s) => log.push(`compact ${s.metadata.index}`),
+      ...(heldWrites === undefined
+        ? {}
+        : {
+            saveInBackground: (w: StorageWrite, done: (error: Error | null) => void) => {
+              log.push(`background save hs=${w.hardState?.commit} entries=${w.entries.map((e) => e.index).join(",")}`);
+              heldWrites.push(done);
+            },
+          }),
     },
     transport: { send: (ms) => log.push(`send ${ms.length}`) },
     applier: {
@@ -184,6 +199,72 @@ describe("ReadyLoop", () => {
     assert.deepEqual(log.slice(4), ["ready undefined", "send 1", "save hs=undefined entries=2", "advance undefined", "after undefined"]);
     loop.finishParked(); // nothing parked: a no-op
     assert.equal(log.length, 9);
+  });
+
+  it("backgroundWrites: the parked Ready's write starts with its appends; nothing more until the storage reports it durable", () => {
+    const append: Message = {
+      kind: "append",
+      from: "a",
+      to: "b",
+      term: 1,
+      prevIndex: 1,
+      prevTerm: 1,
+      entries: [entry(2)],
+      commit: 1,
+      witnessFloor: 0,
+    };
+    const refusal: Message = { kind: "voteResponse", from: "a", to: "c", term: 1, reject: true } as Message;
+    const pending: ((error: Error | null) => void)[] = [];
+    let durableCalls = 0;
+    const elected = readyWith(1, { messages: [] });
+    const own = readyWith(2, { committedEntries: [entry(1)], messages: [append, refusal] });
+    const next = readyWith(3, { messages: [] });
+    const { loop, log } = recordingLoop(
+      [elected, own, next],
+      { leaderSendsBeforePersist: true, backgroundWrites: { onWriteDurable: () => durableCalls++ } },
+      pending,
+    );
+    loop.process();
+    assert.deepEqual(log.slice(4), ["ready 2", "send 1", "background save hs=2 entries=2"], "appends out, then the write started");
+    assert.equal(loop.writing(), true);
+    assert.equal(loop.process(), 0, "a pass while the write is in flight does nothing");
+    assert.equal(loop.finishParked(), false);
+    assert.equal(log.length, 7);
+    assert.equal(durableCalls, 0);
+    pending.shift()?.(null);
+    assert.equal(durableCalls, 1, "the owner is told to run a pass");
+    assert.equal(loop.writing(), false);
+    assert.equal(loop.parked(), true, "still parked until a pass finishes it");
+    assert.equal(log.length, 7, "the callback itself sends, applies and advances nothing");
+    loop.process();
+    assert.deepEqual(log.slice(7, 13), ["send 1", "apply 1", "advance 2", "after 2", "compact 1", "ready 3"], "no second save");
+    assert.equal(log[13], "save hs=3 entries=3", "a Ready without appends is written in the pass, as before");
+  });
+
+  it("backgroundWrites: a failed background write is thrown by the pass that would finish the Ready, before anything of it leaves", () => {
+    const append: Message = {
+      kind: "append",
+      from: "a",
+      to: "b",
+      term: 1,
+      prevIndex: 1,
+      prevTerm: 1,
+      entries: [entry(2)],
+      commit: 1,
+      witnessFloor: 0,
+    };
+    const refusal: Message = { kind: "voteResponse", from: "a", to: "c", term: 1, reject: true } as Message;
+    const held: ((error: Error | null) => void)[] = [];
+    const { loop, log } = recordingLoop(
+      [readyWith(1, { messages: [] }), readyWith(2, { messages: [append, refusal] })],
+      { leaderSendsBeforePersist: true, backgroundWrites: { onWriteDurable: () => {} } },
+      held,
+    );
+    loop.process();
+    const before = log.length;
+    held.shift()?.(new Error("fdatasync failed: EIO"));
+    assert.throws(() => loop.process(), /EIO/);
+    assert.equal(log.length, before, "the refusal was not sent, nothing applied or advanced");
   });
 
   it("acknowledgements, votes, a new term or vote, a snapshot: persisted before anything is sent", () => {

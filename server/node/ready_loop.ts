@@ -33,6 +33,14 @@
 // they carry is a quorum's). Every acknowledgement, vote or other response still leaves only
 // after the write of its Ready is durable, and no entry is applied before it is on this disk.
 //
+// The parked Ready's write in the background (backgroundWrites, issue 14 point 3): with a storage
+// that offers saveInBackground (SqliteStorage: the transaction now, its fsync on the thread
+// pool), the parked Ready's write starts at once, right after its appends, and the loop stays
+// parked until the storage reports it durable (onWriteDurable; the owner then asks for a pass).
+// Meanwhile the event loop is free for the gRPC traffic (TLS, decoding, auth) the fsync used to
+// block; the owner still holds every input to the core back while parked, so the core sees
+// exactly the order of the synchronous case (a write, then its Ready's rest, then the inputs).
+//
 // Synchronous and deterministic: no clock, no randomness, no timers, no Promises, so the
 // simulator drives the production loop step by step. It imports nothing of server/state (the
 // witness uses it and must never reach the state machine; witness/purity.test.ts).
@@ -64,7 +72,7 @@ export interface MessageSink {
 export type Compact = (snapshot: Snapshot, logStart: SnapshotMetadata | null) => void;
 
 /** The durable half of the loop: one save per Ready, plus the role's own compactions. */
-export type ReadyStorage = Pick<RaftStorage, "save" | "saveSnapshotAndCompact">;
+export type ReadyStorage = Pick<RaftStorage, "save" | "saveSnapshotAndCompact" | "saveInBackground">;
 
 /** What a role does with what the Ready hands over. Every call comes after the persist step. */
 export interface ReadyApplier {
@@ -113,6 +121,24 @@ export interface ReadyLoopOptions {
    * finishParked() before it hands the core any input, and ask for a pass while parked().
    */
   readonly leaderSendsBeforePersist?: boolean;
+  /**
+   * With leaderSendsBeforePersist and a storage with saveInBackground: the parked Ready's write
+   * starts at once and the loop stays parked until it is durable (the header). `onWriteDurable`
+   * is then called from the storage's callback: the owner asks for a pass, which finishes it.
+   */
+  readonly backgroundWrites?: { readonly onWriteDurable: () => void };
+}
+
+/** A parked Ready's write: not started (the next pass makes it), in the background, or done. */
+type ParkedWrite = "next pass" | "in flight" | "durable";
+
+interface Parked {
+  readonly rd: Ready;
+  /** Its messages that leave after the write. */
+  readonly rest: readonly Message[];
+  write: ParkedWrite;
+  /** A background write's failure, thrown by the pass that would finish the Ready. */
+  error: Error | null;
 }
 
 /** What a leader may send before its own write of the Ready: it promises nothing of it. */
@@ -128,7 +154,7 @@ export class ReadyLoop {
   /** Only under testOnlyBugSendBeforePersist: writes whose messages already left. */
   private held: HeldWrite[] = [];
   /** A leader's Ready whose appends left before its write; `rest` leave after it (leaderSendsBeforePersist). */
-  private parkedReady: { readonly rd: Ready; readonly rest: readonly Message[] } | null = null;
+  private parkedReady: Parked | null = null;
   /** Term and vote of the last hard state this loop saved (null: none yet; the stored ones). */
   private savedTermVote: { readonly term: number; readonly vote: string } | null = null;
 
@@ -146,6 +172,7 @@ export class ReadyLoop {
     const core = this.options.core;
     let handled = handledBefore;
     if (this.finishParked()) handled++;
+    if (this.writing()) return handled; // the core still waits for the parked Ready's advance
     while (handled < this.options.readiesPerPassMax && core.hasReady()) {
       const rd = core.ready();
       handled++;
@@ -155,7 +182,7 @@ export class ReadyLoop {
         // Parked: the pass ends here so the turn ends and the appends reach the wire before
         // this node's fsync (the next pass, or finishParked() at the next input, persists it).
         this.options.transport.send(early.before);
-        this.parkedReady = { rd, rest: early.after };
+        this.park(rd, early.after);
         break;
       }
       this.handle(rd);
@@ -167,16 +194,25 @@ export class ReadyLoop {
   processOne(): boolean {
     this.releaseHeldWrites();
     this.finishParked();
-    if (!this.options.core.hasReady()) return false;
+    if (this.writing() || !this.options.core.hasReady()) return false;
     const rd = this.options.core.ready();
     this.options.onReady?.(rd);
     this.handle(rd);
     return true;
   }
 
-  /** True while a leader's Ready is parked: its appends left, its write is not yet made. */
+  /** True while a leader's Ready is parked: its appends left, the rest of it is not done. */
   parked(): boolean {
     return this.parkedReady !== null;
+  }
+
+  /**
+   * True while the parked Ready's write runs in the background: nothing can finish it until
+   * the storage reports it durable (backgroundWrites.onWriteDurable), so a pass before that
+   * does nothing.
+   */
+  writing(): boolean {
+    return this.parkedReady?.write === "in flight";
   }
 
   /**
@@ -187,10 +223,32 @@ export class ReadyLoop {
    */
   finishParked(): boolean {
     const parked = this.parkedReady;
-    if (parked === null) return false;
+    if (parked === null || parked.write === "in flight") return false;
     this.parkedReady = null;
-    this.persistSendApply(parked.rd, parked.rest);
+    if (parked.error !== null) throw parked.error; // fatal, as a save() that threw
+    if (parked.write === "durable") this.sendApply(parked.rd, parked.rest);
+    else this.persistSendApply(parked.rd, parked.rest);
     return true;
+  }
+
+  /** Parks `rd` (its appends just left) and, with backgroundWrites, starts its write. */
+  private park(rd: Ready, rest: readonly Message[]): void {
+    const parked: Parked = { rd, rest, write: "next pass", error: null };
+    this.parkedReady = parked;
+    const background = this.options.backgroundWrites;
+    const saveInBackground = this.options.storage.saveInBackground;
+    if (background === undefined || saveInBackground === undefined) return;
+    parked.write = "in flight";
+    saveInBackground.call(this.options.storage, this.writeOf(rd), (error) => {
+      assert(parked.write === "in flight", "a background write reported twice");
+      parked.write = "durable";
+      parked.error = error;
+      background.onWriteDurable();
+    });
+  }
+
+  private writeOf(rd: Ready): StorageWrite {
+    return { hardState: rd.hardState, snapshot: rd.snapshot, entries: rd.entries, sync: rd.mustSync };
   }
 
   /**
@@ -216,7 +274,7 @@ export class ReadyLoop {
 
   private handle(rd: Ready): void {
     const { storage, transport } = this.options;
-    const write: StorageWrite = { hardState: rd.hardState, snapshot: rd.snapshot, entries: rd.entries, sync: rd.mustSync };
+    const write = this.writeOf(rd);
     if (this.options.testOnlyBugSendBeforePersist === true) {
       // The deliberate bug: see ReadyLoopOptions.testOnlyBugSendBeforePersist.
       if (rd.messages.length > 0) transport.send(rd.messages);
@@ -237,7 +295,12 @@ export class ReadyLoop {
   private persistSendApply(rd: Ready, messages: readonly Message[]): void {
     // 1. Persist: one transaction, durable before anything (else) of this Ready leaves the node.
     // mustSync false: only the commit index changed; written without an fsync (StorageWrite.sync).
-    this.options.storage.save({ hardState: rd.hardState, snapshot: rd.snapshot, entries: rd.entries, sync: rd.mustSync });
+    this.options.storage.save(this.writeOf(rd));
+    this.sendApply(rd, messages);
+  }
+
+  /** Steps 2-5 for `rd`, whose write is durable. */
+  private sendApply(rd: Ready, messages: readonly Message[]): void {
     if (rd.hardState !== null) this.savedTermVote = { term: rd.hardState.term, vote: rd.hardState.vote };
     // 2. Send.
     if (messages.length > 0) this.options.transport.send(messages);

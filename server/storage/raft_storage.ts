@@ -45,6 +45,13 @@ export interface RaftStorage {
   /** Durable (fsynced) when it returns, unless `write.sync` is false (see StorageWrite.sync). */
   save(write: StorageWrite): void;
   /**
+   * Optional: save() whose wait for the disk runs off the event loop. The write is made now;
+   * `done(null)` runs later, once it is as durable as a save() that returned, or `done(error)`,
+   * fatal as a save() that threw. Until `done` nothing else may be called but close().
+   * SqliteStorage has it (its fsync on the thread pool); the in-memory twin does not.
+   */
+  saveInBackground?(write: StorageWrite, done: (error: Error | null) => void): void;
+  /**
    * Records a snapshot the node made itself and drops the stored entries below the retain index
    * (retainFromIndex = logStart.index + 1). Without `logStart` (plain Raft, no witness) that is
    * the snapshot index + 1: every entry at or below the snapshot goes. With a witness in the

@@ -37,6 +37,7 @@ import { assertCompactValid, assertIdentityShape, assertWriteValid, corruptError
 import type { LogView } from "./storage_checks.ts";
 import { OPERATOR_ADVICE, assessWal, describeLosses, lossesAgainstRecord, raisedHardState, recordClaimsNothing } from "./startup_checks.ts";
 import { checkWal, readWalSalts } from "./wal_check.ts";
+import { WalSync } from "./wal_sync.ts";
 import { inspectReadOnly, readPageSizeBytes } from "./sqlite_inspect.ts";
 import type { Inspection } from "./sqlite_inspect.ts";
 import { decodeHardStateRow, decodeIdentityRow, prepareReads, readVerifiedState } from "./sqlite_rows.ts";
@@ -116,6 +117,8 @@ export class SqliteStorage implements RaftStorage {
   private recoveryFound: StorageRecovery | null = null;
   /** The state the inspection verified at open: the first load() returns it (no second read). */
   private preloaded: PersistedState | null = null;
+  /** saveInBackground's fsync of the WAL on the thread pool (wal_sync.ts). */
+  private readonly walSync: WalSync;
 
   private constructor(
     private readonly db: Database.Database,
@@ -123,6 +126,7 @@ export class SqliteStorage implements RaftStorage {
     private readonly lockPath: string,
   ) {
     this.where = `sqlite store ${dataDir}`;
+    this.walSync = new WalSync(path.join(dataDir, WAL_FILE_NAME));
     this.sql = prepareStatements(db);
     this.saveTransaction = db.transaction((write: StorageWrite) => this.writeRows(write));
     this.compactTransaction = db.transaction((snapshot: Snapshot, logStart: SnapshotMetadata | null) =>
@@ -351,6 +355,32 @@ export class SqliteStorage implements RaftStorage {
   }
 
   /**
+   * save() whose fsync runs off the event loop: the transaction is committed now at
+   * synchronous=NORMAL (in the WAL, crash-consistent, not yet durable), then the WAL is fsynced
+   * on the thread pool (wal_sync.ts) and `done(null)` runs once the write is as durable as a
+   * save() that returned; `done(error)` if that failed (fatal: the write may be lost). Until
+   * `done` runs nothing else of this store may be called but close() (the Ready loop holds its
+   * next write back). A synced write only: an unsynced one has nothing to wait for.
+   */
+  saveInBackground(write: StorageWrite, done: (error: Error | null) => void): void {
+    this.assertOpen();
+    assert(write.sync !== false, `${this.where}: saveInBackground of an unsynced write; use save()`);
+    const tracker = this.ack();
+    this.preloaded = null;
+    tracker.beforeSave(write);
+    guardSqlite(this.where, () => this.saveWithoutSync(write));
+    this.walSync.sync((error) => {
+      if (error !== null) return done(error);
+      // After close() the checkpoint there made it durable and the record is final: claim nothing.
+      if (!this.closed) {
+        tracker.afterSave(write, true);
+        this.saveCounts.synced++;
+      }
+      done(null);
+    });
+  }
+
+  /**
    * A commit-index-only change (StorageWrite.sync false): the same transaction with
    * synchronous=NORMAL, so its commit appends to the WAL without an fsync. The WAL is append-only
    * and the next synced commit fsyncs the whole file, so this write becomes durable with it, in
@@ -428,6 +458,7 @@ export class SqliteStorage implements RaftStorage {
       tracker.markClosed();
       this.db.close();
     } finally {
+      this.walSync.close();
       this.ackFile?.close();
       releaseLock(this.lockPath);
     }
@@ -435,6 +466,7 @@ export class SqliteStorage implements RaftStorage {
 
   private assertOpen(): void {
     assert(!this.closed, `${this.where}: used after close()`);
+    assert(!this.walSync.syncing(), `${this.where}: used while a background save's fsync is in flight`);
     assert(!this.synchronousLost, `${this.where}: PRAGMA synchronous could not be set back to FULL; refusing writes`);
   }
 

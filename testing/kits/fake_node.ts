@@ -146,7 +146,7 @@ export class FakeNode implements NodeApi {
     };
   }
 
-  transferLeader(to: NodeId): AdminOutcome {
+  async transferLeader(to: NodeId): Promise<AdminOutcome> {
     if (this.mode.kind === "notLeader") return { kind: "notLeader", hint: this.mode.hint };
     if (!this.confState.voters.includes(to)) return { kind: "refused", reason: `${to} is not a voter` };
     this.transfers.push(to);

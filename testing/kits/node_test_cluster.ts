@@ -6,7 +6,8 @@ import { bootstrapState } from "../../server/core/bootstrap.ts";
 import { makeRaftConfig } from "../../server/core/config.ts";
 import type { Message } from "../../server/core/messages.ts";
 import { SeededRandom } from "../../server/core/random.ts";
-import type { NodeId } from "../../server/core/types.ts";
+import type { NodeId, PersistedState, Snapshot, SnapshotMetadata } from "../../server/core/types.ts";
+import type { RaftStorage, StorageIdentity, StorageWrite } from "../../server/storage/raft_storage.ts";
 import { stateConfig } from "../../server/state/limits.ts";
 import { MemoryDisk, MemoryStorage } from "../../server/storage/memory_storage.ts";
 import type { PeerAddress, PeerTransport, PeerTransportStats } from "../../server/transport/peer_transport.ts";
@@ -30,6 +31,40 @@ class TestTransport implements PeerTransport {
   async close(): Promise<void> {}
 }
 
+/**
+ * MemoryStorage with saveInBackground (RaftNodeOptions.backgroundWrites): the write is made at
+ * once, its "fsync" returns when the cluster releases it (NodeCluster.releaseWrites, or the next
+ * pump round), as SqliteStorage's returns from the thread pool.
+ */
+class HeldWriteStorage implements RaftStorage {
+  constructor(
+    private readonly inner: MemoryStorage,
+    private readonly held: ((error: Error | null) => void)[],
+  ) {}
+  load(): PersistedState {
+    return this.inner.load();
+  }
+  save(write: StorageWrite): void {
+    this.inner.save(write);
+  }
+  saveInBackground(write: StorageWrite, done: (error: Error | null) => void): void {
+    this.inner.save(write);
+    this.held.push(done);
+  }
+  saveSnapshotAndCompact(snapshot: Snapshot, logStart?: SnapshotMetadata | null): void {
+    this.inner.saveSnapshotAndCompact(snapshot, logStart);
+  }
+  identity(): StorageIdentity | null {
+    return this.inner.identity();
+  }
+  setIdentity(identity: StorageIdentity): void {
+    this.inner.setIdentity(identity);
+  }
+  close(): void {
+    this.inner.close();
+  }
+}
+
 class TestNetwork {
   readonly queue: Message[] = [];
   readonly down = new Set<NodeId>();
@@ -42,6 +77,10 @@ export class NodeCluster {
   private readonly net = new TestNetwork();
   private readonly transports = new Map<NodeId, TestTransport>();
   private readonly random = new SeededRandom(7);
+  /** Background writes whose "fsync" has not returned yet, per node (limits.backgroundWrites). */
+  readonly heldWrites = new Map<NodeId, ((error: Error | null) => void)[]>();
+  /** requestProcess() calls per node since start. */
+  readonly processRequests = new Map<NodeId, number>();
 
   constructor(
     readonly ids: readonly NodeId[],
@@ -51,6 +90,8 @@ export class NodeCluster {
       readonly overloadRetryAfterMs?: number;
       /** RaftNodeOptions.renewalCoalesceTicks; absent: the node's default (the heartbeat interval). */
       readonly renewalCoalesceTicks?: number;
+      /** RaftNodeOptions.backgroundWrites on a storage whose background writes wait for releaseWrites(). */
+      readonly backgroundWrites?: boolean;
     } = {},
   ) {
     for (const id of ids) {
@@ -67,9 +108,14 @@ export class NodeCluster {
     const disk = this.disks.get(id);
     if (!disk) throw new Error(`no disk for ${id}`);
     const transport = new TestTransport(this.net);
+    const held: ((error: Error | null) => void)[] = [];
+    this.heldWrites.set(id, held);
+    this.processRequests.set(id, 0);
+    const memory = MemoryStorage.open(disk);
     const node = new RaftNode({
       raftConfig: makeRaftConfig({ id, random: this.random.fork() }),
-      storage: MemoryStorage.open(disk),
+      storage: this.limits.backgroundWrites === true ? new HeldWriteStorage(memory, held) : memory,
+      ...(this.limits.backgroundWrites === true ? { backgroundWrites: true } : {}),
       transport,
       clock: { monotonicMs: () => this.nowMs },
       stateConfig: stateConfig({ lockDelayMs: this.lockDelayMs }),
@@ -78,7 +124,7 @@ export class NodeCluster {
       ...(this.limits.overloadRetryAfterMs === undefined ? {} : { overloadRetryAfterMs: this.limits.overloadRetryAfterMs }),
       ...(this.limits.renewalCoalesceTicks === undefined ? {} : { renewalCoalesceTicks: this.limits.renewalCoalesceTicks }),
       memberAddresses: new Map(this.ids.map((x) => [x, `127.0.0.1:${x}`])),
-      requestProcess: () => {},
+      requestProcess: () => this.processRequests.set(id, (this.processRequests.get(id) ?? 0) + 1),
       log: () => {},
     });
     this.nodes.set(id, node);
@@ -99,11 +145,25 @@ export class NodeCluster {
     this.net.down.add(id);
   }
 
+  /** Every held background write of `id` (all nodes when absent) returns, in order. */
+  releaseWrites(id?: NodeId): number {
+    let released = 0;
+    for (const [node, held] of this.heldWrites) {
+      if (id !== undefined && node !== id) continue;
+      for (const done of held.splice(0)) {
+        done(null);
+        released++;
+      }
+    }
+    return released;
+  }
+
   pump(roundsMax = 200): void {
     for (let round = 0; round < roundsMax; round++) {
+      const released = this.releaseWrites();
       for (const [id, n] of this.nodes) if (!this.net.down.has(id)) n.process();
       const batch = this.net.queue.splice(0);
-      if (batch.length === 0) return;
+      if (batch.length === 0 && released === 0 && [...this.heldWrites.values()].every((h) => h.length === 0)) return;
       for (const m of batch) {
         if (this.net.down.has(m.to) || this.net.down.has(m.from)) continue;
         this.transports.get(m.to)?.handler(m);

@@ -31,6 +31,14 @@ export interface TenureClusterOptions {
 
 const SCRAPE_INTERVAL_MS = 1_000;
 
+/**
+ * Extra node flags for every member from BENCH_NODE_ARGS (space-separated), for profiling a run:
+ * BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (node refuses --cpu-prof in NODE_OPTIONS).
+ */
+function nodeArgs(): string[] {
+  return (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter((a) => a.length > 0);
+}
+
 /** The client identity the bench's certificate names (the owner of its leases and locks). */
 export const BENCH_CLIENT_IDENTITY = "bench";
 export const TENURE_MEMBER_IDS: Readonly<Record<TenureLayout, readonly string[]>> = { three: ["a", "b", "c"], witness: ["a", "b", "w"] };
@@ -168,6 +176,7 @@ export class TenureCluster implements BenchCluster {
       certs === null ? ["--insecure"] : ["--tls-ca", certs.caFile, "--tls-cert", own?.certFile ?? "", "--tls-key", own?.keyFile ?? ""];
     const witnesses = this.specs.filter((x) => x.role === "witness").map((x) => x.id);
     return [
+      ...nodeArgs(),
       s.role === "witness" ? this.o.build.witness : this.o.build.tenured,
       ...["--id", s.id, "--cluster-id", "bench", "--data-dir", join(this.root, s.id)],
       ...["--peer-listen", s.peerAddress, "--client-listen", s.clientAddress],
