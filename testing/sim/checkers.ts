@@ -53,6 +53,13 @@ export interface CheckedCore {
     readonly firstIndex: Index;
     /** The configuration the core counts its quorums in (commit-not-durable needs it). */
     readonly confState?: ConfState;
+    /**
+     * The term on the node's disk, synced. A restart must come back at least there. Absent: the
+     * in-memory term stands in, which is stricter than Raft needs: a term the core took but had
+     * not yet written (a pass bound, a background write holding the next Ready) promised nothing
+     * and may go with a crash; a message sent in it is what the sent-term check covers.
+     */
+    readonly durableTerm?: Term;
   };
   termAt(index: Index): Term | undefined;
 }
@@ -94,6 +101,8 @@ interface NodeBaseline {
   incarnation: number;
   commit: Index;
   term: Term;
+  /** The synced term last seen on the node's disk (CheckedCore durableTerm), or null when not given. */
+  durableTerm: Term | null;
   checkedCommit: Index;
   leaderTerm: Term;
   /** The term this process was last seen leading, and its configuration then (commit-not-durable). */
@@ -278,12 +287,15 @@ export class SafetyChecker implements SimNodeObserver {
     const s = core.status();
     let b = this.baselines.get(node.id);
     if (!b || b.incarnation !== node.incarnation) {
-      // A restart may lower the in-memory commit to the persisted one, but never the term.
-      if (b && s.term < b.term) this.fail("term-regressed", `${node.id} restarted at term ${s.term} after ${b.term}`);
+      // A restart may lower the in-memory commit to the persisted one, but never the term it had
+      // synced (or, for a view without durableTerm, the term it was seen at).
+      const before = b?.durableTerm ?? b?.term ?? 0;
+      if (b && s.term < before) this.fail("term-regressed", `${node.id} restarted at term ${s.term} after ${before}`);
       b = {
         incarnation: node.incarnation,
         commit: s.commit,
         term: s.term,
+        durableTerm: s.durableTerm ?? null,
         checkedCommit: Math.min(b?.checkedCommit ?? 0, s.commit),
         leaderTerm: b?.leaderTerm ?? 0,
         ledTerm: 0,
@@ -301,6 +313,7 @@ export class SafetyChecker implements SimNodeObserver {
       if (this.hooks.checkCommitAcks === true) this.checkCommitAcked(node, b.conf, s);
     }
     b.term = s.term;
+    b.durableTerm = s.durableTerm ?? null;
     b.commit = s.commit;
     b.conf = s.confState ?? null;
     b.ledTerm = s.role === "leader" ? s.term : 0;

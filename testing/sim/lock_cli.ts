@@ -1,6 +1,6 @@
 // npm run sim -- --lock --seeds N [--from S] | --seed S [--verbose] [--bug NAME]
 //                       [--break-drift-bound] [--apply-lag off|C,P,D] [--acquire-deadline]
-//                       [--time-budget-s T]
+//                       [--background-writes] [--time-budget-s T]
 // The lock simulation's command line (vopr_cli.ts hands over when it sees --lock): runs seeds,
 // prints a summary, and for every failure the command that replays it. With --break-drift-bound
 // (the negative control) overlapping beliefs are reported as observations, not failures.
@@ -20,6 +20,7 @@ interface LockCliOptions {
   breakDriftBound: boolean;
   applyLag: NonNullable<LockRunOptions["applyLag"]>;
   acquireDeadline: boolean;
+  backgroundWrites: boolean;
   timeBudgetS: number;
 }
 
@@ -45,6 +46,7 @@ function parse(argv: readonly string[]): LockCliOptions {
     breakDriftBound: false,
     applyLag: "drawn",
     acquireDeadline: false,
+    backgroundWrites: false,
     timeBudgetS: Infinity,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -61,6 +63,7 @@ function parse(argv: readonly string[]): LockCliOptions {
     else if (arg === "--verbose") o.verbose = true;
     else if (arg === "--break-drift-bound") o.breakDriftBound = true;
     else if (arg === "--acquire-deadline") o.acquireDeadline = true;
+    else if (arg === "--background-writes") o.backgroundWrites = true;
     else if (arg === "--apply-lag") o.applyLag = parseApplyLag(argv[++i]);
     else if (arg === "--bug") {
       const b = argv[++i];
@@ -79,7 +82,7 @@ function print(r: LockRunResult, o: LockCliOptions, verbose: boolean): void {
   for (const v of r.violations) console.log(`  violation ${v.check} at ${v.atMs.toFixed(1)}ms: ${v.detail}`);
   if (verbose) for (const d of r.observations.details) console.log(`  observed (expected) overlap: ${d}`);
   if (!r.ok) {
-    const flags = `${o.bug ? ` --bug ${o.bug}` : ""}${o.breakDriftBound ? " --break-drift-bound" : ""}${o.applyLag !== "drawn" ? ` --apply-lag ${describeApplyLag(o.applyLag)}` : ""}${o.acquireDeadline ? " --acquire-deadline" : ""}`;
+    const flags = `${o.bug ? ` --bug ${o.bug}` : ""}${o.breakDriftBound ? " --break-drift-bound" : ""}${o.applyLag !== "drawn" ? ` --apply-lag ${describeApplyLag(o.applyLag)}` : ""}${o.acquireDeadline ? " --acquire-deadline" : ""}${o.backgroundWrites ? " --background-writes" : ""}`;
     console.log(`  replay: npm run sim -- --lock --seed ${r.seed}${flags} --verbose`);
   }
 }
@@ -106,6 +109,7 @@ export async function runLockCli(argv: readonly string[]): Promise<number> {
       breakDriftBound: o.breakDriftBound,
       applyLag: o.applyLag,
       acquireDeadline: o.acquireDeadline,
+      backgroundWrites: o.backgroundWrites,
     });
     ran++;
     if (!r.ok) failed++;

@@ -52,6 +52,8 @@ import { durableTermOrSnapshot } from "./sim_storage.ts";
 export type { LockRunOptions, LockRunResult, LockRunStats } from "./lock_sim_types.ts";
 
 const eventsMax = 3_000_000;
+/** A background write's fsync returns within this (lock_sim_types backgroundWrites). */
+const BACKGROUND_SYNC_MS_MAX = 4;
 /** A stale read is caught only if a reader asks the lagging leader in time: three per member. */
 const READERS_PER_MEMBER = 3;
 const GUARD = "guard";
@@ -144,6 +146,8 @@ class LockSimulation {
     restoresToWaiters: 0,
     crashPointsArmed: 0,
     crashesInReady: 0,
+    backgroundWrites: 0,
+    backgroundWritesLost: 0,
     crashesInReadyBefore: { writeSnapshot: 0, writeEntries: 0, writeHardState: 0, compact: 0, sync: 0, send: 0 },
   };
 
@@ -466,6 +470,8 @@ class LockSimulation {
         return this.onLivenessDeadline();
       case "pass":
         return this.onPass(e.node, e.incarnation);
+      case "backgroundSync":
+        return this.onBackgroundSync(e.node, e.incarnation, e.sync);
       case "toReaderNode":
         return this.atNode(e.node, e, (raft, n) => {
           serveRead(
@@ -508,6 +514,7 @@ class LockSimulation {
       reads: this.reads,
       readBeforeApplied: this.options.bug === "readBeforeApplied",
       sendBeforePersist: this.options.bug === "sendBeforePersist",
+      backgroundSync: this.options.backgroundWrites === true ? (node, sync) => this.scheduleBackgroundSync(node, sync) : null,
       nowMs: () => this.nowMs,
       debug,
     });
@@ -592,6 +599,35 @@ class LockSimulation {
     n.passScheduled = false;
     this.mix(11, id, 0);
     this.runPass(n);
+  }
+
+  /** A background write's fsync returns 0-4 ms from now (a disk's spread), in this process life. */
+  private scheduleBackgroundSync(n: SimLockNode, sync: () => void): void {
+    this.stats.backgroundWrites++;
+    this.queue.push(this.nowMs + BACKGROUND_SYNC_MS_MAX * this.net.nextFloat(), {
+      kind: "backgroundSync",
+      node: n.id,
+      incarnation: n.incarnation,
+      sync,
+    });
+  }
+
+  /** The sync runs (a crash point) and reports; the pass the node then asks for is queued. */
+  private onBackgroundSync(id: NodeId, incarnation: number, sync: () => void): void {
+    const n = this.node(id);
+    // A crashed process's write went with its unsynced data; the new one never started it.
+    if (!n.raft || n.incarnation !== incarnation) {
+      this.stats.backgroundWritesLost++;
+      return;
+    }
+    this.mix(15, id, 0);
+    try {
+      sync();
+    } catch (err) {
+      if (!(err instanceof SimulatedCrash)) throw err;
+      return this.onCrashPoint(n, err.op);
+    }
+    this.schedulePass(n); // a paused process runs it when it wakes (onPass)
   }
 
   /** The checkers' view of a node's process, one per process life: afterTouch runs after every

@@ -51,6 +51,8 @@ export interface NodeDeps {
   readonly readBeforeApplied: boolean;
   /** The production RaftNode's test-only testOnlyBugSendBeforePersist switch. */
   readonly sendBeforePersist: boolean;
+  /** RaftNodeOptions.backgroundWrites, their syncs run by the simulator later; null: off. */
+  readonly backgroundSync: ((n: SimLockNode, sync: () => void) => void) | null;
   nowMs(): number;
   readonly debug: ((line: string) => void) | null;
 }
@@ -74,7 +76,8 @@ export function makeRaftNode(n: SimLockNode, deps: NodeDeps): RaftNode {
       ...(n.lag ? { committedEntriesPerReadyMax: n.lag.committedEntriesPerReadyMax } : {}),
       logger: debug,
     }),
-    storage: new SimStorage(n.id, n.disk, deps.checker),
+    storage: new SimStorage(n.id, n.disk, deps.checker, deps.backgroundSync === null ? null : (sync) => deps.backgroundSync?.(n, sync)),
+    ...(deps.backgroundSync === null ? {} : { backgroundWrites: true }),
     transport: new SimTransport(n.disk, (m) => deps.checker.onSend(m)),
     clock: { monotonicMs: () => n.offsetMs + n.rate * deps.nowMs() },
     stateConfig: deps.stateConfig,
@@ -112,7 +115,16 @@ export function checkedView(n: SimLockNode, raft: RaftNode): CheckedNode {
       status: () => {
         const s = raft.status();
         const firstIndex = durableFirstIndex(n.disk);
-        return { role: s.role, term: s.term, commit: s.commitIndex, lastIndex: s.lastIndex, firstIndex, confState: s.confState };
+        const durableTerm = n.disk.load().hardState.term;
+        return {
+          role: s.role,
+          term: s.term,
+          commit: s.commitIndex,
+          lastIndex: s.lastIndex,
+          firstIndex,
+          confState: s.confState,
+          durableTerm,
+        };
       },
       termAt: (i) => durableTermAt(n.disk, i),
     },

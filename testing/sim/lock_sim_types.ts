@@ -75,6 +75,8 @@ export type LockEvent =
   | { readonly kind: "livenessDeadline" }
   /** A node's next Ready-loop pass (work left by the last one, or a slow node's own pace). */
   | { readonly kind: "pass"; readonly node: NodeId; readonly incarnation: number }
+  /** The fsync of a background write (backgroundWrites) returning, in the process that started it. */
+  | { readonly kind: "backgroundSync"; readonly node: NodeId; readonly incarnation: number; readonly sync: () => void }
   | { readonly kind: "toReaderNode"; readonly node: NodeId; readonly reader: string; readonly request: ReaderRequest }
   | { readonly kind: "toReader"; readonly reader: string; readonly reply: ReaderReply }
   | { readonly kind: "readerTimer"; readonly reader: string; readonly timer: ReaderTimer };
@@ -95,6 +97,11 @@ export interface LockRunOptions {
    * the node told its waiters of a restore (sdk_client.ts acquireTimeoutMs).
    */
   readonly acquireDeadline?: boolean;
+  /**
+   * The leader's write in the background (RaftNodeOptions.backgroundWrites, as tenured runs): its
+   * sync is an event of its own, 0-4 ms later (default false, so the seeds' traces stay).
+   */
+  readonly backgroundWrites?: boolean;
   /** Apply lag: "drawn" (default: from the seed, on about half of the seeds), "off", or fixed for every node. */
   readonly applyLag?: "drawn" | "off" | ApplyLag;
   readonly debug?: boolean;
@@ -145,6 +152,10 @@ export interface LockRunStats {
   /** Crashes armed as crash points inside a Ready (sim_disk.ts), those that fired, and before which operation. */
   crashPointsArmed: number;
   crashesInReady: number;
+  /** Background writes started (backgroundWrites): each sync a later event of its own. */
+  backgroundWrites: number;
+  /** Of those, the ones whose process crashed before the sync returned (their writes lost). */
+  backgroundWritesLost: number;
   crashesInReadyBefore: Record<CrashPointOp, number>;
 }
 

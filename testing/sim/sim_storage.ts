@@ -30,11 +30,18 @@ export interface SimStorageObserver {
 export class SimStorage implements RaftStorage {
   private identityValue: StorageIdentity | null = null;
   private closed = false;
+  private inFlight = false;
 
+  /**
+   * `backgroundSync` (RaftNodeOptions.backgroundWrites in the lock simulation): saveInBackground
+   * writes at once and hands this the fsync, which the simulator runs later as an event of its
+   * own (a crash before it loses the write, as a power loss before fdatasync would).
+   */
   constructor(
     private readonly node: NodeId,
     private readonly disk: SimDisk,
     private readonly observer: SimStorageObserver | null = null,
+    private readonly backgroundSync: ((sync: () => void) => void) | null = null,
   ) {}
 
   load(): PersistedState {
@@ -43,6 +50,33 @@ export class SimStorage implements RaftStorage {
   }
 
   save(write: StorageWrite): void {
+    this.write(write);
+    const synced = write.sync !== false;
+    if (synced) this.disk.sync();
+    this.disk.ackTracker()?.afterSave(write, synced);
+  }
+
+  /**
+   * SqliteStorage.saveInBackground's twin: the writes now, the sync (a crash point) when the
+   * simulator runs it; `done` after it. Absent a backgroundSync, as a store without one would
+   * be: the RaftNode then never calls it (backgroundWrites off).
+   */
+  saveInBackground(write: StorageWrite, done: (error: Error | null) => void): void {
+    const schedule = this.backgroundSync;
+    if (schedule === null) throw new Error(`sim storage of ${this.node}: saveInBackground without a backgroundSync`);
+    if (write.sync === false) throw new Error(`sim storage of ${this.node}: saveInBackground of an unsynced write`);
+    this.write(write);
+    this.inFlight = true;
+    schedule(() => {
+      this.inFlight = false;
+      if (this.closed) return; // the process is gone: its unsynced writes went with the crash
+      this.disk.sync(); // a crash point: SimulatedCrash propagates to the simulator
+      this.disk.ackTracker()?.afterSave(write, true);
+      done(null);
+    });
+  }
+
+  private write(write: StorageWrite): void {
     this.assertOpen();
     // The ack record around the transaction, as SqliteStorage.save drives production's AckTracker
     // (lowered before a save that shortens the log; term/vote at once and the watermark after).
@@ -58,10 +92,7 @@ export class SimStorage implements RaftStorage {
     if (write.hardState) this.disk.writeHardState(write.hardState);
     // A commit-index-only write (sync false) is not synced, as SqliteStorage writes it at
     // synchronous=NORMAL: the next synced write makes it durable, and a crash before that loses it
-    // (Raft need not keep the commit index).
-    const synced = write.sync !== false;
-    if (synced) this.disk.sync();
-    ack?.afterSave(write, synced);
+    // (Raft need not keep the commit index). save() syncs the rest; saveInBackground later.
   }
 
   saveSnapshotAndCompact(snapshot: Snapshot, logStart: SnapshotMetadata | null = null): void {
@@ -86,6 +117,7 @@ export class SimStorage implements RaftStorage {
 
   private assertOpen(): void {
     if (this.closed) throw new Error(`sim storage of ${this.node} used after close()`);
+    if (this.inFlight) throw new Error(`sim storage of ${this.node} used while a background write's sync is pending`);
   }
 }
 
