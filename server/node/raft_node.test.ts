@@ -80,6 +80,34 @@ describe("RaftNode", () => {
     assert.equal((await leader.transferLeader("nobody")).kind, "refused");
   });
 
+  it("backgroundWrites: the inputs held meanwhile are bounded (overloaded past pendingMax, peer messages dropped) and ticks fold into one", async () => {
+    const c = new NodeCluster(["a", "b", "c"], 1000, { backgroundWrites: true, pendingMax: 3 });
+    c.advance(600);
+    const leader = c.leader();
+    assert.ok(leader, "no leader elected with background writes");
+    c.releaseWrites();
+    void leader.submit({ kind: "LeaseGrant", clientId: "x", seq: 1, ttlMs: 5000 });
+    leader.process(); // parked, its write in flight
+    assert.equal(c.heldWrites.get(leader.id)?.length, 1);
+    for (let i = 0; i < 5; i++) leader.tick();
+    assert.equal(leader.heldInputs().held, 1, "five ticks while held are one");
+    void leader.submit({ kind: "LeaseGrant", clientId: "y", seq: 1, ttlMs: 5000 });
+    void leader.submit({ kind: "LeaseGrant", clientId: "z", seq: 1, ttlMs: 5000 });
+    assert.equal(leader.heldInputs().held, 3);
+    const refused = await leader.submit({ kind: "LeaseGrant", clientId: "w", seq: 1, ttlMs: 5000 });
+    assert.equal(refused.kind, "overloaded", JSON.stringify(refused));
+    if (refused.kind === "overloaded") assert.match(refused.reason, /waiting for this member's write/);
+    const read = await leader.read((m) => m.appliedIndex());
+    assert.equal(read.kind, "overloaded");
+    const follower = [...c.nodes.values()].find((n) => n !== leader);
+    assert.ok(follower);
+    leader.receive({ kind: "heartbeatResponse", from: follower.id, to: leader.id, term: leader.status().term, readContext: 0 });
+    assert.deepEqual(leader.heldInputs(), { held: 3, peerMessagesDropped: 1 });
+    c.releaseWrites(leader.id);
+    leader.process();
+    assert.equal(leader.heldInputs().held, 0, "all held inputs ran after the write");
+  });
+
   it("grants a lease and a lock with a token, and answers a retry with the same token", async () => {
     const c = await electedCluster();
     const leader = c.leader()!;

@@ -172,8 +172,13 @@ export class RaftNode implements NodeApi {
   private readContextNext = 1;
   /** Renewals waiting to be proposed together; null when renewalCoalesceTicks is 0. */
   private readonly renewals: RenewalQueue<SubmitCallback> | null;
-  /** Inputs held while a Ready is parked (deferWhileParked), run at the next pass. */
+  /** Inputs held while a Ready is parked (deferWhileParked), run at the next pass; at most pendingMax. */
   private deferredInputs: (() => void)[] = [];
+  /** A tick is among deferredInputs: later ticks fold into it, as a blocked timer fires once. */
+  private tickDeferred = false;
+  /** Peer messages dropped because deferredInputs was full (a long background write; Raft resends). */
+  private peerMessagesDroppedWhileParked = 0;
+  private heldFullLogged = false;
   private setupTerm = -1;
   private stopped = false;
 
@@ -213,7 +218,18 @@ export class RaftNode implements NodeApi {
   // ------------------------------------------------------------------ inputs
 
   tick(): void {
-    if (this.stopped || this.deferWhileParked(() => this.tick())) return;
+    if (this.stopped || this.tickDeferred) return;
+    const deferred = this.deferWhileParked(
+      () => {
+        this.tickDeferred = false;
+        this.tick();
+      },
+      () => {},
+    );
+    if (deferred) {
+      this.tickDeferred = true;
+      return;
+    }
     this.core.tick();
     this.proposeDueTimers();
     const due = this.renewals?.tick() ?? null;
@@ -222,7 +238,10 @@ export class RaftNode implements NodeApi {
   }
 
   receive(message: Message): void {
-    if (this.stopped || this.deferWhileParked(() => this.receive(message))) return;
+    const dropped = (): void => {
+      this.peerMessagesDroppedWhileParked++;
+    };
+    if (this.stopped || this.deferWhileParked(() => this.receive(message), dropped)) return;
     try {
       this.core.step(message);
     } catch (err) {
@@ -238,7 +257,8 @@ export class RaftNode implements NodeApi {
   /** Callback form of submit (the simulator's deterministic path). */
   submitWithCallback(command: ClientCommand, options: CallOptions, callback: SubmitCallback): void {
     if (this.stopped) return callback({ kind: "unavailable", reason: "node is shutting down" });
-    if (this.deferWhileParked(() => this.submitWithCallback(command, options, callback))) return;
+    const full = (): void => callback(this.overloaded("inputs are waiting for this member's write to reach its disk"));
+    if (this.deferWhileParked(() => this.submitWithCallback(command, options, callback), full)) return;
     if (options.signal?.aborted) return callback({ kind: "unavailable", reason: "cancelled before proposing" });
     if (this.pendingCount() >= this.options.pendingMax) return callback(this.overloaded());
     this.ensureLeaderSetup();
@@ -259,7 +279,8 @@ export class RaftNode implements NodeApi {
 
   readWithCallback<T>(query: (m: LockStateMachine) => T, options: CallOptions, callback: (o: ReadOutcome<T>) => void): void {
     if (this.stopped) return callback({ kind: "unavailable", reason: "node is shutting down" });
-    if (this.deferWhileParked(() => this.readWithCallback(query, options, callback))) return;
+    const full = (): void => callback(this.overloaded("inputs are waiting for this member's write to reach its disk"));
+    if (this.deferWhileParked(() => this.readWithCallback(query, options, callback), full)) return;
     if (this.options.staleLocalReads === true) {
       // The deliberate test-only bug (see RaftNodeOptions.staleLocalReads): skips ReadIndex.
       return callback({ kind: "read", value: query(this.machine), index: this.machine.appliedIndex() });
@@ -297,7 +318,8 @@ export class RaftNode implements NodeApi {
 
   private transferLeaderWithCallback(to: NodeId, callback: (outcome: AdminOutcome) => void): void {
     if (this.stopped) return callback({ kind: "refused", reason: "node stopped" });
-    if (this.deferWhileParked(() => this.transferLeaderWithCallback(to, callback))) return;
+    const full = (): void => callback({ kind: "refused", reason: "this member's disk is behind its inputs; retry" });
+    if (this.deferWhileParked(() => this.transferLeaderWithCallback(to, callback), full)) return;
     const r = this.core.transferLeadership(to);
     this.options.requestProcess();
     if (r.ok) return callback({ kind: "ok" });
@@ -311,7 +333,8 @@ export class RaftNode implements NodeApi {
         if (this.stopped) resolve({ kind: "refused", reason: "node stopped" });
         else void this.changeMembership(change, precondition).then(resolve);
       };
-      if (this.deferWhileParked(deferred)) return;
+      if (this.deferWhileParked(deferred, () => resolve({ kind: "refused", reason: "this member's disk is behind its inputs; retry" })))
+        return;
       const refused = precondition === undefined ? null : this.membershipRefusal(precondition);
       if (refused !== null) {
         resolve({ kind: "refused", reason: refused });
@@ -364,6 +387,11 @@ export class RaftNode implements NodeApi {
     };
   }
 
+  /** Inputs held while a Ready is parked, and peer messages dropped because that queue was full. */
+  heldInputs(): { readonly held: number; readonly peerMessagesDropped: number } {
+    return { held: this.deferredInputs.length, peerMessagesDropped: this.peerMessagesDroppedWhileParked };
+  }
+
   /** For metrics (replication lag): the leader's match index for `id`, null off the leader. */
   matchIndexOf(id: NodeId): Index | null {
     return this.core.matchIndexOf(id);
@@ -390,8 +418,23 @@ export class RaftNode implements NodeApi {
    * (backgroundWrites), until it is durable: its callback asks for the pass. Storage I/O thus
    * stays in process(), never in an input.
    */
-  private deferWhileParked(input: () => void): boolean {
+  private deferWhileParked(input: () => void, whenFull: () => void): boolean {
     if (!this.loop.parked()) return false;
+    // Bounded (a disk that stalls a background write must not queue the clients' requests
+    // without limit): past pendingMax an input is refused as overloaded, a peer message dropped.
+    if (this.deferredInputs.length >= this.options.pendingMax) {
+      if (!this.heldFullLogged) {
+        this.heldFullLogged = true;
+        this.options.log({
+          event: "inputs-held-full",
+          held: this.deferredInputs.length,
+          writeInFlight: this.loop.writing(),
+          detail: "this member's write has not reached its disk; further requests are refused as overloaded, peer messages dropped",
+        });
+      }
+      whenFull();
+      return true;
+    }
     this.deferredInputs.push(input);
     if (!this.loop.writing()) this.options.requestProcess();
     return true;
@@ -400,6 +443,7 @@ export class RaftNode implements NodeApi {
   private runDeferredInputs(): void {
     const inputs = this.deferredInputs;
     this.deferredInputs = [];
+    this.heldFullLogged = false;
     for (const input of inputs) input();
   }
 
@@ -642,10 +686,10 @@ export class RaftNode implements NodeApi {
     return { leaderId: leader, leaderAddress: this.options.memberAddresses.get(leader) ?? null };
   }
 
-  private overloaded(): Overloaded {
+  private overloaded(why = `${this.options.pendingMax} requests are waiting for their commit or read on this member`): Overloaded {
     return {
       kind: "overloaded",
-      reason: `${this.options.pendingMax} requests are waiting for their commit or read on this member`,
+      reason: why,
       retryAfterMs: this.options.overloadRetryAfterMs ?? OVERLOAD_RETRY_AFTER_MS_DEFAULT,
     };
   }
