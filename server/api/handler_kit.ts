@@ -54,12 +54,28 @@ interface ServerCallLike extends AuthenticatedCall {
   getDeadline(): grpc.Deadline;
 }
 
-export function callContext(rpc: string, call: ServerCallLike): CallContext {
+/**
+ * The context of `call`, and `finish()`, which the handler calls once it has its answer: grpc-js
+ * emits "cancelled" on EVERY call once its status is sent (server-interceptors.js
+ * notifyOnCancel), so without it each finished call would abort its signal, and the abort
+ * listeners of work the call started (a proposal, a read, a queued renewal) would run after the
+ * fact, with a cancellation error built (and its stack taken) per call.
+ */
+export function callContext(rpc: string, call: ServerCallLike): { readonly context: CallContext; finish(): void } {
   const controller = new AbortController();
-  call.on("cancelled", () => controller.abort(new ApiError("CANCELLED", `${rpc} was cancelled`)));
+  let finished = false;
+  call.on("cancelled", () => {
+    if (!finished) controller.abort(new ApiError("CANCELLED", `${rpc} was cancelled`));
+  });
   const deadline = call.getDeadline();
   const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
-  return { rpc, signal: controller.signal, deadlineAtMs: Number.isFinite(deadlineMs) ? deadlineMs : null };
+  const context = { rpc, signal: controller.signal, deadlineAtMs: Number.isFinite(deadlineMs) ? deadlineMs : null };
+  return {
+    context,
+    finish: () => {
+      finished = true;
+    },
+  };
 }
 
 /** The caller of `call`, or UNAUTHENTICATED (before the request is even parsed). */
@@ -96,17 +112,25 @@ export type UnaryImpl = (request: unknown, ctx: HandlerContext) => Promise<objec
 export function unary(deps: ServiceDeps, rpc: string, impl: UnaryImpl): grpc.handleUnaryCall<unknown, object> {
   return (call, callback) => {
     let ctx: HandlerContext;
+    const { context, finish } = callContext(rpc, call);
     try {
-      ctx = { ...callContext(rpc, call), principal: authenticate(deps, call) };
+      ctx = { ...context, principal: authenticate(deps, call) };
     } catch (error) {
+      finish();
       callback(toStatusObject(error, rpc));
       return;
     }
     Promise.resolve()
       .then(() => impl(call.request, ctx))
       .then(
-        (response) => callback(null, response),
-        (error: unknown) => callback(toStatusObject(error, rpc)),
+        (response) => {
+          finish();
+          callback(null, response);
+        },
+        (error: unknown) => {
+          finish();
+          callback(toStatusObject(error, rpc));
+        },
       )
       .catch((error: unknown) => logError("failed to send a reply", rpc, error));
   };

@@ -78,6 +78,23 @@ describe("Lock service over gRPC", () => {
     }
   });
 
+  it("a call that got its answer never aborts its signal (grpc-js emits cancelled at the end of every call)", async () => {
+    const a = await lease();
+    const before = api.node.signals.length;
+    const got = await api.ok("Lock", "Acquire", { ...a, seq: 2, name: "answered", wait: false });
+    await api.ok("Lock", "Release", { clientId: a.clientId, seq: 3, name: "answered", token: String(got["token"]) });
+    await api.ok("Lock", "Status", { name: "answered" });
+    const signals = api.node.signals.slice(before).filter((s) => s !== undefined);
+    assert.ok(signals.length >= 2, `only ${signals.length} signals recorded (Release, Status)`);
+    // Give grpc-js's end-of-call cancel (process.nextTick after the trailers) time to arrive.
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(
+      signals.map((s) => s.aborted),
+      signals.map(() => false),
+      "an answered call aborted its signal: the node's abort listeners ran after the fact",
+    );
+  });
+
   it("a retry with the same (client_id, seq) returns the same token", async () => {
     const a = await lease();
     const first = await api.ok("Lock", "Acquire", { ...a, seq: 2, name: "retry", wait: true, timeoutMs: 1_000 });

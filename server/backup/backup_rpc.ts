@@ -53,7 +53,7 @@ export function backupHandler(deps: ServiceDeps, options: BackupRpcOptions): grp
   return (call) => {
     let counted = false;
     const run = async (): Promise<void> => {
-      const ctx: HandlerContext = { ...callContext(RPC, call), principal: authenticate(deps, call) };
+      const ctx: HandlerContext = { ...callContext(RPC, call).context, principal: authenticate(deps, call) };
       parseEmpty(call.request, deps.config.limits);
       const record = { identity: ctx.principal.identity, rpc: RPC, target: "cluster state", owner: null };
       try {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import { describe, it } from "node:test";
 import type { ConfChange } from "../core/conf_change.ts";
 import type { ConfState } from "../core/types.ts";
@@ -106,6 +107,25 @@ describe("RaftNode", () => {
     c.releaseWrites(leader.id);
     leader.process();
     assert.equal(leader.heldInputs().held, 0, "all held inputs ran after the write");
+  });
+
+  it("an answered proposal, read or renewal leaves no abort listener on its signal, and an abort after the answer changes nothing", async () => {
+    const c = await electedCluster();
+    const leader = c.leader()!;
+    const controller = new AbortController();
+    const signal = controller.signal;
+    const lease = applied(await c.settle(leader.submit({ kind: "LeaseGrant", clientId: "x", seq: 1, ttlMs: 5000 }, { signal })));
+    const read = await c.settle(leader.read((m) => m.appliedIndex(), { signal }));
+    assert.equal(read.kind, "read");
+    const renewal = await c.settle(
+      leader.submit({ kind: "LeaseKeepAlive", clientId: "x", seq: 2, leaseIds: [lease["leaseId"] as number] }, { signal }),
+    );
+    assert.equal(renewal.kind, "applied", JSON.stringify(renewal));
+    assert.equal(getEventListeners(signal, "abort").length, 0, "a listener outlived its answer");
+    // The next proposal (another call, no signal) must not be touched by this signal's abort.
+    const next = leader.submit({ kind: "LeaseGrant", clientId: "y", seq: 1, ttlMs: 5000 });
+    controller.abort();
+    applied(await c.settle(next));
   });
 
   it("grants a lease and a lock with a token, and answers a retry with the same token", async () => {

@@ -148,6 +148,13 @@ interface PendingRead {
 
 const READIES_PER_PASS_MAX_DEFAULT = 1000;
 
+/** Runs `handler` once if `signal` aborts; returns the detach (a no-op without a signal). */
+function onAbort(signal: AbortSignal | undefined, handler: () => void): () => void {
+  if (signal === undefined) return () => {};
+  signal.addEventListener("abort", handler, { once: true });
+  return () => signal.removeEventListener("abort", handler);
+}
+
 export class RaftNode implements NodeApi {
   readonly id: NodeId;
   private readonly core: RaftCore;
@@ -268,8 +275,20 @@ export class RaftNode implements NodeApi {
     }
     const proposed = this.proposeCommand(command);
     if (!proposed.ok) return callback(proposed.outcome);
-    this.proposals.set(proposed.index, { term: proposed.term, callback });
-    options.signal?.addEventListener("abort", () => this.abandonProposal(proposed.index), { once: true });
+    // The listener goes when the proposal is answered, and abandons only this proposal: a later
+    // leader's proposal may take the same index.
+    let pending: PendingProposal | null = null;
+    const detach = onAbort(options.signal, () => {
+      if (pending !== null && this.proposals.get(proposed.index) === pending) this.abandonProposal(proposed.index);
+    });
+    pending = {
+      term: proposed.term,
+      callback: (outcome) => {
+        detach();
+        callback(outcome);
+      },
+    };
+    this.proposals.set(proposed.index, pending);
     this.options.requestProcess();
   }
 
@@ -289,14 +308,15 @@ export class RaftNode implements NodeApi {
     const context = this.readContextNext++;
     const refused = this.core.readIndex(context);
     if (!refused.ok) return callback(this.notServing(refused.reason === "notLeader", refused.detail));
+    const detach = onAbort(options.signal, () => this.reads.delete(context));
     this.reads.set(context, {
       index: null,
       run: (machine) => {
+        detach();
         if (machine === null) callback({ kind: "unavailable", reason: "leadership lost before the read was confirmed" });
         else callback({ kind: "read", value: query(machine), index: machine.appliedIndex() });
       },
     });
-    options.signal?.addEventListener("abort", () => this.reads.delete(context), { once: true });
     this.options.requestProcess();
   }
 
@@ -597,19 +617,23 @@ export class RaftNode implements NodeApi {
     const queue = this.renewals;
     assert(queue !== null, "renewal queued with coalescing off");
     if (!this.leadsWithClock()) return callback({ kind: "notLeader", hint: this.leaderHint() });
-    const item: QueuedRenewal<SubmitCallback> = { command, callback, bytes, cancelled: false };
+    // Answered once: by its batch, or by the cancellation while it still waits (then detached).
+    let answered = false;
+    const answer: SubmitCallback = (outcome) => {
+      if (answered) return;
+      answered = true;
+      detach();
+      callback(outcome);
+    };
+    const item: QueuedRenewal<SubmitCallback> = { command, callback: answer, bytes, cancelled: false };
+    const detach = onAbort(options.signal, () => {
+      if (item.cancelled || answered) return;
+      item.cancelled = true;
+      // Still queued, or proposed and not yet applied: its fate is unknown either way.
+      answer({ kind: "outcomeUnknown", reason: "cancelled while its renewal waited for its batch" });
+    });
     const full = queue.add(item);
     if (full !== null) this.proposeRenewals(full);
-    options.signal?.addEventListener(
-      "abort",
-      () => {
-        if (item.cancelled) return;
-        item.cancelled = true;
-        // Still queued: it may yet be proposed (with its batch), so its fate is unknown either way.
-        item.callback({ kind: "outcomeUnknown", reason: "cancelled while its renewal waited for its batch" });
-      },
-      { once: true },
-    );
   }
 
   /**
