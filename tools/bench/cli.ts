@@ -1,6 +1,6 @@
 // `npm run bench`: Tenure and etcd side by side on this machine (issue 14 point 1). Both run
-// three members on 127.0.0.1 with fsync on (etcd's default; Tenure's SQLite WAL with
-// synchronous=FULL), both get the same closed-loop generator over raw gRPC, in interleaved
+// three members on 127.0.0.1 with fsync on (etcd's default; Tenure's SQLite WAL, every
+// write fsynced before it counts), both get the same closed-loop generator over raw gRPC, in interleaved
 // repetitions (the system that goes first alternates) with a fresh cluster each. Tenure runs the
 // compiled server with mutual TLS, as users run it; etcd runs plaintext, its default (the table
 // says so; --tenure-insecure adds a plaintext Tenure column for a like-for-like row, --tenure-metrics
@@ -69,7 +69,7 @@ export function tableNotes(o: BenchOptions): string[] {
   return [
     "Cells: median across repetitions of the rate, of p50 and of p99; the ratio is Tenure/etcd of the first number (for failover and memory, lower is better).",
     "Load: the same closed loop for both, raw @grpc/grpc-js to the leader's own port, one connection and one lease per worker; lock = blocking acquire + release of a name of the worker's own (etcd: v3lock Lock + Unlock).",
-    "Transport: etcd plaintext (its default); Tenure mutual TLS 1.3 on every port (its default; the --insecure column, if shown, is plaintext). fsync on for both (etcd's WAL; Tenure's SQLite WAL, synchronous=FULL).",
+    "Transport: etcd plaintext (its default); Tenure mutual TLS 1.3 on every port (its default; the --insecure column, if shown, is plaintext). fsync on for both (etcd's WAL; Tenure's SQLite WAL, fsynced before a write counts: synchronous=FULL, or the leader's own writes fdatasynced on the thread pool).",
     `Keepalive: every lease renewed about ttl/3 after its last renewal (TTL ${o.keepaliveTtlMs / 1000} s, window ${o.keepaliveTtlMs / 1000 + 1} s > TTL), so renewals/s is set by the schedule and leader CPU is the cost; Tenure's leases are held by the SDK (one KeepAlive stream per client, up to 1024 ids per request, latency from a probe renewal beside it), etcd's by 4 raw LeaseKeepAlive streams (one id per request; etcd3 npm would open a stream per lease). "alive" = held by the client at the end AND counted by the server.`,
     `Failover: each system's own client with its defaults (Tenure SDK client.lock(); etcd3 npm lock()), all members' addresses; time from SIGKILL of the leader to the first acquire that started after it. ${o.failoverTrials} trials in all.`,
     "Memory: VmRSS of each member; the witness (w) from Tenure's two-site layout (voters a, b + witness w), idle only.",

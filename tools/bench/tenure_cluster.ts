@@ -1,6 +1,6 @@
 // A Tenure cluster of compiled processes on fixed 127.0.0.1 ports: three voters (a, b, c), or
 // the two-site layout (voters a and b and the witness w), with the server's defaults (tick 50 ms,
-// election 10 ticks, fsync on: SQLite WAL with synchronous=FULL) and mutual TLS on both ports
+// election 10 ticks, fsync on: SQLite WAL, every write fsynced before it counts) and mutual TLS on both ports
 // unless `insecure`. Data under a temp root, removed by stop().
 
 import type { ChildProcess } from "node:child_process";
