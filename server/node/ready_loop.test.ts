@@ -31,6 +31,20 @@ const snapshotAt = (index: number): Snapshot => ({
   data: new Uint8Array(0),
 });
 const heartbeat: Message = { kind: "heartbeat", from: "a", to: "b", term: 1, commit: 0, readContext: 0, witnessFloor: 0 };
+/** A leader's append of entry 2 (sent before its own write when parked). */
+const append: Message = {
+  kind: "append",
+  from: "a",
+  to: "b",
+  term: 1,
+  prevIndex: 1,
+  prevTerm: 1,
+  entries: [entry(2)],
+  commit: 1,
+  witnessFloor: 0,
+};
+/** A vote refusal: leaves only after the write. */
+const refusal: Message = { kind: "voteResponse", from: "a", to: "c", term: 1, reject: true } as Message;
 
 function readyWith(n: number, parts: Partial<Ready> = {}): Ready {
   return {
@@ -156,18 +170,6 @@ describe("ReadyLoop", () => {
   });
 
   it("a leader's appends and heartbeats leave before its own write; the write, the rest, apply and advance at the next pass", () => {
-    const append: Message = {
-      kind: "append",
-      from: "a",
-      to: "b",
-      term: 1,
-      prevIndex: 1,
-      prevTerm: 1,
-      entries: [entry(2)],
-      commit: 1,
-      witnessFloor: 0,
-    };
-    const refusal: Message = { kind: "voteResponse", from: "a", to: "c", term: 1, reject: true } as Message;
     const elected = readyWith(1, { messages: [] }); // term 1 and vote a saved: the leader's own
     const own = readyWith(2, { committedEntries: [entry(1)], messages: [append, heartbeat, refusal] });
     const { loop, log } = recordingLoop([elected, own], { leaderSendsBeforePersist: true });
@@ -180,17 +182,6 @@ describe("ReadyLoop", () => {
   });
 
   it("finishParked() persists and advances a parked Ready at once (the node calls it before any input)", () => {
-    const append: Message = {
-      kind: "append",
-      from: "a",
-      to: "b",
-      term: 1,
-      prevIndex: 1,
-      prevTerm: 1,
-      entries: [entry(2)],
-      commit: 1,
-      witnessFloor: 0,
-    };
     const { loop, log } = recordingLoop([readyWith(1, { messages: [] }), readyWith(2, { hardState: null, messages: [append] })], {
       leaderSendsBeforePersist: true,
     });
@@ -202,18 +193,6 @@ describe("ReadyLoop", () => {
   });
 
   it("backgroundWrites: the parked Ready's write starts with its appends; nothing more until the storage reports it durable", () => {
-    const append: Message = {
-      kind: "append",
-      from: "a",
-      to: "b",
-      term: 1,
-      prevIndex: 1,
-      prevTerm: 1,
-      entries: [entry(2)],
-      commit: 1,
-      witnessFloor: 0,
-    };
-    const refusal: Message = { kind: "voteResponse", from: "a", to: "c", term: 1, reject: true } as Message;
     const pending: ((error: Error | null) => void)[] = [];
     let durableCalls = 0;
     const elected = readyWith(1, { messages: [] });
@@ -242,18 +221,6 @@ describe("ReadyLoop", () => {
   });
 
   it("backgroundWrites: a failed background write is thrown by the pass that would finish the Ready, before anything of it leaves", () => {
-    const append: Message = {
-      kind: "append",
-      from: "a",
-      to: "b",
-      term: 1,
-      prevIndex: 1,
-      prevTerm: 1,
-      entries: [entry(2)],
-      commit: 1,
-      witnessFloor: 0,
-    };
-    const refusal: Message = { kind: "voteResponse", from: "a", to: "c", term: 1, reject: true } as Message;
     const held: ((error: Error | null) => void)[] = [];
     const { loop, log } = recordingLoop(
       [readyWith(1, { messages: [] }), readyWith(2, { messages: [append, refusal] })],

@@ -15,6 +15,16 @@ function makeDataDir(): string {
   return fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), "tenure-walsync-")));
 }
 
+/** Runs `body` in a fresh data directory, removed after it (whether it passed or threw). */
+async function inDataDir(body: (dir: string) => void | Promise<void>): Promise<void> {
+  const dir = makeDataDir();
+  try {
+    await body(dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const entry = (index: number, term = 1): Entry => ({ index, term, type: "normal", data: new Uint8Array([index % 256]) });
 
 function opened(dataDir: string): SqliteStorage {
@@ -28,9 +38,8 @@ function inBackground(store: SqliteStorage, entries: Entry[], commit: number): P
 }
 
 describe("WalSync", () => {
-  it("syncs a descriptor of the WAL file and reports only when the sync returned", async () => {
-    const dir = makeDataDir();
-    try {
+  it("syncs a descriptor of the WAL file and reports only when the sync returned", () =>
+    inDataDir(async (dir) => {
       const walPath = path.join(dir, "x.db-wal");
       fs.writeFileSync(walPath, "frames");
       const calls: { fd: number; finish: (error: NodeJS.ErrnoException | null) => void }[] = [];
@@ -52,14 +61,10 @@ describe("WalSync", () => {
       calls[1]?.finish(eio);
       assert.match(String(reports[1]?.message), /fdatasync of .*x\.db-wal failed: EIO/);
       sync.close();
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 
-  it("close() during a sync closes the descriptor only after the sync returned", () => {
-    const dir = makeDataDir();
-    try {
+  it("close() during a sync closes the descriptor only after the sync returned", () =>
+    inDataDir((dir) => {
       const walPath = path.join(dir, "x.db-wal");
       fs.writeFileSync(walPath, "frames");
       let finish: ((error: NodeJS.ErrnoException | null) => void) | null = null;
@@ -78,14 +83,10 @@ describe("WalSync", () => {
       assert.equal(reported, null);
       assert.throws(() => fs.fstatSync(fd), /EBADF/, "closed once the sync returned");
       assert.throws(() => sync.sync(() => {}), /after close/);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 
-  it("refuses to sync a WAL path that no longer names the file it opened", () => {
-    const dir = makeDataDir();
-    try {
+  it("refuses to sync a WAL path that no longer names the file it opened", () =>
+    inDataDir((dir) => {
       const walPath = path.join(dir, "x.db-wal");
       fs.writeFileSync(walPath, "frames");
       const sync = new WalSync(walPath, (_fd, callback) => callback(null));
@@ -94,16 +95,12 @@ describe("WalSync", () => {
       fs.writeFileSync(walPath, "another file");
       assert.throws(() => sync.sync(() => {}), /replaced under an open store/);
       sync.close();
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 });
 
 describe("SqliteStorage.saveInBackground", () => {
-  it("reports the write durable later, counts it synced only then, and a reopened store holds it", async () => {
-    const dir = makeDataDir();
-    try {
+  it("reports the write durable later, counts it synced only then, and a reopened store holds it", () =>
+    inDataDir(async (dir) => {
       const store = opened(dir);
       const before = store.saveCountsSinceOpen().synced;
       let reported = false;
@@ -125,14 +122,10 @@ describe("SqliteStorage.saveInBackground", () => {
       );
       assert.equal(state.hardState.commit, 2);
       again.close();
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 
-  it("refuses any other call while its fsync runs (the Ready loop writes nothing else) and works on after it", async () => {
-    const dir = makeDataDir();
-    try {
+  it("refuses any other call while its fsync runs (the Ready loop writes nothing else) and works on after it", () =>
+    inDataDir(async (dir) => {
       const store = opened(dir);
       const done = inBackground(store, [entry(1)], 0);
       const write = { hardState: null, snapshot: null, entries: [entry(2)] };
@@ -145,14 +138,10 @@ describe("SqliteStorage.saveInBackground", () => {
         [1, 2],
       );
       store.close();
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 
-  it("a close() while its fsync runs still reports it (the close's checkpoint made it durable) and reopens whole", async () => {
-    const dir = makeDataDir();
-    try {
+  it("a close() while its fsync runs still reports it (the close's checkpoint made it durable) and reopens whole", () =>
+    inDataDir(async (dir) => {
       const store = opened(dir);
       const done = inBackground(store, [entry(1), entry(2)], 1);
       store.close();
@@ -164,14 +153,10 @@ describe("SqliteStorage.saveInBackground", () => {
         [1, 2],
       );
       again.close();
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 
-  it("refuses an unsynced write (a commit-index-only change has nothing to wait for)", () => {
-    const dir = makeDataDir();
-    try {
+  it("refuses an unsynced write (a commit-index-only change has nothing to wait for)", () =>
+    inDataDir((dir) => {
       const store = opened(dir);
       store.save({ hardState: { term: 1, vote: "a", commit: 0 }, snapshot: null, entries: [entry(1)] });
       assert.throws(
@@ -179,8 +164,5 @@ describe("SqliteStorage.saveInBackground", () => {
         /unsynced write; use save\(\)/,
       );
       store.close();
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 });

@@ -6,8 +6,8 @@ import { bootstrapState } from "../../server/core/bootstrap.ts";
 import { makeRaftConfig } from "../../server/core/config.ts";
 import type { Message } from "../../server/core/messages.ts";
 import { SeededRandom } from "../../server/core/random.ts";
-import type { NodeId, PersistedState, Snapshot, SnapshotMetadata } from "../../server/core/types.ts";
-import type { RaftStorage, StorageIdentity, StorageWrite } from "../../server/storage/raft_storage.ts";
+import type { NodeId } from "../../server/core/types.ts";
+import type { RaftStorage, StorageWrite } from "../../server/storage/raft_storage.ts";
 import { stateConfig } from "../../server/state/limits.ts";
 import { MemoryDisk, MemoryStorage } from "../../server/storage/memory_storage.ts";
 import type { PeerAddress, PeerTransport, PeerTransportStats } from "../../server/transport/peer_transport.ts";
@@ -32,37 +32,17 @@ class TestTransport implements PeerTransport {
 }
 
 /**
- * MemoryStorage with saveInBackground (RaftNodeOptions.backgroundWrites): the write is made at
- * once, its "fsync" returns when the cluster releases it (NodeCluster.releaseWrites, or the next
- * pump round), as SqliteStorage's returns from the thread pool.
+ * `memory` given saveInBackground (RaftNodeOptions.backgroundWrites): the write is made at once,
+ * its "fsync" returns when the cluster releases it (NodeCluster.releaseWrites, or the next pump
+ * round), as SqliteStorage's returns from the thread pool.
  */
-class HeldWriteStorage implements RaftStorage {
-  constructor(
-    private readonly inner: MemoryStorage,
-    private readonly held: ((error: Error | null) => void)[],
-  ) {}
-  load(): PersistedState {
-    return this.inner.load();
-  }
-  save(write: StorageWrite): void {
-    this.inner.save(write);
-  }
-  saveInBackground(write: StorageWrite, done: (error: Error | null) => void): void {
-    this.inner.save(write);
-    this.held.push(done);
-  }
-  saveSnapshotAndCompact(snapshot: Snapshot, logStart?: SnapshotMetadata | null): void {
-    this.inner.saveSnapshotAndCompact(snapshot, logStart);
-  }
-  identity(): StorageIdentity | null {
-    return this.inner.identity();
-  }
-  setIdentity(identity: StorageIdentity): void {
-    this.inner.setIdentity(identity);
-  }
-  close(): void {
-    this.inner.close();
-  }
+function withHeldWrites(memory: MemoryStorage, held: ((error: Error | null) => void)[]): RaftStorage {
+  return Object.assign(memory, {
+    saveInBackground: (write: StorageWrite, done: (error: Error | null) => void): void => {
+      memory.save(write);
+      held.push(done);
+    },
+  });
 }
 
 class TestNetwork {
@@ -114,7 +94,7 @@ export class NodeCluster {
     const memory = MemoryStorage.open(disk);
     const node = new RaftNode({
       raftConfig: makeRaftConfig({ id, random: this.random.fork() }),
-      storage: this.limits.backgroundWrites === true ? new HeldWriteStorage(memory, held) : memory,
+      storage: this.limits.backgroundWrites === true ? withHeldWrites(memory, held) : memory,
       ...(this.limits.backgroundWrites === true ? { backgroundWrites: true } : {}),
       transport,
       clock: { monotonicMs: () => this.nowMs },
