@@ -11,7 +11,7 @@ import { TenureError } from "./errors.ts";
 import { safeInt, type Lease } from "./lease.ts";
 import type { Rpc } from "./rpc.ts";
 import type { Session, SessionPool } from "./sessions.ts";
-import { sleep } from "./signals.ts";
+import { linkSignals, sleep } from "./signals.ts";
 import type { DuplexStream, Message, Transport } from "./transport.ts";
 
 const IDS_PER_REQUEST_MAX = 1024;
@@ -79,7 +79,13 @@ export class KeepAlive {
       const next = this.nextRenewAt();
       if (next > now) {
         this.wake = new AbortController();
-        await sleep(next - now, AbortSignal.any([this.wake.signal, this.o.closed]), this.o.rpc.timers).catch(() => {});
+        // linkSignals, not AbortSignal.any: Node keeps a composite signal that has a listener in
+        // a global set until it aborts (gcPersistentSignals), so a loop abandoned mid-sleep (a
+        // client dropped without close(); every seed of the lock simulation) kept the whole
+        // client alive, and the client's closed signal collected one dependant per sleep.
+        const linked = linkSignals([this.wake.signal, this.o.closed]);
+        await sleep(next - now, linked.signal, this.o.rpc.timers).catch(() => {});
+        linked.cleanup();
         continue;
       }
       try {
