@@ -7,7 +7,7 @@ import { backoffDelayMs, type RandomSource } from "./backoff.ts";
 import { TenureError } from "./errors.ts";
 import { safeInt, type Lease } from "./lease.ts";
 import { followLeaderStream } from "./leader_stream.ts";
-import { cleanupAfterFailedGrant, leaseFor, type GrantHost } from "./lock.ts";
+import { cleanupAfterFailedGrant, leaseFor, withdrawal, type GrantHost } from "./lock.ts";
 import { linkSignals, sleep, type CallOptions } from "./signals.ts";
 import type { Timers } from "./timers.ts";
 import type { Message, Transport } from "./transport.ts";
@@ -130,7 +130,12 @@ export class Election {
         "Election",
         "Campaign",
         { name: this.name, leaseId: String(lease.id), value, timeoutMs: serverTimeoutMs },
-        { blocking: true, ...(opts.signal ? { signal: opts.signal } : {}), ...(timeoutMs !== undefined ? { timeoutMs } : {}) },
+        {
+          blocking: true,
+          ...(opts.signal ? { signal: opts.signal } : {}),
+          ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+          withdraw: withdrawal(this.host.rpc, "Election", this.name, { name: this.name, leaseId: String(lease.id), value }),
+        },
       );
     } catch (error) {
       const e = TenureError.from(error);

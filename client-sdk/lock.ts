@@ -5,7 +5,7 @@
 
 import { TenureError } from "./errors.ts";
 import { safeInt, type Lease } from "./lease.ts";
-import type { Rpc } from "./rpc.ts";
+import type { BlockingWithdrawal, Rpc } from "./rpc.ts";
 import { linkSignals, type CallOptions } from "./signals.ts";
 import type { Message } from "./transport.ts";
 
@@ -104,7 +104,12 @@ export async function acquireLock(host: GrantHost, name: string, options: LockOp
       "Lock",
       "Acquire",
       { name, leaseId: String(lease.id), wait, timeoutMs: serverTimeoutMs },
-      { blocking: wait, ...(opts.signal ? { signal: opts.signal } : {}), ...(timeoutMs !== undefined ? { timeoutMs } : {}) },
+      {
+        blocking: wait,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+        withdraw: withdrawal(host.rpc, "Lock", name, { name, leaseId: String(lease.id), wait: true }),
+      },
     );
   } catch (error) {
     const e = TenureError.from(error);
@@ -112,6 +117,27 @@ export async function acquireLock(host: GrantHost, name: string, options: LockOp
     throw e;
   }
   return new Lock(host.rpc, name, safeInt(res["token"], "token"), lease, owned);
+}
+
+/** Time the settling attempt of a given-up blocking call may take (Rpc BlockingWithdrawal). */
+const WITHDRAW_TIMEOUT_MS = 5_000;
+
+/**
+ * How a given-up blocking Acquire or Campaign settles its wait: asked again with a 1 ms server
+ * timeout, the server withdraws a wait still queued; a grant it answers instead is released.
+ */
+export function withdrawal(rpc: Rpc, kind: "Lock" | "Election", name: string, request: Message): BlockingWithdrawal {
+  return {
+    fields: { ...request, timeoutMs: 1 },
+    timeoutMs: WITHDRAW_TIMEOUT_MS,
+    onGranted: async (res) => {
+      const granted = (kind === "Lock" ? res : res["leader"]) as Message | undefined;
+      const token = granted?.["token"];
+      if (token === undefined) return;
+      const method = kind === "Lock" ? "Release" : "Resign";
+      await rpc.mutate(kind, method, { name, token: String(token) }, { timeoutMs: WITHDRAW_TIMEOUT_MS });
+    },
+  };
 }
 
 /**

@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import { encodeErrorDetail, ERROR_DETAIL_METADATA_KEY, type ErrorReason } from "../proto/tenure_protos.ts";
 import { scriptedRpc, scriptedTransport, type ScriptedStep } from "../testing/kits/scripted_transport.ts";
 import { TenureError } from "./errors.ts";
-import type { Transport } from "./transport.ts";
+import type { Message, Transport } from "./transport.ts";
 
 function err(code: grpc.status, reason: ErrorReason | null, leaderAddress = "", retryAfterMs = 0): TenureError {
   const metadata = new grpc.Metadata();
@@ -64,6 +64,45 @@ describe("Rpc retries", () => {
     );
     assert.ok(calls.every((c) => c.endpoint === "a"));
     assert.ok(calls.length >= 2 && calls.length <= 5, `${calls.length} attempts in 200 ms`);
+  });
+
+  it("a blocking call given up with its outcome unknown settles its wait under the same seq (1 ms server timeout); a grant found then is given back", async () => {
+    for (const answer of ["withdrawn", "granted"] as const) {
+      const controller = new AbortController();
+      const granted: Message[] = [];
+      // A connection failure (the Acquire may have queued), then the caller gives up; the
+      // settling attempt is answered: withdrawn (DEADLINE_EXCEEDED TIMEOUT) or a grant.
+      const settle = answer === "withdrawn" ? err(grpc.status.DEADLINE_EXCEEDED, "TIMEOUT") : { token: "42" };
+      const { transport, calls } = scripted([err(grpc.status.UNAVAILABLE, null), settle]);
+      const call = rpc(transport).mutate(
+        "Lock",
+        "Acquire",
+        { name: "n", leaseId: "5", wait: true, timeoutMs: 0 },
+        {
+          blocking: true,
+          signal: controller.signal,
+          withdraw: {
+            fields: { name: "n", leaseId: "5", wait: true, timeoutMs: 1 },
+            timeoutMs: 1_000,
+            onGranted: async (res) => {
+              granted.push(res);
+            },
+          },
+        },
+      );
+      // Both scripted answers are consumed only after the abort: the first attempt fails at once
+      // and the retry's backoff is where the caller gives up.
+      controller.abort();
+      await assert.rejects(call, (e: unknown) => e instanceof TenureError && e.code === "OUTCOME_UNKNOWN");
+      const settled = calls.at(-1)?.request;
+      assert.equal(settled?.["timeoutMs"], 1, `${answer}: the settling attempt asks with a 1 ms server timeout`);
+      assert.deepEqual(
+        [...new Set(calls.map((c) => `${String(c.request["clientId"])}#${String(c.request["seq"])}`))],
+        ["t.1#1"],
+        `${answer}: the same (client_id, seq) as the call it settles`,
+      );
+      assert.deepEqual(granted, answer === "granted" ? [{ token: "42" }] : [], `${answer}: a grant goes back, nothing else`);
+    }
   });
 
   it("a blocking call reserves seq + 1 on its session; the session's next call uses seq + 2", async () => {
