@@ -3,6 +3,7 @@
 // Every call takes { signal?, timeoutMs? }; close() aborts them all and stops renewing (leases are
 // then left to expire on the server: a closing process cannot promise a revoke arrives).
 
+import { setMaxListeners } from "node:events";
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type * as grpc from "@grpc/grpc-js";
@@ -160,6 +161,9 @@ export class TenureClient {
   /** @internal The deterministic lock simulation's environment (ClientRuntime). */
   constructor(options: TenureClientOptions, runtime: ClientRuntime);
   constructor(options: TenureClientOptions, runtime: ClientRuntime = {}) {
+    // Every call in flight listens on the client's closed signal until it ends (rpc.ts
+    // linkSignals): a burst of concurrent calls is not a listener leak (Node warns past 10).
+    setMaxListeners(0, this.#closer.signal);
     const clientId = options.clientId ?? `tenure-${randomBytes(8).toString("hex")}`;
     if (!CLIENT_ID_RE.test(clientId)) throw new TenureError("INVALID_ARGUMENT", "clientId must be 1..100 visible ASCII characters");
     const rho = options.rho ?? 0.01;

@@ -168,7 +168,7 @@ export async function submitOk<K extends OkBody["kind"]>(
   options: CallOptions = {},
 ): Promise<Applied<K>> {
   const outcome = await deps.node.submit(command, options);
-  if (outcome.kind !== "applied") throw errorFromOutcome(outcome, deps.node);
+  if (outcome.kind !== "applied") throw cancelledOr(options, errorFromOutcome(outcome, deps.node));
   const result = outcome.result;
   auditActs(deps, result);
   if (!result.ok && result.code === "PERMISSION_DENIED") {
@@ -230,13 +230,24 @@ function auditActs(deps: ServiceDeps, result: ApplyResult): void {
  * A linearizable read; anything but a value throws its ApiError. `options.signal`: the call's, so
  * a cancelled call's read is dropped from the node's pending requests (it never answers then).
  */
+/**
+ * A call cancelled (by its client or its deadline) before the node answered is CANCELLED, whatever
+ * the node then said of it ("cancelled before proposing", an abandoned proposal): not NO_LEADER or
+ * OUTCOME_UNKNOWN, which would count a client that went away as a leader or a commit that failed.
+ */
+function cancelledOr(options: CallOptions, error: ApiError): ApiError {
+  const signal = options.signal;
+  if (signal?.aborted !== true) return error;
+  return signal.reason instanceof ApiError ? signal.reason : new ApiError("CANCELLED", "the call was cancelled");
+}
+
 export async function readOk<T>(
   deps: ServiceDeps,
   query: (machine: LockStateMachine) => T,
   options: CallOptions = {},
 ): Promise<{ readonly value: T; readonly index: number }> {
   const outcome = await deps.node.read(query, options);
-  if (outcome.kind !== "read") throw errorFromOutcome(outcome, deps.node);
+  if (outcome.kind !== "read") throw cancelledOr(options, errorFromOutcome(outcome, deps.node));
   return { value: outcome.value, index: outcome.index };
 }
 

@@ -68,7 +68,7 @@ describe("a leader with a full request queue (real processes)", () => {
     const onLeader = await grantsByCode(cluster, leaderId);
     const overloaded = delta(onLeader, "RESOURCE_EXHAUSTED");
     assert.ok(overloaded >= 1, `the leader answered some grants RESOURCE_EXHAUSTED (codes: ${JSON.stringify([...onLeader])})`);
-    assert.equal(delta(onLeader, "UNAVAILABLE"), 0, "never NO_LEADER for a full queue");
+    assert.equal(delta(onLeader, "UNAVAILABLE"), 0, `never NO_LEADER for a full queue (codes: ${JSON.stringify([...onLeader])})`);
     assert.equal(delta(onLeader, "OK"), BURST, "each grant of the burst answered OK once, on the leader");
     const followersAfter = await Promise.all(followers.map(async (id) => sum(await grantsByCode(cluster, id))));
     assert.deepEqual(followersAfter, followersBefore, "no grant of the burst went to a follower");
