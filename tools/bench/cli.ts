@@ -34,7 +34,7 @@ import { memoryResult } from "./memory.ts";
 import { type BenchOptions, parseOptions, type Selectable } from "./options.ts";
 import { stopEveryProcess } from "./processes.ts";
 import { registerCleanup, runCleanups } from "./cleanup.ts";
-import { type Column, JsonLines } from "./results.ts";
+import { type BenchResult, type Column, JsonLines } from "./results.ts";
 import { type FigureSpec, renderTable } from "./table.ts";
 import { buildTenure, type TenureBuild } from "./tenure_build.ts";
 import { BENCH_CLIENT_IDENTITY, TENURE_MEMBER_IDS, TenureCluster } from "./tenure_cluster.ts";
@@ -72,7 +72,7 @@ export function tableNotes(o: BenchOptions): string[] {
     "Transport: etcd plaintext (its default); Tenure mutual TLS 1.3 on every port (its default; the --insecure column, if shown, is plaintext). fsync on for both (etcd's WAL; Tenure's SQLite WAL, fsynced before a write counts: synchronous=FULL, or the leader's own writes fdatasynced on the thread pool).",
     `Keepalive: every lease renewed about ttl/3 after its last renewal (TTL ${o.keepaliveTtlMs / 1000} s, window ${o.keepaliveTtlMs / 1000 + 1} s > TTL), so renewals/s is set by the schedule and leader CPU is the cost; Tenure's leases are held by the SDK (one KeepAlive stream per client, up to 1024 ids per request, latency from a probe renewal beside it), etcd's by 4 raw LeaseKeepAlive streams (one id per request; etcd3 npm would open a stream per lease). "alive" = held by the client at the end AND counted by the server.`,
     `Failover: each system's own client with its defaults (Tenure SDK client.lock(); etcd3 npm lock()), all members' addresses; time from SIGKILL of the leader to the first acquire that started after it. ${o.failoverTrials} trials in all.`,
-    "Memory: VmRSS of each member; the witness (w) from Tenure's two-site layout (voters a, b + witness w), idle only.",
+    "Memory: VmRSS of each member; the witness (w) from Tenure's two-site layout (voters a, b + witness w), idle, and holding the big lease set in the loaded row.",
   ];
 }
 
@@ -209,6 +209,7 @@ async function bigLeases(run: Run, column: Column): Promise<void> {
   const o = run.o;
   log(`big: ${column}, ${o.bigLeases} leases (granting for at most ${o.bigGrantMaxMs / 1000} s)`);
   const cluster = await startCluster(run, column);
+  let memory: BenchResult | null = null;
   try {
     const hold = await holdLeases(cluster, o.bigLeases, run, o.bigGrantMaxMs);
     log(`  granted ${hold.granted} in ${(hold.grantMs / 1000).toFixed(1)} s`);
@@ -222,7 +223,28 @@ async function bigLeases(run: Run, column: Column): Promise<void> {
         run.out.add(r);
         log(`  keepalive-big: ${r.value.toFixed(0)} renewals/s, alive ${r.extra["aliveAtEnd"]}/${hold.granted}`);
       }
-      if (has(o, "memory")) run.out.add(memoryResult(cluster, { column, rep: 1, figure: "memory-big", extra: { leases: hold.granted } }));
+      if (has(o, "memory")) memory = memoryResult(cluster, { column, rep: 1, figure: "memory-big", extra: { leases: hold.granted } });
+    } finally {
+      await hold.close();
+    }
+  } finally {
+    await cluster.stop();
+  }
+  if (memory === null) return;
+  // The witness under the same load: Tenure's two-site layout holding the big lease set too.
+  const witness = column === "etcd" ? {} : await witnessLoadedRss(run, column);
+  run.out.add({ ...memory, extra: { ...memory.extra, ...witness } });
+}
+
+/** The witness's RSS while the two-site layout (voters a, b and the witness w) holds the big lease set. */
+async function witnessLoadedRss(run: Run, column: Column): Promise<Record<string, number>> {
+  const cluster = await startCluster(run, column, "witness");
+  try {
+    const hold = await holdLeases(cluster, run.o.bigLeases, run, run.o.bigGrantMaxMs);
+    try {
+      log(`  two-site layout: granted ${hold.granted} in ${(hold.grantMs / 1000).toFixed(1)} s`);
+      const r = memoryResult(cluster, { column, rep: 1, figure: "witness" });
+      return Object.fromEntries(Object.entries(r.extra).filter(([k]) => k.startsWith("rssMiB_witness_")) as [string, number][]);
     } finally {
       await hold.close();
     }
