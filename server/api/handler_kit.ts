@@ -227,10 +227,6 @@ function auditActs(deps: ServiceDeps, result: ApplyResult): void {
 }
 
 /**
- * A linearizable read; anything but a value throws its ApiError. `options.signal`: the call's, so
- * a cancelled call's read is dropped from the node's pending requests (it never answers then).
- */
-/**
  * A call cancelled (by its client or its deadline) before the node answered is CANCELLED, whatever
  * the node then said of it ("cancelled before proposing", an abandoned proposal): not NO_LEADER or
  * OUTCOME_UNKNOWN, which would count a client that went away as a leader or a commit that failed.
@@ -241,6 +237,10 @@ function cancelledOr(options: CallOptions, error: ApiError): ApiError {
   return signal.reason instanceof ApiError ? signal.reason : new ApiError("CANCELLED", "the call was cancelled");
 }
 
+/**
+ * A linearizable read; anything but a value throws its ApiError. `options.signal`: the call's, so
+ * a cancelled call's read is dropped from the node's pending requests (it never answers then).
+ */
 export async function readOk<T>(
   deps: ServiceDeps,
   query: (machine: LockStateMachine) => T,

@@ -68,6 +68,11 @@ export class MeteredStorage implements RaftStorage {
   save(write: StorageWrite): void {
     const startMs = this.nowMs();
     this.inner.save(write);
+    this.saved(write, startMs);
+  }
+
+  /** A write durable now that started at `startMs`: its time, and a leader's snapshot in it. */
+  private saved(write: StorageWrite, startMs: number): void {
     this.saveSeconds.observe(Math.max(0, this.nowMs() - startMs) / 1000);
     if (write.snapshot !== null) this.storedSnapshot(write.snapshot, "leader");
   }
@@ -76,10 +81,7 @@ export class MeteredStorage implements RaftStorage {
   saveInBackground(write: StorageWrite, done: (error: Error | null) => void): void {
     const startMs = this.nowMs();
     const finished = (error: Error | null): void => {
-      if (error === null) {
-        this.saveSeconds.observe(Math.max(0, this.nowMs() - startMs) / 1000);
-        if (write.snapshot !== null) this.storedSnapshot(write.snapshot, "leader");
-      }
+      if (error === null) this.saved(write, startMs);
       done(error);
     };
     if (this.inner.saveInBackground === undefined) {

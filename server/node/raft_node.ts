@@ -147,6 +147,9 @@ interface PendingRead {
 }
 
 const READIES_PER_PASS_MAX_DEFAULT = 1000;
+/** Why an input is refused while the inputs held behind a parked Ready are at pendingMax. */
+const HELD_FULL_OVERLOADED = "inputs are waiting for this member's write to reach its disk";
+const HELD_FULL_REFUSED = "this member's disk is behind its inputs; retry";
 
 /** Runs `handler` once if `signal` aborts; returns the detach (a no-op without a signal). */
 function onAbort(signal: AbortSignal | undefined, handler: () => void): () => void {
@@ -264,7 +267,7 @@ export class RaftNode implements NodeApi {
   /** Callback form of submit (the simulator's deterministic path). */
   submitWithCallback(command: ClientCommand, options: CallOptions, callback: SubmitCallback): void {
     if (this.stopped) return callback({ kind: "unavailable", reason: "node is shutting down" });
-    const full = (): void => callback(this.overloaded("inputs are waiting for this member's write to reach its disk"));
+    const full = (): void => callback(this.overloaded(HELD_FULL_OVERLOADED));
     if (this.deferWhileParked(() => this.submitWithCallback(command, options, callback), full)) return;
     if (options.signal?.aborted) return callback({ kind: "unavailable", reason: "cancelled before proposing" });
     if (this.pendingCount() >= this.options.pendingMax) return callback(this.overloaded());
@@ -298,7 +301,7 @@ export class RaftNode implements NodeApi {
 
   readWithCallback<T>(query: (m: LockStateMachine) => T, options: CallOptions, callback: (o: ReadOutcome<T>) => void): void {
     if (this.stopped) return callback({ kind: "unavailable", reason: "node is shutting down" });
-    const full = (): void => callback(this.overloaded("inputs are waiting for this member's write to reach its disk"));
+    const full = (): void => callback(this.overloaded(HELD_FULL_OVERLOADED));
     if (this.deferWhileParked(() => this.readWithCallback(query, options, callback), full)) return;
     if (this.options.staleLocalReads === true) {
       // The deliberate test-only bug (see RaftNodeOptions.staleLocalReads): skips ReadIndex.
@@ -338,7 +341,7 @@ export class RaftNode implements NodeApi {
 
   private transferLeaderWithCallback(to: NodeId, callback: (outcome: AdminOutcome) => void): void {
     if (this.stopped) return callback({ kind: "refused", reason: "node stopped" });
-    const full = (): void => callback({ kind: "refused", reason: "this member's disk is behind its inputs; retry" });
+    const full = (): void => callback({ kind: "refused", reason: HELD_FULL_REFUSED });
     if (this.deferWhileParked(() => this.transferLeaderWithCallback(to, callback), full)) return;
     const r = this.core.transferLeadership(to);
     this.options.requestProcess();
@@ -353,8 +356,7 @@ export class RaftNode implements NodeApi {
         if (this.stopped) resolve({ kind: "refused", reason: "node stopped" });
         else void this.changeMembership(change, precondition).then(resolve);
       };
-      if (this.deferWhileParked(deferred, () => resolve({ kind: "refused", reason: "this member's disk is behind its inputs; retry" })))
-        return;
+      if (this.deferWhileParked(deferred, () => resolve({ kind: "refused", reason: HELD_FULL_REFUSED }))) return;
       const refused = precondition === undefined ? null : this.membershipRefusal(precondition);
       if (refused !== null) {
         resolve({ kind: "refused", reason: refused });
