@@ -81,7 +81,7 @@ describe("RaftNode", () => {
     assert.equal((await leader.transferLeader("nobody")).kind, "refused");
   });
 
-  it("backgroundWrites: the inputs held meanwhile are bounded (overloaded past pendingMax, peer messages dropped) and ticks fold into one", async () => {
+  it("backgroundWrites: the inputs held meanwhile are bounded, each kind on its own (clients overloaded past pendingMax, peer messages dropped past theirs) and ticks fold into one", async () => {
     const c = new NodeCluster(["a", "b", "c"], 1000, { backgroundWrites: true, pendingMax: 3 });
     c.advance(600);
     const leader = c.leader();
@@ -92,21 +92,60 @@ describe("RaftNode", () => {
     assert.equal(c.heldWrites.get(leader.id)?.length, 1);
     for (let i = 0; i < 5; i++) leader.tick();
     assert.equal(leader.heldInputs().held, 1, "five ticks while held are one");
-    void leader.submit({ kind: "LeaseGrant", clientId: "y", seq: 1, ttlMs: 5000 });
-    void leader.submit({ kind: "LeaseGrant", clientId: "z", seq: 1, ttlMs: 5000 });
-    assert.equal(leader.heldInputs().held, 3);
-    const refused = await leader.submit({ kind: "LeaseGrant", clientId: "w", seq: 1, ttlMs: 5000 });
+    for (const clientId of ["y", "z", "w"]) void leader.submit({ kind: "LeaseGrant", clientId, seq: 1, ttlMs: 5000 });
+    assert.equal(leader.heldInputs().held, 4, "the held tick does not count against pendingMax");
+    const refused = await leader.submit({ kind: "LeaseGrant", clientId: "v", seq: 1, ttlMs: 5000 });
     assert.equal(refused.kind, "overloaded", JSON.stringify(refused));
     if (refused.kind === "overloaded") assert.match(refused.reason, /waiting for this member's write/);
     const read = await leader.read((m) => m.appliedIndex());
     assert.equal(read.kind, "overloaded");
+    leader.tick();
+    assert.equal(leader.heldInputs().held, 4, "a tick is still held (folded) with the clients' bound reached");
     const follower = [...c.nodes.values()].find((n) => n !== leader);
     assert.ok(follower);
-    leader.receive({ kind: "heartbeatResponse", from: follower.id, to: leader.id, term: leader.status().term, readContext: 0 });
-    assert.deepEqual(leader.heldInputs(), { held: 3, peerMessagesDropped: 1 });
+    const term = leader.status().term;
+    // Requests filling their bound must not crowd out the followers' acknowledgements (a loaded
+    // leader would otherwise miss its quorum and step down): peer messages have their own bound.
+    for (let i = 0; i < 1024; i++) leader.receive({ kind: "heartbeatResponse", from: follower.id, to: leader.id, term, readContext: 0 });
+    assert.deepEqual(leader.heldInputs(), { held: 4 + 1024, heldPeerMessages: 1024, peerMessagesDropped: 0 });
+    leader.receive({ kind: "heartbeatResponse", from: follower.id, to: leader.id, term, readContext: 0 });
+    assert.deepEqual(
+      leader.heldInputs(),
+      { held: 4 + 1024, heldPeerMessages: 1024, peerMessagesDropped: 1 },
+      "past its bound a peer message is dropped",
+    );
     c.releaseWrites(leader.id);
     leader.process();
-    assert.equal(leader.heldInputs().held, 0, "all held inputs ran after the write");
+    assert.deepEqual(leader.heldInputs(), { held: 0, heldPeerMessages: 0, peerMessagesDropped: 1 }, "all held inputs ran after the write");
+    assert.equal(leader.status().role, "leader");
+
+    // The byte bound: a stale rival's big appends behind a stalled write are held one at a time.
+    void leader.submit({ kind: "LeaseGrant", clientId: "u", seq: 1, ttlMs: 5000 });
+    leader.process();
+    assert.equal(c.heldWrites.get(leader.id)?.length, 1, "a write in flight again");
+    const entry = { term: 1, index: 1, type: "normal" as const, data: new Uint8Array(40 * 1024 * 1024) };
+    const stale = {
+      kind: "append" as const,
+      from: follower.id,
+      to: leader.id,
+      term: 0,
+      prevIndex: 0,
+      prevTerm: 0,
+      entries: [entry],
+      commit: 0,
+      witnessFloor: 0,
+    };
+    const heldBefore = leader.heldInputs().held;
+    leader.receive(stale);
+    leader.receive(stale);
+    assert.deepEqual(
+      leader.heldInputs(),
+      { held: heldBefore + 1, heldPeerMessages: 1, peerMessagesDropped: 2 },
+      "40 MiB + 40 MiB is past the byte bound",
+    );
+    c.releaseWrites(leader.id);
+    leader.process();
+    assert.equal(leader.status().role, "leader");
   });
 
   it("an answered proposal, read or renewal leaves no abort listener on its signal, and an abort after the answer changes nothing", async () => {

@@ -24,6 +24,7 @@ import { encodeCommand, type ClientCommand, type Command, type LeaseKeepAlive } 
 import { DEFAULT_STATE_CONFIG, type StateConfig } from "../state/limits.ts";
 import { LockStateMachine } from "../state/machine.ts";
 import type { RaftStorage } from "../storage/raft_storage.ts";
+import { estimateMessageBytes } from "../transport/peer_codec.ts";
 import type { PeerTransport } from "../transport/peer_transport.ts";
 import { LeaderClock, type MonotonicClock } from "./leader_clock.ts";
 import { type Compact, ReadyLoop } from "./ready_loop.ts";
@@ -150,6 +151,23 @@ const READIES_PER_PASS_MAX_DEFAULT = 1000;
 /** Why an input is refused while the inputs held behind a parked Ready are at pendingMax. */
 const HELD_FULL_OVERLOADED = "inputs are waiting for this member's write to reach its disk";
 const HELD_FULL_REFUSED = "this member's disk is behind its inputs; retry";
+/**
+ * Peer messages held behind a parked Ready, at most, by count and by estimated wire size. Their
+ * own bound, apart from the clients' (pendingMax): a burst of requests must never crowd out the
+ * followers' acknowledgements, or a loaded leader would miss its quorum (CheckQuorum) and step
+ * down. On a leader these are mostly small responses; the byte cap stops a rival leader's appends
+ * or snapshot from piling up behind a stalled disk. The first message is always held.
+ */
+const HELD_PEER_MESSAGES_MAX = 1024;
+const HELD_PEER_BYTES_MAX = 64 * 1024 * 1024;
+
+/** What an input held behind a parked Ready counts against (deferWhileParked). */
+type HeldInput =
+  | { readonly kind: "client"; readonly whenFull: () => void }
+  | { readonly kind: "peer"; readonly message: Message; readonly whenFull: () => void }
+  | { readonly kind: "tick" };
+const TICK: HeldInput = { kind: "tick" };
+const client = (whenFull: () => void): HeldInput => ({ kind: "client", whenFull });
 
 /** Runs `handler` once if `signal` aborts; returns the detach (a no-op without a signal). */
 function onAbort(signal: AbortSignal | undefined, handler: () => void): () => void {
@@ -182,11 +200,16 @@ export class RaftNode implements NodeApi {
   private readContextNext = 1;
   /** Renewals waiting to be proposed together; null when renewalCoalesceTicks is 0. */
   private readonly renewals: RenewalQueue<SubmitCallback> | null;
-  /** Inputs held while a Ready is parked (deferWhileParked), run at the next pass; at most pendingMax. */
+  /** Inputs held while a Ready is parked (deferWhileParked), run at the next pass in arrival order. */
   private deferredInputs: (() => void)[] = [];
+  /** Of deferredInputs: client requests, reads and admin calls (at most pendingMax). */
+  private heldClientInputs = 0;
+  /** Of deferredInputs: peer messages, and their estimated bytes (HELD_PEER_*_MAX). */
+  private heldPeerMessages = 0;
+  private heldPeerBytes = 0;
   /** A tick is among deferredInputs: later ticks fold into it, as a blocked timer fires once. */
   private tickDeferred = false;
-  /** Peer messages dropped because deferredInputs was full (a long background write; Raft resends). */
+  /** Peer messages dropped because their held bound was reached (a long background write; Raft resends). */
   private peerMessagesDroppedWhileParked = 0;
   private heldFullLogged = false;
   private setupTerm = -1;
@@ -229,13 +252,10 @@ export class RaftNode implements NodeApi {
 
   tick(): void {
     if (this.stopped || this.tickDeferred) return;
-    const deferred = this.deferWhileParked(
-      () => {
-        this.tickDeferred = false;
-        this.tick();
-      },
-      () => {},
-    );
+    const deferred = this.deferWhileParked(() => {
+      this.tickDeferred = false;
+      this.tick();
+    }, TICK);
     if (deferred) {
       this.tickDeferred = true;
       return;
@@ -248,10 +268,15 @@ export class RaftNode implements NodeApi {
   }
 
   receive(message: Message): void {
-    const dropped = (): void => {
-      this.peerMessagesDroppedWhileParked++;
+    if (this.stopped) return;
+    const held: HeldInput = {
+      kind: "peer",
+      message,
+      whenFull: () => {
+        this.peerMessagesDroppedWhileParked++;
+      },
     };
-    if (this.stopped || this.deferWhileParked(() => this.receive(message), dropped)) return;
+    if (this.deferWhileParked(() => this.receive(message), held)) return;
     try {
       this.core.step(message);
     } catch (err) {
@@ -268,7 +293,7 @@ export class RaftNode implements NodeApi {
   submitWithCallback(command: ClientCommand, options: CallOptions, callback: SubmitCallback): void {
     if (this.stopped) return callback({ kind: "unavailable", reason: "node is shutting down" });
     const full = (): void => callback(this.overloaded(HELD_FULL_OVERLOADED));
-    if (this.deferWhileParked(() => this.submitWithCallback(command, options, callback), full)) return;
+    if (this.deferWhileParked(() => this.submitWithCallback(command, options, callback), client(full))) return;
     if (options.signal?.aborted) return callback({ kind: "unavailable", reason: "cancelled before proposing" });
     if (this.pendingCount() >= this.options.pendingMax) return callback(this.overloaded());
     this.ensureLeaderSetup();
@@ -302,7 +327,7 @@ export class RaftNode implements NodeApi {
   readWithCallback<T>(query: (m: LockStateMachine) => T, options: CallOptions, callback: (o: ReadOutcome<T>) => void): void {
     if (this.stopped) return callback({ kind: "unavailable", reason: "node is shutting down" });
     const full = (): void => callback(this.overloaded(HELD_FULL_OVERLOADED));
-    if (this.deferWhileParked(() => this.readWithCallback(query, options, callback), full)) return;
+    if (this.deferWhileParked(() => this.readWithCallback(query, options, callback), client(full))) return;
     if (this.options.staleLocalReads === true) {
       // The deliberate test-only bug (see RaftNodeOptions.staleLocalReads): skips ReadIndex.
       return callback({ kind: "read", value: query(this.machine), index: this.machine.appliedIndex() });
@@ -342,7 +367,7 @@ export class RaftNode implements NodeApi {
   private transferLeaderWithCallback(to: NodeId, callback: (outcome: AdminOutcome) => void): void {
     if (this.stopped) return callback({ kind: "refused", reason: "node stopped" });
     const full = (): void => callback({ kind: "refused", reason: HELD_FULL_REFUSED });
-    if (this.deferWhileParked(() => this.transferLeaderWithCallback(to, callback), full)) return;
+    if (this.deferWhileParked(() => this.transferLeaderWithCallback(to, callback), client(full))) return;
     const r = this.core.transferLeadership(to);
     this.options.requestProcess();
     if (r.ok) return callback({ kind: "ok" });
@@ -356,7 +381,13 @@ export class RaftNode implements NodeApi {
         if (this.stopped) resolve({ kind: "refused", reason: "node stopped" });
         else void this.changeMembership(change, precondition).then(resolve);
       };
-      if (this.deferWhileParked(deferred, () => resolve({ kind: "refused", reason: HELD_FULL_REFUSED }))) return;
+      if (
+        this.deferWhileParked(
+          deferred,
+          client(() => resolve({ kind: "refused", reason: HELD_FULL_REFUSED })),
+        )
+      )
+        return;
       const refused = precondition === undefined ? null : this.membershipRefusal(precondition);
       if (refused !== null) {
         resolve({ kind: "refused", reason: refused });
@@ -410,8 +441,12 @@ export class RaftNode implements NodeApi {
   }
 
   /** Inputs held while a Ready is parked, and peer messages dropped because that queue was full. */
-  heldInputs(): { readonly held: number; readonly peerMessagesDropped: number } {
-    return { held: this.deferredInputs.length, peerMessagesDropped: this.peerMessagesDroppedWhileParked };
+  heldInputs(): { readonly held: number; readonly heldPeerMessages: number; readonly peerMessagesDropped: number } {
+    return {
+      held: this.deferredInputs.length,
+      heldPeerMessages: this.heldPeerMessages,
+      peerMessagesDropped: this.peerMessagesDroppedWhileParked,
+    };
   }
 
   /** For metrics (replication lag): the leader's match index for `id`, null off the leader. */
@@ -440,31 +475,49 @@ export class RaftNode implements NodeApi {
    * (backgroundWrites), until it is durable: its callback asks for the pass. Storage I/O thus
    * stays in process(), never in an input.
    */
-  private deferWhileParked(input: () => void, whenFull: () => void): boolean {
+  private deferWhileParked(input: () => void, held: HeldInput): boolean {
     if (!this.loop.parked()) return false;
-    // Bounded (a disk that stalls a background write must not queue the clients' requests
-    // without limit): past pendingMax an input is refused as overloaded, a peer message dropped.
-    if (this.deferredInputs.length >= this.options.pendingMax) {
+    // Bounded (a disk that stalls a background write must not queue inputs without limit), each
+    // kind on its own: past pendingMax a client input is refused as overloaded; past the peer
+    // bounds a peer message is dropped (Raft resends); a tick is held once (tick() folds them).
+    const peerBytes = held.kind === "peer" ? estimateMessageBytes(held.message) : 0;
+    if (this.heldInputIsFull(held, peerBytes)) {
       if (!this.heldFullLogged) {
         this.heldFullLogged = true;
         this.options.log({
           event: "inputs-held-full",
+          kind: held.kind,
           held: this.deferredInputs.length,
           writeInFlight: this.loop.writing(),
           detail: "this member's write has not reached its disk; further requests are refused as overloaded, peer messages dropped",
         });
       }
-      whenFull();
+      if (held.kind !== "tick") held.whenFull();
       return true;
+    }
+    if (held.kind === "client") this.heldClientInputs++;
+    if (held.kind === "peer") {
+      this.heldPeerMessages++;
+      this.heldPeerBytes += peerBytes;
     }
     this.deferredInputs.push(input);
     if (!this.loop.writing()) this.options.requestProcess();
     return true;
   }
 
+  private heldInputIsFull(held: HeldInput, peerBytes: number): boolean {
+    if (held.kind === "client") return this.heldClientInputs >= this.options.pendingMax;
+    if (held.kind === "tick") return false;
+    if (this.heldPeerMessages === 0) return false;
+    return this.heldPeerMessages >= HELD_PEER_MESSAGES_MAX || this.heldPeerBytes + peerBytes > HELD_PEER_BYTES_MAX;
+  }
+
   private runDeferredInputs(): void {
     const inputs = this.deferredInputs;
     this.deferredInputs = [];
+    this.heldClientInputs = 0;
+    this.heldPeerMessages = 0;
+    this.heldPeerBytes = 0;
     this.heldFullLogged = false;
     for (const input of inputs) input();
   }
