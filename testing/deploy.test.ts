@@ -37,7 +37,8 @@ import { loadConfig, type ServerConfig } from "../server/config.ts";
 import { envOf, flagOf, isOptionKey, SERVER_OPTIONS } from "../server/config_options.ts";
 import { COMMANDS } from "../cli/commands.ts";
 import { parseCommandLine } from "../cli/parse.ts";
-import { BUILD_ENTRIES } from "../tools/build.ts";
+import { BUILD_ENTRIES, shebangOf } from "../tools/build.ts";
+import { WITNESS_NODE_FLAGS } from "../witness/node_flags.ts";
 import { logicalLines, tenurectlCommands, words } from "./kits/command_lines.ts";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -170,6 +171,21 @@ function assertNoBootstrap(args: readonly string[], env: Record<string, string>,
   assert.ok(!("TENURE_BOOTSTRAP" in env), `${label}: TENURE_BOOTSTRAP in a service definition (first start only)`);
 }
 
+/**
+ * A launch `node [node flags] BUNDLE [args]`: the bundle is the first word naming a .mjs file.
+ * The witness's launches must carry its heap flags (witness/node_flags.ts), a voter's none.
+ */
+function nodeLaunch(command: readonly string[], label: string): { bundle: string; bundlePath: string; args: string[] } {
+  const at = command.findIndex((w, i) => i > 0 && w.endsWith(".mjs"));
+  assert.ok(at > 0, `${label}: no bundle in ${command.join(" ")}`);
+  const bundlePath = command[at] ?? "";
+  const bundle = posix.basename(bundlePath);
+  const nodeFlags = command.slice(1, at);
+  const expected = bundle === MEMBER_BUNDLES.witness ? WITNESS_NODE_FLAGS : [];
+  assert.deepEqual(nodeFlags, [...expected], `${label}: node flags before ${bundle} (witness/node_flags.ts)`);
+  return { bundle, bundlePath, args: command.slice(at + 1) };
+}
+
 const portOf = (hostPort: string): number => Number(hostPort.slice(hostPort.lastIndexOf(":") + 1));
 
 // ------------------------------------------------------------------ the Dockerfile
@@ -286,6 +302,23 @@ describe("deploy/: flags, TENURE_* variables and tenurectl commands exist in the
       }
     }
     assert.ok(seen >= 10, `only ${seen} member command lines found: the extraction broke`);
+  });
+
+  it("every launch of the witness with node carries its heap flags (witness/node_flags.ts), and so does its bundle's shebang", () => {
+    let seen = 0;
+    for (const file of [...filesOf("markdown"), ...filesOf("dockerfile"), ...filesOf("systemd"), "README.md", "witness/README.md"]) {
+      for (const line of logicalLines(read(file))) {
+        const m = /\bnode\b(.*?)tenure-witness\.mjs/.exec(line);
+        if (m === null) continue;
+        seen++;
+        for (const flag of WITNESS_NODE_FLAGS) assert.ok((m[1] ?? "").includes(flag), `${file}: ${line.trim()} lacks ${flag}`);
+      }
+    }
+    assert.ok(seen >= 4, `only ${seen} witness launches found: the extraction broke`);
+    assert.equal(shebangOf("tenure-witness.mjs"), `#!/usr/bin/env -S node ${WITNESS_NODE_FLAGS.join(" ")}`);
+    assert.equal(shebangOf("tenured.mjs"), "#!/usr/bin/env node");
+    const pkg = JSON.parse(read("package.json")) as { scripts: Record<string, string> };
+    for (const flag of WITNESS_NODE_FLAGS) assert.ok(pkg.scripts["witness"]?.includes(flag), `npm run witness lacks ${flag}`);
   });
 
   it("every TENURE_* variable is an option's (or one tenurectl sets for its child)", () => {
@@ -475,7 +508,7 @@ describe("deploy/compose", () => {
         const args = s.command ?? [];
         assertNoBootstrap(args, env, label);
         const entry = s.entrypoint ?? dockerEntry;
-        const bundle = posix.basename(entry[1] ?? "");
+        const { bundle } = nodeLaunch(entry, label);
         assert.ok(BUNDLES.includes(bundle), `${label}: entrypoint ${entry.join(" ")}`);
         // The file --config names inside the container is the one mounted there.
         const inside = args[args.indexOf("--config") + 1] ?? "";
@@ -542,7 +575,7 @@ describe("deploy/kubernetes", () => {
         const c = containerOf(s);
         const args = (c["args"] as string[] | undefined) ?? [];
         const command = (c["command"] as string[] | undefined) ?? ["node", "/opt/tenure/dist/tenured.mjs"];
-        const bundle = posix.basename(command[1] ?? "");
+        const { bundle } = nodeLaunch(command, `${f} ${name}`);
         assert.ok(BUNDLES.includes(bundle), `${f} ${name}: runs ${command.join(" ")}`);
         assert.deepEqual(unknownFlags(args.filter((a) => a.startsWith("--"))), [], `${f} ${name}: args`);
         // The config file --config names is the ConfigMap's key, where the ConfigMap is mounted.
@@ -699,10 +732,9 @@ describe("deploy/systemd", () => {
 
     it(`${f}: ExecStart runs a built bundle with options tenured takes, the right one for its member`, () => {
       assert.equal(exec[0], "/usr/bin/node");
-      const bundle = posix.basename(exec[1] ?? "");
+      const { bundle, bundlePath, args } = nodeLaunch(exec, `${f} ExecStart`);
       assert.ok(BUNDLES.includes(bundle), `ExecStart ${exec.join(" ")}`);
-      assert.ok((exec[1] ?? "").startsWith("/opt/tenure/dist/"));
-      const args = exec.slice(2);
+      assert.ok(bundlePath.startsWith("/opt/tenure/dist/"));
       assert.deepEqual(unknownFlags(args.filter((a) => a.startsWith("--"))), []);
       assertNoBootstrap(args, {}, f);
       const example = UNIT_EXAMPLE[f] ?? "";

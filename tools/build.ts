@@ -19,6 +19,7 @@ import { cpSync, mkdirSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type BuildOptions, build } from "esbuild";
+import { WITNESS_NODE_FLAGS } from "../witness/node_flags.ts";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -31,6 +32,14 @@ export const BUILD_ENTRIES: Readonly<Record<string, string>> = {
 };
 
 export const DEFAULT_BUILD_DIR = join(repoRoot, "dist");
+
+/**
+ * The first line of a bundle, so it runs as a program (npm's bin links): plain node, and the
+ * witness with its heap flags (witness/node_flags.ts; `env -S` splits them, coreutils 8.30+).
+ */
+export function shebangOf(outFile: string): string {
+  return outFile === "tenure-witness.mjs" ? `#!/usr/bin/env -S node ${WITNESS_NODE_FLAGS.join(" ")}` : "#!/usr/bin/env node";
+}
 
 /**
  * How every bundle of ours is built for Node 20: ESM, packages left to node_modules (resolved
@@ -56,7 +65,7 @@ export async function buildServer(outDir: string = DEFAULT_BUILD_DIR): Promise<s
       entryPoints: [join(repoRoot, entry)],
       outfile: join(outDir, outFile),
       ...NODE_BUNDLE_OPTIONS,
-      banner: { js: "#!/usr/bin/env node" },
+      banner: { js: shebangOf(outFile) },
     });
   }
   cpSync(join(repoRoot, "proto", "tenure"), join(outDir, "tenure"), { recursive: true });

@@ -17,6 +17,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { WITNESS_NODE_FLAGS } from "../witness/node_flags.ts";
 import { ensureDevCertificates, type DevCertificates } from "./dev_certs.ts";
 
 interface LauncherOptions {
@@ -99,6 +100,7 @@ function main(): void {
   const ready = new Map<string, string>();
   for (const m of members) {
     const args = [
+      ...(witnesses.includes(m.id) ? WITNESS_NODE_FLAGS : []),
       "--import",
       "tsx",
       witnesses.includes(m.id) ? witnessScript : mainScript,

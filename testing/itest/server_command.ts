@@ -7,6 +7,7 @@
 
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { WITNESS_NODE_FLAGS } from "../../witness/node_flags.ts";
 
 export type ServerProgram = "tenured" | "tenure-witness" | "tenurectl";
 
@@ -18,11 +19,12 @@ const SOURCES: Readonly<Record<ServerProgram, string>> = {
   tenurectl: new URL("../../cli/tenurectl.ts", import.meta.url).pathname,
 };
 
-/** The node arguments before the program's own flags. */
+/** The node arguments before the program's own flags (the witness's heap flags included, as deploy/ runs it). */
 export function serverArgs(program: ServerProgram): string[] {
+  const nodeFlags = program === "tenure-witness" ? WITNESS_NODE_FLAGS : [];
   const dir = process.env[BUILD_DIR_ENV];
-  if (dir === undefined || dir === "") return ["--import", "tsx", SOURCES[program]];
+  if (dir === undefined || dir === "") return [...nodeFlags, "--import", "tsx", SOURCES[program]];
   const bundle = join(dir, `${program}.mjs`);
   if (!existsSync(bundle)) throw new Error(`${BUILD_DIR_ENV}=${dir} but ${bundle} does not exist (run tools/build.ts)`);
-  return [bundle];
+  return [...nodeFlags, bundle];
 }

@@ -32,7 +32,7 @@ import { lockCycles } from "./lock_cycles.ts";
 import { loadAverageText, machineFacts } from "./machine.ts";
 import { memoryResult } from "./memory.ts";
 import { type BenchOptions, parseOptions, type Selectable } from "./options.ts";
-import { stopEveryProcess } from "./processes.ts";
+import { cpuMsOf, stopEveryProcess } from "./processes.ts";
 import { registerCleanup, runCleanups } from "./cleanup.ts";
 import { type BenchResult, type Column, JsonLines } from "./results.ts";
 import { type FigureSpec, renderTable } from "./table.ts";
@@ -240,11 +240,19 @@ async function bigLeases(run: Run, column: Column): Promise<void> {
 async function witnessLoadedRss(run: Run, column: Column): Promise<Record<string, number>> {
   const cluster = await startCluster(run, column, "witness");
   try {
+    // The witness's CPU over the grants too: its heap flags (witness/node_flags.ts) trade memory
+    // for more frequent scavenges, and this shows what that costs.
+    const witnessPids = cluster.members.filter((m) => m.role === "witness").map((m) => cluster.pid(m.id));
+    const cpuBeforeMs = witnessPids.map(cpuMsOf);
     const hold = await holdLeases(cluster, run.o.bigLeases, run, run.o.bigGrantMaxMs);
     try {
-      log(`  two-site layout: granted ${hold.granted} in ${(hold.grantMs / 1000).toFixed(1)} s`);
+      const cpuMs = witnessPids.map((pid, i) => cpuMsOf(pid) - (cpuBeforeMs[i] ?? 0));
+      log(
+        `  two-site layout: granted ${hold.granted} in ${(hold.grantMs / 1000).toFixed(1)} s; witness CPU ${cpuMs.map((ms) => (ms / 1000).toFixed(1)).join(", ")} s`,
+      );
       const r = memoryResult(cluster, { column, rep: 1, figure: "witness" });
-      return Object.fromEntries(Object.entries(r.extra).filter(([k]) => k.startsWith("rssMiB_witness_")) as [string, number][]);
+      const rss = Object.entries(r.extra).filter(([k]) => k.startsWith("rssMiB_witness_")) as [string, number][];
+      return { ...Object.fromEntries(rss), witnessGrantCpuMs: cpuMs.reduce((a, b) => a + b, 0) };
     } finally {
       await hold.close();
     }

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { TransportSecurity } from "../../client-sdk/tls.ts";
 import { TestClient } from "../../testing/itest/test_client.ts";
+import { WITNESS_NODE_FLAGS } from "../../witness/node_flags.ts";
 import type { DevCertificates } from "../dev_certs.ts";
 import { registerCleanup } from "./cleanup.ts";
 import { type BenchCluster, type BenchMember, OutputTail } from "./cluster.ts";
@@ -177,7 +178,8 @@ export class TenureCluster implements BenchCluster {
     const witnesses = this.specs.filter((x) => x.role === "witness").map((x) => x.id);
     return [
       ...nodeArgs(),
-      s.role === "witness" ? this.o.build.witness : this.o.build.tenured,
+      // The witness as deploy/ runs it, with its heap flags.
+      ...(s.role === "witness" ? [...WITNESS_NODE_FLAGS, this.o.build.witness] : [this.o.build.tenured]),
       ...["--id", s.id, "--cluster-id", "bench", "--data-dir", join(this.root, s.id)],
       ...["--peer-listen", s.peerAddress, "--client-listen", s.clientAddress],
       ...["--members", this.specs.map((x) => `${x.id}=${x.peerAddress}/${x.clientAddress}`).join(",")],
