@@ -212,6 +212,9 @@ export class RaftNode implements NodeApi {
   /** Peer messages dropped because their held bound was reached (a long background write; Raft resends). */
   private peerMessagesDroppedWhileParked = 0;
   private heldFullLogged = false;
+  private readonly countDropped = (): void => {
+    this.peerMessagesDroppedWhileParked++;
+  };
   private setupTerm = -1;
   private stopped = false;
 
@@ -269,14 +272,10 @@ export class RaftNode implements NodeApi {
 
   receive(message: Message): void {
     if (this.stopped) return;
-    const held: HeldInput = {
-      kind: "peer",
-      message,
-      whenFull: () => {
-        this.peerMessagesDroppedWhileParked++;
-      },
-    };
-    if (this.deferWhileParked(() => this.receive(message), held)) return;
+    // The held-input record is built only while parked: receive() is on every message's path.
+    if (this.loop.parked() && this.deferWhileParked(() => this.receive(message), { kind: "peer", message, whenFull: this.countDropped })) {
+      return;
+    }
     try {
       this.core.step(message);
     } catch (err) {
@@ -440,7 +439,7 @@ export class RaftNode implements NodeApi {
     };
   }
 
-  /** Inputs held while a Ready is parked, and peer messages dropped because that queue was full. */
+  /** Inputs held while a Ready is parked (peer messages among them), and peer messages dropped past their bound. */
   heldInputs(): { readonly held: number; readonly heldPeerMessages: number; readonly peerMessagesDropped: number } {
     return {
       held: this.deferredInputs.length,
