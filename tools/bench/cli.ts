@@ -17,6 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureDevCertificates } from "../dev_certs.ts";
 import type { BenchCluster } from "./cluster.ts";
+import { warmUpCluster } from "./cluster_warmup.ts";
 import { contended } from "./contended.ts";
 import type { RunContext } from "./context.ts";
 import { EtcdCluster } from "./etcd_cluster.ts";
@@ -68,7 +69,7 @@ export function figures(o: BenchOptions): FigureSpec[] {
 export function tableNotes(o: BenchOptions): string[] {
   return [
     "Cells: median across repetitions of the rate, of p50 and of p99; the ratio is Tenure/etcd of the first number (for failover and memory, lower is better).",
-    "Load: the same closed loop for both, raw @grpc/grpc-js to the leader's own port, one connection and one lease per worker; lock = blocking acquire + release of a name of the worker's own (etcd: v3lock Lock + Unlock).",
+    `Load: the same closed loop for both, raw @grpc/grpc-js to the leader's own port, one connection and one lease per worker; lock = blocking acquire + release of a name of the worker's own (etcd: v3lock Lock + Unlock). Each fresh cluster first gets ${o.clusterWarmupMs / 1000} s of lock and lease cycles at 16 workers, discarded (after the idle memory row): V8 compiles Tenure's hot code only after thousands of calls (tools/bench/cluster_warmup.ts); then each figure ${o.warmupMs / 1000} s of its own load before its ${o.measureMs / 1000} s window.`,
     "Transport: etcd plaintext (its default); Tenure mutual TLS 1.3 on every port (its default; the --insecure column, if shown, is plaintext). fsync on for both (etcd's WAL; Tenure's SQLite WAL, fsynced before a write counts: synchronous=FULL, or the leader's own writes fdatasynced on the thread pool).",
     `Keepalive: every lease renewed about ttl/3 after its last renewal (TTL ${o.keepaliveTtlMs / 1000} s, window ${o.keepaliveTtlMs / 1000 + 1} s > TTL), so renewals/s is set by the schedule and leader CPU is the cost; Tenure's leases are held by the SDK (one KeepAlive stream per client, up to 1024 ids per request, latency from a probe renewal beside it), etcd's by 4 raw LeaseKeepAlive streams (one id per request; etcd3 npm would open a stream per lease). "alive" = held by the client at the end AND counted by the server.`,
     `Failover: each system's own client with its defaults (Tenure SDK client.lock(); etcd3 npm lock()), all members' addresses; time from SIGKILL of the leader to the first acquire that started after it. ${o.failoverTrials} trials in all.`,
@@ -142,15 +143,23 @@ async function witnessIdleRss(run: Run, column: Column): Promise<Record<string, 
   }
 }
 
+/** The figures measured on a loaded cluster, after its warm-up (memory-idle comes before it). */
+const LOADED_FIGURES: readonly Selectable[] = ["lock1", "lock16", "lock64", "contended", "lease", "failover", "keepalive10k"];
+
+async function runContext(run: Run, cluster: BenchCluster, column: Column, rep: number): Promise<RunContext> {
+  const leader = leaderAddress(cluster, await cluster.leaderId(10_000));
+  const target = cluster instanceof TenureCluster ? new TenureRawTarget(leader, cluster.security()) : new EtcdRawTarget(leader);
+  return { column, cluster, target, windows: { warmupMs: run.o.warmupMs, measureMs: run.o.measureMs }, rep, log };
+}
+
 /** One repetition of the steady-state figures on one system, on a fresh cluster. */
 async function repetition(run: Run, column: Column, rep: number): Promise<void> {
   const o = run.o;
   log(`rep ${rep}: ${column} (load average ${loadAverageText()})`);
   const witness = column !== "etcd" && has(o, "memory") ? await witnessIdleRss(run, column) : {};
   const cluster = await startCluster(run, column);
-  const leader = leaderAddress(cluster, await cluster.leaderId(10_000));
-  const target = cluster instanceof TenureCluster ? new TenureRawTarget(leader, cluster.security()) : new EtcdRawTarget(leader);
-  const ctx: RunContext = { column, cluster, target, windows: { warmupMs: o.warmupMs, measureMs: o.measureMs }, rep, log };
+  const ctx = await runContext(run, cluster, column, rep);
+  const target = ctx.target;
   const add = (r: Parameters<JsonLines["add"]>[0]): void => {
     run.out.add(r);
     log(
@@ -164,6 +173,7 @@ async function repetition(run: Run, column: Column, rep: number): Promise<void> 
       add({ ...r, extra: { ...r.extra, ...witness } });
     }
     const where = `${column} rep ${rep}`;
+    if (has(o, ...LOADED_FIGURES)) await guarded(`cluster warm-up ${where}`, () => warmUpCluster(ctx, o.clusterWarmupMs));
     for (const n of [1, 16, 64] as const)
       if (has(o, `lock${n}`)) await guarded(`lock${n} ${where}`, async () => add(await lockCycles(ctx, n)));
     if (has(o, "contended")) await guarded(`contended ${where}`, async () => add(await contended(ctx, CONTENDED_WORKERS)));
@@ -211,6 +221,12 @@ async function bigLeases(run: Run, column: Column): Promise<void> {
   const cluster = await startCluster(run, column);
   let memory: BenchResult | null = null;
   try {
+    const warm = await runContext(run, cluster, column, 1);
+    try {
+      await guarded(`cluster warm-up ${column} big`, () => warmUpCluster(warm, o.clusterWarmupMs));
+    } finally {
+      warm.target.close();
+    }
     const hold = await holdLeases(cluster, o.bigLeases, run, o.bigGrantMaxMs);
     log(`  granted ${hold.granted} in ${(hold.grantMs / 1000).toFixed(1)} s`);
     try {
@@ -266,7 +282,9 @@ async function main(): Promise<void> {
   const startedMs = performance.now();
   const out = new JsonLines(o.outFile);
   const machine = machineFacts();
-  log(`bench: ${o.reps} reps, windows ${o.warmupMs / 1000} s warm-up + ${o.measureMs / 1000} s, figures ${[...o.only].join(",")}`);
+  log(
+    `bench: ${o.reps} reps, each fresh cluster warmed up ${o.clusterWarmupMs / 1000} s, windows ${o.warmupMs / 1000} s warm-up + ${o.measureMs / 1000} s, figures ${[...o.only].join(",")}`,
+  );
   log(
     `machine: ${machine["cpus"]} × ${machine["cpuModel"]}, ${machine["memoryGiB"]} GiB, ${machine["kernel"]}, node ${machine["node"]}; ${machine["uptime"]}`,
   );

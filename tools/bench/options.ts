@@ -21,6 +21,8 @@ export interface BenchOptions {
   readonly reps: number;
   readonly warmupMs: number;
   readonly measureMs: number;
+  /** Load on each fresh cluster before its first figure (cluster_warmup.ts); 0: none. */
+  readonly clusterWarmupMs: number;
   readonly outFile: string;
   readonly etcd: boolean;
   readonly installEtcd: boolean;
@@ -38,6 +40,7 @@ export interface BenchOptions {
 }
 
 export const USAGE = `usage: npm run bench -- [--quick] [--only NAME[,NAME]] [--reps N] [--seconds S] [--warmup S]
+                        [--cluster-warmup S]
                         [--out FILE.jsonl] [--no-etcd] [--no-install] [--tenure-insecure] [--tenure-metrics]
                         [--leases-small N] [--leases-big N] [--grant-seconds-max S] [--failover-trials N]
   NAME: ${SELECTABLE.join(", ")}`;
@@ -59,6 +62,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       reps: { type: "string" },
       seconds: { type: "string" },
       warmup: { type: "string" },
+      "cluster-warmup": { type: "string" },
       out: { type: "string" },
       "no-etcd": { type: "boolean", default: false },
       "no-install": { type: "boolean", default: false },
@@ -84,6 +88,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     reps: int("reps", values.reps, quick ? 1 : 3, 1, 20),
     warmupMs: int("warmup", values.warmup, quick ? 0.5 : 1, 0, 60) * 1000,
     measureMs: int("seconds", values.seconds, quick ? 1.5 : 3, 0.5, 120) * 1000,
+    clusterWarmupMs: int("cluster-warmup", values["cluster-warmup"], quick ? 1 : 10, 0, 120) * 1000,
     outFile: values.out ?? `data/bench/bench-${stamp}.jsonl`,
     etcd: !values["no-etcd"],
     installEtcd: !values["no-install"],
