@@ -779,6 +779,7 @@ export class Simulation {
       if (node.appliedIndex <= floor) stuck.push(`${node.id}@${node.appliedIndex}`);
     }
     if (stuck.length > 0) {
+      for (const node of this.nodes.values()) this.debugLog(`status at the deadline: ${describeNode(node)}`);
       this.checker.fail(
         "liveness",
         `no new entry applied within ${this.swarm.livenessBoundMs}ms of healing (above ${floor}): ${stuck.join(" ")}`,
@@ -795,4 +796,13 @@ export class Simulation {
     h = Math.imul(h ^ (Math.floor(this.nowMs * 1000) & 0xffffffff), 0x01000193);
     this.trace = h >>> 0;
   }
+}
+
+/** One line of a node's Raft status (debug runs): what a stuck election is made of. */
+function describeNode(node: SimNode): string {
+  const st = node.core?.status();
+  if (st === undefined) return `${node.id} down`;
+  const c = st.confState;
+  const voters = `(${c.voters.join(" ")})${c.votersOutgoing.length > 0 ? `&&(${c.votersOutgoing.join(" ")})` : ""}`;
+  return `${st.id} ${st.role} term ${st.term} vote ${st.vote || "-"} leader ${st.leader || "-"} log ${st.firstIndex}..${st.lastTerm}/${st.lastIndex} commit ${st.commit} applied ${st.applied} voters ${voters} witnesses (${c.witnesses.join(" ")})${st.recovering ? " RECOVERING" : ""}`;
 }

@@ -1,7 +1,7 @@
 // npm run sim -- --seeds N [--from S] | --seed S [--verbose] [--bug NAME] [--preset random|figure8|witness]
 //                [--time-budget-s T] [--fresh-members empty|bootstrap] [--disk-lies drawn|off|focused]
 //                [--ack-watermark N] [--leader-sends-before-persist] [--commit-with-next-message]
-//                [--full-liveness-window]
+//                [--full-liveness-window] [--trace]
 // Runs simulator seeds, prints a summary, and for every failure the command that replays it.
 // npm run sim -- --lock ... runs the lock-service simulation instead (lock_cli.ts).
 
@@ -31,6 +31,8 @@ interface CliOptions {
   commitWithNextMessage: boolean;
   /** RunOptions.fullLivenessWindow: no early stop once liveness is shown. */
   fullLivenessWindow: boolean;
+  /** RunOptions.debug: every node's status each simulated second and the core's log lines. */
+  trace: boolean;
 }
 
 function parseArgs(argv: readonly string[]): CliOptions {
@@ -48,6 +50,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
     leaderSendsBeforePersist: false,
     commitWithNextMessage: false,
     fullLivenessWindow: false,
+    trace: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -63,6 +66,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
     else if (arg === "--leader-sends-before-persist") o.leaderSendsBeforePersist = true;
     else if (arg === "--commit-with-next-message") o.commitWithNextMessage = true;
     else if (arg === "--full-liveness-window") o.fullLivenessWindow = true;
+    else if (arg === "--trace") o.trace = true;
     else if (arg === "--time-budget-s") o.timeBudgetS = positiveInt(value(), "--time-budget-s");
     else if (arg === "--fresh-members") {
       const f = value();
@@ -139,6 +143,7 @@ function main(): void {
     return;
   }
   const o = parseArgs(process.argv.slice(2));
+  if (o.trace && o.single === null) throw new Error("--trace needs --seed S (one seed's trace is long)");
   const startedMs = performance.now();
   const seeds = o.single !== null ? [o.single] : Array.from({ length: o.seeds }, (_, i) => o.from + i);
   // A bug is measured under the preset that makes it reachable unless one is named.
@@ -165,6 +170,7 @@ function main(): void {
         leaderSendsBeforePersist: o.leaderSendsBeforePersist,
         sendCommitAtOnce: !o.commitWithNextMessage,
         fullLivenessWindow: o.fullLivenessWindow,
+        debug: o.trace,
       });
     } catch (err) {
       // A seed that throws (the event queue over its limit, a simulator error) is a failure of
