@@ -85,6 +85,14 @@ export interface VoteResponseMessage extends MessageBase {
   readonly kind: "voteResponse";
   readonly preVote: boolean;
   readonly reject: boolean;
+  /**
+   * On a refusal for the candidate's log: the refuser's commit index and the term of its entry
+   * there (absent when it has none to give). A candidate holding that entry (same index and term,
+   * so the same log up to it) commits up to it: it may not have learned that a membership change
+   * committed, and without that it counts votes in a configuration that no longer binds.
+   */
+  readonly committedIndex?: Index;
+  readonly committedTerm?: Term;
 }
 
 export interface SnapshotMessage extends MessageBase {

@@ -50,6 +50,7 @@ const everyKind: readonly Message[] = [
   { kind: "vote", from: "c", to: "b", term: 9, preVote: false, transfer: true, lastIndex: 13, lastTerm: 7 },
   { kind: "voteResponse", from: "a", to: "c", term: 8, preVote: true, reject: false },
   { kind: "voteResponse", from: "b", to: "c", term: 9, preVote: false, reject: true },
+  { kind: "voteResponse", from: "b", to: "c", term: 9, preVote: true, reject: false, committedIndex: 2 ** 40, committedTerm: 9 },
   {
     kind: "snapshot",
     from: "a",
@@ -142,7 +143,7 @@ describe("peer_codec round trip", () => {
 describe("peer_codec rejects malformed input with a reason", () => {
   const append = everyKind[0] as Message;
   const heartbeat = everyKind[4] as Message;
-  const snapshot = everyKind[10] as Message;
+  const snapshot = everyKind.find((m) => m.kind === "snapshot") as Message;
 
   it("non-objects and missing bodies", () => {
     for (const raw of [null, undefined, 3, "x", [], { from: "a", to: "b", term: "1" }]) rejects(raw, /object|body/);

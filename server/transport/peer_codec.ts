@@ -62,7 +62,7 @@ export interface WireRaftMessage {
   heartbeat?: { commit: string; read_context: string; witness_floor: string; witness_floor_applied_index: string };
   heartbeat_response?: { read_context: string; recovering: boolean };
   vote?: { pre_vote: boolean; transfer: boolean; last_index: string; last_term: string };
-  vote_response?: { pre_vote: boolean; reject: boolean };
+  vote_response?: { pre_vote: boolean; reject: boolean; committed_index: string; committed_term: string };
   snapshot?: { snapshot: WireSnapshot };
   timeout_now?: Record<string, never>;
 }
@@ -140,7 +140,15 @@ export function encodeMessage(m: Message): WireRaftMessage {
     case "vote":
       return { ...head, vote: { pre_vote: m.preVote, transfer: m.transfer, last_index: u64(m.lastIndex), last_term: u64(m.lastTerm) } };
     case "voteResponse":
-      return { ...head, vote_response: { pre_vote: m.preVote, reject: m.reject } };
+      return {
+        ...head,
+        vote_response: {
+          pre_vote: m.preVote,
+          reject: m.reject,
+          committed_index: u64(m.committedIndex ?? 0),
+          committed_term: u64(m.committedTerm ?? 0),
+        },
+      };
     case "snapshot": {
       const s = m.snapshot;
       const metadata = { index: u64(s.metadata.index), term: u64(s.metadata.term), conf_state: encodeConfState(s.metadata.confState) };
@@ -188,6 +196,12 @@ function record(raw: unknown, what: string): Record<string, unknown> {
 function floorAppliedIndex(b: Record<string, unknown>, what: string): { witnessFloorAppliedIndex?: number } {
   const n = readU64(b, "witness_floor_applied_index", what);
   return n > 0 ? { witnessFloorAppliedIndex: n } : {};
+}
+
+/** A vote response's commit hint (messages.ts); absent when the sender gave none (index 0). */
+function commitHint(b: Record<string, unknown>, what: string): { committedIndex?: number; committedTerm?: number } {
+  const index = readU64(b, "committed_index", what);
+  return index > 0 ? { committedIndex: index, committedTerm: readU64(b, "committed_term", what) } : {};
 }
 
 /** The sender is recovering lost log data (messages.ts); absent when false, as the core sends it. */
@@ -355,7 +369,13 @@ function decodeMessageOrThrow(raw: unknown): Message {
         lastTerm: readU64(b, "last_term", kind),
       };
     case "vote_response":
-      return { ...head, kind: "voteResponse", preVote: readBool(b, "pre_vote", kind), reject: readBool(b, "reject", kind) };
+      return {
+        ...head,
+        kind: "voteResponse",
+        preVote: readBool(b, "pre_vote", kind),
+        reject: readBool(b, "reject", kind),
+        ...commitHint(b, kind),
+      };
     case "snapshot":
       return { ...head, kind: "snapshot", snapshot: decodeSnapshot(b["snapshot"], term) };
     case "timeout_now":

@@ -50,6 +50,22 @@ describe("checkPeerMessage", () => {
     assert.match(checkPeerMessage(response) ?? "", /rejectHintTerm/);
   });
 
+  it("refuses a vote response's commit hint beyond the bounds, or with a term of 0 or above the message's", () => {
+    const vote = (committedIndex: number, committedTerm: number): Message => ({
+      ...head,
+      kind: "voteResponse",
+      preVote: false,
+      reject: true,
+      committedIndex,
+      committedTerm,
+    });
+    assert.equal(checkPeerMessage({ ...head, kind: "voteResponse", preVote: false, reject: true }), null);
+    assert.equal(checkPeerMessage(vote(40, head.term)), null);
+    assert.match(checkPeerMessage(vote(INDEX_MAX + 1, 1)) ?? "", /committedIndex .* above INDEX_MAX/);
+    assert.match(checkPeerMessage(vote(40, 0)) ?? "", /committed_term 0 must be in 1\.\./);
+    assert.match(checkPeerMessage(vote(40, head.term + 1)) ?? "", /committed_term \d+ must be in 1\.\.the message's term/);
+  });
+
   it("refuses a config entry that would not apply (the core asserts at apply, after persisting it)", () => {
     assert.equal(confEntryProblem(encode({ kind: "leaveJoint" })), null);
     assert.equal(confEntryProblem(encode({ kind: "simple", change: { op: "addVoter", nodeId: "d", witness: false } })), null);

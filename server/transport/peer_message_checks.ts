@@ -144,8 +144,15 @@ export function checkPeerMessage(m: Message, options: MessageCheckOptions = {}):
       const image = options.checkSnapshotImage?.(m.snapshot.data, md) ?? null;
       return image === null ? null : `snapshot image: ${image}`;
     }
+    case "voteResponse": {
+      if (m.committedIndex === undefined) return null;
+      const term = m.committedTerm ?? 0;
+      const bounds = outOfBounds("voteResponse", { committedTerm: term }, { committedIndex: m.committedIndex });
+      if (bounds !== null) return bounds;
+      if (term === 0 || term > m.term) return `voteResponse.committed_term ${term} must be in 1..the message's term ${m.term}`;
+      return null;
+    }
     case "heartbeatResponse":
-    case "voteResponse":
     case "timeoutNow":
       return null;
   }
