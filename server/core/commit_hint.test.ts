@@ -1,7 +1,8 @@
 // The commit hint of a vote response (messages.ts VoteResponseMessage.committedIndex): every
 // voter that answers a vote or pre-vote says its commit index and the term of its entry there; a
 // candidate holding that very entry commits up to it, one that does not (another term there, or
-// no entry) ignores it, and a member that lost log data (recovery) neither gives nor takes one.
+// no entry) ignores it. A member that lost log data (recovery) gives one (what it kept is
+// right; only a tail is missing) and, never campaigning, takes none.
 // End to end, the simulator seeds in testing/sim/vopr_presets.test.ts lose liveness without it.
 
 import assert from "node:assert/strict";
@@ -103,7 +104,7 @@ describe("vote responses carry the commit index", () => {
     }
   });
 
-  it("a member that lost log data (recovery) refuses without a hint (it never campaigns, so it never takes one)", () => {
+  it("a member that lost log data (recovery) refuses, with the hint of what it kept up to its commit index", () => {
     const { c, last } = cWithoutTheLastCommit();
     const b = c.node("b");
     const entries = Array.from({ length: last.index }, (_, i) => b.entryAt(i + 1)).filter((e) => e !== undefined);
@@ -128,6 +129,7 @@ describe("vote responses carry the commit index", () => {
     const r = c.processOnly("b").find((m): m is VoteResponseMessage => m.kind === "voteResponse");
     assert.ok(r);
     assert.equal(r.reject, true);
-    assert.equal(r.committedIndex, undefined);
+    assert.equal(r.committedIndex, st.commit);
+    assert.equal(r.committedTerm, b.entryAt(st.commit)?.term);
   });
 });

@@ -510,8 +510,13 @@ export class RaftCore {
     if (tellsStaleLeader) {
       // A deposed leader (or a node cut off and rejoining) learns the new term from this.
       this.send({ kind: "appendResponse", to: m.from, index: 0, reject: false, rejectHintIndex: 0, rejectHintTerm: 0 });
-    } else if (m.kind === "vote" && m.preVote) {
-      this.send({ kind: "voteResponse", to: m.from, preVote: true, reject: true });
+    } else if (m.kind === "vote") {
+      // Refused in our (newer) term, which the candidate then takes. A real vote too, as the Raft
+      // paper answers it (etcd-io/raft drops it): a candidate whose term stays behind keeps
+      // climbing one term per timeout while the others climb too, and may be the only one that
+      // can win (random seed 8351 with the lazy commit: h held the latest configuration, every
+      // other voter was recovering or counted in an older one, and nobody else asked h).
+      this.send({ kind: "voteResponse", to: m.from, preVote: m.preVote, reject: true, ...this.commitHint() });
     }
     // Everything else from a stale term, responses included, is ignored.
   }
@@ -523,7 +528,10 @@ export class RaftCore {
       this.logLine(
         `${this.id} rejects ${m.preVote ? "pre-vote" : "vote"} from ${m.from} at term ${m.term}: recovering untilIndex=${this.recoveryUntil}`,
       );
-      this.send({ kind: "voteResponse", to: m.from, preVote: m.preVote, reject: true });
+      // The commit hint all the same: what it holds up to its commit index is committed (a lost
+      // entry there leaves no term, hence no hint), and it may be the one member that knows a
+      // membership change committed (random seed 9906 with the lazy commit).
+      this.send({ kind: "voteResponse", to: m.from, preVote: m.preVote, reject: true, ...this.commitHint() });
       return;
     }
     const canVote = this.vote === m.from || (this.vote === NO_NODE && this.leader === NO_NODE) || (m.preVote && m.term > this.term);
@@ -543,9 +551,9 @@ export class RaftCore {
 
   /**
    * What a vote response tells the candidate of our commit index (VoteResponseMessage.
-   * committedIndex), granted or refused: it is a fact about the log, not about the vote. Only from
-   * a log we trust: a recovering member never gets here (onVote); a commit index whose entry's
-   * term we no longer know gives nothing.
+   * committedIndex), granted or refused: it is a fact about the log, not about the vote. From a
+   * recovering member too: its log lost a tail, never changed what it kept (entries are checked
+   * when read), and a commit index whose entry's term we no longer know gives nothing.
    */
   private commitHint(): { committedIndex?: Index; committedTerm?: Term } {
     if (this.log.committed === 0) return {};

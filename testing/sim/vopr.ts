@@ -498,6 +498,7 @@ export class Simulation {
   }
 
   private inject(fault: Fault): void {
+    this.debugLog(`nemesis: ${JSON.stringify(fault)}`);
     switch (fault.kind) {
       case "crash":
         return this.crashOrArm(fault.node);
