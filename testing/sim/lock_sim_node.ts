@@ -72,7 +72,8 @@ export function makeRaftNode(n: SimLockNode, deps: NodeDeps): RaftNode {
       inflightMessagesMax: s.inflightMessagesMax,
       entriesPerMessageMax: s.entriesPerMessageMax,
       uncommittedEntriesMax: s.uncommittedEntriesMax,
-      // As tenured runs (server/main.ts): the core's default, the commit sent at once.
+      // As tenured runs (server/main.ts): a commit reaches followers with the next message.
+      sendCommitAtOnce: false,
       ...(n.lag ? { committedEntriesPerReadyMax: n.lag.committedEntriesPerReadyMax } : {}),
       logger: debug,
     }),

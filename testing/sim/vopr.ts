@@ -69,7 +69,7 @@ export interface RunOptions {
    * tenured does by default. Off by default here so the seeds of the bug table keep their runs.
    */
   readonly leaderSendsBeforePersist?: boolean;
-  /** RaftConfig.sendCommitAtOnce (default true, as tenured runs; false: a commit reaches the
+  /** RaftConfig.sendCommitAtOnce (default true, the core's; tenured runs false: a commit reaches the
    *  followers with the next append or heartbeat). */
   readonly sendCommitAtOnce?: boolean;
   /**

@@ -27,7 +27,7 @@ interface CliOptions {
   ackWatermark: number | null;
   /** RunOptions.leaderSendsBeforePersist: leaders park their Ready (tenured's default). */
   leaderSendsBeforePersist: boolean;
-  /** RunOptions.sendCommitAtOnce false (--commit-with-next-message); tenured sends at once. */
+  /** RunOptions.sendCommitAtOnce false (--commit-with-next-message), as tenured runs. */
   commitWithNextMessage: boolean;
   /** RunOptions.fullLivenessWindow: no early stop once liveness is shown. */
   fullLivenessWindow: boolean;
