@@ -1,6 +1,7 @@
-// The bench CLI starts, measures one tiny figure on a real (compiled, TLS) Tenure cluster, prints
-// its table and writes its JSON lines, and leaves no process behind. Tenure only (--no-etcd), so
-// it needs no etcd on the machine; a couple of seconds of load, about 15 s in all.
+// The bench CLI starts, measures one tiny figure on a real (compiled, TLS) Tenure cluster and on
+// the floor server (--floor: the same protos and TLS, answering at once), prints its table and
+// writes its JSON lines, and leaves no process behind. Tenure only (--no-etcd), so it needs no
+// etcd on the machine; a few seconds of load, about 20 s in all.
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -13,13 +14,18 @@ import { promisify } from "node:util";
 const run = promisify(execFile);
 const CLI = new URL("./cli.ts", import.meta.url).pathname;
 
-test("npm run bench -- --only lock1 --reps 1 --seconds 2 --no-etcd: one table row, one JSON result line", { timeout: 60_000 }, async () => {
+test("npm run bench -- --only lock1 --reps 1 --seconds 2 --no-etcd --floor: one table row, a JSON result line per column", {
+  timeout: 60_000,
+}, async () => {
   const dir = mkdtempSync(join(tmpdir(), "bench-smoke-"));
   try {
     const out = join(dir, "smoke.jsonl");
     const bench = run(
       process.execPath,
-      ["--import", "tsx", CLI, "--only", "lock1", "--reps", "1", "--seconds", "2", "--warmup", "0.5", "--no-etcd", "--out", out],
+      [
+        ...["--import", "tsx", CLI, "--only", "lock1", "--reps", "1", "--seconds", "2", "--warmup", "0.5", "--cluster-warmup", "1"],
+        ...["--no-etcd", "--floor", "--out", out],
+      ],
       { timeout: 50_000 },
     );
     const benchPid = bench.child.pid;
@@ -30,10 +36,11 @@ test("npm run bench -- --only lock1 --reps 1 --seconds 2 --no-etcd: one table ro
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(lines[0]?.["kind"], "run");
     const results = lines.filter((l) => l["kind"] === "result");
-    assert.equal(results.length, 1, `one result line, got ${JSON.stringify(results)}`);
-    const r = results[0] ?? {};
-    assert.equal(r["figure"], "lock1");
-    assert.equal(r["column"], "tenure");
+    assert.deepEqual(results.map((l) => `${l["figure"]} ${l["column"]}`).sort(), ["lock1 floor", "lock1 tenure"], JSON.stringify(results));
+    const floor = results.find((l) => l["column"] === "floor") ?? {};
+    assert.equal(floor["errors"], 0);
+    assert.ok(typeof floor["ops"] === "number" && floor["ops"] > 0, `the floor server answered: ${JSON.stringify(floor)}`);
+    const r = results.find((l) => l["column"] === "tenure") ?? {};
     assert.equal(r["errors"], 0);
     assert.ok(typeof r["ops"] === "number" && r["ops"] > 0, `cycles were counted: ${JSON.stringify(r)}`);
     assert.ok(typeof r["value"] === "number" && r["value"] > 0);
@@ -44,11 +51,13 @@ test("npm run bench -- --only lock1 --reps 1 --seconds 2 --no-etcd: one table ro
     const row = stdout.split("\n").find((l) => l.startsWith("| lock cycle, 1 client |"));
     assert.ok(row, `table row in:\n${stdout}`);
     assert.match(stdout, /Tenure \(mutual TLS 1\.3\)/);
+    assert.match(stdout, /floor: no-op server \(mutual TLS 1\.3\)/);
     const shown = Number(/\| ([\d.]+) cycles\/s/.exec(row)?.[1]);
     assert.ok(Math.abs(shown - Number(r["value"])) <= 0.5, `table shows ${shown}, JSON has ${r["value"]}`);
     // Nothing of the run is left running.
     const { stdout: ps } = await run("ps", ["-eo", "args"]);
     assert.ok(!ps.includes(`tenure-bench/build-${benchPid}/`), "no server process of the run is left");
+    assert.ok(!ps.includes("floor_server.ts --listen"), "no floor server is left");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -24,6 +24,7 @@ import { EtcdCluster } from "./etcd_cluster.ts";
 import { findOrInstallEtcd } from "./etcd_install.ts";
 import { EtcdRawTarget } from "./etcd_raw.ts";
 import { failoverTrial } from "./failover.ts";
+import { FloorCluster } from "./floor_cluster.ts";
 import { keepaliveResult } from "./keepalive.ts";
 import { leaseCycles } from "./lease_cycles.ts";
 import type { LeaseHold } from "./lease_hold.ts";
@@ -35,7 +36,7 @@ import { memoryResult } from "./memory.ts";
 import { type BenchOptions, parseOptions, type Selectable } from "./options.ts";
 import { cpuMsOf, stopEveryProcess } from "./processes.ts";
 import { registerCleanup, runCleanups } from "./cleanup.ts";
-import { type BenchResult, type Column, JsonLines } from "./results.ts";
+import { type BenchResult, COLUMN_SYSTEM, type Column, JsonLines } from "./results.ts";
 import { type FigureSpec, renderTable } from "./table.ts";
 import { buildTenure, type TenureBuild } from "./tenure_build.ts";
 import { BENCH_CLIENT_IDENTITY, TENURE_MEMBER_IDS, TenureCluster } from "./tenure_cluster.ts";
@@ -43,6 +44,8 @@ import { TenureRawTarget } from "./tenure_raw.ts";
 import { etcdUserClient, tenureUserClient } from "./user_clients.ts";
 
 const TENURE_BASE_PORT = 24700;
+/** The floor server's port (below Tenure's, above etcd's). */
+const FLOOR_PORT = 24690;
 const CONTENDED_WORKERS = 16;
 const LEASE_WORKERS = 16;
 const GRANT_CONCURRENCY = 64;
@@ -74,6 +77,11 @@ export function tableNotes(o: BenchOptions): string[] {
     `Keepalive: every lease renewed about ttl/3 after its last renewal (TTL ${o.keepaliveTtlMs / 1000} s, window ${o.keepaliveTtlMs / 1000 + 1} s > TTL), so renewals/s is set by the schedule and leader CPU is the cost; Tenure's leases are held by the SDK (one KeepAlive stream per client, up to 1024 ids per request, latency from a probe renewal beside it), etcd's by 4 raw LeaseKeepAlive streams (one id per request; etcd3 npm would open a stream per lease). "alive" = held by the client at the end AND counted by the server.`,
     `Failover: each system's own client with its defaults (Tenure SDK client.lock(); etcd3 npm lock()), all members' addresses; time from SIGKILL of the leader to the first acquire that started after it. ${o.failoverTrials} trials in all.`,
     "Memory: VmRSS of each member; the witness (w) from Tenure's two-site layout (voters a, b + witness w), idle, and holding the big lease set in the loaded row.",
+    ...(o.floor
+      ? [
+          "Floor (--floor): the same generator and raw target against tools/bench/floor_server.ts, one process serving Tenure's protos over the same grpc-js stack that answers at once (no consensus, no disk, no state): the most any server on this generator and stack could reach on this machine. It runs the request-path figures only.",
+        ]
+      : []),
   ];
 }
 
@@ -102,6 +110,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const has = (o: BenchOptions, ...names: Selectable[]): boolean => names.some((n) => o.only.has(n));
 
 async function startCluster(run: Run, column: Column, layout: "three" | "witness" = "three"): Promise<BenchCluster> {
+  if (column === "floor" || column === "floor-plaintext") return FloorCluster.start(column === "floor" ? run.certs : null, FLOOR_PORT);
   if (column === "etcd") {
     if (run.etcdBinary === null) throw new Error("no etcd");
     return EtcdCluster.start(run.etcdBinary);
@@ -145,18 +154,26 @@ async function witnessIdleRss(run: Run, column: Column): Promise<Record<string, 
 
 /** The figures measured on a loaded cluster, after its warm-up (memory-idle comes before it). */
 const LOADED_FIGURES: readonly Selectable[] = ["lock1", "lock16", "lock64", "contended", "lease", "failover", "keepalive10k"];
+/** What the floor server can stand for: the request path alone (it keeps no lock, lease or data). */
+const FLOOR_FIGURES: ReadonlySet<Selectable> = new Set(["lock1", "lock16", "lock64", "lease"]);
+
+const isFloor = (column: Column): boolean => COLUMN_SYSTEM[column] === "floor";
 
 async function runContext(run: Run, cluster: BenchCluster, column: Column, rep: number): Promise<RunContext> {
   const leader = leaderAddress(cluster, await cluster.leaderId(10_000));
-  const target = cluster instanceof TenureCluster ? new TenureRawTarget(leader, cluster.security()) : new EtcdRawTarget(leader);
+  const target =
+    cluster instanceof TenureCluster || cluster instanceof FloorCluster
+      ? new TenureRawTarget(leader, cluster.security())
+      : new EtcdRawTarget(leader);
   return { column, cluster, target, windows: { warmupMs: run.o.warmupMs, measureMs: run.o.measureMs }, rep, log };
 }
 
 /** One repetition of the steady-state figures on one system, on a fresh cluster. */
 async function repetition(run: Run, column: Column, rep: number): Promise<void> {
-  const o = run.o;
+  const o = isFloor(column) ? { ...run.o, only: new Set([...run.o.only].filter((n) => FLOOR_FIGURES.has(n))) } : run.o;
+  if (o.only.size === 0) return;
   log(`rep ${rep}: ${column} (load average ${loadAverageText()})`);
-  const witness = column !== "etcd" && has(o, "memory") ? await witnessIdleRss(run, column) : {};
+  const witness = COLUMN_SYSTEM[column] === "tenure" && has(o, "memory") ? await witnessIdleRss(run, column) : {};
   const cluster = await startCluster(run, column);
   const ctx = await runContext(run, cluster, column, rep);
   const target = ctx.target;
@@ -315,6 +332,8 @@ async function main(): Promise<void> {
       "tenure",
       ...(o.tenureInsecure ? (["tenure-plaintext"] as const) : []),
       ...(o.tenureMetrics ? (["tenure-metrics"] as const) : []),
+      ...(o.floor ? (["floor"] as const) : []),
+      ...(o.floor && o.tenureInsecure ? (["floor-plaintext"] as const) : []),
     ];
     const run: Run = { o, out, build, certs, etcdBinary };
     const steady = [...o.only].some((n) => n !== "keepalive100k");
@@ -323,7 +342,8 @@ async function main(): Promise<void> {
       const order = rep % 2 === 1 ? columns : [...columns].reverse();
       for (const column of order) await guarded(`rep ${rep} ${column}`, () => repetition(run, column, rep));
     }
-    if (has(o, "keepalive100k", "memory")) for (const column of columns) await guarded(`big ${column}`, () => bigLeases(run, column));
+    if (has(o, "keepalive100k", "memory"))
+      for (const column of columns.filter((c) => !isFloor(c))) await guarded(`big ${column}`, () => bigLeases(run, column));
     log("");
     for (const line of renderTable(figures(o), columns, out.results)) log(line);
     for (const line of tableNotes(o)) log(`- ${line}`);

@@ -1,7 +1,7 @@
 // What a workload needs from a cluster under test, whichever system runs it: the members, their
 // pids (CPU and memory from /proc), the leader, kill -9 and restart for the failover trials.
 
-export type SystemName = "etcd" | "tenure";
+export type SystemName = "etcd" | "tenure" | "floor";
 
 export interface BenchMember {
   readonly id: string;

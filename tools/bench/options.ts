@@ -29,6 +29,8 @@ export interface BenchOptions {
   readonly tenureInsecure: boolean;
   /** A third Tenure column with --metrics-listen on every member, scraped once a second. */
   readonly tenureMetrics: boolean;
+  /** The floor columns: the same load against a server that answers at once (floor_server.ts). */
+  readonly floor: boolean;
   /** The keepalive sizes (10,000 and 100,000 by default) and their leases' TTL. */
   readonly smallLeases: number;
   readonly bigLeases: number;
@@ -41,7 +43,7 @@ export interface BenchOptions {
 
 export const USAGE = `usage: npm run bench -- [--quick] [--only NAME[,NAME]] [--reps N] [--seconds S] [--warmup S]
                         [--cluster-warmup S]
-                        [--out FILE.jsonl] [--no-etcd] [--no-install] [--tenure-insecure] [--tenure-metrics]
+                        [--out FILE.jsonl] [--no-etcd] [--no-install] [--tenure-insecure] [--tenure-metrics] [--floor]
                         [--leases-small N] [--leases-big N] [--grant-seconds-max S] [--failover-trials N]
   NAME: ${SELECTABLE.join(", ")}`;
 
@@ -68,6 +70,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       "no-install": { type: "boolean", default: false },
       "tenure-insecure": { type: "boolean", default: false },
       "tenure-metrics": { type: "boolean", default: false },
+      floor: { type: "boolean", default: false },
       "leases-small": { type: "string" },
       "leases-big": { type: "string" },
       "grant-seconds-max": { type: "string" },
@@ -94,6 +97,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     installEtcd: !values["no-install"],
     tenureInsecure: values["tenure-insecure"],
     tenureMetrics: values["tenure-metrics"],
+    floor: values.floor,
     smallLeases: int("leases-small", values["leases-small"], quick ? 1000 : 10_000, 1, 100_000),
     bigLeases: int("leases-big", values["leases-big"], quick ? 5000 : 100_000, 1, 100_000),
     keepaliveTtlMs: quick ? 3000 : 10_000,

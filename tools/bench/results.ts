@@ -8,15 +8,19 @@ import type { SystemName } from "./cluster.ts";
 /**
  * A system as measured: Tenure runs with TLS (as users run it); for --tenure-insecure also in
  * plaintext; for --tenure-metrics also with TLS and --metrics-listen on every member, each
- * scraped once a second (the cost of recording and serving the metrics).
+ * scraped once a second (the cost of recording and serving the metrics); for --floor, the floor
+ * server (floor_server.ts: the same protos and gRPC stack, answering at once) with TLS, and in
+ * plaintext too with --tenure-insecure.
  */
-export type Column = "etcd" | "tenure" | "tenure-plaintext" | "tenure-metrics";
+export type Column = "etcd" | "tenure" | "tenure-plaintext" | "tenure-metrics" | "floor" | "floor-plaintext";
 
 export const COLUMN_SYSTEM: Readonly<Record<Column, SystemName>> = {
   etcd: "etcd",
   tenure: "tenure",
   "tenure-plaintext": "tenure",
   "tenure-metrics": "tenure",
+  floor: "floor",
+  "floor-plaintext": "floor",
 };
 
 export interface BenchResult {

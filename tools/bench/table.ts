@@ -15,6 +15,8 @@ const COLUMN_LABEL: Readonly<Record<Column, string>> = {
   tenure: "Tenure (mutual TLS 1.3)",
   "tenure-plaintext": "Tenure (--insecure)",
   "tenure-metrics": "Tenure (mutual TLS, metrics scraped 1/s)",
+  floor: "floor: no-op server (mutual TLS 1.3)",
+  "floor-plaintext": "floor: no-op server (plaintext)",
 };
 
 /** The ratio column's name: the column's short name and what sets it apart. */
@@ -23,6 +25,8 @@ const RATIO_LABEL: Readonly<Record<Column, string>> = {
   tenure: "Tenure",
   "tenure-plaintext": "Tenure --insecure",
   "tenure-metrics": "Tenure +metrics",
+  floor: "floor",
+  "floor-plaintext": "floor plaintext",
 };
 
 function num(x: number, digits?: number): string {

@@ -49,6 +49,14 @@ interface Spec extends BenchMember {
   readonly peerAddress: string;
 }
 
+/** The bench client's side of a Tenure port (or the floor server's): its certificate, or plaintext. */
+export function benchClientSecurity(certs: DevCertificates | null): TransportSecurity {
+  if (certs === null) return { insecure: true };
+  const own = certs.clients[BENCH_CLIENT_IDENTITY];
+  if (!own) throw new Error(`no client certificate for ${BENCH_CLIENT_IDENTITY}`);
+  return { tls: { caFile: certs.caFile, certFile: own.certFile, keyFile: own.keyFile } };
+}
+
 export class TenureCluster implements BenchCluster {
   readonly system = "tenure" as const;
   private readonly children = new Map<string, ChildProcess>();
@@ -92,11 +100,7 @@ export class TenureCluster implements BenchCluster {
 
   /** How a client connects: the bench's client certificate, or plaintext. */
   security(): TransportSecurity {
-    const c = this.o.certs;
-    if (c === null) return { insecure: true };
-    const own = c.clients[BENCH_CLIENT_IDENTITY];
-    if (!own) throw new Error(`no client certificate for ${BENCH_CLIENT_IDENTITY}`);
-    return { tls: { caFile: c.caFile, certFile: own.certFile, keyFile: own.keyFile } };
+    return benchClientSecurity(this.o.certs);
   }
 
   get tls(): boolean {
