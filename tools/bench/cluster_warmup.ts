@@ -16,7 +16,7 @@ const WARMUP_WORKERS = 16;
 export async function warmUpCluster(ctx: RunContext, warmupMs: number): Promise<void> {
   if (warmupMs <= 0) return;
   const half = { warmupMs: 0, measureMs: warmupMs / 2 };
-  const warm = { ...ctx, windows: half, rep: ctx.rep };
+  const warm = { ...ctx, windows: half };
   const lock = await lockCycles(warm, WARMUP_WORKERS);
   const lease = await leaseCycles(warm, WARMUP_WORKERS);
   ctx.log(

@@ -4,7 +4,7 @@
 // The bench drives it with Tenure's own raw target, so the figure it gives is what the load
 // generator and the gRPC/TLS stack alone cost on this machine: the most any server written on
 // them could reach (floor_cluster.ts, npm run bench -- --floor). Every other method answers
-// UNIMPLEMENTED.
+// UNIMPLEMENTED (grpc-js's default handler).
 //
 //   node --import tsx tools/bench/floor_server.ts --listen HOST:PORT (--insecure | --tls-ca F --tls-cert F --tls-key F)
 
@@ -20,17 +20,6 @@ const answer =
   (response: object): Unary =>
   (_call, callback) =>
     callback(null, response);
-
-function implementation(name: "Lease" | "Lock", methods: Record<string, Unary>): grpc.UntypedServiceImplementation {
-  const impl: grpc.UntypedServiceImplementation = {};
-  for (const method of Object.keys(serviceDefinition(name))) {
-    impl[method] =
-      methods[method] ??
-      ((_call: unknown, callback: grpc.sendUnaryData<unknown>) =>
-        callback({ code: grpc.status.UNIMPLEMENTED, details: `the bench's floor server serves no ${name}.${method}` }));
-  }
-  return impl;
-}
 
 function main(): void {
   const { values } = parseArgs({
@@ -59,11 +48,9 @@ function main(): void {
     );
   }
   const server = new grpc.Server();
-  server.addService(serviceDefinition("Lease"), implementation("Lease", { Grant: answer({ leaseId: "1" }), Revoke: answer({}) }));
-  server.addService(
-    serviceDefinition("Lock"),
-    implementation("Lock", { Acquire: answer({ token: "1" }), Release: answer({ released: true }) }),
-  );
+  // A method left out (streams included) gets grpc-js's default handler: UNIMPLEMENTED.
+  server.addService(serviceDefinition("Lease"), { Grant: answer({ leaseId: "1" }), Revoke: answer({}) });
+  server.addService(serviceDefinition("Lock"), { Acquire: answer({ token: "1" }), Release: answer({ released: true }) });
   server.bindAsync(listen, credentials, (error) => {
     if (error) {
       process.stderr.write(`floor server: ${error.message}\n`);
