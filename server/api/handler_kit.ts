@@ -34,7 +34,29 @@ export interface ServiceDeps {
   readonly drawLeaseId?: (grant: { readonly identity: string; readonly clientId: string; readonly seq: number }, attempt: number) => number;
   /** Audit lines (admin acts on other identities' objects, admin-only calls); absent: not written. */
   readonly audit?: AuditSink;
+  /**
+   * The clock and timer of a blocking call's own timeout (timeout_ms): absent, Date.now and
+   * setTimeout; the deterministic simulator injects its simulated ones, so a wait's end is an
+   * event of the simulation (a real timer there ordered events by real time: lock seeds 550 and
+   * 63 did not replay exactly).
+   */
+  readonly waitClock?: WaitClock;
 }
+
+export interface WaitClock {
+  /** Milliseconds, in the domain of the call's deadline (Date.now() in production). */
+  nowMs(): number;
+  /** Runs fn once, about ms from now; the function returned cancels it. */
+  after(ms: number, fn: () => void): () => void;
+}
+
+export const SYSTEM_WAIT_CLOCK: WaitClock = {
+  nowMs: () => Date.now(),
+  after: (ms, fn) => {
+    const timer = setTimeout(fn, ms);
+    return () => clearTimeout(timer);
+  },
+};
 
 /** A handler's view of its call: the CallContext and the authenticated caller. */
 export interface HandlerContext extends CallContext {

@@ -27,7 +27,9 @@ import {
   type Applied,
   type CallContext,
   type ServiceDeps,
+  SYSTEM_WAIT_CLOCK,
   type ValidUntilMessage,
+  type WaitClock,
 } from "./handler_kit.ts";
 import { ApiError, errorFromOutcome } from "./status_map.ts";
 
@@ -97,14 +99,14 @@ class GrantWatch {
     return this.seen.find((s) => s.index > afterIndex)?.end ?? null;
   }
 
-  wait(afterIndex: number, signal: AbortSignal, untilMs: number | null): Promise<WatchEnd> {
+  wait(afterIndex: number, signal: AbortSignal, untilMs: number | null, clock: WaitClock = SYSTEM_WAIT_CLOCK): Promise<WatchEnd> {
     const found = this.first(afterIndex);
     if (found !== null) return Promise.resolve(found);
     if (signal.aborted) return Promise.resolve({ kind: "cancelled" });
     return new Promise((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
+      let cancelTimer: (() => void) | undefined;
       const done = (end: WatchEnd): void => {
-        clearTimeout(timer);
+        cancelTimer?.();
         signal.removeEventListener("abort", onAbort);
         this.wake = null;
         resolve(end);
@@ -112,8 +114,8 @@ class GrantWatch {
       const onAbort = (): void => done({ kind: "cancelled" });
       signal.addEventListener("abort", onAbort, { once: true });
       if (untilMs !== null) {
-        const delayMs = Math.min(TIMER_MS_MAX, Math.max(0, untilMs - Date.now()));
-        timer = setTimeout(() => done({ kind: "timeout" }), delayMs);
+        const delayMs = Math.min(TIMER_MS_MAX, Math.max(0, untilMs - clock.nowMs()));
+        cancelTimer = clock.after(delayMs, () => done({ kind: "timeout" }));
       }
       this.wake = () => {
         const end = this.first(afterIndex);
@@ -142,7 +144,8 @@ function waitUntilMs(ctx: CallContext, timeoutMs: number, startMs: number): numb
 }
 
 export async function acquireBlocking(deps: ServiceDeps, ctx: CallContext, request: BlockingRequest): Promise<Grant> {
-  const startMs = Date.now();
+  const clock = deps.waitClock ?? SYSTEM_WAIT_CLOCK;
+  const startMs = clock.nowMs();
   const watch = new GrantWatch(request);
   const unsubscribe = deps.node.subscribe(watch.listener, watch.restored);
   try {
@@ -166,7 +169,7 @@ export async function acquireBlocking(deps: ServiceDeps, ctx: CallContext, reque
       if (state.holder !== null) return grantOf(deps, request, state.holder, true);
       afterIndex = state.index;
     }
-    const end = await watch.wait(afterIndex, ctx.signal, waitUntilMs(ctx, request.timeoutMs, startMs));
+    const end = await watch.wait(afterIndex, ctx.signal, waitUntilMs(ctx, request.timeoutMs, startMs), clock);
     if (end.kind === "granted") return grantOf(deps, request, end, applied.replayed);
     if (end.kind === "leaseGone") throw leaseGoneError(request, end.expired);
     if (end.kind === "waitEnded") throw waitEndedError(request);

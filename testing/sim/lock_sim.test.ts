@@ -55,8 +55,10 @@ export async function firstCaughtLockSeed(c: BugCase): Promise<{ seed: number; c
 }
 
 describe("lock simulation", () => {
-  it("replays a seed exactly (same trace hash and stats)", async () => {
-    for (const seed of [3, 11]) {
+  it("replays a seed exactly (same trace hash and stats), a blocking call's own timeout included", async () => {
+    // 550 and 63 wait with a timeout_ms: before the api layer's wait ran on the simulated clock
+    // (ServiceDeps.waitClock), a real timer ended it, and they gave a new trace every few runs.
+    for (const seed of [3, 11, 550, 63]) {
       const a = await runLockSeed({ seed, bug: null });
       const b = await runLockSeed({ seed, bug: null });
       assert.equal(a.traceHash, b.traceHash);
@@ -166,22 +168,14 @@ describe("lock simulation", () => {
     }
   });
 
-  it("answers a waiter queued on a member that catches up by InstallSnapshot, with no acquire deadline (seeds that reach one)", async () => {
-    // Without RaftNode telling its restore listeners (raft_node.ts restoreSnapshot), such a
+  it("answers a waiter queued on a member that catches up by InstallSnapshot, with no acquire deadline (seed 550)", async () => {
+    // Without RaftNode telling its restore listeners (raft_node.ts restoreSnapshot), this seed's
     // waiter on the restored member was never answered: liveness (seed 328 before the commit was
-    // sent lazily; 550 after, checked by hand). The seeds that reach one: of 1-1080 today these
-    // eight. Some lock-simulation seeds do not replay exactly within one process (550 among them;
-    // testing/sim/README.md), so the test runs all eight and asks that a restore reached a waiter
-    // in at least one, and that none broke a rule.
-    const failures: string[] = [];
-    let restores = 0;
-    for (const seed of [63, 88, 139, 452, 550, 592, 1067, 1080]) {
-      const r = await runLockSeed({ seed, bug: null });
-      restores += r.stats.restoresToWaiters;
-      for (const v of r.violations) failures.push(`seed ${seed}: ${v.check}: ${v.detail}`);
-    }
-    assert.deepEqual(failures, []);
-    assert.ok(restores > 0, "no restore reached a queued waiter: the seeds no longer test the fix");
+    // sent lazily; 550 since, checked by hand; the seed moves whenever the runs change:
+    // testing/sim/README.md).
+    const r = await runLockSeed({ seed: 550, bug: null });
+    assert.deepEqual(r.violations, []);
+    assert.ok(r.stats.restoresToWaiters > 0, "no restore reached a queued waiter: the seed no longer tests the fix");
   });
 
   it("a blocking acquire given up while queued leaves no wait behind (seeds 1953 and 3967 with background writes)", async () => {

@@ -330,6 +330,7 @@ class LockSimulation {
     return {
       send: (from, to, tag, deliver) => this.transmit(from, to, { kind: "wire", to, deliver }, tag),
       after: (to, trueMs, deliver) => this.queue.push(this.nowMs + trueMs, { kind: "wire", to, deliver }),
+      nowMs: () => this.nowMs,
       oneWayDelayMs: () => s.delayMinMs + this.net.nextFloat() * s.delayJitterMs,
       raftOf: (node) => this.nodes.get(node)?.raft ?? null,
       process: (node) => this.process(this.node(node)),

@@ -14,7 +14,8 @@
 // `brokenDetectMs` (the transport noticing a dead connection). A crashed node resets its
 // connections (UNAVAILABLE one network delay later) and refuses new ones; a paused node or client
 // gets its messages when it wakes. Server-side deadlines are not simulated (grpc-js reads the
-// wall clock there): every server call has none, so the api layer never arms a real timer.
+// wall clock there): every server call has none. A blocking call's own timeout_ms runs on the
+// simulated clock (ServiceDeps.waitClock), so the api layer never arms a real timer.
 //
 // Also kept here: ClientRequest / ClientReply, the raw node-API request path of lock_sim_node.ts
 // (serveClient), which the SDK clients do not use.
@@ -73,6 +74,8 @@ export interface WireEnv {
   send(from: string, to: string, tag: number, deliver: () => void): boolean;
   /** Runs `fn` at `to` (a node or a client) after `trueMs` of simulated time, as an arrival would. */
   after(to: string, trueMs: number, fn: () => void): void;
+  /** The simulation's true time (ms): a blocking call's own timeout runs on it (ServiceDeps.waitClock). */
+  nowMs(): number;
   /** One network delay (true ms): how long a reset takes to reach the other end. */
   oneWayDelayMs(): number;
   /** The node's current process, or null while it is down. */
@@ -380,6 +383,20 @@ class SimApiServer {
       appliedStreams: { open: 0, max: 1_024 },
       keepAlivePendingMax: 64,
       drawLeaseId: simLeaseId,
+      // A blocking call's timeout_ms on simulated time, fired as an event of this process (not
+      // after it crashed: its calls died with it).
+      waitClock: {
+        nowMs: () => env.nowMs(),
+        after: (ms, fn) => {
+          let live = true;
+          env.after(node, ms, () => {
+            if (live && this.alive()) fn();
+          });
+          return () => {
+            live = false;
+          };
+        },
+      },
     };
     this.handlers = { Lease: leaseService(deps), Lock: lockService(deps) };
   }
