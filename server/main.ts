@@ -98,9 +98,9 @@ async function start(config: ServerConfig): Promise<Running> {
     // append of its own (core/config.ts sendCommitAtOnce): a lone request then wakes each member
     // two times fewer. The core still sends it at once for a membership change, a recovering
     // follower or a witness in the configuration.
+    sendCommitAtOnce: false,
     // Test-only slow apply: one committed entry per Ready (and one Ready per pass, below).
     ...(config.testApplyDelayMs !== null ? { committedEntriesPerReadyMax: 1 } : {}),
-    sendCommitAtOnce: false,
   });
   assertLimitsAtStart({ frames: config, raft: raftConfig, state: stateSizes(machineConfig.limits) }, log);
   const testClock = startTestMode(config, log);

@@ -99,7 +99,7 @@ class GrantWatch {
     return this.seen.find((s) => s.index > afterIndex)?.end ?? null;
   }
 
-  wait(afterIndex: number, signal: AbortSignal, untilMs: number | null, clock: WaitClock = SYSTEM_WAIT_CLOCK): Promise<WatchEnd> {
+  wait(afterIndex: number, signal: AbortSignal, untilMs: number | null, clock: WaitClock): Promise<WatchEnd> {
     const found = this.first(afterIndex);
     if (found !== null) return Promise.resolve(found);
     if (signal.aborted) return Promise.resolve({ kind: "cancelled" });

@@ -35,6 +35,11 @@ export interface BugSwitches {
    * shortened log were all it ever acknowledged (issue 13: the vote that loses a commit).
    */
   readonly trustCorruptLog: boolean;
+  /**
+   * A candidate takes a vote response's commit hint (messages.ts committedIndex) without checking
+   * that its own entry there has the hinted term: it commits whatever it holds at that index.
+   */
+  readonly commitHintWithoutTermCheck: boolean;
 }
 
 export const NO_BUGS: BugSwitches = {
@@ -46,6 +51,7 @@ export const NO_BUGS: BugSwitches = {
   witnessMetadataOnlyLog: false,
   commitBeforeSelfDurable: false,
   trustCorruptLog: false,
+  commitHintWithoutTermCheck: false,
 };
 
 /**

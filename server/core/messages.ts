@@ -86,10 +86,11 @@ export interface VoteResponseMessage extends MessageBase {
   readonly preVote: boolean;
   readonly reject: boolean;
   /**
-   * On a refusal for the candidate's log: the refuser's commit index and the term of its entry
-   * there (absent when it has none to give). A candidate holding that entry (same index and term,
-   * so the same log up to it) commits up to it: it may not have learned that a membership change
-   * committed, and without that it counts votes in a configuration that no longer binds.
+   * On every vote response, granted or refused (a recovering responder's too): the responder's
+   * commit index and the term of its entry there (absent when it has none to give). A candidate
+   * holding that entry (same index and term, so the same log up to it) commits up to it: it may
+   * not have learned that a membership change committed, and without that it counts votes in a
+   * configuration that no longer binds (raft.ts takeCommitHint).
    */
   readonly committedIndex?: Index;
   readonly committedTerm?: Term;

@@ -578,7 +578,9 @@ export class RaftCore {
     if (index === undefined || term === undefined || index <= this.log.committed) return;
     // Recovering: our log may differ from what we acknowledged; only a verified append commits.
     if (this.recoveryUntil !== null) return;
-    if (!this.log.matchTerm(index, term)) return; // matchTerm: also within our log
+    if (this.config.bugs.commitHintWithoutTermCheck) {
+      if (index > this.log.lastIndex()) return;
+    } else if (!this.log.matchTerm(index, term)) return; // matchTerm: also within our log
     this.logLine(`${this.id} learns from ${m.from} that ${term}/${index} is committed (was ${this.log.committed})`);
     this.log.commitTo(index);
   }

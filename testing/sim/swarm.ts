@@ -27,7 +27,9 @@ export type BugName =
   /** conf_change.ts testOnlyBugSkipJointConsensus: enterJoint switches straight to the new voters. */
   | "skipJointConsensus"
   /** The core's trustCorruptLog: a member started in recovery ignores it (votes, campaigns, is counted at once). */
-  | "trustCorruptLog";
+  | "trustCorruptLog"
+  /** The core's commitHintWithoutTermCheck: a candidate commits up to a vote response's hint whatever term it holds there. */
+  | "commitHintWithoutTermCheck";
 
 export const BUG_NAMES: readonly BugName[] = [
   "commitOldTermByCounting",
@@ -41,6 +43,7 @@ export const BUG_NAMES: readonly BugName[] = [
   "witnessMetadataOnlyLog",
   "skipJointConsensus",
   "trustCorruptLog",
+  "commitHintWithoutTermCheck",
 ];
 
 /** The lock simulation's bug switches (StateConfig.bugs, and the guard's). */
@@ -256,6 +259,7 @@ export const BUG_PRESET: Readonly<Record<BugName, SwarmPreset>> = {
   witnessMetadataOnlyLog: "witness",
   skipJointConsensus: "random",
   trustCorruptLog: "random",
+  commitHintWithoutTermCheck: "random",
 };
 
 // ------------------------------------------------------------------ the lock simulation (lock_sim.ts)

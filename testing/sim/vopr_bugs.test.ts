@@ -29,6 +29,7 @@ export const BUG_CATCH_LIMITS: Readonly<Record<BugName, number>> = {
   witnessMetadataOnlyLog: 20,
   skipJointConsensus: 10,
   trustCorruptLog: 10,
+  commitHintWithoutTermCheck: 80,
 };
 
 /**
