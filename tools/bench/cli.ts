@@ -25,6 +25,7 @@ import { findOrInstallEtcd } from "./etcd_install.ts";
 import { EtcdRawTarget } from "./etcd_raw.ts";
 import { failoverTrial } from "./failover.ts";
 import { FloorCluster } from "./floor_cluster.ts";
+import { QuorumFloorCluster } from "./quorum_floor_cluster.ts";
 import { keepaliveResult } from "./keepalive.ts";
 import { leaseCycles } from "./lease_cycles.ts";
 import type { LeaseHold } from "./lease_hold.ts";
@@ -46,6 +47,8 @@ import { etcdUserClient, tenureUserClient } from "./user_clients.ts";
 const TENURE_BASE_PORT = 24700;
 /** The floor server's port (below Tenure's, above etcd's). */
 const FLOOR_PORT = 24690;
+/** The quorum floor's leader port; its followers listen on the two above it. */
+const QUORUM_FLOOR_PORT = 24693;
 const CONTENDED_WORKERS = 16;
 const LEASE_WORKERS = 16;
 const GRANT_CONCURRENCY = 64;
@@ -80,6 +83,7 @@ export function tableNotes(o: BenchOptions): string[] {
     ...(o.floor
       ? [
           "Floor (--floor): the same generator and raw target against tools/bench/floor_server.ts, one process serving Tenure's protos over the same grpc-js stack that answers at once (no consensus, no disk, no state): the most any server on this generator and stack could reach on this machine. It runs the request-path figures only.",
+          "Quorum floor (--floor): the same against tools/bench/quorum_floor_server.ts, a leader and two followers that do only what every replicated lock service must per request: the call in, a frame to each follower over a grpc-js stream, an fdatasync on each member (the leader's overlapping the round trip, a follower acknowledging after its own), commit on the leader's and one follower's, a lock table (FIFO waiters, one commit per handoff), the reply; requests of one event-loop turn share a batch. No log matching, elections, exactly-once, validation or auth: the most a consensus server on this stack could reach here. It adds the contended figure.",
         ]
       : []),
   ];
@@ -111,6 +115,8 @@ const has = (o: BenchOptions, ...names: Selectable[]): boolean => names.some((n)
 
 async function startCluster(run: Run, column: Column, layout: "three" | "witness" = "three"): Promise<BenchCluster> {
   if (column === "floor" || column === "floor-plaintext") return FloorCluster.start(column === "floor" ? run.certs : null, FLOOR_PORT);
+  if (column === "quorum-floor" || column === "quorum-floor-plaintext")
+    return QuorumFloorCluster.start(column === "quorum-floor" ? run.certs : null, QUORUM_FLOOR_PORT);
   if (column === "etcd") {
     if (run.etcdBinary === null) throw new Error("no etcd");
     return EtcdCluster.start(run.etcdBinary);
@@ -156,13 +162,15 @@ async function witnessIdleRss(run: Run, column: Column): Promise<Record<string, 
 const LOADED_FIGURES: readonly Selectable[] = ["lock1", "lock16", "lock64", "contended", "lease", "failover", "keepalive10k"];
 /** What the floor server can stand for: the request path alone (it keeps no lock, lease or data). */
 const FLOOR_FIGURES: ReadonlySet<Selectable> = new Set(["lock1", "lock16", "lock64", "lease"]);
+/** The quorum floor keeps a lock table too, so it runs the contended figure (no elections, no expiry). */
+const QUORUM_FLOOR_FIGURES: ReadonlySet<Selectable> = new Set([...FLOOR_FIGURES, "contended"]);
 
 const isFloor = (column: Column): boolean => COLUMN_SYSTEM[column] === "floor";
 
 async function runContext(run: Run, cluster: BenchCluster, column: Column, rep: number): Promise<RunContext> {
   const leader = leaderAddress(cluster, await cluster.leaderId(10_000));
   const target =
-    cluster instanceof TenureCluster || cluster instanceof FloorCluster
+    cluster instanceof TenureCluster || cluster instanceof FloorCluster || cluster instanceof QuorumFloorCluster
       ? new TenureRawTarget(leader, cluster.security())
       : new EtcdRawTarget(leader);
   return { column, cluster, target, windows: { warmupMs: run.o.warmupMs, measureMs: run.o.measureMs }, rep, log };
@@ -170,7 +178,8 @@ async function runContext(run: Run, cluster: BenchCluster, column: Column, rep: 
 
 /** One repetition of the steady-state figures on one system, on a fresh cluster. */
 async function repetition(run: Run, column: Column, rep: number): Promise<void> {
-  const o = isFloor(column) ? { ...run.o, only: new Set([...run.o.only].filter((n) => FLOOR_FIGURES.has(n))) } : run.o;
+  const floorFigures = column.startsWith("quorum-floor") ? QUORUM_FLOOR_FIGURES : FLOOR_FIGURES;
+  const o = isFloor(column) ? { ...run.o, only: new Set([...run.o.only].filter((n) => floorFigures.has(n))) } : run.o;
   if (o.only.size === 0) return;
   log(`rep ${rep}: ${column} (load average ${loadAverageText()})`);
   const witness = COLUMN_SYSTEM[column] === "tenure" && has(o, "memory") ? await witnessIdleRss(run, column) : {};
@@ -334,6 +343,8 @@ async function main(): Promise<void> {
       ...(o.tenureMetrics ? (["tenure-metrics"] as const) : []),
       ...(o.floor ? (["floor"] as const) : []),
       ...(o.floor && o.tenureInsecure ? (["floor-plaintext"] as const) : []),
+      ...(o.floor ? (["quorum-floor"] as const) : []),
+      ...(o.floor && o.tenureInsecure ? (["quorum-floor-plaintext"] as const) : []),
     ];
     const run: Run = { o, out, build, certs, etcdBinary };
     const steady = [...o.only].some((n) => n !== "keepalive100k");

@@ -21,6 +21,40 @@ const SERVER_SCRIPT = fileURLToPath(new URL("./floor_server.ts", import.meta.url
 /** The server's certificate: a member's, as the bench's client expects of a Tenure port. */
 const CERTIFICATE_OF = "a";
 
+/** A floor script's TLS flags with member `id`'s certificate, or --insecure without certificates. */
+export function securityArgs(certs: DevCertificates | null, id: string): string[] {
+  if (certs === null) return ["--insecure"];
+  const own = certs.members[id];
+  if (own === undefined) throw new Error(`no member certificate for ${id}`);
+  return ["--tls-ca", certs.caFile, "--tls-cert", own.certFile, "--tls-key", own.keyFile];
+}
+
+/**
+ * Runs a bench server script under tsx and resolves once a line of its output contains
+ * `readyLine`; rejects with the output's tail if it exits first or does not start in time.
+ */
+export async function spawnReady(script: string, args: readonly string[], readyLine: string, what: string): Promise<ChildProcess> {
+  const child = spawnTracked(process.execPath, ["--import", "tsx", script, ...args]);
+  const tail = new OutputTail();
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not start in ${START_TIMEOUT_MS} ms: ${tail.text()}`)), START_TIMEOUT_MS);
+    for (const stream of [child.stdout, child.stderr]) {
+      if (stream === null) continue;
+      createInterface({ input: stream }).on("line", (line) => {
+        tail.push(line);
+        if (!line.includes(readyLine)) return;
+        clearTimeout(timer);
+        resolve();
+      });
+    }
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited (code ${code}, signal ${signal}): ${tail.text()}`));
+    });
+  });
+  return child;
+}
+
 export class FloorCluster implements BenchCluster {
   readonly system = "floor" as const;
   readonly members: readonly BenchMember[];
@@ -36,32 +70,8 @@ export class FloorCluster implements BenchCluster {
   static async start(certs: DevCertificates | null, port: number): Promise<FloorCluster> {
     await assertPortsFree([port]);
     const address = `${HOST}:${port}`;
-    const own = certs?.members[CERTIFICATE_OF];
-    const security =
-      certs === null || own === undefined
-        ? ["--insecure"]
-        : ["--tls-ca", certs.caFile, "--tls-cert", own.certFile, "--tls-key", own.keyFile];
-    const child = spawnTracked(process.execPath, ["--import", "tsx", SERVER_SCRIPT, "--listen", address, ...security]);
-    const tail = new OutputTail();
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`the floor server did not start in ${START_TIMEOUT_MS} ms: ${tail.text()}`)),
-        START_TIMEOUT_MS,
-      );
-      for (const stream of [child.stdout, child.stderr]) {
-        if (stream === null) continue;
-        createInterface({ input: stream }).on("line", (line) => {
-          tail.push(line);
-          if (!line.includes(FLOOR_READY_LINE)) return;
-          clearTimeout(timer);
-          resolve();
-        });
-      }
-      child.once("exit", (code, signal) => {
-        clearTimeout(timer);
-        reject(new Error(`the floor server exited (code ${code}, signal ${signal}): ${tail.text()}`));
-      });
-    });
+    const args = ["--listen", address, ...securityArgs(certs, CERTIFICATE_OF)];
+    const child = await spawnReady(SERVER_SCRIPT, args, FLOOR_READY_LINE, "the floor server");
     return new FloorCluster(child, address, certs);
   }
 

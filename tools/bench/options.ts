@@ -29,7 +29,7 @@ export interface BenchOptions {
   readonly tenureInsecure: boolean;
   /** A third Tenure column with --metrics-listen on every member, scraped once a second. */
   readonly tenureMetrics: boolean;
-  /** The floor columns: the same load against a server that answers at once (floor_server.ts). */
+  /** The floor columns: the same load against a server that answers at once (floor_server.ts) and against the quorum floor (quorum_floor_server.ts). */
   readonly floor: boolean;
   /** The keepalive sizes (10,000 and 100,000 by default) and their leases' TTL. */
   readonly smallLeases: number;

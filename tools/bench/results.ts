@@ -9,10 +9,19 @@ import type { SystemName } from "./cluster.ts";
  * A system as measured: Tenure runs with TLS (as users run it); for --tenure-insecure also in
  * plaintext; for --tenure-metrics also with TLS and --metrics-listen on every member, each
  * scraped once a second (the cost of recording and serving the metrics); for --floor, the floor
- * server (floor_server.ts: the same protos and gRPC stack, answering at once) with TLS, and in
- * plaintext too with --tenure-insecure.
+ * server (floor_server.ts: the same protos and gRPC stack, answering at once) and the quorum floor
+ * (quorum_floor_server.ts: a leader and two followers that only fsync and acknowledge) with TLS,
+ * and in plaintext too with --tenure-insecure.
  */
-export type Column = "etcd" | "tenure" | "tenure-plaintext" | "tenure-metrics" | "floor" | "floor-plaintext";
+export type Column =
+  | "etcd"
+  | "tenure"
+  | "tenure-plaintext"
+  | "tenure-metrics"
+  | "floor"
+  | "floor-plaintext"
+  | "quorum-floor"
+  | "quorum-floor-plaintext";
 
 export const COLUMN_SYSTEM: Readonly<Record<Column, SystemName>> = {
   etcd: "etcd",
@@ -21,6 +30,8 @@ export const COLUMN_SYSTEM: Readonly<Record<Column, SystemName>> = {
   "tenure-metrics": "tenure",
   floor: "floor",
   "floor-plaintext": "floor",
+  "quorum-floor": "floor",
+  "quorum-floor-plaintext": "floor",
 };
 
 export interface BenchResult {

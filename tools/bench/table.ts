@@ -17,6 +17,8 @@ const COLUMN_LABEL: Readonly<Record<Column, string>> = {
   "tenure-metrics": "Tenure (mutual TLS, metrics scraped 1/s)",
   floor: "floor: no-op server (mutual TLS 1.3)",
   "floor-plaintext": "floor: no-op server (plaintext)",
+  "quorum-floor": "quorum floor: fsync + one follower (mutual TLS 1.3)",
+  "quorum-floor-plaintext": "quorum floor: fsync + one follower (plaintext)",
 };
 
 /** The ratio column's name: the column's short name and what sets it apart. */
@@ -27,6 +29,8 @@ const RATIO_LABEL: Readonly<Record<Column, string>> = {
   "tenure-metrics": "Tenure +metrics",
   floor: "floor",
   "floor-plaintext": "floor plaintext",
+  "quorum-floor": "quorum floor",
+  "quorum-floor-plaintext": "quorum floor plaintext",
 };
 
 function num(x: number, digits?: number): string {
