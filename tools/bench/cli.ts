@@ -27,7 +27,7 @@ import { failoverTrial } from "./failover.ts";
 import { FloorCluster } from "./floor_cluster.ts";
 import { QuorumFloorCluster } from "./quorum_floor_cluster.ts";
 import { keepaliveResult } from "./keepalive.ts";
-import { leaseCycles } from "./lease_cycles.ts";
+import { leaseCycles, leaseGrants } from "./lease_cycles.ts";
 import type { LeaseHold } from "./lease_hold.ts";
 import { holdEtcdLeases } from "./lease_hold_etcd.ts";
 import { holdTenureLeases } from "./lease_hold_tenure.ts";
@@ -63,6 +63,7 @@ export function figures(o: BenchOptions): FigureSpec[] {
     { figure: "lock64", label: "lock cycle, 64 clients" },
     { figure: "contended16", label: "contended: 16 workers on one name (handoffs, acquire wait)" },
     { figure: "lease16", label: "lease grant + revoke, 16 clients" },
+    { figure: `grant${GRANT_CONCURRENCY}`, label: `lease grants, ${GRANT_CONCURRENCY} clients (the bulk grants' concurrency)` },
     { figure: "keepalive-small", label: `keepalive, ${n(o.smallLeases)} leases (renewal p50/p99)` },
     { figure: "keepalive-big", label: `keepalive, ${n(o.bigLeases)} leases (renewal p50/p99)` },
     { figure: "failover", label: "failover: kill -9 the leader → first acquire (4 workers, user client)" },
@@ -159,9 +160,9 @@ async function witnessIdleRss(run: Run, column: Column): Promise<Record<string, 
 }
 
 /** The figures measured on a loaded cluster, after its warm-up (memory-idle comes before it). */
-const LOADED_FIGURES: readonly Selectable[] = ["lock1", "lock16", "lock64", "contended", "lease", "failover", "keepalive10k"];
+const LOADED_FIGURES: readonly Selectable[] = ["lock1", "lock16", "lock64", "contended", "lease", "grants", "failover", "keepalive10k"];
 /** What the floor server can stand for: the request path alone (it keeps no lock, lease or data). */
-const FLOOR_FIGURES: ReadonlySet<Selectable> = new Set(["lock1", "lock16", "lock64", "lease"]);
+const FLOOR_FIGURES: ReadonlySet<Selectable> = new Set(["lock1", "lock16", "lock64", "lease", "grants"]);
 /** The quorum floor keeps a lock table too, so it runs the contended figure (no elections, no expiry). */
 const QUORUM_FLOOR_FIGURES: ReadonlySet<Selectable> = new Set([...FLOOR_FIGURES, "contended"]);
 
@@ -204,6 +205,7 @@ async function repetition(run: Run, column: Column, rep: number): Promise<void> 
       if (has(o, `lock${n}`)) await guarded(`lock${n} ${where}`, async () => add(await lockCycles(ctx, n)));
     if (has(o, "contended")) await guarded(`contended ${where}`, async () => add(await contended(ctx, CONTENDED_WORKERS)));
     if (has(o, "lease")) await guarded(`lease ${where}`, async () => add(await leaseCycles(ctx, LEASE_WORKERS)));
+    if (has(o, "grants")) await guarded(`grants ${where}`, async () => add(await leaseGrants(ctx, GRANT_CONCURRENCY)));
     if (has(o, "failover")) {
       const perRep = Math.ceil(o.failoverTrials / o.reps);
       const done = (rep - 1) * perRep;

@@ -9,6 +9,7 @@ export const SELECTABLE = [
   "lock64",
   "contended",
   "lease",
+  "grants",
   "keepalive10k",
   "keepalive100k",
   "failover",
