@@ -1,9 +1,11 @@
 // The commit path's storage costs (issue 14 point 3): (1) a commit-index-only write
-// (StorageWrite.sync false, a Ready with mustSync false) is written without an fsync, anything a
-// peer may be promised (entries, a snapshot, a term, a vote) still syncs, and the ack record
-// never claims the unsynced commit index before a synced write made it durable; (2) save() never
-// reads the stored snapshot image back, so its cost does not grow with the state machine's size
-// (counted with a spy on every SQLite statement, not timed).
+// (StorageWrite.sync false, a Ready with mustSync false) runs no SQLite statement at all: it rides
+// in the next synced write's transaction (or a compaction's, or close()'s); anything a peer may be
+// promised (entries, a snapshot, a term, a vote) still syncs, and the ack record never claims the
+// unsynced commit index before a synced write made it durable; (2) save() never reads the stored
+// snapshot image back, and once the store's position is known reads nothing for its checks, so
+// its cost does not grow with the state machine's size (counted with a spy on every SQLite
+// statement, not timed).
 
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -37,6 +39,17 @@ function synchronousSetting(store: SqliteStorage): unknown {
   return (store as unknown as { db: Database.Database }).db.pragma("synchronous", { simple: true });
 }
 
+/** The commit index in raft.db's rows, read over a connection of its own (what a crash would leave). */
+function storedCommit(dataDir: string): number {
+  const db = new Database(path.join(dataDir, "raft.db"), { readonly: true, fileMustExist: true });
+  try {
+    const row = db.prepare("SELECT commit_index AS c FROM hard_state").get() as { c: number } | undefined;
+    return row?.c ?? -1;
+  } finally {
+    db.close();
+  }
+}
+
 function recordOf(dataDir: string): { commit: number; lastIndex: number } {
   const read = readAckRecord(dataDir);
   assert.equal(read.kind, "ok");
@@ -45,7 +58,7 @@ function recordOf(dataDir: string): { commit: number; lastIndex: number } {
 }
 
 describe("SqliteStorage commit path: a commit-index-only write is not fsynced", () => {
-  it("refuses every later write when synchronous=FULL cannot be restored after an unsynced one", () => {
+  it("refuses every later write when synchronous=FULL cannot be restored after an unsynced transaction", () => {
     withStore((store) => {
       store.save({ hardState: hs(0), snapshot: null, entries: [entry(1)], sync: true });
       const sql = (store as unknown as { sql: { synchronousFull: { run(): unknown } } }).sql;
@@ -55,7 +68,12 @@ describe("SqliteStorage commit path: a commit-index-only write is not fsynced", 
           throw new Error("disk I/O error");
         },
       };
-      assert.throws(() => store.save({ hardState: hs(1), snapshot: null, entries: [], sync: false }), /disk I\/O error/);
+      store.save({ hardState: hs(1), snapshot: null, entries: [], sync: false }); // held: no statement
+      // A background save's transaction runs at NORMAL (its fsync follows on the thread pool).
+      assert.throws(
+        () => store.saveInBackground({ hardState: null, snapshot: null, entries: [entry(2)] }, () => assert.fail("reported durable")),
+        /disk I\/O error/,
+      );
       sql.synchronousFull = restore;
       assert.throws(
         () => store.save({ hardState: hs(1), snapshot: null, entries: [entry(2)], sync: true }),
@@ -64,22 +82,47 @@ describe("SqliteStorage commit path: a commit-index-only write is not fsynced", 
     });
   });
 
-  it("writes a commit-only change without sync, entries and term/vote changes with it", () => {
-    withStore((store) => {
+  it("holds a commit-only change without any statement and writes it with the next synced write", () => {
+    withStore((store, dataDir) => {
       const spy = spyStatements();
       try {
         store.save({ hardState: hs(0), snapshot: null, entries: [entry(1), entry(2), entry(3)], sync: true });
         assert.equal(spy.counts.get("PRAGMA synchronous = NORMAL"), undefined, "a synced write ran without FULL");
+        const before = [...spy.counts.values()].reduce((a, b) => a + b, 0);
         store.save({ hardState: hs(2), snapshot: null, entries: [], sync: false });
-        assert.equal(spy.counts.get("PRAGMA synchronous = NORMAL"), 1, "the commit-only write ran at FULL (an fsync)");
+        assert.equal(
+          [...spy.counts.values()].reduce((a, b) => a + b, 0),
+          before,
+          "the commit-only write ran a statement",
+        );
       } finally {
         spy.restore();
       }
       assert.deepEqual(store.saveCountsSinceOpen(), { synced: 1, unsynced: 1 });
-      assert.equal(synchronousSetting(store), 2, "FULL again after the unsynced write");
+      assert.equal(storedCommit(dataDir), 0, "written before the next synced write");
+      assert.equal(store.load().hardState.commit, 2, "the store gives back the commit index it holds");
       store.save({ hardState: null, snapshot: null, entries: [entry(4)] }); // sync absent: synced
       assert.deepEqual(store.saveCountsSinceOpen(), { synced: 2, unsynced: 1 });
-      assert.equal(store.load().hardState.commit, 2, "the unsynced commit index is in the store");
+      assert.equal(storedCommit(dataDir), 2, "the synced write carried the held commit index");
+      assert.equal(synchronousSetting(store), 2);
+    });
+  });
+
+  it("checks a write against the held commit index: a later hard state may not take it back", () => {
+    withStore((store) => {
+      store.save({ hardState: hs(0), snapshot: null, entries: [entry(1), entry(2), entry(3)] });
+      store.save({ hardState: hs(3), snapshot: null, entries: [], sync: false });
+      assert.throws(() => store.save({ hardState: hs(2), snapshot: null, entries: [entry(4)] }), /commit 2 < stored 3/);
+      assert.throws(() => store.save({ hardState: hs(1), snapshot: null, entries: [], sync: false }), /commit 1 < stored 3/);
+    });
+  });
+
+  it("a compaction writes the held commit index first, so the stored commit reaches the snapshot", () => {
+    withStore((store, dataDir) => {
+      store.save({ hardState: hs(0), snapshot: null, entries: [entry(1), entry(2), entry(3)] });
+      store.save({ hardState: hs(3), snapshot: null, entries: [], sync: false });
+      store.saveSnapshotAndCompact({ metadata: { index: 3, term: 1, confState }, data: Uint8Array.of(9) });
+      assert.equal(storedCommit(dataDir), 3);
     });
   });
 

@@ -102,6 +102,15 @@ type Inspected =
   | { readonly kind: "ok"; readonly inspection: Inspection }
   | { readonly kind: "corrupt"; readonly error: StorageCorruptError };
 
+/** What the write checks read of the stored rows (SqliteStorage.stored). */
+interface StoredPosition {
+  readonly hardState: HardState;
+  readonly snapshot: { readonly index: Index; readonly term: number } | null;
+  readonly lastIndex: Index;
+  /** The term at lastIndex (the entry's, or the snapshot's; 0 for an empty store). */
+  readonly lastTerm: number;
+}
+
 export class SqliteStorage implements RaftStorage {
   /** Set when synchronous=FULL could not be restored after an unsynced save (fatal for writes). */
   private synchronousLost = false;
@@ -119,6 +128,19 @@ export class SqliteStorage implements RaftStorage {
   private preloaded: PersistedState | null = null;
   /** saveInBackground's fsync of the WAL on the thread pool (wal_sync.ts). */
   private readonly walSync: WalSync;
+  /**
+   * A commit-index-only hard state (StorageWrite.sync false) saved but not yet written: it goes
+   * into the next synced write's transaction (or a compaction's, or close()'s), so the commit path
+   * runs no SQLite transaction for it. That promises what the unsynced write promised before: a
+   * crash may lose this commit index, which Raft need not keep; a clean close keeps it.
+   */
+  private unwrittenHardState: HardState | null = null;
+  /**
+   * What view() reads, as of the last write that committed (null: not read yet). This process is
+   * the store's only writer (LOCK), so the rows cannot change under it; every write path updates
+   * it only after its transaction committed, and any other write of those rows drops it.
+   */
+  private stored: StoredPosition | null = null;
 
   private constructor(
     private readonly db: Database.Database,
@@ -302,6 +324,7 @@ export class SqliteStorage implements RaftStorage {
     }
     const raised = raisedHardState(record, progress);
     if (raised === null) return null;
+    this.stored = null;
     this.sql.putHardState.run(raised.term, raised.vote, raised.commit, hardStateChecksum(raised));
     if (this.preloaded !== null) this.preloaded = { ...this.preloaded, hardState: raised };
     return raised;
@@ -322,7 +345,8 @@ export class SqliteStorage implements RaftStorage {
     this.assertOpen();
     const preloaded = this.preloaded;
     this.preloaded = null;
-    const state = preloaded ?? guardSqlite(this.where, () => this.loadTransaction());
+    const read = preloaded ?? guardSqlite(this.where, () => this.loadTransaction());
+    const state = this.unwrittenHardState === null ? read : { ...read, hardState: this.unwrittenHardState };
     // Again on the verified rows: the store never holds less than the record says (any time),
     // but for the last index the record keeps claiming while the store recovers.
     const lastIndex = Math.max(state.entries.at(-1)?.index ?? 0, state.snapshot?.metadata.index ?? 0);
@@ -346,12 +370,55 @@ export class SqliteStorage implements RaftStorage {
     if (empty) return;
     const tracker = this.ack();
     this.preloaded = null;
-    const synced = write.sync !== false; // what may go unsynced: assertWriteValid, in the transaction
-    tracker.beforeSave(write);
-    guardSqlite(this.where, () => (synced ? this.saveTransaction(write) : this.saveWithoutSync(write)));
-    tracker.afterSave(write, synced); // durable now: term/vote at once, the watermark now and then
-    if (synced) this.saveCounts.synced++;
-    else this.saveCounts.unsynced++;
+    if (write.sync === false) {
+      // Checked now, as the transaction would have (only a commit index may go unsynced), and
+      // held for the next write: see unwrittenHardState.
+      assertWriteValid(this.view(), write);
+      if (write.hardState !== null) this.unwrittenHardState = write.hardState;
+      tracker.afterSave(write, false);
+      this.saveCounts.unsynced++;
+      return;
+    }
+    const merged = this.withUnwritten(write);
+    tracker.beforeSave(merged);
+    guardSqlite(this.where, () => this.saveTransaction(merged));
+    this.wrote(merged);
+    tracker.afterSave(merged, true); // durable now: term/vote at once, the watermark now and then
+    this.saveCounts.synced++;
+  }
+
+  /**
+   * `write` with the unwritten commit-index-only hard state in it, unless it has its own (checked
+   * against the unwritten one: view()). The caller clears it once its transaction committed.
+   */
+  private withUnwritten(write: StorageWrite): StorageWrite {
+    const unwritten = this.unwrittenHardState;
+    return unwritten === null || write.hardState !== null ? write : { ...write, hardState: unwritten };
+  }
+
+  /** Writes the unwritten hard state on its own, unsynced (before a compaction and at close). */
+  private writeUnwritten(): void {
+    const unwritten = this.unwrittenHardState;
+    if (unwritten === null) return;
+    const write: StorageWrite = { hardState: unwritten, snapshot: null, entries: [], sync: false };
+    guardSqlite(this.where, () => this.saveWithoutSync(write));
+    this.wrote(write);
+  }
+
+  /** A write committed (the unwritten hard state with it, if any): what view() reads follows it. */
+  private wrote(write: StorageWrite): void {
+    this.unwrittenHardState = null;
+    const s = this.stored;
+    if (s === null) return;
+    const last = write.entries.at(-1);
+    const snapshot = write.snapshot === null ? s.snapshot : { index: write.snapshot.metadata.index, term: write.snapshot.metadata.term };
+    const end = last ?? (write.snapshot === null ? null : write.snapshot.metadata);
+    this.stored = {
+      hardState: write.hardState ?? s.hardState,
+      snapshot,
+      lastIndex: end?.index ?? s.lastIndex,
+      lastTerm: end?.term ?? s.lastTerm,
+    };
   }
 
   /**
@@ -367,13 +434,15 @@ export class SqliteStorage implements RaftStorage {
     assert(write.sync !== false, `${this.where}: saveInBackground of an unsynced write; use save()`);
     const tracker = this.ack();
     this.preloaded = null;
-    tracker.beforeSave(write);
-    guardSqlite(this.where, () => this.saveWithoutSync(write));
+    const merged = this.withUnwritten(write);
+    tracker.beforeSave(merged);
+    guardSqlite(this.where, () => this.saveWithoutSync(merged));
+    this.wrote(merged);
     this.walSync.sync((error) => {
       if (error !== null) return done(error);
       // After close() the checkpoint there made it durable and the record is final: claim nothing.
       if (!this.closed) {
-        tracker.afterSave(write, true);
+        tracker.afterSave(merged, true);
         this.saveCounts.synced++;
       }
       done(null);
@@ -425,7 +494,10 @@ export class SqliteStorage implements RaftStorage {
   saveSnapshotAndCompact(snapshot: Snapshot, logStart: SnapshotMetadata | null = null): void {
     this.assertOpen();
     this.preloaded = null;
+    this.writeUnwritten(); // the stored commit is then at least the snapshot's index, as before
     guardSqlite(this.where, () => this.compactTransaction(snapshot, logStart));
+    // The last index stays (the snapshot lies within the log); the snapshot position moves.
+    if (this.stored !== null) this.stored = { ...this.stored, snapshot: { index: snapshot.metadata.index, term: snapshot.metadata.term } };
   }
 
   identity(): StorageIdentity | null {
@@ -450,6 +522,9 @@ export class SqliteStorage implements RaftStorage {
     if (this.closed) return;
     this.closed = true;
     try {
+      // A clean close keeps the last commit index (the checkpoint below makes it durable). While
+      // a background save is in flight there is none: that save took it (withUnwritten).
+      if (!this.walSync.syncing() && !this.synchronousLost) this.writeUnwritten();
       const tracker = this.ack();
       tracker.beforeCheckpoint();
       const result = this.db.pragma("wal_checkpoint(TRUNCATE)") as { busy: number }[];
@@ -485,7 +560,8 @@ export class SqliteStorage implements RaftStorage {
     }
     const first = write.entries[0];
     if (first !== undefined) {
-      this.sql.deleteEntriesFrom.run(first.index); // conflict truncation (no-op on plain append)
+      // Conflict truncation; a plain append (above the last index) has nothing to delete.
+      if (first.index <= this.storedPosition().lastIndex) this.sql.deleteEntriesFrom.run(first.index);
       for (const entry of write.entries) {
         const { index, term, type, data } = entry;
         this.sql.putEntry.run(index, term, type, toBuffer(data), entryChecksum(entry));
@@ -523,18 +599,32 @@ export class SqliteStorage implements RaftStorage {
    * checksum, decode, copy) made every save O(state). The row was checksum-verified at load.
    */
   private view(): LogView {
+    const stored = this.storedPosition();
+    return {
+      hardState: this.unwrittenHardState ?? stored.hardState,
+      snapshot: stored.snapshot,
+      lastIndex: stored.lastIndex,
+      // A plain append asks for the last entry's term: known without a read.
+      termAt: (index) => (index === stored.lastIndex && index > (stored.snapshot?.index ?? 0) ? stored.lastTerm : this.termAt(index)),
+    };
+  }
+
+  /** The hard state, snapshot position and last index as stored, read once and then followed. */
+  private storedPosition(): StoredPosition {
+    if (this.stored !== null) return this.stored;
     const snapshot = this.readSnapshotPosition();
     const snapshotIndex = snapshot?.index ?? 0;
     const last = (this.sql.lastIndex.get() as Row).last;
-    return {
-      hardState: this.readHardState(),
-      snapshot,
-      lastIndex: typeof last === "number" ? Math.max(last, snapshotIndex) : snapshotIndex,
-      termAt: (index) => {
-        const row = this.sql.termAt.get(index) as Row | undefined;
-        return typeof row?.term === "number" ? row.term : null;
-      },
-    };
+    const lastIndex = typeof last === "number" ? Math.max(last, snapshotIndex) : snapshotIndex;
+    const lastTerm = lastIndex === snapshotIndex ? (snapshot?.term ?? 0) : this.termAt(lastIndex);
+    if (lastTerm === null) throw corruptError(this.where, "entries", `no entry at the last index ${lastIndex}`);
+    this.stored = { hardState: this.readHardState(), snapshot, lastIndex, lastTerm };
+    return this.stored;
+  }
+
+  private termAt(index: Index): number | null {
+    const row = this.sql.termAt.get(index) as Row | undefined;
+    return typeof row?.term === "number" ? row.term : null;
   }
 
   private readState(): PersistedState {
