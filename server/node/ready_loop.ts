@@ -5,7 +5,7 @@
 // (ready_loop.test.ts fails if a second copy appears). For every Ready, in this order:
 //
 //   1. PERSIST: snapshot, entries and hard state in ONE storage.save(), durable when it returns
-//      (a Ready whose only change is the commit index, mustSync false, is written without an
+//      (a Ready whose only change is the commit index, mustSync false, is saved without an
 //      fsync: Raft need not keep the commit index durable; StorageWrite.sync);
 //   2. SEND the messages (they may promise what step 1 made durable: a vote, an ack); nothing of
 //      the Ready is written after this point, so a crash anywhere in the cycle (the simulator
@@ -294,7 +294,8 @@ export class ReadyLoop {
   /** Steps 1-5 for `rd`, sending `messages` after its write (all of them, or a parked Ready's rest). */
   private persistSendApply(rd: Ready, messages: readonly Message[]): void {
     // 1. Persist: one transaction, durable before anything (else) of this Ready leaves the node.
-    // mustSync false: only the commit index changed; written without an fsync (StorageWrite.sync).
+    // mustSync false: only the commit index changed; saved without an fsync (StorageWrite.sync;
+    // SqliteStorage holds it for its next synced write).
     this.options.storage.save(this.writeOf(rd));
     this.sendApply(rd, messages);
   }
