@@ -54,6 +54,20 @@ test("a batch is answered only after its own fdatasync and a follower's acknowle
   }
 });
 
+test("a follower's acknowledgement before the leader's own fdatasync does not commit the batch", async () => {
+  const h = harness();
+  try {
+    h.propose("g1", { kind: "grant" });
+    await turn(); // the batch left and its fdatasync is in flight: no poll phase has run since
+    h.leader.acked(1);
+    assert.deepEqual(h.replies, [], "answered before the leader's own write was durable");
+    await settle();
+    assert.deepEqual(h.replies, ['g1 {"leaseId":"1"}']);
+  } finally {
+    h.done();
+  }
+});
+
 test("a blocking acquire of a held name gets it, FIFO, when the holder releases; a stale token releases nothing", async () => {
   const h = harness();
   const commit = async (): Promise<void> => {
