@@ -3,7 +3,7 @@
 // conversion of a closed loop's result into a BenchResult.
 
 import type { BenchCluster } from "./cluster.ts";
-import type { LoopResult } from "./closed_loop.ts";
+import { closedLoop, type LoopResult, type OpOutcome } from "./closed_loop.ts";
 import { cpuMsOf } from "./processes.ts";
 import type { BenchResult, Column } from "./results.ts";
 import type { LoadTarget } from "./target.ts";
@@ -48,6 +48,25 @@ export async function withCpu<T>(cluster: BenchCluster, leaderId: string, fn: ()
       clientCpuPct: pct((client.user + client.system) / 1000),
     },
   };
+}
+
+/**
+ * The shape every steady-state figure shares: a closed loop of one worker per session over the
+ * run's windows, with the leader's and the members' CPU around it.
+ */
+export async function sessionLoop<S>(
+  ctx: RunContext,
+  sessions: readonly S[],
+  op: (session: S, worker: number) => Promise<OpOutcome>,
+): Promise<{ value: LoopResult; cpu: CpuSpan }> {
+  const leader = await ctx.cluster.leaderId(5000);
+  return withCpu(ctx.cluster, leader, () =>
+    closedLoop({ workers: sessions.length, ...ctx.windows, opsPerWorkerMax: OPS_PER_WORKER_MAX }, async (w) => {
+      const s = sessions[w];
+      if (s === undefined) throw new Error(`no session ${w}`);
+      return op(s, w);
+    }),
+  );
 }
 
 export function loopResult(

@@ -2,22 +2,16 @@
 // granting only, as the bulk grants towards 100,000 leases do (their rate at the same concurrency,
 // on a cluster that holds few leases); the leases granted are revoked after the window.
 
-import { closedLoop } from "./closed_loop.ts";
-import { loopResult, OPS_PER_WORKER_MAX, type RunContext, withCpu } from "./context.ts";
+import { loopResult, type RunContext, sessionLoop } from "./context.ts";
 import type { BenchResult } from "./results.ts";
 
 export async function leaseCycles(ctx: RunContext, workers: number): Promise<BenchResult> {
   const sessions = await Promise.all(Array.from({ length: workers }, (_, w) => ctx.target.leaseSession(w)));
   try {
-    const leader = await ctx.cluster.leaderId(5000);
-    const { value, cpu } = await withCpu(ctx.cluster, leader, () =>
-      closedLoop({ workers, ...ctx.windows, opsPerWorkerMax: OPS_PER_WORKER_MAX }, async (w) => {
-        const s = sessions[w];
-        if (!s) throw new Error(`no session ${w}`);
-        await s.revoke(await s.grant());
-        return undefined;
-      }),
-    );
+    const { value, cpu } = await sessionLoop(ctx, sessions, async (s) => {
+      await s.revoke(await s.grant());
+      return undefined;
+    });
     return loopResult(ctx, `lease${workers}`, "cycles/s", value, cpu);
   } finally {
     await Promise.allSettled(sessions.map((s) => s.close()));
@@ -31,15 +25,10 @@ export async function leaseGrants(ctx: RunContext, workers: number): Promise<Ben
   const sessions = await Promise.all(Array.from({ length: workers }, (_, w) => ctx.target.leaseSession(w)));
   const granted: string[][] = sessions.map(() => []);
   try {
-    const leader = await ctx.cluster.leaderId(5000);
-    const { value, cpu } = await withCpu(ctx.cluster, leader, () =>
-      closedLoop({ workers, ...ctx.windows, opsPerWorkerMax: OPS_PER_WORKER_MAX }, async (w) => {
-        const s = sessions[w];
-        if (!s) throw new Error(`no session ${w}`);
-        granted[w]?.push(await s.grant());
-        return undefined;
-      }),
-    );
+    const { value, cpu } = await sessionLoop(ctx, sessions, async (s, w) => {
+      granted[w]?.push(await s.grant());
+      return undefined;
+    });
     return loopResult(ctx, `grant${workers}`, "grants/s", value, cpu);
   } finally {
     await Promise.allSettled(

@@ -2,23 +2,17 @@
 // a blocking acquire + release (etcd: v3lock Lock + Unlock). No contention: the figure is the
 // request path, not the lock queue.
 
-import { closedLoop } from "./closed_loop.ts";
-import { loopResult, OPS_PER_WORKER_MAX, type RunContext, withCpu } from "./context.ts";
+import { loopResult, type RunContext, sessionLoop } from "./context.ts";
 import type { BenchResult } from "./results.ts";
 
 export async function lockCycles(ctx: RunContext, workers: number): Promise<BenchResult> {
   const sessions = await Promise.all(Array.from({ length: workers }, (_, w) => ctx.target.lockSession(w)));
   try {
-    const leader = await ctx.cluster.leaderId(5000);
-    const { value, cpu } = await withCpu(ctx.cluster, leader, () =>
-      closedLoop({ workers, ...ctx.windows, opsPerWorkerMax: OPS_PER_WORKER_MAX }, async (w) => {
-        const s = sessions[w];
-        if (!s) throw new Error(`no session ${w}`);
-        const held = await s.acquire(`bench/lock/r${ctx.rep}/w${w}`);
-        await held.release();
-        return undefined;
-      }),
-    );
+    const { value, cpu } = await sessionLoop(ctx, sessions, async (s, w) => {
+      const held = await s.acquire(`bench/lock/r${ctx.rep}/w${w}`);
+      await held.release();
+      return undefined;
+    });
     return loopResult(ctx, `lock${workers}`, "cycles/s", value, cpu);
   } finally {
     await Promise.allSettled(sessions.map((s) => s.close()));
