@@ -3,8 +3,9 @@
 // witness simulation, and under the scenario scripts' runner. The contract
 // says save() is durable when it returns, so every save is its writes plus a sync, except a
 // commit-index-only one (StorageWrite.sync false), which waits for the next synced save as
-// SqliteStorage's synchronous=NORMAL commit does; a simulated crash (SimDisk.crash) drops
-// whatever was not synced, which for a correct node is at most that commit index.
+// SqliteStorage's does (it holds that hard state for its next synced transaction); a simulated
+// crash (SimDisk.crash) drops whatever was not synced, which for a correct node is at most that
+// commit index.
 // A save is several disk operations, in the order of the production transaction (snapshot,
 // entries, hard state, then the sync), and each is a crash point of the disk (sim_disk.ts): an
 // armed crash stops the process between any two of them, exactly like one between the Ready's
@@ -90,8 +91,8 @@ export class SimStorage implements RaftStorage {
       this.observer?.onDiskEntries(this.node, write.entries, this.disk.load().hardState.commit);
     }
     if (write.hardState) this.disk.writeHardState(write.hardState);
-    // A commit-index-only write (sync false) is not synced, as SqliteStorage writes it at
-    // synchronous=NORMAL: the next synced write makes it durable, and a crash before that loses it
+    // A commit-index-only write (sync false) is not synced, as SqliteStorage holds it for its next
+    // synced transaction: the next synced write makes it durable, and a crash before that loses it
     // (Raft need not keep the commit index). save() syncs the rest; saveInBackground later.
   }
 
