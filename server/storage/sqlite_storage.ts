@@ -131,8 +131,9 @@ export class SqliteStorage implements RaftStorage {
   /**
    * A commit-index-only hard state (StorageWrite.sync false) saved but not yet written: it goes
    * into the next synced write's transaction (or a compaction's, or close()'s), so the commit path
-   * runs no SQLite transaction for it. That promises what the unsynced write promised before: a
-   * crash may lose this commit index, which Raft need not keep; a clean close keeps it.
+   * runs no SQLite transaction for it. A crash (a process crash too, not only a power failure as
+   * for the unsynced transaction it replaced) loses this commit index, which Raft need not keep;
+   * a clean close keeps it.
    */
   private unwrittenHardState: HardState | null = null;
   /**
@@ -450,11 +451,12 @@ export class SqliteStorage implements RaftStorage {
   }
 
   /**
-   * A commit-index-only change (StorageWrite.sync false): the same transaction with
-   * synchronous=NORMAL, so its commit appends to the WAL without an fsync. The WAL is append-only
-   * and the next synced commit fsyncs the whole file, so this write becomes durable with it, in
-   * order; a crash before that loses only this commit index, which Raft need not keep. (SQLite
-   * in WAL mode also syncs the WAL before any checkpoint, at NORMAL as at FULL.)
+   * The save transaction at synchronous=NORMAL, so its commit appends to the WAL without an
+   * fsync: saveInBackground's (its fdatasync follows on the thread pool) and the held
+   * commit-index-only hard state's (writeUnwritten: before a compaction, at close). The WAL is
+   * append-only and the next fsync covers the whole file, so such a write becomes durable with
+   * it, in order. (SQLite in WAL mode also syncs the WAL before any checkpoint, at NORMAL as at
+   * FULL.)
    */
   private saveWithoutSync(write: StorageWrite): void {
     this.sql.synchronousNormal.run();

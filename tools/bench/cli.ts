@@ -165,6 +165,13 @@ const LOADED_FIGURES: readonly Selectable[] = ["lock1", "lock16", "lock64", "con
 const FLOOR_FIGURES: ReadonlySet<Selectable> = new Set(["lock1", "lock16", "lock64", "lease", "grants"]);
 /** The quorum floor keeps a lock table too, so it runs the contended figure (no elections, no expiry). */
 const QUORUM_FLOOR_FIGURES: ReadonlySet<Selectable> = new Set([...FLOOR_FIGURES, "contended"]);
+/** What each floor column runs; every other column runs the figures asked for. */
+const FLOOR_FIGURES_OF: Readonly<Partial<Record<Column, ReadonlySet<Selectable>>>> = {
+  floor: FLOOR_FIGURES,
+  "floor-plaintext": FLOOR_FIGURES,
+  "quorum-floor": QUORUM_FLOOR_FIGURES,
+  "quorum-floor-plaintext": QUORUM_FLOOR_FIGURES,
+};
 
 const isFloor = (column: Column): boolean => COLUMN_SYSTEM[column] === "floor";
 
@@ -179,8 +186,8 @@ async function runContext(run: Run, cluster: BenchCluster, column: Column, rep: 
 
 /** One repetition of the steady-state figures on one system, on a fresh cluster. */
 async function repetition(run: Run, column: Column, rep: number): Promise<void> {
-  const floorFigures = column.startsWith("quorum-floor") ? QUORUM_FLOOR_FIGURES : FLOOR_FIGURES;
-  const o = isFloor(column) ? { ...run.o, only: new Set([...run.o.only].filter((n) => floorFigures.has(n))) } : run.o;
+  const floorFigures = FLOOR_FIGURES_OF[column];
+  const o = floorFigures === undefined ? run.o : { ...run.o, only: new Set([...run.o.only].filter((n) => floorFigures.has(n))) };
   if (o.only.size === 0) return;
   log(`rep ${rep}: ${column} (load average ${loadAverageText()})`);
   const witness = COLUMN_SYSTEM[column] === "tenure" && has(o, "memory") ? await witnessIdleRss(run, column) : {};

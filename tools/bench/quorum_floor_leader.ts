@@ -40,7 +40,8 @@ export interface FollowerLink {
 
 /** Batches written but not committed, at most (then a request waits for the next turn's batch). */
 const IN_FLIGHT_MAX = 64;
-const SEQ_BYTES = 8;
+/** Every frame (and acknowledgement) starts with its batch's seq, a big-endian uint64. */
+export const SEQ_BYTES = 8;
 
 export function encodeFrame(seq: number, payload: Buffer): Buffer {
   const frame = Buffer.allocUnsafe(SEQ_BYTES + payload.length);

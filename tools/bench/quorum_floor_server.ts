@@ -16,7 +16,7 @@ import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { serviceDefinition } from "../../proto/tenure_protos.ts";
 import { QUORUM_FLOOR_FOLLOWER_IDS, QUORUM_FLOOR_READY_LINE } from "./quorum_floor_cluster.ts";
-import { type FloorCommand, FloorLeader, type FollowerLink, frameSeq } from "./quorum_floor_leader.ts";
+import { type FloorCommand, FloorLeader, type FollowerLink, frameSeq, SEQ_BYTES } from "./quorum_floor_leader.ts";
 
 const bytes = (b: Buffer): Buffer => b;
 const APPEND: grpc.MethodDefinition<Buffer, Buffer> = {
@@ -58,12 +58,20 @@ function follower(server: grpc.Server, dataDir: string): void {
   server.addService(PEER_SERVICE, {
     Append: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
       call.on("data", (frame: Buffer) => {
+        if (frame.length < SEQ_BYTES) {
+          call.emit("error", {
+            code: grpc.status.INVALID_ARGUMENT,
+            details: `frame of ${frame.length} bytes has no ${SEQ_BYTES}-byte seq`,
+          });
+          return;
+        }
         writeSync(fd, frame);
         fdatasync(fd, (error) => {
           if (error) throw error;
-          call.write(frame.subarray(0, 8)); // every seq up to this one is durable here
+          call.write(frame.subarray(0, SEQ_BYTES)); // every seq up to this one is durable here
         });
       });
+      call.on("end", () => call.end()); // the leader is done: so is the stream
       call.on("error", () => {});
     },
   });
@@ -73,7 +81,13 @@ function followerLink(address: string, id: string, sec: Security, onAck: (seq: n
   const options = sec.tls ? { "grpc.ssl_target_name_override": id } : {};
   const client = new grpc.Client(address, sec.client, options);
   const call = client.makeBidiStreamRequest(APPEND.path, bytes, bytes);
-  call.on("data", (ack: Buffer) => onAck(frameSeq(ack)));
+  call.on("data", (ack: Buffer) => {
+    if (ack.length < SEQ_BYTES) {
+      process.stderr.write(`quorum floor: ${id} sent an acknowledgement of ${ack.length} bytes\n`);
+      process.exit(1);
+    }
+    onAck(frameSeq(ack));
+  });
   call.on("error", (error: Error) => {
     process.stderr.write(`quorum floor: stream to ${id} failed: ${error.message}\n`);
     process.exit(1);
